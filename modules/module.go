@@ -1,0 +1,59 @@
+// Package modules defines how features plug into adhocd: a Module is started
+// with a Host, the narrow surface of the server it may use, and stopped in
+// reverse order at shutdown. The constructor table in Table lists every
+// module a server runs by default; programs that embed adhocd pass their own
+// modules beside them.
+//
+// The disco registry lives here too because every module publishes into it:
+// features and identities of the server JID, and node handlers that answer
+// disco#info and disco#items per requester (the XEP-0050 command list shows a
+// requester only the commands it may run, which mellium's disco handler, keyed
+// on nodes alone, cannot do).
+package modules
+
+import (
+	"context"
+	"encoding/xml"
+	"log/slog"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/mux"
+
+	"github.com/adhocd/adhocd/server/config"
+	"github.com/adhocd/adhocd/server/storage"
+)
+
+// Module is one feature of the server.
+type Module interface {
+	// Name identifies the module in logs.
+	Name() string
+	// Start registers the module's handlers with the host. It must not block.
+	Start(ctx context.Context, h Host) error
+	// Stop releases what Start acquired.
+	Stop(ctx context.Context) error
+}
+
+// Host is what a module may use of the server.
+type Host interface {
+	// Domain is the server JID.
+	Domain() jid.JID
+	// Config is the configuration the server was started with.
+	Config() config.Config
+	// Logger is the server's logger, scoped to the module by the caller.
+	Logger() *slog.Logger
+	// Store is the server's persistent store.
+	Store() storage.Store
+	// Handle registers handlers for stanzas addressed to the server JID, as
+	// options of a mellium mux.ServeMux (ping.Handle(), version.Handle(…), …).
+	Handle(opts ...mux.Option)
+	// Disco is the service-discovery registry of the server JID.
+	Disco() *Disco
+	// IsAdmin reports whether j's bare JID may administer the server.
+	IsAdmin(j jid.JID) bool
+	// Send delivers a stanza from the server (or from a local JID) to its
+	// recipients as the router would.
+	Send(ctx context.Context, r xml.TokenReader) error
+}
+
+// Constructor makes a module.
+type Constructor func() Module

@@ -1,0 +1,60 @@
+// Package account creates, changes and removes local accounts on a Store.
+// The command line (with the server stopped), the server's control socket
+// (with it running) and the admin commands all go through these functions so
+// that an account is made the same way everywhere.
+package account
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/adhocd/adhocd/server/auth"
+	"github.com/adhocd/adhocd/server/storage"
+)
+
+// ErrWrongDomain is returned for a JID of another domain.
+var ErrWrongDomain = errors.New("account: not on this server's domain")
+
+// Username checks that s is a bare JID user@domain on this server (a bare
+// localpart is taken as on domain) and returns its normalised localpart.
+func Username(s, domain string) (string, error) {
+	j, err := jid.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("account: %q is not a valid JID: %w", s, err)
+	}
+	if j.Localpart() == "" && j.Resourcepart() == "" {
+		// "alice" parses as a domain; read it as a localpart on domain.
+		if j, err = jid.New(s, domain, ""); err != nil {
+			return "", fmt.Errorf("account: %q is not a valid username: %w", s, err)
+		}
+	}
+	switch {
+	case j.Localpart() == "":
+		return "", fmt.Errorf("account: %q has no user part", s)
+	case j.Resourcepart() != "":
+		return "", fmt.Errorf("account: %q must be a bare JID, without /resource", s)
+	case j.Domainpart() != domain:
+		return "", fmt.Errorf("account: %q: %w %s", s, ErrWrongDomain, domain)
+	}
+	return j.Localpart(), nil
+}
+
+// Add creates an account with password.
+func Add(ctx context.Context, st storage.Store, username, password string, iterations int) error {
+	a := storage.Account{Username: username, Created: time.Now().UTC()}
+	if err := auth.SetPassword(&a, password, iterations); err != nil {
+		return err
+	}
+	return st.CreateAccount(ctx, a)
+}
+
+// SetPassword replaces an account's password.
+func SetPassword(ctx context.Context, st storage.Store, username, password string, iterations int) error {
+	return st.UpdateAccount(ctx, username, func(a *storage.Account) error {
+		return auth.SetPassword(a, password, iterations)
+	})
+}

@@ -1,0 +1,614 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+	"mellium.im/xmpp/stream"
+
+	"github.com/adhocd/adhocd/server/auth"
+)
+
+// conn is one client-to-server connection: stream negotiation (STARTTLS, SASL,
+// resource binding) and then the stanzas of a bound session.
+type conn struct {
+	srv  *Server
+	log  *slog.Logger
+	raw  net.Conn // the TCP connection
+	nc   net.Conn // raw, or the TLS connection over it
+	tls  *tls.ConnectionState
+	dec  *decoder
+	lang string
+
+	wmu     sync.Mutex
+	enc     *xml.Encoder
+	outOpen bool // our stream header for the current stream is sent
+	closed  bool // our stream is closed; nothing more is written
+
+	authFailures int
+	user         string  // localpart once authenticated
+	addr         jid.JID // full JID once bound
+	bound        atomic.Bool
+	connected    time.Time
+	lastActive   atomic.Int64 // unix nanoseconds of the last stanza received
+
+	// Presence state, guarded by pmu.
+	pmu        sync.Mutex
+	available  bool
+	priority   int
+	presence   *element            // the last broadcast presence
+	interested bool                // requested the roster (receives pushes)
+	directed   map[string]struct{} // full JIDs sent directed presence
+}
+
+func newConn(srv *Server, nc net.Conn) *conn {
+	c := &conn{
+		srv:       srv,
+		raw:       nc,
+		nc:        nc,
+		connected: time.Now(),
+		lang:      "en",
+	}
+	c.log = srv.log.With("remote", nc.RemoteAddr().String())
+	c.setIO(nc)
+	return c
+}
+
+func (c *conn) setIO(nc net.Conn) {
+	l := c.srv.cfg.Limits
+	c.nc = nc
+	c.dec = newDecoder(nc, l.MaxStanzaBytes, l.MaxDepth, l.MaxAttributes)
+	c.enc = xml.NewEncoder(nc)
+}
+
+// JID returns the bound full JID, or the zero JID before binding.
+func (c *conn) JID() jid.JID { return c.addr }
+
+// serve runs the connection until the client leaves, an error ends it or the
+// server shuts it down.
+func (c *conn) serve(ctx context.Context) {
+	deadline := c.connected.Add(c.srv.cfg.Limits.PreAuthTimeout.D())
+	_ = c.nc.SetReadDeadline(deadline)
+	err := c.run(ctx, deadline)
+	c.finish(err)
+}
+
+func (c *conn) run(ctx context.Context, preAuthDeadline time.Time) error {
+	if err := c.openStream(); err != nil {
+		return err
+	}
+	idle := c.srv.cfg.Limits.IdleTimeout.D()
+	for {
+		if c.bound.Load() && idle > 0 {
+			_ = c.nc.SetReadDeadline(time.Now().Add(idle))
+		}
+		el, err := c.dec.next()
+		if err != nil {
+			return err
+		}
+		c.lastActive.Store(time.Now().UnixNano())
+		if c.bound.Load() {
+			if err := c.srv.route(ctx, c, el); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := c.negotiate(ctx, el); err != nil {
+			return err
+		}
+		if c.bound.Load() {
+			_ = c.nc.SetReadDeadline(time.Time{})
+		} else if c.tls != nil && c.nc != c.raw {
+			_ = c.nc.SetReadDeadline(preAuthDeadline)
+		}
+	}
+}
+
+// openStream reads the client's stream header, checks it against RFC 6120
+// §4.9.3 and answers with ours and the features of the current stream state.
+func (c *conn) openStream() error {
+	hdr, err := c.dec.streamHeader()
+	if err != nil {
+		return err
+	}
+	var to, from, version, ns string
+	for _, a := range hdr.Attr {
+		switch {
+		case a.Name.Space == "" && a.Name.Local == "to":
+			to = a.Value
+		case a.Name.Space == "" && a.Name.Local == "from":
+			from = a.Value
+		case a.Name.Space == "" && a.Name.Local == "version":
+			version = a.Value
+		case a.Name.Space == "" && a.Name.Local == "xmlns":
+			ns = a.Value
+		case a.Name.Space == nsXML && a.Name.Local == "lang":
+			c.lang = a.Value
+		}
+	}
+	if f, err := jid.Parse(from); from != "" && (err != nil || f.Domain().String() != c.srv.domain.String()) {
+		from = ""
+	}
+	if err := c.writeHeader(from); err != nil {
+		return err
+	}
+	switch {
+	case hdr.Name.Local != "stream":
+		return streamErr(stream.BadFormat, "the root element must be <stream:stream>")
+	case hdr.Name.Space != nsStream:
+		return streamErr(stream.InvalidNamespace, "the stream namespace must be "+nsStream)
+	case ns != stanza.NSClient:
+		return streamErr(stream.InvalidNamespace, "the content namespace must be jabber:client")
+	}
+	if to != "" {
+		t, err := jid.Parse(to)
+		if err != nil || !t.Equal(c.srv.domain) {
+			return streamErr(stream.HostUnknown, "this server serves "+c.srv.domain.String())
+		}
+	}
+	if major, _, ok := strings.Cut(version, "."); !ok || major != "1" {
+		return streamErr(stream.UnsupportedVersion, "XMPP 1.0 is required")
+	}
+	return c.writeRaw(c.features())
+}
+
+func (c *conn) writeHeader(to string) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	var b strings.Builder
+	b.WriteString(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en' id='`)
+	b.WriteString(newID())
+	b.WriteString(`' from='`)
+	xml.EscapeText(&b, []byte(c.srv.domain.String()))
+	if to != "" {
+		b.WriteString(`' to='`)
+		xml.EscapeText(&b, []byte(to))
+	}
+	b.WriteString(`'>`)
+	c.outOpen = true
+	return c.writeLocked(b.String())
+}
+
+// features lists the stream features for the current state (RFC 6120 §4.3.2).
+func (c *conn) features() string {
+	var b strings.Builder
+	b.WriteString("<stream:features>")
+	switch {
+	case c.user != "":
+		b.WriteString(`<bind xmlns='` + nsBind + `'/><session xmlns='` + nsSession + `'><optional/></session><ver xmlns='` + nsRosterVer + `'/>`)
+	default:
+		if c.tls == nil && c.srv.tlsConfig != nil {
+			b.WriteString(`<starttls xmlns='` + nsTLS + `'>`)
+			if c.srv.cfg.C2S.RequireTLS {
+				b.WriteString(`<required/>`)
+			}
+			b.WriteString(`</starttls>`)
+		}
+		if c.tls != nil || !c.srv.cfg.C2S.RequireTLS {
+			b.WriteString(`<mechanisms xmlns='` + nsSASL + `'>`)
+			for _, m := range c.srv.auth.Mechanisms(c.tls) {
+				b.WriteString("<mechanism>" + m + "</mechanism>")
+			}
+			b.WriteString(`</mechanisms>`)
+			if types := auth.ChannelBindingTypes(c.tls); len(types) > 0 {
+				b.WriteString(`<sasl-channel-binding xmlns='` + nsCB + `'>`)
+				for _, t := range types {
+					b.WriteString(`<channel-binding type='` + t + `'/>`)
+				}
+				b.WriteString(`</sasl-channel-binding>`)
+			}
+		}
+	}
+	b.WriteString("</stream:features>")
+	return b.String()
+}
+
+// negotiate handles one element before the session is bound.
+func (c *conn) negotiate(ctx context.Context, el *element) error {
+	name := el.start.Name
+	switch {
+	case name == xml.Name{Space: nsTLS, Local: "starttls"}:
+		return c.startTLS(ctx)
+	case name == xml.Name{Space: nsSASL, Local: "auth"}:
+		return c.authenticate(ctx, el)
+	case name.Space == nsSASL && (name.Local == "response" || name.Local == "abort"):
+		return c.saslFailure(auth.MalformedRequest, "no SASL exchange is in progress")
+	case isStanza(name):
+		if c.user == "" {
+			return streamErr(stream.NotAuthorized, "authenticate first")
+		}
+		if name.Local == "iq" {
+			return c.bindIQ(ctx, el)
+		}
+		return streamErr(stream.NotAuthorized, "bind a resource first")
+	case name.Space != stanza.NSClient && name.Space != nsTLS && name.Space != nsSASL:
+		return streamErr(stream.InvalidNamespace, fmt.Sprintf("unexpected namespace %q", name.Space))
+	}
+	return streamErr(stream.UnsupportedStanzaType, fmt.Sprintf("unexpected element <%s/>", name.Local))
+}
+
+// startTLS upgrades the connection (RFC 6120 §5.4). Bytes that arrived after
+// <starttls/> and before <proceed/> are a command-injection attempt: the
+// stream is closed instead.
+func (c *conn) startTLS(ctx context.Context) error {
+	if c.tls != nil || c.user != "" {
+		return streamErr(stream.PolicyViolation, "TLS is already negotiated")
+	}
+	if c.srv.tlsConfig == nil {
+		if err := c.writeRaw(`<failure xmlns='` + nsTLS + `'/>`); err != nil {
+			return err
+		}
+		return io.EOF
+	}
+	if c.dec.buffered() > 0 {
+		return streamErr(stream.PolicyViolation, "data sent after <starttls/> before the TLS handshake")
+	}
+	if err := c.writeRaw(`<proceed xmlns='` + nsTLS + `'/>`); err != nil {
+		return err
+	}
+	tc := tls.Server(c.raw, c.srv.tlsConfig)
+	hctx, cancel := context.WithTimeout(ctx, c.srv.cfg.Limits.PreAuthTimeout.D())
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		c.closeConn()
+		return fmt.Errorf("tls handshake: %w", err)
+	}
+	st := tc.ConnectionState()
+	c.wmu.Lock()
+	c.tls = &st
+	c.setIO(tc)
+	c.outOpen = false
+	c.wmu.Unlock()
+	return c.openStream()
+}
+
+// authenticate runs one SASL exchange (RFC 6120 §6.4).
+func (c *conn) authenticate(ctx context.Context, el *element) error {
+	if c.user != "" {
+		return streamErr(stream.PolicyViolation, "already authenticated")
+	}
+	if c.tls == nil && c.srv.cfg.C2S.RequireTLS && c.srv.tlsConfig != nil {
+		return c.saslFailure(auth.EncryptionRequired, "negotiate STARTTLS first")
+	}
+	mech := el.attr("mechanism")
+	ex, err := c.srv.auth.Start(mech, c.tls)
+	if err != nil {
+		return c.authFailed(err, mech)
+	}
+	in, err := saslData(el)
+	if err != nil {
+		return c.authFailed(err, mech)
+	}
+	for {
+		if in == nil {
+			// No initial response: send an empty challenge (RFC 6120 §6.4.2).
+			in = []byte{}
+			if err := c.writeRaw(`<challenge xmlns='` + nsSASL + `'/>`); err != nil {
+				return err
+			}
+		} else {
+			out, done, err := ex.Step(ctx, in)
+			if err != nil {
+				return c.authFailed(err, mech)
+			}
+			if done {
+				c.user = ex.Username()
+				c.log = c.log.With("user", c.user)
+				c.srv.metrics.Login(mech, "success")
+				c.log.Info("authenticated", "mechanism", mech)
+				if err := c.writeRaw(`<success xmlns='` + nsSASL + `'>` + encodeSASL(out) + `</success>`); err != nil {
+					return err
+				}
+				c.dec.restart()
+				return c.openStream()
+			}
+			if err := c.writeRaw(`<challenge xmlns='` + nsSASL + `'>` + encodeSASL(out) + `</challenge>`); err != nil {
+				return err
+			}
+		}
+		next, err := c.dec.next()
+		if err != nil {
+			return err
+		}
+		switch next.start.Name {
+		case xml.Name{Space: nsSASL, Local: "response"}:
+			if in, err = saslData(next); err != nil {
+				return c.authFailed(err, mech)
+			}
+			if in == nil {
+				in = []byte{}
+			}
+		case xml.Name{Space: nsSASL, Local: "abort"}:
+			return c.authFailed(&auth.Failure{Condition: auth.Aborted}, mech)
+		default:
+			return c.authFailed(&auth.Failure{Condition: auth.MalformedRequest, Text: "expected <response/> or <abort/>"}, mech)
+		}
+	}
+}
+
+// saslData decodes the base64 content of <auth/> or <response/>: nil when
+// empty (no data), empty for "=" (empty data), RFC 6120 §6.4.2.
+func saslData(el *element) ([]byte, error) {
+	s := strings.TrimSpace(textOf(append([]xml.Token{el.start}, el.inner...)))
+	switch s {
+	case "":
+		return nil, nil
+	case "=":
+		return []byte{}, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, &auth.Failure{Condition: auth.IncorrectEncoding, Err: err}
+	}
+	return b, nil
+}
+
+func encodeSASL(b []byte) string {
+	if len(b) == 0 {
+		return "="
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// authFailed answers a failed exchange and closes the stream with
+// policy-violation once limits.max_auth_failures is reached.
+func (c *conn) authFailed(err error, mech string) error {
+	var f *auth.Failure
+	if !errors.As(err, &f) {
+		return err
+	}
+	c.srv.metrics.Login(mech, f.Condition)
+	c.log.Info("authentication failed", "mechanism", mech, "condition", f.Condition, "err", f.Err)
+	return c.saslFailure(f.Condition, f.Text)
+}
+
+func (c *conn) saslFailure(cond, text string) error {
+	c.authFailures++
+	s := `<failure xmlns='` + nsSASL + `'><` + cond + `/>`
+	if text != "" {
+		var b bytes.Buffer
+		_ = xml.EscapeText(&b, []byte(text))
+		s += `<text xml:lang='en'>` + b.String() + `</text>`
+	}
+	if err := c.writeRaw(s + `</failure>`); err != nil {
+		return err
+	}
+	if c.authFailures >= c.srv.cfg.Limits.MaxAuthFailures {
+		return streamErr(stream.PolicyViolation, "too many failed authentication attempts")
+	}
+	return nil
+}
+
+// bindIQ handles resource binding (RFC 6120 §7) and the legacy session IQ
+// (RFC 3921 §3, kept optional by RFC 6121 for old clients).
+func (c *conn) bindIQ(ctx context.Context, el *element) error {
+	iq, err := stanza.NewIQ(el.start)
+	if err != nil || iq.ID == "" {
+		return streamErr(stream.BadFormat, "malformed IQ")
+	}
+	payload, n := el.payload()
+	switch {
+	case iq.Type != stanza.SetIQ || n != 1:
+		return c.sendIQError(iq, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
+	case payload == xml.Name{Space: nsBind, Local: "bind"}:
+	case payload == xml.Name{Space: nsSession, Local: "session"}:
+		return streamErr(stream.NotAuthorized, "bind a resource first")
+	default:
+		return streamErr(stream.NotAuthorized, "bind a resource first")
+	}
+	res, _ := el.text(xml.Name{Space: nsBind, Local: "resource"})
+	res = strings.TrimSpace(res)
+	if res == "" {
+		res = newID()[:12]
+	}
+	full, err := jid.New(c.user, c.srv.domain.Domain().String(), res)
+	if err != nil {
+		return c.sendIQError(iq, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: map[string]string{"en": "invalid resource"}})
+	}
+	if err := c.srv.sessions.bind(c, full); err != nil {
+		var se stanza.Error
+		if errors.As(err, &se) {
+			return c.sendIQError(iq, se)
+		}
+		return err
+	}
+	c.addr = full
+	c.log = c.log.With("jid", full.String())
+	c.bound.Store(true)
+	c.srv.onBound(ctx, c)
+	var b strings.Builder
+	b.WriteString(`<iq type='result' id='`)
+	xml.EscapeText(&b, []byte(iq.ID))
+	b.WriteString(`'><bind xmlns='` + nsBind + `'><jid>`)
+	xml.EscapeText(&b, []byte(full.String()))
+	b.WriteString(`</jid></bind></iq>`)
+	return c.writeRaw(b.String())
+}
+
+// sendIQError answers an IQ with a stanza error.
+func (c *conn) sendIQError(iq stanza.IQ, se stanza.Error) error {
+	reply := stanza.IQ{ID: iq.ID, Type: stanza.ErrorIQ, To: iq.From, From: iq.To}
+	return c.writeTokens(reply.Wrap(se.TokenReader()))
+}
+
+// writeRaw writes pre-escaped XML.
+func (c *conn) writeRaw(s string) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.writeLocked(s)
+}
+
+func (c *conn) writeLocked(s string) error {
+	if c.closed {
+		return errClosed
+	}
+	c.setWriteDeadline()
+	if err := c.enc.Flush(); err != nil {
+		return c.writeFailed(err)
+	}
+	if _, err := io.WriteString(c.nc, s); err != nil {
+		return c.writeFailed(err)
+	}
+	return nil
+}
+
+// writeTokens writes one element from r.
+func (c *conn) writeTokens(r xml.TokenReader) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closed {
+		return errClosed
+	}
+	c.setWriteDeadline()
+	for {
+		t, err := r.Token()
+		if t != nil {
+			if e := c.enc.EncodeToken(t); e != nil {
+				return c.writeFailed(e)
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("server: encode: %w", err)
+		}
+	}
+	if err := c.enc.Flush(); err != nil {
+		return c.writeFailed(err)
+	}
+	return nil
+}
+
+// writeElement writes a buffered element.
+func (c *conn) writeElement(el *element) error { return c.writeTokens(el.reader()) }
+
+func (c *conn) setWriteDeadline() {
+	if d := c.srv.cfg.Limits.WriteTimeout.D(); d > 0 {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(d))
+	}
+}
+
+// writeFailed gives up on a client that cannot take our writes: the
+// connection is closed so that its reader ends too.
+func (c *conn) writeFailed(err error) error {
+	c.closed = true
+	_ = c.raw.Close()
+	return fmt.Errorf("server: write: %w", err)
+}
+
+var errClosed = errors.New("server: stream closed")
+
+// closeWith ends the stream with a stream error (conflict, system-shutdown, …)
+// from any goroutine. The reader then sees the closed connection and cleans up.
+func (c *conn) closeWith(se stream.Error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.closeLocked(&se)
+}
+
+func (c *conn) closeLocked(se *stream.Error) {
+	if c.closed {
+		return
+	}
+	c.setWriteDeadline()
+	var b strings.Builder
+	if !c.outOpen {
+		// RFC 6120 §4.9.1.2: a header precedes an error on a stream not yet opened.
+		b.WriteString(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' id='` + newID() + `' from='` + c.srv.domain.String() + `'>`)
+	}
+	if se != nil {
+		b.WriteString(streamErrorXML(*se))
+		c.srv.metrics.StreamError(se.Err)
+	}
+	b.WriteString(`</stream:stream>`)
+	_ = c.enc.Flush()
+	_, _ = io.WriteString(c.nc, b.String())
+	c.closed = true
+	// Give the client a moment to read our close before the socket goes.
+	go func(nc net.Conn) {
+		time.Sleep(100 * time.Millisecond)
+		_ = nc.Close()
+	}(c.raw)
+}
+
+func (c *conn) closeConn() {
+	c.wmu.Lock()
+	c.closed = true
+	c.wmu.Unlock()
+	_ = c.raw.Close()
+}
+
+// finish ends the connection after run returned: a stream error is sent, a
+// clean close is answered with ours, and the session leaves the registry.
+func (c *conn) finish(err error) {
+	var se stream.Error
+	switch {
+	case err == nil, errors.Is(err, io.EOF), errors.Is(err, errClosed):
+		c.wmu.Lock()
+		c.closeLocked(nil)
+		c.wmu.Unlock()
+	case errors.As(err, &se):
+		c.log.Info("stream error", "condition", se.Err, "text", se.Text)
+		c.wmu.Lock()
+		c.closeLocked(&se)
+		c.wmu.Unlock()
+	default:
+		c.log.Debug("connection ended", "err", err)
+		c.closeConn()
+	}
+	if c.bound.Load() {
+		c.srv.onUnbound(c)
+	}
+}
+
+// streamErrorXML renders a stream error with the stream prefix bound by our
+// header.
+func streamErrorXML(se stream.Error) string {
+	var b strings.Builder
+	b.WriteString(`<stream:error><` + se.Err + ` xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>`)
+	for _, t := range se.Text {
+		b.WriteString(`<text xmlns='urn:ietf:params:xml:ns:xmpp-streams' xml:lang='` + t.Lang + `'>`)
+		xml.EscapeText(&b, []byte(t.Value))
+		b.WriteString(`</text>`)
+	}
+	b.WriteString(`</stream:error>`)
+	return b.String()
+}
+
+// newID returns 128 random bits in hex, for stream ids and resources.
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// priorityOf reads a presence's <priority/>, RFC 6121 §4.7.2.3 (-128..127).
+func priorityOf(el *element) int {
+	s, ok := el.text(xml.Name{Space: stanza.NSClient, Local: "priority"})
+	if !ok {
+		return 0
+	}
+	p, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || p < -128 || p > 127 {
+		return 0
+	}
+	return p
+}

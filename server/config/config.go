@@ -1,0 +1,304 @@
+// Package config loads and validates adhocd's config.yaml.
+//
+// The file is decoded strictly with go.yaml.in/yaml/v3: an unknown key is an
+// error that names the key and its line, so a typo never silently falls back
+// to a default. Every limit the server enforces on network input lives here,
+// with the default that applies when the key is absent.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+	"mellium.im/xmpp/jid"
+)
+
+// Config is the whole of config.yaml.
+type Config struct {
+	// Domain is the XMPP domain the server serves (the server JID).
+	Domain string `yaml:"domain"`
+	// Admins are bare JIDs allowed to run the administration commands.
+	Admins []string `yaml:"admins"`
+
+	C2S     C2S     `yaml:"c2s"`
+	TLS     TLS     `yaml:"tls"`
+	Storage Storage `yaml:"storage"`
+	Limits  Limits  `yaml:"limits"`
+	Metrics Metrics `yaml:"metrics"`
+	Adhoc   Adhoc   `yaml:"adhoc"`
+	Log     Log     `yaml:"log"`
+}
+
+// C2S configures the client-to-server listener.
+type C2S struct {
+	// Listen is the TCP address of the listener, host:port.
+	Listen string `yaml:"listen"`
+	// RequireTLS makes STARTTLS mandatory before authentication.
+	RequireTLS bool `yaml:"require_tls"`
+	// AllowPlainWithoutTLS offers SASL PLAIN on unencrypted streams. It exists
+	// for benchmarks on loopback only, like Prosody's
+	// allow_unencrypted_plain_auth, and is off by default.
+	AllowPlainWithoutTLS bool `yaml:"allow_plain_without_tls"`
+}
+
+// TLS names the certificate served by STARTTLS. When both files are empty a
+// self-signed certificate for the domain is generated on first start into the
+// storage folder and kept across restarts.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Storage configures the embedded bbolt store.
+type Storage struct {
+	// Path is the folder holding the database and the generated certificate.
+	Path string `yaml:"path"`
+	// SCRAMIterations is the PBKDF2 iteration count for new passwords.
+	SCRAMIterations int `yaml:"scram_iterations"`
+}
+
+// Limits bound what a client may make the server do. All are enforced on
+// network input; exceeding one gives the stream or stanza error named beside it.
+type Limits struct {
+	// MaxStanzaBytes bounds one top-level element (policy-violation).
+	MaxStanzaBytes int `yaml:"max_stanza_bytes"`
+	// MaxDepth bounds element nesting inside a stanza (policy-violation).
+	MaxDepth int `yaml:"max_depth"`
+	// MaxAttributes bounds the attributes on one element (policy-violation).
+	MaxAttributes int `yaml:"max_attributes"`
+	// PreAuthTimeout is how long a connection may take to authenticate and
+	// bind (connection-timeout).
+	PreAuthTimeout Duration `yaml:"pre_auth_timeout"`
+	// IdleTimeout closes a bound stream that sends nothing for this long
+	// (connection-timeout); 0 disables it.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// WriteTimeout bounds one write to a client; a client that does not read
+	// is disconnected.
+	WriteTimeout Duration `yaml:"write_timeout"`
+	// MaxAuthFailures is the number of failed SASL attempts per stream before
+	// the stream is closed (policy-violation).
+	MaxAuthFailures int `yaml:"max_auth_failures"`
+	// MaxSessionsPerAccount bounds the resources bound at once per account
+	// (resource-constraint on bind).
+	MaxSessionsPerAccount int `yaml:"max_sessions_per_account"`
+	// MaxConnections bounds the open client connections (the next one gets
+	// resource-constraint).
+	MaxConnections int `yaml:"max_connections"`
+	// MaxRosterItems bounds one account's roster (not-allowed on roster set).
+	MaxRosterItems int `yaml:"max_roster_items"`
+}
+
+// Metrics configures the HTTP listener for /metrics, /healthz and /readyz.
+type Metrics struct {
+	// Listen is host:port; empty disables the listener.
+	Listen string `yaml:"listen"`
+}
+
+// Adhoc configures the XEP-0050 engine.
+type Adhoc struct {
+	// MaxSessions bounds the command sessions held at once (LRU eviction).
+	MaxSessions int `yaml:"max_sessions"`
+	// SessionTTL is the sliding lifetime of an idle command session.
+	SessionTTL Duration `yaml:"session_ttl"`
+	// MaxSessionsPerUser bounds one requester's open sessions (not-allowed).
+	MaxSessionsPerUser int `yaml:"max_sessions_per_user"`
+	// Persist keeps command sessions in the bbolt store so that they survive
+	// a restart.
+	Persist bool `yaml:"persist"`
+}
+
+// Log configures the server's structured log.
+type Log struct {
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is text or json.
+	Format string `yaml:"format"`
+}
+
+// Duration is a time.Duration written in YAML as "30s", "5m" and so on.
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("line %d: duration: %w", n.Line, err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: duration %q: %w", n.Line, s, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Default returns the configuration that applies to every key config.yaml
+// leaves out.
+func Default() Config {
+	return Config{
+		Domain: "localhost",
+		C2S:    C2S{Listen: ":5222", RequireTLS: true},
+		Storage: Storage{
+			Path:            "data",
+			SCRAMIterations: 4096,
+		},
+		Limits: Limits{
+			MaxStanzaBytes:        256 << 10,
+			MaxDepth:              64,
+			MaxAttributes:         64,
+			PreAuthTimeout:        Duration(30 * time.Second),
+			IdleTimeout:           0,
+			WriteTimeout:          Duration(30 * time.Second),
+			MaxAuthFailures:       3,
+			MaxSessionsPerAccount: 10,
+			MaxConnections:        10000,
+			MaxRosterItems:        1000,
+		},
+		Adhoc: Adhoc{
+			MaxSessions:        10000,
+			SessionTTL:         Duration(10 * time.Minute),
+			MaxSessionsPerUser: 20,
+		},
+		Log: Log{Level: "info", Format: "text"},
+	}
+}
+
+// Load reads the file at path over the defaults and validates the result.
+// Relative storage paths are resolved against the file's folder.
+func Load(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := Parse(b)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %s: %w", path, err)
+	}
+	base := filepath.Dir(path)
+	for _, p := range []*string{&cfg.Storage.Path, &cfg.TLS.CertFile, &cfg.TLS.KeyFile} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
+	return cfg, nil
+}
+
+// Parse decodes YAML over the defaults and validates the result. An unknown
+// key is an error naming the key and its line.
+func Parse(b []byte) (Config, error) {
+	cfg := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// Validate checks every value for what the server can run with.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	d, err := jid.Parse(c.Domain)
+	switch {
+	case c.Domain == "":
+		bad("domain: must be set")
+	case err != nil:
+		bad("domain %q: %v", c.Domain, err)
+	case d.Localpart() != "" || d.Resourcepart() != "":
+		bad("domain %q: must be a bare domain", c.Domain)
+	default:
+		c.Domain = d.Domain().String()
+	}
+	for i, a := range c.Admins {
+		j, err := jid.Parse(a)
+		if err != nil || j.Localpart() == "" || j.Resourcepart() != "" {
+			bad("admins[%d] %q: must be a bare JID user@domain", i, a)
+			continue
+		}
+		c.Admins[i] = j.String()
+	}
+	if _, _, err := net.SplitHostPort(c.C2S.Listen); err != nil {
+		bad("c2s.listen %q: %v", c.C2S.Listen, err)
+	}
+	if c.Metrics.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			bad("metrics.listen %q: %v", c.Metrics.Listen, err)
+		}
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("tls: cert_file and key_file must be set together")
+	}
+	if c.Storage.Path == "" {
+		bad("storage.path: must be set")
+	}
+	if c.Storage.SCRAMIterations < 4096 {
+		bad("storage.scram_iterations %d: must be at least 4096 (RFC 7677)", c.Storage.SCRAMIterations)
+	}
+	positive := []struct {
+		name string
+		v    int
+	}{
+		{"limits.max_stanza_bytes", c.Limits.MaxStanzaBytes},
+		{"limits.max_depth", c.Limits.MaxDepth},
+		{"limits.max_attributes", c.Limits.MaxAttributes},
+		{"limits.max_auth_failures", c.Limits.MaxAuthFailures},
+		{"limits.max_sessions_per_account", c.Limits.MaxSessionsPerAccount},
+		{"limits.max_connections", c.Limits.MaxConnections},
+		{"limits.max_roster_items", c.Limits.MaxRosterItems},
+		{"adhoc.max_sessions", c.Adhoc.MaxSessions},
+		{"adhoc.max_sessions_per_user", c.Adhoc.MaxSessionsPerUser},
+	}
+	for _, p := range positive {
+		if p.v <= 0 {
+			bad("%s %d: must be positive", p.name, p.v)
+		}
+	}
+	if c.Limits.MaxStanzaBytes < 1024 {
+		bad("limits.max_stanza_bytes %d: must be at least 1024", c.Limits.MaxStanzaBytes)
+	}
+	for _, p := range []struct {
+		name string
+		v    Duration
+	}{
+		{"limits.pre_auth_timeout", c.Limits.PreAuthTimeout},
+		{"limits.write_timeout", c.Limits.WriteTimeout},
+		{"adhoc.session_ttl", c.Adhoc.SessionTTL},
+	} {
+		if p.v <= 0 {
+			bad("%s %s: must be positive", p.name, p.v.D())
+		}
+	}
+	if c.Limits.IdleTimeout < 0 {
+		bad("limits.idle_timeout: must not be negative")
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level %q: must be debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format %q: must be text or json", c.Log.Format)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,380 @@
+package server
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/adhocd/adhocd/server/storage"
+)
+
+// handlePresence implements RFC 6121 §4 (availability) and §3 (subscriptions)
+// for a presence stanza from a bound session.
+func (s *Server) handlePresence(ctx context.Context, c *conn, el *element, to jid.JID) error {
+	typ := el.attr("type")
+	switch typ {
+	case "", "unavailable":
+		if to.String() == "" {
+			return s.broadcast(ctx, c, el, typ == "unavailable")
+		}
+		c.pmu.Lock()
+		if c.directed == nil {
+			c.directed = make(map[string]struct{})
+		}
+		if typ == "" {
+			c.directed[to.String()] = struct{}{}
+		} else {
+			delete(c.directed, to.String())
+		}
+		c.pmu.Unlock()
+		s.deliverPresence(ctx, el, to)
+		return nil
+	case "subscribe", "subscribed", "unsubscribe", "unsubscribed":
+		if to.Localpart() == "" {
+			return s.bounce(c, el, stanza.Error{Type: stanza.Modify, Condition: stanza.JIDMalformed,
+				Text: map[string]string{"en": "subscriptions are to a user's bare JID"}})
+		}
+		return s.outboundSubscription(ctx, c, typ, to.Bare(), el)
+	case "probe":
+		if to.Localpart() == "" {
+			return nil
+		}
+		it, err := s.store.RosterItem(ctx, c.user, to.Bare().String())
+		if err == nil && (it.Subscription == storage.SubTo || it.Subscription == storage.SubBoth) {
+			s.sendPresenceOf(to.Localpart(), c)
+		}
+		return nil
+	case "error":
+		if to.Resourcepart() != "" && s.isLocal(to) {
+			if dst := s.sessions.resource(to.Localpart(), to.Resourcepart()); dst != nil {
+				s.deliver(dst, el)
+			}
+		}
+		return nil
+	}
+	return s.bounce(c, el, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest,
+		Text: map[string]string{"en": "unknown presence type"}})
+}
+
+// broadcast sends a session's availability to the contacts subscribed to it
+// and to the account's own available resources (RFC 6121 §4.2, §4.4, §4.5).
+// Initial presence also brings the contacts' presence (the probe of §4.3,
+// answered locally) and pending subscription requests.
+func (s *Server) broadcast(ctx context.Context, c *conn, el *element, unavailable bool) error {
+	c.pmu.Lock()
+	initial := !c.available && !unavailable
+	wasAvailable := c.available
+	var directed []string
+	if unavailable {
+		c.available = false
+		c.presence = nil
+		for j := range c.directed {
+			directed = append(directed, j)
+		}
+		c.directed = nil
+	} else {
+		c.available = true
+		c.priority = priorityOf(el)
+		c.presence = el
+	}
+	c.pmu.Unlock()
+	if unavailable && !wasAvailable && len(directed) == 0 {
+		return nil
+	}
+
+	roster, _, err := s.store.Roster(ctx, c.user)
+	if err != nil {
+		return err
+	}
+	sent := make(map[string]bool)
+	for _, it := range roster {
+		if it.Subscription == storage.SubFrom || it.Subscription == storage.SubBoth {
+			j, err := jid.Parse(it.JID)
+			if err != nil {
+				continue
+			}
+			sent[j.String()] = true
+			s.deliverPresence(ctx, el, j)
+		}
+	}
+	for _, d := range directed {
+		if j, err := jid.Parse(d); err == nil && !sent[j.Bare().String()] {
+			s.deliverPresence(ctx, el, j)
+		}
+	}
+	for _, own := range s.sessions.of(c.user) {
+		if own == c || own.isAvailable() {
+			s.deliver(own, withTo(el, own.addr.String()))
+		}
+	}
+	if !initial {
+		return nil
+	}
+	for _, it := range roster {
+		j, err := jid.Parse(it.JID)
+		if err != nil || !s.isLocal(j) {
+			continue
+		}
+		if it.Subscription == storage.SubTo || it.Subscription == storage.SubBoth {
+			s.sendPresenceOf(j.Localpart(), c)
+		}
+		if it.PendingIn {
+			s.deliver(c, subscriptionStanza("subscribe", j, c.addr.Bare(), nil))
+		}
+	}
+	for _, own := range s.sessions.of(c.user) {
+		if own != c {
+			if p := own.currentPresence(); p != nil {
+				s.deliver(c, withTo(p, c.addr.String()))
+			}
+		}
+	}
+	return nil
+}
+
+func (c *conn) isAvailable() bool {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	return c.available
+}
+
+func (c *conn) currentPresence() *element {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	if !c.available {
+		return nil
+	}
+	return c.presence
+}
+
+// sendPresenceOf delivers the current presence of every available resource of
+// user to dst.
+func (s *Server) sendPresenceOf(user string, dst *conn) {
+	for _, src := range s.sessions.of(user) {
+		if p := src.currentPresence(); p != nil {
+			s.deliver(dst, withTo(p, dst.addr.String()))
+		}
+	}
+}
+
+// sendUnavailableOf delivers unavailable presence from every available
+// resource of user to the local account to (RFC 6121 §3.2.2, §3.3.3).
+func (s *Server) sendUnavailableOf(ctx context.Context, user string, to jid.JID) {
+	for _, src := range s.sessions.of(user) {
+		if src.isAvailable() {
+			p := &element{start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "presence"}}}
+			p.setAttr("type", "unavailable")
+			p.setAttr("from", src.addr.String())
+			s.deliverPresence(ctx, p, to)
+		}
+	}
+}
+
+// deliverPresence delivers availability presence to a JID: one resource for a
+// full JID, every available resource for a bare one (RFC 6121 §8.5.2.1.1).
+func (s *Server) deliverPresence(_ context.Context, el *element, to jid.JID) {
+	if !s.isLocal(to) || to.Localpart() == "" {
+		return
+	}
+	if res := to.Resourcepart(); res != "" {
+		if dst := s.sessions.resource(to.Localpart(), res); dst != nil {
+			s.deliver(dst, withTo(el, to.String()))
+		}
+		return
+	}
+	for _, dst := range s.sessions.of(to.Localpart()) {
+		if dst.isAvailable() {
+			s.deliver(dst, withTo(el, dst.addr.String()))
+		}
+	}
+}
+
+// withTo returns a copy of el addressed to to, sharing its content.
+func withTo(el *element, to string) *element {
+	cp := &element{start: el.start.Copy(), inner: el.inner}
+	cp.setAttr("to", to)
+	return cp
+}
+
+// subscriptionStanza builds a subscription presence between bare JIDs.
+func subscriptionStanza(typ string, from, to jid.JID, inner []xml.Token) *element {
+	p := &element{start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "presence"}}, inner: inner}
+	p.setAttr("type", typ)
+	p.setAttr("from", from.String())
+	p.setAttr("to", to.String())
+	return p
+}
+
+// outboundSubscription applies a subscription stanza the user sent to its own
+// roster (RFC 6121 §3.1.2, §3.2.2, §3.3.2, §3.4.2) and passes it on to the
+// contact.
+func (s *Server) outboundSubscription(ctx context.Context, c *conn, typ string, contact jid.JID, el *element) error {
+	user := c.addr.Bare()
+	if contact.Equal(user) {
+		return s.bounce(c, el, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest,
+			Text: map[string]string{"en": "cannot subscribe to oneself"}})
+	}
+	var wasFrom, route bool
+	_, err := s.updateRoster(ctx, c.user, contact, func(it *storage.RosterItem, exists bool) (bool, error) {
+		wasFrom = it.Subscription == storage.SubFrom || it.Subscription == storage.SubBoth
+		route = true
+		switch typ {
+		case "subscribe":
+			if !exists {
+				if err := s.checkRosterSize(ctx, c.user); err != nil {
+					return false, err
+				}
+			}
+			if it.Subscription == storage.SubNone || it.Subscription == storage.SubFrom {
+				it.AskOut = true
+			}
+			it.Hidden = false
+		case "subscribed":
+			if !it.PendingIn {
+				// No request to approve (adhocd has no pre-approval): nothing
+				// changes and nothing is sent (RFC 6121 §3.1.5).
+				route = false
+				return !exists, nil
+			}
+			it.PendingIn = false
+			it.Hidden = false
+			it.Subscription = addFrom(it.Subscription)
+		case "unsubscribe":
+			it.AskOut = false
+			it.Subscription = dropTo(it.Subscription)
+		case "unsubscribed":
+			it.PendingIn = false
+			it.Subscription = dropFrom(it.Subscription)
+		}
+		return !exists && typ != "subscribe" || (it.Hidden && !it.PendingIn), nil
+	})
+	if err != nil {
+		var se stanza.Error
+		if errors.As(err, &se) {
+			return s.bounce(c, el, se)
+		}
+		return err
+	}
+	if !route {
+		return nil
+	}
+	out := subscriptionStanza(typ, user, contact, el.inner)
+	if id := el.attr("id"); id != "" {
+		out.setAttr("id", id)
+	}
+	if !s.isLocal(contact) {
+		return s.bounce(c, el, stanza.Error{Type: stanza.Cancel, Condition: stanza.RemoteServerNotFound})
+	}
+	if err := s.inboundSubscription(ctx, typ, user, contact, out); err != nil {
+		return err
+	}
+	switch {
+	case typ == "subscribed":
+		for _, src := range s.sessions.of(c.user) {
+			if p := src.currentPresence(); p != nil {
+				s.deliverPresence(ctx, p, contact)
+			}
+		}
+	case typ == "unsubscribed" && wasFrom:
+		s.sendUnavailableOf(ctx, c.user, contact)
+	}
+	return nil
+}
+
+// inboundSubscription applies a subscription stanza from user to the local
+// contact's roster and delivers it to the contact (RFC 6121 §3.1.3, §3.2.3,
+// §3.3.3, §3.4.3).
+func (s *Server) inboundSubscription(ctx context.Context, typ string, from, contact jid.JID, out *element) error {
+	exists, err := s.accountExists(ctx, contact.Localpart())
+	if err != nil {
+		return err
+	}
+	if !exists {
+		if typ == "subscribe" {
+			// The contact does not exist: the user's request is refused.
+			return s.inboundSubscription(ctx, "unsubscribed", contact, from, subscriptionStanza("unsubscribed", contact, from, nil))
+		}
+		return nil
+	}
+	deliver, autoReply, wasFrom := false, false, false
+	_, err = s.updateRoster(ctx, contact.Localpart(), from, func(it *storage.RosterItem, existed bool) (bool, error) {
+		wasFrom = it.Subscription == storage.SubFrom || it.Subscription == storage.SubBoth
+		switch typ {
+		case "subscribe":
+			if wasFrom {
+				autoReply = true
+				return !existed, nil
+			}
+			deliver = !it.PendingIn
+			if !existed {
+				it.Hidden = true
+			}
+			it.PendingIn = true
+			return false, nil
+		case "subscribed":
+			if !it.AskOut {
+				return !existed, nil
+			}
+			deliver = true
+			it.AskOut = false
+			it.Subscription = addTo(it.Subscription)
+		case "unsubscribe":
+			deliver = wasFrom || it.PendingIn
+			it.PendingIn = false
+			it.Subscription = dropFrom(it.Subscription)
+		case "unsubscribed":
+			deliver = it.AskOut || it.Subscription == storage.SubTo || it.Subscription == storage.SubBoth
+			it.AskOut = false
+			it.Subscription = dropTo(it.Subscription)
+		}
+		return !existed || (it.Hidden && !it.PendingIn), nil
+	})
+	if err != nil {
+		return err
+	}
+	if autoReply {
+		return s.inboundSubscription(ctx, "subscribed", contact, from, subscriptionStanza("subscribed", contact, from, nil))
+	}
+	if deliver {
+		for _, dst := range s.sessions.of(contact.Localpart()) {
+			if dst.isAvailable() {
+				s.deliver(dst, withTo(out, dst.addr.String()))
+			}
+		}
+	}
+	if typ == "unsubscribe" && wasFrom {
+		s.sendUnavailableOf(ctx, contact.Localpart(), from)
+	}
+	return nil
+}
+
+func addFrom(s storage.Subscription) storage.Subscription {
+	if s == storage.SubTo || s == storage.SubBoth {
+		return storage.SubBoth
+	}
+	return storage.SubFrom
+}
+
+func addTo(s storage.Subscription) storage.Subscription {
+	if s == storage.SubFrom || s == storage.SubBoth {
+		return storage.SubBoth
+	}
+	return storage.SubTo
+}
+
+func dropFrom(s storage.Subscription) storage.Subscription {
+	if s == storage.SubBoth || s == storage.SubTo {
+		return storage.SubTo
+	}
+	return storage.SubNone
+}
+
+func dropTo(s storage.Subscription) storage.Subscription {
+	if s == storage.SubBoth || s == storage.SubFrom {
+		return storage.SubFrom
+	}
+	return storage.SubNone
+}

@@ -1,0 +1,319 @@
+package server
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"slices"
+	"strconv"
+	"time"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/roster"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/adhocd/adhocd/server/storage"
+)
+
+// maxRosterText bounds item names and group names (RFC 6121 §2.3.3 lets the
+// server refuse long ones with not-acceptable).
+const maxRosterText = 1023
+
+var rosterQuery = xml.Name{Space: roster.NS, Local: "query"}
+
+// accountIQ serves IQs addressed to the user's own account: the roster
+// (RFC 6121 §2), the legacy session IQ and a second bind. It reports whether
+// it handled the IQ.
+func (s *Server) accountIQ(ctx context.Context, c *conn, el *element) (bool, error) {
+	payload, _ := el.payload()
+	typ := stanza.IQType(el.attr("type"))
+	if typ != stanza.GetIQ && typ != stanza.SetIQ {
+		return false, nil
+	}
+	switch payload {
+	case rosterQuery:
+		return true, s.rosterIQ(ctx, c, el)
+	case xml.Name{Space: nsSession, Local: "session"}:
+		return true, s.reply(c, el, nil)
+	case xml.Name{Space: nsBind, Local: "bind"}:
+		return true, s.bounce(c, el, stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAllowed,
+			Text: map[string]string{"en": "a resource is already bound on this stream"}})
+	}
+	return false, nil
+}
+
+// reply answers an IQ request with a result carrying payload tokens.
+func (s *Server) reply(c *conn, el *element, payload []xml.Token) error {
+	r := &element{start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "iq"}}, inner: payload}
+	r.setAttr("id", el.attr("id"))
+	r.setAttr("type", "result")
+	r.setAttr("to", c.addr.String())
+	if to := el.attr("to"); to != "" {
+		r.setAttr("from", to)
+	}
+	s.deliver(c, r)
+	return nil
+}
+
+func (s *Server) rosterIQ(ctx context.Context, c *conn, el *element) error {
+	query := el.child(rosterQuery)
+	qstart := query[0].(xml.StartElement)
+	if el.attr("type") == string(stanza.GetIQ) {
+		c.pmu.Lock()
+		c.interested = true
+		c.pmu.Unlock()
+		items, ver, err := s.store.Roster(ctx, c.user)
+		if err != nil {
+			return err
+		}
+		verStr := strconv.FormatUint(ver, 10)
+		if attrOf(qstart, "ver") == verStr {
+			// RFC 6121 §2.6.3: the client's cached roster is current.
+			return s.reply(c, el, nil)
+		}
+		return s.reply(c, el, rosterTokens(verStr, items))
+	}
+	return s.rosterSet(ctx, c, el, query)
+}
+
+// rosterSet applies a roster set (RFC 6121 §2.3, §2.5).
+func (s *Server) rosterSet(ctx context.Context, c *conn, el *element, query []xml.Token) error {
+	bad := func(cond stanza.Condition, text string) error {
+		typ := stanza.Modify
+		if cond == stanza.NotAllowed {
+			typ = stanza.Cancel
+		}
+		return s.bounce(c, el, stanza.Error{Type: typ, Condition: cond, Text: map[string]string{"en": text}})
+	}
+	sub := &element{start: query[0].(xml.StartElement), inner: query[1 : len(query)-1]}
+	itemName := xml.Name{Space: roster.NS, Local: "item"}
+	if _, n := sub.payload(); n != 1 {
+		return bad(stanza.BadRequest, "a roster set carries exactly one item")
+	}
+	itemToks := sub.child(itemName)
+	if itemToks == nil {
+		return bad(stanza.BadRequest, "a roster set carries exactly one item")
+	}
+	item := &element{start: itemToks[0].(xml.StartElement), inner: itemToks[1 : len(itemToks)-1]}
+	contact, err := jid.Parse(item.attr("jid"))
+	if err != nil || item.attr("jid") == "" {
+		return bad(stanza.BadRequest, "the item needs a valid jid")
+	}
+	contact = contact.Bare()
+	if contact.Equal(c.addr.Bare()) {
+		return bad(stanza.NotAllowed, "the roster cannot hold the user's own JID")
+	}
+	if item.attr("subscription") == "remove" {
+		return s.rosterRemove(ctx, c, el, contact)
+	}
+	name := item.attr("name")
+	var groups []string
+	groupName := xml.Name{Space: roster.NS, Local: "group"}
+	for i, t := range item.inner {
+		st, ok := t.(xml.StartElement)
+		if !ok || st.Name != groupName {
+			continue
+		}
+		g := textOf(item.inner[i:])
+		switch {
+		case g == "":
+			return bad(stanza.NotAcceptable, "empty group name")
+		case len(g) > maxRosterText:
+			return bad(stanza.NotAcceptable, "group name too long")
+		case slices.Contains(groups, g):
+			return bad(stanza.BadRequest, "duplicate group")
+		}
+		groups = append(groups, g)
+	}
+	if len(name) > maxRosterText {
+		return bad(stanza.NotAcceptable, "name too long")
+	}
+	_, err = s.updateRoster(ctx, c.user, contact, func(it *storage.RosterItem, exists bool) (bool, error) {
+		if !exists || it.Hidden {
+			if err := s.checkRosterSize(ctx, c.user); err != nil {
+				return false, err
+			}
+		}
+		it.Name, it.Groups, it.Hidden = name, groups, false
+		return false, nil
+	})
+	if err != nil {
+		var se stanza.Error
+		if errors.As(err, &se) {
+			return s.bounce(c, el, se)
+		}
+		return err
+	}
+	return s.reply(c, el, nil)
+}
+
+// rosterRemove deletes an item and cancels the subscriptions both ways
+// (RFC 6121 §2.5.2).
+func (s *Server) rosterRemove(ctx context.Context, c *conn, el *element, contact jid.JID) error {
+	var old storage.RosterItem
+	found := false
+	_, err := s.updateRoster(ctx, c.user, contact, func(it *storage.RosterItem, exists bool) (bool, error) {
+		old, found = *it, exists && !it.Hidden
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	if !found {
+		return s.bounce(c, el, stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound})
+	}
+	if err := s.reply(c, el, nil); err != nil {
+		return err
+	}
+	user := c.addr.Bare()
+	if !s.isLocal(contact) {
+		return nil
+	}
+	if old.Subscription == storage.SubTo || old.Subscription == storage.SubBoth || old.AskOut {
+		if err := s.inboundSubscription(ctx, "unsubscribe", user, contact, subscriptionStanza("unsubscribe", user, contact, nil)); err != nil {
+			return err
+		}
+	}
+	if old.Subscription == storage.SubFrom || old.Subscription == storage.SubBoth || old.PendingIn {
+		if err := s.inboundSubscription(ctx, "unsubscribed", user, contact, subscriptionStanza("unsubscribed", user, contact, nil)); err != nil {
+			return err
+		}
+		s.sendUnavailableOf(ctx, c.user, contact)
+	}
+	return nil
+}
+
+// checkRosterSize refuses a new item beyond limits.max_roster_items.
+func (s *Server) checkRosterSize(ctx context.Context, user string) error {
+	items, _, err := s.store.Roster(ctx, user)
+	if err != nil {
+		return err
+	}
+	if len(items) >= s.cfg.Limits.MaxRosterItems {
+		return stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAllowed,
+			Text: map[string]string{"en": "the roster is full"}}
+	}
+	return nil
+}
+
+// updateRoster changes one item and pushes the result to the account's
+// interested resources (RFC 6121 §2.1.6) when the visible roster changed.
+func (s *Server) updateRoster(ctx context.Context, user string, contact jid.JID, fn func(*storage.RosterItem, bool) (bool, error)) (storage.RosterItem, error) {
+	var before, after storage.RosterItem
+	var existed, removed bool
+	ver, err := s.store.UpdateRosterItem(ctx, user, contact.String(), func(it *storage.RosterItem, exists bool) (bool, error) {
+		before, existed = *it, exists
+		remove, err := fn(it, exists)
+		after, removed = *it, remove
+		return remove, err
+	})
+	if err != nil {
+		return after, err
+	}
+	visibleBefore := existed && !before.Hidden
+	visibleAfter := !removed && !after.Hidden
+	changed := visibleBefore != visibleAfter || (visibleAfter && !sameItem(before, after))
+	if changed {
+		push := after
+		if !visibleAfter {
+			push = storage.RosterItem{JID: contact.String(), Subscription: "remove"}
+		}
+		s.pushRoster(user, strconv.FormatUint(ver, 10), push)
+	}
+	return after, nil
+}
+
+func sameItem(a, b storage.RosterItem) bool {
+	return a.Name == b.Name && a.Subscription == b.Subscription && a.AskOut == b.AskOut && slices.Equal(a.Groups, b.Groups)
+}
+
+// pushRoster sends a roster push to every resource of user that requested
+// the roster.
+func (s *Server) pushRoster(user, ver string, it storage.RosterItem) {
+	for _, dst := range s.sessions.of(user) {
+		dst.pmu.Lock()
+		interested := dst.interested
+		dst.pmu.Unlock()
+		if !interested {
+			continue
+		}
+		push := &element{start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "iq"}},
+			inner: rosterTokens(ver, []storage.RosterItem{it})}
+		push.setAttr("type", "set")
+		push.setAttr("id", "push-"+newID()[:16])
+		push.setAttr("to", dst.addr.String())
+		s.deliver(dst, push)
+	}
+}
+
+// rosterTokens renders <query xmlns='jabber:iq:roster' ver='…'> with items.
+func rosterTokens(ver string, items []storage.RosterItem) []xml.Token {
+	q := xml.StartElement{Name: rosterQuery, Attr: []xml.Attr{{Name: xml.Name{Local: "ver"}, Value: ver}}}
+	toks := []xml.Token{q}
+	for _, it := range items {
+		if it.Hidden {
+			continue
+		}
+		st := xml.StartElement{Name: xml.Name{Space: roster.NS, Local: "item"}, Attr: []xml.Attr{
+			{Name: xml.Name{Local: "jid"}, Value: it.JID},
+			{Name: xml.Name{Local: "subscription"}, Value: string(it.Subscription)},
+		}}
+		if it.Name != "" {
+			st.Attr = append(st.Attr, xml.Attr{Name: xml.Name{Local: "name"}, Value: it.Name})
+		}
+		if it.AskOut {
+			st.Attr = append(st.Attr, xml.Attr{Name: xml.Name{Local: "ask"}, Value: "subscribe"})
+		}
+		toks = append(toks, st)
+		for _, g := range it.Groups {
+			gs := xml.StartElement{Name: xml.Name{Space: roster.NS, Local: "group"}}
+			toks = append(toks, gs, xml.CharData(g), gs.End())
+		}
+		toks = append(toks, st.End())
+	}
+	return append(toks, q.End())
+}
+
+func attrOf(st xml.StartElement, local string) string {
+	for _, a := range st.Attr {
+		if a.Name.Local == local && a.Name.Space == "" {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+// onBound runs when a session has bound its resource.
+func (s *Server) onBound(ctx context.Context, c *conn) {
+	if err := s.store.UpdateAccount(ctx, c.user, func(a *storage.Account) error {
+		a.LastLogin = time.Now().UTC()
+		return nil
+	}); err != nil {
+		s.log.Warn("record login", "user", c.user, "err", err)
+	}
+	s.metrics.SessionBound(1)
+	c.log.Info("session bound")
+}
+
+// onUnbound runs when a bound session ends: its presence becomes unavailable
+// to everyone who had it, and it leaves the registry.
+func (s *Server) onUnbound(c *conn) {
+	ctx := context.Background()
+	{
+		p := &element{start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "presence"}}}
+		p.setAttr("type", "unavailable")
+		p.setAttr("from", c.addr.String())
+		if err := s.broadcast(ctx, c, p, true); err != nil {
+			s.log.Warn("broadcast unavailable", "jid", c.addr.String(), "err", err)
+		}
+	}
+	s.sessions.unbind(c)
+	if err := s.store.UpdateAccount(ctx, c.user, func(a *storage.Account) error {
+		a.LastLogout = time.Now().UTC()
+		return nil
+	}); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		s.log.Warn("record logout", "user", c.user, "err", err)
+	}
+	s.metrics.SessionBound(-1)
+	c.log.Info("session ended")
+}

@@ -1,0 +1,380 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+	"mellium.im/xmpp/stream"
+
+	"github.com/adhocd/adhocd/server/storage"
+)
+
+// route handles one stanza from a bound session: it checks and stamps the
+// sender (RFC 6120 §8.1.2.1) and delivers it by kind and addressee.
+func (s *Server) route(ctx context.Context, c *conn, el *element) error {
+	name := el.start.Name
+	if !isStanza(name) {
+		if name.Space != stanza.NSClient {
+			return streamErr(stream.UnsupportedStanzaType, fmt.Sprintf("unsupported element {%s}%s", name.Space, name.Local))
+		}
+		return streamErr(stream.UnsupportedStanzaType, "unsupported element <"+name.Local+"/>")
+	}
+	if f := el.attr("from"); f != "" {
+		fj, err := jid.Parse(f)
+		if err != nil || !(fj.Equal(c.addr) || (fj.Resourcepart() == "" && fj.Equal(c.addr.Bare()))) {
+			return streamErr(stream.InvalidFrom, "the from address is not this session's")
+		}
+	}
+	el.setAttr("from", c.addr.String())
+	s.metrics.StanzaIn(name.Local)
+
+	var to jid.JID
+	if t := el.attr("to"); t != "" {
+		j, err := jid.Parse(t)
+		if err != nil {
+			return s.bounce(c, el, stanza.Error{Type: stanza.Modify, Condition: stanza.JIDMalformed})
+		}
+		to = j
+		el.setAttr("to", j.String())
+	}
+	switch name.Local {
+	case "iq":
+		return s.routeIQ(ctx, c, el, to)
+	case "message":
+		return s.routeMessage(ctx, c, el, to)
+	default:
+		return s.handlePresence(ctx, c, el, to)
+	}
+}
+
+// isLocal reports whether j is on this server's domain.
+func (s *Server) isLocal(j jid.JID) bool { return j.Domainpart() == s.domain.Domainpart() }
+
+// routeIQ checks an IQ's shape (RFC 6120 §8.2.3) and sends it to the
+// account's handlers, the server's, or the addressed resource.
+func (s *Server) routeIQ(ctx context.Context, c *conn, el *element, to jid.JID) error {
+	typ := stanza.IQType(el.attr("type"))
+	if el.attr("id") == "" {
+		return streamErr(stream.BadFormat, "an IQ needs an id")
+	}
+	_, n := el.payload()
+	switch typ {
+	case stanza.GetIQ, stanza.SetIQ:
+		if n != 1 {
+			return s.bounce(c, el, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest,
+				Text: map[string]string{"en": "an IQ get or set carries exactly one child element"}})
+		}
+	case stanza.ResultIQ, stanza.ErrorIQ:
+		if typ == stanza.ResultIQ && n > 1 {
+			return nil
+		}
+	default:
+		return s.bounce(c, el, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest,
+			Text: map[string]string{"en": "the IQ type must be get, set, result or error"}})
+	}
+	request := typ == stanza.GetIQ || typ == stanza.SetIQ
+	switch {
+	case to.String() == "" || to.Equal(c.addr.Bare()):
+		if handled, err := s.accountIQ(ctx, c, el); handled || err != nil {
+			return err
+		}
+		if to.String() != "" {
+			return s.unhandled(c, el, request)
+		}
+		return s.serverIQ(ctx, c, el)
+	case to.Equal(s.domain):
+		return s.serverIQ(ctx, c, el)
+	case !s.isLocal(to):
+		if request {
+			return s.bounce(c, el, stanza.Error{Type: stanza.Cancel, Condition: stanza.RemoteServerNotFound})
+		}
+		return nil
+	case to.Resourcepart() != "":
+		if dst := s.sessions.resource(to.Localpart(), to.Resourcepart()); dst != nil {
+			s.deliver(dst, el)
+			return nil
+		}
+		return s.unhandled(c, el, request)
+	default:
+		return s.unhandled(c, el, request)
+	}
+}
+
+// unhandled answers an IQ request nobody serves with service-unavailable
+// (RFC 6120 §8.4); results and errors are never answered.
+func (s *Server) unhandled(c *conn, el *element, request bool) error {
+	if !request {
+		return nil
+	}
+	return s.bounce(c, el, stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
+}
+
+// serverIQ dispatches an IQ to the handlers the modules registered on the
+// server JID. A request no handler answers gets service-unavailable.
+func (s *Server) serverIQ(ctx context.Context, c *conn, el *element) error {
+	typ := stanza.IQType(el.attr("type"))
+	if typ == stanza.ResultIQ || typ == stanza.ErrorIQ {
+		s.iqResponse(el)
+		return nil
+	}
+	s.muxMu.RLock()
+	m := s.mux
+	s.muxMu.RUnlock()
+	buf := &tokenBuffer{}
+	rw := struct {
+		xml.TokenReader
+		xmlstream.Encoder
+	}{
+		TokenReader: &sliceReader{toks: append(append([]xml.Token(nil), el.inner...), el.start.End())},
+		Encoder:     tokenEncoder{buf},
+	}
+	start := el.start.Copy()
+	if err := m.HandleXMPP(rw, &start); err != nil {
+		var se stanza.Error
+		if errors.As(err, &se) {
+			return s.bounce(c, el, se)
+		}
+		s.log.Error("IQ handler failed", "payload", payloadName(el), "err", err)
+		return s.bounce(c, el, stanza.Error{Type: stanza.Cancel, Condition: stanza.InternalServerError})
+	}
+	replied := false
+	for _, out := range buf.elements() {
+		if out.start.Name.Local == "iq" && out.attr("id") == el.attr("id") {
+			t := out.attr("type")
+			replied = replied || t == string(stanza.ResultIQ) || t == string(stanza.ErrorIQ)
+		}
+		if out.start.Name.Space == "" {
+			out.start.Name.Space = stanza.NSClient
+		}
+		if out.attr("from") == "" && el.attr("to") != "" {
+			out.setAttr("from", el.attr("to"))
+		}
+		if out.attr("to") == "" || out.attr("to") == c.addr.String() {
+			s.deliver(c, out)
+			continue
+		}
+		if err := s.Send(ctx, out.reader()); err != nil {
+			s.log.Debug("handler output not delivered", "err", err)
+		}
+	}
+	if !replied {
+		return s.unhandled(c, el, true)
+	}
+	return nil
+}
+
+// tokenEncoder adapts a tokenBuffer to xmlstream.Encoder for mux handlers.
+type tokenEncoder struct{ *tokenBuffer }
+
+func (e tokenEncoder) Encode(v any) error {
+	var b bytes.Buffer
+	if err := xml.NewEncoder(&b).Encode(v); err != nil {
+		return fmt.Errorf("server: encode %T: %w", v, err)
+	}
+	return e.decodeFrom(&b)
+}
+
+func (e tokenEncoder) EncodeElement(v any, start xml.StartElement) error {
+	var b bytes.Buffer
+	if err := xml.NewEncoder(&b).EncodeElement(v, start); err != nil {
+		return fmt.Errorf("server: encode %T: %w", v, err)
+	}
+	return e.decodeFrom(&b)
+}
+
+// decodeFrom re-reads marshalled XML as tokens.
+func (e tokenEncoder) decodeFrom(r io.Reader) error {
+	d := xml.NewDecoder(r)
+	for {
+		t, err := d.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("server: re-read encoded value: %w", err)
+		}
+		if st, ok := t.(xml.StartElement); ok {
+			t = stripNSDecl(st)
+		}
+		_ = e.EncodeToken(t)
+	}
+}
+
+func payloadName(el *element) string {
+	n, _ := el.payload()
+	return "{" + n.Space + "}" + n.Local
+}
+
+// iqResponse receives results and errors addressed to the server JID; the
+// server does not yet send IQs of its own, so they are dropped.
+func (s *Server) iqResponse(*element) {}
+
+// routeMessage delivers a message by RFC 6121 §8.5.
+func (s *Server) routeMessage(ctx context.Context, c *conn, el *element, to jid.JID) error {
+	if to.String() == "" {
+		to = c.addr.Bare()
+		el.setAttr("to", to.String())
+	}
+	typ := el.attr("type")
+	switch typ {
+	case "", "normal", "chat", "groupchat", "headline", "error":
+	default:
+		return s.bounce(c, el, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest,
+			Text: map[string]string{"en": "unknown message type"}})
+	}
+	if err := s.deliverMessage(ctx, el, to); err != nil {
+		var se stanza.Error
+		if errors.As(err, &se) {
+			return s.bounce(c, el, se)
+		}
+		return err
+	}
+	return nil
+}
+
+// deliverMessage delivers a message to a local or remote JID; a stanza.Error
+// says why it could not be.
+func (s *Server) deliverMessage(ctx context.Context, el *element, to jid.JID) error {
+	typ := el.attr("type")
+	if !s.isLocal(to) {
+		return stanza.Error{Type: stanza.Cancel, Condition: stanza.RemoteServerNotFound}
+	}
+	if to.Localpart() == "" {
+		// Messages to the server JID: nothing serves them.
+		if typ == "error" || typ == "headline" {
+			return nil
+		}
+		return stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}
+	}
+	user := to.Localpart()
+	if res := to.Resourcepart(); res != "" {
+		if dst := s.sessions.resource(user, res); dst != nil {
+			s.deliver(dst, el)
+			return nil
+		}
+	}
+	exists, err := s.accountExists(ctx, user)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		if typ == "error" || typ == "headline" {
+			return nil
+		}
+		return stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}
+	}
+	switch typ {
+	case "error":
+		return nil
+	case "groupchat":
+		return stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}
+	case "headline":
+		for _, dst := range s.availableResources(user, false) {
+			s.deliver(dst, el)
+		}
+		return nil
+	}
+	dsts := s.availableResources(user, true)
+	if len(dsts) == 0 {
+		// adhocd keeps no offline messages: the sender learns the message
+		// was not delivered instead of it being lost silently.
+		return stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable,
+			Text: map[string]string{"en": "the recipient is offline"}}
+	}
+	for _, dst := range dsts {
+		s.deliver(dst, el)
+	}
+	return nil
+}
+
+// availableResources returns an account's sessions that sent available
+// presence with a non-negative priority; with highest, only those sharing the
+// highest priority (RFC 6121 §8.5.2.1.1).
+func (s *Server) availableResources(user string, highest bool) []*conn {
+	var out []*conn
+	best := -1
+	for _, dst := range s.sessions.of(user) {
+		dst.pmu.Lock()
+		avail, prio := dst.available, dst.priority
+		dst.pmu.Unlock()
+		if !avail || prio < 0 {
+			continue
+		}
+		switch {
+		case !highest || prio == best:
+			out = append(out, dst)
+		case prio > best:
+			best = prio
+			out = append(out[:0], dst)
+		}
+	}
+	return out
+}
+
+func (s *Server) accountExists(ctx context.Context, user string) (bool, error) {
+	if len(s.sessions.of(user)) > 0 {
+		return true, nil
+	}
+	_, err := s.store.Account(ctx, user)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, storage.ErrNotFound):
+		return false, nil
+	}
+	return false, err
+}
+
+// deliver writes a stanza to one session; a session that cannot take it is
+// closed by its writer.
+func (s *Server) deliver(dst *conn, el *element) {
+	if err := dst.writeElement(el); err != nil {
+		s.log.Debug("delivery failed", "to", dst.addr.String(), "err", err)
+		return
+	}
+	s.metrics.StanzaOut(el.start.Name.Local)
+}
+
+// bounce answers a stanza with an error of the same kind (RFC 6120 §8.3),
+// addressed back to the sender. Errors are never answered with errors.
+func (s *Server) bounce(c *conn, el *element, se stanza.Error) error {
+	if el.attr("type") == "error" || el.attr("type") == "result" {
+		return nil
+	}
+	reply := &element{start: xml.StartElement{Name: el.start.Name}}
+	if id := el.attr("id"); id != "" {
+		reply.setAttr("id", id)
+	}
+	reply.setAttr("type", "error")
+	if to := el.attr("to"); to != "" {
+		reply.setAttr("from", to)
+	}
+	reply.setAttr("to", c.addr.String())
+	if el.start.Name.Local != "iq" {
+		// Message and presence errors carry the original payload back.
+		reply.inner = append(reply.inner, el.inner...)
+	}
+	errTokens, err := collect(se.TokenReader())
+	if err != nil {
+		return err
+	}
+	reply.inner = append(reply.inner, errTokens...)
+	s.deliver(c, reply)
+	return nil
+}
+
+// collect reads a token reader into copied tokens.
+func collect(r xml.TokenReader) ([]xml.Token, error) {
+	buf := &tokenBuffer{}
+	if _, err := xmlstream.Copy(buf, r); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	return buf.toks, nil
+}

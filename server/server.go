@@ -1,0 +1,365 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/mux"
+	"mellium.im/xmpp/stanza"
+	"mellium.im/xmpp/stream"
+
+	"github.com/adhocd/adhocd/modules"
+	"github.com/adhocd/adhocd/modules/defaults"
+	"github.com/adhocd/adhocd/server/auth"
+	"github.com/adhocd/adhocd/server/config"
+	"github.com/adhocd/adhocd/server/storage"
+)
+
+// Server is one adhocd instance.
+type Server struct {
+	cfg       config.Config
+	log       *slog.Logger
+	domain    jid.JID
+	store     storage.Store
+	ownsStore bool
+	auth      *auth.Authenticator
+	tlsConfig *tls.Config
+	sessions  *sessions
+	metrics   Observer
+	modules   []modules.Module
+	disco     modules.Disco
+
+	muxMu   sync.RWMutex
+	muxOpts []mux.Option
+	mux     *mux.ServeMux
+
+	admins map[string]bool
+
+	mu       sync.Mutex
+	ln       net.Listener
+	ctl      net.Listener
+	conns    map[*conn]struct{}
+	wg       sync.WaitGroup
+	started  []modules.Module
+	stopping bool
+	done     chan struct{}
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithLogger sets the logger (default: slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
+
+// WithStore uses an already open store; the server will not close it.
+func WithStore(st storage.Store) Option { return func(s *Server) { s.store = st } }
+
+// WithModules adds modules after the default ones.
+func WithModules(m ...modules.Module) Option {
+	return func(s *Server) { s.modules = append(s.modules, m...) }
+}
+
+// WithObserver receives the server's events (the metrics package implements
+// it).
+func WithObserver(o Observer) Option { return func(s *Server) { s.metrics = o } }
+
+// New returns a server for cfg. It has no side effects: Start opens the store,
+// loads the certificate and listens.
+func New(cfg config.Config, opts ...Option) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	d, err := jid.Parse(cfg.Domain)
+	if err != nil {
+		return nil, fmt.Errorf("server: domain: %w", err)
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      slog.Default(),
+		domain:   d,
+		sessions: newSessions(cfg.Limits.MaxSessionsPerAccount),
+		metrics:  nopObserver{},
+		modules:  defaults.Modules(),
+		conns:    make(map[*conn]struct{}),
+		admins:   make(map[string]bool),
+		done:     make(chan struct{}),
+	}
+	for _, a := range cfg.Admins {
+		s.admins[a] = true
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
+}
+
+// Start opens the store, loads or generates the certificate, starts the
+// modules and begins accepting clients on c2s.listen.
+func (s *Server) Start(ctx context.Context) error {
+	if s.store == nil {
+		st, err := storage.Open(s.cfg.Storage.Path, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		s.store, s.ownsStore = st, true
+	}
+	cert, err := loadCertificate(s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile, s.cfg.Storage.Path, s.domain.String())
+	if err != nil {
+		s.closeStore()
+		return err
+	}
+	s.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	s.auth = auth.NewAuthenticator(s.store, s.domain.String(), s.cfg.C2S.AllowPlainWithoutTLS)
+
+	for _, m := range s.modules {
+		if err := m.Start(ctx, &host{s: s, log: s.log.With("module", m.Name())}); err != nil {
+			s.stopModules(ctx)
+			s.closeStore()
+			return fmt.Errorf("server: start module %s: %w", m.Name(), err)
+		}
+		s.started = append(s.started, m)
+	}
+	s.muxMu.Lock()
+	s.mux = mux.New(stanza.NSClient, s.muxOpts...)
+	s.muxMu.Unlock()
+
+	ln, err := net.Listen("tcp", s.cfg.C2S.Listen)
+	if err != nil {
+		s.stopModules(ctx)
+		s.closeStore()
+		return fmt.Errorf("server: listen: %w", err)
+	}
+	ctl, err := s.listenControl()
+	if err != nil {
+		ln.Close()
+		s.stopModules(ctx)
+		s.closeStore()
+		return err
+	}
+	s.mu.Lock()
+	s.ln, s.ctl = ln, ctl
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go s.serveControl(ctl)
+	s.log.Info("adhocd listening", "domain", s.domain.String(), "c2s", ln.Addr().String(), "require_tls", s.cfg.C2S.RequireTLS)
+	s.wg.Add(1)
+	go s.accept(ln)
+	return nil
+}
+
+// Addr returns the c2s listener's address once started.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Store returns the server's store (open between Start and Shutdown).
+func (s *Server) Store() storage.Store { return s.store }
+
+// Domain returns the server JID.
+func (s *Server) Domain() jid.JID { return s.domain }
+
+// Config returns the configuration in force.
+func (s *Server) Config() config.Config { return s.cfg }
+
+func (s *Server) accept(ln net.Listener) {
+	defer s.wg.Done()
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Temporary failures (EMFILE, …): back off instead of spinning.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept", "err", err, "retry_in", delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		c := newConn(s, nc)
+		s.mu.Lock()
+		if s.stopping {
+			s.mu.Unlock()
+			c.closeWith(stream.SystemShutdown)
+			continue
+		}
+		if len(s.conns) >= s.cfg.Limits.MaxConnections {
+			s.mu.Unlock()
+			s.metrics.Connection("refused")
+			c.closeWith(streamErr(stream.ResourceConstraint, "too many connections"))
+			continue
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		s.metrics.Connection("accepted")
+		go func() {
+			defer s.wg.Done()
+			c.serve(context.Background())
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+			s.metrics.Connection("closed")
+		}()
+	}
+}
+
+// Shutdown stops accepting, ends every stream with system-shutdown, waits for
+// the connections to finish (or ctx to end), stops the modules in reverse
+// order and closes the store.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		<-s.done
+		return nil
+	}
+	s.stopping = true
+	ln, ctl := s.ln, s.ctl
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	defer close(s.done)
+
+	if ln != nil {
+		_ = ln.Close()
+		_ = ctl.Close()
+	}
+	for _, c := range conns {
+		c.closeWith(stream.SystemShutdown)
+	}
+	waited := make(chan struct{})
+	go func() { s.wg.Wait(); close(waited) }()
+	var errs []error
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		for _, c := range conns {
+			_ = c.raw.Close()
+		}
+		errs = append(errs, fmt.Errorf("server: shutdown: %w", ctx.Err()))
+		<-waited
+	}
+	s.stopModules(ctx)
+	if err := s.closeStore(); err != nil {
+		errs = append(errs, err)
+	}
+	s.log.Info("adhocd stopped")
+	return errors.Join(errs...)
+}
+
+// Stopping reports whether shutdown has begun.
+func (s *Server) Stopping() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopping
+}
+
+func (s *Server) stopModules(ctx context.Context) {
+	for _, m := range slices.Backward(s.started) {
+		if err := m.Stop(ctx); err != nil {
+			s.log.Warn("stop module", "module", m.Name(), "err", err)
+		}
+	}
+	s.started = nil
+}
+
+func (s *Server) closeStore() error {
+	if s.ownsStore && s.store != nil {
+		return s.store.Close()
+	}
+	return nil
+}
+
+// IsAdmin reports whether j's bare JID is an administrator.
+func (s *Server) IsAdmin(j jid.JID) bool {
+	s.muxMu.RLock()
+	defer s.muxMu.RUnlock()
+	return s.admins[j.Bare().String()]
+}
+
+// Send delivers a stanza that the server (or a module) originates: a message
+// or presence to a local JID, an IQ to a local full JID.
+func (s *Server) Send(ctx context.Context, r xml.TokenReader) error {
+	buf := &tokenBuffer{}
+	for {
+		t, err := r.Token()
+		if t != nil {
+			_ = buf.EncodeToken(t)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("server: send: %w", err)
+		}
+	}
+	els := buf.elements()
+	if len(els) != 1 {
+		return fmt.Errorf("server: send: want one element, got %d", len(els))
+	}
+	el := els[0]
+	if el.start.Name.Space == "" {
+		el.start.Name.Space = stanza.NSClient
+	}
+	if el.attr("from") == "" {
+		el.setAttr("from", s.domain.String())
+	}
+	to, err := jid.Parse(el.attr("to"))
+	if err != nil {
+		return fmt.Errorf("server: send: bad to %q: %w", el.attr("to"), err)
+	}
+	switch el.start.Name.Local {
+	case "message":
+		return s.deliverMessage(ctx, el, to)
+	case "presence":
+		s.deliverPresence(ctx, el, to)
+		return nil
+	case "iq":
+		if dst := s.sessions.resource(to.Localpart(), to.Resourcepart()); dst != nil {
+			s.deliver(dst, el)
+			return nil
+		}
+		return stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}
+	}
+	return fmt.Errorf("server: send: not a stanza: %s", el.start.Name.Local)
+}
+
+// host is the modules.Host a module sees.
+type host struct {
+	s   *Server
+	log *slog.Logger
+}
+
+var _ modules.Host = (*host)(nil)
+
+func (h *host) Domain() jid.JID                                   { return h.s.domain }
+func (h *host) Config() config.Config                             { return h.s.cfg }
+func (h *host) Logger() *slog.Logger                              { return h.log }
+func (h *host) Store() storage.Store                              { return h.s.store }
+func (h *host) Disco() *modules.Disco                             { return &h.s.disco }
+func (h *host) IsAdmin(j jid.JID) bool                            { return h.s.IsAdmin(j) }
+func (h *host) Send(ctx context.Context, r xml.TokenReader) error { return h.s.Send(ctx, r) }
+func (h *host) Handle(opts ...mux.Option) {
+	h.s.muxMu.Lock()
+	defer h.s.muxMu.Unlock()
+	h.s.muxOpts = append(h.s.muxOpts, opts...)
+}

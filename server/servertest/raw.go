@@ -1,0 +1,116 @@
+package servertest
+
+import (
+	"bufio"
+	"crypto/tls"
+	"encoding/base64"
+	"io"
+	"net"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Raw is a client that writes bytes as they are and reads what the server
+// answers, for the input no client library would produce.
+type Raw struct {
+	net.Conn
+	r   *bufio.Reader
+	buf strings.Builder
+	t   testing.TB
+}
+
+// RawDial opens a TCP connection to the server.
+func (s *Server) RawDial() *Raw {
+	s.t.Helper()
+	c, err := net.DialTimeout("tcp", s.Addr, 5*time.Second)
+	if err != nil {
+		s.t.Fatalf("servertest: raw dial: %v", err)
+	}
+	s.t.Cleanup(func() { c.Close() })
+	return &Raw{Conn: c, r: bufio.NewReader(c), t: s.t}
+}
+
+// Header is the stream header a client sends to this server.
+const Header = `<?xml version='1.0'?><stream:stream to='localhost' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`
+
+// Write sends s; a write error is ignored because the server may already
+// have closed the stream, which the test then reads.
+func (r *Raw) Write(s string) {
+	_ = r.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, _ = io.WriteString(r.Conn, s)
+}
+
+// Expect reads until the received text matches pattern and returns all that
+// was received since the last Expect; it fails the test on timeout or close.
+func (r *Raw) Expect(pattern string) string {
+	r.t.Helper()
+	got, ok := r.ReadUntil(pattern, 5*time.Second)
+	if !ok {
+		r.t.Fatalf("servertest: never received %q; got %q", pattern, got)
+	}
+	return got
+}
+
+// ReadUntil reads until pattern matches, the connection closes or timeout.
+func (r *Raw) ReadUntil(pattern string, timeout time.Duration) (string, bool) {
+	re := regexp.MustCompile(pattern)
+	_ = r.SetReadDeadline(time.Now().Add(timeout))
+	b := make([]byte, 4096)
+	for {
+		if re.MatchString(r.buf.String()) {
+			out := r.buf.String()
+			r.buf.Reset()
+			return out, true
+		}
+		n, err := r.r.Read(b)
+		r.buf.Write(b[:n])
+		if err != nil {
+			out := r.buf.String()
+			return out, re.MatchString(out)
+		}
+	}
+}
+
+// ClosedByServer reads until the server closes the connection and returns
+// everything it sent.
+func (r *Raw) ClosedByServer(timeout time.Duration) (string, bool) {
+	_ = r.SetReadDeadline(time.Now().Add(timeout))
+	all, err := io.ReadAll(r.r)
+	out := r.buf.String() + string(all)
+	r.buf.Reset()
+	return out, err == nil
+}
+
+// StartTLS negotiates STARTTLS on a fresh stream and restarts it.
+func (r *Raw) StartTLS(cfg *tls.Config) {
+	r.t.Helper()
+	r.Write(Header)
+	r.Expect(`</stream:features>`)
+	r.Write(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`)
+	r.Expect(`<proceed`)
+	tc := tls.Client(r.Conn, cfg)
+	if err := tc.Handshake(); err != nil {
+		r.t.Fatalf("servertest: TLS handshake: %v", err)
+	}
+	r.Conn, r.r = tc, bufio.NewReader(tc)
+	r.Write(Header)
+	r.Expect(`</stream:features>`)
+}
+
+// Login runs STARTTLS, SASL PLAIN and binds resource, leaving the raw stream
+// ready for stanzas.
+func (s *Server) RawLogin(user, password, resource string) *Raw {
+	s.t.Helper()
+	r := s.RawDial()
+	r.StartTLS(s.ClientTLS)
+	r.Write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>` +
+		base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+password)) + `</auth>`)
+	r.Expect(`<success`)
+	r.Write(Header)
+	r.Expect(`</stream:features>`)
+	r.Write(`<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>` + resource + `</resource></bind></iq>`)
+	r.Expect(`</iq>`)
+	return r
+}

@@ -1,0 +1,115 @@
+// Package servertest starts a real adhocd server on 127.0.0.1:0 for tests, as
+// net/http/httptest does for HTTP, and connects clients to it: a mellium.im
+// client that negotiates STARTTLS, SCRAM and binding like any XMPP client,
+// and a raw client that writes bytes and reads the server's answer, for tests
+// of what a well-behaved client library would never send.
+package servertest
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/adhocd/adhocd/server"
+	"github.com/adhocd/adhocd/server/config"
+)
+
+// Server is a started adhocd server.
+type Server struct {
+	*server.Server
+	// Dir is the server's storage folder.
+	Dir string
+	// Addr is the c2s listener, host:port on loopback.
+	Addr string
+	// ClientTLS trusts the server's self-signed certificate.
+	ClientTLS *tls.Config
+	cfg       config.Config
+	opts      []server.Option
+	t         testing.TB
+}
+
+// Option changes the test server's configuration before it starts.
+type Option func(*config.Config)
+
+// Config returns a configuration for a test server in dir: loopback port 0,
+// 4096 SCRAM iterations, short timeouts.
+func Config(dir string) config.Config {
+	cfg := config.Default()
+	cfg.C2S.Listen = "127.0.0.1:0"
+	cfg.Storage.Path = dir
+	cfg.Limits.PreAuthTimeout = config.Duration(10 * time.Second)
+	cfg.Limits.WriteTimeout = config.Duration(5 * time.Second)
+	cfg.Log.Level = "warn"
+	return cfg
+}
+
+// Start starts a server in a fresh temporary folder and stops it when the
+// test ends.
+func Start(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	cfg := Config(t.TempDir())
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return StartConfig(t, cfg)
+}
+
+// StartConfig starts a server with cfg as it is (its storage folder is kept,
+// so a second server can be started on the first one's data).
+func StartConfig(t testing.TB, cfg config.Config, opts ...server.Option) *Server {
+	t.Helper()
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
+	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: lvl}))
+	srv, err := server.New(cfg, append([]server.Option{server.WithLogger(logger)}, opts...)...)
+	if err != nil {
+		t.Fatalf("servertest: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Start(ctx); err != nil {
+		t.Fatalf("servertest: start: %v", err)
+	}
+	s := &Server{Server: srv, Dir: cfg.Storage.Path, Addr: srv.Addr().String(), cfg: cfg, opts: opts, t: t}
+	pem, err := os.ReadFile(filepath.Join(cfg.Storage.Path, "selfsigned-cert.pem"))
+	if err == nil {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		s.ClientTLS = &tls.Config{RootCAs: pool, ServerName: cfg.Domain, MinVersion: tls.VersionTLS12}
+	}
+	t.Cleanup(func() { _ = s.Stop() })
+	return s
+}
+
+// Stop shuts the server down gracefully (idempotent).
+func (s *Server) Stop() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return s.Shutdown(ctx)
+}
+
+// Restart stops the server and starts a new one on the same data and
+// configuration.
+func (s *Server) Restart() *Server {
+	s.t.Helper()
+	if err := s.Stop(); err != nil {
+		s.t.Fatalf("servertest: stop: %v", err)
+	}
+	cfg := s.cfg
+	cfg.C2S.Listen = s.Addr
+	return StartConfig(s.t, cfg, s.opts...)
+}
+
+// AddUser creates an account and returns its bare JID.
+func (s *Server) AddUser(user, password string) string {
+	s.t.Helper()
+	if err := s.Server.AddUser(context.Background(), user, password); err != nil {
+		s.t.Fatalf("servertest: add user %s: %v", user, err)
+	}
+	return user + "@" + s.Domain().String()
+}

@@ -1,0 +1,109 @@
+package server
+
+import (
+	"slices"
+	"sync"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+	"mellium.im/xmpp/stream"
+)
+
+// sessions is the registry of bound resources, by account and resource.
+type sessions struct {
+	mu         sync.RWMutex
+	byUser     map[string]map[string]*conn
+	maxPerUser int
+}
+
+func newSessions(maxPerUser int) *sessions {
+	return &sessions{byUser: make(map[string]map[string]*conn), maxPerUser: maxPerUser}
+}
+
+// bind registers c under full. A session already bound to the same resource
+// is closed with a conflict stream error (RFC 6120 §7.7.2.2, the "override"
+// policy); an account at its session limit gets resource-constraint.
+func (s *sessions) bind(c *conn, full jid.JID) error {
+	user, res := full.Localpart(), full.Resourcepart()
+	s.mu.Lock()
+	rs := s.byUser[user]
+	if rs == nil {
+		rs = make(map[string]*conn)
+		s.byUser[user] = rs
+	}
+	old := rs[res]
+	if old == nil && len(rs) >= s.maxPerUser {
+		s.mu.Unlock()
+		return stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint,
+			Text: map[string]string{"en": "too many sessions for this account"}}
+	}
+	rs[res] = c
+	s.mu.Unlock()
+	if old != nil {
+		old.bound.Store(false)
+		old.closeWith(streamErr(stream.Conflict, "replaced by a new session with the same resource"))
+	}
+	return nil
+}
+
+// unbind removes c if it is still the session bound to its JID.
+func (s *sessions) unbind(c *conn) {
+	user, res := c.addr.Localpart(), c.addr.Resourcepart()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rs := s.byUser[user]; rs != nil && rs[res] == c {
+		delete(rs, res)
+		if len(rs) == 0 {
+			delete(s.byUser, user)
+		}
+	}
+}
+
+// resource returns the session bound to a full JID.
+func (s *sessions) resource(user, res string) *conn {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.byUser[user][res]
+}
+
+// of returns the sessions of an account, ordered by resource.
+func (s *sessions) of(user string) []*conn {
+	s.mu.RLock()
+	rs := s.byUser[user]
+	out := make([]*conn, 0, len(rs))
+	for _, c := range rs {
+		out = append(out, c)
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b *conn) int {
+		if a.addr.Resourcepart() < b.addr.Resourcepart() {
+			return -1
+		}
+		return 1
+	})
+	return out
+}
+
+// all returns every bound session.
+func (s *sessions) all() []*conn {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []*conn
+	for _, rs := range s.byUser {
+		for _, c := range rs {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// count returns the number of bound sessions.
+func (s *sessions) count() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for _, rs := range s.byUser {
+		n += len(rs)
+	}
+	return n
+}

@@ -1,0 +1,323 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Bucket names of the bbolt file. Rosters live in one nested bucket per user
+// under rosters, so that deleting an account deletes its roster in the same
+// transaction.
+var (
+	bucketAccounts = []byte("accounts")
+	bucketRosters  = []byte("rosters")
+	bucketSettings = []byte("settings")
+	keyVersion     = []byte("\x00version")
+)
+
+// Bolt is the bbolt implementation of Store.
+type Bolt struct {
+	db *bolt.DB
+}
+
+var _ Store = (*Bolt)(nil)
+
+// Open opens (creating if needed) the store in folder dir, in the file
+// adhocd.db. The file is locked: a second process opening it waits up to
+// timeout and then fails.
+func Open(dir string, timeout time.Duration) (*Bolt, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("storage: create %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, "adhocd.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketAccounts, bucketRosters, bucketSettings} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("storage: init %s: %w", path, err)
+	}
+	return &Bolt{db: db}, nil
+}
+
+// DB exposes the underlying database to packages that keep their own buckets
+// in the same file (the adhoc session store).
+func (s *Bolt) DB() *bolt.DB { return s.db }
+
+// Close implements Store.
+func (s *Bolt) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("storage: close: %w", err)
+	}
+	return nil
+}
+
+func (s *Bolt) view(ctx context.Context, fn func(*bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.View(fn)
+}
+
+func (s *Bolt) update(ctx context.Context, fn func(*bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.Update(fn)
+}
+
+// CreateAccount implements Store.
+func (s *Bolt) CreateAccount(ctx context.Context, a Account) error {
+	if a.Username == "" {
+		return errors.New("storage: create account: empty username")
+	}
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAccounts)
+		if b.Get([]byte(a.Username)) != nil {
+			return fmt.Errorf("storage: create account %q: %w", a.Username, ErrExists)
+		}
+		return putJSON(b, []byte(a.Username), a)
+	})
+}
+
+// Account implements Store.
+func (s *Bolt) Account(ctx context.Context, username string) (Account, error) {
+	var a Account
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		return getJSON(tx.Bucket(bucketAccounts), []byte(username), &a)
+	})
+	if err != nil {
+		return Account{}, fmt.Errorf("storage: account %q: %w", username, err)
+	}
+	return a, nil
+}
+
+// UpdateAccount implements Store.
+func (s *Bolt) UpdateAccount(ctx context.Context, username string, fn func(*Account) error) error {
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAccounts)
+		var a Account
+		if err := getJSON(b, []byte(username), &a); err != nil {
+			return err
+		}
+		if err := fn(&a); err != nil {
+			return err
+		}
+		a.Username = username
+		return putJSON(b, []byte(username), a)
+	})
+	if err != nil {
+		return fmt.Errorf("storage: update account %q: %w", username, err)
+	}
+	return nil
+}
+
+// DeleteAccount implements Store.
+func (s *Bolt) DeleteAccount(ctx context.Context, username string) error {
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAccounts)
+		if b.Get([]byte(username)) == nil {
+			return ErrNotFound
+		}
+		if err := b.Delete([]byte(username)); err != nil {
+			return err
+		}
+		r := tx.Bucket(bucketRosters)
+		if r.Bucket([]byte(username)) != nil {
+			return r.DeleteBucket([]byte(username))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("storage: delete account %q: %w", username, err)
+	}
+	return nil
+}
+
+// Accounts implements Store.
+func (s *Bolt) Accounts(ctx context.Context) ([]Account, error) {
+	var all []Account
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAccounts).ForEach(func(k, v []byte) error {
+			var a Account
+			if err := json.Unmarshal(v, &a); err != nil {
+				return fmt.Errorf("decode %q: %w", k, err)
+			}
+			all = append(all, a)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: accounts: %w", err)
+	}
+	return all, nil
+}
+
+// Roster implements Store.
+func (s *Bolt) Roster(ctx context.Context, username string) ([]RosterItem, uint64, error) {
+	var items []RosterItem
+	var ver uint64
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRosters).Bucket([]byte(username))
+		if b == nil {
+			return nil
+		}
+		ver = version(b)
+		return b.ForEach(func(k, v []byte) error {
+			if bytes.Equal(k, keyVersion) {
+				return nil
+			}
+			var it RosterItem
+			if err := json.Unmarshal(v, &it); err != nil {
+				return fmt.Errorf("decode %q: %w", k, err)
+			}
+			items = append(items, it)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("storage: roster of %q: %w", username, err)
+	}
+	return items, ver, nil
+}
+
+// RosterItem implements Store.
+func (s *Bolt) RosterItem(ctx context.Context, username, contact string) (RosterItem, error) {
+	var it RosterItem
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRosters).Bucket([]byte(username))
+		if b == nil {
+			return ErrNotFound
+		}
+		return getJSON(b, []byte(contact), &it)
+	})
+	if err != nil {
+		return RosterItem{}, fmt.Errorf("storage: roster item %q of %q: %w", contact, username, err)
+	}
+	return it, nil
+}
+
+// UpdateRosterItem implements Store.
+func (s *Bolt) UpdateRosterItem(ctx context.Context, username, contact string, fn func(*RosterItem, bool) (bool, error)) (uint64, error) {
+	var ver uint64
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketAccounts).Get([]byte(username)) == nil {
+			return ErrNotFound
+		}
+		b, err := tx.Bucket(bucketRosters).CreateBucketIfNotExists([]byte(username))
+		if err != nil {
+			return err
+		}
+		it := RosterItem{JID: contact, Subscription: SubNone}
+		exists := true
+		if err := getJSON(b, []byte(contact), &it); errors.Is(err, ErrNotFound) {
+			exists = false
+		} else if err != nil {
+			return err
+		}
+		remove, err := fn(&it, exists)
+		if err != nil {
+			return err
+		}
+		if remove {
+			if !exists {
+				ver = version(b)
+				return nil
+			}
+			if err := b.Delete([]byte(contact)); err != nil {
+				return err
+			}
+		} else {
+			it.JID = contact
+			if it.Subscription == "" {
+				it.Subscription = SubNone
+			}
+			if err := putJSON(b, []byte(contact), it); err != nil {
+				return err
+			}
+		}
+		ver = version(b) + 1
+		return b.Put(keyVersion, binary.BigEndian.AppendUint64(nil, ver))
+	})
+	if err != nil {
+		return 0, fmt.Errorf("storage: update roster item %q of %q: %w", contact, username, err)
+	}
+	return ver, nil
+}
+
+// Setting implements Store.
+func (s *Bolt) Setting(ctx context.Context, key string) ([]byte, error) {
+	var out []byte
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketSettings).Get([]byte(key))
+		if v == nil {
+			return ErrNotFound
+		}
+		out = bytes.Clone(v)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: setting %q: %w", key, err)
+	}
+	return out, nil
+}
+
+// PutSetting implements Store.
+func (s *Bolt) PutSetting(ctx context.Context, key string, value []byte) error {
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSettings)
+		if value == nil {
+			return b.Delete([]byte(key))
+		}
+		return b.Put([]byte(key), value)
+	})
+	if err != nil {
+		return fmt.Errorf("storage: put setting %q: %w", key, err)
+	}
+	return nil
+}
+
+func version(b *bolt.Bucket) uint64 {
+	v := b.Get(keyVersion)
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+func getJSON(b *bolt.Bucket, key []byte, v any) error {
+	raw := b.Get(key)
+	if raw == nil {
+		return ErrNotFound
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("decode %q: %w", key, err)
+	}
+	return nil
+}
+
+func putJSON(b *bolt.Bucket, key []byte, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %q: %w", key, err)
+	}
+	return b.Put(key, raw)
+}

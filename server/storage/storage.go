@@ -1,0 +1,110 @@
+// Package storage holds what adhocd keeps across restarts: accounts with
+// their SCRAM credentials, rosters, pending subscription requests and small
+// server settings.
+//
+// Store is the interface the server and its modules use; Open returns the
+// embedded implementation on go.etcd.io/bbolt, a single file with ACID
+// transactions and no server to run. Passwords are never stored: an account
+// holds only SCRAM salted keys (RFC 5802 StoredKey and ServerKey), which are
+// not password-equivalent.
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors returned by every Store.
+var (
+	ErrNotFound = errors.New("storage: not found")
+	ErrExists   = errors.New("storage: already exists")
+)
+
+// Credential is one SCRAM credential (RFC 5802 §3) for one hash function.
+type Credential struct {
+	Salt       []byte `json:"salt"`
+	Iterations int    `json:"iterations"`
+	StoredKey  []byte `json:"stored_key"`
+	ServerKey  []byte `json:"server_key"`
+}
+
+// Account is one local user.
+type Account struct {
+	// Username is the JID localpart, already normalised.
+	Username string `json:"username"`
+	// SHA1 and SHA256 are the SCRAM credentials for SCRAM-SHA-1 and
+	// SCRAM-SHA-256 (PLAIN is verified against SHA256).
+	SHA1   Credential `json:"scram_sha1"`
+	SHA256 Credential `json:"scram_sha256"`
+	// Created is when the account was made.
+	Created time.Time `json:"created"`
+	// Disabled accounts keep their data but may not log in.
+	Disabled bool `json:"disabled,omitempty"`
+	// LastLogin and LastLogout are the latest session start and end.
+	LastLogin  time.Time `json:"last_login,omitzero"`
+	LastLogout time.Time `json:"last_logout,omitzero"`
+}
+
+// Subscription is the RFC 6121 subscription state of a roster item.
+type Subscription string
+
+// The subscription states of RFC 6121 §2.1.2.5.
+const (
+	SubNone Subscription = "none"
+	SubTo   Subscription = "to"
+	SubFrom Subscription = "from"
+	SubBoth Subscription = "both"
+)
+
+// RosterItem is one contact in a user's roster.
+type RosterItem struct {
+	// JID is the contact's bare JID.
+	JID          string       `json:"jid"`
+	Name         string       `json:"name,omitempty"`
+	Subscription Subscription `json:"subscription"`
+	// AskOut is set while an outbound subscription request is pending
+	// (ask='subscribe').
+	AskOut bool `json:"ask_out,omitempty"`
+	// PendingIn is set while an inbound subscription request awaits the
+	// user's answer (RFC 6121 §3.1.3).
+	PendingIn bool `json:"pending_in,omitempty"`
+	// Hidden items exist only to hold a pending inbound request; they are
+	// not part of the roster the user sees until the user adds or approves.
+	Hidden bool     `json:"hidden,omitempty"`
+	Groups []string `json:"groups,omitempty"`
+}
+
+// Store is the persistent state of the server. Every method is safe for
+// concurrent use; a method that changes data is atomic.
+type Store interface {
+	// CreateAccount adds a new account, or returns ErrExists.
+	CreateAccount(ctx context.Context, a Account) error
+	// Account returns one account, or ErrNotFound.
+	Account(ctx context.Context, username string) (Account, error)
+	// UpdateAccount applies fn to the stored account atomically; an error
+	// from fn aborts the change. ErrNotFound if there is no such account.
+	UpdateAccount(ctx context.Context, username string, fn func(*Account) error) error
+	// DeleteAccount removes the account and everything that belongs to it.
+	DeleteAccount(ctx context.Context, username string) error
+	// Accounts returns every account, ordered by username.
+	Accounts(ctx context.Context) ([]Account, error)
+
+	// Roster returns the user's roster ordered by JID, and its version.
+	Roster(ctx context.Context, username string) ([]RosterItem, uint64, error)
+	// RosterItem returns one item, or ErrNotFound.
+	RosterItem(ctx context.Context, username, contact string) (RosterItem, error)
+	// UpdateRosterItem applies fn to the item for contact (the zero item with
+	// JID set if absent) atomically. If fn reports remove, the item is
+	// deleted. It returns the roster version after the change. An error from
+	// fn aborts the change.
+	UpdateRosterItem(ctx context.Context, username, contact string, fn func(item *RosterItem, exists bool) (remove bool, err error)) (uint64, error)
+
+	// Setting returns the value stored under key, or ErrNotFound.
+	Setting(ctx context.Context, key string) ([]byte, error)
+	// PutSetting stores value under key; a nil value deletes the key.
+	PutSetting(ctx context.Context, key string, value []byte) error
+
+	// Close releases the store; it waits for running transactions.
+	Close() error
+}
