@@ -313,7 +313,9 @@ func (c *conn) authenticate(ctx context.Context, el *element) error {
 				c.log = c.log.With("user", c.user)
 				c.srv.metrics.Login(mech, "success")
 				c.log.Info("authenticated", "mechanism", mech)
-				if err := c.writeRaw(`<success xmlns='` + nsSASL + `'>` + encodeSASL(out) + `</success>`); err != nil {
+				// Additional data with success, or an empty element when there is
+				// none (RFC 6120 §6.4.6: "=" is only the client's empty response).
+				if err := c.writeRaw(`<success xmlns='` + nsSASL + `'>` + base64.StdEncoding.EncodeToString(out) + `</success>`); err != nil {
 					return err
 				}
 				c.dec.restart()
@@ -413,7 +415,7 @@ func (c *conn) bindIQ(ctx context.Context, el *element) error {
 	default:
 		return streamErr(stream.NotAuthorized, "bind a resource first")
 	}
-	res, _ := el.text(xml.Name{Space: nsBind, Local: "resource"})
+	res, _ := el.sub(payload).text(xml.Name{Space: nsBind, Local: "resource"})
 	res = strings.TrimSpace(res)
 	if res == "" {
 		res = newID()[:12]

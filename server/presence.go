@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
+	"strings"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -122,7 +123,7 @@ func (s *Server) broadcast(ctx context.Context, c *conn, el *element, unavailabl
 			s.sendPresenceOf(j.Localpart(), c)
 		}
 		if it.PendingIn {
-			s.deliver(c, subscriptionStanza("subscribe", j, c.addr.Bare(), nil))
+			s.deliver(c, subscriptionStanza("subscribe", j, c.addr.Bare(), parseContent(it.PendingContent)))
 		}
 	}
 	for _, own := range s.sessions.of(c.user) {
@@ -239,14 +240,14 @@ func (s *Server) outboundSubscription(ctx context.Context, c *conn, typ string, 
 				route = false
 				return !exists, nil
 			}
-			it.PendingIn = false
+			it.PendingIn, it.PendingContent = false, ""
 			it.Hidden = false
 			it.Subscription = addFrom(it.Subscription)
 		case "unsubscribe":
 			it.AskOut = false
 			it.Subscription = dropTo(it.Subscription)
 		case "unsubscribed":
-			it.PendingIn = false
+			it.PendingIn, it.PendingContent = false, ""
 			it.Subscription = dropFrom(it.Subscription)
 		}
 		return !exists && typ != "subscribe" || (it.Hidden && !it.PendingIn), nil
@@ -313,6 +314,7 @@ func (s *Server) inboundSubscription(ctx context.Context, typ string, from, cont
 				it.Hidden = true
 			}
 			it.PendingIn = true
+			it.PendingContent = serializeContent(out.inner, maxPendingContent)
 			return false, nil
 		case "subscribed":
 			if !it.AskOut {
@@ -323,7 +325,7 @@ func (s *Server) inboundSubscription(ctx context.Context, typ string, from, cont
 			it.Subscription = addTo(it.Subscription)
 		case "unsubscribe":
 			deliver = wasFrom || it.PendingIn
-			it.PendingIn = false
+			it.PendingIn, it.PendingContent = false, ""
 			it.Subscription = dropFrom(it.Subscription)
 		case "unsubscribed":
 			deliver = it.AskOut || it.Subscription == storage.SubTo || it.Subscription == storage.SubBoth
@@ -377,4 +379,42 @@ func dropTo(s storage.Subscription) storage.Subscription {
 		return storage.SubFrom
 	}
 	return storage.SubNone
+}
+
+// maxPendingContent bounds what is kept of a pending request's content.
+const maxPendingContent = 4096
+
+// serializeContent renders tokens as XML text for the store; content larger
+// than limit is not kept (the request itself still is).
+func serializeContent(toks []xml.Token, limit int) string {
+	var b strings.Builder
+	e := xml.NewEncoder(&b)
+	for _, t := range toks {
+		if err := e.EncodeToken(t); err != nil {
+			return ""
+		}
+	}
+	if err := e.Flush(); err != nil || b.Len() > limit {
+		return ""
+	}
+	return b.String()
+}
+
+// parseContent reads back what serializeContent stored.
+func parseContent(s string) []xml.Token {
+	if s == "" {
+		return nil
+	}
+	d := xml.NewDecoder(strings.NewReader(s))
+	var out []xml.Token
+	for {
+		t, err := d.Token()
+		if err != nil {
+			return out
+		}
+		if st, ok := t.(xml.StartElement); ok {
+			t = stripNSDecl(st)
+		}
+		out = append(out, xml.CopyToken(t))
+	}
 }

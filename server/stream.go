@@ -135,6 +135,15 @@ func (e *element) child(name xml.Name) []xml.Token {
 	return nil
 }
 
+// sub returns the first child element named name, or nil.
+func (e *element) sub(name xml.Name) *element {
+	toks := e.child(name)
+	if toks == nil {
+		return nil
+	}
+	return &element{start: toks[0].(xml.StartElement), inner: toks[1 : len(toks)-1]}
+}
+
 // text returns the character data directly inside the child named name.
 func (e *element) text(name xml.Name) (string, bool) {
 	toks := e.child(name)
@@ -144,7 +153,8 @@ func (e *element) text(name xml.Name) (string, bool) {
 	return textOf(toks), true
 }
 
-// textOf concatenates the character data at depth one of an element's tokens.
+// textOf concatenates the character data directly inside the element that
+// toks begins with, and stops at that element's end.
 func textOf(toks []xml.Token) string {
 	var sb strings.Builder
 	depth := 0
@@ -154,6 +164,9 @@ func textOf(toks []xml.Token) string {
 			depth++
 		case xml.EndElement:
 			depth--
+			if depth == 0 {
+				return sb.String()
+			}
 		case xml.CharData:
 			if depth == 1 {
 				sb.Write(t)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -31,9 +32,14 @@ func (s Stanza) Decode(v any) error { return xml.Unmarshal([]byte(s.XML), v) }
 // replies to its own IQs) are collected for the test to read.
 type Client struct {
 	*xmpp.Session
-	in chan Stanza
-	t  testing.TB
+	in  chan Stanza
+	err error // why Serve ended, once in is closed
+	t   testing.TB
 }
+
+// Err returns the error that ended the client's input stream, once Next,
+// Wait or Closed has seen it end.
+func (c *Client) Err() error { return c.err }
 
 // ClientOption changes how a Client negotiates.
 type ClientOption func(*clientSettings)
@@ -47,8 +53,11 @@ func WithMechanisms(m ...sasl.Mechanism) ClientOption {
 	return func(c *clientSettings) { c.mechs = m }
 }
 
-// Dial logs user in with STARTTLS, SCRAM-SHA-256 and binds resource (a
-// server-generated one when empty). The client goes away with the test.
+// Dial logs user in with STARTTLS and SCRAM-SHA-256 and binds a resource.
+// mellium v0.22.0's client cannot ask for a resource (its bind payload writes
+// an empty <resource/>), so the server always generates one: read it from
+// LocalAddr. Use RawLogin for a chosen resource. The client goes away with
+// the test.
 func (s *Server) Dial(user, password, resource string, opts ...ClientOption) *Client {
 	s.t.Helper()
 	c, err := s.DialErr(user, password, resource, opts...)
@@ -85,7 +94,9 @@ func (s *Server) DialErr(user, password, resource string, opts ...ClientOption) 
 	}
 	c := &Client{Session: sess, in: make(chan Stanza, 256), t: s.t}
 	go func() {
-		_ = sess.Serve(xmpp.HandlerFunc(c.handle))
+		if err := sess.Serve(xmpp.HandlerFunc(c.handle)); err != nil {
+			c.err = err
+		}
 		close(c.in)
 	}()
 	s.t.Cleanup(func() {
@@ -98,13 +109,11 @@ func (s *Server) DialErr(user, password, resource string, opts ...ClientOption) 
 func (c *Client) handle(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
 	var buf bytes.Buffer
 	e := xml.NewEncoder(&buf)
-	if err := e.EncodeToken(*start); err != nil {
+	if err := e.EncodeToken(dropNSDecl(*start)); err != nil {
 		return err
 	}
-	if _, err := xmlstream.Copy(e, t); err != nil {
-		return err
-	}
-	if err := e.EncodeToken(start.End()); err != nil {
+	// mellium's reader yields the content and then the stanza's end tag.
+	if _, err := xmlstream.Copy(e, nsDeclDropper{t}); err != nil {
 		return err
 	}
 	if err := e.Flush(); err != nil {
@@ -187,13 +196,57 @@ func (c *Client) IQ(ctx context.Context, s string) (string, error) {
 		return "", err
 	}
 	defer resp.Close()
+	tok, err := resp.Token()
+	if err != nil {
+		return "", err
+	}
+	start, _ := tok.(xml.StartElement)
 	var buf bytes.Buffer
 	e := xml.NewEncoder(&buf)
-	if _, err := xmlstream.Copy(e, resp); err != nil {
+	if err := e.EncodeToken(dropNSDecl(start)); err != nil {
+		return "", err
+	}
+	if _, err := xmlstream.Copy(e, nsDeclDropper{resp}); err != nil {
 		return "", err
 	}
 	if err := e.Flush(); err != nil {
 		return "", err
 	}
+	for _, a := range start.Attr {
+		if a.Name.Local == "type" && a.Value == "error" {
+			return buf.String(), fmt.Errorf("servertest: IQ error: %s", buf.String())
+		}
+	}
 	return buf.String(), nil
+}
+
+// dropNSDecl removes xmlns attributes that encoding/xml keeps beside the
+// resolved names, so that re-encoded XML declares each namespace once.
+func dropNSDecl(t xml.Token) xml.Token {
+	st, ok := t.(xml.StartElement)
+	if !ok {
+		return t
+	}
+	st = st.Copy()
+	attrs := st.Attr[:0]
+	for _, a := range st.Attr {
+		if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
+			continue
+		}
+		attrs = append(attrs, a)
+	}
+	st.Attr = attrs
+	return st
+}
+
+// nsDeclDropper applies dropNSDecl to every token, including one returned
+// together with io.EOF (xmlstream.Map would drop that one).
+type nsDeclDropper struct{ r xml.TokenReader }
+
+func (d nsDeclDropper) Token() (xml.Token, error) {
+	t, err := d.r.Token()
+	if t != nil {
+		t = dropNSDecl(t)
+	}
+	return t, err
 }

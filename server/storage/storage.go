@@ -69,6 +69,9 @@ type RosterItem struct {
 	// PendingIn is set while an inbound subscription request awaits the
 	// user's answer (RFC 6121 §3.1.3).
 	PendingIn bool `json:"pending_in,omitempty"`
+	// PendingContent is the XML content (status, nick, …) of the pending
+	// inbound request, delivered with it when the user comes online.
+	PendingContent string `json:"pending_content,omitempty"`
 	// Hidden items exist only to hold a pending inbound request; they are
 	// not part of the roster the user sees until the user adds or approves.
 	Hidden bool     `json:"hidden,omitempty"`
