@@ -43,6 +43,7 @@ type conn struct {
 	closed  bool // our stream is closed; nothing more is written
 
 	authFailures int
+	cbRefused    bool    // a -PLUS attempt asked for a binding type we lack
 	user         string  // localpart once authenticated
 	addr         jid.JID // full JID once bound
 	bound        atomic.Bool
@@ -288,7 +289,7 @@ func (c *conn) authenticate(ctx context.Context, el *element) error {
 		return c.saslFailure(auth.EncryptionRequired, "negotiate STARTTLS first")
 	}
 	mech := el.attr("mechanism")
-	ex, err := c.srv.auth.Start(mech, c.tls)
+	ex, err := c.srv.auth.Start(mech, auth.Stream{TLS: c.tls, CBTypeRefused: c.cbRefused})
 	if err != nil {
 		return c.authFailed(err, mech)
 	}
@@ -299,7 +300,6 @@ func (c *conn) authenticate(ctx context.Context, el *element) error {
 	for {
 		if in == nil {
 			// No initial response: send an empty challenge (RFC 6120 §6.4.2).
-			in = []byte{}
 			if err := c.writeRaw(`<challenge xmlns='` + nsSASL + `'/>`); err != nil {
 				return err
 			}
@@ -375,6 +375,9 @@ func (c *conn) authFailed(err error, mech string) error {
 	var f *auth.Failure
 	if !errors.As(err, &f) {
 		return err
+	}
+	if errors.Is(err, auth.ErrChannelBindingType) {
+		c.cbRefused = true
 	}
 	c.srv.metrics.Login(mech, f.Condition)
 	c.log.Info("authentication failed", "mechanism", mech, "condition", f.Condition, "err", f.Err)

@@ -25,6 +25,15 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
+// twoUsers starts a server with the accounts alice and bob, both logged in.
+func twoUsers(tb testing.TB) (srv *servertest.Server, alice, bob *servertest.Client) {
+	tb.Helper()
+	srv = servertest.Start(tb)
+	srv.AddUser("alice", "wonderland")
+	srv.AddUser("bob", "builder")
+	return srv, srv.Dial("alice", "wonderland", ""), srv.Dial("bob", "builder", "")
+}
+
 func TestLoginMechanisms(t *testing.T) {
 	srv := servertest.Start(t)
 	srv.AddUser("alice", "wonderland")
@@ -72,6 +81,17 @@ func isPresence(typ, from string) func(servertest.Stanza) bool {
 	}
 }
 
+// online sends initial presence and waits until the server has processed it
+// (the presence comes back to the client itself), so that stanzas that need
+// the client to be available are not raced against it.
+func online(t *testing.T, c *servertest.Client) {
+	t.Helper()
+	if err := c.SendRaw(ctx(t), `<presence/>`); err != nil {
+		t.Fatal(err)
+	}
+	c.Next(wait, isPresence("", c.LocalAddr().String()))
+}
+
 func isMessage(body string) func(servertest.Stanza) bool {
 	return func(s servertest.Stanza) bool {
 		return s.Name == "message" && strings.Contains(s.XML, ">"+body+"</body>")
@@ -113,18 +133,11 @@ func rosterOf(t *testing.T, c *servertest.Client) map[string]rosterItem {
 // subscribe to each other, see each other's presence, exchange messages, and
 // see each other leave.
 func TestSubscriptionPresenceAndChat(t *testing.T) {
-	srv := servertest.Start(t)
-	srv.AddUser("alice", "wonderland")
-	srv.AddUser("bob", "builder")
-	alice := srv.Dial("alice", "wonderland", "phone")
-	bob := srv.Dial("bob", "builder", "laptop")
+	srv, alice, bob := twoUsers(t)
 	rosterOf(t, alice)
 	rosterOf(t, bob)
-	for _, c := range []*servertest.Client{alice, bob} {
-		if err := c.SendRaw(ctx(t), `<presence/>`); err != nil {
-			t.Fatal(err)
-		}
-	}
+	online(t, alice)
+	online(t, bob)
 
 	// Alice asks; bob sees the request and approves; alice's roster says "to".
 	if err := alice.SendRaw(ctx(t), `<presence type='subscribe' to='bob@localhost'/>`); err != nil {
@@ -515,4 +528,33 @@ func TestSelfSignedCertificateKept(t *testing.T) {
 	}
 	srv2.AddUser("alice", "wonderland")
 	srv2.Dial("alice", "wonderland", "")
+}
+
+// TestDirectedPresence: presence sent to a JID outside the roster reaches it,
+// and so does the unavailable presence when the sender leaves (RFC 6121 §4.6).
+func TestDirectedPresence(t *testing.T) {
+	_, alice, bob := twoUsers(t)
+	online(t, bob)
+	online(t, alice)
+	if err := alice.SendRaw(ctx(t), `<presence to='bob@localhost'><status>knock knock</status></presence>`); err != nil {
+		t.Fatal(err)
+	}
+	p := bob.Next(wait, func(s servertest.Stanza) bool { return s.Name == "presence" && strings.Contains(s.XML, "knock knock") })
+	if p.Attrs["from"] != alice.LocalAddr().String() {
+		t.Fatalf("directed presence from %q", p.Attrs["from"])
+	}
+	if err := alice.Close(); err != nil {
+		t.Fatal(err)
+	}
+	bob.Next(wait, isPresence("unavailable", alice.LocalAddr().String()))
+}
+
+func TestIdleTimeout(t *testing.T) {
+	srv := servertest.Start(t, func(c *config.Config) { c.Limits.IdleTimeout = config.Duration(300 * time.Millisecond) })
+	srv.AddUser("alice", "wonderland")
+	r := srv.RawLogin("alice", "wonderland", "idle")
+	got, _ := r.ClosedByServer(wait)
+	if !strings.Contains(got, "<connection-timeout xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>") {
+		t.Fatalf("idle session got %q", got)
+	}
 }

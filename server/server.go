@@ -23,6 +23,7 @@ import (
 	"github.com/adhocd/adhocd/server/auth"
 	"github.com/adhocd/adhocd/server/config"
 	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/server/tlscert"
 )
 
 // Server is one adhocd instance.
@@ -113,7 +114,7 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 		s.store, s.ownsStore = st, true
 	}
-	cert, err := loadCertificate(s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile, s.cfg.Storage.Path, s.domain.String())
+	cert, err := tlscert.Load(s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile, s.cfg.Storage.Path, s.domain.String())
 	if err != nil {
 		s.closeStore()
 		return err

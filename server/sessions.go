@@ -83,27 +83,3 @@ func (s *sessions) of(user string) []*conn {
 	})
 	return out
 }
-
-// all returns every bound session.
-func (s *sessions) all() []*conn {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	var out []*conn
-	for _, rs := range s.byUser {
-		for _, c := range rs {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// count returns the number of bound sessions.
-func (s *sessions) count() int {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	n := 0
-	for _, rs := range s.byUser {
-		n += len(rs)
-	}
-	return n
-}

@@ -185,9 +185,6 @@ func (e *element) reader() xml.TokenReader {
 	return &sliceReader{toks: toks}
 }
 
-// innerReader returns a token reader over the element's content.
-func (e *element) innerReader() xml.TokenReader { return &sliceReader{toks: e.inner} }
-
 // sliceReader is an xml.TokenReader over tokens in memory.
 type sliceReader struct{ toks []xml.Token }
 

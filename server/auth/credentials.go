@@ -66,7 +66,10 @@ func derive(h scram.HashGeneratorFcn, password string, iterations int, salt []by
 	if err != nil {
 		return storage.Credential{}, fmt.Errorf("auth: prepare password: %w", err)
 	}
-	sc := c.GetStoredCredentials(scram.KeyFactors{Salt: string(salt), Iters: iterations})
+	sc, err := c.GetStoredCredentialsWithError(scram.KeyFactors{Salt: string(salt), Iters: iterations})
+	if err != nil {
+		return storage.Credential{}, fmt.Errorf("auth: derive keys: %w", err)
+	}
 	return storage.Credential{
 		Salt:       salt,
 		Iterations: iterations,

@@ -46,6 +46,10 @@ const (
 	TemporaryAuthFailure = "temporary-auth-failure"
 )
 
+// ErrChannelBindingType marks a failure caused by a -PLUS request for a
+// channel-binding type this connection cannot provide (tls-unique on TLS 1.3).
+var ErrChannelBindingType = errors.New("auth: channel-binding type not available on this connection")
+
 // Failure ends a SASL exchange with an RFC 6120 §6.5 condition. Text is safe
 // to send to the client; Err is the cause, for the log only.
 type Failure struct {
@@ -121,11 +125,25 @@ func ChannelBindingTypes(tlsState *tls.ConnectionState) []string {
 	return types
 }
 
+// Stream is what an exchange needs to know of its stream.
+type Stream struct {
+	// TLS is the connection state, nil on an unencrypted stream.
+	TLS *tls.ConnectionState
+	// CBTypeRefused is set once a -PLUS attempt on this stream failed with
+	// ErrChannelBindingType. A client that then retries without channel
+	// binding says "y" (it supports binding, but none the server offered
+	// worked); that is not a stripped advertisement, so "y" is accepted
+	// instead of being refused as the downgrade RFC 5802 §6 guards against.
+	// slixmpp 1.8 on TLS 1.3 does exactly this.
+	CBTypeRefused bool
+}
+
 // Exchange is one SASL authentication in progress.
 type Exchange struct {
 	a        *Authenticator
 	mech     string
 	tlsState *tls.ConnectionState
+	allowY   bool
 	conv     *scram.ServerConversation
 	account  storage.Account
 	known    bool
@@ -135,7 +153,8 @@ type Exchange struct {
 
 // Start begins an exchange with the named mechanism. A *Failure is returned
 // for a mechanism that is unknown or not offered on this stream.
-func (a *Authenticator) Start(mech string, tlsState *tls.ConnectionState) (*Exchange, error) {
+func (a *Authenticator) Start(mech string, st Stream) (*Exchange, error) {
+	tlsState := st.TLS
 	offered := false
 	for _, m := range a.Mechanisms(tlsState) {
 		if m == mech {
@@ -149,7 +168,7 @@ func (a *Authenticator) Start(mech string, tlsState *tls.ConnectionState) (*Exch
 		}
 		return nil, fail(InvalidMechanism, fmt.Errorf("mechanism %q not offered", mech))
 	}
-	return &Exchange{a: a, mech: mech, tlsState: tlsState}, nil
+	return &Exchange{a: a, mech: mech, tlsState: tlsState, allowY: st.CBTypeRefused}, nil
 }
 
 // Mechanism returns the mechanism in use.
@@ -251,22 +270,21 @@ func (e *Exchange) newConversation(ctx context.Context, first []byte) (*scram.Se
 		return nil, fail(TemporaryAuthFailure, err)
 	}
 	plus := strings.HasSuffix(e.mech, "-PLUS")
-	flag, cbType, _ := strings.Cut(string(first), ",")
+	flag, _, _ := strings.Cut(string(first), ",")
 	if plus != strings.HasPrefix(flag, "p=") {
 		return nil, fail(MalformedRequest, fmt.Errorf("gs2 flag %q does not fit %s", flag, e.mech))
 	}
-	if e.tlsState == nil {
+	if e.tlsState == nil || (e.allowY && flag == "y") {
 		return srv.NewConversation(), nil
 	}
 	want := CBExporter
 	if plus {
 		want = strings.TrimPrefix(flag, "p=")
-		_ = cbType
 	}
 	cb, err := binding(want, e.tlsState)
 	if err != nil {
 		if plus {
-			return nil, fail(MalformedRequest, err)
+			return nil, fail(MalformedRequest, fmt.Errorf("%w: %v", ErrChannelBindingType, err))
 		}
 		return srv.NewConversation(), nil
 	}

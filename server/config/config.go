@@ -178,7 +178,8 @@ func Default() Config {
 }
 
 // Load reads the file at path over the defaults and validates the result.
-// Relative storage paths are resolved against the file's folder.
+// Relative paths (storage, certificate) are made absolute against the
+// file's folder, so the server does not depend on its working directory.
 func Load(path string) (Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -188,7 +189,10 @@ func Load(path string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("config: %s: %w", path, err)
 	}
-	base := filepath.Dir(path)
+	base, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
 	for _, p := range []*string{&cfg.Storage.Path, &cfg.TLS.CertFile, &cfg.TLS.KeyFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)

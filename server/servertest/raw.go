@@ -22,14 +22,18 @@ type Raw struct {
 }
 
 // RawDial opens a TCP connection to the server.
-func (s *Server) RawDial() *Raw {
-	s.t.Helper()
-	c, err := net.DialTimeout("tcp", s.Addr, 5*time.Second)
+func (s *Server) RawDial() *Raw { s.t.Helper(); return DialRaw(s.t, s.Addr) }
+
+// DialRaw opens a TCP connection to any XMPP server at addr (host:port); it
+// is closed when the test ends.
+func DialRaw(t testing.TB, addr string) *Raw {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
-		s.t.Fatalf("servertest: raw dial: %v", err)
+		t.Fatalf("servertest: raw dial: %v", err)
 	}
-	s.t.Cleanup(func() { c.Close() })
-	return &Raw{Conn: c, r: bufio.NewReader(c), t: s.t}
+	t.Cleanup(func() { c.Close() })
+	return &Raw{Conn: c, r: bufio.NewReader(c), t: t}
 }
 
 // Header is the stream header a client sends to this server.
@@ -99,12 +103,19 @@ func (r *Raw) StartTLS(cfg *tls.Config) {
 	r.Expect(`</stream:features>`)
 }
 
-// Login runs STARTTLS, SASL PLAIN and binds resource, leaving the raw stream
-// ready for stanzas.
+// RawLogin runs STARTTLS, SASL PLAIN and binds resource, leaving the raw
+// stream ready for stanzas.
 func (s *Server) RawLogin(user, password, resource string) *Raw {
 	s.t.Helper()
 	r := s.RawDial()
-	r.StartTLS(s.ClientTLS)
+	r.Login(s.ClientTLS, user, password, resource)
+	return r
+}
+
+// Login runs STARTTLS, SASL PLAIN and binds resource on a fresh connection.
+func (r *Raw) Login(cfg *tls.Config, user, password, resource string) {
+	r.t.Helper()
+	r.StartTLS(cfg)
 	r.Write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>` +
 		base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+password)) + `</auth>`)
 	r.Expect(`<success`)
@@ -112,5 +123,4 @@ func (s *Server) RawLogin(user, password, resource string) *Raw {
 	r.Expect(`</stream:features>`)
 	r.Write(`<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>` + resource + `</resource></bind></iq>`)
 	r.Expect(`</iq>`)
-	return r
 }

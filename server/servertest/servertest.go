@@ -17,6 +17,7 @@ import (
 
 	"github.com/adhocd/adhocd/server"
 	"github.com/adhocd/adhocd/server/config"
+	"github.com/adhocd/adhocd/server/tlscert"
 )
 
 // Server is a started adhocd server.
@@ -76,7 +77,7 @@ func StartConfig(t testing.TB, cfg config.Config, opts ...server.Option) *Server
 		t.Fatalf("servertest: start: %v", err)
 	}
 	s := &Server{Server: srv, Dir: cfg.Storage.Path, Addr: srv.Addr().String(), cfg: cfg, opts: opts, t: t}
-	pem, err := os.ReadFile(filepath.Join(cfg.Storage.Path, "selfsigned-cert.pem"))
+	pem, err := os.ReadFile(filepath.Join(cfg.Storage.Path, tlscert.SelfSignedFile))
 	if err == nil {
 		pool := x509.NewCertPool()
 		pool.AppendCertsFromPEM(pem)

@@ -1,0 +1,200 @@
+package main_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/adhocd/adhocd/server/servertest"
+)
+
+// build compiles adhocd once per test binary run.
+func build(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "adhocd")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func writeConfig(t *testing.T, dir string) string {
+	t.Helper()
+	cfg := filepath.Join(dir, "config.yaml")
+	yaml := "domain: localhost\nadmins: [root@localhost]\nc2s:\n  listen: 127.0.0.1:0\nstorage:\n  path: data\nlog:\n  level: info\n"
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func runCmd(t *testing.T, bin, stdin string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestServerLifecycle runs the real binary: accounts made with the server
+// stopped and while it runs, an administrator bootstrapped from the
+// environment, a client login, and SIGTERM ending it with exit status 0.
+func TestServerLifecycle(t *testing.T) {
+	bin := build(t)
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir)
+
+	if out, err := runCmd(t, bin, "wonderland\n", "user", "add", "--config", cfg, "alice@localhost"); err != nil {
+		t.Fatalf("user add (offline): %v\n%s", err, out)
+	}
+	if out, err := runCmd(t, bin, "x\n", "user", "add", "--config", cfg, "alice@localhost"); err == nil || !strings.Contains(out, "exists") {
+		t.Fatalf("adding an existing user: %v %s", err, out)
+	}
+	if out, err := runCmd(t, bin, "x\n", "user", "add", "--config", cfg, "eve@example.org"); err == nil || !strings.Contains(out, "domain") {
+		t.Fatalf("adding a user of another domain: %v %s", err, out)
+	}
+
+	cmd := exec.Command(bin, "--config", cfg)
+	cmd.Env = append(os.Environ(), "ADHOCD_ADMIN_JID=root@localhost", "ADHOCD_ADMIN_PASSWORD=toor")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	logs := &syncBuffer{}
+	addr := waitListening(t, stderr, logs)
+
+	// Accounts while the server runs go through its control socket.
+	if out, err := runCmd(t, bin, "builder\n", "user", "add", "--config", cfg, "bob"); err != nil {
+		t.Fatalf("user add (online): %v\n%s", err, out)
+	}
+	if out, err := runCmd(t, bin, "", "user", "list", "--config", cfg); err != nil || out != "alice@localhost\nbob@localhost\nroot@localhost\n" {
+		t.Fatalf("user list: %v %q", err, out)
+	}
+
+	pem, err := os.ReadFile(filepath.Join(dir, "data", "selfsigned-cert.pem"))
+	if err != nil {
+		t.Fatalf("no self-signed certificate generated: %v", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	tlsCfg := &tls.Config{RootCAs: pool, ServerName: "localhost"}
+
+	bob := servertest.DialRaw(t, addr)
+	bob.Login(tlsCfg, "bob", "builder", "term")
+	root := servertest.DialRaw(t, addr)
+	root.Login(tlsCfg, "root", "toor", "admin") // the bootstrapped admin logs in
+
+	// A password change ends the account's sessions.
+	if out, err := runCmd(t, bin, "newpass\n", "user", "passwd", "--config", cfg, "bob@localhost"); err != nil {
+		t.Fatalf("user passwd: %v\n%s", err, out)
+	}
+	if got, _ := bob.ClosedByServer(5 * time.Second); !strings.Contains(got, "<not-authorized") {
+		t.Fatalf("bob's session after passwd: %q", got)
+	}
+	bob2 := servertest.DialRaw(t, addr)
+	bob2.Login(tlsCfg, "bob", "newpass", "term")
+	if out, err := runCmd(t, bin, "", "user", "delete", "--config", cfg, "bob@localhost"); err != nil {
+		t.Fatalf("user delete: %v\n%s", err, out)
+	}
+	if got, _ := bob2.ClosedByServer(5 * time.Second); !strings.Contains(got, "<not-authorized") {
+		t.Fatalf("bob's session after delete: %q", got)
+	}
+
+	// SIGTERM: the connected client gets system-shutdown, the process exits 0.
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := root.ClosedByServer(10 * time.Second); !strings.Contains(got, "<system-shutdown") {
+		t.Fatalf("client at shutdown got %q", got)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("adhocd did not exit after SIGTERM")
+	}
+	// With the server stopped the store is free again.
+	if out, err := runCmd(t, bin, "", "user", "list", "--config", cfg); err != nil || out != "alice@localhost\nroot@localhost\n" {
+		t.Fatalf("user list after stop: %v %q", err, out)
+	}
+}
+
+func TestBadConfigIsReported(t *testing.T) {
+	bin := build(t)
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(cfg, []byte("domain: localhost\nc2s:\n  lisen: ':5222'\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCmd(t, bin, "", "--config", cfg)
+	if err == nil || !strings.Contains(out, "lisen") || !strings.Contains(out, "line 3") {
+		t.Fatalf("want an error naming the key and line, got %v: %s", err, out)
+	}
+}
+
+var listening = regexp.MustCompile(`adhocd listening.*c2s=(\S+)`)
+
+// waitListening reads the log until the listener's address appears; the rest
+// of the log keeps being read into logs.
+func waitListening(t *testing.T, r io.Reader, logs *syncBuffer) string {
+	t.Helper()
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			logs.Write(append(sc.Bytes(), '\n'))
+			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case found <- m[1]:
+				default:
+				}
+			}
+		}
+	}()
+	select {
+	case a := <-found:
+		return a
+	case <-time.After(15 * time.Second):
+		t.Fatalf("adhocd never listened:\n%s", logs.String())
+		return ""
+	}
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -1,0 +1,159 @@
+package interop_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/adhocd/adhocd/server/servertest"
+)
+
+// python is Debian's interpreter, which sees Debian's python3-* packages.
+const python = "/usr/bin/python3"
+
+// requireSlixmpp skips the test when slixmpp cannot be imported, or fails it
+// when running under CI, where a skip would hide a broken setup.
+func requireSlixmpp(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, python, "-c", "from slixmpp import ClientXMPP").CombinedOutput()
+	if err == nil {
+		return
+	}
+	msg := "slixmpp unavailable (" + python + " -c 'from slixmpp import ClientXMPP': " + err.Error() + ": " +
+		strings.TrimSpace(string(out)) + "); install Debian's python3-slixmpp"
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+// randomBody returns a message body no run has sent before.
+func randomBody(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 12)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return "interop " + hex.EncodeToString(b) + " ✓"
+}
+
+// TestSlixmppMessage has one slixmpp client send a chat message to another
+// through adhocd, both logged in over STARTTLS with SCRAM (PLAIN is disabled
+// in the script), and checks the receiver got the body the test made up.
+//
+// slixmpp 1.8.3 (Debian 12) binds SCRAM-*-PLUS to tls-unique only, which TLS
+// 1.2 has and TLS 1.3 does not (RFC 9266). Over TLS 1.2 it must log in with
+// SCRAM-SHA-256-PLUS. Over TLS 1.3 its -PLUS attempts are refused, it retries
+// plain SCRAM with the "y" flag, and adhocd must accept that retry (see
+// auth.Stream) instead of locking the client out.
+func TestSlixmppMessage(t *testing.T) {
+	requireSlixmpp(t)
+	for _, tc := range []struct {
+		name, tlsMax, wantMech string
+		plusRefusals           bool
+	}{
+		{"TLS 1.2 with channel binding", "1.2", "SCRAM-SHA-256-PLUS", false},
+		{"TLS 1.3 falls back to SCRAM without binding", "", "SCRAM-SHA-256", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mechs, failures := runMessage(t, tc.tlsMax)
+			for _, role := range []string{"sender", "receiver"} {
+				if m := mechs[role]; m != tc.wantMech {
+					t.Errorf("%s logged in with %q, want %s", role, m, tc.wantMech)
+				}
+			}
+			for _, f := range failures {
+				if !tc.plusRefusals || !strings.Contains(f, "-PLUS") {
+					t.Errorf("unexpected SASL failure: %s", f)
+				}
+			}
+		})
+	}
+}
+
+// runMessage runs the two-client script against a fresh server and returns
+// the mechanism each client logged in with and the SASL failures it saw.
+func runMessage(t *testing.T, tlsMax string) (map[string]string, []string) {
+	t.Helper()
+	srv := servertest.Start(t)
+	const senderPW, receiverPW = "wonderland", "looking-glass"
+	sender := srv.AddUser("alice", senderPW)
+	receiver := srv.AddUser("bob", receiverPW)
+	host, port, err := net.SplitHostPort(srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := randomBody(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	args := []string{filepath.Join("testdata", "slixmpp_message.py"),
+		"--host", host,
+		"--port", port,
+		"--cafile", filepath.Join(srv.Dir, "selfsigned-cert.pem"),
+		"--sender-jid", sender,
+		"--sender-password", senderPW,
+		"--receiver-jid", receiver,
+		"--receiver-password", receiverPW,
+		"--body", body,
+		"--timeout", "30",
+	}
+	if tlsMax != "" {
+		args = append(args, "--tls-max", tlsMax)
+	}
+	cmd := exec.CommandContext(ctx, python, args...)
+	// UTF-8 argv and stdout whatever the locale: the body is not ASCII.
+	cmd.Env = append(os.Environ(), "PYTHONUTF8=1")
+	cmd.WaitDelay = 5 * time.Second
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	t.Logf("slixmpp stdout:\n%s", stdout.String())
+	if stderr.Len() > 0 {
+		t.Logf("slixmpp stderr:\n%s", stderr.String())
+	}
+	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			t.Fatalf("slixmpp script killed after deadline: %v", err)
+		}
+		t.Fatalf("slixmpp script: %v", err)
+	}
+
+	var received, ok bool
+	var failures []string
+	mechs := map[string]string{}
+	sc := bufio.NewScanner(strings.NewReader(stdout.String()))
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "RECEIVED "+body:
+			received = true
+		case line == "OK":
+			ok = true
+		case strings.HasPrefix(line, "MECHANISM "):
+			if f := strings.Fields(line); len(f) == 3 {
+				mechs[f[1]] = f[2]
+			}
+		case strings.HasPrefix(line, "AUTH_FAILED "):
+			failures = append(failures, line)
+		}
+	}
+	if !received {
+		t.Errorf("receiver did not print %q", "RECEIVED "+body)
+	}
+	if !ok {
+		t.Errorf("script did not print OK")
+	}
+	return mechs, failures
+}
