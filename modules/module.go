@@ -19,6 +19,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/mux"
 
+	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/server/config"
 	"github.com/adhocd/adhocd/server/storage"
 )
@@ -48,6 +49,9 @@ type Host interface {
 	Handle(opts ...mux.Option)
 	// Disco is the service-discovery registry of the server JID.
 	Disco() *Disco
+	// Commands is the server's XEP-0050 provider; modules add commands to
+	// the server JID with Commands().AddCommand(Domain(), …).
+	Commands() *adhoc.Provider
 	// IsAdmin reports whether j's bare JID may administer the server.
 	IsAdmin(j jid.JID) bool
 	// Send delivers a stanza from the server (or from a local JID) to its

@@ -18,6 +18,7 @@ import (
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 
+	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/modules/defaults"
 	"github.com/adhocd/adhocd/server/auth"
@@ -38,6 +39,8 @@ type Server struct {
 	sessions  *sessions
 	metrics   Observer
 	modules   []modules.Module
+	commands  *adhoc.Provider
+	extra     []adhoc.Command
 	disco     modules.Disco
 
 	muxMu   sync.RWMutex
@@ -68,6 +71,12 @@ func WithStore(st storage.Store) Option { return func(s *Server) { s.store = st 
 // WithModules adds modules after the default ones.
 func WithModules(m ...modules.Module) Option {
 	return func(s *Server) { s.modules = append(s.modules, m...) }
+}
+
+// WithCommands adds XEP-0050 commands on the server JID, for programs that
+// embed adhocd.
+func WithCommands(c ...adhoc.Command) Option {
+	return func(s *Server) { s.extra = append(s.extra, c...) }
 }
 
 // WithObserver receives the server's events (the metrics package implements
@@ -121,6 +130,17 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	s.auth = auth.NewAuthenticator(s.store, s.domain.String(), s.cfg.C2S.AllowPlainWithoutTLS)
+	a := s.cfg.Adhoc
+	s.commands = adhoc.NewProvider(
+		adhoc.WithStore(adhoc.NewMemoryStore(a.MaxSessions, a.SessionTTL.D(), a.MaxSessionsPerUser)),
+		adhoc.WithLogger(s.log.With("component", "adhoc")),
+	)
+	for _, c := range s.extra {
+		if err := s.commands.AddCommand(s.domain, c); err != nil {
+			s.closeStore()
+			return fmt.Errorf("server: %w", err)
+		}
+	}
 
 	for _, m := range s.modules {
 		if err := m.Start(ctx, &host{s: s, log: s.log.With("module", m.Name())}); err != nil {
@@ -170,6 +190,9 @@ func (s *Server) Addr() net.Addr {
 
 // Store returns the server's store (open between Start and Shutdown).
 func (s *Server) Store() storage.Store { return s.store }
+
+// Commands returns the XEP-0050 provider of the server JID (set by Start).
+func (s *Server) Commands() *adhoc.Provider { return s.commands }
 
 // Domain returns the server JID.
 func (s *Server) Domain() jid.JID { return s.domain }
@@ -357,6 +380,7 @@ func (h *host) Config() config.Config                             { return h.s.c
 func (h *host) Logger() *slog.Logger                              { return h.log }
 func (h *host) Store() storage.Store                              { return h.s.store }
 func (h *host) Disco() *modules.Disco                             { return &h.s.disco }
+func (h *host) Commands() *adhoc.Provider                         { return h.s.commands }
 func (h *host) IsAdmin(j jid.JID) bool                            { return h.s.IsAdmin(j) }
 func (h *host) Send(ctx context.Context, r xml.TokenReader) error { return h.s.Send(ctx, r) }
 func (h *host) Handle(opts ...mux.Option) {

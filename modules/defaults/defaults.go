@@ -5,6 +5,7 @@ package defaults
 
 import (
 	"github.com/adhocd/adhocd/modules"
+	"github.com/adhocd/adhocd/modules/commands"
 	"github.com/adhocd/adhocd/modules/disco"
 	"github.com/adhocd/adhocd/modules/ping"
 	"github.com/adhocd/adhocd/modules/version"
@@ -13,6 +14,7 @@ import (
 // Table lists the default modules in start order; they stop in reverse.
 var Table = []modules.Constructor{
 	disco.New,
+	commands.New,
 	ping.New,
 	version.New,
 }
