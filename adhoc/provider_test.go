@@ -625,4 +625,3 @@ func TestGolden(t *testing.T) {
 		}
 	}
 }
-
