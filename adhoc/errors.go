@@ -72,8 +72,8 @@ func errNotFound(node string) Error {
 	return cmdErr(stanza.Cancel, stanza.ItemNotFound, "", fmt.Sprintf("no command %q here", node))
 }
 
-func errTooManySessions(limit int) Error {
-	return cmdErr(stanza.Cancel, stanza.NotAllowed, "", fmt.Sprintf("you already have %d open command sessions", limit))
+func errTooManySessions() Error {
+	return cmdErr(stanza.Cancel, stanza.NotAllowed, "", "you have too many open command sessions: complete or cancel one first")
 }
 
 // PayloadError is a submission the stage cannot accept; it is answered with

@@ -370,7 +370,7 @@ func (p *Provider) show(ctx context.Context, c *Command, s *Session, iq stanza.I
 	s.Updated = p.now()
 	if err := p.store.Put(ctx, s); err != nil {
 		if errors.Is(err, ErrTooManySessions) {
-			return nil, errTooManySessions(0)
+			return nil, errTooManySessions()
 		}
 		return nil, fmt.Errorf("adhoc: store session: %w", err)
 	}

@@ -6,6 +6,7 @@ package commands
 import (
 	"context"
 	"encoding/xml"
+	"errors"
 
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/disco/items"
@@ -59,6 +60,10 @@ func (m *Module) DiscoInfo(ctx context.Context, requester jid.JID, node string) 
 	ids, features, ok, err := m.provider.Info(ctx, m.domain, requester, node, "")
 	if !ok {
 		return modules.DiscoInfo{}, modules.ErrNoNode
+	}
+	var ae adhoc.Error
+	if errors.As(err, &ae) {
+		return modules.DiscoInfo{}, ae.Stanza
 	}
 	return modules.DiscoInfo{Identities: ids, Features: features}, err
 }

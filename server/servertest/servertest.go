@@ -53,11 +53,17 @@ func Config(dir string) config.Config {
 // test ends.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
+	return StartWith(t, nil, opts...)
+}
+
+// StartWith is Start with server options (extra modules or commands).
+func StartWith(t testing.TB, srvOpts []server.Option, opts ...Option) *Server {
+	t.Helper()
 	cfg := Config(t.TempDir())
 	for _, o := range opts {
 		o(&cfg)
 	}
-	return StartConfig(t, cfg)
+	return StartConfig(t, cfg, srvOpts...)
 }
 
 // StartConfig starts a server with cfg as it is (its storage folder is kept,
