@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/mux"
 	"mellium.im/xmpp/stanza"
@@ -130,11 +131,12 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	s.auth = auth.NewAuthenticator(s.store, s.domain.String(), s.cfg.C2S.AllowPlainWithoutTLS)
-	a := s.cfg.Adhoc
-	s.commands = adhoc.NewProvider(
-		adhoc.WithStore(adhoc.NewMemoryStore(a.MaxSessions, a.SessionTTL.D(), a.MaxSessionsPerUser)),
-		adhoc.WithLogger(s.log.With("component", "adhoc")),
-	)
+	provider, err := s.newProvider()
+	if err != nil {
+		s.closeStore()
+		return err
+	}
+	s.commands = provider
 	for _, c := range s.extra {
 		if err := s.commands.AddCommand(s.domain, c); err != nil {
 			s.closeStore()
@@ -176,6 +178,31 @@ func (s *Server) Start(ctx context.Context) error {
 	s.wg.Add(1)
 	go s.accept(ln)
 	return nil
+}
+
+// newProvider makes the XEP-0050 provider with the session store that
+// adhoc.* configures: an LRU in memory, or with adhoc.persist the LRU in
+// front of a bucket of the server's bbolt file.
+func (s *Server) newProvider() (*adhoc.Provider, error) {
+	a := s.cfg.Adhoc
+	mem := adhoc.NewMemoryStore(a.MaxSessions, a.SessionTTL.D(), a.MaxSessionsPerUser)
+	opts := []adhoc.Option{adhoc.WithStore(mem), adhoc.WithLogger(s.log.With("component", "adhoc"))}
+	if a.Persist {
+		b, ok := s.store.(interface{ DB() *bolt.DB })
+		if !ok {
+			return nil, errors.New("server: adhoc.persist needs the bbolt store")
+		}
+		bs, err := adhoc.NewBoltStore(b.DB(), mem)
+		if err != nil {
+			return nil, err
+		}
+		secret, err := bs.Secret()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, adhoc.WithStore(bs), adhoc.WithSecret(secret))
+	}
+	return adhoc.NewProvider(opts...), nil
 }
 
 // Addr returns the c2s listener's address once started.

@@ -226,3 +226,61 @@ func TestErrorsOverTCP(t *testing.T) {
 		}
 	})
 }
+
+var sidRE = regexp.MustCompile(`sessionid="([^"]+)"`)
+
+// TestSessionSurvivesRestart: with adhoc.persist, a multi-stage session
+// started before a restart goes on to completion after it, with the answers
+// given before it.
+func TestSessionSurvivesRestart(t *testing.T) {
+	srv := start(t, func(c *config.Config) { c.Adhoc.Persist = true })
+	exec := func(r *servertest.Raw, id, attrs, form string) string {
+		r.Write(`<iq type='set' id='` + id + `' to='localhost'><command xmlns='http://jabber.org/protocol/commands' node='` + adhoctest.WizardNode + `' ` + attrs + `>` + form + `</command></iq>`)
+		return r.Expect(`id="` + id + `".*</iq>`)
+	}
+	r := srv.RawLogin("alice", "wonderland", "desk")
+	got := exec(r, "s1", "", "")
+	m := sidRE.FindStringSubmatch(got)
+	if m == nil {
+		t.Fatalf("no session id in %q", got)
+	}
+	sid := m[1]
+	got = exec(r, "s2", `sessionid='`+sid+`' action='next'`, `<x xmlns='jabber:x:data' type='submit'><field var='name'><value>Persisted</value></field><field var='color'><value>green</value></field></x>`)
+	if !strings.Contains(got, "Hello Persisted") {
+		t.Fatalf("stage 2 before the restart: %q", got)
+	}
+
+	srv2 := srv.Restart()
+	r2 := srv2.RawLogin("alice", "wonderland", "desk")
+	got = exec(r2, "s3", `sessionid='`+sid+`' action='next'`, `<x xmlns='jabber:x:data' type='submit'><field var='contact'><value>bob@localhost</value></field></x>`)
+	if !strings.Contains(got, "Persisted likes green and knows bob@localhost") {
+		t.Fatalf("stage 3 after the restart lost the earlier answers: %q", got)
+	}
+	got = exec(r2, "s4", `sessionid='`+sid+`' action='complete'`, "")
+	if !strings.Contains(got, `status="completed"`) || !strings.Contains(got, "<value>Persisted</value>") {
+		t.Fatalf("completion after the restart: %q", got)
+	}
+	// Completed: the id is now expired, after another restart too.
+	srv3 := srv2.Restart()
+	r3 := srv3.RawLogin("alice", "wonderland", "desk")
+	got = exec(r3, "s5", `sessionid='`+sid+`' action='next'`, "")
+	if !strings.Contains(got, "<session-expired") {
+		t.Fatalf("a completed id after a restart: %q", got)
+	}
+}
+
+// BenchmarkOneStageOverLoopback measures one execution of a one-stage
+// command by a mellium client over TLS on loopback, reply parsed.
+func BenchmarkOneStageOverLoopback(b *testing.B) {
+	srv := servertest.StartWith(b, []server.Option{server.WithCommands(adhoctest.Greeting())})
+	srv.AddUser("alice", "wonderland")
+	req := adhoc.NewRequester(srv.Dial("alice", "wonderland", "").Session)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := req.Start(ctx, domain, adhoctest.TimeNode)
+		if err != nil || r.Status != adhoc.Completed {
+			b.Fatalf("%+v %v", r, err)
+		}
+	}
+}

@@ -1,0 +1,86 @@
+package adhoc_test
+
+import (
+	"context"
+	"encoding/xml"
+	"testing"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/adhoc/adhoctest"
+)
+
+// BenchmarkOneStageInProcess measures one execution of a one-stage command
+// through the provider, response rendered to tokens, no network.
+func BenchmarkOneStageInProcess(b *testing.B) {
+	p := adhoc.NewProvider()
+	if err := p.AddCommand(server, adhoctest.Greeting()); err != nil {
+		b.Fatal(err)
+	}
+	start := xml.StartElement{Name: xml.Name{Space: adhoc.NS, Local: "command"}, Attr: []xml.Attr{{Name: xml.Name{Local: "node"}, Value: adhoctest.TimeNode}}}
+	iq := stanza.IQ{ID: "b", Type: stanza.SetIQ, From: alice, To: server}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := p.Handle(ctx, iq, start, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := xmlstream.Copy(xmlstream.Discard(), r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkWizardInProcess measures a whole three-stage flow (execute, next,
+// next, complete) in process.
+func BenchmarkWizardInProcess(b *testing.B) {
+	p := adhoc.NewProvider(adhoc.WithStore(adhoc.NewMemoryStore(1000, 60e9, 1000)))
+	if err := p.AddCommand(server, adhoctest.Wizard()); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	iq := stanza.IQ{ID: "b", Type: stanza.SetIQ, From: alice, To: server}
+	cmd := func(sid, action string) xml.StartElement {
+		st := xml.StartElement{Name: xml.Name{Space: adhoc.NS, Local: "command"}, Attr: []xml.Attr{{Name: xml.Name{Local: "node"}, Value: adhoctest.WizardNode}}}
+		if sid != "" {
+			st.Attr = append(st.Attr, xml.Attr{Name: xml.Name{Local: "sessionid"}, Value: sid}, xml.Attr{Name: xml.Name{Local: "action"}, Value: action})
+		}
+		return st
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := p.Handle(ctx, iq, cmd("", ""), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sid := ""
+		for {
+			tok, err := r.Token()
+			if err != nil {
+				break
+			}
+			if st, ok := tok.(xml.StartElement); ok && st.Name.Local == "command" {
+				for _, a := range st.Attr {
+					if a.Name.Local == "sessionid" {
+						sid = a.Value
+					}
+				}
+			}
+		}
+		for _, step := range []struct {
+			action string
+			form   []xml.Token
+		}{{"next", stage1}, {"next", stage2}, {"complete", stage3}} {
+			r, err := p.Handle(ctx, iq, cmd(sid, step.action), step.form)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := xmlstream.Copy(xmlstream.Discard(), r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
