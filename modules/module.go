@@ -15,6 +15,7 @@ import (
 	"context"
 	"encoding/xml"
 	"log/slog"
+	"time"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/mux"
@@ -54,9 +55,33 @@ type Host interface {
 	Commands() *adhoc.Provider
 	// IsAdmin reports whether j's bare JID may administer the server.
 	IsAdmin(j jid.JID) bool
+	// Sessions lists the bound client sessions.
+	Sessions() []SessionInfo
+	// EndSessions closes an account's sessions (every one, or the one bound
+	// to resource) with a stream error whose text is reason, and returns
+	// how many it closed.
+	EndSessions(user, resource, reason string) int
+	// Admins returns the administrators from the configuration (always
+	// admins) and those kept in the store.
+	Admins() (configured, stored []string)
+	// SetAdmins replaces the administrators kept in the store.
+	SetAdmins(ctx context.Context, stored []string) error
 	// Send delivers a stanza from the server (or from a local JID) to its
 	// recipients as the router would.
 	Send(ctx context.Context, r xml.TokenReader) error
+}
+
+// SessionInfo describes one bound client session.
+type SessionInfo struct {
+	JID jid.JID
+	// Remote is the client's network address.
+	Remote string
+	// Since is when the connection was accepted; LastActive when the client
+	// last sent a stanza.
+	Since, LastActive time.Time
+	// Available is set once the client sent available presence.
+	Available bool
+	Priority  int
 }
 
 // Constructor makes a module.

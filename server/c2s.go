@@ -85,27 +85,29 @@ func (c *conn) JID() jid.JID { return c.addr }
 // serve runs the connection until the client leaves, an error ends it or the
 // server shuts it down.
 func (c *conn) serve(ctx context.Context) {
-	deadline := c.connected.Add(c.srv.cfg.Limits.PreAuthTimeout.D())
-	_ = c.nc.SetReadDeadline(deadline)
-	err := c.run(ctx, deadline)
+	_ = c.raw.SetReadDeadline(c.connected.Add(c.srv.cfg.Limits.PreAuthTimeout.D()))
+	err := c.run(ctx)
 	c.finish(err)
 }
 
-func (c *conn) run(ctx context.Context, preAuthDeadline time.Time) error {
+func (c *conn) run(ctx context.Context) error {
 	if err := c.openStream(); err != nil {
 		return err
 	}
 	idle := c.srv.cfg.Limits.IdleTimeout.D()
+	// established stays true once the session was bound, even after an
+	// administrator unbinds it: a closing stream never negotiates again.
+	established := false
 	for {
-		if c.bound.Load() && idle > 0 {
-			_ = c.nc.SetReadDeadline(time.Now().Add(idle))
+		if established && idle > 0 {
+			_ = c.raw.SetReadDeadline(time.Now().Add(idle))
 		}
 		el, err := c.dec.next()
 		if err != nil {
 			return err
 		}
 		c.lastActive.Store(time.Now().UnixNano())
-		if c.bound.Load() {
+		if established {
 			if err := c.srv.route(ctx, c, el); err != nil {
 				return err
 			}
@@ -115,9 +117,8 @@ func (c *conn) run(ctx context.Context, preAuthDeadline time.Time) error {
 			return err
 		}
 		if c.bound.Load() {
-			_ = c.nc.SetReadDeadline(time.Time{})
-		} else if c.tls != nil && c.nc != c.raw {
-			_ = c.nc.SetReadDeadline(preAuthDeadline)
+			established = true
+			_ = c.raw.SetReadDeadline(time.Time{})
 		}
 	}
 }
@@ -579,7 +580,7 @@ func (c *conn) finish(err error) {
 		c.log.Debug("connection ended", "err", err)
 		c.closeConn()
 	}
-	if c.bound.Load() {
+	if c.bound.CompareAndSwap(true, false) {
 		c.srv.onUnbound(c)
 	}
 }

@@ -160,7 +160,7 @@ func (s *Server) SetPassword(ctx context.Context, jidOrUser, password string) er
 	if err := account.SetPassword(ctx, s.store, user, password, s.cfg.Storage.SCRAMIterations); err != nil {
 		return err
 	}
-	s.EndSessions(user, "")
+	s.EndSessions(user, "", "the password was changed")
 	return nil
 }
 
@@ -173,7 +173,7 @@ func (s *Server) DeleteUser(ctx context.Context, jidOrUser string) error {
 	if _, err := s.store.Account(ctx, user); err != nil {
 		return err
 	}
-	s.EndSessions(user, "")
+	s.EndSessions(user, "", "the account was deleted")
 	return s.store.DeleteAccount(ctx, user)
 }
 
@@ -191,12 +191,18 @@ func (s *Server) Users(ctx context.Context) ([]string, error) {
 }
 
 // EndSessions closes an account's sessions (one resource, or all when res is
-// empty) with a not-authorized stream error and returns how many it closed.
-func (s *Server) EndSessions(user, res string) int {
+// empty) with a not-authorized stream error saying why, and returns how many
+// it closed.
+func (s *Server) EndSessions(user, res, reason string) int {
 	n := 0
 	for _, c := range s.sessions.of(user) {
 		if res == "" || c.addr.Resourcepart() == res {
-			c.closeWith(streamErr(stream.NotAuthorized, "the account was changed by an administrator"))
+			c.closeWith(streamErr(stream.NotAuthorized, reason))
+			// Unbound now, not when the reader notices, so that what the
+			// administrator runs next already sees the session gone.
+			if c.bound.CompareAndSwap(true, false) {
+				s.onUnbound(c)
+			}
 			n++
 		}
 	}

@@ -19,6 +19,10 @@ import (
 // route handles one stanza from a bound session: it checks and stamps the
 // sender (RFC 6120 §8.1.2.1) and delivers it by kind and addressee.
 func (s *Server) route(ctx context.Context, c *conn, el *element) error {
+	if !c.bound.Load() {
+		// Unbound by an administrator while the stream closes: drop.
+		return errClosed
+	}
 	name := el.start.Name
 	if !isStanza(name) {
 		if name.Space != stanza.NSClient {

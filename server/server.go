@@ -48,7 +48,8 @@ type Server struct {
 	muxOpts []mux.Option
 	mux     *mux.ServeMux
 
-	admins map[string]bool
+	admins       map[string]bool
+	storedAdmins []string
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -131,6 +132,10 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	s.auth = auth.NewAuthenticator(s.store, s.domain.String(), s.cfg.C2S.AllowPlainWithoutTLS)
+	if err := s.loadAdmins(ctx); err != nil {
+		s.closeStore()
+		return err
+	}
 	provider, err := s.newProvider()
 	if err != nil {
 		s.closeStore()
@@ -414,4 +419,14 @@ func (h *host) Handle(opts ...mux.Option) {
 	h.s.muxMu.Lock()
 	defer h.s.muxMu.Unlock()
 	h.s.muxOpts = append(h.s.muxOpts, opts...)
+}
+
+func (h *host) Sessions() []modules.SessionInfo { return h.s.Sessions() }
+
+func (h *host) EndSessions(user, res, reason string) int { return h.s.EndSessions(user, res, reason) }
+
+func (h *host) Admins() (configured, stored []string) { return h.s.Admins() }
+
+func (h *host) SetAdmins(ctx context.Context, stored []string) error {
+	return h.s.SetAdmins(ctx, stored)
 }

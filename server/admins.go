@@ -1,0 +1,113 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/adhocd/adhocd/modules"
+	"github.com/adhocd/adhocd/server/storage"
+)
+
+// settingAdmins is the store key of the administrators edit-admin keeps.
+const settingAdmins = "admins"
+
+// loadAdmins reads the stored administrators into the in-memory set, beside
+// those of the configuration.
+func (s *Server) loadAdmins(ctx context.Context) error {
+	raw, err := s.store.Setting(ctx, settingAdmins)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var stored []string
+	if err := json.Unmarshal(raw, &stored); err != nil {
+		return fmt.Errorf("server: stored admins: %w", err)
+	}
+	s.setAdmins(stored)
+	return nil
+}
+
+func (s *Server) setAdmins(stored []string) {
+	set := make(map[string]bool, len(s.cfg.Admins)+len(stored))
+	for _, a := range s.cfg.Admins {
+		set[a] = true
+	}
+	for _, a := range stored {
+		set[a] = true
+	}
+	s.muxMu.Lock()
+	s.admins, s.storedAdmins = set, slices.Clone(stored)
+	s.muxMu.Unlock()
+}
+
+// Admins returns the configured and the stored administrators.
+func (s *Server) Admins() (configured, stored []string) {
+	s.muxMu.RLock()
+	defer s.muxMu.RUnlock()
+	return slices.Clone(s.cfg.Admins), slices.Clone(s.storedAdmins)
+}
+
+// SetAdmins replaces the stored administrators (bare JIDs); those of the
+// configuration stay administrators whatever is stored.
+func (s *Server) SetAdmins(ctx context.Context, stored []string) error {
+	norm := make([]string, 0, len(stored))
+	for _, a := range stored {
+		j, err := jid.Parse(a)
+		if err != nil || j.Localpart() == "" || j.Resourcepart() != "" {
+			return fmt.Errorf("server: admin %q is not a bare JID", a)
+		}
+		if !slices.Contains(norm, j.String()) {
+			norm = append(norm, j.String())
+		}
+	}
+	slices.Sort(norm)
+	raw, err := json.Marshal(norm)
+	if err != nil {
+		return err
+	}
+	if err := s.store.PutSetting(ctx, settingAdmins, raw); err != nil {
+		return err
+	}
+	s.setAdmins(norm)
+	return nil
+}
+
+// Sessions lists the bound sessions, ordered by JID.
+func (s *Server) Sessions() []modules.SessionInfo {
+	var out []modules.SessionInfo
+	s.sessions.mu.RLock()
+	conns := make([]*conn, 0)
+	for _, rs := range s.sessions.byUser {
+		for _, c := range rs {
+			conns = append(conns, c)
+		}
+	}
+	s.sessions.mu.RUnlock()
+	for _, c := range conns {
+		c.pmu.Lock()
+		info := modules.SessionInfo{
+			JID: c.addr, Remote: c.raw.RemoteAddr().String(), Since: c.connected,
+			LastActive: time.Unix(0, c.lastActive.Load()), Available: c.available, Priority: c.priority,
+		}
+		c.pmu.Unlock()
+		out = append(out, info)
+	}
+	slices.SortFunc(out, func(a, b modules.SessionInfo) int {
+		switch {
+		case a.JID.String() < b.JID.String():
+			return -1
+		case a.JID.String() > b.JID.String():
+			return 1
+		}
+		return 0
+	})
+	return out
+}
