@@ -61,6 +61,9 @@ type Host interface {
 	// to resource) with a stream error whose text is reason, and returns
 	// how many it closed.
 	EndSessions(user, resource, reason string) int
+	// Logins returns how many times user logged in since the server started,
+	// and when it started.
+	Logins(user string) (count int, since time.Time)
 	// Admins returns the administrators from the configuration (always
 	// admins) and those kept in the store.
 	Admins() (configured, stored []string)
@@ -82,6 +85,8 @@ type SessionInfo struct {
 	// Available is set once the client sent available presence.
 	Available bool
 	Priority  int
+	// Stanzas is how many stanzas the session has sent.
+	Stanzas uint64
 }
 
 // Constructor makes a module.

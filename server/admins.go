@@ -96,6 +96,7 @@ func (s *Server) Sessions() []modules.SessionInfo {
 		info := modules.SessionInfo{
 			JID: c.addr, Remote: c.raw.RemoteAddr().String(), Since: c.connected,
 			LastActive: time.Unix(0, c.lastActive.Load()), Available: c.available, Priority: c.priority,
+			Stanzas: c.stanzas.Load(),
 		}
 		c.pmu.Unlock()
 		out = append(out, info)
@@ -110,4 +111,17 @@ func (s *Server) Sessions() []modules.SessionInfo {
 		return 0
 	})
 	return out
+}
+
+// Logins returns how many times user logged in since the server started.
+func (s *Server) Logins(user string) (int, time.Time) {
+	s.loginMu.Lock()
+	defer s.loginMu.Unlock()
+	return s.logins[user], s.startedAt
+}
+
+func (s *Server) countLogin(user string) {
+	s.loginMu.Lock()
+	s.logins[user]++
+	s.loginMu.Unlock()
 }

@@ -49,6 +49,7 @@ type conn struct {
 	bound        atomic.Bool
 	connected    time.Time
 	lastActive   atomic.Int64 // unix nanoseconds of the last stanza received
+	stanzas      atomic.Uint64
 
 	// Presence state, guarded by pmu.
 	pmu        sync.Mutex

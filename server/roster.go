@@ -12,6 +12,7 @@ import (
 	"mellium.im/xmpp/roster"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/adhocd/adhocd/server/rosterxml"
 	"github.com/adhocd/adhocd/server/storage"
 )
 
@@ -71,7 +72,7 @@ func (s *Server) rosterIQ(ctx context.Context, c *conn, el *element) error {
 			// RFC 6121 §2.6.3: the client's cached roster is current.
 			return s.reply(c, el, nil)
 		}
-		return s.reply(c, el, rosterTokens(verStr, items))
+		return s.reply(c, el, rosterxml.Query(verStr, items))
 	}
 	return s.rosterSet(ctx, c, el, query)
 }
@@ -238,40 +239,12 @@ func (s *Server) pushRoster(user, ver string, it storage.RosterItem) {
 			continue
 		}
 		push := &element{start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "iq"}},
-			inner: rosterTokens(ver, []storage.RosterItem{it})}
+			inner: rosterxml.Query(ver, []storage.RosterItem{it})}
 		push.setAttr("type", "set")
 		push.setAttr("id", "push-"+newID()[:16])
 		push.setAttr("to", dst.addr.String())
 		s.deliver(dst, push)
 	}
-}
-
-// rosterTokens renders <query xmlns='jabber:iq:roster' ver='…'> with items.
-func rosterTokens(ver string, items []storage.RosterItem) []xml.Token {
-	q := xml.StartElement{Name: rosterQuery, Attr: []xml.Attr{{Name: xml.Name{Local: "ver"}, Value: ver}}}
-	toks := []xml.Token{q}
-	for _, it := range items {
-		if it.Hidden {
-			continue
-		}
-		st := xml.StartElement{Name: xml.Name{Space: roster.NS, Local: "item"}, Attr: []xml.Attr{
-			{Name: xml.Name{Local: "jid"}, Value: it.JID},
-			{Name: xml.Name{Local: "subscription"}, Value: string(it.Subscription)},
-		}}
-		if it.Name != "" {
-			st.Attr = append(st.Attr, xml.Attr{Name: xml.Name{Local: "name"}, Value: it.Name})
-		}
-		if it.AskOut {
-			st.Attr = append(st.Attr, xml.Attr{Name: xml.Name{Local: "ask"}, Value: "subscribe"})
-		}
-		toks = append(toks, st)
-		for _, g := range it.Groups {
-			gs := xml.StartElement{Name: xml.Name{Space: roster.NS, Local: "group"}}
-			toks = append(toks, gs, xml.CharData(g), gs.End())
-		}
-		toks = append(toks, st.End())
-	}
-	return append(toks, q.End())
 }
 
 func attrOf(st xml.StartElement, local string) string {
@@ -291,6 +264,7 @@ func (s *Server) onBound(ctx context.Context, c *conn) {
 	}); err != nil {
 		s.log.Warn("record login", "user", c.user, "err", err)
 	}
+	s.countLogin(c.user)
 	s.metrics.SessionBound(1)
 	c.log.Info("session bound")
 }

@@ -37,6 +37,7 @@ func (s *Server) route(ctx context.Context, c *conn, el *element) error {
 		}
 	}
 	el.setAttr("from", c.addr.String())
+	c.stanzas.Add(1)
 	s.metrics.StanzaIn(name.Local)
 
 	var to jid.JID

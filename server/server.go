@@ -48,6 +48,10 @@ type Server struct {
 	muxOpts []mux.Option
 	mux     *mux.ServeMux
 
+	loginMu   sync.Mutex
+	logins    map[string]int
+	startedAt time.Time
+
 	admins       map[string]bool
 	storedAdmins []string
 
@@ -103,6 +107,7 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		metrics:  nopObserver{},
 		modules:  defaults.Modules(),
 		conns:    make(map[*conn]struct{}),
+		logins:   make(map[string]int),
 		admins:   make(map[string]bool),
 		done:     make(chan struct{}),
 	}
@@ -118,6 +123,7 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 // Start opens the store, loads or generates the certificate, starts the
 // modules and begins accepting clients on c2s.listen.
 func (s *Server) Start(ctx context.Context) error {
+	s.startedAt = time.Now()
 	if s.store == nil {
 		st, err := storage.Open(s.cfg.Storage.Path, 5*time.Second)
 		if err != nil {
@@ -430,3 +436,5 @@ func (h *host) Admins() (configured, stored []string) { return h.s.Admins() }
 func (h *host) SetAdmins(ctx context.Context, stored []string) error {
 	return h.s.SetAdmins(ctx, stored)
 }
+
+func (h *host) Logins(user string) (int, time.Time) { return h.s.Logins(user) }

@@ -2,7 +2,6 @@ package main_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -79,7 +77,7 @@ func TestServerLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	logs := &syncBuffer{}
+	logs := &servertest.SyncBuffer{}
 	addr := waitListening(t, stderr, logs)
 
 	// Accounts while the server runs go through its control socket.
@@ -158,7 +156,7 @@ var listening = regexp.MustCompile(`adhocd listening.*c2s=(\S+)`)
 
 // waitListening reads the log until the listener's address appears; the rest
 // of the log keeps being read into logs.
-func waitListening(t *testing.T, r io.Reader, logs *syncBuffer) string {
+func waitListening(t *testing.T, r io.Reader, logs *servertest.SyncBuffer) string {
 	t.Helper()
 	found := make(chan string, 1)
 	go func() {
@@ -180,21 +178,4 @@ func waitListening(t *testing.T, r io.Reader, logs *syncBuffer) string {
 		t.Fatalf("adhocd never listened:\n%s", logs.String())
 		return ""
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -5,6 +5,7 @@ package defaults
 
 import (
 	"github.com/adhocd/adhocd/modules"
+	"github.com/adhocd/adhocd/modules/admin"
 	"github.com/adhocd/adhocd/modules/commands"
 	"github.com/adhocd/adhocd/modules/disco"
 	"github.com/adhocd/adhocd/modules/ping"
@@ -15,6 +16,7 @@ import (
 var Table = []modules.Constructor{
 	disco.New,
 	commands.New,
+	admin.New,
 	ping.New,
 	version.New,
 }

@@ -34,6 +34,7 @@ type Config struct {
 	Limits  Limits  `yaml:"limits"`
 	Metrics Metrics `yaml:"metrics"`
 	Adhoc   Adhoc   `yaml:"adhoc"`
+	Admin   Admin   `yaml:"admin"`
 	Log     Log     `yaml:"log"`
 }
 
@@ -115,6 +116,13 @@ type Adhoc struct {
 	Persist bool `yaml:"persist"`
 }
 
+// Admin configures the administration commands.
+type Admin struct {
+	// IdleAfter is how long a session may send nothing and still count as
+	// active; after that it is idle (get-active-users, get-idle-users).
+	IdleAfter Duration `yaml:"idle_after"`
+}
+
 // Log configures the server's structured log.
 type Log struct {
 	// Level is debug, info, warn or error.
@@ -173,7 +181,8 @@ func Default() Config {
 			SessionTTL:         Duration(10 * time.Minute),
 			MaxSessionsPerUser: 20,
 		},
-		Log: Log{Level: "info", Format: "text"},
+		Admin: Admin{IdleAfter: Duration(5 * time.Minute)},
+		Log:   Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -286,6 +295,7 @@ func (c *Config) Validate() error {
 		{"limits.pre_auth_timeout", c.Limits.PreAuthTimeout},
 		{"limits.write_timeout", c.Limits.WriteTimeout},
 		{"adhoc.session_ttl", c.Adhoc.SessionTTL},
+		{"admin.idle_after", c.Admin.IdleAfter},
 	} {
 		if p.v <= 0 {
 			bad("%s %s: must be positive", p.name, p.v.D())

@@ -1,0 +1,185 @@
+// Package admin provides the XEP-0133 Service Administration commands on the
+// server JID, built on package adhoc.
+//
+// Every command is deny-by-default: only administrators (config.yaml's
+// admins, and those kept in the store by edit-admin) see them in disco#items
+// or may run them, asked again at every stage. Every JID is parsed and
+// checked before anything is done, so a list with one bad JID changes
+// nothing and the error note names it. A failure that is the administrator's
+// to fix completes with an error note saying what to fix. Each action writes
+// one audit log line (who, which command, which targets, the outcome); no
+// password or other field value is ever logged.
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"mellium.im/xmpp/form"
+	"mellium.im/xmpp/jid"
+
+	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/modules"
+	"github.com/adhocd/adhocd/server/storage"
+)
+
+// NS is the XEP-0133 namespace, also the FORM_TYPE of its forms.
+const NS = "http://jabber.org/protocol/admin"
+
+// Node returns the command node of an XEP-0133 command name ("add-user").
+func Node(name string) string { return NS + "#" + name }
+
+// Module registers the administration commands.
+type Module struct {
+	h   modules.Host
+	log *slog.Logger
+}
+
+var _ modules.Module = (*Module)(nil)
+
+// New returns the admin module.
+func New() modules.Module { return &Module{} }
+
+// Name implements modules.Module.
+func (*Module) Name() string { return "admin" }
+
+// Stop implements modules.Module.
+func (*Module) Stop(context.Context) error { return nil }
+
+// Start implements modules.Module.
+func (m *Module) Start(_ context.Context, h modules.Host) error {
+	m.h, m.log = h, h.Logger()
+	var specs []spec
+	for _, group := range [][]spec{m.userCommands(), m.infoCommands(), m.countCommands(), m.messageCommands(), m.adminCommands()} {
+		specs = append(specs, group...)
+	}
+	for _, sp := range specs {
+		if err := h.Commands().AddCommand(h.Domain(), m.command(sp)); err != nil {
+			return fmt.Errorf("admin: %w", err)
+		}
+	}
+	return nil
+}
+
+// spec describes one command.
+type spec struct {
+	name  string // the XEP-0133 name: add-user, …
+	label string // the name shown in command lists
+	title string // the form's title and instructions
+	instr string
+	// fields builds the form's fields (after FORM_TYPE); nil for commands
+	// that complete at once.
+	fields func(ctx context.Context) []form.Field
+	// run does the work and returns the targets for the audit line.
+	run func(ctx context.Context, r *adhoc.Request) (*adhoc.Result, []string, error)
+}
+
+func (m *Module) command(sp spec) adhoc.Command {
+	c := adhoc.Command{
+		Node:  Node(sp.name),
+		Name:  sp.label,
+		Allow: adhoc.Admins(m.h.IsAdmin),
+		Complete: func(ctx context.Context, r *adhoc.Request) (*adhoc.Result, error) {
+			res, targets, err := sp.run(ctx, r)
+			m.audit(r, sp.name, targets, res, err)
+			return res, err
+		},
+	}
+	if sp.fields != nil {
+		c.Stages = []adhoc.Stage{{Form: func(ctx context.Context, _ *adhoc.Request) (*form.Data, error) {
+			fs := []form.Field{form.Title(sp.title), form.Instructions(sp.instr), formType()}
+			return form.New(append(fs, sp.fields(ctx)...)...), nil
+		}}}
+	}
+	return c
+}
+
+// audit writes the one log line of an admin action.
+func (m *Module) audit(r *adhoc.Request, name string, targets []string, res *adhoc.Result, err error) {
+	outcome := "completed"
+	switch {
+	case err != nil:
+		outcome = "error: " + adhoc.Condition(err)
+	case res != nil:
+		for _, n := range res.Notes {
+			if n.Type == adhoc.NoteError {
+				outcome = "failed: " + n.Text
+			}
+		}
+	}
+	m.log.Info("admin action", "by", r.Requester.Bare().String(), "command", name, "targets", targets, "outcome", outcome)
+}
+
+func formType() form.Field { return form.Hidden("FORM_TYPE", form.Value(NS)) }
+
+// failed completes a command with an error note saying what to fix.
+func failed(format string, args ...any) *adhoc.Result {
+	return &adhoc.Result{Notes: []adhoc.Note{{Type: adhoc.NoteError, Text: fmt.Sprintf(format, args...)}}}
+}
+
+func done(format string, args ...any) *adhoc.Result {
+	return &adhoc.Result{Notes: []adhoc.Note{{Type: adhoc.NoteInfo, Text: fmt.Sprintf(format, args...)}}}
+}
+
+// errTarget is a target JID the administrator has to correct.
+type errTarget struct{ msg string }
+
+func (e *errTarget) Error() string { return e.msg }
+
+// targets checks every JID of field before anything is done: each must be a
+// local JID, bare unless full is allowed, and, with mustExist, an existing
+// account.
+func (m *Module) targets(ctx context.Context, r *adhoc.Request, field string, full, mustExist bool) ([]jid.JID, error) {
+	var out []jid.JID
+	for _, v := range r.Values[field] {
+		j, err := jid.Parse(v)
+		switch {
+		case err != nil:
+			return nil, &errTarget{fmt.Sprintf("%q is not a valid JID", v)}
+		case j.Domainpart() != m.h.Domain().Domainpart():
+			return nil, &errTarget{fmt.Sprintf("%s is not on this server: give a JID of %s", j, m.h.Domain())}
+		case j.Localpart() == "":
+			return nil, &errTarget{fmt.Sprintf("%s is a server, not an account: give user@%s", j, m.h.Domain())}
+		case j.Resourcepart() != "" && !full:
+			return nil, &errTarget{fmt.Sprintf("%s has a resource: give the bare JID %s", j, j.Bare())}
+		}
+		if mustExist {
+			if _, err := m.h.Store().Account(ctx, j.Localpart()); errors.Is(err, storage.ErrNotFound) {
+				return nil, &errTarget{fmt.Sprintf("there is no account %s", j.Bare())}
+			} else if err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, j)
+	}
+	if len(out) == 0 {
+		return nil, &errTarget{"give at least one JID"}
+	}
+	return out, nil
+}
+
+// targetResult turns a targets error into the command's outcome.
+func targetResult(err error) (*adhoc.Result, error) {
+	var et *errTarget
+	if errors.As(err, &et) {
+		return failed("nothing was changed: %s", et.msg), nil
+	}
+	return nil, err
+}
+
+func strs(js []jid.JID) []string {
+	out := make([]string, len(js))
+	for i, j := range js {
+		out[i] = j.String()
+	}
+	return out
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}

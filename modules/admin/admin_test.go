@@ -1,0 +1,433 @@
+package admin_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/modules/admin"
+	"github.com/adhocd/adhocd/server"
+	"github.com/adhocd/adhocd/server/config"
+	"github.com/adhocd/adhocd/server/servertest"
+	"github.com/adhocd/adhocd/server/storage"
+)
+
+var domain = jid.MustParse("localhost")
+
+const wait = 5 * time.Second
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+type env struct {
+	srv  *servertest.Server
+	root *adhoc.Requester
+}
+
+func setup(t *testing.T, opts ...servertest.Option) *env {
+	t.Helper()
+	srv := servertest.Start(t, append([]servertest.Option{func(c *config.Config) { c.Admins = []string{"root@localhost"} }}, opts...)...)
+	srv.AddUser("root", "toor")
+	return &env{srv: srv, root: adhoc.NewRequester(srv.Dial("root", "toor", "").Session)}
+}
+
+// run executes an admin command as root, submitting values at its form
+// (if it has one), and returns the final response.
+func (e *env) run(t *testing.T, name string, v adhoc.Values) *adhoc.Response {
+	t.Helper()
+	r, err := e.runErr(t, e.root, name, v)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return r
+}
+
+func (e *env) runErr(t *testing.T, req *adhoc.Requester, name string, v adhoc.Values) (*adhoc.Response, error) {
+	t.Helper()
+	return req.Run(ctx(t), domain, admin.Node(name), func(_ context.Context, r *adhoc.Response) (adhoc.Action, adhoc.Values, error) {
+		if len(r.Forms) == 0 || r.Forms[0].Fields[0].Var != "FORM_TYPE" || r.Forms[0].Fields[0].Values[0] != admin.NS {
+			t.Errorf("%s: form without the hidden FORM_TYPE: %+v", name, r.Forms)
+		}
+		return adhoc.Complete, v, nil
+	})
+}
+
+func note(r *adhoc.Response, typ adhoc.NoteType) string {
+	for _, n := range r.Notes {
+		if n.Type == typ {
+			return n.Text
+		}
+	}
+	return ""
+}
+
+func field(r *adhoc.Response, name string) []string {
+	for _, f := range r.Forms {
+		for _, fl := range f.Fields {
+			if fl.Var == name {
+				return fl.Values
+			}
+		}
+	}
+	return nil
+}
+
+func TestAddUser(t *testing.T) {
+	e := setup(t)
+	r := e.run(t, "add-user", adhoc.Values{"accountjid": {"juliet@localhost"}, "password": {"R0m30"}, "password-verify": {"R0m30"}})
+	if r.Status != adhoc.Completed || note(r, adhoc.NoteError) != "" {
+		t.Fatalf("add-user: %+v", r)
+	}
+	e.srv.Dial("juliet", "R0m30", "") // the account exists and logs in
+
+	r = e.run(t, "add-user", adhoc.Values{"accountjid": {"romeo@localhost"}, "password": {"a"}, "password-verify": {"b"}})
+	if !strings.Contains(note(r, adhoc.NoteError), "differ") {
+		t.Fatalf("mismatched passwords: %+v", r.Notes)
+	}
+	if _, err := e.srv.Store().Account(ctx(t), "romeo"); err == nil {
+		t.Fatal("an account was made despite the mismatch")
+	}
+	_, err := e.runErr(t, e.root, "add-user", adhoc.Values{"accountjid": {"juliet@localhost"}, "password": {"x"}, "password-verify": {"x"}})
+	if adhoc.Condition(err) != "conflict" {
+		t.Fatalf("existing account: %v", err)
+	}
+	r = e.run(t, "add-user", adhoc.Values{"accountjid": {"eve@example.org"}, "password": {"x"}, "password-verify": {"x"}})
+	if !strings.Contains(note(r, adhoc.NoteError), "not on this server") {
+		t.Fatalf("foreign domain: %+v", r.Notes)
+	}
+}
+
+func TestDisableReenableDelete(t *testing.T) {
+	e := setup(t)
+	e.srv.AddUser("alice", "wonderland")
+	e.srv.AddUser("bob", "builder")
+	alice := e.srv.Dial("alice", "wonderland", "")
+
+	// One bad JID in the list: nothing changes, the note names it.
+	r := e.run(t, "disable-user", adhoc.Values{"accountjids": {"alice@localhost", "ghost@localhost"}})
+	if !strings.Contains(note(r, adhoc.NoteError), "ghost@localhost") {
+		t.Fatalf("bad list: %+v", r.Notes)
+	}
+	if a, _ := e.srv.Store().Account(ctx(t), "alice"); a.Disabled {
+		t.Fatal("alice was disabled by a list with a bad JID")
+	}
+
+	e.run(t, "disable-user", adhoc.Values{"accountjids": {"alice@localhost"}})
+	if !alice.Closed(wait) {
+		t.Fatal("the disabled user's stream stayed open")
+	}
+	if _, err := e.srv.DialErr("alice", "wonderland", ""); err == nil {
+		t.Fatal("a disabled user logged in")
+	}
+	if n := field(e.run(t, "get-disabled-users-num", nil), "disabledusersnum"); len(n) != 1 || n[0] != "1" {
+		t.Fatalf("disabled count %v", n)
+	}
+	if l := field(e.run(t, "get-disabled-users-list", adhoc.Values{"max_items": {"none"}}), "disableduserjids"); len(l) != 1 || l[0] != "alice@localhost" {
+		t.Fatalf("disabled list %v", l)
+	}
+	e.run(t, "reenable-user", adhoc.Values{"accountjids": {"alice@localhost"}})
+	e.srv.Dial("alice", "wonderland", "")
+
+	bob := e.srv.Dial("bob", "builder", "")
+	e.run(t, "delete-user", adhoc.Values{"accountjids": {"bob@localhost"}})
+	if !bob.Closed(wait) {
+		t.Fatal("the deleted user's stream stayed open")
+	}
+	if _, err := e.srv.Store().Account(ctx(t), "bob"); err == nil {
+		t.Fatal("the deleted account is still stored")
+	}
+}
+
+func TestEndUserSession(t *testing.T) {
+	e := setup(t)
+	e.srv.AddUser("alice", "wonderland")
+	one := e.srv.RawLogin("alice", "wonderland", "one")
+	two := e.srv.RawLogin("alice", "wonderland", "two")
+	three := e.srv.RawLogin("alice", "wonderland", "three")
+	r := e.run(t, "end-user-session", adhoc.Values{"accountjids": {"alice@localhost/one"}})
+	if note(r, adhoc.NoteInfo) != "ended 1 session" {
+		t.Fatalf("full JID: %+v", r.Notes)
+	}
+	if got, _ := one.ClosedByServer(wait); !strings.Contains(got, "<not-authorized") {
+		t.Fatalf("the ended session got %q", got)
+	}
+	r = e.run(t, "end-user-session", adhoc.Values{"accountjids": {"alice@localhost"}})
+	if note(r, adhoc.NoteInfo) != "ended 2 sessions" {
+		t.Fatalf("bare JID: %+v", r.Notes)
+	}
+	for _, c := range []*servertest.Raw{two, three} {
+		if _, ok := c.ClosedByServer(wait); !ok {
+			t.Fatal("a session stayed open")
+		}
+	}
+	// A kicked user may log in again (kicking is not banning).
+	e.srv.Dial("alice", "wonderland", "")
+}
+
+func TestChangeUserPassword(t *testing.T) {
+	e := setup(t)
+	e.srv.AddUser("alice", "old")
+	session := e.srv.Dial("alice", "old", "")
+	e.run(t, "change-user-password", adhoc.Values{"accountjid": {"alice@localhost"}, "password": {"new"}})
+	if !session.Closed(wait) {
+		t.Fatal("the account's session survived the password change")
+	}
+	if _, err := e.srv.DialErr("alice", "old", ""); err == nil {
+		t.Fatal("the old password still works")
+	}
+	e.srv.Dial("alice", "new", "")
+}
+
+func TestUserInformation(t *testing.T) {
+	e := setup(t)
+	e.srv.AddUser("alice", "wonderland")
+	e.srv.AddUser("bob", "builder")
+	alice := e.srv.Dial("alice", "wonderland", "")
+	if _, err := alice.IQ(ctx(t), `<iq type='set' id='r1'><query xmlns='jabber:iq:roster'><item jid='bob@localhost' name='Bob'><group>Friends</group></item></query></iq>`); err != nil {
+		t.Fatal(err)
+	}
+	r := e.run(t, "get-user-roster", adhoc.Values{"accountjids": {"alice@localhost"}})
+	if v := field(r, "accountjids"); len(v) != 1 || v[0] != "alice@localhost" {
+		t.Fatalf("roster result: %+v", r.Forms)
+	}
+	raw, err := e.srv.Dial("root", "toor", "").IQ(ctx(t), `<iq type='set' id='x' to='localhost'><command xmlns='http://jabber.org/protocol/commands' node='`+admin.Node("get-user-roster")+`'/></iq>`)
+	if err != nil || !strings.Contains(raw, `var="FORM_TYPE"`) {
+		t.Fatalf("roster form: %v", err)
+	}
+
+	r = e.run(t, "get-user-lastlogin", adhoc.Values{"accountjids": {"alice@localhost", "bob@localhost"}})
+	last := field(r, "lastlogin")
+	if len(last) != 1 {
+		t.Fatalf("lastlogin values %v (bob never logged in)", last)
+	}
+	if ts, err := time.Parse(time.RFC3339, last[0]); err != nil || time.Since(ts) > time.Minute || !strings.HasSuffix(last[0], "Z") {
+		t.Fatalf("lastlogin %q is not a recent XEP-0082 UTC DateTime: %v", last[0], err)
+	}
+
+	r = e.run(t, "user-stats", adhoc.Values{"accountjid": {"alice@localhost"}})
+	if v := field(r, "rostersize"); len(v) != 1 || v[0] != "1" {
+		t.Fatalf("rostersize %v", v)
+	}
+	if v := field(r, "ipaddresses"); len(v) != 1 || v[0] != "127.0.0.1" {
+		t.Fatalf("ipaddresses %v", v)
+	}
+	if v := field(r, "onlineresources"); len(v) != 1 || v[0] != alice.LocalAddr().Resourcepart() {
+		t.Fatalf("onlineresources %v", v)
+	}
+}
+
+func TestCountsAndLists(t *testing.T) {
+	e := setup(t, func(c *config.Config) { c.Admin.IdleAfter = config.Duration(500 * time.Millisecond) })
+	for _, u := range []string{"a1", "a2", "a3", "a4"} {
+		e.srv.AddUser(u, "pw")
+	}
+	e.srv.Dial("a1", "pw", "")
+	e.srv.Dial("a1", "pw", "") // two sessions, one user
+	idle := e.srv.Dial("a2", "pw", "")
+	_ = idle
+	time.Sleep(700 * time.Millisecond) // everyone idle now
+	a1 := e.srv.Dial("a1", "pw", "")   // a1 active again
+	if err := a1.SendRaw(ctx(t), `<presence/>`); err != nil {
+		t.Fatal(err)
+	}
+
+	num := func(name, v string) string {
+		t.Helper()
+		f := field(e.run(t, name, nil), v)
+		if len(f) != 1 {
+			t.Fatalf("%s: %v", name, f)
+		}
+		return f[0]
+	}
+	// root is online and just ran commands (active); a1 active; a2 idle.
+	if got := num("get-registered-users-num", "registeredusersnum"); got != "5" {
+		t.Fatalf("registered %s", got)
+	}
+	if got := num("get-online-users-num", "onlineusersnum"); got != "3" {
+		t.Fatalf("online %s", got)
+	}
+	if got := num("get-active-users-num", "activeusersnum"); got != "2" {
+		t.Fatalf("active %s", got)
+	}
+	if got := num("get-idle-users-num", "idleusersnum"); got != "1" {
+		t.Fatalf("idle %s", got)
+	}
+	list := func(name, v, max string) []string {
+		t.Helper()
+		return field(e.run(t, name, adhoc.Values{"max_items": {max}}), v)
+	}
+	if got := strings.Join(list("get-registered-users-list", "registereduserjids", "none"), " "); got != "a1@localhost a2@localhost a3@localhost a4@localhost root@localhost" {
+		t.Fatalf("registered list %q", got)
+	}
+	if got := list("get-registered-users-list", "registereduserjids", "25"); len(got) != 5 {
+		t.Fatalf("max_items 25 of 5: %v", got)
+	}
+	if got := strings.Join(list("get-online-users-list", "onlineuserjids", "none"), " "); got != "a1@localhost a2@localhost root@localhost" {
+		t.Fatalf("online list %q", got)
+	}
+	if got := strings.Join(list("get-active-users", "activeuserjids", "none"), " "); got != "a1@localhost root@localhost" {
+		t.Fatalf("active list %q", got)
+	}
+	if got := strings.Join(list("get-idle-users", "activeuserjids", "none"), " "); got != "a2@localhost" {
+		t.Fatalf("idle list %q", got)
+	}
+}
+
+func TestAnnounce(t *testing.T) {
+	e := setup(t)
+	e.srv.AddUser("alice", "wonderland")
+	e.srv.AddUser("bob", "builder")
+	alice := e.srv.Dial("alice", "wonderland", "")
+	bob := e.srv.Dial("bob", "builder", "")
+	r := e.run(t, "announce", adhoc.Values{"announcement": {"maintenance at noon", "be ready"}})
+	if note(r, adhoc.NoteInfo) != "sent the announcement to 3 sessions" {
+		t.Fatalf("announce: %+v", r.Notes)
+	}
+	for _, c := range []*servertest.Client{alice, bob} {
+		m := c.Next(wait, func(s servertest.Stanza) bool { return s.Name == "message" })
+		if m.Attrs["from"] != "localhost" || !strings.Contains(m.XML, "maintenance at noon\nbe ready") {
+			t.Fatalf("announcement received: %q", m.XML)
+		}
+	}
+}
+
+func TestEditAdmin(t *testing.T) {
+	e := setup(t)
+	e.srv.AddUser("alice", "wonderland")
+	alice := adhoc.NewRequester(e.srv.Dial("alice", "wonderland", "").Session)
+	if _, err := e.runErr(t, alice, "get-online-users-num", nil); adhoc.Condition(err) != "forbidden" {
+		t.Fatalf("alice before: %v", err)
+	}
+	r := e.run(t, "edit-admin", adhoc.Values{"adminjids": {"alice@localhost"}})
+	if !strings.Contains(note(r, adhoc.NoteWarn), "root@localhost stays an administrator") {
+		t.Fatalf("configured admin left out: %+v", r.Notes)
+	}
+	if _, err := e.runErr(t, alice, "get-online-users-num", nil); err != nil {
+		t.Fatalf("alice as admin: %v", err)
+	}
+	// Kept in the store: still an admin after a restart.
+	srv2 := e.srv.Restart()
+	alice2 := adhoc.NewRequester(srv2.Dial("alice", "wonderland", "").Session)
+	if _, err := e.runErr(t, alice2, "get-online-users-num", nil); err != nil {
+		t.Fatalf("alice after restart: %v", err)
+	}
+	root2 := adhoc.NewRequester(srv2.Dial("root", "toor", "").Session)
+	if _, err := e.runErr(t, root2, "edit-admin", adhoc.Values{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.runErr(t, alice2, "get-online-users-num", nil); adhoc.Condition(err) != "forbidden" {
+		t.Fatalf("alice removed: %v", err)
+	}
+}
+
+// TestAccessControl: a plain user sees no admin command and is refused each
+// one with forbidden; nothing changes.
+func TestAccessControl(t *testing.T) {
+	e := setup(t)
+	e.srv.AddUser("alice", "wonderland")
+	e.srv.AddUser("victim", "pw")
+	c := e.srv.Dial("alice", "wonderland", "")
+	req := adhoc.NewRequester(c.Session)
+	cmds, err := req.Commands(ctx(t), domain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range cmds {
+		if strings.HasPrefix(cmd.Node, admin.NS) {
+			t.Errorf("a plain user sees %s", cmd.Node)
+		}
+	}
+	rootCmds, err := e.root.Commands(ctx(t), domain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, cmd := range rootCmds {
+		if strings.HasPrefix(cmd.Node, admin.NS) {
+			n++
+			if _, err := req.Start(ctx(t), domain, cmd.Node); adhoc.Condition(err) != "forbidden" {
+				t.Errorf("%s run by a plain user: %v", cmd.Node, err)
+			}
+		}
+	}
+	if n < 20 {
+		t.Fatalf("the admin sees only %d admin commands", n)
+	}
+	if a, err := e.srv.Store().Account(ctx(t), "victim"); err != nil || a.Disabled {
+		t.Fatalf("victim changed: %+v %v", a, err)
+	}
+	// get-user-password was retracted from XEP-0133: it does not exist.
+	if _, err := e.root.Start(ctx(t), domain, admin.Node("get-user-password")); adhoc.Condition(err) != "item-not-found" {
+		t.Fatalf("get-user-password: %v", err)
+	}
+}
+
+// TestAdminRemovedMidSession: an administrator removed while a command's
+// form is open is refused when submitting it, and nothing changes.
+func TestAdminRemovedMidSession(t *testing.T) {
+	e := setup(t)
+	e.srv.AddUser("alice", "wonderland")
+	e.run(t, "edit-admin", adhoc.Values{"adminjids": {"alice@localhost"}})
+	alice := adhoc.NewRequester(e.srv.Dial("alice", "wonderland", "").Session)
+	open, err := alice.Start(ctx(t), domain, admin.Node("add-user"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.run(t, "edit-admin", adhoc.Values{})
+	_, err = alice.Complete(ctx(t), open, adhoc.Values{"accountjid": {"mallory@localhost"}, "password": {"x"}, "password-verify": {"x"}})
+	if adhoc.Condition(err) != "forbidden" {
+		t.Fatalf("submission after removal: %v", err)
+	}
+	if _, err := e.srv.Store().Account(ctx(t), "mallory"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("the account was made: %v", err)
+	}
+}
+
+// TestAuditLog: each admin action writes one audit line naming who, the
+// command, the targets and the outcome, and never a password.
+func TestAuditLog(t *testing.T) {
+	var logs servertest.SyncBuffer
+	srv := servertest.StartWith(t, []server.Option{server.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil)))},
+		func(c *config.Config) { c.Admins = []string{"root@localhost"} })
+	srv.AddUser("root", "toor")
+	e := &env{srv: srv, root: adhoc.NewRequester(srv.Dial("root", "toor", "").Session)}
+	const secret = "S3cret-Value-42"
+	e.run(t, "add-user", adhoc.Values{"accountjid": {"juliet@localhost"}, "password": {secret}, "password-verify": {secret}})
+	e.run(t, "change-user-password", adhoc.Values{"accountjid": {"juliet@localhost"}, "password": {secret + "x"}})
+	e.run(t, "disable-user", adhoc.Values{"accountjids": {"nobody@localhost"}})
+	if strings.Contains(logs.String(), secret) {
+		t.Fatal("a password reached the log")
+	}
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "admin action" {
+			lines = append(lines, m)
+		}
+	}
+	if len(lines) != 3 {
+		t.Fatalf("%d audit lines, want 3:\n%s", len(lines), logs.String())
+	}
+	want := []struct{ command, target, outcome string }{
+		{"add-user", "juliet@localhost", "completed"},
+		{"change-user-password", "juliet@localhost", "completed"},
+		{"disable-user", "nobody@localhost", "failed: nothing was changed: there is no account nobody@localhost"},
+	}
+	for i, w := range want {
+		l := lines[i]
+		targets, _ := l["targets"].([]any)
+		if l["by"] != "root@localhost" || l["command"] != w.command || len(targets) != 1 || targets[0] != w.target || l["outcome"] != w.outcome {
+			t.Errorf("audit line %d: %v, want %+v", i, l, w)
+		}
+	}
+}

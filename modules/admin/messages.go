@@ -1,0 +1,43 @@
+package admin
+
+import (
+	"context"
+	"encoding/xml"
+	"strings"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/form"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/adhocd/adhocd/adhoc"
+)
+
+// messageCommands: the announcement to online users (XEP-0133 §4.23).
+func (m *Module) messageCommands() []spec {
+	return []spec{{
+		name: "announce", label: "Send Announcement to Online Users", title: "Making an Announcement",
+		instr: "Fill out this form to make an announcement to all active users of this service.",
+		fields: func(context.Context) []form.Field {
+			return []form.Field{form.TextMulti("announcement", form.Label("Announcement"), form.Required)}
+		},
+		run: func(ctx context.Context, r *adhoc.Request) (*adhoc.Result, []string, error) {
+			text := strings.Join(r.Values["announcement"], "\n")
+			n := m.broadcast(ctx, text)
+			return done("sent the announcement to %s", plural(n, "session", "sessions")), nil, nil
+		},
+	}}
+}
+
+// broadcast sends a message from the server JID to every bound session and
+// returns to how many it went.
+func (m *Module) broadcast(ctx context.Context, text string) int {
+	n := 0
+	for _, s := range m.h.Sessions() {
+		msg := stanza.Message{To: s.JID, From: m.h.Domain(), Type: stanza.NormalMessage}
+		body := xmlstream.Wrap(xmlstream.Token(xml.CharData(text)), xml.StartElement{Name: xml.Name{Local: "body"}})
+		if err := m.h.Send(ctx, msg.Wrap(body)); err == nil {
+			n++
+		}
+	}
+	return n
+}
