@@ -61,6 +61,9 @@ type Host interface {
 	// to resource) with a stream error whose text is reason, and returns
 	// how many it closed.
 	EndSessions(user, resource, reason string) int
+	// OnAvailable registers fn to run when a session sends its initial
+	// presence (its "login" as users see it). Register during Start only.
+	OnAvailable(fn func(ctx context.Context, session jid.JID))
 	// Logins returns how many times user logged in since the server started,
 	// and when it started.
 	Logins(user string) (count int, since time.Time)

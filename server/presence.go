@@ -133,6 +133,9 @@ func (s *Server) broadcast(ctx context.Context, c *conn, el *element, unavailabl
 			}
 		}
 	}
+	for _, fn := range s.onAvailable {
+		fn(ctx, c.addr)
+	}
 	return nil
 }
 

@@ -48,6 +48,8 @@ type Server struct {
 	muxOpts []mux.Option
 	mux     *mux.ServeMux
 
+	onAvailable []func(context.Context, jid.JID)
+
 	loginMu   sync.Mutex
 	logins    map[string]int
 	startedAt time.Time
@@ -438,3 +440,7 @@ func (h *host) SetAdmins(ctx context.Context, stored []string) error {
 }
 
 func (h *host) Logins(user string) (int, time.Time) { return h.s.Logins(user) }
+
+func (h *host) OnAvailable(fn func(context.Context, jid.JID)) {
+	h.s.onAvailable = append(h.s.onAvailable, fn)
+}

@@ -52,9 +52,10 @@ func (*Module) Stop(context.Context) error { return nil }
 func (m *Module) Start(_ context.Context, h modules.Host) error {
 	m.h, m.log = h, h.Logger()
 	var specs []spec
-	for _, group := range [][]spec{m.userCommands(), m.infoCommands(), m.countCommands(), m.messageCommands(), m.adminCommands()} {
+	for _, group := range [][]spec{m.userCommands(), m.infoCommands(), m.countCommands(), m.messageCommands(), m.motdCommands(), m.adminCommands()} {
 		specs = append(specs, group...)
 	}
+	h.OnAvailable(m.atLogin)
 	for _, sp := range specs {
 		if err := h.Commands().AddCommand(h.Domain(), m.command(sp)); err != nil {
 			return fmt.Errorf("admin: %w", err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -429,5 +430,83 @@ func TestAuditLog(t *testing.T) {
 		if l["by"] != "root@localhost" || l["command"] != w.command || len(targets) != 1 || targets[0] != w.target || l["outcome"] != w.outcome {
 			t.Errorf("audit line %d: %v, want %+v", i, l, w)
 		}
+	}
+}
+
+func isHeadline(subject, text string) func(servertest.Stanza) bool {
+	return func(s servertest.Stanza) bool {
+		return s.Name == "message" && strings.Contains(s.XML, ">"+subject+"</subject>") && strings.Contains(s.XML, text)
+	}
+}
+
+// login connects, comes online and returns the client.
+func login(t *testing.T, srv *servertest.Server, user, pw string) *servertest.Client {
+	t.Helper()
+	c := srv.Dial(user, pw, "")
+	if err := c.SendRaw(ctx(t), `<presence/>`); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestMessageOfTheDay(t *testing.T) {
+	e := setup(t)
+	e.srv.AddUser("alice", "wonderland")
+	e.srv.AddUser("bob", "builder")
+	alice := login(t, e.srv, "alice", "wonderland")
+	alice.Next(wait, func(s servertest.Stanza) bool { return s.Name == "presence" })
+
+	e.run(t, "set-motd", adhoc.Values{"motd": {"hello all", "second line"}})
+	alice.Next(wait, isHeadline("Message of the Day", "hello all\nsecond line"))
+
+	// Bob logs in later: he gets it once, at that login, not at the next.
+	bob := login(t, e.srv, "bob", "builder")
+	bob.Next(wait, isHeadline("Message of the Day", "hello all"))
+	if err := bob.Close(); err != nil {
+		t.Fatal(err)
+	}
+	bob = login(t, e.srv, "bob", "builder")
+	if _, ok := bob.Wait(500*time.Millisecond, isHeadline("Message of the Day", "hello all")); ok {
+		t.Fatal("the same message of the day was delivered twice")
+	}
+
+	// edit-motd shows the current text and delivers the new one.
+	raw, err := e.srv.Dial("root", "toor", "").IQ(ctx(t), `<iq type='set' id='m' to='localhost'><command xmlns='http://jabber.org/protocol/commands' node='`+admin.Node("edit-motd")+`'/></iq>`)
+	if err != nil || !regexp.MustCompile(`>hello all</value><value[^>]*>second line</value>`).MatchString(raw) {
+		t.Fatalf("edit-motd form: %q %v", raw, err)
+	}
+	e.run(t, "edit-motd", adhoc.Values{"motd": {"changed"}})
+	bob.Next(wait, isHeadline("Message of the Day", "changed"))
+
+	e.run(t, "delete-motd", nil)
+	e.srv.AddUser("carol", "c")
+	carol := login(t, e.srv, "carol", "c")
+	if _, ok := carol.Wait(500*time.Millisecond, func(s servertest.Stanza) bool { return s.Name == "message" }); ok {
+		t.Fatal("a deleted message of the day was delivered")
+	}
+}
+
+func TestWelcomeMessage(t *testing.T) {
+	e := setup(t)
+	e.srv.AddUser("old", "x")
+	e.run(t, "set-welcome", adhoc.Values{"welcome": {"welcome aboard"}})
+	e.run(t, "add-user", adhoc.Values{"accountjid": {"newbie@localhost"}, "password": {"pw"}, "password-verify": {"pw"}})
+	newbie := login(t, e.srv, "newbie", "pw")
+	newbie.Next(wait, isHeadline("Welcome", "welcome aboard"))
+	if err := newbie.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := login(t, e.srv, "newbie", "pw")
+	old := login(t, e.srv, "old", "x")
+	for _, c := range []*servertest.Client{again, old} {
+		if _, ok := c.Wait(500*time.Millisecond, isHeadline("Welcome", "welcome aboard")); ok {
+			t.Fatal("the welcome message went to an account that is not new, or twice")
+		}
+	}
+	e.run(t, "delete-welcome", nil)
+	e.run(t, "add-user", adhoc.Values{"accountjid": {"late@localhost"}, "password": {"pw"}, "password-verify": {"pw"}})
+	late := login(t, e.srv, "late", "pw")
+	if _, ok := late.Wait(500*time.Millisecond, func(s servertest.Stanza) bool { return s.Name == "message" }); ok {
+		t.Fatal("a deleted welcome message was delivered")
 	}
 }

@@ -5,9 +5,7 @@ import (
 	"encoding/xml"
 	"strings"
 
-	"mellium.im/xmlstream"
 	"mellium.im/xmpp/form"
-	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/adhoc"
 )
@@ -33,11 +31,15 @@ func (m *Module) messageCommands() []spec {
 func (m *Module) broadcast(ctx context.Context, text string) int {
 	n := 0
 	for _, s := range m.h.Sessions() {
-		msg := stanza.Message{To: s.JID, From: m.h.Domain(), Type: stanza.NormalMessage}
-		body := xmlstream.Wrap(xmlstream.Token(xml.CharData(text)), xml.StartElement{Name: xml.Name{Local: "body"}})
-		if err := m.h.Send(ctx, msg.Wrap(body)); err == nil {
+		if m.message(ctx, s.JID, "Announcement", text) {
 			n++
 		}
 	}
 	return n
+}
+
+func xmlCharData(s string) xml.CharData { return xml.CharData(s) }
+
+func startElement(local string) xml.StartElement {
+	return xml.StartElement{Name: xml.Name{Local: local}}
 }

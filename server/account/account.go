@@ -43,9 +43,15 @@ func Username(s, domain string) (string, error) {
 	return j.Localpart(), nil
 }
 
-// Add creates an account with password.
+// Add creates an account with password. While a welcome message is set, the
+// new account gets it at its first login.
 func Add(ctx context.Context, st storage.Store, username, password string, iterations int) error {
 	a := storage.Account{Username: username, Created: time.Now().UTC()}
+	if _, err := st.Setting(ctx, storage.SettingWelcome); err == nil {
+		a.WelcomePending = true
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
 	if err := auth.SetPassword(&a, password, iterations); err != nil {
 		return err
 	}

@@ -44,7 +44,20 @@ type Account struct {
 	// LastLogin and LastLogout are the latest session start and end.
 	LastLogin  time.Time `json:"last_login,omitzero"`
 	LastLogout time.Time `json:"last_logout,omitzero"`
+	// MOTDSeen is the version of the message of the day last delivered.
+	MOTDSeen int64 `json:"motd_seen,omitempty"`
+	// WelcomePending is set on new accounts while a welcome message is
+	// configured, until it is delivered at the first login.
+	WelcomePending bool `json:"welcome_pending,omitempty"`
 }
+
+// Setting keys shared by the packages that read and write them.
+const (
+	// SettingMOTD holds the message of the day: JSON {"text", "version"}.
+	SettingMOTD = "motd"
+	// SettingWelcome holds the welcome message for new accounts.
+	SettingWelcome = "welcome"
+)
 
 // Subscription is the RFC 6121 subscription state of a roster item.
 type Subscription string
