@@ -72,6 +72,11 @@ type Host interface {
 	Admins() (configured, stored []string)
 	// SetAdmins replaces the administrators kept in the store.
 	SetAdmins(ctx context.Context, stored []string) error
+	// AccessLists returns the blacklist and whitelist (JIDs of any form).
+	AccessLists() (black, white []string)
+	// SetAccessLists stores and applies new lists; sessions they no longer
+	// allow are ended.
+	SetAccessLists(ctx context.Context, black, white []string) error
 	// Send delivers a stanza from the server (or from a local JID) to its
 	// recipients as the router would.
 	Send(ctx context.Context, r xml.TokenReader) error

@@ -83,15 +83,7 @@ func (s *Server) SetAdmins(ctx context.Context, stored []string) error {
 // Sessions lists the bound sessions, ordered by JID.
 func (s *Server) Sessions() []modules.SessionInfo {
 	var out []modules.SessionInfo
-	s.sessions.mu.RLock()
-	conns := make([]*conn, 0)
-	for _, rs := range s.sessions.byUser {
-		for _, c := range rs {
-			conns = append(conns, c)
-		}
-	}
-	s.sessions.mu.RUnlock()
-	for _, c := range conns {
+	for _, c := range s.sessions.all() {
 		c.pmu.Lock()
 		info := modules.SessionInfo{
 			JID: c.addr, Remote: c.raw.RemoteAddr().String(), Since: c.connected,

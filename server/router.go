@@ -49,6 +49,10 @@ func (s *Server) route(ctx context.Context, c *conn, el *element) error {
 		to = j
 		el.setAttr("to", j.String())
 	}
+	if to.String() != "" && !to.Equal(s.domain) && !s.access.allowed(to) {
+		return s.bounce(c, el, stanza.Error{Type: stanza.Cancel, Condition: stanza.Forbidden,
+			Text: map[string]string{"en": "the server's access lists do not allow contacting " + to.String()}})
+	}
 	switch name.Local {
 	case "iq":
 		return s.routeIQ(ctx, c, el, to)

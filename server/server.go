@@ -49,6 +49,7 @@ type Server struct {
 	mux     *mux.ServeMux
 
 	onAvailable []func(context.Context, jid.JID)
+	access      accessLists
 
 	loginMu   sync.Mutex
 	logins    map[string]int
@@ -144,6 +145,11 @@ func (s *Server) Start(ctx context.Context) error {
 		s.closeStore()
 		return err
 	}
+	if err := s.loadAccess(ctx); err != nil {
+		s.closeStore()
+		return err
+	}
+	s.auth.Check = s.accessCheck
 	provider, err := s.newProvider()
 	if err != nil {
 		s.closeStore()
@@ -443,4 +449,10 @@ func (h *host) Logins(user string) (int, time.Time) { return h.s.Logins(user) }
 
 func (h *host) OnAvailable(fn func(context.Context, jid.JID)) {
 	h.s.onAvailable = append(h.s.onAvailable, fn)
+}
+
+func (h *host) AccessLists() (black, white []string) { return h.s.AccessLists() }
+
+func (h *host) SetAccessLists(ctx context.Context, black, white []string) error {
+	return h.s.SetAccessLists(ctx, black, white)
 }

@@ -83,3 +83,16 @@ func (s *sessions) of(user string) []*conn {
 	})
 	return out
 }
+
+// all returns every bound session.
+func (s *sessions) all() []*conn {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []*conn
+	for _, rs := range s.byUser {
+		for _, c := range rs {
+			out = append(out, c)
+		}
+	}
+	return out
+}

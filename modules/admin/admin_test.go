@@ -510,3 +510,56 @@ func TestWelcomeMessage(t *testing.T) {
 		t.Fatal("a deleted welcome message was delivered")
 	}
 }
+
+func TestBlacklistAndWhitelist(t *testing.T) {
+	e := setup(t)
+	e.srv.AddUser("alice", "wonderland")
+	e.srv.AddUser("bob", "builder")
+	e.srv.AddUser("carol", "c")
+	bob := e.srv.Dial("bob", "builder", "")
+
+	// Blacklisting bob ends his session, refuses his logins, and nobody can
+	// send to him; a remote domain can be blacklisted too.
+	e.run(t, "edit-blacklist", adhoc.Values{"blacklistjids": {"bob@localhost", "evil.example"}})
+	if !bob.Closed(wait) {
+		t.Fatal("the blacklisted user's session stayed open")
+	}
+	if _, err := e.srv.DialErr("bob", "builder", ""); err == nil {
+		t.Fatal("a blacklisted user logged in")
+	}
+	alice := e.srv.RawLogin("alice", "wonderland", "a")
+	alice.Write(`<message id='m1' type='chat' to='bob@localhost'><body>hi</body></message>`)
+	if got := alice.Expect(`</message>`); !strings.Contains(got, "<forbidden") {
+		t.Fatalf("message to a blacklisted JID: %q", got)
+	}
+	alice.Write(`<message id='m2' type='chat' to='someone@evil.example'><body>hi</body></message>`)
+	if got := alice.Expect(`</message>`); !strings.Contains(got, "<forbidden") {
+		t.Fatalf("message to a blacklisted domain: %q", got)
+	}
+	// The form shows the current list; an empty submission clears it.
+	raw, err := e.srv.Dial("root", "toor", "").IQ(ctx(t), `<iq type='set' id='b' to='localhost'><command xmlns='http://jabber.org/protocol/commands' node='`+admin.Node("edit-blacklist")+`'/></iq>`)
+	if err != nil || !strings.Contains(raw, ">bob@localhost</value>") || !strings.Contains(raw, ">evil.example</value>") {
+		t.Fatalf("blacklist form: %q %v", raw, err)
+	}
+	e.run(t, "edit-blacklist", adhoc.Values{})
+	e.srv.Dial("bob", "builder", "")
+
+	// A whitelist of alice only: carol is refused, alice and the admin log in.
+	e.run(t, "edit-whitelist", adhoc.Values{"whitelistjids": {"alice@localhost"}})
+	if _, err := e.srv.DialErr("carol", "c", ""); err == nil {
+		t.Fatal("a user outside the whitelist logged in")
+	}
+	e.srv.Dial("alice", "wonderland", "")
+	e.srv.Dial("root", "toor", "")
+	// The lists survive a restart.
+	srv2 := e.srv.Restart()
+	if _, err := srv2.DialErr("carol", "c", ""); err == nil {
+		t.Fatal("the whitelist was lost across a restart")
+	}
+	// The whole local domain on the whitelist lets every local user in.
+	root2 := adhoc.NewRequester(srv2.Dial("root", "toor", "").Session)
+	if _, err := (&env{srv: srv2, root: root2}).runErr(t, root2, "edit-whitelist", adhoc.Values{"whitelistjids": {"localhost"}}); err != nil {
+		t.Fatal(err)
+	}
+	srv2.Dial("carol", "c", "")
+}
