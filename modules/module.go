@@ -77,6 +77,9 @@ type Host interface {
 	// SetAccessLists stores and applies new lists; sessions they no longer
 	// allow are ended.
 	SetAccessLists(ctx context.Context, black, white []string) error
+	// Stop ends the server (restart false) or restarts it: streams are
+	// closed with system-shutdown and the store is closed cleanly.
+	Stop(restart bool)
 	// Send delivers a stanza from the server (or from a local JID) to its
 	// recipients as the router would.
 	Send(ctx context.Context, r xml.TokenReader) error

@@ -50,6 +50,11 @@ type Server struct {
 
 	onAvailable []func(context.Context, jid.JID)
 	access      accessLists
+	lifecycle   func(restart bool)
+	bootstrap   *struct {
+		jid      jid.JID
+		password string
+	}
 
 	loginMu   sync.Mutex
 	logins    map[string]int
@@ -86,6 +91,27 @@ func WithModules(m ...modules.Module) Option {
 // embed adhocd.
 func WithCommands(c ...adhoc.Command) Option {
 	return func(s *Server) { s.extra = append(s.extra, c...) }
+}
+
+// WithLifecycle sets what the restart and shutdown admin commands do: stop
+// is called with restart true or false once their delay has passed. The
+// adhocd command shuts the server down gracefully and, for a restart,
+// executes itself again. Without it, the server shuts itself down and a
+// restart is a shutdown.
+func WithLifecycle(stop func(restart bool)) Option { return func(s *Server) { s.lifecycle = stop } }
+
+// WithBootstrapAdmin creates the account j with password at start, before
+// the server listens, if it does not exist yet, and makes it an
+// administrator (ADHOCD_ADMIN_JID / ADHOCD_ADMIN_PASSWORD in containers).
+func WithBootstrapAdmin(j jid.JID, password string) Option {
+	return func(s *Server) {
+		s.bootstrap = &struct {
+			jid      jid.JID
+			password string
+		}{j.Bare(), password}
+		s.admins[j.Bare().String()] = true
+		s.cfg.Admins = append(s.cfg.Admins, j.Bare().String())
+	}
 }
 
 // WithObserver receives the server's events (the metrics package implements
@@ -175,6 +201,16 @@ func (s *Server) Start(ctx context.Context) error {
 	s.mux = mux.New(stanza.NSClient, s.muxOpts...)
 	s.muxMu.Unlock()
 
+	if b := s.bootstrap; b != nil {
+		switch err := s.AddUser(ctx, b.jid.String(), b.password); {
+		case err == nil:
+			s.log.Info("bootstrapped admin account", "jid", b.jid.String())
+		case !errors.Is(err, storage.ErrExists):
+			s.stopModules(ctx)
+			s.closeStore()
+			return fmt.Errorf("server: bootstrap admin %s: %w", b.jid, err)
+		}
+	}
 	ln, err := net.Listen("tcp", s.cfg.C2S.Listen)
 	if err != nil {
 		s.stopModules(ctx)
@@ -455,4 +491,12 @@ func (h *host) AccessLists() (black, white []string) { return h.s.AccessLists() 
 
 func (h *host) SetAccessLists(ctx context.Context, black, white []string) error {
 	return h.s.SetAccessLists(ctx, black, white)
+}
+
+func (h *host) Stop(restart bool) {
+	if h.s.lifecycle != nil {
+		h.s.lifecycle(restart)
+		return
+	}
+	go func() { _ = h.s.Shutdown(context.Background()) }()
 }

@@ -9,6 +9,10 @@
 // The user commands work on the store directly while the server is stopped,
 // and through the server's control socket while it runs.
 //
+// The restart and shutdown admin commands (XEP-0133) stop the server as
+// SIGTERM does; a restart then executes the binary again with the same
+// arguments, or exits with status 75 if it cannot, for a supervisor.
+//
 // In containers an administrator can be bootstrapped from the environment:
 // ADHOCD_ADMIN_JID and ADHOCD_ADMIN_PASSWORD create that account at start-up
 // if it does not exist yet.
@@ -25,6 +29,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -61,50 +66,57 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
-	if j := os.Getenv("ADHOCD_ADMIN_JID"); j != "" && os.Getenv("ADHOCD_ADMIN_PASSWORD") != "" {
-		// The bootstrapped account is an administrator like those in admins.
-		bare, err := jid.Parse(j)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	// The restart and shutdown admin commands end the run as a signal does.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var restart atomic.Bool
+	opts := []server.Option{server.WithLogger(log), server.WithLifecycle(func(r bool) {
+		restart.Store(r)
+		cancel(errors.New("stopped by an administrator"))
+	})}
+	if j, pw := os.Getenv("ADHOCD_ADMIN_JID"), os.Getenv("ADHOCD_ADMIN_PASSWORD"); j != "" && pw != "" {
+		admin, err := jid.Parse(j)
 		if err != nil {
 			return fmt.Errorf("ADHOCD_ADMIN_JID %q: %w", j, err)
 		}
-		cfg.Admins = append(cfg.Admins, bare.Bare().String())
+		opts = append(opts, server.WithBootstrapAdmin(admin, pw))
 	}
-	srv, err := server.New(cfg, server.WithLogger(log))
+	srv, err := server.New(cfg, opts...)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	if err := srv.Start(ctx); err != nil {
 		return err
 	}
-	if err := bootstrapAdmin(ctx, srv, log); err != nil {
-		_ = srv.Shutdown(context.Background())
+	<-ctx.Done()
+	log.Info("shutting down", "cause", context.Cause(ctx), "restart", restart.Load())
+	sctx, scancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer scancel()
+	if err := srv.Shutdown(sctx); err != nil {
 		return err
 	}
-	<-ctx.Done()
-	log.Info("shutting down", "cause", context.Cause(ctx))
-	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	return srv.Shutdown(sctx)
+	if restart.Load() {
+		return reexec(log)
+	}
+	return nil
 }
 
-// bootstrapAdmin creates ADHOCD_ADMIN_JID with ADHOCD_ADMIN_PASSWORD if both
-// are set and the account does not exist. The account is an administrator
-// whether or not config.yaml lists it.
-func bootstrapAdmin(ctx context.Context, srv *server.Server, log *slog.Logger) error {
-	j, pw := os.Getenv("ADHOCD_ADMIN_JID"), os.Getenv("ADHOCD_ADMIN_PASSWORD")
-	if j == "" || pw == "" {
-		return nil
+// exitRestartFailed is the exit status when a restart cannot execute the
+// binary again: a supervisor (systemd, Kubernetes) restarts the process.
+const exitRestartFailed = 75
+
+// reexec replaces the process with a fresh run of the same binary and
+// arguments, after the store was closed.
+func reexec(log *slog.Logger) error {
+	exe, err := os.Executable()
+	if err == nil {
+		log.Info("restarting", "binary", exe)
+		err = syscall.Exec(exe, os.Args, os.Environ())
 	}
-	err := srv.AddUser(ctx, j, pw)
-	switch {
-	case err == nil:
-		log.Info("bootstrapped admin account", "jid", j)
-	case errors.Is(err, storage.ErrExists):
-	default:
-		return fmt.Errorf("bootstrap admin %s: %w", j, err)
-	}
+	log.Error("restart failed; exiting for the supervisor to restart", "err", err, "status", exitRestartFailed)
+	os.Exit(exitRestartFailed)
 	return nil
 }
 

@@ -15,6 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"mellium.im/xmpp/jid"
+
+	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/modules/admin"
 	"github.com/adhocd/adhocd/server/servertest"
 )
 
@@ -78,7 +82,7 @@ func TestServerLifecycle(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	logs := &servertest.SyncBuffer{}
-	addr := waitListening(t, stderr, logs)
+	addr := next(t, listenAddrs(stderr, logs), logs)
 
 	// Accounts while the server runs go through its control socket.
 	if out, err := runCmd(t, bin, "builder\n", "user", "add", "--config", cfg, "bob"); err != nil {
@@ -154,28 +158,94 @@ func TestBadConfigIsReported(t *testing.T) {
 
 var listening = regexp.MustCompile(`adhocd listening.*c2s=(\S+)`)
 
-// waitListening reads the log until the listener's address appears; the rest
-// of the log keeps being read into logs.
-func waitListening(t *testing.T, r io.Reader, logs *servertest.SyncBuffer) string {
-	t.Helper()
-	found := make(chan string, 1)
+// listenAddrs reads the log and sends every address the server reports
+// listening on (a restarted process reports a new one); the whole log keeps
+// being collected into logs.
+func listenAddrs(r io.Reader, logs *servertest.SyncBuffer) <-chan string {
+	found := make(chan string, 4)
 	go func() {
 		sc := bufio.NewScanner(r)
 		for sc.Scan() {
 			logs.Write(append(sc.Bytes(), '\n'))
 			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case found <- m[1]:
-				default:
-				}
+				found <- m[1]
 			}
 		}
 	}()
+	return found
+}
+
+// next waits for the next listening address.
+func next(t *testing.T, addrs <-chan string, logs *servertest.SyncBuffer) string {
+	t.Helper()
 	select {
-	case a := <-found:
+	case a := <-addrs:
 		return a
 	case <-time.After(15 * time.Second):
 		t.Fatalf("adhocd never listened:\n%s", logs.String())
 		return ""
+	}
+}
+
+// TestAdminRestartAndShutdown: the XEP-0133 restart command makes the real
+// process execute itself again (it serves anew on the same data), and the
+// shutdown command makes it exit 0.
+func TestAdminRestartAndShutdown(t *testing.T) {
+	bin := build(t)
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir)
+	cmd := exec.Command(bin, "--config", cfg)
+	cmd.Env = append(os.Environ(), "ADHOCD_ADMIN_JID=root@localhost", "ADHOCD_ADMIN_PASSWORD=toor")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	logs := &servertest.SyncBuffer{}
+	addrs := listenAddrs(stderr, logs)
+	addr := next(t, addrs, logs)
+
+	pem, err := os.ReadFile(filepath.Join(dir, "data", "selfsigned-cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	tlsCfg := &tls.Config{RootCAs: pool, ServerName: "localhost"}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	run := func(addr, node string) {
+		t.Helper()
+		c, err := servertest.Connect(t, addr, tlsCfg, "localhost", "root", "toor")
+		if err != nil {
+			t.Fatalf("login to %s: %v\n%s", addr, err, logs.String())
+		}
+		res, err := adhoc.NewRequester(c.Session).Run(ctx, jid.MustParse("localhost"), admin.Node(node),
+			func(context.Context, *adhoc.Response) (adhoc.Action, adhoc.Values, error) {
+				return adhoc.Complete, adhoc.Values{}, nil
+			})
+		if err != nil || res.Status != adhoc.Completed {
+			t.Fatalf("%s: %+v %v", node, res, err)
+		}
+	}
+	pid := cmd.Process.Pid
+	run(addr, "restart")
+	addr = next(t, addrs, logs) // the same process, executed again
+	if !strings.Contains(logs.String(), "restarting") || cmd.Process.Pid != pid {
+		t.Fatalf("no restart in the log:\n%s", logs.String())
+	}
+	run(addr, "shutdown")
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after shutdown: %v\n%s", err, logs.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("adhocd did not exit after the shutdown command")
 	}
 }

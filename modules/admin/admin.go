@@ -52,7 +52,7 @@ func (*Module) Stop(context.Context) error { return nil }
 func (m *Module) Start(_ context.Context, h modules.Host) error {
 	m.h, m.log = h, h.Logger()
 	var specs []spec
-	for _, group := range [][]spec{m.userCommands(), m.infoCommands(), m.countCommands(), m.messageCommands(), m.motdCommands(), m.accessCommands(), m.adminCommands()} {
+	for _, group := range [][]spec{m.userCommands(), m.infoCommands(), m.countCommands(), m.messageCommands(), m.motdCommands(), m.accessCommands(), m.adminCommands(), m.lifecycleCommands()} {
 		specs = append(specs, group...)
 	}
 	h.OnAvailable(m.atLogin)

@@ -563,3 +563,55 @@ func TestBlacklistAndWhitelist(t *testing.T) {
 	}
 	srv2.Dial("carol", "c", "")
 }
+
+func TestRestartAndShutdown(t *testing.T) {
+	stopped := make(chan bool, 2)
+	srv := servertest.StartWith(t, []server.Option{server.WithLifecycle(func(restart bool) { stopped <- restart })},
+		func(c *config.Config) { c.Admins = []string{"root@localhost"} })
+	srv.AddUser("root", "toor")
+	srv.AddUser("alice", "wonderland")
+	e := &env{srv: srv, root: adhoc.NewRequester(srv.Dial("root", "toor", "").Session)}
+	alice := srv.Dial("alice", "wonderland", "")
+
+	start := time.Now()
+	r := e.run(t, "restart", adhoc.Values{"announcement": {"back in a minute"}})
+	if !strings.Contains(note(r, adhoc.NoteInfo), "restart") {
+		t.Fatalf("restart: %+v", r.Notes)
+	}
+	alice.Next(wait, isHeadline("Announcement", "back in a minute"))
+	select {
+	case restart := <-stopped:
+		if !restart {
+			t.Fatal("restart stopped the server without restarting")
+		}
+		if time.Since(start) < 400*time.Millisecond {
+			t.Fatal("the server stopped before the command's reply could be sent")
+		}
+	case <-time.After(wait):
+		t.Fatal("restart never stopped the server")
+	}
+	e.run(t, "shutdown", nil)
+	if restart := <-stopped; restart {
+		t.Fatal("shutdown asked for a restart")
+	}
+	// A delay that is not one of the options is refused.
+	_, err := e.runErr(t, e.root, "shutdown", adhoc.Values{"delay": {"7"}})
+	if adhoc.Condition(err) != "bad-payload" {
+		t.Fatalf("delay 7: %v", err)
+	}
+}
+
+// TestShutdownWithoutLifecycle: an embedded server with no lifecycle shuts
+// itself down; clients get system-shutdown.
+func TestShutdownWithoutLifecycle(t *testing.T) {
+	e := setup(t)
+	e.srv.AddUser("alice", "wonderland")
+	alice := e.srv.RawLogin("alice", "wonderland", "a")
+	e.run(t, "shutdown", nil)
+	if got, _ := alice.ClosedByServer(wait); !strings.Contains(got, "<system-shutdown") {
+		t.Fatalf("client got %q", got)
+	}
+	if !e.srv.Stopping() {
+		t.Fatal("the server is not stopping")
+	}
+}

@@ -3,6 +3,7 @@ package servertest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/xml"
 	"fmt"
 	"net"
@@ -69,22 +70,29 @@ func (s *Server) Dial(user, password, resource string, opts ...ClientOption) *Cl
 
 // DialErr is Dial that returns the error instead of failing the test.
 func (s *Server) DialErr(user, password, resource string, opts ...ClientOption) (*Client, error) {
+	return Connect(s.t, s.Addr, s.ClientTLS, s.Domain().String(), user, password, opts...)
+}
+
+// Connect logs user@domain in to any adhocd (or other XMPP server) at addr
+// with STARTTLS (tlsCfg) and SCRAM-SHA-256, binds, and serves the session
+// until the test ends.
+func Connect(t testing.TB, addr string, tlsCfg *tls.Config, domain, user, password string, opts ...ClientOption) (*Client, error) {
 	set := clientSettings{mechs: []sasl.Mechanism{sasl.ScramSha256}}
 	for _, o := range opts {
 		o(&set)
 	}
-	j, err := jid.New(user, s.Domain().String(), resource)
+	j, err := jid.New(user, domain, "")
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", s.Addr)
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	sess, err := xmpp.NewClientSession(ctx, j, conn,
-		xmpp.StartTLS(s.ClientTLS),
+		xmpp.StartTLS(tlsCfg),
 		xmpp.SASL("", password, set.mechs...),
 		xmpp.BindResource(),
 	)
@@ -92,14 +100,14 @@ func (s *Server) DialErr(user, password, resource string, opts ...ClientOption) 
 		conn.Close()
 		return nil, err
 	}
-	c := &Client{Session: sess, in: make(chan Stanza, 256), t: s.t}
+	c := &Client{Session: sess, in: make(chan Stanza, 256), t: t}
 	go func() {
 		if err := sess.Serve(xmpp.HandlerFunc(c.handle)); err != nil {
 			c.err = err
 		}
 		close(c.in)
 	}()
-	s.t.Cleanup(func() {
+	t.Cleanup(func() {
 		_ = sess.Close()
 		_ = conn.Close()
 	})
