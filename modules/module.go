@@ -64,6 +64,8 @@ type Host interface {
 	// OnAvailable registers fn to run when a session sends its initial
 	// presence (its "login" as users see it). Register during Start only.
 	OnAvailable(fn func(ctx context.Context, session jid.JID))
+	// Status reports the server's counters.
+	Status() Status
 	// Logins returns how many times user logged in since the server started,
 	// and when it started.
 	Logins(user string) (count int, since time.Time)
@@ -77,6 +79,12 @@ type Host interface {
 	// SetAccessLists stores and applies new lists; sessions they no longer
 	// allow are ended.
 	SetAccessLists(ctx context.Context, black, white []string) error
+	// Reload reads config.yaml again and applies admins, limits and the
+	// admin section; it returns the changed keys that need a restart.
+	Reload(ctx context.Context) (needRestart []string, err error)
+	// OnReload registers fn to run with the new configuration after a
+	// reload. Register during Start only.
+	OnReload(fn func(ctx context.Context, cfg config.Config))
 	// Stop ends the server (restart false) or restarts it: streams are
 	// closed with system-shutdown and the store is closed cleanly.
 	Stop(restart bool)
@@ -98,6 +106,16 @@ type SessionInfo struct {
 	Priority  int
 	// Stanzas is how many stanzas the session has sent.
 	Stanzas uint64
+}
+
+// Status is what the server counts about itself.
+type Status struct {
+	Started time.Time
+	// Connections is the open client connections, authenticated or not;
+	// Sessions the bound sessions among them.
+	Connections, Sessions int
+	// StanzasIn and StanzasOut count stanzas since the start.
+	StanzasIn, StanzasOut uint64
 }
 
 // Constructor makes a module.

@@ -36,23 +36,23 @@ func (s *Server) loadAdmins(ctx context.Context) error {
 }
 
 func (s *Server) setAdmins(stored []string) {
-	set := make(map[string]bool, len(s.cfg.Admins)+len(stored))
-	for _, a := range s.cfg.Admins {
+	s.muxMu.Lock()
+	defer s.muxMu.Unlock()
+	set := make(map[string]bool, len(s.cfgAdmins)+len(stored))
+	for _, a := range s.cfgAdmins {
 		set[a] = true
 	}
 	for _, a := range stored {
 		set[a] = true
 	}
-	s.muxMu.Lock()
 	s.admins, s.storedAdmins = set, slices.Clone(stored)
-	s.muxMu.Unlock()
 }
 
 // Admins returns the configured and the stored administrators.
 func (s *Server) Admins() (configured, stored []string) {
 	s.muxMu.RLock()
 	defer s.muxMu.RUnlock()
-	return slices.Clone(s.cfg.Admins), slices.Clone(s.storedAdmins)
+	return slices.Clone(s.cfgAdmins), slices.Clone(s.storedAdmins)
 }
 
 // SetAdmins replaces the stored administrators (bare JIDs); those of the

@@ -74,7 +74,7 @@ func newConn(srv *Server, nc net.Conn) *conn {
 }
 
 func (c *conn) setIO(nc net.Conn) {
-	l := c.srv.cfg.Limits
+	l := c.srv.limits()
 	c.nc = nc
 	c.dec = newDecoder(nc, l.MaxStanzaBytes, l.MaxDepth, l.MaxAttributes)
 	c.enc = xml.NewEncoder(nc)
@@ -86,7 +86,7 @@ func (c *conn) JID() jid.JID { return c.addr }
 // serve runs the connection until the client leaves, an error ends it or the
 // server shuts it down.
 func (c *conn) serve(ctx context.Context) {
-	_ = c.raw.SetReadDeadline(c.connected.Add(c.srv.cfg.Limits.PreAuthTimeout.D()))
+	_ = c.raw.SetReadDeadline(c.connected.Add(c.srv.limits().PreAuthTimeout.D()))
 	err := c.run(ctx)
 	c.finish(err)
 }
@@ -95,7 +95,7 @@ func (c *conn) run(ctx context.Context) error {
 	if err := c.openStream(); err != nil {
 		return err
 	}
-	idle := c.srv.cfg.Limits.IdleTimeout.D()
+	idle := c.srv.limits().IdleTimeout.D()
 	// established stays true once the session was bound, even after an
 	// administrator unbinds it: a closing stream never negotiates again.
 	established := false
@@ -267,7 +267,7 @@ func (c *conn) startTLS(ctx context.Context) error {
 		return err
 	}
 	tc := tls.Server(c.raw, c.srv.tlsConfig)
-	hctx, cancel := context.WithTimeout(ctx, c.srv.cfg.Limits.PreAuthTimeout.D())
+	hctx, cancel := context.WithTimeout(ctx, c.srv.limits().PreAuthTimeout.D())
 	defer cancel()
 	if err := tc.HandshakeContext(hctx); err != nil {
 		c.closeConn()
@@ -397,7 +397,7 @@ func (c *conn) saslFailure(cond, text string) error {
 	if err := c.writeRaw(s + `</failure>`); err != nil {
 		return err
 	}
-	if c.authFailures >= c.srv.cfg.Limits.MaxAuthFailures {
+	if c.authFailures >= c.srv.limits().MaxAuthFailures {
 		return streamErr(stream.PolicyViolation, "too many failed authentication attempts")
 	}
 	return nil
@@ -508,7 +508,7 @@ func (c *conn) writeTokens(r xml.TokenReader) error {
 func (c *conn) writeElement(el *element) error { return c.writeTokens(el.reader()) }
 
 func (c *conn) setWriteDeadline() {
-	if d := c.srv.cfg.Limits.WriteTimeout.D(); d > 0 {
+	if d := c.srv.limits().WriteTimeout.D(); d > 0 {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(d))
 	}
 }

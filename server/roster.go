@@ -190,7 +190,7 @@ func (s *Server) checkRosterSize(ctx context.Context, user string) error {
 	if err != nil {
 		return err
 	}
-	if len(items) >= s.cfg.Limits.MaxRosterItems {
+	if len(items) >= s.limits().MaxRosterItems {
 		return stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAllowed,
 			Text: map[string]string{"en": "the roster is full"}}
 	}

@@ -38,6 +38,7 @@ func (s *Server) route(ctx context.Context, c *conn, el *element) error {
 	}
 	el.setAttr("from", c.addr.String())
 	c.stanzas.Add(1)
+	s.stanzasIn.Add(1)
 	s.metrics.StanzaIn(name.Local)
 
 	var to jid.JID
@@ -348,6 +349,7 @@ func (s *Server) deliver(dst *conn, el *element) {
 		s.log.Debug("delivery failed", "to", dst.addr.String(), "err", err)
 		return
 	}
+	s.stanzasOut.Add(1)
 	s.metrics.StanzaOut(el.start.Name.Local)
 }
 

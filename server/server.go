@@ -11,6 +11,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -49,8 +50,12 @@ type Server struct {
 	mux     *mux.ServeMux
 
 	onAvailable []func(context.Context, jid.JID)
+	stanzasIn   atomic.Uint64
+	stanzasOut  atomic.Uint64
 	access      accessLists
 	lifecycle   func(restart bool)
+	reload      func() (config.Config, error)
+	onReload    []func(context.Context, config.Config)
 	bootstrap   *struct {
 		jid      jid.JID
 		password string
@@ -59,6 +64,12 @@ type Server struct {
 	loginMu   sync.Mutex
 	logins    map[string]int
 	startedAt time.Time
+
+	// What reload can change: limits and admin settings swapped whole,
+	// configured admins under muxMu.
+	lim       atomic.Pointer[config.Limits]
+	adminCfg  atomic.Pointer[config.Admin]
+	cfgAdmins []string
 
 	admins       map[string]bool
 	storedAdmins []string
@@ -110,7 +121,7 @@ func WithBootstrapAdmin(j jid.JID, password string) Option {
 			password string
 		}{j.Bare(), password}
 		s.admins[j.Bare().String()] = true
-		s.cfg.Admins = append(s.cfg.Admins, j.Bare().String())
+		s.cfgAdmins = append(s.cfgAdmins, j.Bare().String())
 	}
 }
 
@@ -132,7 +143,7 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		cfg:      cfg,
 		log:      slog.Default(),
 		domain:   d,
-		sessions: newSessions(cfg.Limits.MaxSessionsPerAccount),
+		sessions: &sessions{byUser: make(map[string]map[string]*conn)},
 		metrics:  nopObserver{},
 		modules:  defaults.Modules(),
 		conns:    make(map[*conn]struct{}),
@@ -143,6 +154,10 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 	for _, a := range cfg.Admins {
 		s.admins[a] = true
 	}
+	s.cfgAdmins = slices.Clone(cfg.Admins)
+	s.lim.Store(&cfg.Limits)
+	s.adminCfg.Store(&cfg.Admin)
+	s.sessions.maxPerUser = func() int { return s.limits().MaxSessionsPerAccount }
 	for _, o := range opts {
 		o(s)
 	}
@@ -279,8 +294,20 @@ func (s *Server) Commands() *adhoc.Provider { return s.commands }
 // Domain returns the server JID.
 func (s *Server) Domain() jid.JID { return s.domain }
 
-// Config returns the configuration in force.
-func (s *Server) Config() config.Config { return s.cfg }
+// Config returns the configuration in force: as started, with what a
+// reload changed since.
+func (s *Server) Config() config.Config {
+	c := s.cfg
+	c.Limits = s.limits()
+	c.Admin = *s.adminCfg.Load()
+	s.muxMu.RLock()
+	c.Admins = slices.Clone(s.cfgAdmins)
+	s.muxMu.RUnlock()
+	return c
+}
+
+// limits returns the limits in force.
+func (s *Server) limits() config.Limits { return *s.lim.Load() }
 
 func (s *Server) accept(ln net.Listener) {
 	defer s.wg.Done()
@@ -305,7 +332,7 @@ func (s *Server) accept(ln net.Listener) {
 			c.closeWith(stream.SystemShutdown)
 			continue
 		}
-		if len(s.conns) >= s.cfg.Limits.MaxConnections {
+		if len(s.conns) >= s.limits().MaxConnections {
 			s.mu.Unlock()
 			s.metrics.Connection("refused")
 			c.closeWith(streamErr(stream.ResourceConstraint, "too many connections"))
@@ -458,7 +485,7 @@ type host struct {
 var _ modules.Host = (*host)(nil)
 
 func (h *host) Domain() jid.JID                                   { return h.s.domain }
-func (h *host) Config() config.Config                             { return h.s.cfg }
+func (h *host) Config() config.Config                             { return h.s.Config() }
 func (h *host) Logger() *slog.Logger                              { return h.log }
 func (h *host) Store() storage.Store                              { return h.s.store }
 func (h *host) Disco() *modules.Disco                             { return &h.s.disco }
@@ -500,3 +527,14 @@ func (h *host) Stop(restart bool) {
 	}
 	go func() { _ = h.s.Shutdown(context.Background()) }()
 }
+
+// Status reports the server's counters.
+func (s *Server) Status() modules.Status {
+	s.mu.Lock()
+	conns := len(s.conns)
+	s.mu.Unlock()
+	return modules.Status{Started: s.startedAt, Connections: conns, Sessions: s.sessions.count(),
+		StanzasIn: s.stanzasIn.Load(), StanzasOut: s.stanzasOut.Load()}
+}
+
+func (h *host) Status() modules.Status { return h.s.Status() }

@@ -13,11 +13,7 @@ import (
 type sessions struct {
 	mu         sync.RWMutex
 	byUser     map[string]map[string]*conn
-	maxPerUser int
-}
-
-func newSessions(maxPerUser int) *sessions {
-	return &sessions{byUser: make(map[string]map[string]*conn), maxPerUser: maxPerUser}
+	maxPerUser func() int
 }
 
 // bind registers c under full. A session already bound to the same resource
@@ -32,7 +28,7 @@ func (s *sessions) bind(c *conn, full jid.JID) error {
 		s.byUser[user] = rs
 	}
 	old := rs[res]
-	if old == nil && len(rs) >= s.maxPerUser {
+	if old == nil && len(rs) >= s.maxPerUser() {
 		s.mu.Unlock()
 		return stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint,
 			Text: map[string]string{"en": "too many sessions for this account"}}
@@ -95,4 +91,15 @@ func (s *sessions) all() []*conn {
 		}
 	}
 	return out
+}
+
+// count returns the number of bound sessions.
+func (s *sessions) count() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for _, rs := range s.byUser {
+		n += len(rs)
+	}
+	return n
 }

@@ -1,6 +1,7 @@
 // Command adhocd is the adhocd XMPP server.
 //
-//	adhocd [--config FILE]                 run the server until SIGTERM or SIGINT
+//	adhocd [--config FILE]                 run the server until SIGTERM or SIGINT;
+//	                                       SIGHUP reloads admins, limits and admin.*
 //	adhocd user add    [--config FILE] JID  create an account (password on stdin)
 //	adhocd user passwd [--config FILE] JID  change a password (password on stdin)
 //	adhocd user delete [--config FILE] JID  remove an account and its data
@@ -72,7 +73,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var restart atomic.Bool
-	opts := []server.Option{server.WithLogger(log), server.WithLifecycle(func(r bool) {
+	opts := []server.Option{server.WithLogger(log), server.WithReload(func() (config.Config, error) {
+		return config.Load(*cfgPath)
+	}), server.WithLifecycle(func(r bool) {
 		restart.Store(r)
 		cancel(errors.New("stopped by an administrator"))
 	})}
@@ -90,6 +93,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err := srv.Start(ctx); err != nil {
 		return err
 	}
+	// SIGHUP reloads config.yaml (admins, limits, admin section).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			if _, err := srv.Reload(ctx); err != nil {
+				log.Error("reload", "err", err)
+			}
+		}
+	}()
 	<-ctx.Done()
 	log.Info("shutting down", "cause", context.Cause(ctx), "restart", restart.Load())
 	sctx, scancel := context.WithTimeout(context.Background(), 20*time.Second)

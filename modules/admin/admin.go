@@ -49,18 +49,25 @@ func (*Module) Name() string { return "admin" }
 func (*Module) Stop(context.Context) error { return nil }
 
 // Start implements modules.Module.
-func (m *Module) Start(_ context.Context, h modules.Host) error {
+func (m *Module) Start(ctx context.Context, h modules.Host) error {
 	m.h, m.log = h, h.Logger()
 	var specs []spec
 	for _, group := range [][]spec{m.userCommands(), m.infoCommands(), m.countCommands(), m.messageCommands(), m.motdCommands(), m.accessCommands(), m.adminCommands(), m.lifecycleCommands()} {
 		specs = append(specs, group...)
 	}
 	h.OnAvailable(m.atLogin)
+	h.OnReload(m.onReload)
 	for _, sp := range specs {
-		if err := h.Commands().AddCommand(h.Domain(), m.command(sp)); err != nil {
+		if err := h.Commands().AddCommand(h.Domain(), m.command(sp, Node(sp.name))); err != nil {
 			return fmt.Errorf("admin: %w", err)
 		}
 	}
+	for _, sp := range m.operatorCommands() {
+		if err := h.Commands().AddCommand(h.Domain(), m.command(sp, OperatorNode(sp.name))); err != nil {
+			return fmt.Errorf("admin: %w", err)
+		}
+	}
+	m.configMOTD(ctx, h.Config())
 	return nil
 }
 
@@ -77,9 +84,9 @@ type spec struct {
 	run func(ctx context.Context, r *adhoc.Request) (*adhoc.Result, []string, error)
 }
 
-func (m *Module) command(sp spec) adhoc.Command {
+func (m *Module) command(sp spec, node string) adhoc.Command {
 	c := adhoc.Command{
-		Node:  Node(sp.name),
+		Node:  node,
 		Name:  sp.label,
 		Allow: adhoc.Admins(m.h.IsAdmin),
 		Complete: func(ctx context.Context, r *adhoc.Request) (*adhoc.Result, error) {

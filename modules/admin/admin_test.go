@@ -615,3 +615,87 @@ func TestShutdownWithoutLifecycle(t *testing.T) {
 		t.Fatal("the server is not stopping")
 	}
 }
+
+// runOperator runs one of adhocd's own operator commands as root.
+func (e *env) runOperator(t *testing.T, name string) *adhoc.Response {
+	t.Helper()
+	r, err := e.root.Start(ctx(t), domain, admin.OperatorNode(name))
+	if err != nil || r.Status != adhoc.Completed {
+		t.Fatalf("%s: %+v %v", name, r, err)
+	}
+	return r
+}
+
+func TestOperatorCommands(t *testing.T) {
+	e := setup(t)
+	e.srv.AddUser("alice", "wonderland")
+	alice := e.srv.Dial("alice", "wonderland", "")
+	// An open command session (the add-user form) is counted.
+	if _, err := e.root.Start(ctx(t), domain, admin.Node("add-user")); err != nil {
+		t.Fatal(err)
+	}
+	r := e.runOperator(t, "status")
+	for f, want := range map[string]string{"sessions": "2", "connections": "2", "online-users": "2", "adhoc-sessions": "1", "version": "(devel)"} {
+		if got := field(r, f); len(got) != 1 || got[0] != want {
+			t.Errorf("status %s = %v, want %s", f, got, want)
+		}
+	}
+	if in := field(r, "stanzas-in"); len(in) != 1 || in[0] == "0" {
+		t.Errorf("stanzas-in %v", in)
+	}
+
+	r = e.runOperator(t, "sessions")
+	if len(r.Forms) != 1 || len(r.Forms[0].Items) != 2 {
+		t.Fatalf("sessions table: %+v", r.Forms)
+	}
+	found := false
+	for _, it := range r.Forms[0].Items {
+		vals := map[string]string{}
+		for _, f := range it.Fields {
+			vals[f.Var] = strings.Join(f.Values, "")
+		}
+		if vals["jid"] == "alice@localhost" {
+			found = vals["resource"] == alice.LocalAddr().Resourcepart() && strings.HasPrefix(vals["address"], "127.0.0.1:")
+		}
+	}
+	if !found {
+		t.Fatalf("alice's session is not listed right: %+v", r.Forms[0].Items)
+	}
+	if !strings.HasPrefix(note(e.runOperator(t, "ping"), adhoc.NoteInfo), "pong at ") {
+		t.Fatal("ping")
+	}
+}
+
+func TestReload(t *testing.T) {
+	var next config.Config
+	srv := servertest.StartWith(t, []server.Option{server.WithReload(func() (config.Config, error) { return next, nil })},
+		func(c *config.Config) { c.Admins = []string{"root@localhost"} })
+	srv.AddUser("root", "toor")
+	srv.AddUser("alice", "wonderland")
+	e := &env{srv: srv, root: adhoc.NewRequester(srv.Dial("root", "toor", "").Session)}
+	alice := login(t, srv, "alice", "wonderland")
+	aliceReq := adhoc.NewRequester(alice.Session)
+	if _, err := e.runErr(t, aliceReq, "get-online-users-num", nil); adhoc.Condition(err) != "forbidden" {
+		t.Fatalf("alice before the reload: %v", err)
+	}
+
+	next = srv.Config()
+	next.Admins = append(next.Admins, "alice@localhost")
+	next.Limits.MaxStanzaBytes = 2048
+	next.Admin.MOTD = "from config.yaml"
+	next.C2S.Listen = "127.0.0.1:1"
+	r := e.runOperator(t, "reload")
+	if !strings.Contains(note(r, adhoc.NoteWarn), "c2s") {
+		t.Fatalf("a changed c2s.listen is not reported: %+v", r.Notes)
+	}
+	if _, err := e.runErr(t, aliceReq, "get-online-users-num", nil); err != nil {
+		t.Fatalf("alice after the reload: %v", err)
+	}
+	alice.Next(wait, isHeadline("Message of the Day", "from config.yaml"))
+	// The new stanza limit applies to the streams opened after the reload.
+	raw := srv.RawLogin("root", "toor", "raw")
+	raw.Write(`<message to='alice@localhost'><body>` + strings.Repeat("x", 3000) + `</body></message>`)
+	if got, _ := raw.ClosedByServer(wait); !strings.Contains(got, "<policy-violation") {
+		t.Fatalf("the reloaded limit is not in force: %q", got)
+	}
+}

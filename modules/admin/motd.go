@@ -13,6 +13,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/server/config"
 	"github.com/adhocd/adhocd/server/storage"
 )
 
@@ -62,32 +63,13 @@ func (m *Module) motdCommands() []spec {
 		return opts
 	}
 	setMOTD := func(ctx context.Context, r *adhoc.Request) (*adhoc.Result, []string, error) {
-		text := strings.Join(r.Values["motd"], "\n")
-		v := motd{Text: text, Version: time.Now().UnixNano()}
-		raw, _ := json.Marshal(v)
-		if err := m.h.Store().PutSetting(ctx, storage.SettingMOTD, raw); err != nil {
+		n, err := m.setMOTD(ctx, strings.Join(r.Values["motd"], "\n"))
+		if err != nil {
 			return nil, nil, err
-		}
-		n := 0
-		claimed := map[string]bool{}
-		for _, s := range m.h.Sessions() {
-			if !s.Available {
-				continue
-			}
-			user := s.JID.Localpart()
-			if c, seen := claimed[user]; seen {
-				if c && m.message(ctx, s.JID, "Message of the Day", v.Text) {
-					n++
-				}
-				continue
-			}
-			claimed[user] = m.deliverMOTD(ctx, s.JID, v)
-			if claimed[user] {
-				n++
-			}
 		}
 		return done("the message of the day is set; %s online got it now", plural(n, "session", "sessions")), nil, nil
 	}
+
 	return []spec{
 		{
 			name: "set-motd", label: "Set Message of the Day", title: "Setting the Message of the Day", instr: "Fill out this form to set the message of the day.",
@@ -180,4 +162,49 @@ func (m *Module) message(ctx context.Context, to jid.JID, subject, text string) 
 		xmlstream.Wrap(xmlstream.Token(xmlCharData(text)), startElement("body")),
 	)
 	return m.h.Send(ctx, msg.Wrap(body)) == nil
+}
+
+// setMOTD stores a new message of the day and delivers it at once to every
+// available session (each account claims the version once); it returns how
+// many sessions got it.
+func (m *Module) setMOTD(ctx context.Context, text string) (int, error) {
+	v := motd{Text: text, Version: time.Now().UnixNano()}
+	raw, _ := json.Marshal(v)
+	if err := m.h.Store().PutSetting(ctx, storage.SettingMOTD, raw); err != nil {
+		return 0, err
+	}
+	n := 0
+	claimed := map[string]bool{}
+	for _, s := range m.h.Sessions() {
+		if !s.Available {
+			continue
+		}
+		user := s.JID.Localpart()
+		if c, seen := claimed[user]; seen {
+			if c && m.message(ctx, s.JID, "Message of the Day", v.Text) {
+				n++
+			}
+			continue
+		}
+		claimed[user] = m.deliverMOTD(ctx, s.JID, v)
+		if claimed[user] {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// configMOTD applies admin.motd from config.yaml when it is set and differs
+// from the message of the day in force.
+func (m *Module) configMOTD(ctx context.Context, cfg config.Config) {
+	text := cfg.Admin.MOTD
+	if text == "" {
+		return
+	}
+	if cur, ok, err := m.loadMOTD(ctx); err != nil || (ok && cur.Text == text) {
+		return
+	}
+	if _, err := m.setMOTD(ctx, text); err != nil {
+		m.log.Error("apply admin.motd", "err", err)
+	}
 }

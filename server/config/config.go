@@ -121,6 +121,10 @@ type Admin struct {
 	// IdleAfter is how long a session may send nothing and still count as
 	// active; after that it is idle (get-active-users, get-idle-users).
 	IdleAfter Duration `yaml:"idle_after"`
+	// MOTD, when set, is the message of the day: applied at start and on
+	// reload when it differs from the one in force (set-motd can still
+	// change it until the next reload).
+	MOTD string `yaml:"motd"`
 }
 
 // Log configures the server's structured log.

@@ -1,0 +1,103 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"mellium.im/xmpp/form"
+
+	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/modules/version"
+	"github.com/adhocd/adhocd/server/config"
+)
+
+// NSOperator is the node namespace of adhocd's own operator commands.
+const NSOperator = "urn:adhocd:admin"
+
+// OperatorNode returns the node of an operator command ("status").
+func OperatorNode(name string) string { return NSOperator + "#" + name }
+
+// operatorCommands: what an operator needs beyond XEP-0133: server status,
+// the connected sessions, reloading config.yaml, and ping.
+func (m *Module) operatorCommands() []spec {
+	return []spec{
+		{name: "status", label: "Server Status", run: m.status},
+		{name: "sessions", label: "Connected Sessions", run: m.sessions},
+		{name: "reload", label: "Reload Configuration", run: m.reload},
+		{name: "ping", label: "Ping", run: func(context.Context, *adhoc.Request) (*adhoc.Result, []string, error) {
+			return done("pong at %s", time.Now().UTC().Format(time.RFC3339)), nil, nil
+		}},
+	}
+}
+
+func (m *Module) status(_ context.Context, _ *adhoc.Request) (*adhoc.Result, []string, error) {
+	st := m.h.Status()
+	uptime := time.Since(st.Started)
+	secs := max(uptime.Seconds(), 1)
+	online := map[string]bool{}
+	for _, s := range m.h.Sessions() {
+		online[s.JID.Bare().String()] = true
+	}
+	held := 0
+	if r, ok := m.h.Commands().Store().(adhoc.StatsReporter); ok {
+		held = r.Stats().Held
+	}
+	var mem runtime.MemStats
+	runtime.ReadMemStats(&mem)
+	text := func(v, label, value string) form.Field { return form.Text(v, form.Label(label), form.Value(value)) }
+	d := form.New(
+		form.Hidden("FORM_TYPE", form.Value(NSOperator)),
+		text("uptime", "Uptime", uptime.Round(time.Second).String()),
+		text("version", "Version", version.Version()),
+		text("connections", "Open connections", strconv.Itoa(st.Connections)),
+		text("sessions", "Bound sessions", strconv.Itoa(st.Sessions)),
+		text("online-users", "Online users", strconv.Itoa(len(online))),
+		text("stanzas-in", "Stanzas received", strconv.FormatUint(st.StanzasIn, 10)),
+		text("stanzas-out", "Stanzas sent", strconv.FormatUint(st.StanzasOut, 10)),
+		text("stanzas-in-per-second", "Stanzas received per second (since start)", fmt.Sprintf("%.2f", float64(st.StanzasIn)/secs)),
+		text("stanzas-out-per-second", "Stanzas sent per second (since start)", fmt.Sprintf("%.2f", float64(st.StanzasOut)/secs)),
+		text("adhoc-sessions", "Command sessions held", strconv.Itoa(held)),
+		text("memory-heap", "Heap in use (bytes)", strconv.FormatUint(mem.HeapInuse, 10)),
+		text("memory-sys", "Memory from the OS (bytes)", strconv.FormatUint(mem.Sys, 10)),
+		text("goroutines", "Goroutines", strconv.Itoa(runtime.NumGoroutine())),
+	)
+	return &adhoc.Result{Form: d}, nil, nil
+}
+
+func (m *Module) sessions(_ context.Context, _ *adhoc.Request) (*adhoc.Result, []string, error) {
+	t := &adhoc.Table{Title: "Connected sessions", FormType: NSOperator, Columns: []adhoc.Column{
+		{Var: "jid", Label: "JID", Type: form.TypeJID},
+		{Var: "resource", Label: "Resource"},
+		{Var: "address", Label: "Client address"},
+		{Var: "since", Label: "Connected since"},
+		{Var: "idle", Label: "Idle (seconds)"},
+		{Var: "available", Label: "Available", Type: form.TypeBoolean},
+	}}
+	now := time.Now()
+	for _, s := range m.h.Sessions() {
+		t.Rows = append(t.Rows, []string{
+			s.JID.Bare().String(), s.JID.Resourcepart(), s.Remote, s.Since.UTC().Format(time.RFC3339),
+			strconv.Itoa(int(now.Sub(s.LastActive).Seconds())), strconv.FormatBool(s.Available),
+		})
+	}
+	return &adhoc.Result{Table: t, Notes: []adhoc.Note{{Type: adhoc.NoteInfo, Text: plural(len(t.Rows), "session", "sessions")}}}, nil, nil
+}
+
+func (m *Module) reload(ctx context.Context, _ *adhoc.Request) (*adhoc.Result, []string, error) {
+	restart, err := m.h.Reload(ctx)
+	if err != nil {
+		return failed("config.yaml was not reloaded: %v", err), nil, nil
+	}
+	res := done("reloaded config.yaml: admins, limits and admin settings are in force")
+	if len(restart) > 0 {
+		res.Notes = append(res.Notes, adhoc.Note{Type: adhoc.NoteWarn, Text: "changed, but applied only at the next restart: " + strings.Join(restart, ", ")})
+	}
+	return res, nil, nil
+}
+
+// onReload applies what the admin module reads from a new configuration.
+func (m *Module) onReload(ctx context.Context, cfg config.Config) { m.configMOTD(ctx, cfg) }

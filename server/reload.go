@@ -1,0 +1,71 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+
+	"github.com/adhocd/adhocd/server/config"
+)
+
+// WithReload sets where Reload reads the configuration from (adhocd:
+// config.Load of its config file).
+func WithReload(load func() (config.Config, error)) Option {
+	return func(s *Server) { s.reload = load }
+}
+
+// Reload reads the configuration again and applies, without a restart, what
+// can change live: admins, limits and the admin section (idle_after, motd).
+// Limits apply to what happens next: new streams get the new stanza limits,
+// the other limits are read as they are used.
+// It returns the keys that changed but need a restart to apply.
+func (s *Server) Reload(ctx context.Context) (needRestart []string, err error) {
+	if s.reload == nil {
+		return nil, errors.New("server: no configuration source to reload from")
+	}
+	cfg, err := s.reload()
+	if err != nil {
+		return nil, fmt.Errorf("server: reload: %w", err)
+	}
+	cur := s.cfg
+	for _, k := range []struct {
+		name     string
+		old, new any
+	}{
+		{"domain", cur.Domain, cfg.Domain},
+		{"c2s", cur.C2S, cfg.C2S},
+		{"tls", cur.TLS, cfg.TLS},
+		{"storage", cur.Storage, cfg.Storage},
+		{"metrics", cur.Metrics, cfg.Metrics},
+		{"adhoc", cur.Adhoc, cfg.Adhoc},
+		{"log", cur.Log, cfg.Log},
+	} {
+		if !reflect.DeepEqual(k.old, k.new) {
+			needRestart = append(needRestart, k.name)
+		}
+	}
+	s.lim.Store(&cfg.Limits)
+	s.adminCfg.Store(&cfg.Admin)
+	_, stored := s.Admins()
+	s.muxMu.Lock()
+	admins := slices.Clone(cfg.Admins)
+	if b := s.bootstrap; b != nil && !slices.Contains(admins, b.jid.String()) {
+		admins = append(admins, b.jid.String())
+	}
+	s.cfgAdmins = admins
+	s.muxMu.Unlock()
+	s.setAdmins(stored)
+	for _, fn := range s.onReload {
+		fn(ctx, s.Config())
+	}
+	s.log.Info("configuration reloaded", "needs_restart", needRestart)
+	return needRestart, nil
+}
+
+func (h *host) Reload(ctx context.Context) ([]string, error) { return h.s.Reload(ctx) }
+
+func (h *host) OnReload(fn func(context.Context, config.Config)) {
+	h.s.onReload = append(h.s.onReload, fn)
+}
