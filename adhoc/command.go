@@ -93,7 +93,9 @@ type Command struct {
 	Complete func(ctx context.Context, r *Request) (*Result, error)
 	// Languages are the xml:lang tags the command can serve. Empty means any.
 	// A request in another language gets bad-locale unless Fallback is set,
-	// in which case it is served in Fallback.
+	// in which case it is served in Fallback. A request without xml:lang is
+	// served in Fallback, else the first of Languages, else "en", and the
+	// reply says so.
 	Languages []string
 	Fallback  string
 }
@@ -187,7 +189,17 @@ func (c *Command) name(lang string) string {
 // language resolves the language a request is served in; ok is false when
 // the command cannot serve it (bad-locale).
 func (c *Command) language(lang string) (string, bool) {
-	if len(c.Languages) == 0 || lang == "" {
+	if lang == "" {
+		// XEP-0050 §3.7: the responder says which language it serves.
+		switch {
+		case c.Fallback != "":
+			return c.Fallback, true
+		case len(c.Languages) > 0:
+			return c.Languages[0], true
+		}
+		return "en", true
+	}
+	if len(c.Languages) == 0 {
 		return lang, true
 	}
 	if slices.Contains(c.Languages, lang) {

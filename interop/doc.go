@@ -7,6 +7,14 @@
 // starts a real server on loopback with servertest and runs a script from
 // testdata against it, with a deadline.
 //
+// Besides a chat message between two slixmpp clients (slixmpp_test.go),
+// adhoc_test.go checks XEP-0050 both ways with slixmpp's xep_0050 plugin: as
+// a requester it runs the three-stage wizard of adhoc/adhoctest (next, prev,
+// complete, cancel) against the server, and as a provider a slixmpp bot
+// offers a command on its full JID that adhocd's own Go requester
+// (adhoc.Requester), logged in as another user, runs through the server.
+// The scripts share their login code in testdata/common.py.
+//
 // On a developer machine without python3-slixmpp the tests are skipped. When
 // the environment variable CI is set (as .ci/run does with CI=true) a missing
 // slixmpp is a failure instead, so CI never passes by silently skipping.

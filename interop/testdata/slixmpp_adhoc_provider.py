@@ -36,6 +36,8 @@ import json
 import os
 import sys
 
+# common.py sits next to this script; leave no __pycache__ in the tree.
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # noqa: E402

@@ -1,0 +1,502 @@
+package interop_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/commands"
+	"mellium.im/xmpp/jid"
+
+	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/adhoc/adhoctest"
+	"github.com/adhocd/adhocd/server"
+	"github.com/adhocd/adhocd/server/servertest"
+)
+
+// script is an interop script running under python whose stdout the test
+// reads line by line while it runs.
+type script struct {
+	t      *testing.T
+	ctx    context.Context
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	lines  chan string
+	stderr servertest.SyncBuffer
+	stdout servertest.SyncBuffer
+
+	once sync.Once
+	err  error
+	// restLines are the lines next did not read, once wait returned.
+	restLines []string
+}
+
+// startScript starts testdata/name with args; the process is killed when
+// timeout has passed. Whatever happens, the script's stdin is closed, its
+// output logged and the process waited for when the test ends.
+func startScript(t *testing.T, timeout time.Duration, name string, args ...string) *script {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, python, append([]string{filepath.Join("testdata", name)}, args...)...)
+	// UTF-8 argv and stdout whatever the locale: the values are not ASCII.
+	cmd.Env = append(os.Environ(), "PYTHONUTF8=1")
+	cmd.WaitDelay = 5 * time.Second
+	s := &script{t: t, ctx: ctx, cmd: cmd, lines: make(chan string, 256)}
+	cmd.Stderr = &s.stderr
+	var err error
+	if s.stdin, err = cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		defer close(s.lines)
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 64*1024), 1<<20)
+		for sc.Scan() {
+			_, _ = s.stdout.Write([]byte(sc.Text() + "\n"))
+			s.lines <- sc.Text()
+		}
+	}()
+	t.Cleanup(func() { _ = s.wait() })
+	return s
+}
+
+// next returns the next line starting with prefix, skipping others, or ""
+// and false if none came within timeout or before stdout closed.
+func (s *script) next(prefix string, timeout time.Duration) (string, bool) {
+	deadline := time.After(timeout)
+	for {
+		select {
+		case line, open := <-s.lines:
+			if !open {
+				return "", false
+			}
+			if strings.HasPrefix(line, prefix) {
+				return line, true
+			}
+		case <-deadline:
+			return "", false
+		}
+	}
+}
+
+// wait closes the script's stdin, reads the rest of its stdout and waits
+// for it to exit; it logs what the script printed and keeps the lines next
+// did not read in restLines. Only the first call waits.
+func (s *script) wait() error {
+	s.once.Do(func() {
+		_ = s.stdin.Close()
+		var rest []string
+		for line := range s.lines {
+			rest = append(rest, line)
+		}
+		s.err = s.cmd.Wait()
+		if errors.Is(s.ctx.Err(), context.DeadlineExceeded) {
+			s.err = errors.Join(errors.New("killed after the deadline"), s.err)
+		}
+		s.t.Logf("slixmpp stdout:\n%s", s.stdout.String())
+		if e := s.stderr.String(); e != "" {
+			s.t.Logf("slixmpp stderr:\n%s", e)
+		}
+		s.restLines = rest
+	})
+	return s.err
+}
+
+// randomHex returns n random bytes in hex.
+func randomHex(t *testing.T, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// pyResponse is what slixmpp_adhoc_requester.py prints of a <command/>
+// reply, as slixmpp parsed it.
+type pyResponse struct {
+	Node        string     `json:"node"`
+	SessionID   string     `json:"sessionid"`
+	Status      string     `json:"status"`
+	Actions     []string   `json:"actions"`
+	ActionOrder []string   `json:"action_order"`
+	Execute     *string    `json:"execute"`
+	Notes       [][]string `json:"notes"`
+	Forms       []pyForm   `json:"forms"`
+}
+
+type pyForm struct {
+	Type         string    `json:"type"`
+	Title        string    `json:"title"`
+	Instructions string    `json:"instructions"`
+	Fields       []pyField `json:"fields"`
+}
+
+type pyField struct {
+	Var      string   `json:"var"`
+	Type     string   `json:"type"`
+	Label    string   `json:"label"`
+	Required bool     `json:"required"`
+	Values   []string `json:"values"`
+	Options  []string `json:"options"`
+}
+
+// TestSlixmppRunsWizard has slixmpp's XEP-0050 requester (the xep_0050
+// plugin: get_commands, start_command, continue_command with next and prev,
+// complete_command, cancel_command) run adhocd's three-stage test wizard,
+// and checks every reply as slixmpp parsed it: the forms of each stage, the
+// actions offered, the earlier answers shown again after prev, and the
+// result form echoing what was sent.
+func TestSlixmppRunsWizard(t *testing.T) {
+	requireSlixmpp(t)
+	srv := servertest.StartWith(t, []server.Option{server.WithCommands(adhoctest.Wizard())})
+	const pw = "wonderland"
+	user := srv.AddUser("alice", pw)
+	host, port, err := net.SplitHostPort(srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	colors := []string{"red", "green", "blue"}
+	i, err := rand.Int(rand.Reader, big.NewInt(int64(len(colors))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		// Not ASCII, and with a character XML must escape.
+		name    = "Zoë & co " + randomHex(t, 4)
+		color   = colors[i.Int64()]
+		contact = "carol." + randomHex(t, 4) + "@localhost"
+		// Two lines: slixmpp sends a text-multi value as one <value/> per
+		// line, and the wizard joins them with a newline again.
+		comment = "first line " + randomHex(t, 4) + "\nsecond line ✓"
+	)
+
+	s := startScript(t, 60*time.Second, "slixmpp_adhoc_requester.py",
+		"--host", host,
+		"--port", port,
+		"--cafile", filepath.Join(srv.Dir, "selfsigned-cert.pem"),
+		"--jid", user,
+		"--password", pw,
+		"--server", srv.Domain().String(),
+		"--node", adhoctest.WizardNode,
+		"--name", name,
+		"--color", color,
+		"--contact", contact,
+		"--notify", "true",
+		"--comment", comment,
+		"--timeout", "40",
+	)
+	if err := s.wait(); err != nil {
+		t.Fatalf("slixmpp script: %v", err)
+	}
+
+	var (
+		ok        bool
+		listed    []struct{ JID, Node, Name string }
+		responses = map[string]pyResponse{}
+		mech      string
+	)
+	for _, line := range s.restLines {
+		word, rest, _ := strings.Cut(line, " ")
+		switch word {
+		case "OK":
+			ok = true
+		case "MECHANISM":
+			if f := strings.Fields(rest); len(f) == 2 {
+				mech = f[1]
+			}
+		case "AUTH_FAILED":
+			if !strings.Contains(rest, "-PLUS") {
+				t.Errorf("unexpected SASL failure: %s", line)
+			}
+		case "COMMANDS":
+			if err := json.Unmarshal([]byte(rest), &listed); err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+		case "RESPONSE":
+			label, js, _ := strings.Cut(rest, " ")
+			var r pyResponse
+			if err := json.Unmarshal([]byte(js), &r); err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			responses[label] = r
+		}
+	}
+	if !ok {
+		t.Fatal("script did not print OK")
+	}
+	if mech != "SCRAM-SHA-256" && mech != "SCRAM-SHA-256-PLUS" {
+		t.Errorf("logged in with %q, want SCRAM-SHA-256(-PLUS)", mech)
+	}
+
+	// get_commands lists the wizard at the server's JID.
+	if !slices.ContainsFunc(listed, func(c struct{ JID, Node, Name string }) bool {
+		return c.JID == srv.Domain().String() && c.Node == adhoctest.WizardNode && c.Name == "Test wizard"
+	}) {
+		t.Errorf("get_commands(%s) = %+v, want the node %s named %q", srv.Domain(), listed, adhoctest.WizardNode, "Test wizard")
+	}
+
+	stage1Fields := func(withValues bool) []pyField {
+		f := []pyField{
+			{Var: "name", Type: "text-single", Label: "Name", Required: true},
+			{Var: "color", Type: "list-single", Label: "Colour", Required: true, Options: colors},
+		}
+		if withValues {
+			f[0].Values, f[1].Values = []string{name}, []string{color}
+		}
+		return f
+	}
+	stage2Fields := []pyField{
+		{Var: "contact", Type: "jid-single", Label: "Contact", Required: true},
+		{Var: "notify", Type: "boolean", Label: "Notify them"},
+	}
+	executing := func(label, execute string, actions ...string) pyResponse {
+		t.Helper()
+		r, found := responses[label]
+		if !found {
+			t.Fatalf("no response %s", label)
+		}
+		if r.Node != adhoctest.WizardNode || r.Status != "executing" || r.SessionID == "" {
+			t.Errorf("%s: node %q status %q sessionid %q, want %s executing with a session id", label, r.Node, r.Status, r.SessionID, adhoctest.WizardNode)
+		}
+		if r.Execute == nil || *r.Execute != execute {
+			t.Errorf("%s: <actions execute=%v>, want %q", label, r.Execute, execute)
+		}
+		if !slices.Equal(r.ActionOrder, actions) {
+			t.Errorf("%s: actions %v, want %v in that order", label, r.ActionOrder, actions)
+		}
+		if len(r.Notes) != 0 {
+			t.Errorf("%s: notes %v, want none", label, r.Notes)
+		}
+		if len(r.Forms) != 1 || r.Forms[0].Type != "form" {
+			t.Fatalf("%s: forms %+v, want one of type form", label, r.Forms)
+		}
+		return r
+	}
+
+	s1 := executing("stage1", "next", "next")
+	checkForm(t, "stage1", s1.Forms[0], "Who are you?", "", stage1Fields(false))
+	s2 := executing("stage2", "next", "prev", "next")
+	checkForm(t, "stage2", s2.Forms[0], "Hello "+name, "", stage2Fields)
+	s1b := executing("stage1-again", "next", "next")
+	checkForm(t, "stage1-again", s1b.Forms[0], "Who are you?", "", stage1Fields(true))
+	s2b := executing("stage2-again", "next", "prev", "next")
+	checkForm(t, "stage2-again", s2b.Forms[0], "Hello "+name, "", stage2Fields)
+	s3 := executing("stage3", "complete", "prev", "complete")
+	checkForm(t, "stage3", s3.Forms[0], "Confirm", name+" likes "+color+" and knows "+contact,
+		[]pyField{{Var: "comment", Type: "text-multi", Label: "Comment"}})
+	for _, r := range []pyResponse{s2, s1b, s2b, s3} {
+		if r.SessionID != s1.SessionID {
+			t.Errorf("session id changed from %q to %q", s1.SessionID, r.SessionID)
+		}
+	}
+
+	done := responses["completed"]
+	if done.Node != adhoctest.WizardNode || done.Status != "completed" || done.SessionID != s1.SessionID {
+		t.Errorf("completed: node %q status %q sessionid %q, want %s completed in session %q", done.Node, done.Status, done.SessionID, adhoctest.WizardNode, s1.SessionID)
+	}
+	if len(done.ActionOrder) != 0 || done.Execute != nil {
+		t.Errorf("completed: actions %v execute %v, want no <actions/>", done.ActionOrder, done.Execute)
+	}
+	if len(done.Notes) != 1 || !slices.Equal(done.Notes[0], []string{"info", "done"}) {
+		t.Errorf("completed: notes %v, want [[info done]]", done.Notes)
+	}
+	if len(done.Forms) != 1 || done.Forms[0].Type != "result" {
+		t.Fatalf("completed: forms %+v, want one of type result", done.Forms)
+	}
+	checkForm(t, "completed", done.Forms[0], "", "", []pyField{
+		{Var: "name", Type: "text-single", Values: []string{name}},
+		{Var: "color", Type: "text-single", Values: []string{color}},
+		{Var: "contact", Type: "text-single", Values: []string{contact}},
+		{Var: "notify", Type: "text-single", Values: []string{"1"}},
+		{Var: "comment", Type: "text-single", Values: []string{comment}},
+	})
+
+	c1 := executing("cancel-stage1", "next", "next")
+	if c1.SessionID == s1.SessionID {
+		t.Errorf("second session reuses the session id %q", c1.SessionID)
+	}
+	canceled := responses["canceled"]
+	if canceled.Node != adhoctest.WizardNode || canceled.Status != "canceled" || canceled.SessionID != c1.SessionID {
+		t.Errorf("canceled: node %q status %q sessionid %q, want %s canceled in session %q", canceled.Node, canceled.Status, canceled.SessionID, adhoctest.WizardNode, c1.SessionID)
+	}
+	if len(canceled.Forms) != 0 || len(canceled.ActionOrder) != 0 {
+		t.Errorf("canceled: forms %+v actions %v, want neither", canceled.Forms, canceled.ActionOrder)
+	}
+}
+
+// checkForm compares a form slixmpp parsed with the one wanted, field by
+// field and in order.
+func checkForm(t *testing.T, label string, got pyForm, title, instructions string, want []pyField) {
+	t.Helper()
+	if got.Title != title || got.Instructions != instructions {
+		t.Errorf("%s: title %q instructions %q, want %q and %q", label, got.Title, got.Instructions, title, instructions)
+	}
+	if len(got.Fields) != len(want) {
+		t.Errorf("%s: fields %+v, want %+v", label, got.Fields, want)
+		return
+	}
+	for i, w := range want {
+		g := got.Fields[i]
+		if g.Var != w.Var || g.Type != w.Type || g.Label != w.Label || g.Required != w.Required ||
+			!slices.Equal(g.Values, w.Values) || !slices.Equal(g.Options, w.Options) {
+			t.Errorf("%s: field %d = %+v, want %+v", label, i, g, w)
+		}
+	}
+}
+
+// echoNode is the command the slixmpp bot provides.
+const echoNode = "urn:interop:echo"
+
+// TestSlixmppProviderThroughServer has adhocd's Go requester, logged in as
+// alice, list and run a command that a slixmpp bot (its xep_0050 plugin's
+// add_command) provides on its full JID, every request and reply routed by
+// adhocd: execute shows a form, complete with the form filled in ends the
+// command with a note the bot computed from the submission, and a second
+// session is canceled.
+func TestSlixmppProviderThroughServer(t *testing.T) {
+	requireSlixmpp(t)
+	srv := servertest.Start(t)
+	const botPW, alicePW = "tweedledee", "tweedledum"
+	bot := srv.AddUser("bot", botPW)
+	srv.AddUser("alice", alicePW)
+	host, port, err := net.SplitHostPort(srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s := startScript(t, 90*time.Second, "slixmpp_adhoc_provider.py",
+		"--host", host,
+		"--port", port,
+		"--cafile", filepath.Join(srv.Dir, "selfsigned-cert.pem"),
+		"--jid", bot,
+		"--password", botPW,
+		"--timeout", "60",
+	)
+	line, ok := s.next("BOUND ", 30*time.Second)
+	if !ok {
+		_ = s.wait()
+		t.Fatal("the bot did not print BOUND")
+	}
+	botJID, err := jid.Parse(strings.TrimPrefix(line, "BOUND "))
+	if err != nil {
+		t.Fatalf("%s: %v", line, err)
+	}
+	if botJID.Bare().String() != bot || botJID.Resourcepart() == "" {
+		t.Fatalf("bot bound %s, want a full JID of %s", botJID, bot)
+	}
+
+	alice := srv.Dial("alice", alicePW, "")
+	req := adhoc.NewRequester(alice.Session)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	cmds, err := req.Commands(ctx, botJID)
+	if err != nil {
+		t.Fatalf("list commands of %s: %v", botJID, err)
+	}
+	if !slices.ContainsFunc(cmds, func(c commands.Command) bool {
+		return c.Node == echoNode && c.Name == "Echo" && c.JID.Equal(botJID)
+	}) {
+		t.Fatalf("commands of %s = %+v, want %s named Echo at %s", botJID, cmds, echoNode, botJID)
+	}
+
+	resp, err := req.Start(ctx, botJID, echoNode)
+	if err != nil {
+		t.Fatalf("execute %s: %v", echoNode, err)
+	}
+	if resp.Status != adhoc.Executing || resp.Node != echoNode || resp.SessionID == "" {
+		t.Fatalf("execute: status %q node %q sessionid %q, want executing %s with a session id", resp.Status, resp.Node, resp.SessionID, echoNode)
+	}
+	// slixmpp offers <actions><complete/></actions> without the execute
+	// attribute, which XEP-0050 §4.2 allows (the responder MAY specify it).
+	if !slices.Equal(resp.Actions, []adhoc.Action{adhoc.Complete}) || resp.Default != "" {
+		t.Errorf("execute: actions %v execute %q, want [complete] and no execute attribute", resp.Actions, resp.Default)
+	}
+	if len(resp.Forms) != 1 || resp.Forms[0].Type != "form" || resp.Forms[0].Title != "Echo" || len(resp.Forms[0].Fields) != 1 {
+		t.Fatalf("execute: forms %+v, want the form Echo with one field", resp.Forms)
+	}
+	if f := resp.Forms[0].Fields[0]; f.Var != "text" || f.Type != "text-single" || !f.IsRequired() {
+		t.Errorf("execute: field %+v, want text-single text, required", f)
+	}
+	if !resp.Allowed(adhoc.Complete) {
+		t.Fatal("execute: complete not allowed")
+	}
+	if line, ok := s.next("EXECUTED ", 10*time.Second); !ok || line != "EXECUTED "+alice.LocalAddr().String()+" "+resp.SessionID {
+		t.Errorf("bot printed %q, want EXECUTED %s %s", line, alice.LocalAddr(), resp.SessionID)
+	}
+
+	text := randomBody(t)
+	runes := []rune(text)
+	slices.Reverse(runes)
+	want := string(runes)
+	done, err := req.Complete(ctx, resp, adhoc.Values{"text": {text}})
+	if err != nil {
+		t.Fatalf("complete: %v", err)
+	}
+	if done.Status != adhoc.Completed || done.SessionID != resp.SessionID || done.Node != echoNode {
+		t.Errorf("complete: status %q sessionid %q node %q, want completed in session %q of %s", done.Status, done.SessionID, done.Node, resp.SessionID, echoNode)
+	}
+	if !slices.Equal(done.Notes, []adhoc.Note{{Type: adhoc.NoteInfo, Text: want}}) {
+		t.Errorf("complete: notes %+v, want one info note %q", done.Notes, want)
+	}
+	if len(done.Forms) != 0 || len(done.Actions) != 0 {
+		t.Errorf("complete: forms %+v actions %v, want neither", done.Forms, done.Actions)
+	}
+	if line, ok := s.next("SUBMITTED ", 10*time.Second); !ok {
+		t.Errorf("bot did not print SUBMITTED")
+	} else {
+		sid, js, _ := strings.Cut(strings.TrimPrefix(line, "SUBMITTED "), " ")
+		var got string
+		if err := json.Unmarshal([]byte(js), &got); err != nil || sid != resp.SessionID || got != text {
+			t.Errorf("bot printed %q, want SUBMITTED %s with the text %q", line, resp.SessionID, text)
+		}
+	}
+
+	second, err := req.Start(ctx, botJID, echoNode)
+	if err != nil {
+		t.Fatalf("execute again: %v", err)
+	}
+	if second.SessionID == "" || second.SessionID == resp.SessionID {
+		t.Errorf("second session id %q, want a new one (first was %q)", second.SessionID, resp.SessionID)
+	}
+	canceled, err := req.Cancel(ctx, second)
+	if err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	if canceled.Status != adhoc.Canceled || canceled.SessionID != second.SessionID || canceled.Node != echoNode {
+		t.Errorf("cancel: status %q sessionid %q node %q, want canceled in session %q of %s", canceled.Status, canceled.SessionID, canceled.Node, second.SessionID, echoNode)
+	}
+	if line, ok := s.next("CANCELED ", 10*time.Second); !ok || line != "CANCELED "+second.SessionID {
+		t.Errorf("bot printed %q, want CANCELED %s", line, second.SessionID)
+	}
+
+	if err := s.wait(); err != nil {
+		t.Fatalf("slixmpp script: %v", err)
+	}
+	if !slices.Contains(s.restLines, "OK") {
+		t.Error("script did not print OK")
+	}
+}
