@@ -3,6 +3,7 @@ package admin_test
 import (
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"log/slog"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/modules/admin"
@@ -697,5 +699,24 @@ func TestReload(t *testing.T) {
 	raw.Write(`<message to='alice@localhost'><body>` + strings.Repeat("x", 3000) + `</body></message>`)
 	if got, _ := raw.ClosedByServer(wait); !strings.Contains(got, "<policy-violation") {
 		t.Fatalf("the reloaded limit is not in force: %q", got)
+	}
+}
+
+// TestOtherDomainRefused: a requester of another domain (adhocd has no
+// server-to-server links, so only a program embedding it could deliver one)
+// is refused every admin node, even with an administrator's localpart.
+func TestOtherDomainRefused(t *testing.T) {
+	e := setup(t)
+	e.srv.AddUser("victim", "pw")
+	stranger := jid.MustParse("root@evil.example/x")
+	for _, name := range []string{"add-user", "delete-user", "disable-user", "get-registered-users-num", "shutdown", "edit-admin"} {
+		start := xml.StartElement{Name: xml.Name{Space: adhoc.NS, Local: "command"}, Attr: []xml.Attr{{Name: xml.Name{Local: "node"}, Value: admin.Node(name)}}}
+		iq := stanza.IQ{ID: "x", Type: stanza.SetIQ, From: stranger, To: domain}
+		if _, err := e.srv.Commands().Handle(ctx(t), iq, start, nil); adhoc.Condition(err) != "forbidden" {
+			t.Errorf("%s from another domain: %v", name, err)
+		}
+	}
+	if a, err := e.srv.Store().Account(ctx(t), "victim"); err != nil || a.Disabled {
+		t.Fatalf("victim changed: %+v %v", a, err)
 	}
 }
