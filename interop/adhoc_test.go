@@ -1,21 +1,12 @@
 package interop_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"io"
 	"math/big"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,112 +18,6 @@ import (
 	"github.com/adhocd/adhocd/server"
 	"github.com/adhocd/adhocd/server/servertest"
 )
-
-// script is an interop script running under python whose stdout the test
-// reads line by line while it runs.
-type script struct {
-	t      *testing.T
-	ctx    context.Context
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	lines  chan string
-	stderr servertest.SyncBuffer
-	stdout servertest.SyncBuffer
-
-	once sync.Once
-	err  error
-	// restLines are the lines next did not read, once wait returned.
-	restLines []string
-}
-
-// startScript starts testdata/name with args; the process is killed when
-// timeout has passed. Whatever happens, the script's stdin is closed, its
-// output logged and the process waited for when the test ends.
-func startScript(t *testing.T, timeout time.Duration, name string, args ...string) *script {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	t.Cleanup(cancel)
-	cmd := exec.CommandContext(ctx, python, append([]string{filepath.Join("testdata", name)}, args...)...)
-	// UTF-8 argv and stdout whatever the locale: the values are not ASCII.
-	cmd.Env = append(os.Environ(), "PYTHONUTF8=1")
-	cmd.WaitDelay = 5 * time.Second
-	s := &script{t: t, ctx: ctx, cmd: cmd, lines: make(chan string, 256)}
-	cmd.Stderr = &s.stderr
-	var err error
-	if s.stdin, err = cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		defer close(s.lines)
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 64*1024), 1<<20)
-		for sc.Scan() {
-			_, _ = s.stdout.Write([]byte(sc.Text() + "\n"))
-			s.lines <- sc.Text()
-		}
-	}()
-	t.Cleanup(func() { _ = s.wait() })
-	return s
-}
-
-// next returns the next line starting with prefix, skipping others, or ""
-// and false if none came within timeout or before stdout closed.
-func (s *script) next(prefix string, timeout time.Duration) (string, bool) {
-	deadline := time.After(timeout)
-	for {
-		select {
-		case line, open := <-s.lines:
-			if !open {
-				return "", false
-			}
-			if strings.HasPrefix(line, prefix) {
-				return line, true
-			}
-		case <-deadline:
-			return "", false
-		}
-	}
-}
-
-// wait closes the script's stdin, reads the rest of its stdout and waits
-// for it to exit; it logs what the script printed and keeps the lines next
-// did not read in restLines. Only the first call waits.
-func (s *script) wait() error {
-	s.once.Do(func() {
-		_ = s.stdin.Close()
-		var rest []string
-		for line := range s.lines {
-			rest = append(rest, line)
-		}
-		s.err = s.cmd.Wait()
-		if errors.Is(s.ctx.Err(), context.DeadlineExceeded) {
-			s.err = errors.Join(errors.New("killed after the deadline"), s.err)
-		}
-		s.t.Logf("slixmpp stdout:\n%s", s.stdout.String())
-		if e := s.stderr.String(); e != "" {
-			s.t.Logf("slixmpp stderr:\n%s", e)
-		}
-		s.restLines = rest
-	})
-	return s.err
-}
-
-// randomHex returns n random bytes in hex.
-func randomHex(t *testing.T, n int) string {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
 
 // pyResponse is what slixmpp_adhoc_requester.py prints of a <command/>
 // reply, as slixmpp parsed it.
@@ -174,10 +59,6 @@ func TestSlixmppRunsWizard(t *testing.T) {
 	srv := servertest.StartWith(t, []server.Option{server.WithCommands(adhoctest.Wizard())})
 	const pw = "wonderland"
 	user := srv.AddUser("alice", pw)
-	host, port, err := net.SplitHostPort(srv.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
 	colors := []string{"red", "green", "blue"}
 	i, err := rand.Int(rand.Reader, big.NewInt(int64(len(colors))))
 	if err != nil {
@@ -193,10 +74,7 @@ func TestSlixmppRunsWizard(t *testing.T) {
 		comment = "first line " + randomHex(t, 4) + "\nsecond line ✓"
 	)
 
-	s := startScript(t, 60*time.Second, "slixmpp_adhoc_requester.py",
-		"--host", host,
-		"--port", port,
-		"--cafile", filepath.Join(srv.Dir, "selfsigned-cert.pem"),
+	lines := runScript(t, 60*time.Second, "slixmpp_adhoc_requester.py", append(serverArgs(t, srv),
 		"--jid", user,
 		"--password", pw,
 		"--server", srv.Domain().String(),
@@ -207,10 +85,7 @@ func TestSlixmppRunsWizard(t *testing.T) {
 		"--notify", "true",
 		"--comment", comment,
 		"--timeout", "40",
-	)
-	if err := s.wait(); err != nil {
-		t.Fatalf("slixmpp script: %v", err)
-	}
+	)...)
 
 	var (
 		ok        bool
@@ -218,7 +93,7 @@ func TestSlixmppRunsWizard(t *testing.T) {
 		responses = map[string]pyResponse{}
 		mech      string
 	)
-	for _, line := range s.restLines {
+	for _, line := range lines {
 		word, rest, _ := strings.Cut(line, " ")
 		switch word {
 		case "OK":
@@ -382,19 +257,12 @@ func TestSlixmppProviderThroughServer(t *testing.T) {
 	const botPW, alicePW = "tweedledee", "tweedledum"
 	bot := srv.AddUser("bot", botPW)
 	srv.AddUser("alice", alicePW)
-	host, port, err := net.SplitHostPort(srv.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
 
-	s := startScript(t, 90*time.Second, "slixmpp_adhoc_provider.py",
-		"--host", host,
-		"--port", port,
-		"--cafile", filepath.Join(srv.Dir, "selfsigned-cert.pem"),
+	s := startScript(t, 90*time.Second, "slixmpp_adhoc_provider.py", append(serverArgs(t, srv),
 		"--jid", bot,
 		"--password", botPW,
 		"--timeout", "60",
-	)
+	)...)
 	line, ok := s.next("BOUND ", 30*time.Second)
 	if !ok {
 		_ = s.wait()
@@ -493,10 +361,7 @@ func TestSlixmppProviderThroughServer(t *testing.T) {
 		t.Errorf("bot printed %q, want CANCELED %s", line, second.SessionID)
 	}
 
-	if err := s.wait(); err != nil {
-		t.Fatalf("slixmpp script: %v", err)
-	}
-	if !slices.Contains(s.restLines, "OK") {
+	if !slices.Contains(s.finish(), "OK") {
 		t.Error("script did not print OK")
 	}
 }

@@ -1,52 +1,12 @@
 package interop_test
 
 import (
-	"bufio"
-	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/adhocd/adhocd/server/servertest"
 )
-
-// python is Debian's interpreter, which sees Debian's python3-* packages.
-const python = "/usr/bin/python3"
-
-// requireSlixmpp skips the test when slixmpp cannot be imported, or fails it
-// when running under CI, where a skip would hide a broken setup.
-func requireSlixmpp(t *testing.T) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, python, "-c", "from slixmpp import ClientXMPP").CombinedOutput()
-	if err == nil {
-		return
-	}
-	msg := "slixmpp unavailable (" + python + " -c 'from slixmpp import ClientXMPP': " + err.Error() + ": " +
-		strings.TrimSpace(string(out)) + "); install Debian's python3-slixmpp"
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
-
-// randomBody returns a message body no run has sent before.
-func randomBody(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 12)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return "interop " + hex.EncodeToString(b) + " ✓"
-}
 
 // TestSlixmppMessage has one slixmpp client send a chat message to another
 // through adhocd, both logged in over STARTTLS with SCRAM (PLAIN is disabled
@@ -90,52 +50,25 @@ func runMessage(t *testing.T, tlsMax string) (map[string]string, []string) {
 	const senderPW, receiverPW = "wonderland", "looking-glass"
 	sender := srv.AddUser("alice", senderPW)
 	receiver := srv.AddUser("bob", receiverPW)
-	host, port, err := net.SplitHostPort(srv.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
 	body := randomBody(t)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	args := []string{filepath.Join("testdata", "slixmpp_message.py"),
-		"--host", host,
-		"--port", port,
-		"--cafile", filepath.Join(srv.Dir, "selfsigned-cert.pem"),
+	args := append(serverArgs(t, srv),
 		"--sender-jid", sender,
 		"--sender-password", senderPW,
 		"--receiver-jid", receiver,
 		"--receiver-password", receiverPW,
 		"--body", body,
 		"--timeout", "30",
-	}
+	)
 	if tlsMax != "" {
 		args = append(args, "--tls-max", tlsMax)
 	}
-	cmd := exec.CommandContext(ctx, python, args...)
-	// UTF-8 argv and stdout whatever the locale: the body is not ASCII.
-	cmd.Env = append(os.Environ(), "PYTHONUTF8=1")
-	cmd.WaitDelay = 5 * time.Second
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = cmd.Run()
-	t.Logf("slixmpp stdout:\n%s", stdout.String())
-	if stderr.Len() > 0 {
-		t.Logf("slixmpp stderr:\n%s", stderr.String())
-	}
-	if err != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			t.Fatalf("slixmpp script killed after deadline: %v", err)
-		}
-		t.Fatalf("slixmpp script: %v", err)
-	}
+	lines := runScript(t, 60*time.Second, "slixmpp_message.py", args...)
 
 	var received, ok bool
 	var failures []string
 	mechs := map[string]string{}
-	sc := bufio.NewScanner(strings.NewReader(stdout.String()))
-	for sc.Scan() {
-		line := sc.Text()
+	for _, line := range lines {
 		switch {
 		case line == "RECEIVED "+body:
 			received = true

@@ -1,16 +1,9 @@
 package interop_test
 
 import (
-	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -123,7 +116,7 @@ func TestSlixmppAdminHelpers(t *testing.T) {
 
 	const rootPW = "toor"
 	rootJID := srv.AddUser("root", rootPW)
-	oldPW := "old-" + adminHex(t)
+	oldPW := "old-" + randomHex(t, 8)
 	users := map[string]string{} // every account the test made, and its password
 	for _, u := range []string{"victim", "alpha", "bravo", "charlie", "delta", "banned", "ops"} {
 		pw := u + "-pw"
@@ -137,7 +130,7 @@ func TestSlixmppAdminHelpers(t *testing.T) {
 	delta := srv.Dial("delta", users["delta"], "")
 	banned := srv.Dial("banned", users["banned"], "")
 
-	newPW, plainPW, changePW := "new-"+adminHex(t), "plain-"+adminHex(t), "changed-"+adminHex(t)
+	newPW, plainPW, changePW := "new-"+randomHex(t, 8), "plain-"+randomHex(t, 8), "changed-"+randomHex(t, 8)
 	announcement := randomBody(t) + "\nsecond line"
 	motd, motdEdited := "motd "+randomBody(t)+"\nsecond line", "edited "+randomBody(t)
 	welcomeOld, welcome := "old welcome "+randomBody(t), "welcome "+randomBody(t)
@@ -169,7 +162,7 @@ func TestSlixmppAdminHelpers(t *testing.T) {
 	for _, w := range whitelist {
 		args = append(args, "--whitelist", w)
 	}
-	rep := xep0133Run(ctx, t, srv, args)
+	rep := xep0133Run(t, srv, args)
 
 	// Logged in with SCRAM only; over TLS 1.3 the -PLUS attempts are refused.
 	if len(rep.mechs) != 1 || !strings.HasPrefix(rep.mechs[0], "SCRAM-") {
@@ -371,7 +364,7 @@ func TestSlixmppAdminHelpers(t *testing.T) {
 		"someone@other.example":   "forbidden",
 		"someone@friends.example": "remote-server-not-found",
 	} {
-		id := "m-" + adminHex(t)
+		id := "m-" + randomHex(t, 8)
 		if err := listener.SendRaw(ctx, `<message id='`+id+`' type='chat' to='`+to+`'><body>hi</body></message>`); err != nil {
 			t.Fatal(err)
 		}
@@ -433,43 +426,14 @@ func TestSlixmppAdminHelpers(t *testing.T) {
 
 // xep0133Run runs slixmpp_xep0133.py with args against srv and parses what
 // it printed; it fails the test if the script failed.
-func xep0133Run(ctx context.Context, t *testing.T, srv *servertest.Server, args []string) xep0133Report {
+func xep0133Run(t *testing.T, srv *servertest.Server, args []string) xep0133Report {
 	t.Helper()
-	host, port, err := net.SplitHostPort(srv.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 75*time.Second)
-	defer cancel()
-	args = append([]string{filepath.Join("testdata", "slixmpp_xep0133.py"),
-		"--host", host,
-		"--port", port,
-		"--cafile", filepath.Join(srv.Dir, "selfsigned-cert.pem"),
-		"--timeout", "60",
-	}, args...)
-	cmd := exec.CommandContext(ctx, python, args...)
-	// UTF-8 argv and stdout whatever the locale: the texts are not ASCII.
-	cmd.Env = append(os.Environ(), "PYTHONUTF8=1")
-	cmd.WaitDelay = 5 * time.Second
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = cmd.Run()
-	t.Logf("slixmpp stdout:\n%s", stdout.String())
-	if stderr.Len() > 0 {
-		t.Logf("slixmpp stderr:\n%s", stderr.String())
-	}
-	if err != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			t.Fatalf("slixmpp script killed after deadline: %v", err)
-		}
-		t.Fatalf("slixmpp script: %v", err)
-	}
+	args = append(append(serverArgs(t, srv), "--timeout", "60"), args...)
+	lines := runScript(t, 75*time.Second, "slixmpp_xep0133.py", args...)
 
 	rep := xep0133Report{outcomes: map[string][]xep0133Outcome{}}
-	sc := bufio.NewScanner(strings.NewReader(stdout.String()))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		kind, rest, _ := strings.Cut(sc.Text(), " ")
+	for _, line := range lines {
+		kind, rest, _ := strings.Cut(line, " ")
 		switch kind {
 		case "HELPER":
 			rep.helpers = append(rep.helpers, rest)
@@ -490,18 +454,5 @@ func xep0133Run(ctx context.Context, t *testing.T, srv *servertest.Server, args 
 			rep.ok = true
 		}
 	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
 	return rep
-}
-
-// adminHex returns 16 random hex digits.
-func adminHex(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 8)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
 }

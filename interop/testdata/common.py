@@ -1,12 +1,17 @@
-"""Shared parts of the slixmpp interop scripts (not of slixmpp_message.py).
+"""Shared parts of the slixmpp interop scripts.
 
-A Client logs in to adhocd the way slixmpp_message.py does: STARTTLS with the
-server's self-signed certificate as the only trusted CA, the JID's domain
-("localhost") as the host name checked while the TCP connection goes to the
-address given on the command line, and SASL restricted to SCRAM (PLAIN is
-never used). main() parses the common flags, runs a coroutine under an
-overall timeout and maps the outcome to the exit status: 0 on success, 1 on
-any error, 2 on the timeout.
+A Client logs in to adhocd over STARTTLS with the server's self-signed
+certificate as the only trusted CA, the JID's domain ("localhost") as the
+host name checked while the TCP connection goes to the address given on the
+command line, and SASL restricted to SCRAM (PLAIN is never used). It prints
+the mechanism it logged in with and every SASL failure. main() parses the
+common flags, runs a coroutine under an overall timeout and maps the
+outcome to the exit status: 0 on success, 1 on any error, 2 on the timeout.
+
+Lines on stdout every Client prints:
+
+    MECHANISM <role> <SASL mechanism name>
+    AUTH_FAILED <role> <SASL mechanism name> <condition>
 
 Scripts import this module after putting their own folder on sys.path.
 """
@@ -21,6 +26,7 @@ import traceback
 
 import slixmpp
 
+TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 SCRAM_MECHS = {"SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1"}
 
 
@@ -33,17 +39,25 @@ class Client(slixmpp.ClientXMPP):
     """A client that reports its SASL mechanism and signals session start.
 
     started is a future that is done once the session started (presence
-    sent), or fails with the reason the client could not get there.
+    sent, and the roster fetched when roster is true), or fails with the
+    reason the client could not get there. tls_max, one of TLS_VERSIONS'
+    keys, caps the TLS version offered.
     """
 
-    def __init__(self, role, jid, password, cafile, plugins=()):
+    def __init__(self, role, jid, password, cafile, plugins=(), tls_max=None, roster=False):
         super().__init__(jid, password)
         self.role = role
+        self.roster_at_start = roster
         for p in plugins:
             self.register_plugin(p)
+        # A fresh context without the system CAs: verify the peer and its
+        # host name against the server's own certificate only.
         self.ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if tls_max:
+            self.ssl_context.maximum_version = TLS_VERSIONS[tls_max]
         # slixmpp loads this file into ssl_context when it starts TLS.
         self.ca_certs = pathlib.Path(cafile)
+        # Never fall back to PLAIN: only SCRAM (with or without -PLUS).
         self["feature_mechanisms"].use_mechs = set(SCRAM_MECHS)
         self.started = asyncio.get_running_loop().create_future()
         self.add_event_handler("session_start", self._on_session_start)
@@ -70,6 +84,8 @@ class Client(slixmpp.ClientXMPP):
 
     async def _on_session_start(self, _event):
         self.send_presence()
+        if self.roster_at_start:
+            await self.get_roster()
         if not self.started.done():
             self.started.set_result(True)
 
@@ -85,15 +101,24 @@ class Client(slixmpp.ClientXMPP):
         await self.disconnected
 
 
-def parser(doc):
-    """An argument parser with the flags every script takes."""
+def parser(doc, logins=("",), jid_help=None, tls_max=False, timeout=30.0):
+    """An argument parser with the flags every script takes.
+
+    logins holds one prefix per account the script logs in with: each adds
+    --<prefix>jid (whose help is jid_help) and --<prefix>password. tls_max
+    adds --tls-max (for Client's tls_max); timeout is the default of
+    --timeout, in seconds.
+    """
     p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--host", required=True)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--cafile", required=True)
-    p.add_argument("--jid", required=True)
-    p.add_argument("--password", required=True)
-    p.add_argument("--timeout", type=float, default=30.0)
+    for prefix in logins:
+        p.add_argument("--%sjid" % prefix, required=True, help=jid_help)
+        p.add_argument("--%spassword" % prefix, required=True)
+    if tls_max:
+        p.add_argument("--tls-max", choices=sorted(TLS_VERSIONS), help="highest TLS version to offer")
+    p.add_argument("--timeout", type=float, default=timeout)
     p.add_argument("--debug", action="store_true", help="log slixmpp's XML to stderr")
     return p
 

@@ -2,10 +2,10 @@
 """An administrator runs slixmpp's XEP-0133 helpers against adhocd.
 
 Run by interop/xep0133_test.go with Debian's /usr/bin/python3 and
-python3-slixmpp. One client logs in as an administrator over STARTTLS with
-SCRAM (never PLAIN), trusting only the server's self-signed certificate and
-checking the host name "localhost" while the TCP connection goes to the
-address given on the command line, as slixmpp_message.py does.
+python3-slixmpp. One client logs in as an administrator as in common.py:
+over STARTTLS with SCRAM (never PLAIN), trusting only the server's
+self-signed certificate and checking the host name "localhost" while the TCP
+connection goes to the address given on the command line.
 
 It then calls every helper of slixmpp's xep_0133 plugin except restart and
 shutdown, which would stop the server under the Go test (adhocd's own tests
@@ -33,30 +33,27 @@ helper must succeed and which must fail. Exits 0 when every helper was run,
 1 on any other error and 2 on the overall timeout.
 """
 
-import argparse
 import asyncio
 import json
-import logging
-import pathlib
-import ssl
+import os
 import sys
-import traceback
 
-import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.plugins.xep_0133 import XEP_0133
 
-SCRAM_MECHS = {"SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1"}
+# common.py sits next to this script; leave no __pycache__ in the tree.
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import common  # noqa: E402
+from common import say  # noqa: E402
+
 NS_DATA = "jabber:x:data"
 NS_ROSTER = "jabber:iq:roster"
 NS_ADMIN = "http://jabber.org/protocol/admin"
 # Helpers that restart or stop the server: never called here.
 SKIPPED = {"restart", "shutdown"}
 COMMAND_TIMEOUT = 10
-
-
-def say(*words):
-    print(*words, flush=True)
 
 
 def form_fields(x):
@@ -81,47 +78,12 @@ def roster_items(x):
     return items
 
 
-class Admin(slixmpp.ClientXMPP):
+class Admin(common.Client):
     """The administrator's client."""
 
     def __init__(self, jid, password, cafile):
-        super().__init__(jid, password)
-        for p in ("xep_0030", "xep_0004", "xep_0050", "xep_0133"):
-            self.register_plugin(p)
-        # A fresh context without the system CAs: verify the peer and its
-        # host name against the server's own certificate only.
-        self.ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        # slixmpp loads this file into ssl_context when it starts TLS.
-        self.ca_certs = pathlib.Path(cafile)
-        # Never fall back to PLAIN: only SCRAM (with or without -PLUS).
-        self["feature_mechanisms"].use_mechs = set(SCRAM_MECHS)
-        self.started = asyncio.get_running_loop().create_future()
-        self.add_event_handler("session_start", self.on_session_start)
-        self.add_event_handler("auth_success", self.on_auth_success)
-        self.add_event_handler("failed_auth", self.on_failed_auth)
-        self.add_event_handler("failed_all_auth", lambda _e: self.fail("no SASL mechanism worked"))
-        self.add_event_handler("ssl_invalid_chain", lambda e: self.fail("certificate rejected: %s" % e))
-        self.add_event_handler("connection_failed", lambda e: self.fail("connection failed: %s" % e))
-        self.add_event_handler("disconnected", self.on_disconnected)
-
-    def fail(self, why):
-        if not self.started.done():
-            self.started.set_exception(RuntimeError("admin: %s" % why))
-
-    def on_auth_success(self, _stanza):
-        say("MECHANISM", "admin", self["feature_mechanisms"].mech.name)
-
-    def on_failed_auth(self, stanza):
-        mech = self["feature_mechanisms"].mech
-        say("AUTH_FAILED", "admin", mech.name if mech else "?", stanza["condition"])
-
-    def on_disconnected(self, reason):
-        self.fail("disconnected before session start: %s" % reason)
-
-    async def on_session_start(self, _event):
-        self.send_presence()
-        if not self.started.done():
-            self.started.set_result(True)
+        super().__init__("admin", jid, password, cafile,
+                         plugins=("xep_0030", "xep_0004", "xep_0050", "xep_0133"))
 
     async def command(self, helper, values=None):
         """Run one xep_0133 helper; submit values if it answers with a form.
@@ -208,8 +170,7 @@ async def run(args):
         say("HELPER", h)
 
     client = Admin(args.jid, args.password, args.cafile)
-    client.connect(address=(args.host, args.port), force_starttls=True)
-    await client.started
+    await client.login(args.host, args.port)
 
     # The plugin's own get_commands: disco#items of the commands node.
     try:
@@ -271,19 +232,12 @@ async def run(args):
     for helper, values in plan:
         await client.command(helper, values)
 
-    client.del_event_handler("disconnected", client.on_disconnected)
-    client.disconnect()
-    await client.disconnected
+    await client.logout()
     say("OK")
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--host", required=True)
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--cafile", required=True)
-    p.add_argument("--jid", required=True, help="the administrator")
-    p.add_argument("--password", required=True)
+    p = common.parser(__doc__, jid_help="the administrator", timeout=45.0)
     p.add_argument("--new-jid", required=True, help="add_user, after the welcome message is set")
     p.add_argument("--new-password", required=True)
     p.add_argument("--plain-jid", required=True, help="add_user, before any welcome message")
@@ -304,24 +258,8 @@ def main():
     p.add_argument("--blacklist", action="append", default=[])
     p.add_argument("--whitelist", action="append", default=[])
     p.add_argument("--admin", action="append", default=[], help="the whole new admin list")
-    p.add_argument("--timeout", type=float, default=45.0)
-    p.add_argument("--debug", action="store_true", help="log slixmpp's XML to stderr")
     args = p.parse_args()
-
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.DEBUG if args.debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        asyncio.run(asyncio.wait_for(run(args), args.timeout))
-    except asyncio.TimeoutError:
-        print("FAIL timeout after %.0fs" % args.timeout, file=sys.stderr, flush=True)
-        sys.exit(2)
-    except Exception as e:  # noqa: BLE001 - any failure is a test failure
-        traceback.print_exc()
-        print("FAIL %s: %s" % (type(e).__name__, e), file=sys.stderr, flush=True)
-        sys.exit(1)
+    common.main(run, args)
 
 
 if __name__ == "__main__":
