@@ -15,23 +15,7 @@ import (
 // BenchmarkOneStageInProcess measures one execution of a one-stage command
 // through the provider, response rendered to tokens, no network.
 func BenchmarkOneStageInProcess(b *testing.B) {
-	p := adhoc.NewProvider()
-	if err := p.AddCommand(server, adhoctest.Greeting()); err != nil {
-		b.Fatal(err)
-	}
-	start := xml.StartElement{Name: xml.Name{Space: adhoc.NS, Local: "command"}, Attr: []xml.Attr{{Name: xml.Name{Local: "node"}, Value: adhoctest.TimeNode}}}
-	iq := stanza.IQ{ID: "b", Type: stanza.SetIQ, From: alice, To: server}
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		r, err := p.Handle(ctx, iq, start, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := xmlstream.Copy(xmlstream.Discard(), r); err != nil {
-			b.Fatal(err)
-		}
-	}
+	adhoctest.BenchGreeting(b, adhoc.NewProvider(), alice, server)
 }
 
 // BenchmarkWizardInProcess measures a whole three-stage flow (execute, next,

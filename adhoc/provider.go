@@ -28,6 +28,9 @@ import (
 // Event describes one request handled by the provider, for metrics and
 // traces. It carries no JID, session id or form value.
 type Event struct {
+	// Node is the command's node, empty when the request named no
+	// registered command (so that metrics never take a label from a
+	// requester's whim).
 	Node string
 	// Action is the action as resolved (execute is turned into next or
 	// complete once a session exists).
@@ -36,7 +39,9 @@ type Event struct {
 	Stage int
 	// Outcome is executing, completed or canceled, or the error condition
 	// (Condition) the request was answered with.
-	Outcome  string
+	Outcome string
+	// Start is when the request arrived; Duration how long it took.
+	Start    time.Time
 	Duration time.Duration
 }
 
@@ -220,7 +225,7 @@ func (p *Provider) reply(t xmlstream.TokenWriter, iq stanza.IQ, resp xml.TokenRe
 // or another error for internal-server-error).
 func (p *Provider) Handle(ctx context.Context, iq stanza.IQ, start xml.StartElement, payload []xml.Token) (resp xml.TokenReader, err error) {
 	begin := p.now()
-	ev := Event{}
+	ev := Event{Start: begin}
 	defer func() {
 		if p.observe == nil {
 			return
@@ -236,7 +241,7 @@ func (p *Provider) Handle(ctx context.Context, iq stanza.IQ, start xml.StartElem
 	if l := langAttr(start); l != "" {
 		lang = l
 	}
-	ev.Node, ev.Action = node, Action(actionAttr)
+	ev.Action = Action(actionAttr)
 	action := Action(actionAttr)
 	switch action {
 	case "":
@@ -253,6 +258,7 @@ func (p *Provider) Handle(ctx context.Context, iq stanza.IQ, start xml.StartElem
 	if c == nil {
 		return nil, errNotFound(node)
 	}
+	ev.Node = node
 	if sid == "" {
 		return p.start(ctx, c, iq, lang, action, payload, &ev)
 	}

@@ -31,19 +31,20 @@ import (
 
 // Server is one adhocd instance.
 type Server struct {
-	cfg       config.Config
-	log       *slog.Logger
-	domain    jid.JID
-	store     storage.Store
-	ownsStore bool
-	auth      *auth.Authenticator
-	tlsConfig *tls.Config
-	sessions  *sessions
-	metrics   Observer
-	modules   []modules.Module
-	commands  *adhoc.Provider
-	extra     []adhoc.Command
-	disco     modules.Disco
+	cfg         config.Config
+	log         *slog.Logger
+	domain      jid.JID
+	store       storage.Store
+	ownsStore   bool
+	auth        *auth.Authenticator
+	tlsConfig   *tls.Config
+	sessions    *sessions
+	metrics     Observer
+	modules     []modules.Module
+	commands    *adhoc.Provider
+	cmdObserver func(context.Context, adhoc.Event)
+	extra       []adhoc.Command
+	disco       modules.Disco
 
 	muxMu   sync.RWMutex
 	muxOpts []mux.Option
@@ -123,6 +124,12 @@ func WithBootstrapAdmin(j jid.JID, password string) Option {
 		s.admins[j.Bare().String()] = true
 		s.cfgAdmins = append(s.cfgAdmins, j.Bare().String())
 	}
+}
+
+// WithCommandObserver receives an event for every ad-hoc command request
+// (the metrics package counts, times and traces them).
+func WithCommandObserver(f func(context.Context, adhoc.Event)) Option {
+	return func(s *Server) { s.cmdObserver = f }
 }
 
 // WithObserver receives the server's events (the metrics package implements
@@ -257,6 +264,9 @@ func (s *Server) newProvider() (*adhoc.Provider, error) {
 	a := s.cfg.Adhoc
 	mem := adhoc.NewMemoryStore(a.MaxSessions, a.SessionTTL.D(), a.MaxSessionsPerUser)
 	opts := []adhoc.Option{adhoc.WithStore(mem), adhoc.WithLogger(s.log.With("component", "adhoc"))}
+	if s.cmdObserver != nil {
+		opts = append(opts, adhoc.WithObserver(s.cmdObserver))
+	}
 	if a.Persist {
 		b, ok := s.store.(interface{ DB() *bolt.DB })
 		if !ok {
@@ -397,6 +407,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.log.Info("adhocd stopped")
 	return errors.Join(errs...)
+}
+
+// Ready reports whether the server serves: listening, store open, and no
+// shutdown begun (for /readyz).
+func (s *Server) Ready() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ln != nil && !s.stopping
 }
 
 // Stopping reports whether shutdown has begun.

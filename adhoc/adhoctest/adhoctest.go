@@ -4,11 +4,15 @@ package adhoctest
 
 import (
 	"context"
+	"encoding/xml"
 	"fmt"
 	"strings"
+	"testing"
 
+	"mellium.im/xmlstream"
 	"mellium.im/xmpp/form"
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/adhoc"
 )
@@ -103,5 +107,28 @@ func AdminOnly(isAdmin func(jid.JID) bool) adhoc.Command {
 		Complete: func(context.Context, *adhoc.Request) (*adhoc.Result, error) {
 			return &adhoc.Result{Notes: []adhoc.Note{{Text: "secret"}}}, nil
 		},
+	}
+}
+
+// BenchGreeting registers Greeting at responder and runs it through p in a
+// b.Loop, rendering each response, with allocations reported: the one-stage
+// hot path that the benchmarks of several packages compare.
+func BenchGreeting(b *testing.B, p *adhoc.Provider, requester, responder jid.JID) {
+	b.Helper()
+	if err := p.AddCommand(responder, Greeting()); err != nil {
+		b.Fatal(err)
+	}
+	start := xml.StartElement{Name: xml.Name{Space: adhoc.NS, Local: "command"}, Attr: []xml.Attr{{Name: xml.Name{Local: "node"}, Value: TimeNode}}}
+	iq := stanza.IQ{ID: "b", Type: stanza.SetIQ, From: requester, To: responder}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := p.Handle(ctx, iq, start, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := xmlstream.Copy(xmlstream.Discard(), r); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

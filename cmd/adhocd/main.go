@@ -36,6 +36,8 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/metrics"
 	"github.com/adhocd/adhocd/server"
 	"github.com/adhocd/adhocd/server/account"
 	"github.com/adhocd/adhocd/server/config"
@@ -86,12 +88,39 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 		opts = append(opts, server.WithBootstrapAdmin(admin, pw))
 	}
+	var tel *metrics.Telemetry
+	if cfg.Metrics.Listen != "" || cfg.OTel.Exporter != "none" {
+		if tel, err = metrics.New(ctx, cfg, log); err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tel.Shutdown(sctx); err != nil {
+				log.Warn("metrics shutdown", "err", err)
+			}
+		}()
+		opts = append(opts, server.WithObserver(tel.Server()), server.WithCommandObserver(tel.Commands()))
+	}
 	srv, err := server.New(cfg, opts...)
 	if err != nil {
 		return err
 	}
+	if tel != nil && cfg.Metrics.Listen != "" {
+		// /healthz answers from now on; /readyz once the server serves.
+		if err := tel.Start(cfg.Metrics.Listen, srv.Ready); err != nil {
+			return err
+		}
+	}
 	if err := srv.Start(ctx); err != nil {
 		return err
+	}
+	if tel != nil {
+		if st, ok := srv.Commands().Store().(adhoc.StatsReporter); ok {
+			if err := tel.ObserveStore(st); err != nil {
+				return err
+			}
+		}
 	}
 	// SIGHUP reloads config.yaml (admins, limits, admin section).
 	hup := make(chan os.Signal, 1)

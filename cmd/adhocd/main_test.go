@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -71,18 +72,8 @@ func TestServerLifecycle(t *testing.T) {
 		t.Fatalf("adding a user of another domain: %v %s", err, out)
 	}
 
-	cmd := exec.Command(bin, "--config", cfg)
-	cmd.Env = append(os.Environ(), "ADHOCD_ADMIN_JID=root@localhost", "ADHOCD_ADMIN_PASSWORD=toor")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	logs := &servertest.SyncBuffer{}
-	addr := next(t, listenAddrs(stderr, logs), logs)
+	cmd, addrs, logs := startAdhocd(t, bin, cfg)
+	addr := next(t, addrs, logs)
 
 	// Accounts while the server runs go through its control socket.
 	if out, err := runCmd(t, bin, "builder\n", "user", "add", "--config", cfg, "bob"); err != nil {
@@ -158,6 +149,24 @@ func TestBadConfigIsReported(t *testing.T) {
 
 var listening = regexp.MustCompile(`adhocd listening.*c2s=(\S+)`)
 
+// startAdhocd runs adhocd on cfg with root@localhost/toor bootstrapped as
+// administrator; the process is killed when the test ends if still running.
+func startAdhocd(t *testing.T, bin, cfg string) (*exec.Cmd, <-chan string, *servertest.SyncBuffer) {
+	t.Helper()
+	cmd := exec.Command(bin, "--config", cfg)
+	cmd.Env = append(os.Environ(), "ADHOCD_ADMIN_JID=root@localhost", "ADHOCD_ADMIN_PASSWORD=toor")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	logs := &servertest.SyncBuffer{}
+	return cmd, listenAddrs(stderr, logs), logs
+}
+
 // listenAddrs reads the log and sends every address the server reports
 // listening on (a restarted process reports a new one); the whole log keeps
 // being collected into logs.
@@ -194,18 +203,7 @@ func TestAdminRestartAndShutdown(t *testing.T) {
 	bin := build(t)
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir)
-	cmd := exec.Command(bin, "--config", cfg)
-	cmd.Env = append(os.Environ(), "ADHOCD_ADMIN_JID=root@localhost", "ADHOCD_ADMIN_PASSWORD=toor")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	logs := &servertest.SyncBuffer{}
-	addrs := listenAddrs(stderr, logs)
+	cmd, addrs, logs := startAdhocd(t, bin, cfg)
 	addr := next(t, addrs, logs)
 
 	pem, err := os.ReadFile(filepath.Join(dir, "data", "selfsigned-cert.pem"))
@@ -247,5 +245,58 @@ func TestAdminRestartAndShutdown(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("adhocd did not exit after the shutdown command")
+	}
+}
+
+var metricsListening = regexp.MustCompile(`metrics listening.*addr=(\S+)`)
+
+// TestMetricsEndpoint: with metrics.listen set, the binary serves /healthz,
+// /readyz and /metrics, and a login shows in the counters.
+func TestMetricsEndpoint(t *testing.T) {
+	bin := build(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	yaml := "c2s:\n  listen: 127.0.0.1:0\nstorage:\n  path: data\nmetrics:\n  listen: 127.0.0.1:0\n"
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd, addrs, logs := startAdhocd(t, bin, cfg)
+	addr := next(t, addrs, logs)
+	m := metricsListening.FindStringSubmatch(logs.String())
+	if m == nil {
+		t.Fatalf("no metrics listener in the log:\n%s", logs.String())
+	}
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + m[1] + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/readyz"); code != 200 {
+		t.Fatalf("/readyz %d", code)
+	}
+	pem, err := os.ReadFile(filepath.Join(dir, "data", "selfsigned-cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	if _, err := servertest.Connect(t, addr, &tls.Config{RootCAs: pool, ServerName: "localhost"}, "localhost", "root", "toor"); err != nil {
+		t.Fatal(err)
+	}
+	_, body := get("/metrics")
+	for _, want := range []string{`adhocd_logins_total{mechanism="SCRAM-SHA-256",outcome="success"} 1`, "adhocd_sessions_bound 1", "go_goroutines", "process_resident_memory_bytes"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v", err)
 	}
 }

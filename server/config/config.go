@@ -35,6 +35,7 @@ type Config struct {
 	Metrics Metrics `yaml:"metrics"`
 	Adhoc   Adhoc   `yaml:"adhoc"`
 	Admin   Admin   `yaml:"admin"`
+	OTel    OTel    `yaml:"otel"`
 	Log     Log     `yaml:"log"`
 }
 
@@ -116,6 +117,19 @@ type Adhoc struct {
 	Persist bool `yaml:"persist"`
 }
 
+// OTel configures OpenTelemetry traces and the OTLP export of metrics.
+type OTel struct {
+	// Exporter is none, stdout (traces to standard output, for trying it
+	// out) or otlp (traces and metrics over OTLP/HTTP to Endpoint).
+	Exporter string `yaml:"exporter"`
+	// Endpoint is the OTLP/HTTP collector, host:port.
+	Endpoint string `yaml:"endpoint"`
+	// Insecure sends OTLP over plain HTTP instead of HTTPS.
+	Insecure bool `yaml:"insecure"`
+	// ServiceName names this server in traces and metrics.
+	ServiceName string `yaml:"service_name"`
+}
+
 // Admin configures the administration commands.
 type Admin struct {
 	// IdleAfter is how long a session may send nothing and still count as
@@ -186,6 +200,7 @@ func Default() Config {
 			MaxSessionsPerUser: 20,
 		},
 		Admin: Admin{IdleAfter: Duration(5 * time.Minute)},
+		OTel:  OTel{Exporter: "none", Endpoint: "localhost:4318", ServiceName: "adhocd"},
 		Log:   Log{Level: "info", Format: "text"},
 	}
 }
@@ -307,6 +322,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.IdleTimeout < 0 {
 		bad("limits.idle_timeout: must not be negative")
+	}
+	switch c.OTel.Exporter {
+	case "none", "stdout":
+	case "otlp":
+		if _, _, err := net.SplitHostPort(c.OTel.Endpoint); err != nil {
+			bad("otel.endpoint %q: %v", c.OTel.Endpoint, err)
+		}
+	default:
+		bad("otel.exporter %q: must be none, stdout or otlp", c.OTel.Exporter)
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":

@@ -19,7 +19,7 @@ func TestShippedConfigLoads(t *testing.T) {
 	if cfg.Domain != "localhost" || cfg.C2S.Listen != ":5222" || !cfg.C2S.RequireTLS {
 		t.Fatalf("unexpected defaults: %+v", cfg)
 	}
-	if cfg.Limits != def.Limits || cfg.Adhoc != def.Adhoc || cfg.Admin != def.Admin {
+	if cfg.Limits != def.Limits || cfg.Adhoc != def.Adhoc || cfg.Admin != def.Admin || cfg.OTel != def.OTel {
 		t.Fatalf("config.yaml disagrees with Default():\n%+v\n%+v", cfg.Limits, def.Limits)
 	}
 	if !filepath.IsAbs(cfg.Storage.Path) || filepath.Base(cfg.Storage.Path) != "data" {

@@ -1,0 +1,366 @@
+package metrics_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"mellium.im/xmpp/jid"
+
+	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/adhoc/adhoctest"
+	"github.com/adhocd/adhocd/metrics"
+	"github.com/adhocd/adhocd/modules"
+	"github.com/adhocd/adhocd/server"
+	"github.com/adhocd/adhocd/server/config"
+	"github.com/adhocd/adhocd/server/servertest"
+)
+
+var domain = jid.MustParse("localhost")
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// instrumented starts a server with telemetry, the demo commands and the
+// metrics listener on loopback.
+func instrumented(t *testing.T, opts []metrics.Option, extra []server.Option, cfgOpts ...servertest.Option) (*servertest.Server, *metrics.Telemetry) {
+	t.Helper()
+	tel, err := metrics.New(context.Background(), config.Default(), slog.New(slog.NewTextHandler(t.Output(), nil)), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+	srvOpts := append([]server.Option{server.WithObserver(tel.Server()), server.WithCommandObserver(tel.Commands()),
+		server.WithCommands(adhoctest.Wizard(), adhoctest.Greeting())}, extra...)
+	srv := servertest.StartWith(t, srvOpts, cfgOpts...)
+	if err := tel.ObserveStore(srv.Commands().Store().(adhoc.StatsReporter)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tel.Start("127.0.0.1:0", srv.Ready); err != nil {
+		t.Fatal(err)
+	}
+	return srv, tel
+}
+
+// scrape reads /metrics over HTTP and parses it.
+func scrape(t *testing.T, tel *metrics.Telemetry) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get("http://" + tel.Addr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mfs
+}
+
+// value returns the sample of family name whose labels include want (a
+// counter's value, a gauge's, or a histogram's count); 0 if there is none.
+func value(mfs map[string]*dto.MetricFamily, name string, want map[string]string) float64 {
+	mf := mfs[name]
+	if mf == nil {
+		return 0
+	}
+	sum := 0.0
+	for _, m := range mf.Metric {
+		labels := map[string]string{}
+		for _, l := range m.Label {
+			labels[l.GetName()] = l.GetValue()
+		}
+		match := true
+		for k, v := range want {
+			if labels[k] != v {
+				match = false
+			}
+		}
+		if !match {
+			continue
+		}
+		switch {
+		case m.Counter != nil:
+			sum += m.Counter.GetValue()
+		case m.Gauge != nil:
+			sum += m.Gauge.GetValue()
+		case m.Histogram != nil:
+			sum += float64(m.Histogram.GetSampleCount())
+		}
+	}
+	return sum
+}
+
+// TestCommandCounters runs a known number of commands of each outcome over
+// TCP and checks that every counter moved by exactly that number.
+func TestCommandCounters(t *testing.T) {
+	srv, tel := instrumented(t, nil, nil)
+	srv.AddUser("alice", "wonderland")
+	before := scrape(t, tel)
+	alice := srv.Dial("alice", "wonderland", "")
+	req := adhoc.NewRequester(alice.Session)
+
+	const greetings, cancels, badActions = 3, 2, 4
+	for i := 0; i < greetings; i++ {
+		if _, err := req.Start(ctx(t), domain, adhoctest.TimeNode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < cancels; i++ {
+		r, err := req.Start(ctx(t), domain, adhoctest.WizardNode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := req.Cancel(ctx(t), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open, err := req.Start(ctx(t), domain, adhoctest.WizardNode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < badActions; i++ {
+		if _, err := req.Continue(ctx(t), open, adhoc.Prev, nil); adhoc.Condition(err) != "bad-action" {
+			t.Fatalf("prev at stage 1: %v", err)
+		}
+	}
+	if _, err := req.Start(ctx(t), domain, "urn:made:up"); adhoc.Condition(err) != "item-not-found" {
+		t.Fatal(err)
+	}
+	after := scrape(t, tel)
+
+	delta := func(name string, labels map[string]string) float64 {
+		return value(after, name, labels) - value(before, name, labels)
+	}
+	const cmds = "adhocd_command_executions_total"
+	for _, c := range []struct {
+		labels map[string]string
+		want   float64
+	}{
+		{map[string]string{"node": adhoctest.TimeNode, "action": "execute", "outcome": "completed"}, greetings},
+		{map[string]string{"node": adhoctest.WizardNode, "action": "execute", "outcome": "executing"}, cancels + 1},
+		{map[string]string{"node": adhoctest.WizardNode, "action": "cancel", "outcome": "canceled"}, cancels},
+		{map[string]string{"node": adhoctest.WizardNode, "action": "prev", "outcome": "bad-action"}, badActions},
+		// A node that is not registered never becomes a label value.
+		{map[string]string{"node": "unknown", "action": "execute", "outcome": "item-not-found"}, 1},
+		{map[string]string{"node": "urn:made:up"}, 0},
+	} {
+		if got := delta(cmds, c.labels); got != c.want {
+			t.Errorf("%s%v moved by %v, want %v", cmds, c.labels, got, c.want)
+		}
+	}
+	if got := delta("adhocd_command_duration_seconds", map[string]string{"node": adhoctest.WizardNode}); got != cancels*2+1+badActions {
+		t.Errorf("wizard duration count moved by %v", got)
+	}
+	if got := delta("adhocd_command_duration_seconds", map[string]string{"node": adhoctest.TimeNode}); got != greetings {
+		t.Errorf("greeting duration count moved by %v", got)
+	}
+	// Server metrics from the same run.
+	if got := delta("adhocd_logins_total", map[string]string{"mechanism": "SCRAM-SHA-256", "outcome": "success"}); got != 1 {
+		t.Errorf("logins moved by %v", got)
+	}
+	if got := value(after, "adhocd_sessions_bound", nil); got != 1 {
+		t.Errorf("bound sessions %v", got)
+	}
+	if got := value(after, "adhocd_adhoc_sessions_held", nil); got != 1 {
+		t.Errorf("sessions held %v (the wizard left open)", got)
+	}
+	wantIQs := float64(greetings + 2*cancels + 1 + badActions + 1)
+	if got := delta("adhocd_stanzas_total", map[string]string{"direction": "in", "kind": "iq"}); got != wantIQs {
+		t.Errorf("IQs in moved by %v, want %v", got, wantIQs)
+	}
+
+	// promlint finds nothing wrong with any metric.
+	mfs, err := tel.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+func TestEvictionsCounted(t *testing.T) {
+	srv, tel := instrumented(t, nil, nil, func(c *config.Config) { c.Adhoc.MaxSessions = 5 })
+	srv.AddUser("alice", "wonderland")
+	req := adhoc.NewRequester(srv.Dial("alice", "wonderland", "").Session)
+	for i := 0; i < 8; i++ {
+		if _, err := req.Start(ctx(t), domain, adhoctest.WizardNode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mfs := scrape(t, tel)
+	if got := value(mfs, "adhocd_adhoc_store_operations_total", map[string]string{"result": "eviction"}); got != 3 {
+		t.Fatalf("evictions %v, want 3", got)
+	}
+	if got := value(mfs, "adhocd_adhoc_sessions_held", nil); got != 5 {
+		t.Fatalf("held %v, want 5", got)
+	}
+}
+
+// TestSpans: one span per command stage, with node, action, stage and
+// outcome, and nothing of what the requester submitted.
+func TestSpans(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	srv, _ := instrumented(t, []metrics.Option{metrics.WithSpanExporter(exp)}, nil)
+	srv.AddUser("alice", "wonderland")
+	req := adhoc.NewRequester(srv.Dial("alice", "wonderland", "").Session)
+	const secret = "Sup3r-Secret-Name"
+	r, err := req.Start(ctx(t), domain, adhoctest.WizardNode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err = req.Continue(ctx(t), r, adhoc.Next, adhoc.Values{"name": {secret}, "color": {"red"}}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err = req.Continue(ctx(t), r, adhoc.Next, adhoc.Values{"contact": {"a@b"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = req.Complete(ctx(t), r, nil); err != nil {
+		t.Fatal(err)
+	}
+	spans := exp.GetSpans()
+	want := []struct {
+		name, action, outcome string
+		stage                 int64
+	}{
+		{"adhoc execute", "execute", "executing", 0},
+		{"adhoc next", "next", "executing", 0},
+		{"adhoc next", "next", "executing", 1},
+		{"adhoc complete", "complete", "completed", 2},
+	}
+	if len(spans) != len(want) {
+		t.Fatalf("%d spans, want %d", len(spans), len(want))
+	}
+	for i, s := range spans {
+		attrs := map[string]string{}
+		var stage int64 = -1
+		for _, a := range s.Attributes {
+			if a.Key == "adhoc.stage" {
+				stage = a.Value.AsInt64()
+			}
+			attrs[string(a.Key)] = a.Value.String()
+			if strings.Contains(a.Value.String(), secret) || strings.Contains(a.Value.String(), "alice") {
+				t.Errorf("span %d carries a value or JID: %s=%s", i, a.Key, a.Value.String())
+			}
+		}
+		w := want[i]
+		if s.Name != w.name || attrs["adhoc.node"] != adhoctest.WizardNode || attrs["adhoc.action"] != w.action || attrs["adhoc.outcome"] != w.outcome || stage != w.stage {
+			t.Errorf("span %d: %s %v, want %+v", i, s.Name, attrs, w)
+		}
+		if !s.EndTime.After(s.StartTime) {
+			t.Errorf("span %d has no duration", i)
+		}
+	}
+}
+
+// blockingStop is a module whose Stop waits, so that a shutdown can be
+// observed while it is under way.
+type blockingStop struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingStop) Name() string                              { return "blocking" }
+func (b *blockingStop) Start(context.Context, modules.Host) error { return nil }
+func (b *blockingStop) Stop(context.Context) error {
+	close(b.entered)
+	<-b.release
+	return nil
+}
+
+func TestReadyzDuringShutdown(t *testing.T) {
+	block := &blockingStop{entered: make(chan struct{}), release: make(chan struct{})}
+	srv, tel := instrumented(t, nil, []server.Option{server.WithModules(block)})
+	get := func(path string) int {
+		resp, err := http.Get("http://" + tel.Addr().String() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if get("/readyz") != 200 || get("/healthz") != 200 {
+		t.Fatal("not ready while serving")
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = srv.Stop() }()
+	<-block.entered // shutdown is under way, not finished
+	if code := get("/readyz"); code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz during shutdown: %d", code)
+	}
+	if get("/healthz") != 200 {
+		t.Fatal("/healthz must stay up: the process is alive")
+	}
+	close(block.release)
+	wg.Wait()
+}
+
+// TestDashboardMetricsExist: every metric the Grafana dashboard queries is
+// one adhocd exports (checked against a real scrape).
+func TestDashboardMetricsExist(t *testing.T) {
+	srv, tel := instrumented(t, nil, nil)
+	srv.AddUser("alice", "wonderland")
+	req := adhoc.NewRequester(srv.Dial("alice", "wonderland", "").Session)
+	if _, err := req.Start(ctx(t), domain, adhoctest.TimeNode); err != nil {
+		t.Fatal(err)
+	}
+	raw := srv.RawDial()
+	raw.Write(servertest.Header + `<message><body></message>`) // a stream error
+	raw.ClosedByServer(5 * time.Second)
+	mfs := scrape(t, tel)
+
+	b, err := os.ReadFile(filepath.Join("..", "helm", "adhocd", "dashboards", "adhocd.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatal(err)
+	}
+	names := regexp.MustCompile(`adhocd_[a-z_]+`)
+	n := 0
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, name := range names.FindAllString(tg.Expr, -1) {
+				n++
+				family := strings.TrimSuffix(name, "_bucket")
+				if mfs[family] == nil {
+					t.Errorf("panel %q queries %s, which adhocd does not export", p.Title, name)
+				}
+			}
+		}
+	}
+	if n < 10 {
+		t.Fatalf("only %d metric references found in the dashboard", n)
+	}
+}

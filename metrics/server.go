@@ -1,0 +1,46 @@
+package metrics
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// serverObserver implements server.Observer on the instruments.
+type serverObserver struct{ t *Telemetry }
+
+// Server returns the observer to give the server (server.WithObserver).
+func (t *Telemetry) Server() serverObserver { return serverObserver{t} }
+
+var bg = context.Background()
+
+func (o serverObserver) Connection(event string) {
+	switch event {
+	case "accepted":
+		o.t.accepted.Add(bg, 1)
+		o.t.connections.Add(bg, 1)
+	case "closed":
+		o.t.connections.Add(bg, -1)
+	case "refused":
+		o.t.refused.Add(bg, 1)
+	}
+}
+
+func (o serverObserver) Login(mechanism, outcome string) {
+	o.t.logins.Add(bg, 1, metric.WithAttributes(attribute.String("mechanism", mechanism), attribute.String("outcome", outcome)))
+}
+
+func (o serverObserver) StanzaIn(kind string) {
+	o.t.stanzas.Add(bg, 1, metric.WithAttributes(attribute.String("direction", "in"), attribute.String("kind", kind)))
+}
+
+func (o serverObserver) StanzaOut(kind string) {
+	o.t.stanzas.Add(bg, 1, metric.WithAttributes(attribute.String("direction", "out"), attribute.String("kind", kind)))
+}
+
+func (o serverObserver) StreamError(condition string) {
+	o.t.streamErrs.Add(bg, 1, metric.WithAttributes(attribute.String("condition", condition)))
+}
+
+func (o serverObserver) SessionBound(delta int) { o.t.bound.Add(bg, int64(delta)) }
