@@ -83,13 +83,7 @@ func TestServerLifecycle(t *testing.T) {
 		t.Fatalf("user list: %v %q", err, out)
 	}
 
-	pem, err := os.ReadFile(filepath.Join(dir, "data", "selfsigned-cert.pem"))
-	if err != nil {
-		t.Fatalf("no self-signed certificate generated: %v", err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	tlsCfg := &tls.Config{RootCAs: pool, ServerName: "localhost"}
+	tlsCfg := clientTLS(t, dir)
 
 	bob := servertest.DialRaw(t, addr)
 	bob.Login(tlsCfg, "bob", "builder", "term")
@@ -149,6 +143,18 @@ func TestBadConfigIsReported(t *testing.T) {
 
 var listening = regexp.MustCompile(`adhocd listening.*c2s=(\S+)`)
 
+// clientTLS trusts the self-signed certificate adhocd generated in dir/data.
+func clientTLS(t *testing.T, dir string) *tls.Config {
+	t.Helper()
+	pem, err := os.ReadFile(filepath.Join(dir, "data", "selfsigned-cert.pem"))
+	if err != nil {
+		t.Fatalf("no self-signed certificate generated: %v", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	return &tls.Config{RootCAs: pool, ServerName: "localhost"}
+}
+
 // startAdhocd runs adhocd on cfg with root@localhost/toor bootstrapped as
 // administrator; the process is killed when the test ends if still running.
 func startAdhocd(t *testing.T, bin, cfg string) (*exec.Cmd, <-chan string, *servertest.SyncBuffer) {
@@ -206,13 +212,7 @@ func TestAdminRestartAndShutdown(t *testing.T) {
 	cmd, addrs, logs := startAdhocd(t, bin, cfg)
 	addr := next(t, addrs, logs)
 
-	pem, err := os.ReadFile(filepath.Join(dir, "data", "selfsigned-cert.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	tlsCfg := &tls.Config{RootCAs: pool, ServerName: "localhost"}
+	tlsCfg := clientTLS(t, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	run := func(addr, node string) {
@@ -278,13 +278,8 @@ func TestMetricsEndpoint(t *testing.T) {
 	if code, _ := get("/readyz"); code != 200 {
 		t.Fatalf("/readyz %d", code)
 	}
-	pem, err := os.ReadFile(filepath.Join(dir, "data", "selfsigned-cert.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	if _, err := servertest.Connect(t, addr, &tls.Config{RootCAs: pool, ServerName: "localhost"}, "localhost", "root", "toor"); err != nil {
+	tlsCfg := clientTLS(t, dir)
+	if _, err := servertest.Connect(t, addr, tlsCfg, "localhost", "root", "toor"); err != nil {
 		t.Fatal(err)
 	}
 	_, body := get("/metrics")
@@ -299,4 +294,96 @@ func TestMetricsEndpoint(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit: %v", err)
 	}
+}
+
+var sessionIDRE = regexp.MustCompile(`sessionid="([^"]+)"`)
+
+// TestKubernetesLifecycle plays a pod's life on one machine: SIGTERM while a
+// client is connected and a multi-stage command session is open makes
+// /readyz fail, sends system-shutdown, closes the store and exits 0 well
+// within the chart's grace period; started again on the same data, the
+// accounts and the open command session are there.
+func TestKubernetesLifecycle(t *testing.T) {
+	bin := build(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	yaml := "c2s:\n  listen: 127.0.0.1:0\nstorage:\n  path: data\nmetrics:\n  listen: 127.0.0.1:0\nadhoc:\n  persist: true\n"
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCmd(t, bin, "wonderland\n", "user", "add", "--config", cfg, "alice@localhost"); err != nil {
+		t.Fatalf("user add: %v %s", err, out)
+	}
+	cmd, addrs, logs := startAdhocd(t, bin, cfg)
+	addr := next(t, addrs, logs)
+	m := metricsListening.FindStringSubmatch(logs.String())
+	if m == nil {
+		t.Fatalf("no metrics listener:\n%s", logs.String())
+	}
+	tlsCfg := clientTLS(t, dir)
+
+	root := servertest.DialRaw(t, addr)
+	root.Login(tlsCfg, "root", "toor", "console")
+	root.Write(`<iq type='set' id='c1' to='localhost'><command xmlns='http://jabber.org/protocol/commands' node='http://jabber.org/protocol/admin#add-user'/></iq>`)
+	sid := sessionIDRE.FindStringSubmatch(root.Expect(`id="c1".*</iq>`))
+	if sid == nil {
+		t.Fatal("no command session opened")
+	}
+
+	// Watch /readyz from now until the listener goes away.
+	statuses := make(chan int, 1000)
+	go func() {
+		defer close(statuses)
+		for i := 0; i < 2000; i++ {
+			resp, err := http.Get("http://" + m[1] + "/readyz")
+			if err != nil {
+				return
+			}
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	time.Sleep(20 * time.Millisecond)
+	start := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := root.ClosedByServer(10 * time.Second); !strings.Contains(got, "<system-shutdown") {
+		t.Fatalf("the client got %q", got)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit status: %v\n%s", err, logs.String())
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("took %s to stop; the chart's grace period is 45 s and adhocd promises 20", d)
+	}
+	sawReady, sawUnready := false, false
+	for s := range statuses {
+		switch {
+		case s == 200 && !sawUnready:
+			sawReady = true
+		case s == 503:
+			sawUnready = true
+		case s == 200 && sawUnready:
+			t.Fatal("/readyz was ready again after shutdown began")
+		}
+	}
+	if !sawReady || !sawUnready {
+		t.Fatalf("/readyz: ready %v, then unready %v", sawReady, sawUnready)
+	}
+
+	// The next pod, on the same volume.
+	_, addrs2, logs2 := startAdhocd(t, bin, cfg)
+	addr2 := next(t, addrs2, logs2)
+	alice := servertest.DialRaw(t, addr2)
+	alice.Login(tlsCfg, "alice", "wonderland", "x")
+	root2 := servertest.DialRaw(t, addr2)
+	root2.Login(tlsCfg, "root", "toor", "console")
+	root2.Write(`<iq type='set' id='c2' to='localhost'><command xmlns='http://jabber.org/protocol/commands' node='http://jabber.org/protocol/admin#add-user' sessionid='` + sid[1] + `' action='complete'><x xmlns='jabber:x:data' type='submit'><field var='accountjid'><value>carol@localhost</value></field><field var='password'><value>c4rol</value></field><field var='password-verify'><value>c4rol</value></field></x></command></iq>`)
+	if got := root2.Expect(`id="c2".*</iq>`); !strings.Contains(got, `status="completed"`) {
+		t.Fatalf("the open session after the restart: %q", got)
+	}
+	carol := servertest.DialRaw(t, addr2)
+	carol.Login(tlsCfg, "carol", "c4rol", "y")
 }
