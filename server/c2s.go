@@ -80,6 +80,16 @@ func (c *conn) setIO(nc net.Conn) {
 	c.enc = xml.NewEncoder(nc)
 }
 
+// host returns the client's IP address.
+func (c *conn) host() string { return hostOf(c.raw.RemoteAddr()) }
+
+func hostOf(a net.Addr) string {
+	if h, _, err := net.SplitHostPort(a.String()); err == nil {
+		return h
+	}
+	return a.String()
+}
+
 // JID returns the bound full JID, or the zero JID before binding.
 func (c *conn) JID() jid.JID { return c.addr }
 
@@ -100,8 +110,13 @@ func (c *conn) run(ctx context.Context) error {
 	// administrator unbinds it: a closing stream never negotiates again.
 	established := false
 	for {
-		if established && idle > 0 {
-			_ = c.raw.SetReadDeadline(time.Now().Add(idle))
+		if established {
+			// Between stanzas: the idle timeout, or none.
+			var d time.Time
+			if idle > 0 {
+				d = time.Now().Add(idle)
+			}
+			_ = c.raw.SetReadDeadline(d)
 		}
 		el, err := c.dec.next()
 		if err != nil {
@@ -119,7 +134,10 @@ func (c *conn) run(ctx context.Context) error {
 		}
 		if c.bound.Load() {
 			established = true
-			_ = c.raw.SetReadDeadline(time.Time{})
+			// Within a stanza: limits.stanza_timeout to finish it.
+			c.dec.stanzaStarted = func() {
+				_ = c.raw.SetReadDeadline(time.Now().Add(c.srv.limits().StanzaTimeout.D()))
+			}
 		}
 	}
 }
@@ -290,6 +308,10 @@ func (c *conn) authenticate(ctx context.Context, el *element) error {
 	if c.tls == nil && c.srv.cfg.C2S.RequireTLS && c.srv.tlsConfig != nil {
 		return c.saslFailure(auth.EncryptionRequired, "negotiate STARTTLS first")
 	}
+	if c.srv.authBackoff.blocked(c.host(), c.srv.limits()) {
+		c.srv.metrics.Login(el.attr("mechanism"), auth.TemporaryAuthFailure)
+		return c.saslFailure(auth.TemporaryAuthFailure, "too many failed logins from your address: try again later")
+	}
 	mech := el.attr("mechanism")
 	ex, err := c.srv.auth.Start(mech, auth.Stream{TLS: c.tls, CBTypeRefused: c.cbRefused})
 	if err != nil {
@@ -380,6 +402,9 @@ func (c *conn) authFailed(err error, mech string) error {
 	}
 	if errors.Is(err, auth.ErrChannelBindingType) {
 		c.cbRefused = true
+	}
+	if f.Condition == auth.NotAuthorized {
+		c.srv.authBackoff.failed(c.host(), c.srv.limits())
 	}
 	c.srv.metrics.Login(mech, f.Condition)
 	c.log.Info("authentication failed", "mechanism", mech, "condition", f.Condition, "err", f.Err)

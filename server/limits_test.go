@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
@@ -213,3 +214,5 @@ func TestStanzaErrorsAfterBind(t *testing.T) {
 		}
 	})
 }
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }

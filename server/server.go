@@ -75,7 +75,10 @@ type Server struct {
 	admins       map[string]bool
 	storedAdmins []string
 
+	authBackoff backoff
+
 	mu       sync.Mutex
+	perAddr  map[string]int // open connections per client IP
 	ln       net.Listener
 	ctl      net.Listener
 	conns    map[*conn]struct{}
@@ -154,6 +157,7 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		metrics:  nopObserver{},
 		modules:  defaults.Modules(),
 		conns:    make(map[*conn]struct{}),
+		perAddr:  make(map[string]int),
 		logins:   make(map[string]int),
 		admins:   make(map[string]bool),
 		done:     make(chan struct{}),
@@ -348,6 +352,14 @@ func (s *Server) accept(ln net.Listener) {
 			c.closeWith(streamErr(stream.ResourceConstraint, "too many connections"))
 			continue
 		}
+		host := hostOf(nc.RemoteAddr())
+		if s.perAddr[host] >= s.limits().MaxConnectionsPerAddress {
+			s.mu.Unlock()
+			s.metrics.Connection("refused")
+			c.closeWith(streamErr(stream.PolicyViolation, "too many connections from your address"))
+			continue
+		}
+		s.perAddr[host]++
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
@@ -357,6 +369,9 @@ func (s *Server) accept(ln net.Listener) {
 			c.serve(context.Background())
 			s.mu.Lock()
 			delete(s.conns, c)
+			if s.perAddr[host]--; s.perAddr[host] <= 0 {
+				delete(s.perAddr, host)
+			}
 			s.mu.Unlock()
 			s.metrics.Connection("closed")
 		}()

@@ -245,6 +245,9 @@ type decoder struct {
 	maxBytes int
 	maxDepth int
 	maxAttrs int
+	// stanzaStarted, if set, runs when a top-level element's start tag has
+	// been read (the connection bounds the time to finish it).
+	stanzaStarted func()
 }
 
 func newDecoder(r io.Reader, maxBytes, maxDepth, maxAttrs int) *decoder {
@@ -367,6 +370,9 @@ func (d *decoder) next() (*element, error) {
 			// The only end tag at this level closes the stream.
 			return nil, io.EOF
 		case xml.StartElement:
+			if d.stanzaStarted != nil {
+				d.stanzaStarted()
+			}
 			el, err := d.rest(t)
 			d.budget.left = d.maxBytes
 			return el, err

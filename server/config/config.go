@@ -96,6 +96,18 @@ type Limits struct {
 	MaxConnections int `yaml:"max_connections"`
 	// MaxRosterItems bounds one account's roster (not-allowed on roster set).
 	MaxRosterItems int `yaml:"max_roster_items"`
+	// StanzaTimeout bounds how long a bound client may take to finish a
+	// stanza it started (connection-timeout): a stanza that never ends does
+	// not hold the connection forever.
+	StanzaTimeout Duration `yaml:"stanza_timeout"`
+	// MaxConnectionsPerAddress bounds the open connections from one IP
+	// address (policy-violation).
+	MaxConnectionsPerAddress int `yaml:"max_connections_per_address"`
+	// MaxAuthFailuresPerAddress failed SASL attempts from one IP address
+	// within AuthFailureWindow make further attempts from it fail at once
+	// with temporary-auth-failure until the window has passed.
+	MaxAuthFailuresPerAddress int      `yaml:"max_auth_failures_per_address"`
+	AuthFailureWindow         Duration `yaml:"auth_failure_window"`
 }
 
 // Metrics configures the HTTP listener for /metrics, /healthz and /readyz.
@@ -193,6 +205,11 @@ func Default() Config {
 			MaxSessionsPerAccount: 10,
 			MaxConnections:        10000,
 			MaxRosterItems:        1000,
+			StanzaTimeout:         Duration(60 * time.Second),
+
+			MaxConnectionsPerAddress:  200,
+			MaxAuthFailuresPerAddress: 20,
+			AuthFailureWindow:         Duration(5 * time.Minute),
 		},
 		Adhoc: Adhoc{
 			MaxSessions:        10000,
@@ -296,6 +313,8 @@ func (c *Config) Validate() error {
 		{"limits.max_sessions_per_account", c.Limits.MaxSessionsPerAccount},
 		{"limits.max_connections", c.Limits.MaxConnections},
 		{"limits.max_roster_items", c.Limits.MaxRosterItems},
+		{"limits.max_connections_per_address", c.Limits.MaxConnectionsPerAddress},
+		{"limits.max_auth_failures_per_address", c.Limits.MaxAuthFailuresPerAddress},
 		{"adhoc.max_sessions", c.Adhoc.MaxSessions},
 		{"adhoc.max_sessions_per_user", c.Adhoc.MaxSessionsPerUser},
 	}
@@ -313,6 +332,8 @@ func (c *Config) Validate() error {
 	}{
 		{"limits.pre_auth_timeout", c.Limits.PreAuthTimeout},
 		{"limits.write_timeout", c.Limits.WriteTimeout},
+		{"limits.stanza_timeout", c.Limits.StanzaTimeout},
+		{"limits.auth_failure_window", c.Limits.AuthFailureWindow},
 		{"adhoc.session_ttl", c.Adhoc.SessionTTL},
 		{"admin.idle_after", c.Admin.IdleAfter},
 	} {
