@@ -5,12 +5,15 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -386,4 +389,126 @@ func TestKubernetesLifecycle(t *testing.T) {
 	}
 	carol := servertest.DialRaw(t, addr2)
 	carol.Login(tlsCfg, "carol", "c4rol", "y")
+}
+
+// rss reads a process's resident memory from /proc (Linux).
+func rss(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			f := strings.Fields(l)
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb * 1024
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+// Memory budgets the server keeps, measured on the process's own RSS.
+const (
+	budgetPerUnauthenticatedConn = 48 << 10 // bytes
+	budgetPerCommandSession      = 4 << 10  // bytes
+)
+
+// TestMemoryBudget: 1,000 unauthenticated connections and 10,000 abandoned
+// command sessions keep adhocd's resident memory within the budgets above,
+// each measured in a fresh process; 10,000 more sessions beyond
+// adhoc.max_sessions add far less than the first 10,000 did (the GC's
+// headroom and the bounded set of ended ids, not sessions).
+func TestMemoryBudget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("opens a thousand connections")
+	}
+	bin := build(t)
+	start := func() (int, string, string) {
+		dir := t.TempDir()
+		cfg := filepath.Join(dir, "config.yaml")
+		yaml := "c2s:\n  listen: 127.0.0.1:0\nstorage:\n  path: data\nlimits:\n  max_connections_per_address: 5000\n  pre_auth_timeout: 5m\nadhoc:\n  max_sessions: 10000\n  max_sessions_per_user: 100000\n"
+		if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd, addrs, logs := startAdhocd(t, bin, cfg)
+		addr := next(t, addrs, logs)
+		time.Sleep(200 * time.Millisecond)
+		return cmd.Process.Pid, addr, dir
+	}
+
+	t.Run("1,000 unauthenticated connections", func(t *testing.T) {
+		pid, addr, _ := start()
+		base := rss(t, pid)
+		conns := make([]net.Conn, 0, 1000)
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for i := 0; i < 1000; i++ {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, c)
+			if _, err := io.WriteString(c, servertest.Header); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Every stream is open (features received) before measuring.
+		buf := make([]byte, 4096)
+		for _, c := range conns {
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			got := ""
+			for !strings.Contains(got, "</stream:features>") {
+				n, err := c.Read(buf)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got += string(buf[:n])
+			}
+		}
+		with := rss(t, pid)
+		per := (with - base) / 1000
+		t.Logf("RSS %d MiB idle, %d MiB with 1,000 unauthenticated connections: %d KiB each", base>>20, with>>20, per>>10)
+		if per > budgetPerUnauthenticatedConn {
+			t.Errorf("%d bytes per unauthenticated connection, budget %d", per, budgetPerUnauthenticatedConn)
+		}
+	})
+
+	t.Run("10,000 abandoned command sessions", func(t *testing.T) {
+		pid, addr, dir := start()
+		root := servertest.DialRaw(t, addr)
+		root.Login(clientTLS(t, dir), "root", "toor", "bulk")
+		// Sessions of a multi-stage command (add-user's form), pipelined.
+		open := func(n int) {
+			for i := 0; i < n; i += 500 {
+				var b strings.Builder
+				for j := i; j < i+500 && j < n; j++ {
+					fmt.Fprintf(&b, `<iq type='set' id='s%d' to='localhost'><command xmlns='http://jabber.org/protocol/commands' node='http://jabber.org/protocol/admin#add-user'/></iq>`, j)
+				}
+				root.Write(b.String())
+				root.Expect(fmt.Sprintf(`id="s%d"[^>]*>.*</iq>$`, min(i+500, n)-1))
+			}
+		}
+		base := rss(t, pid)
+		open(10000)
+		with := rss(t, pid)
+		per := (with - base) / 10000
+		t.Logf("RSS %d MiB idle, %d MiB with 10,000 command sessions: %d bytes each", base>>20, with>>20, per)
+		if per > budgetPerCommandSession {
+			t.Errorf("%d bytes per command session, budget %d", per, budgetPerCommandSession)
+		}
+		open(10000)
+		beyond := rss(t, pid)
+		t.Logf("RSS %d MiB after 10,000 more sessions beyond adhoc.max_sessions", beyond>>20)
+		if beyond-with > (with-base)/2 {
+			t.Errorf("10,000 sessions beyond adhoc.max_sessions grew memory from %d to %d MiB (the first 10,000 took %d MiB)", with>>20, beyond>>20, (with-base)>>20)
+		}
+	})
 }
