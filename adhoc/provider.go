@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"mellium.im/xmlstream"
@@ -451,7 +452,10 @@ func (p *Provider) failed(c *Command, err error) error {
 		return Error{Stanza: se}
 	}
 	p.log.Error("command failed", "node", c.Node, "err", err)
-	return cmdErr(stanza.Cancel, stanza.InternalServerError, "", "")
+	if errors.Is(err, syscall.ENOSPC) {
+		return cmdErr(stanza.Wait, stanza.ResourceConstraint, "", "the server's storage is full")
+	}
+	return cmdErr(stanza.Wait, stanza.InternalServerError, "", "")
 }
 
 func (p *Provider) request(c *Command, s *Session, iq stanza.IQ, a Action) *Request {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"syscall"
 
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
@@ -54,14 +55,38 @@ func (s *Server) route(ctx context.Context, c *conn, el *element) error {
 		return s.bounce(c, el, stanza.Error{Type: stanza.Cancel, Condition: stanza.Forbidden,
 			Text: map[string]string{"en": "the server's access lists do not allow contacting " + to.String()}})
 	}
+	var err error
 	switch name.Local {
 	case "iq":
-		return s.routeIQ(ctx, c, el, to)
+		err = s.routeIQ(ctx, c, el, to)
 	case "message":
-		return s.routeMessage(ctx, c, el, to)
+		err = s.routeMessage(ctx, c, el, to)
 	default:
-		return s.handlePresence(ctx, c, el, to)
+		err = s.handlePresence(ctx, c, el, to)
 	}
+	return s.keepStream(c, el, err)
+}
+
+// keepStream turns a failure of the server itself (the store refusing a
+// write, say) into a stanza error for that stanza, so that one failed write
+// never ends the client's stream; stream errors and closing pass through.
+func (s *Server) keepStream(c *conn, el *element, err error) error {
+	var se stream.Error
+	if err == nil || errors.As(err, &se) || errors.Is(err, errClosed) {
+		return err
+	}
+	s.log.Error("stanza failed", "kind", el.start.Name.Local, "jid", c.addr.String(), "err", err)
+	return s.bounce(c, el, failure(err))
+}
+
+// failure is the stanza error for an internal failure: resource-constraint
+// when the disk is full, internal-server-error otherwise.
+func failure(err error) stanza.Error {
+	if errors.Is(err, syscall.ENOSPC) {
+		return stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint,
+			Text: map[string]string{"en": "the server's storage is full"}}
+	}
+	return stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError}
 }
 
 // isLocal reports whether j is on this server's domain.

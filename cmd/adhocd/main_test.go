@@ -23,7 +23,9 @@ import (
 
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/modules/admin"
+	"github.com/adhocd/adhocd/server/auth"
 	"github.com/adhocd/adhocd/server/servertest"
+	"github.com/adhocd/adhocd/server/storage"
 )
 
 // build compiles adhocd once per test binary run.
@@ -511,4 +513,126 @@ func TestMemoryBudget(t *testing.T) {
 			t.Errorf("10,000 sessions beyond adhoc.max_sessions grew memory from %d to %d MiB (the first 10,000 took %d MiB)", with>>20, beyond>>20, (with-base)>>20)
 		}
 	})
+}
+
+// TestKillDuringAdminWrites: adhocd killed with SIGKILL in the middle of admin
+// writes (add-user, change-user-password, delete-user, edit-admin) and
+// started again: every operation answered completed is there, the one in
+// flight is either wholly done or not at all, and the store opens cleanly.
+func TestKillDuringAdminWrites(t *testing.T) {
+	bin := build(t)
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir)
+	const n = 8
+	for i := 0; i < n; i++ {
+		for _, u := range []string{"c", "d"} {
+			if out, err := runCmd(t, bin, "old\n", "user", "add", "--config", cfg, fmt.Sprintf("%s%d@localhost", u, i)); err != nil {
+				t.Fatalf("user add: %v %s", err, out)
+			}
+		}
+	}
+	cmd, addrs, logs := startAdhocd(t, bin, cfg)
+	addr := next(t, addrs, logs)
+	root := servertest.DialRaw(t, addr)
+	root.Login(clientTLS(t, dir), "root", "toor", "writer")
+
+	type op struct {
+		kind string // add, passwd, delete, admin
+		user string
+	}
+	seq := 0
+	// do runs one admin command (execute, then complete with fields);
+	// kill, if set, kills the server right after sending the completion.
+	do := func(node, fields string, kill bool) bool {
+		seq++
+		root.Write(fmt.Sprintf(`<iq type='set' id='e%d' to='localhost'><command xmlns='http://jabber.org/protocol/commands' node='http://jabber.org/protocol/admin#%s'/></iq>`, seq, node))
+		got, ok := root.ReadUntil(fmt.Sprintf(`id="e%d".*</iq>`, seq), 5*time.Second)
+		sid := sessionIDRE.FindStringSubmatch(got)
+		if !ok || sid == nil {
+			t.Fatalf("execute %s: %q", node, got)
+		}
+		root.Write(fmt.Sprintf(`<iq type='set' id='c%d' to='localhost'><command xmlns='http://jabber.org/protocol/commands' node='http://jabber.org/protocol/admin#%s' sessionid='%s' action='complete'><x xmlns='jabber:x:data' type='submit'>%s</x></command></iq>`, seq, node, sid[1], fields))
+		if kill {
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			return false
+		}
+		got, ok = root.ReadUntil(fmt.Sprintf(`id="c%d".*</iq>`, seq), 5*time.Second)
+		return ok && strings.Contains(got, `status="completed"`) && !strings.Contains(got, `type="error"`)
+	}
+	field := func(v, val string) string {
+		return `<field var='` + v + `'><value>` + val + `</value></field>`
+	}
+	var done []op
+	if !do("edit-admin", field("adminjids", "ops@localhost"), false) {
+		t.Fatal("edit-admin did not complete")
+	}
+	done = append(done, op{"admin", "ops"})
+	var inFlight op
+	for i := 0; i < n; i++ {
+		steps := []struct {
+			o            op
+			node, fields string
+		}{
+			{op{"add", fmt.Sprintf("a%d", i)}, "add-user", field("accountjid", fmt.Sprintf("a%d@localhost", i)) + field("password", "pa"+strconv.Itoa(i)) + field("password-verify", "pa"+strconv.Itoa(i))},
+			{op{"passwd", fmt.Sprintf("c%d", i)}, "change-user-password", field("accountjid", fmt.Sprintf("c%d@localhost", i)) + field("password", "new"+strconv.Itoa(i))},
+			{op{"delete", fmt.Sprintf("d%d", i)}, "delete-user", field("accountjids", fmt.Sprintf("d%d@localhost", i))},
+		}
+		for j, s := range steps {
+			last := i == n-1 && j == len(steps)-1
+			if last {
+				inFlight = s.o
+			}
+			if do(s.node, s.fields, last) {
+				done = append(done, s.o)
+			} else if !last {
+				t.Fatalf("%s %s did not complete", s.o.kind, s.o.user)
+			}
+		}
+	}
+	_ = cmd.Wait()
+
+	st, err := storage.Open(filepath.Join(dir, "data"), 2*time.Second)
+	if err != nil {
+		t.Fatalf("the store does not open after SIGKILL: %v", err)
+	}
+	ctx := context.Background()
+	check := func(o op, mustBeDone bool) {
+		a, err := st.Account(ctx, o.user)
+		exists := err == nil
+		var applied bool
+		switch o.kind {
+		case "add":
+			applied = exists && auth.VerifyPassword(a, "pa"+strings.TrimPrefix(o.user, "a"))
+			if exists && !applied {
+				t.Errorf("%s exists without its password: half applied", o.user)
+			}
+		case "passwd":
+			applied = exists && auth.VerifyPassword(a, "new"+strings.TrimPrefix(o.user, "c"))
+			if !applied && !(exists && auth.VerifyPassword(a, "old")) {
+				t.Errorf("%s has neither the old nor the new password", o.user)
+			}
+		case "delete":
+			applied = !exists
+		case "admin":
+			raw, err := st.Setting(ctx, "admins")
+			applied = err == nil && strings.Contains(string(raw), "ops@localhost")
+		}
+		if mustBeDone && !applied {
+			t.Errorf("%s %s was answered completed but is not in the store", o.kind, o.user)
+		}
+	}
+	for _, o := range done {
+		check(o, true)
+	}
+	check(inFlight, false)
+	if len(done) != 1+3*n-1 {
+		t.Fatalf("%d operations completed before the kill, want %d", len(done), 3*n)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// And the server starts again on it.
+	_, addrs2, logs2 := startAdhocd(t, bin, cfg)
+	again := servertest.DialRaw(t, next(t, addrs2, logs2))
+	again.Login(clientTLS(t, dir), "a0", "pa0", "x")
 }
