@@ -20,18 +20,23 @@ type population struct {
 	registered, disabled, online, active, idle []string
 }
 
-func (m *Module) population(ctx context.Context) (population, error) {
+// population counts who is where. Registered and disabled users need the
+// store (withAccounts); online, active and idle users only the sessions, so
+// the commands about them never read every account.
+func (m *Module) population(ctx context.Context, withAccounts bool) (population, error) {
 	var p population
-	accts, err := m.h.Store().Accounts(ctx)
-	if err != nil {
-		return p, err
-	}
-	domain := m.h.Domain().String()
-	for _, a := range accts {
-		j := a.Username + "@" + domain
-		p.registered = append(p.registered, j)
-		if a.Disabled {
-			p.disabled = append(p.disabled, j)
+	if withAccounts {
+		accts, err := m.h.Store().Accounts(ctx)
+		if err != nil {
+			return p, err
+		}
+		domain := m.h.Domain().String()
+		for _, a := range accts {
+			j := a.Username + "@" + domain
+			p.registered = append(p.registered, j)
+			if a.Disabled {
+				p.disabled = append(p.disabled, j)
+			}
 		}
 	}
 	window := m.h.Config().Admin.IdleAfter.D()
@@ -65,27 +70,28 @@ func (m *Module) countCommands() []spec {
 	type kind struct {
 		noun, numName, numVar, numLabel, listName, listVar, listLabel string
 		pick                                                          func(population) []string
+		accounts                                                      bool // needs the store
 	}
 	kinds := []kind{
 		{"registered", "get-registered-users-num", "registeredusersnum", "The number of registered users",
-			"get-registered-users-list", "registereduserjids", "The list of all users", func(p population) []string { return p.registered }},
+			"get-registered-users-list", "registereduserjids", "The list of all users", func(p population) []string { return p.registered }, true},
 		{"disabled", "get-disabled-users-num", "disabledusersnum", "The number of disabled users",
-			"get-disabled-users-list", "disableduserjids", "The list of all disabled users", func(p population) []string { return p.disabled }},
+			"get-disabled-users-list", "disableduserjids", "The list of all disabled users", func(p population) []string { return p.disabled }, true},
 		{"online", "get-online-users-num", "onlineusersnum", "The number of online users",
-			"get-online-users-list", "onlineuserjids", "The list of all online users", func(p population) []string { return p.online }},
+			"get-online-users-list", "onlineuserjids", "The list of all online users", func(p population) []string { return p.online }, false},
 		{"active", "get-active-users-num", "activeusersnum", "The number of active users",
-			"get-active-users", "activeuserjids", "The list of active users", func(p population) []string { return p.active }},
+			"get-active-users", "activeuserjids", "The list of active users", func(p population) []string { return p.active }, false},
 		// XEP-0133 §4.22's example names the idle list's field activeuserjids
 		// (its registry has no idleuserjids): adhocd follows the example.
 		{"idle", "get-idle-users-num", "idleusersnum", "The number of idle users",
-			"get-idle-users", "activeuserjids", "The list of idle users", func(p population) []string { return p.idle }},
+			"get-idle-users", "activeuserjids", "The list of idle users", func(p population) []string { return p.idle }, false},
 	}
 	var out []spec
 	for _, k := range kinds {
 		out = append(out, spec{
 			name: k.numName, label: "Get Number of " + title(k.noun) + " Users",
 			run: func(ctx context.Context, _ *adhoc.Request) (*adhoc.Result, []string, error) {
-				p, err := m.population(ctx)
+				p, err := m.population(ctx, k.accounts)
 				if err != nil {
 					return nil, nil, err
 				}
@@ -103,7 +109,7 @@ func (m *Module) countCommands() []spec {
 					form.ListItem("150", "150"), form.ListItem("200", "200"), form.ListItem("None", "none"))}
 			},
 			run: func(ctx context.Context, r *adhoc.Request) (*adhoc.Result, []string, error) {
-				p, err := m.population(ctx)
+				p, err := m.population(ctx, k.accounts)
 				if err != nil {
 					return nil, nil, err
 				}

@@ -1,0 +1,327 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/xdg-go/scram"
+)
+
+// client is one logged-in connection.
+type client struct {
+	conn   net.Conn
+	dec    *xml.Decoder
+	w      *bufio.Writer
+	seq    int
+	broken bool
+}
+
+func dial(ctx context.Context, o options, user string) (*client, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", o.server)
+	if err != nil {
+		return nil, err
+	}
+	c := &client{conn: nc}
+	c.reset(nc)
+	_ = nc.SetDeadline(time.Now().Add(o.timeout))
+	defer func() { _ = c.conn.SetDeadline(time.Time{}) }()
+	if err := c.open(o.domain); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	if o.tls {
+		if err := c.send(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`); err != nil {
+			return nil, err
+		}
+		if _, err := c.element("proceed"); err != nil {
+			return nil, err
+		}
+		tc := tls.Client(nc, &tls.Config{ServerName: o.domain, InsecureSkipVerify: o.insecure})
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, err
+		}
+		c.conn = tc
+		c.reset(tc)
+		if err := c.open(o.domain); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.auth(o, user); err != nil {
+		c.conn.Close()
+		return nil, fmt.Errorf("%s: %w", user, err)
+	}
+	c.reset(c.conn)
+	if err := c.open(o.domain); err != nil {
+		return nil, err
+	}
+	if err := c.send(`<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`); err != nil {
+		return nil, err
+	}
+	if err := c.waitIQ("bind", nil); err != nil {
+		return nil, fmt.Errorf("bind: %w", err)
+	}
+	// Legacy session establishment for servers that still want it.
+	if err := c.send(`<iq type='set' id='sess'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>`); err != nil {
+		return nil, err
+	}
+	_ = c.waitIQ("sess", nil)
+	return c, nil
+}
+
+func (c *client) reset(nc net.Conn) {
+	c.dec = xml.NewDecoder(bufio.NewReaderSize(nc, 16<<10))
+	c.w = bufio.NewWriterSize(nc, 4<<10)
+}
+
+func (c *client) close() {
+	_, _ = io.WriteString(c.conn, "</stream:stream>")
+	c.conn.Close()
+}
+
+func (c *client) send(s string) error {
+	if _, err := c.w.WriteString(s); err != nil {
+		return err
+	}
+	return c.w.Flush()
+}
+
+// open sends a stream header and reads up to the stream features.
+func (c *client) open(domain string) error {
+	if err := c.send(`<?xml version='1.0'?><stream:stream to='` + domain + `' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`); err != nil {
+		return err
+	}
+	_, err := c.element("features")
+	return err
+}
+
+// element reads top-level elements until one named local, which it returns
+// decoded as a generic node; a stream error ends the wait.
+func (c *client) element(local string) (*node, error) {
+	for {
+		t, err := c.dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		st, ok := t.(xml.StartElement)
+		if !ok {
+			continue
+		}
+		if st.Name.Local == "stream" {
+			continue
+		}
+		var n node
+		if err := c.dec.DecodeElement(&n, &st); err != nil {
+			return nil, err
+		}
+		switch {
+		case st.Name.Local == local:
+			return &n, nil
+		case st.Name.Local == "error" && st.Name.Space == "http://etherx.jabber.org/streams":
+			return nil, fmt.Errorf("stream error: %s", n.firstChild())
+		case st.Name.Local == "failure":
+			return nil, fmt.Errorf("SASL failure: %s", n.firstChild())
+		}
+		if local == "success|challenge" && (st.Name.Local == "success" || st.Name.Local == "challenge") {
+			n.XMLName = st.Name
+			return &n, nil
+		}
+	}
+}
+
+// node is any element.
+type node struct {
+	XMLName xml.Name
+	Attrs   []xml.Attr `xml:",any,attr"`
+	Nodes   []node     `xml:",any"`
+	Text    string     `xml:",chardata"`
+}
+
+func (n *node) firstChild() string {
+	for _, c := range n.Nodes {
+		if c.XMLName.Local != "text" {
+			return c.XMLName.Local
+		}
+	}
+	return "undefined-condition"
+}
+
+func (n *node) attr(name string) string {
+	for _, a := range n.Attrs {
+		if a.Name.Local == name {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+func (c *client) auth(o options, user string) error {
+	switch o.mech {
+	case "PLAIN":
+		if err := c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>` +
+			base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+o.password)) + `</auth>`); err != nil {
+			return err
+		}
+		_, err := c.element("success")
+		return err
+	case "SCRAM-SHA-1", "SCRAM-SHA-256":
+		h := scram.SHA256
+		if o.mech == "SCRAM-SHA-1" {
+			h = scram.SHA1
+		}
+		sc, err := h.NewClient(user, o.password, "")
+		if err != nil {
+			return err
+		}
+		conv := sc.NewConversation()
+		msg, err := conv.Step("")
+		if err != nil {
+			return err
+		}
+		if err := c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='` + o.mech + `'>` + base64.StdEncoding.EncodeToString([]byte(msg)) + `</auth>`); err != nil {
+			return err
+		}
+		for {
+			n, err := c.element("success|challenge")
+			if err != nil {
+				return err
+			}
+			data, err := base64.StdEncoding.DecodeString(strings.TrimSpace(n.Text))
+			if err != nil {
+				return err
+			}
+			resp, err := conv.Step(string(data))
+			if err != nil {
+				return err
+			}
+			if n.XMLName.Local == "success" {
+				if !conv.Valid() {
+					return errors.New("the server's SCRAM signature is wrong")
+				}
+				return nil
+			}
+			if err := c.send(`<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>` + base64.StdEncoding.EncodeToString([]byte(resp)) + `</response>`); err != nil {
+				return err
+			}
+		}
+	}
+	return fmt.Errorf("unknown mechanism %q", o.mech)
+}
+
+// errCondition is an IQ error reply, named by its condition.
+type errCondition string
+
+func (e errCondition) Error() string { return string(e) }
+
+// waitIQ reads until the IQ reply with id; only a result with that id is a
+// success. into, if set, receives the reply.
+func (c *client) waitIQ(id string, into *node) error {
+	for {
+		n, err := c.element("iq")
+		if err != nil {
+			c.broken = true
+			return err
+		}
+		if n.attr("id") != id {
+			continue
+		}
+		if into != nil {
+			*into = *n
+		}
+		switch n.attr("type") {
+		case "result":
+			return nil
+		case "error":
+			for _, ch := range n.Nodes {
+				if ch.XMLName.Local == "error" {
+					cond := ch.firstChild()
+					for _, g := range ch.Nodes {
+						if g.XMLName.Space == "http://jabber.org/protocol/commands" {
+							cond = g.XMLName.Local
+						}
+					}
+					return errCondition(cond)
+				}
+			}
+			return errCondition("error")
+		default:
+			continue
+		}
+	}
+}
+
+// runFlow executes the node once (and the flow's further stages), calling
+// observe with each request's latency; it reports whether the whole flow
+// completed.
+func (c *client) runFlow(ctx context.Context, o options, flow []step, errs map[string]int, observe func(time.Duration)) bool {
+	sid := ""
+	steps := append([]step{{action: "execute"}}, flow...)
+	for i, st := range steps {
+		c.seq++
+		id := "b" + strconv.Itoa(c.seq)
+		var b strings.Builder
+		b.WriteString(`<iq type='set' id='` + id + `' to='` + o.domain + `'><command xmlns='http://jabber.org/protocol/commands' node='`)
+		xmlEscape(&b, o.node)
+		b.WriteString(`' action='` + st.action + `'`)
+		if sid != "" {
+			b.WriteString(` sessionid='`)
+			xmlEscape(&b, sid)
+			b.WriteString(`'`)
+		}
+		b.WriteString(`>`)
+		if len(st.values) > 0 {
+			b.WriteString(`<x xmlns='jabber:x:data' type='submit'>`)
+			for _, kv := range st.values {
+				b.WriteString(`<field var='`)
+				xmlEscape(&b, kv[0])
+				b.WriteString(`'><value>`)
+				xmlEscape(&b, kv[1])
+				b.WriteString(`</value></field>`)
+			}
+			b.WriteString(`</x>`)
+		}
+		b.WriteString(`</command></iq>`)
+		_ = c.conn.SetDeadline(time.Now().Add(o.timeout))
+		begin := time.Now()
+		if err := c.send(b.String()); err != nil {
+			c.broken = true
+			errs["connection"]++
+			return false
+		}
+		var reply node
+		err := c.waitIQ(id, &reply)
+		observe(time.Since(begin))
+		var cond errCondition
+		switch {
+		case errors.As(err, &cond):
+			errs[string(cond)]++
+			return false
+		case err != nil:
+			if ctx.Err() == nil {
+				errs["connection"]++
+			}
+			return false
+		}
+		for _, ch := range reply.Nodes {
+			if ch.XMLName.Local == "command" {
+				sid = ch.attr("sessionid")
+				if st := ch.attr("status"); st == "completed" || st == "canceled" {
+					return i == len(steps)-1
+				}
+			}
+		}
+	}
+	return true
+}
+
+func xmlEscape(b *strings.Builder, s string) { _ = xml.EscapeText(b, []byte(s)) }

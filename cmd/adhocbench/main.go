@@ -1,0 +1,291 @@
+// Command adhocbench loads an XMPP server with ad-hoc command executions and
+// reports their throughput and latency. It speaks to any server (adhocd,
+// Prosody, ejabberd), so that they can be compared on the same workload.
+//
+//	adhocbench --server 127.0.0.1:5222 --domain localhost --users 'bench%d' --password pw \
+//	    --clients 16 --duration 10s --node http://jabber.org/protocol/admin#get-online-users-num
+//
+// Each of --clients connections logs in as its own user (--users is a
+// pattern with %d, numbered from 0; one user for all with no %d) with SASL
+// PLAIN or SCRAM-SHA-1/256 (--mech), over STARTTLS or not (--tls), binds,
+// then runs the command node again and again: one stage (execute) or, with
+// --flow, a multi-stage flow, e.g. --flow 'next:name=Ann,color=red;next:contact=a@b;complete:'.
+// A reply counts only when it is the result with the request's id; error
+// replies are counted by condition. --idle N instead opens N connections,
+// logs them in and holds them, printing the count, until interrupted or
+// --duration ends. --json prints the report as JSON.
+//
+// The client is written on encoding/xml directly rather than on an XMPP
+// library so that the load generator costs as little CPU as possible on a
+// machine whose cores it shares with the server under test.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	server, domain, users, password, mech, node, flow string
+	tls, insecure, asJSON                             bool
+	clients, count, idle                              int
+	duration, timeout                                 time.Duration
+}
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "adhocbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	var o options
+	fs := flag.NewFlagSet("adhocbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.server, "server", "127.0.0.1:5222", "host:port of the server")
+	fs.StringVar(&o.domain, "domain", "localhost", "the XMPP domain")
+	fs.StringVar(&o.users, "users", "bench%d", "user name, or pattern with %d numbered per connection")
+	fs.StringVar(&o.password, "password", "", "the users' password")
+	fs.StringVar(&o.mech, "mech", "PLAIN", "SASL mechanism: PLAIN, SCRAM-SHA-1 or SCRAM-SHA-256")
+	fs.BoolVar(&o.tls, "tls", false, "negotiate STARTTLS")
+	fs.BoolVar(&o.insecure, "insecure", true, "do not verify the server certificate (with --tls)")
+	fs.StringVar(&o.node, "node", "http://jabber.org/protocol/admin#get-online-users-num", "command node to execute")
+	fs.StringVar(&o.flow, "flow", "", "multi-stage flow: action:var=value,...;action:... after execute")
+	fs.IntVar(&o.clients, "clients", 1, "connections running commands")
+	fs.IntVar(&o.count, "count", 0, "executions per connection (0: until --duration)")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to run (with --count 0, or --idle)")
+	fs.IntVar(&o.idle, "idle", 0, "open this many idle logged-in connections and hold them")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "how long one request may take")
+	fs.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	flow, err := parseFlow(o.flow)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if o.idle > 0 {
+		return holdIdle(ctx, o, stdout, stderr)
+	}
+	rep, err := load(ctx, o, flow, stderr)
+	if err != nil {
+		return err
+	}
+	if o.asJSON {
+		return json.NewEncoder(stdout).Encode(rep)
+	}
+	rep.print(stdout)
+	return nil
+}
+
+// step is one stage of a flow after execute: an action and the values.
+type step struct {
+	action string
+	values [][2]string
+}
+
+func parseFlow(s string) ([]step, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []step
+	for _, part := range strings.Split(s, ";") {
+		action, fields, _ := strings.Cut(part, ":")
+		switch action {
+		case "next", "prev", "complete", "execute":
+		default:
+			return nil, fmt.Errorf("--flow: unknown action %q", action)
+		}
+		st := step{action: action}
+		for _, f := range strings.Split(fields, ",") {
+			if f == "" {
+				continue
+			}
+			k, v, ok := strings.Cut(f, "=")
+			if !ok {
+				return nil, fmt.Errorf("--flow: %q is not var=value", f)
+			}
+			st.values = append(st.values, [2]string{k, v})
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+func (o options) user(i int) string {
+	if strings.Contains(o.users, "%d") {
+		return fmt.Sprintf(o.users, i)
+	}
+	return o.users
+}
+
+// report is what a load run measured.
+type report struct {
+	Clients     int            `json:"clients"`
+	Node        string         `json:"node"`
+	Stages      int            `json:"stages_per_flow"`
+	Seconds     float64        `json:"seconds"`
+	Flows       int64          `json:"flows"`
+	Requests    int64          `json:"requests"`
+	FlowsPerSec float64        `json:"flows_per_second"`
+	ReqPerSec   float64        `json:"requests_per_second"`
+	P50, P90    float64        `json:"-"`
+	Latency     map[string]any `json:"latency_ms"`
+	Errors      map[string]int `json:"errors"`
+	LoginErrors int            `json:"login_errors"`
+}
+
+func (r *report) print(w io.Writer) {
+	fmt.Fprintf(w, "%d clients, %s, %d stage(s) per flow, %.1f s\n", r.Clients, r.Node, r.Stages, r.Seconds)
+	fmt.Fprintf(w, "flows: %d (%.0f/s); requests: %d (%.0f/s)\n", r.Flows, r.FlowsPerSec, r.Requests, r.ReqPerSec)
+	fmt.Fprintf(w, "request latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n", r.Latency["p50"], r.Latency["p90"], r.Latency["p99"], r.Latency["max"])
+	if len(r.Errors) > 0 || r.LoginErrors > 0 {
+		fmt.Fprintf(w, "errors: %v, failed logins: %d\n", r.Errors, r.LoginErrors)
+	}
+}
+
+// load runs the workload and measures it.
+func load(ctx context.Context, o options, flow []step, stderr io.Writer) (*report, error) {
+	if o.count == 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.duration)
+		defer cancel()
+	}
+	type result struct {
+		lat    []time.Duration
+		flows  int64
+		errors map[string]int
+		login  error
+	}
+	results := make([]result, o.clients)
+	var requests atomic.Int64
+	var wg sync.WaitGroup
+	ready := make(chan struct{})
+	var loggedIn sync.WaitGroup
+	loggedIn.Add(o.clients)
+	for i := 0; i < o.clients; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			res := &results[i]
+			res.errors = map[string]int{}
+			c, err := dial(ctx, o, o.user(i))
+			loggedIn.Done()
+			if err != nil {
+				res.login = err
+				return
+			}
+			defer c.close()
+			<-ready
+			for n := 0; o.count == 0 || n < o.count; n++ {
+				if ctx.Err() != nil {
+					return
+				}
+				ok := c.runFlow(ctx, o, flow, res.errors, func(d time.Duration) {
+					res.lat = append(res.lat, d)
+					requests.Add(1)
+				})
+				if ok {
+					res.flows++
+				}
+				if c.broken {
+					return
+				}
+			}
+		}(i)
+	}
+	loggedIn.Wait()
+	start := time.Now()
+	close(ready)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	last := int64(0)
+wait:
+	for {
+		select {
+		case <-done:
+			break wait
+		case <-tick.C:
+			n := requests.Load()
+			fmt.Fprintf(stderr, "\r%6.0f s  %8d requests  %8d/s   ", time.Since(start).Seconds(), n, n-last)
+			last = n
+		}
+	}
+	fmt.Fprintln(stderr)
+	elapsed := time.Since(start).Seconds()
+	rep := &report{Clients: o.clients, Node: o.node, Stages: 1 + len(flow), Seconds: elapsed, Errors: map[string]int{}}
+	var all []time.Duration
+	for _, r := range results {
+		if r.login != nil {
+			rep.LoginErrors++
+			fmt.Fprintln(stderr, "login:", r.login)
+		}
+		all = append(all, r.lat...)
+		rep.Flows += r.flows
+		for k, v := range r.errors {
+			rep.Errors[k] += v
+		}
+	}
+	if rep.LoginErrors == o.clients {
+		return nil, errors.New("no client could log in")
+	}
+	rep.Requests = int64(len(all))
+	rep.FlowsPerSec = float64(rep.Flows) / elapsed
+	rep.ReqPerSec = float64(rep.Requests) / elapsed
+	slices.Sort(all)
+	pct := func(p float64) float64 {
+		if len(all) == 0 {
+			return 0
+		}
+		return float64(all[min(len(all)-1, int(p*float64(len(all))))].Microseconds()) / 1000
+	}
+	rep.Latency = map[string]any{"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "max": pct(1)}
+	return rep, nil
+}
+
+// holdIdle logs in o.idle connections and holds them.
+func holdIdle(ctx context.Context, o options, stdout, stderr io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, o.duration)
+	defer cancel()
+	var conns []*client
+	defer func() {
+		for _, c := range conns {
+			c.close()
+		}
+	}()
+	for i := 0; i < o.idle; i++ {
+		c, err := dial(ctx, o, o.user(i))
+		if err != nil {
+			return fmt.Errorf("connection %d: %w", i, err)
+		}
+		conns = append(conns, c)
+		if (i+1)%100 == 0 {
+			fmt.Fprintf(stderr, "\r%d idle connections", i+1)
+		}
+	}
+	fmt.Fprintf(stderr, "\r%d idle connections, held for %s\n", len(conns), o.duration)
+	if o.asJSON {
+		_ = json.NewEncoder(stdout).Encode(map[string]int{"idle_connections": len(conns)})
+	} else {
+		fmt.Fprintf(stdout, "holding %d idle connections\n", len(conns))
+	}
+	<-ctx.Done()
+	return nil
+}
