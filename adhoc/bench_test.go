@@ -3,7 +3,9 @@ package adhoc_test
 import (
 	"context"
 	"encoding/xml"
+	"strconv"
 	"testing"
+	"time"
 
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/stanza"
@@ -65,6 +67,29 @@ func BenchmarkWizardInProcess(b *testing.B) {
 			if _, err := xmlstream.Copy(xmlstream.Discard(), r); err != nil {
 				b.Fatal(err)
 			}
+		}
+	}
+}
+
+// BenchmarkMemoryStore measures a session's put, get and end in the default
+// store.
+func BenchmarkMemoryStore(b *testing.B) {
+	st := adhoc.NewMemoryStore(10000, time.Minute, 1<<30)
+	ctx := context.Background()
+	s := &adhoc.Session{Node: "n", Owner: "o@x", Requester: "o@x/r", Values: []adhoc.Values{{"a": {"b"}}}}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		s.ID = strconv.Itoa(i)
+		if err := st.Put(ctx, s); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := st.Get(ctx, s.ID); err != nil {
+			b.Fatal(err)
+		}
+		if err := st.End(ctx, s.ID); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

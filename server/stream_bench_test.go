@@ -1,0 +1,65 @@
+package server
+
+import (
+	"bytes"
+	"encoding/xml"
+	"io"
+	"strings"
+	"testing"
+)
+
+const benchMessage = `<message to='bob@localhost/desk' type='chat' id='m1'><body>Hello, how are you today?</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>`
+
+// BenchmarkDecodeStanza measures reading one message stanza with every limit
+// applied (byte budget, depth, attributes, restricted XML).
+func BenchmarkDecodeStanza(b *testing.B) {
+	stream := `<?xml version='1.0'?><stream:stream to='localhost' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>` +
+		strings.Repeat(benchMessage, 1024)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchMessage)))
+	var d *decoder
+	n := 0
+	for b.Loop() {
+		if n%1024 == 0 {
+			d = newDecoder(strings.NewReader(stream), 256<<10, 64, 64)
+			if _, err := d.streamHeader(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, err := d.next(); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+}
+
+// BenchmarkEncodeStanza measures writing one buffered message stanza.
+func BenchmarkEncodeStanza(b *testing.B) {
+	d := newDecoder(strings.NewReader(`<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>`+benchMessage), 1<<20, 64, 64)
+	if _, err := d.streamHeader(); err != nil {
+		b.Fatal(err)
+	}
+	el, err := d.next()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var buf bytes.Buffer
+	e := xml.NewEncoder(&buf)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf.Reset()
+		r := el.reader()
+		for {
+			t, err := r.Token()
+			if err == io.EOF {
+				break
+			}
+			if err := e.EncodeToken(t); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := e.Flush(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
