@@ -9,7 +9,8 @@ import (
 
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/form"
-	"mellium.im/xmpp/jid"
+
+	"github.com/adhocd/adhocd/canonjid"
 )
 
 // submission is a submitted data form as it comes over the wire: field vars
@@ -113,7 +114,7 @@ func checkField(def *form.Data, f form.FieldData, vals []string) ([]string, erro
 		}
 		var out []string
 		for _, v := range vals {
-			j, err := jid.Parse(strings.TrimSpace(v))
+			j, err := canonjid.Parse(strings.TrimSpace(v))
 			if err != nil {
 				return nil, &PayloadError{Field: f.Var, Msg: fmt.Sprintf("%q is not a valid JID", v)}
 			}

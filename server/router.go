@@ -37,6 +37,9 @@ func (s *Server) route(ctx context.Context, c *conn, el *element) error {
 			return streamErr(stream.InvalidFrom, "the from address is not this session's")
 		}
 	}
+	if name.Local == "iq" && el.attr("id") == "" {
+		return streamErr(stream.BadFormat, "an IQ needs an id")
+	}
 	el.setAttr("from", c.addr.String())
 	c.stanzas.Add(1)
 	s.stanzasIn.Add(1)
@@ -96,9 +99,6 @@ func (s *Server) isLocal(j jid.JID) bool { return j.Domainpart() == s.domain.Dom
 // account's handlers, the server's, or the addressed resource.
 func (s *Server) routeIQ(ctx context.Context, c *conn, el *element, to jid.JID) error {
 	typ := stanza.IQType(el.attr("type"))
-	if el.attr("id") == "" {
-		return streamErr(stream.BadFormat, "an IQ needs an id")
-	}
 	_, n := el.payload()
 	switch typ {
 	case stanza.GetIQ, stanza.SetIQ:

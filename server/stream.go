@@ -319,6 +319,10 @@ func (d *decoder) mapErr(err error) error {
 		return stream.NotWellFormed
 	case strings.Contains(err.Error(), "unsupported charset"), strings.Contains(err.Error(), "encoding"):
 		return stream.UnsupportedEncoding
+	case strings.HasPrefix(err.Error(), "xml:"):
+		// Any other complaint of the parser (an XML declaration with a
+		// version other than 1.0, say): the input is not well-formed XML 1.0.
+		return streamErr(stream.NotWellFormed, strings.TrimPrefix(err.Error(), "xml: "))
 	}
 	return err
 }
@@ -365,7 +369,9 @@ func (d *decoder) next() (*element, error) {
 			if len(bytes.TrimSpace(t)) != 0 {
 				return nil, streamErr(stream.BadFormat, "text outside a stanza")
 			}
-			d.budget.left = d.maxBytes
+			// encoding/xml has already read the '<' that ended the white
+			// space: it belongs to the next element's budget.
+			d.budget.left = d.maxBytes - 1
 		case xml.EndElement:
 			// The only end tag at this level closes the stream.
 			return nil, io.EOF
@@ -410,7 +416,9 @@ func (d *decoder) rest(start xml.StartElement) (*element, error) {
 }
 
 // stripNSDecl drops xmlns declarations: encoding/xml has already resolved every
-// name, and the encoder declares namespaces again where it writes them.
+// name, and the encoder declares namespaces again where it writes them. An
+// element in no namespace gets xmlns="" so that, written inside a parent with
+// a default namespace, it does not fall into the parent's namespace.
 func stripNSDecl(t xml.StartElement) xml.StartElement {
 	n := 0
 	for _, a := range t.Attr {
@@ -421,6 +429,9 @@ func stripNSDecl(t xml.StartElement) xml.StartElement {
 		n++
 	}
 	t.Attr = t.Attr[:n]
+	if t.Name.Space == "" {
+		t.Attr = append(t.Attr, xml.Attr{Name: xml.Name{Local: "xmlns"}, Value: ""})
+	}
 	return t
 }
 

@@ -8,10 +8,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/adhocd/adhocd/canonjid"
 	"github.com/adhocd/adhocd/server/auth"
 	"github.com/adhocd/adhocd/server/storage"
 )
@@ -22,15 +24,16 @@ var ErrWrongDomain = errors.New("account: not on this server's domain")
 // Username checks that s is a bare JID user@domain on this server (a bare
 // localpart is taken as on domain) and returns its normalised localpart.
 func Username(s, domain string) (string, error) {
-	j, err := jid.Parse(s)
-	if err != nil {
-		return "", fmt.Errorf("account: %q is not a valid JID: %w", s, err)
-	}
-	if j.Localpart() == "" && j.Resourcepart() == "" {
-		// "alice" parses as a domain; read it as a localpart on domain.
-		if j, err = jid.New(s, domain, ""); err != nil {
+	var j jid.JID
+	var err error
+	if !strings.ContainsAny(s, "@/") {
+		// A bare name is a localpart on domain ("john+doe" is a valid
+		// localpart though it would not be a valid domain).
+		if j, err = canonjid.New(s, domain, ""); err != nil {
 			return "", fmt.Errorf("account: %q is not a valid username: %w", s, err)
 		}
+	} else if j, err = canonjid.Parse(s); err != nil {
+		return "", fmt.Errorf("account: %q is not a valid JID: %w", s, err)
 	}
 	switch {
 	case j.Localpart() == "":
