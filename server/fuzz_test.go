@@ -759,30 +759,7 @@ func fuzzParseStream(seg []byte) (els []*element, closed bool, err error) {
 
 // fuzzChildren returns the direct children of an element.
 func fuzzChildren(el *element) []*element {
-	var out []*element
-	depth := 0
-	var cur *element
-	for _, t := range el.inner {
-		switch t := t.(type) {
-		case xml.StartElement:
-			depth++
-			if depth == 1 {
-				cur = &element{start: t}
-				continue
-			}
-		case xml.EndElement:
-			depth--
-			if depth == 0 {
-				out = append(out, cur)
-				cur = nil
-				continue
-			}
-		}
-		if cur != nil {
-			cur.inner = append(cur.inner, t)
-		}
-	}
-	return out
+	return (&tokenBuffer{toks: el.inner}).elements()
 }
 
 // check checks one top-level element given what came before it.

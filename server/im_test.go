@@ -366,16 +366,7 @@ func TestMaxConnections(t *testing.T) {
 	}
 	a.Close()
 	// A freed slot is usable again.
-	deadline := time.Now().Add(wait)
-	for {
-		if _, err := srv.DialErr("alice", "wonderland", ""); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no connection accepted after one closed")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	eventuallyDial(t, srv, "alice", "wonderland")
 }
 
 func TestRoster(t *testing.T) {
@@ -556,5 +547,21 @@ func TestIdleTimeout(t *testing.T) {
 	got, _ := r.ClosedByServer(wait)
 	if !strings.Contains(got, "<connection-timeout xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>") {
 		t.Fatalf("idle session got %q", got)
+	}
+}
+
+// eventuallyDial logs in once the server accepts again (a closed connection
+// frees its slot when the server notices), or fails the test.
+func eventuallyDial(t *testing.T, srv *servertest.Server, user, password string) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		if _, err := srv.DialErr(user, password, ""); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no connection accepted after one closed")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
