@@ -291,9 +291,41 @@ func (d *decoder) token() (xml.Token, error) {
 		if len(t.Attr) > d.maxAttrs {
 			return nil, streamErr(stream.PolicyViolation, fmt.Sprintf("more than %d attributes on one element", d.maxAttrs))
 		}
+		// encoding/xml lets a local name after a prefix start with a digit
+		// ("a:0"); such a name could not be written to a recipient as XML.
+		if !ncName(t.Name.Local) {
+			return nil, streamErr(stream.NotWellFormed, fmt.Sprintf("%q is not an XML name", t.Name.Local))
+		}
+		for _, a := range t.Attr {
+			if !ncName(a.Name.Local) {
+				return nil, streamErr(stream.NotWellFormed, fmt.Sprintf("%q is not an XML name", a.Name.Local))
+			}
+		}
 		return stripNSDecl(t), nil
 	}
 	return t, nil
+}
+
+// ncName reports whether s is an XML NCName (XML 1.0 fifth edition names,
+// without colons).
+func ncName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r == '_' || (r >= 'A' && r <= 'Z') || (r >= 'a' && r <= 'z'):
+		case i > 0 && (r == '-' || r == '.' || (r >= '0' && r <= '9') || r == 0xB7):
+		case r >= 0xC0 && r <= 0xD6, r >= 0xD8 && r <= 0xF6, r >= 0xF8 && r <= 0x2FF,
+			r >= 0x370 && r <= 0x37D, r >= 0x37F && r <= 0x1FFF, r >= 0x200C && r <= 0x200D,
+			r >= 0x2070 && r <= 0x218F, r >= 0x2C00 && r <= 0x2FEF, r >= 0x3001 && r <= 0xD7FF,
+			r >= 0xF900 && r <= 0xFDCF, r >= 0xFDF0 && r <= 0xFFFD, r >= 0x10000 && r <= 0xEFFFF:
+		case i > 0 && (r >= 0x300 && r <= 0x36F || r >= 0x203F && r <= 0x2040):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func (d *decoder) mapErr(err error) error {
