@@ -46,8 +46,9 @@ func FuzzUsername(f *testing.F) {
 		domain := jid.MustParse(fuzzDomains[int(d)%len(fuzzDomains)]).String()
 		u, err := Username(s, domain)
 
-		// ErrWrongDomain exactly for a bare JID user@other.
-		j, perr := jid.Parse(s)
+		// ErrWrongDomain exactly for a bare JID user@other (parsed the way
+		// adhocd parses JIDs: canonjid; "0@.." is no JID at all).
+		j, perr := canonjid.Parse(s)
 		otherDomain := perr == nil && j.Localpart() != "" && j.Resourcepart() == "" && j.Domainpart() != domain
 		if errors.Is(err, ErrWrongDomain) != otherDomain {
 			t.Fatalf("Username(%q, %q): error %v; a bare JID of another domain: %v", s, domain, err, otherDomain)
