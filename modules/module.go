@@ -55,7 +55,7 @@ type Host interface {
 	Commands() *adhoc.Provider
 	// IsAdmin reports whether j's bare JID may administer the server.
 	IsAdmin(j jid.JID) bool
-	// Sessions lists the bound client sessions.
+	// Sessions lists the bound client sessions, in no particular order.
 	Sessions() []SessionInfo
 	// EndSessions closes an account's sessions (every one, or the one bound
 	// to resource) with a stream error whose text is reason, and returns

@@ -19,11 +19,14 @@ import (
 
 // client is one logged-in connection.
 type client struct {
-	conn   net.Conn
-	dec    *xml.Decoder
-	w      *bufio.Writer
-	seq    int
-	broken bool
+	conn    net.Conn
+	dec     *xml.Decoder
+	w       *bufio.Writer
+	seq     int
+	broken  bool
+	pending *xml.StartElement // read by skipResult, for element to decode
+	// lastStatus is the command status of the last result skipResult read.
+	lastStatus string
 }
 
 func dial(ctx context.Context, o options, user string) (*client, error) {
@@ -109,8 +112,11 @@ func (c *client) open(domain string) error {
 // decoded as a generic node; a stream error ends the wait.
 func (c *client) element(local string) (*node, error) {
 	for {
-		t, err := c.dec.Token()
-		if err != nil {
+		var t xml.Token
+		var err error
+		if c.pending != nil {
+			t, c.pending = *c.pending, nil
+		} else if t, err = c.dec.Token(); err != nil {
 			return nil, err
 		}
 		st, ok := t.(xml.StartElement)
@@ -224,9 +230,20 @@ type errCondition string
 func (e errCondition) Error() string { return string(e) }
 
 // waitIQ reads until the IQ reply with id; only a result with that id is a
-// success. into, if set, receives the reply.
+// success. into, if set, receives the reply; without it a result's body is
+// skipped unread, which keeps the load tool's own cost low.
 func (c *client) waitIQ(id string, into *node) error {
 	for {
+		if into == nil {
+			ok, err := c.skipResult(id)
+			if err != nil {
+				c.broken = true
+				return err
+			}
+			if ok {
+				return nil
+			}
+		}
 		n, err := c.element("iq")
 		if err != nil {
 			c.broken = true
@@ -257,6 +274,62 @@ func (c *client) waitIQ(id string, into *node) error {
 		default:
 			continue
 		}
+	}
+}
+
+// skipResult reads the next top-level element: if it is the result IQ with
+// id, it is skipped unread and ok is true. Anything else is left for
+// element to read: the decoder is rewound by handing it the start again.
+func (c *client) skipResult(id string) (ok bool, err error) {
+	for {
+		t, err := c.dec.Token()
+		if err != nil {
+			return false, err
+		}
+		st, isStart := t.(xml.StartElement)
+		if !isStart || st.Name.Local == "stream" {
+			continue
+		}
+		var gotID, typ string
+		for _, a := range st.Attr {
+			switch a.Name.Local {
+			case "id":
+				gotID = a.Value
+			case "type":
+				typ = a.Value
+			}
+		}
+		if st.Name.Local == "iq" && gotID == id && typ == "result" {
+			// Read only the <command/> child's status; skip the rest.
+			c.lastStatus = ""
+			for {
+				t, err := c.dec.Token()
+				if err != nil {
+					return false, err
+				}
+				switch t := t.(type) {
+				case xml.StartElement:
+					for _, a := range t.Attr {
+						if a.Name.Local == "status" {
+							c.lastStatus = a.Value
+						}
+					}
+					if err := c.dec.Skip(); err != nil {
+						return false, err
+					}
+				case xml.EndElement:
+					return true, nil
+				}
+			}
+		}
+		if st.Name.Local == "iq" && gotID != id {
+			if err := c.dec.Skip(); err != nil {
+				return false, err
+			}
+			continue
+		}
+		c.pending = &st
+		return false, nil
 	}
 }
 
@@ -299,7 +372,11 @@ func (c *client) runFlow(ctx context.Context, o options, flow []step, errs map[s
 			return false
 		}
 		var reply node
-		err := c.waitIQ(id, &reply)
+		into := &reply
+		if i == len(steps)-1 {
+			into = nil // the last stage: only its status matters
+		}
+		err := c.waitIQ(id, into)
 		observe(time.Since(begin))
 		var cond errCondition
 		switch {
@@ -312,16 +389,19 @@ func (c *client) runFlow(ctx context.Context, o options, flow []step, errs map[s
 			}
 			return false
 		}
+		if into == nil {
+			return c.lastStatus == "completed"
+		}
 		for _, ch := range reply.Nodes {
 			if ch.XMLName.Local == "command" {
 				sid = ch.attr("sessionid")
 				if st := ch.attr("status"); st == "completed" || st == "canceled" {
-					return i == len(steps)-1
+					return false // ended before the flow's last stage
 				}
 			}
 		}
 	}
-	return true
+	return false
 }
 
 func xmlEscape(b *strings.Builder, s string) { _ = xml.EscapeText(b, []byte(s)) }

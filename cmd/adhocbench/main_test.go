@@ -63,6 +63,16 @@ func TestTLSAndFlow(t *testing.T) {
 	}
 }
 
+// TestUnfinishedFlowIsNotCounted: a multi-stage node run without its flow
+// answers "executing"; that is a request, not a completed flow.
+func TestUnfinishedFlowIsNotCounted(t *testing.T) {
+	srv := start(t)
+	r := bench(t, srv, "--clients", "1", "--count", "3", "--node", adhoctest.WizardNode)
+	if r.Requests != 3 || r.Flows != 0 || len(r.Errors) != 0 {
+		t.Fatalf("%+v", r)
+	}
+}
+
 func TestErrorsCountedByCondition(t *testing.T) {
 	srv := start(t)
 	r := bench(t, srv, "--clients", "1", "--count", "5", "--node", "urn:nothing")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"mellium.im/xmpp/form"
 
 	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/modules/version"
 	"github.com/adhocd/adhocd/server/config"
 )
@@ -78,7 +80,9 @@ func (m *Module) sessions(_ context.Context, _ *adhoc.Request) (*adhoc.Result, [
 		{Var: "available", Label: "Available", Type: form.TypeBoolean},
 	}}
 	now := time.Now()
-	for _, s := range m.h.Sessions() {
+	sessions := m.h.Sessions()
+	slices.SortFunc(sessions, func(a, b modules.SessionInfo) int { return strings.Compare(a.JID.String(), b.JID.String()) })
+	for _, s := range sessions {
 		t.Rows = append(t.Rows, []string{
 			s.JID.Bare().String(), s.JID.Resourcepart(), s.Remote, s.Since.UTC().Format(time.RFC3339),
 			strconv.Itoa(int(now.Sub(s.LastActive).Seconds())), strconv.FormatBool(s.Available),
