@@ -31,57 +31,29 @@ var (
 	bob    = jid.MustParse("bob@localhost/desk")
 )
 
-// response is a <command/> reply as a requester reads it.
+// response is a <command/> reply, read with the requester's parser, and its
+// XML as sent.
 type response struct {
-	Node      string `xml:"node,attr"`
-	SessionID string `xml:"sessionid,attr"`
-	Status    string `xml:"status,attr"`
-	Lang      string `xml:"http://www.w3.org/XML/1998/namespace lang,attr"`
-	Actions   *struct {
-		Execute  string    `xml:"execute,attr"`
-		Prev     *struct{} `xml:"prev"`
-		Next     *struct{} `xml:"next"`
-		Complete *struct{} `xml:"complete"`
-	} `xml:"actions"`
-	Notes []struct {
-		Type string `xml:"type,attr"`
-		Text string `xml:",chardata"`
-	} `xml:"note"`
-	Forms []struct {
-		Type   string `xml:"type,attr"`
-		Title  string `xml:"title"`
-		Fields []struct {
-			Var    string   `xml:"var,attr"`
-			Type   string   `xml:"type,attr"`
-			Values []string `xml:"value"`
-		} `xml:"field"`
-	} `xml:"jabber:x:data x"`
+	*adhoc.Response
 	raw string
 }
 
+// actions renders the offered actions as "default:action,action".
 func (r *response) actions() string {
-	if r.Actions == nil {
+	if r.Default == "" {
 		return ""
 	}
-	var a []string
-	if r.Actions.Prev != nil {
-		a = append(a, "prev")
+	a := make([]string, len(r.Actions))
+	for i, x := range r.Actions {
+		a[i] = string(x)
 	}
-	if r.Actions.Next != nil {
-		a = append(a, "next")
-	}
-	if r.Actions.Complete != nil {
-		a = append(a, "complete")
-	}
-	return r.Actions.Execute + ":" + strings.Join(a, ",")
+	return string(r.Default) + ":" + strings.Join(a, ",")
 }
 
 func (r *response) value(name string) string {
 	for _, f := range r.Forms {
-		for _, fl := range f.Fields {
-			if fl.Var == name && len(fl.Values) > 0 {
-				return fl.Values[0]
-			}
+		if v := f.Value(name); v != "" {
+			return v
 		}
 	}
 	return ""
@@ -149,11 +121,12 @@ func run(t *testing.T, p *adhoc.Provider, c call) (*response, error) {
 	if err := e.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	resp := &response{raw: buf.String()}
-	if err := xml.Unmarshal(buf.Bytes(), resp); err != nil {
-		t.Fatalf("response %q: %v", buf.String(), err)
+	raw := buf.String()
+	parsed, err := adhoc.ParseCommand(xml.NewDecoder(strings.NewReader(raw)))
+	if err != nil {
+		t.Fatalf("response %q: %v", raw, err)
 	}
-	return resp, nil
+	return &response{Response: parsed, raw: raw}, nil
 }
 
 func newProvider(t *testing.T, opts ...adhoc.Option) *adhoc.Provider {
@@ -277,7 +250,7 @@ func TestStateMachine(t *testing.T) {
 			if err != nil {
 				t.Fatalf("want %s, got %v", tc.want.status, err)
 			}
-			if r.Status != tc.want.status || r.actions() != tc.want.actions {
+			if string(r.Status) != tc.want.status || r.actions() != tc.want.actions {
 				t.Fatalf("status %s actions %q, want %s %q\n%s", r.Status, r.actions(), tc.want.status, tc.want.actions, r.raw)
 			}
 			if c.sid != "" && r.SessionID != c.sid {
@@ -322,7 +295,7 @@ func TestPrevRemembersValues(t *testing.T) {
 	if r.value("name") != "Alicia" || r.value("contact") != "bob@localhost" || r.value("comment") != "all good" || r.Forms[0].Type != "result" {
 		t.Fatalf("result: %s", r.raw)
 	}
-	if len(r.Notes) != 1 || r.Notes[0].Type != "info" {
+	if len(r.Notes) != 1 || r.Notes[0].Type != adhoc.NoteInfo {
 		t.Fatalf("notes: %+v", r.Notes)
 	}
 }
@@ -378,7 +351,7 @@ func TestFailedCompletionCarriesErrorNote(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Status != "completed" || len(r.Notes) != 1 || r.Notes[0].Type != "error" || !strings.Contains(r.Notes[0].Text, "choose another") {
+	if r.Status != adhoc.Completed || len(r.Notes) != 1 || r.Notes[0].Type != adhoc.NoteError || !strings.Contains(r.Notes[0].Text, "choose another") {
 		t.Fatalf("want completed with an error note: %s", r.raw)
 	}
 }
@@ -389,7 +362,7 @@ func TestOneStageCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Status != "completed" || r.Actions != nil || len(r.Notes) != 1 || r.Notes[0].Text != "hello alice@localhost" {
+	if r.Status != adhoc.Completed || r.Actions != nil || len(r.Notes) != 1 || r.Notes[0].Text != "hello alice@localhost" {
 		t.Fatalf("one-stage result: %s", r.raw)
 	}
 	_, err = run(t, p, call{from: alice, node: adhoctest.TimeNode, sid: r.SessionID, action: "complete"})

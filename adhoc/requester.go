@@ -180,27 +180,30 @@ func (r *Requester) send(ctx context.Context, to jid.JID, node, sid string, a Ac
 	return parseReply(rc, to)
 }
 
+// commandXML is a <command/> element as received.
+type commandXML struct {
+	Node      string `xml:"node,attr"`
+	SessionID string `xml:"sessionid,attr"`
+	Status    string `xml:"status,attr"`
+	Lang      string `xml:"http://www.w3.org/XML/1998/namespace lang,attr"`
+	Actions   *struct {
+		Execute  string    `xml:"execute,attr"`
+		Prev     *struct{} `xml:"prev"`
+		Next     *struct{} `xml:"next"`
+		Complete *struct{} `xml:"complete"`
+	} `xml:"actions"`
+	Notes []struct {
+		Type string `xml:"type,attr"`
+		Text string `xml:",chardata"`
+	} `xml:"note"`
+	Forms []Form `xml:"jabber:x:data x"`
+}
+
 // reply is an IQ carrying a <command/> or an <error/>.
 type reply struct {
-	Type    string `xml:"type,attr"`
-	Command *struct {
-		Node      string `xml:"node,attr"`
-		SessionID string `xml:"sessionid,attr"`
-		Status    string `xml:"status,attr"`
-		Lang      string `xml:"http://www.w3.org/XML/1998/namespace lang,attr"`
-		Actions   *struct {
-			Execute  string    `xml:"execute,attr"`
-			Prev     *struct{} `xml:"prev"`
-			Next     *struct{} `xml:"next"`
-			Complete *struct{} `xml:"complete"`
-		} `xml:"actions"`
-		Notes []struct {
-			Type string `xml:"type,attr"`
-			Text string `xml:",chardata"`
-		} `xml:"note"`
-		Forms []Form `xml:"jabber:x:data x"`
-	} `xml:"http://jabber.org/protocol/commands command"`
-	Error *struct {
+	Type    string      `xml:"type,attr"`
+	Command *commandXML `xml:"http://jabber.org/protocol/commands command"`
+	Error   *struct {
 		Type  string `xml:"type,attr"`
 		Inner []struct {
 			XMLName xml.Name
@@ -231,11 +234,26 @@ func parseReply(r xml.TokenReader, from jid.JID) (*Response, error) {
 		}
 		return nil, e
 	}
-	c := rep.Command
-	if c == nil {
+	if rep.Command == nil {
 		return nil, errors.New("adhoc: reply without <command/>")
 	}
-	resp := &Response{From: from, Node: c.Node, SessionID: c.SessionID, Status: Status(c.Status), Lang: c.Lang, Forms: c.Forms}
+	resp := rep.Command.response()
+	resp.From = from
+	return resp, nil
+}
+
+// ParseCommand reads a <command/> element (a provider's response without
+// its IQ) into a Response.
+func ParseCommand(r xml.TokenReader) (*Response, error) {
+	var c commandXML
+	if err := xml.NewTokenDecoder(r).Decode(&c); err != nil {
+		return nil, fmt.Errorf("adhoc: malformed command: %w", err)
+	}
+	return c.response(), nil
+}
+
+func (c *commandXML) response() *Response {
+	resp := &Response{Node: c.Node, SessionID: c.SessionID, Status: Status(c.Status), Lang: c.Lang, Forms: c.Forms}
 	if a := c.Actions; a != nil {
 		resp.Default = Action(a.Execute)
 		for _, x := range []struct {
@@ -254,7 +272,7 @@ func parseReply(r xml.TokenReader, from jid.JID) (*Response, error) {
 		}
 		resp.Notes = append(resp.Notes, Note{Type: t, Text: n.Text})
 	}
-	return resp, nil
+	return resp
 }
 
 // Submission renders the values as a data form of type submit.
