@@ -194,7 +194,7 @@ func withValues(def *form.Data, vals Values) xml.TokenReader {
 			case xml.StartElement:
 				depth++
 				if tok.Name.Local == "field" && depth == 2 {
-					name := attrOf(tok, "var")
+					name := attr(tok, "var")
 					v, ok := vals[name]
 					typ := types[name]
 					inField = ok && name != "" && typ != form.TypeFixed && typ != form.TypeTextPrivate
@@ -243,15 +243,6 @@ func skip(r xml.TokenReader) {
 			depth--
 		}
 	}
-}
-
-func attrOf(st xml.StartElement, local string) string {
-	for _, a := range st.Attr {
-		if a.Name.Local == local && a.Name.Space == "" {
-			return a.Value
-		}
-	}
-	return ""
 }
 
 // asResult renders a form with type='result'.

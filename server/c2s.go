@@ -193,6 +193,12 @@ func (c *conn) openStream() error {
 func (c *conn) writeHeader(to string) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.outOpen = true
+	return c.writeLocked(c.header(to))
+}
+
+// header is our stream header, addressed to to if it is set.
+func (c *conn) header(to string) string {
 	var b strings.Builder
 	b.WriteString(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en' id='`)
 	b.WriteString(newID())
@@ -203,8 +209,7 @@ func (c *conn) writeHeader(to string) error {
 		xml.EscapeText(&b, []byte(to))
 	}
 	b.WriteString(`'>`)
-	c.outOpen = true
-	return c.writeLocked(b.String())
+	return b.String()
 }
 
 // features lists the stream features for the current state (RFC 6120 §4.3.2).
@@ -564,7 +569,7 @@ func (c *conn) closeLocked(se *stream.Error) {
 	var b strings.Builder
 	if !c.outOpen {
 		// RFC 6120 §4.9.1.2: a header precedes an error on a stream not yet opened.
-		b.WriteString(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' id='` + newID() + `' from='` + c.srv.domain.String() + `'>`)
+		b.WriteString(c.header(""))
 	}
 	if se != nil {
 		b.WriteString(streamErrorXML(*se))

@@ -68,14 +68,7 @@ type element struct {
 }
 
 // attr returns the value of the unqualified attribute named local.
-func (e *element) attr(local string) string {
-	for _, a := range e.start.Attr {
-		if a.Name.Local == local && a.Name.Space == "" {
-			return a.Value
-		}
-	}
-	return ""
-}
+func (e *element) attr(local string) string { return attrOf(e.start, local) }
 
 // setAttr sets (or with an empty value removes) the unqualified attribute local.
 func (e *element) setAttr(local, value string) {

@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"encoding/xml"
 	"strings"
 
 	"mellium.im/xmpp/form"
@@ -36,10 +35,4 @@ func (m *Module) broadcast(ctx context.Context, text string) int {
 		}
 	}
 	return n
-}
-
-func xmlCharData(s string) xml.CharData { return xml.CharData(s) }
-
-func startElement(local string) xml.StartElement {
-	return xml.StartElement{Name: xml.Name{Local: local}}
 }

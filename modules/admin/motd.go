@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"strings"
 	"time"
@@ -158,8 +159,8 @@ func (m *Module) deliverMOTD(ctx context.Context, session jid.JID, v motd) bool 
 func (m *Module) message(ctx context.Context, to jid.JID, subject, text string) bool {
 	msg := stanza.Message{To: to, From: m.h.Domain(), Type: stanza.HeadlineMessage}
 	body := xmlstream.MultiReader(
-		xmlstream.Wrap(xmlstream.Token(xmlCharData(subject)), startElement("subject")),
-		xmlstream.Wrap(xmlstream.Token(xmlCharData(text)), startElement("body")),
+		xmlstream.Wrap(xmlstream.Token(xml.CharData(subject)), xml.StartElement{Name: xml.Name{Local: "subject"}}),
+		xmlstream.Wrap(xmlstream.Token(xml.CharData(text)), xml.StartElement{Name: xml.Name{Local: "body"}}),
 	)
 	return m.h.Send(ctx, msg.Wrap(body)) == nil
 }
