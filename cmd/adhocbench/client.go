@@ -12,6 +12,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/xdg-go/scram"
@@ -134,9 +135,9 @@ func (c *client) element(local string) (*node, error) {
 		case st.Name.Local == local:
 			return &n, nil
 		case st.Name.Local == "error" && st.Name.Space == "http://etherx.jabber.org/streams":
-			return nil, fmt.Errorf("stream error: %s", n.firstChild())
+			return nil, fmt.Errorf("stream error: %w", errCondition(n.firstChild()))
 		case st.Name.Local == "failure":
-			return nil, fmt.Errorf("SASL failure: %s", n.firstChild())
+			return nil, fmt.Errorf("SASL failure: %w", errCondition(n.firstChild()))
 		}
 		if local == "success|challenge" && (st.Name.Local == "success" || st.Name.Local == "challenge") {
 			n.XMLName = st.Name
@@ -181,11 +182,7 @@ func (c *client) auth(o options, user string) error {
 		_, err := c.element("success")
 		return err
 	case "SCRAM-SHA-1", "SCRAM-SHA-256":
-		h := scram.SHA256
-		if o.mech == "SCRAM-SHA-1" {
-			h = scram.SHA1
-		}
-		sc, err := h.NewClient(user, o.password, "")
+		sc, err := o.scram.client(o.mech, user, o.password)
 		if err != nil {
 			return err
 		}
@@ -222,6 +219,36 @@ func (c *client) auth(o options, user string) error {
 		}
 	}
 	return fmt.Errorf("unknown mechanism %q", o.mech)
+}
+
+// scramClients keeps one SCRAM client per user, so that a user logging in
+// again reuses the salted password its client derived the first time, as
+// real clients do; the PBKDF2 cost of a login is then the server's alone.
+type scramClients struct {
+	mu      sync.Mutex
+	clients map[string]*scram.Client
+}
+
+func (s *scramClients) client(mech, user, password string) (*scram.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := mech + "\x00" + user
+	if c, ok := s.clients[key]; ok {
+		return c, nil
+	}
+	h := scram.SHA256
+	if mech == "SCRAM-SHA-1" {
+		h = scram.SHA1
+	}
+	c, err := h.NewClient(user, password, "")
+	if err != nil {
+		return nil, err
+	}
+	if s.clients == nil {
+		s.clients = map[string]*scram.Client{}
+	}
+	s.clients[key] = c
+	return c, nil
 }
 
 // errCondition is an IQ error reply, named by its condition.
@@ -331,6 +358,35 @@ func (c *client) skipResult(id string) (ok bool, err error) {
 		c.pending = &st
 		return false, nil
 	}
+}
+
+// loginLoop logs user in and out again and again until ctx ends (or
+// o.count logins), calling observe with the time from dialling to the bound
+// resource; it returns the logins that succeeded.
+func loginLoop(ctx context.Context, o options, user string, errs map[string]int, observe func(time.Duration)) int64 {
+	var ok int64
+	for n := 0; o.count == 0 || n < o.count; n++ {
+		begin := time.Now()
+		c, err := dial(ctx, o, user)
+		if ctx.Err() != nil {
+			if err == nil {
+				c.close()
+			}
+			return ok
+		}
+		observe(time.Since(begin))
+		var cond errCondition
+		switch {
+		case errors.As(err, &cond):
+			errs[string(cond)]++
+		case err != nil:
+			errs["connection"]++
+		default:
+			ok++
+			c.close()
+		}
+	}
+	return ok
 }
 
 // runFlow executes the node once (and the flow's further stages), calling

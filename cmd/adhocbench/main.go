@@ -13,7 +13,11 @@
 // A reply counts only when it is the result with the request's id; error
 // replies are counted by condition. --idle N instead opens N connections,
 // logs them in and holds them, printing the count, until interrupted or
-// --duration ends. --json prints the report as JSON.
+// --duration ends. --logins measures logins instead: each connection logs
+// in, binds and closes, again and again, and the report counts logins (a
+// client keeps its SCRAM salted password between logins, as real clients
+// do, so the key derivation is the server's cost alone). --json prints the
+// report as JSON.
 //
 // The client is written on encoding/xml directly rather than on an XMPP
 // library so that the load generator costs as little CPU as possible on a
@@ -39,9 +43,10 @@ import (
 
 type options struct {
 	server, domain, users, password, mech, node, flow string
-	tls, insecure, asJSON                             bool
+	tls, insecure, asJSON, logins                     bool
 	clients, count, idle                              int
 	duration, timeout                                 time.Duration
+	scram                                             *scramClients
 }
 
 func main() {
@@ -52,7 +57,7 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
-	var o options
+	o := options{scram: &scramClients{}}
 	fs := flag.NewFlagSet("adhocbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.server, "server", "127.0.0.1:5222", "host:port of the server")
@@ -67,6 +72,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.clients, "clients", 1, "connections running commands")
 	fs.IntVar(&o.count, "count", 0, "executions per connection (0: until --duration)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to run (with --count 0, or --idle)")
+	fs.BoolVar(&o.logins, "logins", false, "measure logins: each connection logs in, binds and closes, again and again")
 	fs.IntVar(&o.idle, "idle", 0, "open this many idle logged-in connections and hold them")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "how long one request may take")
 	fs.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
@@ -184,6 +190,16 @@ func load(ctx context.Context, o options, flow []step, stderr io.Writer) (*repor
 			defer wg.Done()
 			res := &results[i]
 			res.errors = map[string]int{}
+			observe := func(d time.Duration) {
+				res.lat = append(res.lat, d)
+				requests.Add(1)
+			}
+			if o.logins {
+				loggedIn.Done()
+				<-ready
+				res.flows = loginLoop(ctx, o, o.user(i), res.errors, observe)
+				return
+			}
 			c, err := dial(ctx, o, o.user(i))
 			loggedIn.Done()
 			if err != nil {
@@ -196,10 +212,7 @@ func load(ctx context.Context, o options, flow []step, stderr io.Writer) (*repor
 				if ctx.Err() != nil {
 					return
 				}
-				ok := c.runFlow(ctx, o, flow, res.errors, func(d time.Duration) {
-					res.lat = append(res.lat, d)
-					requests.Add(1)
-				})
+				ok := c.runFlow(ctx, o, flow, res.errors, observe)
 				if ok {
 					res.flows++
 				}
@@ -230,7 +243,11 @@ wait:
 	}
 	fmt.Fprintln(stderr)
 	elapsed := time.Since(start).Seconds()
-	rep := &report{Clients: o.clients, Node: o.node, Stages: 1 + len(flow), Seconds: elapsed, Errors: map[string]int{}}
+	what := o.node
+	if o.logins {
+		what = "login " + o.mech
+	}
+	rep := &report{Clients: o.clients, Node: what, Stages: 1 + len(flow), Seconds: elapsed, Errors: map[string]int{}}
 	var all []time.Duration
 	for _, r := range results {
 		if r.login != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/adhocd/adhocd/adhoc/adhoctest"
 	"github.com/adhocd/adhocd/server"
@@ -89,5 +90,25 @@ func TestIdle(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), `"idle_connections":4`) {
 		t.Fatalf("idle: %q", out.String())
+	}
+}
+
+// TestLogins: the login mode counts bound logins and failed ones by their
+// SASL condition.
+func TestLogins(t *testing.T) {
+	srv := start(t)
+	r := bench(t, srv, "--logins", "--clients", "2", "--count", "5", "--mech", "SCRAM-SHA-1")
+	if r.Requests != 10 || r.Flows != 10 || len(r.Errors) != 0 || r.Node != "login SCRAM-SHA-1" {
+		t.Fatalf("logins: %+v", r)
+	}
+	bad := bench(t, srv, "--logins", "--clients", "1", "--count", "2", "--password", "wrong")
+	if bad.Flows != 0 || bad.Errors["not-authorized"] != 2 {
+		t.Fatalf("wrong password: %+v", bad)
+	}
+	// Each login closed its stream: the server lets go of every session.
+	for deadline := time.Now().Add(5 * time.Second); len(srv.Sessions()) != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions left bound after the logins", len(srv.Sessions()))
+		}
 	}
 }

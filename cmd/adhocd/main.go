@@ -88,6 +88,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 		opts = append(opts, server.WithBootstrapAdmin(admin, pw))
 	}
+	if cfg.Debug.PprofListen != "" {
+		stopPprof, err := servePprof(cfg.Debug.PprofListen, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 	var tel *metrics.Telemetry
 	if cfg.Metrics.Listen != "" || cfg.OTel.Exporter != "none" {
 		if tel, err = metrics.New(ctx, cfg, log); err != nil {

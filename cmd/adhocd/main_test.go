@@ -253,26 +253,31 @@ func TestAdminRestartAndShutdown(t *testing.T) {
 	}
 }
 
-var metricsListening = regexp.MustCompile(`metrics listening.*addr=(\S+)`)
+var (
+	metricsListening = regexp.MustCompile(`metrics listening.*addr=(\S+)`)
+	pprofListening   = regexp.MustCompile(`pprof listening.*addr=(\S+)`)
+)
 
 // TestMetricsEndpoint: with metrics.listen set, the binary serves /healthz,
-// /readyz and /metrics, and a login shows in the counters.
+// /readyz and /metrics, and a login shows in the counters; with
+// debug.pprof_listen set, Go's profiles of the server on a listener apart.
 func TestMetricsEndpoint(t *testing.T) {
 	bin := build(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.yaml")
-	yaml := "c2s:\n  listen: 127.0.0.1:0\nstorage:\n  path: data\nmetrics:\n  listen: 127.0.0.1:0\n"
+	yaml := "c2s:\n  listen: 127.0.0.1:0\nstorage:\n  path: data\nmetrics:\n  listen: 127.0.0.1:0\ndebug:\n  pprof_listen: 127.0.0.1:0\n"
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd, addrs, logs := startAdhocd(t, bin, cfg)
 	addr := next(t, addrs, logs)
 	m := metricsListening.FindStringSubmatch(logs.String())
-	if m == nil {
-		t.Fatalf("no metrics listener in the log:\n%s", logs.String())
+	p := pprofListening.FindStringSubmatch(logs.String())
+	if m == nil || p == nil || m[1] == p[1] {
+		t.Fatalf("no metrics and pprof listeners of their own in the log:\n%s", logs.String())
 	}
-	get := func(path string) (int, string) {
-		resp, err := http.Get("http://" + m[1] + path)
+	getFrom := func(base, path string) (int, string) {
+		resp, err := http.Get("http://" + base + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -280,8 +285,15 @@ func TestMetricsEndpoint(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
+	get := func(path string) (int, string) { return getFrom(m[1], path) }
 	if code, _ := get("/readyz"); code != 200 {
 		t.Fatalf("/readyz %d", code)
+	}
+	if code, body := getFrom(p[1], "/debug/pprof/goroutine?debug=1"); code != 200 || !strings.Contains(body, "adhocd/server.(*Server)") {
+		t.Fatalf("goroutine profile: %d %.300s", code, body)
+	}
+	if code, _ := get("/debug/pprof/"); code != 404 {
+		t.Fatalf("the metrics listener serves profiles: %d", code)
 	}
 	tlsCfg := clientTLS(t, dir)
 	if _, err := servertest.Connect(t, addr, tlsCfg, "localhost", "root", "toor"); err != nil {

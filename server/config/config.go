@@ -37,6 +37,7 @@ type Config struct {
 	Admin   Admin   `yaml:"admin"`
 	OTel    OTel    `yaml:"otel"`
 	Log     Log     `yaml:"log"`
+	Debug   Debug   `yaml:"debug"`
 }
 
 // C2S configures the client-to-server listener.
@@ -114,6 +115,14 @@ type Limits struct {
 type Metrics struct {
 	// Listen is host:port; empty disables the listener.
 	Listen string `yaml:"listen"`
+}
+
+// Debug configures what helps find where the server spends its time.
+type Debug struct {
+	// PprofListen is host:port of an HTTP listener serving Go's
+	// /debug/pprof/ profiles; empty (the default) disables it. It exposes
+	// the process's internals: bind it to loopback only.
+	PprofListen string `yaml:"pprof_listen"`
 }
 
 // Adhoc configures the XEP-0050 engine.
@@ -288,9 +297,12 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.C2S.Listen); err != nil {
 		bad("c2s.listen %q: %v", c.C2S.Listen, err)
 	}
-	if c.Metrics.Listen != "" {
-		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
-			bad("metrics.listen %q: %v", c.Metrics.Listen, err)
+	for _, l := range [][2]string{{"metrics.listen", c.Metrics.Listen}, {"debug.pprof_listen", c.Debug.PprofListen}} {
+		if l[1] == "" {
+			continue // optional listeners
+		}
+		if _, _, err := net.SplitHostPort(l[1]); err != nil {
+			bad("%s %q: %v", l[0], l[1], err)
 		}
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {

@@ -60,6 +60,8 @@ func TestValidate(t *testing.T) {
 		{"domain: a@b", "bare domain"},
 		{"admins: [nobody]", "admins[0]"},
 		{"c2s: {listen: nowhere}", "c2s.listen"},
+		{"metrics: {listen: nowhere}", "metrics.listen"},
+		{"debug: {pprof_listen: nowhere}", "debug.pprof_listen"},
 		{"tls: {cert_file: a.pem}", "set together"},
 		{"storage: {scram_iterations: 100}", "4096"},
 		{"limits: {max_stanza_bytes: 10}", "at least 1024"},
