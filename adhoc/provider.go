@@ -9,6 +9,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"hash"
 	"hash/fnv"
 	"io"
 	"log/slog"
@@ -58,6 +59,7 @@ type Provider struct {
 	locks   [256]sync.Mutex
 	now     func() time.Time
 	secret  []byte
+	macs    sync.Pool // of hash.Hash: HMAC-SHA-256 under secret
 }
 
 var _ mux.IQHandler = (*Provider)(nil)
@@ -94,6 +96,7 @@ func NewProvider(opts ...Option) *Provider {
 		p.secret = make([]byte, 32)
 		_, _ = rand.Read(p.secret)
 	}
+	p.macs.New = func() any { return hmac.New(sha256.New, p.secret) }
 	return p
 }
 
@@ -356,8 +359,9 @@ func (p *Provider) start(ctx context.Context, c *Command, iq stanza.IQ, lang str
 		Owner: iq.From.Bare().String(), Lang: served, Created: now, Updated: now,
 	}
 	if len(c.Stages) == 0 {
-		// A one-stage command completes now; its id is remembered as ended.
-		_ = p.store.End(ctx, s.ID)
+		// A one-stage command completes now. Its id is never stored: being
+		// one the provider issued (its MAC), it answers session-expired if
+		// it comes back, as an ended session's does, without a tombstone.
 		return p.complete(ctx, c, s, iq, ev)
 	}
 	return p.show(ctx, c, s, iq, ev)
@@ -611,10 +615,15 @@ func (p *Provider) issued(sid string) bool {
 	return hmac.Equal(b[12:], p.mac(b[:12]))
 }
 
+// mac is the first 64 bits of b's HMAC. The hashes are pooled: a new
+// HMAC costs two SHA-256 states and the key schedule, for every command.
 func (p *Provider) mac(b []byte) []byte {
-	m := hmac.New(sha256.New, p.secret)
+	m := p.macs.Get().(hash.Hash)
+	m.Reset()
 	m.Write(b)
-	return m.Sum(nil)[:8]
+	sum := m.Sum(make([]byte, 0, sha256.Size))
+	p.macs.Put(m)
+	return sum[:8]
 }
 
 var sidEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)

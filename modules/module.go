@@ -114,6 +114,8 @@ type Status struct {
 	// Connections is the open client connections, authenticated or not;
 	// Sessions the bound sessions among them.
 	Connections, Sessions int
+	// OnlineUsers is the accounts with at least one bound session.
+	OnlineUsers int
 	// StanzasIn and StanzasOut count stanzas since the start.
 	StanzasIn, StanzasOut uint64
 }

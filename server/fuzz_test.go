@@ -517,7 +517,7 @@ func (fs *fuzzServer) settle(errsBefore int) error {
 		fs.s.mu.Lock()
 		conns := len(fs.s.conns)
 		fs.s.mu.Unlock()
-		sessions := fs.s.sessions.count()
+		sessions, _ := fs.s.sessions.count()
 		if conns == 0 && sessions == 0 {
 			break
 		}

@@ -566,7 +566,8 @@ func (s *Server) Status() modules.Status {
 	s.mu.Lock()
 	conns := len(s.conns)
 	s.mu.Unlock()
-	return modules.Status{Started: s.startedAt, Connections: conns, Sessions: s.sessions.count(),
+	sessions, users := s.sessions.count()
+	return modules.Status{Started: s.startedAt, Connections: conns, Sessions: sessions, OnlineUsers: users,
 		StanzasIn: s.stanzasIn.Load(), StanzasOut: s.stanzasOut.Load()}
 }
 

@@ -94,12 +94,11 @@ func (s *sessions) all() []*conn {
 }
 
 // count returns the number of bound sessions.
-func (s *sessions) count() int {
+func (s *sessions) count() (sessions, users int) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	n := 0
 	for _, rs := range s.byUser {
-		n += len(rs)
+		sessions += len(rs)
 	}
-	return n
+	return sessions, len(s.byUser)
 }
