@@ -162,12 +162,12 @@ func (s *Server) serverIQ(ctx context.Context, c *conn, el *element) error {
 	s.muxMu.RLock()
 	m := s.mux
 	s.muxMu.RUnlock()
-	buf := &tokenBuffer{}
+	buf := &tokenBuffer{toks: make([]xml.Token, 0, 32)}
 	rw := struct {
 		xml.TokenReader
 		xmlstream.Encoder
 	}{
-		TokenReader: &sliceReader{toks: append(append([]xml.Token(nil), el.inner...), el.start.End())},
+		TokenReader: &sliceReader{toks: el.inner, last: el.start.End()},
 		Encoder:     tokenEncoder{buf},
 	}
 	start := el.start.Copy()

@@ -179,10 +179,17 @@ func (e *element) reader() xml.TokenReader {
 }
 
 // sliceReader is an xml.TokenReader over tokens in memory.
-type sliceReader struct{ toks []xml.Token }
+type sliceReader struct {
+	toks []xml.Token
+	last xml.Token // read after toks when set (an element's end)
+}
 
 func (r *sliceReader) Token() (xml.Token, error) {
 	if len(r.toks) == 0 {
+		if t := r.last; t != nil {
+			r.last = nil
+			return t, nil
+		}
 		return nil, io.EOF
 	}
 	t := r.toks[0]
@@ -205,26 +212,23 @@ func (b *tokenBuffer) Flush() error { return nil }
 func (b *tokenBuffer) elements() []*element {
 	var out []*element
 	var cur *element
-	depth := 0
-	for _, t := range b.toks {
+	depth, first := 0, 0
+	for i, t := range b.toks {
 		switch tok := t.(type) {
 		case xml.StartElement:
 			if depth == 0 {
-				cur = &element{start: tok}
-				depth++
-				continue
+				cur, first = &element{start: tok}, i+1
 			}
 			depth++
 		case xml.EndElement:
 			depth--
-			if depth == 0 {
+			if depth == 0 && cur != nil {
+				// The children share the buffer; capped, so that appending
+				// to them cannot overwrite what follows.
+				cur.inner = b.toks[first:i:i]
 				out = append(out, cur)
 				cur = nil
-				continue
 			}
-		}
-		if cur != nil {
-			cur.inner = append(cur.inner, t)
 		}
 	}
 	return out
