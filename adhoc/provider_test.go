@@ -392,7 +392,7 @@ func TestAccess(t *testing.T) {
 		t.Fatalf("disco#info of a forbidden node: %v %v", ok, err)
 	}
 	ids, features, ok, err := p.Info(context.Background(), server, alice, adhoctest.WizardNode, "fr")
-	if !ok || err != nil || ids[0].Type != "command-node" || ids[0].Name != "Assistant de test" || len(features) != 2 {
+	if !ok || err != nil || ids[0].Type != "command-node" || ids[0].Name != adhoctest.Wizard().Names["fr"] || len(features) != 2 {
 		t.Fatalf("disco#info of the wizard: %+v %v %v %v", ids, features, ok, err)
 	}
 }

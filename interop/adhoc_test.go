@@ -128,9 +128,9 @@ func TestSlixmppRunsWizard(t *testing.T) {
 
 	// get_commands lists the wizard at the server's JID.
 	if !slices.ContainsFunc(listed, func(c struct{ JID, Node, Name string }) bool {
-		return c.JID == srv.Domain().String() && c.Node == adhoctest.WizardNode && c.Name == "Test wizard"
+		return c.JID == srv.Domain().String() && c.Node == adhoctest.WizardNode && c.Name == adhoctest.Wizard().Name
 	}) {
-		t.Errorf("get_commands(%s) = %+v, want the node %s named %q", srv.Domain(), listed, adhoctest.WizardNode, "Test wizard")
+		t.Errorf("get_commands(%s) = %+v, want the node %s named %q", srv.Domain(), listed, adhoctest.WizardNode, adhoctest.Wizard().Name)
 	}
 
 	stage1Fields := func(withValues bool) []pyField {

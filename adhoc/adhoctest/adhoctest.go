@@ -1,98 +1,31 @@
-// Package adhoctest holds demonstration commands for tests, examples and
-// interop runs: a three-stage wizard and a one-stage command.
+// Package adhoctest holds what the tests share: the demo commands under
+// the names the tests use, an admin-only command and the one-stage benchmark.
 package adhoctest
 
 import (
 	"context"
 	"encoding/xml"
-	"fmt"
-	"strings"
 	"testing"
 
 	"mellium.im/xmlstream"
-	"mellium.im/xmpp/form"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/adhoc/demo"
 )
 
-// WizardNode is the node of the wizard.
-const WizardNode = "urn:adhocd:test:wizard"
+// WizardNode is the node of the demo wizard.
+const WizardNode = demo.WizardNode
 
-// TimeNode is the node of the one-stage command.
-const TimeNode = "urn:adhocd:test:greeting"
+// TimeNode is the node of the demo greeting.
+const TimeNode = demo.GreetingNode
 
-// Wizard is a three-stage command open to anyone: stage 1 asks a name
-// (required) and a colour (list-single), stage 2 a contact JID (required)
-// and a boolean, stage 3 a free comment and shows a summary of the earlier
-// answers. It completes with a result form echoing what was submitted; a
-// name of "fail" completes with an error note instead.
-func Wizard() adhoc.Command {
-	return adhoc.Command{
-		Node:      WizardNode,
-		Name:      "Test wizard",
-		Names:     map[string]string{"fr": "Assistant de test"},
-		Allow:     adhoc.Anyone(),
-		Languages: []string{"en", "fr"},
-		Stages: []adhoc.Stage{
-			{Form: func(_ context.Context, r *adhoc.Request) (*form.Data, error) {
-				title := "Who are you?"
-				if r.Lang == "fr" {
-					title = "Qui êtes-vous ?"
-				}
-				return form.New(
-					form.Title(title),
-					form.Text("name", form.Label("Name"), form.Required),
-					form.List("color", form.Label("Colour"), form.Required,
-						form.ListItem("Red", "red"), form.ListItem("Green", "green"), form.ListItem("Blue", "blue")),
-				), nil
-			}},
-			{Form: func(_ context.Context, r *adhoc.Request) (*form.Data, error) {
-				return form.New(
-					form.Title("Hello "+r.Values.Get("name")),
-					form.JID("contact", form.Label("Contact"), form.Required),
-					form.Boolean("notify", form.Label("Notify them")),
-				), nil
-			}},
-			{Form: func(_ context.Context, r *adhoc.Request) (*form.Data, error) {
-				return form.New(
-					form.Title("Confirm"),
-					form.Instructions(fmt.Sprintf("%s likes %s and knows %s", r.Values.Get("name"), r.Values.Get("color"), r.Values.Get("contact"))),
-					form.TextMulti("comment", form.Label("Comment")),
-				), nil
-			}},
-		},
-		Complete: func(_ context.Context, r *adhoc.Request) (*adhoc.Result, error) {
-			if r.Values.Get("name") == "fail" {
-				return &adhoc.Result{Notes: []adhoc.Note{{Type: adhoc.NoteError, Text: "the name fail is not accepted: choose another"}}}, nil
-			}
-			return &adhoc.Result{
-				Notes: []adhoc.Note{{Type: adhoc.NoteInfo, Text: "done"}},
-				Form: form.New(
-					form.Text("name", form.Value(r.Values.Get("name"))),
-					form.Text("color", form.Value(r.Values.Get("color"))),
-					form.Text("contact", form.Value(r.Values.Get("contact"))),
-					form.Text("notify", form.Value(r.Values.Get("notify"))),
-					form.Text("comment", form.Value(strings.Join(r.Values["comment"], "\n"))),
-				),
-			}, nil
-		},
-	}
-}
+// Wizard is demo.Wizard, the three-stage command the tests drive.
+func Wizard() adhoc.Command { return demo.Wizard() }
 
-// Greeting is a one-stage command open to anyone: it completes at once
-// with a note greeting the requester.
-func Greeting() adhoc.Command {
-	return adhoc.Command{
-		Node:  TimeNode,
-		Name:  "Greeting",
-		Allow: adhoc.Anyone(),
-		Complete: func(_ context.Context, r *adhoc.Request) (*adhoc.Result, error) {
-			return &adhoc.Result{Notes: []adhoc.Note{{Type: adhoc.NoteInfo, Text: "hello " + r.Requester.Bare().String()}}}, nil
-		},
-	}
-}
+// Greeting is demo.Greeting, the one-stage command the tests drive.
+func Greeting() adhoc.Command { return demo.Greeting() }
 
 // AdminOnlyNode is the node of AdminOnly.
 const AdminOnlyNode = "urn:adhocd:test:admin-only"

@@ -1,6 +1,7 @@
 // Package commands serves XEP-0050 ad-hoc commands on the server JID: it
 // routes <command/> IQs to the server's adhoc.Provider and answers disco for
-// the command list and each command node, per requester.
+// the command list and each command node, per requester. With
+// adhoc.demo_commands it adds the demo commands of package adhoc/demo.
 package commands
 
 import (
@@ -15,6 +16,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/adhoc/demo"
 	"github.com/adhocd/adhocd/modules"
 )
 
@@ -41,6 +43,13 @@ func (m *Module) Start(_ context.Context, h modules.Host) error {
 	h.Disco().AddFeature(adhoc.NS)
 	h.Disco().AddNodeHandler(m)
 	h.Handle(mux.IQ(stanza.SetIQ, xml.Name{Space: adhoc.NS, Local: "command"}, mux.IQHandlerFunc(m.handle)))
+	if h.Config().Adhoc.DemoCommands {
+		for _, c := range []adhoc.Command{demo.Wizard(), demo.Greeting()} {
+			if err := m.provider.AddCommand(m.domain, c); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 

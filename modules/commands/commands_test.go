@@ -11,6 +11,7 @@ import (
 
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/adhoc/adhoctest"
+	"github.com/adhocd/adhocd/adhoc/demo"
 	"github.com/adhocd/adhocd/server"
 	"github.com/adhocd/adhocd/server/config"
 	"github.com/adhocd/adhocd/server/servertest"
@@ -63,14 +64,15 @@ func TestDiscovery(t *testing.T) {
 	if got := strings.Join(list(alice), " "); got != adhoctest.TimeNode+" "+adhoctest.WizardNode {
 		t.Fatalf("alice sees %q", got)
 	}
-	demo := 0
+	seen := 0
 	for _, n := range list(root) {
-		if strings.HasPrefix(n, "urn:adhocd:test:") {
-			demo++
+		switch n {
+		case adhoctest.TimeNode, adhoctest.WizardNode, adhoctest.AdminOnlyNode:
+			seen++
 		}
 	}
-	if demo != 3 {
-		t.Fatalf("the admin sees %d of the 3 demo commands", demo)
+	if seen != 3 {
+		t.Fatalf("the admin sees %d of the 3 test commands", seen)
 	}
 	items, err := alice.IQ(ctx(t), `<iq type='get' id='i2' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info' node='http://jabber.org/protocol/commands'/></iq>`)
 	if err != nil || !strings.Contains(items, `type="command-list"`) {
@@ -287,6 +289,42 @@ func BenchmarkOneStageOverLoopback(b *testing.B) {
 		r, err := req.Start(ctx, domain, adhoctest.TimeNode)
 		if err != nil || r.Status != adhoc.Completed {
 			b.Fatalf("%+v %v", r, err)
+		}
+	}
+}
+
+// TestDemoCommandsOption: adhoc.demo_commands lists the demo commands to
+// every user and runs the wizard's three stages; without it they are absent.
+func TestDemoCommandsOption(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		srv := servertest.Start(t, func(c *config.Config) { c.Adhoc.DemoCommands = on })
+		srv.AddUser("alice", "wonderland")
+		req := adhoc.NewRequester(srv.Dial("alice", "wonderland", "").Session)
+		list, err := req.Commands(ctx(t), domain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var nodes []string
+		for _, c := range list {
+			nodes = append(nodes, c.Node)
+		}
+		listed := strings.Contains(strings.Join(nodes, " "), demo.WizardNode)
+		if listed != on || strings.Contains(strings.Join(nodes, " "), demo.GreetingNode) != on {
+			t.Fatalf("demo_commands %v: alice sees %v", on, nodes)
+		}
+		if !on {
+			if _, err := req.Start(ctx(t), domain, demo.WizardNode); adhoc.Condition(err) != "item-not-found" {
+				t.Fatalf("the wizard runs without demo_commands: %v", err)
+			}
+			continue
+		}
+		stages := 0
+		r, err := req.Run(ctx(t), domain, demo.WizardNode, func(_ context.Context, r *adhoc.Response) (adhoc.Action, adhoc.Values, error) {
+			stages++
+			return r.Default, adhoc.Values{"name": {"Ann"}, "color": {"red"}, "contact": {"bob@localhost"}}, nil
+		})
+		if err != nil || r.Status != adhoc.Completed || stages != 3 || r.Forms[0].Value("contact") != "bob@localhost" {
+			t.Fatalf("wizard: %d stages, %+v, %v", stages, r, err)
 		}
 	}
 }

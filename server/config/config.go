@@ -136,6 +136,10 @@ type Adhoc struct {
 	// Persist keeps command sessions in the bbolt store so that they survive
 	// a restart.
 	Persist bool `yaml:"persist"`
+	// DemoCommands adds the demo commands (a three-stage wizard and a
+	// one-stage greeting, open to every user) to the server JID: to try a
+	// client's multi-stage support, and the benchmark's multi-stage flow.
+	DemoCommands bool `yaml:"demo_commands"`
 }
 
 // OTel configures OpenTelemetry traces and the OTLP export of metrics.
