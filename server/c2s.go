@@ -38,7 +38,6 @@ type conn struct {
 	lang string
 
 	wmu     sync.Mutex
-	enc     *xml.Encoder
 	outOpen bool // our stream header for the current stream is sent
 	closed  bool // our stream is closed; nothing more is written
 
@@ -77,7 +76,6 @@ func (c *conn) setIO(nc net.Conn) {
 	l := c.srv.limits()
 	c.nc = nc
 	c.dec = newDecoder(nc, l.MaxStanzaBytes, l.MaxDepth, l.MaxAttributes)
-	c.enc = xml.NewEncoder(nc)
 }
 
 // host returns the client's IP address.
@@ -497,9 +495,6 @@ func (c *conn) writeLocked(s string) error {
 		return errClosed
 	}
 	c.setWriteDeadline()
-	if err := c.enc.Flush(); err != nil {
-		return c.writeFailed(err)
-	}
 	if _, err := io.WriteString(c.nc, s); err != nil {
 		return c.writeFailed(err)
 	}
@@ -513,12 +508,47 @@ func (c *conn) writeTokens(r xml.TokenReader) error {
 	if c.closed {
 		return errClosed
 	}
+	out := outputs.Get().(*output)
+	if err := out.encode(r); err != nil {
+		return err // out is dropped: its encoder may be mid-element
+	}
 	c.setWriteDeadline()
+	_, err := c.nc.Write(out.buf.Bytes())
+	out.release()
+	if err != nil {
+		return c.writeFailed(err)
+	}
+	return nil
+}
+
+// output encodes one element into memory before it is written whole. The
+// outputs are pooled rather than one kept per connection: an idle
+// connection then holds no write buffer (an xml.Encoder has 4 KiB).
+type output struct {
+	buf bytes.Buffer
+	enc *xml.Encoder
+}
+
+var outputs = sync.Pool{New: func() any {
+	o := &output{}
+	o.enc = xml.NewEncoder(&o.buf)
+	return o
+}}
+
+// encode writes r's tokens to the buffer; they must make whole elements.
+func (o *output) encode(r xml.TokenReader) error {
+	depth := 0
 	for {
 		t, err := r.Token()
+		switch t.(type) {
+		case xml.StartElement:
+			depth++
+		case xml.EndElement:
+			depth--
+		}
 		if t != nil {
-			if e := c.enc.EncodeToken(t); e != nil {
-				return c.writeFailed(e)
+			if e := o.enc.EncodeToken(t); e != nil {
+				return fmt.Errorf("server: encode: %w", e)
 			}
 		}
 		if err == io.EOF {
@@ -528,10 +558,19 @@ func (c *conn) writeTokens(r xml.TokenReader) error {
 			return fmt.Errorf("server: encode: %w", err)
 		}
 	}
-	if err := c.enc.Flush(); err != nil {
-		return c.writeFailed(err)
+	if depth != 0 {
+		return fmt.Errorf("server: encode: %d element(s) left open", depth)
 	}
-	return nil
+	return o.enc.Flush()
+}
+
+// release returns o to the pool, unless a large element grew its buffer.
+func (o *output) release() {
+	if o.buf.Cap() > 64<<10 {
+		return
+	}
+	o.buf.Reset()
+	outputs.Put(o)
 }
 
 // writeElement writes a buffered element.
@@ -576,7 +615,6 @@ func (c *conn) closeLocked(se *stream.Error) {
 		c.srv.metrics.StreamError(se.Err)
 	}
 	b.WriteString(`</stream:stream>`)
-	_ = c.enc.Flush()
 	_, _ = io.WriteString(c.nc, b.String())
 	c.closed = true
 	// Give the client a moment to read our close before the socket goes.

@@ -1,9 +1,7 @@
 package server
 
 import (
-	"bytes"
 	"encoding/xml"
-	"io"
 	"strings"
 	"testing"
 )
@@ -43,23 +41,30 @@ func BenchmarkEncodeStanza(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var buf bytes.Buffer
-	e := xml.NewEncoder(&buf)
 	b.ReportAllocs()
 	for b.Loop() {
-		buf.Reset()
-		r := el.reader()
-		for {
-			t, err := r.Token()
-			if err == io.EOF {
-				break
-			}
-			if err := e.EncodeToken(t); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := e.Flush(); err != nil {
+		out := outputs.Get().(*output)
+		if err := out.encode(el.reader()); err != nil {
 			b.Fatal(err)
 		}
+		out.release()
 	}
+}
+
+// TestOutputRefusesOpenElements: a handler's output that leaves an element
+// open is refused and its encoder is not reused; the next output is whole.
+func TestOutputRefusesOpenElements(t *testing.T) {
+	iq := xml.StartElement{Name: xml.Name{Space: "jabber:client", Local: "iq"}}
+	out := outputs.Get().(*output)
+	if err := out.encode(&sliceReader{toks: []xml.Token{iq}}); err == nil || !strings.Contains(err.Error(), "left open") {
+		t.Fatalf("an open element was encoded: %v", err)
+	}
+	out = outputs.Get().(*output)
+	if err := out.encode(&sliceReader{toks: []xml.Token{iq, iq.End()}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.buf.String(); got != `<iq xmlns="jabber:client"></iq>` {
+		t.Fatalf("encoded %q", got)
+	}
+	out.release()
 }
