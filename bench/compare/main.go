@@ -3,9 +3,9 @@
 // time, with the same workloads, and prints one table with ratios. bench/run
 // builds the binaries, installs the peers and calls it; see BENCHMARKS.md.
 //
-// Each server in turn is started on loopback with the same accounts (bench0
-// … bench15, admin and idle, all admins but idle) and no TLS, measured, and
-// stopped by its PID:
+// Each server in turn is started on loopback with the same accounts (admin
+// and bench0 … bench999; admin and bench0 … bench15 are administrators) and
+// no TLS, measured, and stopped by its PID:
 //
 //   - idle RSS, a few seconds after start;
 //   - a one-stage admin command (get-online-users-num; Prosody 0.12 has none,
@@ -158,11 +158,12 @@ var servers = map[string]server{
 
 // result is what was measured of one server.
 type result struct {
-	oneStage          map[int]*bench // by client count
-	flow, logins      *bench
-	idleRSS, idleConn int64    // bytes: at rest; with the idle connections, less at rest
-	sessionCost       float64  // live heap bytes per command session
-	sessionHeap       [2]int64 // live heap growth after --sessions, and after as many again
+	oneStage     map[int]*bench // by client count
+	flow, logins *bench
+	idle         memory   // at rest
+	idleConn     int64    // RSS bytes with the idle connections, less at rest
+	sessionCost  float64  // live heap bytes per command session
+	sessionHeap  [2]int64 // live heap growth after --sessions, and after as many again
 }
 
 // bench is adhocbench's JSON report.
@@ -193,7 +194,7 @@ func measure(ctx context.Context, o options, name string, s server) (*result, er
 	// Memory first, on a fresh process: the throughput runs would leave
 	// garbage and grown pools in the figures.
 	sleep(ctx, o.settle)
-	if r.idleRSS, err = treeRSS(p.pid); err != nil {
+	if r.idle, err = treeRSS(p.pid); err != nil {
 		return nil, err
 	}
 	if s.idle && o.idle > 0 {
@@ -251,8 +252,8 @@ func runBench(ctx context.Context, o options, args []string) (*bench, error) {
 	return &b, nil
 }
 
-// idleCost holds o.idle connections of the account idle and returns the
-// server's RSS with them, less its RSS before.
+// idleCost holds o.idle connections, each of its own account, and returns
+// the server's RSS with them, less its RSS before.
 func idleCost(ctx context.Context, o options, addr string, pid int) (int64, error) {
 	before, err := treeRSS(pid)
 	if err != nil {
@@ -261,7 +262,7 @@ func idleCost(ctx context.Context, o options, addr string, pid int) (int64, erro
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(o.bin, "adhocbench"), "--server", addr, "--password", password,
-		"--users", "idle", "--idle", strconv.Itoa(o.idle), "--duration", "1h", "--timeout", "60s")
+		"--users", "bench%d", "--idle", strconv.Itoa(o.idle), "--duration", "1h", "--timeout", "60s")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return 0, err
@@ -281,8 +282,8 @@ func idleCost(ctx context.Context, o options, addr string, pid int) (int64, erro
 	if err != nil {
 		return 0, err
 	}
-	fmt.Fprintf(os.Stderr, "   %d idle connections: RSS %.1f → %.1f MB\n", o.idle, mb(before), mb(with))
-	return with - before, nil
+	fmt.Fprintf(os.Stderr, "   %d idle connections: RSS %.1f → %.1f MB\n", o.idle, mb(before.rss), mb(with.rss))
+	return with.rss - before.rss, nil
 }
 
 // sessionCost opens o.sessions command sessions (the wizard's first stage,
@@ -350,9 +351,9 @@ func startAdhocd(ctx context.Context, o options, dir string, port int) (*process
 		admins = append(admins, fmt.Sprintf("bench%d@localhost", i))
 	}
 	// Comparable with the peers: no TLS, PLAIN allowed on the plain stream,
-	// 4096 SCRAM iterations, and room for the idle account's 1,000
-	// resources, the per-address connections and the open command sessions
-	// of the memory runs; everything else is the default configuration.
+	// 4096 SCRAM iterations, and room for the 1,000 idle
+	// connections from one address and the open command sessions of the
+	// memory runs; everything else is the default configuration.
 	cfg := fmt.Sprintf(`domain: localhost
 admins: [%s]
 c2s:
@@ -363,7 +364,6 @@ storage:
   path: data
   scram_iterations: 4096
 limits:
-  max_sessions_per_account: %d
   max_connections_per_address: %d
 adhoc:
   max_sessions_per_user: %d
@@ -372,13 +372,13 @@ log:
   level: warn
 debug:
   pprof_listen: 127.0.0.1:%d
-`, strings.Join(admins, ", "), port, o.idle+10, o.idle+100, o.sessions, port+pprofOffset)
+`, strings.Join(admins, ", "), port, o.idle+100, o.sessions, port+pprofOffset)
 	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
 	bin := filepath.Join(o.bin, "adhocd")
-	for _, u := range append(accounts(), "idle") {
+	for _, u := range accounts(o) {
 		cmd := exec.CommandContext(ctx, bin, "user", "add", "--config", path, u+"@localhost")
 		cmd.Stdin = strings.NewReader(password + "\n")
 		if out, err := cmd.CombinedOutput(); err != nil && !strings.Contains(string(out), "exists") {
@@ -447,7 +447,7 @@ func waitPort(ctx context.Context, port int, exited <-chan struct{}) error {
 // their configuration, creates the same accounts and prints the PID.
 func startPeer(name string) func(ctx context.Context, o options, dir string, port int) (*process, error) {
 	return func(ctx context.Context, o options, dir string, port int) (*process, error) {
-		cmd := exec.CommandContext(ctx, o.peersScript, "start", name, dir, strconv.Itoa(port), strconv.Itoa(users), password)
+		cmd := exec.CommandContext(ctx, o.peersScript, "start", name, dir, strconv.Itoa(port), strconv.Itoa(accountCount(o)), password)
 		cmd.Stderr = os.Stderr
 		out, err := cmd.Output()
 		if err != nil {
@@ -467,17 +467,28 @@ func startPeer(name string) func(ctx context.Context, o options, dir string, por
 	}
 }
 
-func accounts() []string {
+// accounts are admin and bench0 … bench{n-1}, n the larger of the command
+// clients and the idle connections: each idle connection logs in as a user
+// of its own, as on a real server (1,000 sessions of one account would
+// weigh on per-account structures instead).
+func accounts(o options) []string {
 	out := []string{"admin"}
-	for i := range users {
+	for i := range accountCount(o) {
 		out = append(out, fmt.Sprintf("bench%d", i))
 	}
 	return out
 }
 
+func accountCount(o options) int { return max(users, o.idle) }
+
+// memory is resident memory in bytes: all of it, and the anonymous part
+// (heap, stacks: what is private to the process, as opposed to the pages of
+// its executable and libraries, which are clean and shared).
+type memory struct{ rss, anon int64 }
+
 // treeRSS is the resident memory of pid and its descendants (ejabberd's
 // beam.smp has helper children), from /proc.
-func treeRSS(pid int) (int64, error) {
+func treeRSS(pid int) (memory, error) {
 	children := map[int][]int{}
 	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
 	for _, p := range procs {
@@ -499,37 +510,51 @@ func treeRSS(pid int) (int64, error) {
 		parent, _ := strconv.Atoi(f[1])
 		children[parent] = append(children[parent], child)
 	}
-	var total int64
+	var total memory
 	queue := []int{pid}
 	for len(queue) > 0 {
 		p := queue[0]
 		queue = queue[1:]
-		kb, err := vmRSS(p)
+		m, err := status(p)
 		if err != nil {
 			if p == pid {
-				return 0, err
+				return total, err
 			}
 			continue
 		}
-		total += kb * 1024
+		total.rss += m.rss
+		total.anon += m.anon
 		queue = append(queue, children[p]...)
 	}
 	return total, nil
 }
 
-func vmRSS(pid int) (int64, error) {
+// status reads VmRSS and RssAnon of one process.
+func status(pid int) (memory, error) {
+	var m memory
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, err
+		return m, err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
+	found := 0
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		for key, into := range map[string]*int64{"VmRSS:": &m.rss, "RssAnon:": &m.anon} {
+			if v, ok := strings.CutPrefix(sc.Text(), key); ok {
+				kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				if err != nil {
+					return m, fmt.Errorf("process %d: %s %w", pid, key, err)
+				}
+				*into = kb * 1024
+				found++
+			}
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS for process %d", pid)
+	if found != 2 {
+		return m, fmt.Errorf("no VmRSS and RssAnon for process %d", pid)
+	}
+	return m, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -651,10 +676,12 @@ func (r report) write(w io.Writer) {
 	row(fmt.Sprintf("SCRAM-SHA-1 logins (4096 iterations), %d clients", r.o.loginClients), func(x *result) (float64, bool) {
 		return x.logins.reqPerSec(), x.logins != nil
 	}, perSec)
-	row("idle RSS", func(x *result) (float64, bool) { return mb(x.idleRSS), true }, func(v float64) string { return fmt.Sprintf("%.1f MB", v) })
+	megabytes := func(v float64) string { return fmt.Sprintf("%.1f MB", v) }
+	row("idle RSS", func(x *result) (float64, bool) { return mb(x.idle.rss), true }, megabytes)
+	row("… of which private (anonymous)", func(x *result) (float64, bool) { return mb(x.idle.anon), true }, megabytes)
 	row(fmt.Sprintf("RSS per 1,000 idle authenticated connections (%d held)", r.o.idle), func(x *result) (float64, bool) {
 		return mb(x.idleConn) * 1000 / float64(r.o.idle), x.idleConn != 0
-	}, func(v float64) string { return fmt.Sprintf("%.1f MB", v) })
+	}, megabytes)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Prosody 0.12 has no get-online-users-num: its one-stage rows run modules#list, its lightest admin command. The ceiling answers every request with a canned reply after tokenising it with encoding/xml; the peers have no multi-stage command, so the wizard rows are adhocd's alone.")
 	if a := r.results["adhocd"]; a != nil && a.sessionCost > 0 {
@@ -688,7 +715,8 @@ func (r report) targets(w io.Writer, top int) {
 		pt := p.oneStage[top]
 		check(fmt.Sprintf("≥ 5× Prosody at %d clients, lower p99", top), at.ReqPerSec >= 5*pt.ReqPerSec && at.Latency["p99"] < pt.Latency["p99"],
 			fmt.Sprintf("×%.2f, p99 %.2f vs %.2f ms", at.ReqPerSec/pt.ReqPerSec, at.Latency["p99"], pt.Latency["p99"]))
-		check("idle RSS below Prosody's", a.idleRSS < p.idleRSS, fmt.Sprintf("%.1f vs %.1f MB", mb(a.idleRSS), mb(p.idleRSS)))
+		check("idle RSS below Prosody's", a.idle.rss < p.idle.rss, fmt.Sprintf("%.1f vs %.1f MB; private %.1f vs %.1f MB",
+			mb(a.idle.rss), mb(p.idle.rss), mb(a.idle.anon), mb(p.idle.anon)))
 		if a.idleConn != 0 && p.idleConn != 0 {
 			check("RSS per 1,000 idle connections below Prosody's", a.idleConn < p.idleConn,
 				fmt.Sprintf("%.1f vs %.1f MB", mb(a.idleConn)*1000/float64(r.o.idle), mb(p.idleConn)*1000/float64(r.o.idle)))
