@@ -674,7 +674,7 @@ func (r report) write(w io.Writer) {
 		return x.flow.reqPerSec(), x.flow != nil
 	}, perSec)
 	row(fmt.Sprintf("SCRAM-SHA-1 logins (4096 iterations), %d clients", r.o.loginClients), func(x *result) (float64, bool) {
-		return x.logins.reqPerSec(), x.logins != nil
+		return x.logins.flowsPerSec(), x.logins != nil
 	}, perSec)
 	megabytes := func(v float64) string { return fmt.Sprintf("%.1f MB", v) }
 	row("idle RSS", func(x *result) (float64, bool) { return mb(x.idle.rss), true }, megabytes)

@@ -31,8 +31,7 @@ type client struct {
 }
 
 func dial(ctx context.Context, o options, user string) (*client, error) {
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", o.server)
+	nc, err := dialTCP(ctx, o.server)
 	if err != nil {
 		return nil, err
 	}
@@ -81,6 +80,21 @@ func dial(ctx context.Context, o options, user string) (*client, error) {
 	}
 	_ = c.waitIQ("sess", nil)
 	return c, nil
+}
+
+// dialTCP connects to addr until ctx ends. The dial's own context has no
+// deadline, only cancellation: with Go 1.26 on Linux, a dial whose context
+// has a deadline fails now and then at once with "i/o timeout" when
+// thousands of connections a second are opened and closed (about one in
+// ten in the login mode, against any server), while the same loop without
+// the deadline never fails.
+func dialTCP(ctx context.Context, addr string) (net.Conn, error) {
+	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
+	var d net.Dialer
+	return d.DialContext(dctx, "tcp", addr)
 }
 
 func (c *client) reset(nc net.Conn) {
