@@ -106,8 +106,11 @@ func fuzzFieldOK(def *form.Data, f form.FieldData, vals []string) bool {
 	case form.TypeBoolean:
 		return slices.Contains([]string{"0", "1", "false", "true"}, strings.TrimSpace(given[0]))
 	case form.TypeJID, form.TypeJIDMulti:
+		// A JID valid as adhocd reads JIDs: canonjid refuses what mellium's
+		// one-pass normalisation turns into an invalid JID ("..", read as
+		// the empty domain ".").
 		for _, v := range given {
-			if _, err := jid.Parse(strings.TrimSpace(v)); err != nil {
+			if _, err := canonjid.Parse(strings.TrimSpace(v)); err != nil {
 				return false
 			}
 		}
