@@ -32,11 +32,7 @@ import (
 
 var domain = jid.MustParse("localhost")
 
-func ctx(t *testing.T) context.Context {
-	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return c
-}
+func ctx(t *testing.T) context.Context { return servertest.Context(t, 10*time.Second) }
 
 // instrumented starts a server with telemetry, the demo commands and the
 // metrics listener on loopback.

@@ -19,11 +19,7 @@ import (
 
 const wait = 5 * time.Second
 
-func ctx(t *testing.T) context.Context {
-	c, cancel := context.WithTimeout(context.Background(), wait)
-	t.Cleanup(cancel)
-	return c
-}
+func ctx(t *testing.T) context.Context { return servertest.Context(t, wait) }
 
 // twoUsers starts a server with the accounts alice and bob, both logged in.
 func twoUsers(tb testing.TB) (srv *servertest.Server, alice, bob *servertest.Client) {

@@ -13,6 +13,7 @@ import (
 type sessions struct {
 	mu         sync.RWMutex
 	byUser     map[string]map[string]*conn
+	bound      int // sessions in byUser, kept so that counting is O(1)
 	maxPerUser func() int
 }
 
@@ -34,6 +35,9 @@ func (s *sessions) bind(c *conn, full jid.JID) error {
 			Text: map[string]string{"en": "too many sessions for this account"}}
 	}
 	rs[res] = c
+	if old == nil {
+		s.bound++
+	}
 	s.mu.Unlock()
 	if old != nil {
 		old.bound.Store(false)
@@ -49,6 +53,7 @@ func (s *sessions) unbind(c *conn) {
 	defer s.mu.Unlock()
 	if rs := s.byUser[user]; rs != nil && rs[res] == c {
 		delete(rs, res)
+		s.bound--
 		if len(rs) == 0 {
 			delete(s.byUser, user)
 		}
@@ -93,12 +98,10 @@ func (s *sessions) all() []*conn {
 	return out
 }
 
-// count returns the number of bound sessions.
+// count returns the number of bound sessions and of the accounts they
+// belong to.
 func (s *sessions) count() (sessions, users int) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for _, rs := range s.byUser {
-		sessions += len(rs)
-	}
-	return sessions, len(s.byUser)
+	return s.bound, len(s.byUser)
 }

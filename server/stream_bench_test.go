@@ -52,7 +52,8 @@ func BenchmarkEncodeStanza(b *testing.B) {
 }
 
 // TestOutputRefusesOpenElements: a handler's output that leaves an element
-// open is refused and its encoder is not reused; the next output is whole.
+// open is refused (and that output is dropped, not pooled); the next output
+// from the pool encodes a whole element.
 func TestOutputRefusesOpenElements(t *testing.T) {
 	iq := xml.StartElement{Name: xml.Name{Space: "jabber:client", Local: "iq"}}
 	out := outputs.Get().(*output)

@@ -205,9 +205,7 @@ func measure(ctx context.Context, o options, name string, s server) (*result, er
 			return nil, err
 		}
 	}
-	ab := func(args ...string) (*bench, error) {
-		return runBench(ctx, o, append([]string{"--server", addr, "--password", password, "--json"}, args...))
-	}
+	ab := func(args ...string) (*bench, error) { return runBench(ctx, o, addr, args...) }
 	dur := o.duration.String()
 	for _, c := range o.clients {
 		b, err := ab("--clients", strconv.Itoa(c), "--duration", dur, "--node", s.node)
@@ -235,22 +233,26 @@ func measure(ctx context.Context, o options, name string, s server) (*result, er
 	return r, nil
 }
 
-func runBench(ctx context.Context, o options, args []string) (*bench, error) {
-	cmd := exec.CommandContext(ctx, filepath.Join(o.bin, "adhocbench"), args...)
+// runBench runs adhocbench with args against the server at addr and reads
+// its JSON report.
+func runBench(ctx context.Context, o options, addr string, args ...string) (*bench, error) {
+	label := strings.Join(args, " ")
+	cmd := exec.CommandContext(ctx, filepath.Join(o.bin, "adhocbench"),
+		append([]string{"--server", addr, "--password", password, "--json"}, args...)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Errorf("adhocbench %s: %w\n%s", strings.Join(args, " "), err, stderr.String())
+		return nil, fmt.Errorf("adhocbench %s: %w\n%s", label, err, stderr.String())
 	}
 	var b bench
 	if err := json.Unmarshal(out, &b); err != nil {
 		return nil, fmt.Errorf("adhocbench report %q: %w", out, err)
 	}
 	fmt.Fprintf(os.Stderr, "   %-70s %9.0f req/s  %8.0f flows/s  p99 %6.2f ms  errors %v\n",
-		strings.Join(args[5:], " "), b.ReqPerSec, b.FlowsPerSec, b.Latency["p99"], b.Errors)
+		label, b.ReqPerSec, b.FlowsPerSec, b.Latency["p99"], b.Errors)
 	if b.LoginErrors > 0 {
-		return nil, fmt.Errorf("adhocbench %s: %d connections could not log in\n%s", strings.Join(args, " "), b.LoginErrors, stderr.String())
+		return nil, fmt.Errorf("adhocbench %s: %d connections could not log in\n%s", label, b.LoginErrors, stderr.String())
 	}
 	return &b, nil
 }
@@ -301,8 +303,7 @@ func sessionCost(ctx context.Context, o options, addr string, pprofPort int, r *
 	}
 	per := strconv.Itoa((o.sessions + users - 1) / users)
 	for round := range 2 {
-		b, err := runBench(ctx, o, []string{"--server", addr, "--password", password, "--json",
-			"--clients", strconv.Itoa(users), "--count", per, "--node", wizardNode})
+		b, err := runBench(ctx, o, addr, "--clients", strconv.Itoa(users), "--count", per, "--node", wizardNode)
 		if err != nil {
 			return err
 		}
@@ -543,16 +544,22 @@ func status(pid int) (memory, error) {
 	sc := bufio.NewScanner(f)
 	found := 0
 	for sc.Scan() {
-		for key, into := range map[string]*int64{"VmRSS:": &m.rss, "RssAnon:": &m.anon} {
-			if v, ok := strings.CutPrefix(sc.Text(), key); ok {
-				kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-				if err != nil {
-					return m, fmt.Errorf("process %d: %s %w", pid, key, err)
-				}
-				*into = kb * 1024
-				found++
-			}
+		key, v, _ := strings.Cut(sc.Text(), ":")
+		var into *int64
+		switch key {
+		case "VmRSS":
+			into = &m.rss
+		case "RssAnon":
+			into = &m.anon
+		default:
+			continue
 		}
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		if err != nil {
+			return m, fmt.Errorf("process %d: %s: %w", pid, key, err)
+		}
+		*into = kb * 1024
+		found++
 	}
 	if found != 2 {
 		return m, fmt.Errorf("no VmRSS and RssAnon for process %d", pid)

@@ -26,11 +26,7 @@ var domain = jid.MustParse("localhost")
 
 const wait = 5 * time.Second
 
-func ctx(t *testing.T) context.Context {
-	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return c
-}
+func ctx(t *testing.T) context.Context { return servertest.Context(t, 10*time.Second) }
 
 type env struct {
 	srv  *servertest.Server

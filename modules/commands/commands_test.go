@@ -19,11 +19,7 @@ import (
 
 var domain = jid.MustParse("localhost")
 
-func ctx(t *testing.T) context.Context {
-	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return c
-}
+func ctx(t *testing.T) context.Context { return servertest.Context(t, 10*time.Second) }
 
 // start runs a server with the demo commands; root is an admin.
 func start(t *testing.T, opts ...servertest.Option) *servertest.Server {

@@ -120,3 +120,10 @@ func (s *Server) AddUser(user, password string) string {
 	}
 	return user + "@" + s.Domain().String()
 }
+
+// Context returns a context that ends after d, or when the test ends.
+func Context(t testing.TB, d time.Duration) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return c
+}
