@@ -5,12 +5,11 @@ import (
 	"fmt"
 	"os"
 
-	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/adhocd/adhocd/metrics/otlp"
 	"github.com/adhocd/adhocd/server/config"
 )
 
@@ -25,20 +24,12 @@ func exporters(ctx context.Context, c config.OTel) ([]sdkmetric.Reader, []sdktra
 		}
 		return nil, []sdktrace.SpanExporter{e}, nil
 	case "otlp":
-		topts := []otlptracehttp.Option{otlptracehttp.WithEndpoint(c.Endpoint)}
-		mopts := []otlpmetrichttp.Option{otlpmetrichttp.WithEndpoint(c.Endpoint)}
-		if c.Insecure {
-			topts = append(topts, otlptracehttp.WithInsecure())
-			mopts = append(mopts, otlpmetrichttp.WithInsecure())
-		}
-		te, err := otlptracehttp.New(ctx, topts...)
+		oc := otlp.Config{Endpoint: c.Endpoint, Insecure: c.Insecure}
+		te, err := otlp.NewTraceExporter(ctx, oc)
 		if err != nil {
 			return nil, nil, fmt.Errorf("metrics: otlp traces: %w", err)
 		}
-		me, err := otlpmetrichttp.New(ctx, mopts...)
-		if err != nil {
-			return nil, nil, fmt.Errorf("metrics: otlp metrics: %w", err)
-		}
+		me := otlp.NewMetricExporter(oc)
 		return []sdkmetric.Reader{sdkmetric.NewPeriodicReader(me)}, []sdktrace.SpanExporter{te}, nil
 	}
 	return nil, nil, nil

@@ -24,6 +24,7 @@ import (
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/adhoc/adhoctest"
 	"github.com/adhocd/adhocd/metrics"
+	"github.com/adhocd/adhocd/metrics/otlp/otlptest"
 	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/server"
 	"github.com/adhocd/adhocd/server/config"
@@ -38,7 +39,13 @@ func ctx(t *testing.T) context.Context { return servertest.Context(t, 10*time.Se
 // metrics listener on loopback.
 func instrumented(t *testing.T, opts []metrics.Option, extra []server.Option, cfgOpts ...servertest.Option) (*servertest.Server, *metrics.Telemetry) {
 	t.Helper()
-	tel, err := metrics.New(context.Background(), config.Default(), slog.New(slog.NewTextHandler(t.Output(), nil)), opts...)
+	return instrumentedWith(t, config.Default(), opts, extra, cfgOpts...)
+}
+
+// instrumentedWith is instrumented with the telemetry configured by tcfg.
+func instrumentedWith(t *testing.T, tcfg config.Config, opts []metrics.Option, extra []server.Option, cfgOpts ...servertest.Option) (*servertest.Server, *metrics.Telemetry) {
+	t.Helper()
+	tel, err := metrics.New(context.Background(), tcfg, slog.New(slog.NewTextHandler(t.Output(), nil)), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,6 +276,57 @@ func TestSpans(t *testing.T) {
 		if !s.EndTime.After(s.StartTime) {
 			t.Errorf("span %d has no duration", i)
 		}
+	}
+}
+
+// TestOTLPExport runs commands on a server whose config says
+// otel.exporter: otlp, and checks what a collector on loopback receives: a
+// span per command stage and the command counter, with the service name.
+func TestOTLPExport(t *testing.T) {
+	col := otlptest.Start(t, nil)
+	tcfg := config.Default()
+	tcfg.OTel.Exporter, tcfg.OTel.Endpoint, tcfg.OTel.Insecure = "otlp", col.Endpoint, true
+	srv, tel := instrumentedWith(t, tcfg, nil, nil)
+	srv.AddUser("alice", "wonderland")
+	req := adhoc.NewRequester(srv.Dial("alice", "wonderland", "").Session)
+	const runs = 3
+	for range runs {
+		if _, err := req.Start(ctx(t), domain, adhoctest.TimeNode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tel.Shutdown(ctx(t)); err != nil { // flushes spans and the last metrics
+		t.Fatal(err)
+	}
+	spans := 0
+	for _, s := range col.Spans() {
+		for _, kv := range s.Attributes {
+			if kv.Key == "adhoc.node" && kv.Value.GetStringValue() == adhoctest.TimeNode {
+				spans++
+			}
+		}
+	}
+	if spans != runs {
+		t.Errorf("collector got %d spans of %s, want %d", spans, adhoctest.TimeNode, runs)
+	}
+	var executed int64
+	for _, m := range col.Metrics() {
+		if m.Name != "adhocd.command.executions" {
+			continue
+		}
+		for _, p := range m.GetSum().GetDataPoints() {
+			for _, kv := range p.Attributes {
+				if kv.Key == "node" && kv.Value.GetStringValue() == adhoctest.TimeNode {
+					executed = max(executed, p.GetAsInt()) // cumulative: the last export holds all
+				}
+			}
+		}
+	}
+	if executed != runs {
+		t.Errorf("collector got adhocd.command.executions{node=%s} = %d, want %d", adhoctest.TimeNode, executed, runs)
+	}
+	if name := col.ResourceAttribute("service.name"); name != tcfg.OTel.ServiceName {
+		t.Errorf("service.name %q, want %q", name, tcfg.OTel.ServiceName)
 	}
 }
 
