@@ -7,8 +7,8 @@ import (
 	"slices"
 	"strings"
 
-	"mellium.im/xmlstream"
 	"mellium.im/xmpp/form"
+	"mellium.im/xmpp/jid"
 
 	"github.com/adhocd/adhocd/canonjid"
 )
@@ -158,126 +158,101 @@ func checkField(def *form.Data, f form.FieldData, vals []string) ([]string, erro
 	}
 }
 
-// withValues renders a stage's form with earlier answers as the fields'
-// values: mellium renders a form of type 'form' from its field definitions
-// only, so the values are written into the token stream here, in XEP-0004
-// order (after desc and required, before the options). Private fields
-// (passwords) are never echoed back.
-func withValues(def *form.Data, vals Values) xml.TokenReader {
-	types := map[string]form.FieldType{}
-	def.ForFields(func(f form.FieldData) { types[f.Var] = f.Type })
-	src := def.TokenReader()
-	var pending []xml.Token // tokens to emit before reading more
-	var override []string   // values for the field being copied
-	inField, written, depth := false, false, 0
-	emitValues := func() {
-		if inField && !written {
-			written = true
-			v := xml.StartElement{Name: xml.Name{Space: form.NS, Local: "value"}}
-			for _, s := range override {
-				pending = append(pending, v, xml.CharData(s), v.End())
-			}
-		}
+// appendForm renders d as a data form of type typ onto toks, in one token
+// slice (the reply path renders a form per request, and mellium's
+// TokenReader builds a chain of readers per element). It writes what
+// mellium's Data.TokenReader writes for a form it did not receive: the title
+// on one line, one <instructions/> per line, and each field with its desc,
+// required flag, values (empty values dropped, one only for single-value
+// types, booleans and JIDs only when valid) and, for list types, options.
+//
+// vals, if not nil, replaces the values of the fields it names with earlier
+// answers (a stage shown again after prev), except for fixed fields and
+// private ones: passwords are never echoed back.
+func appendForm(toks []xml.Token, d *form.Data, typ form.Type, vals Values) []xml.Token {
+	x := xml.StartElement{Name: xml.Name{Space: form.NS, Local: "x"}, Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: string(typ)}}}
+	toks = append(toks, x)
+	text := func(local, s string) {
+		el := xml.StartElement{Name: xml.Name{Local: local}}
+		toks = append(toks, el, xml.CharData(s), el.End())
 	}
-	return xmlstream.ReaderFunc(func() (xml.Token, error) {
-		for {
-			if len(pending) > 0 {
-				t := pending[0]
-				pending = pending[1:]
-				return t, nil
+	if t := d.Title(); t != "" {
+		text("title", titleLine.Replace(t))
+	}
+	for line := range strings.FieldsFuncSeq(d.Instructions(), func(r rune) bool { return r == '\r' || r == '\n' }) {
+		text("instructions", line)
+	}
+	d.ForFields(func(f form.FieldData) {
+		attrs := make([]xml.Attr, 1, 3)
+		attrs[0] = xml.Attr{Name: xml.Name{Local: "type"}, Value: string(f.Type)}
+		if f.Var != "" {
+			attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "var"}, Value: f.Var})
+		}
+		if f.Label != "" {
+			attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "label"}, Value: f.Label})
+		}
+		el := xml.StartElement{Name: xml.Name{Local: "field"}, Attr: attrs}
+		toks = append(toks, el)
+		if f.Desc != "" {
+			text("desc", f.Desc)
+		}
+		if f.Required {
+			req := xml.StartElement{Name: xml.Name{Local: "required"}}
+			toks = append(toks, req, req.End())
+		}
+		if v, ok := vals[f.Var]; ok && f.Var != "" && f.Type != form.TypeFixed && f.Type != form.TypeTextPrivate {
+			for _, s := range v {
+				text("value", s)
 			}
-			t, err := src.Token()
-			if t == nil {
-				return nil, err
-			}
-			switch tok := t.(type) {
-			case xml.StartElement:
-				depth++
-				if tok.Name.Local == "field" && depth == 2 {
-					name := attr(tok, "var")
-					v, ok := vals[name]
-					typ := types[name]
-					inField = ok && name != "" && typ != form.TypeFixed && typ != form.TypeTextPrivate
-					override, written = v, false
-				} else if inField && depth == 3 {
-					switch tok.Name.Local {
-					case "value":
-						// Replaced by the earlier answer: skip to its end.
-						skip(src)
-						depth--
-						continue
-					case "option":
-						emitValues()
-					}
-				}
-			case xml.EndElement:
-				if inField && depth == 2 {
-					emitValues()
-					inField = false
-					pending = append(pending, t)
-					depth--
+		} else {
+			multi := f.Type == form.TypeListMulti || f.Type == form.TypeJIDMulti || f.Type == form.TypeTextMulti
+			for _, s := range f.Raw {
+				if s == "" || !validValue(f.Type, s) {
 					continue
 				}
-				depth--
-			}
-			if len(pending) > 0 {
-				pending = append(pending, t)
-				continue
-			}
-			return t, err
-		}
-	})
-}
-
-// skip reads up to the end of the element whose start was just read.
-func skip(r xml.TokenReader) {
-	for depth := 1; depth > 0; {
-		t, err := r.Token()
-		if err != nil && t == nil {
-			return
-		}
-		switch t.(type) {
-		case xml.StartElement:
-			depth++
-		case xml.EndElement:
-			depth--
-		}
-	}
-}
-
-// asResult renders a form with type='result'.
-func asResult(d *form.Data) xml.TokenReader {
-	first := true
-	return xmlstream.ReaderFunc(readerFunc(d.TokenReader(), func(t xml.Token) xml.Token {
-		if st, ok := t.(xml.StartElement); ok && first {
-			first = false
-			st = st.Copy()
-			for i, a := range st.Attr {
-				if a.Name.Local == "type" {
-					st.Attr[i].Value = "result"
+				text("value", s)
+				if !multi {
+					break
 				}
 			}
-			return st
 		}
-		return t
-	}))
+		if f.Type == form.TypeList || f.Type == form.TypeListMulti {
+			opts, _ := d.GetOptions(f.Var)
+			for _, o := range opts {
+				opt := xml.StartElement{Name: xml.Name{Local: "option"}, Attr: []xml.Attr{{Name: xml.Name{Local: "label"}, Value: o.Label}}}
+				toks = append(toks, opt)
+				text("value", o.Value)
+				toks = append(toks, opt.End())
+			}
+		}
+		toks = append(toks, el.End())
+	})
+	return append(toks, x.End())
 }
 
-func readerFunc(r xml.TokenReader, f func(xml.Token) xml.Token) func() (xml.Token, error) {
-	return func() (xml.Token, error) {
-		t, err := r.Token()
-		if t != nil {
-			t = f(t)
-		}
-		return t, err
+// titleLine puts a title on one line, as mellium does.
+var titleLine = strings.NewReplacer("\r\n", " ", "\n\r", " ", "\n", " ", "\r", " ")
+
+// validValue is mellium's rule for rendering a field's own value: booleans
+// and JIDs only when they parse.
+func validValue(t form.FieldType, s string) bool {
+	switch t {
+	case form.TypeBoolean:
+		return s == "true" || s == "false" || s == "0" || s == "1"
+	case form.TypeJID, form.TypeJIDMulti:
+		_, err := jid.Parse(s)
+		return err == nil
 	}
+	return true
 }
 
 // TokenReader renders the table as a result form with <reported/> and one
 // <item/> per row.
-func (t *Table) TokenReader() xml.TokenReader {
+func (t *Table) TokenReader() xml.TokenReader { return &tokens{toks: t.appendTo(nil)} }
+
+// appendTo renders the table onto toks.
+func (t *Table) appendTo(toks []xml.Token) []xml.Token {
 	x := xml.StartElement{Name: xml.Name{Space: form.NS, Local: "x"}, Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: "result"}}}
-	var toks []xml.Token
 	toks = append(toks, x)
 	if t.Title != "" {
 		title := xml.StartElement{Name: xml.Name{Space: form.NS, Local: "title"}}
@@ -317,8 +292,7 @@ func (t *Table) TokenReader() xml.TokenReader {
 		}
 		toks = append(toks, item.End())
 	}
-	toks = append(toks, x.End())
-	return &tokens{toks: toks}
+	return append(toks, x.End())
 }
 
 // tokens is an xml.TokenReader over tokens in memory.

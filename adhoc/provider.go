@@ -386,7 +386,9 @@ func (p *Provider) show(ctx context.Context, c *Command, s *Session, iq stanza.I
 		return nil, fmt.Errorf("adhoc: store session: %w", err)
 	}
 	ev.Outcome = string(Executing)
-	return p.response(c, s, Executing, nil, withValues(def, earlier)), nil
+	return p.response(c, s, Executing, nil, func(toks []xml.Token) []xml.Token {
+		return appendForm(toks, def, form.TypeForm, earlier)
+	}), nil
 }
 
 // accept validates the submission of the current stage and records it.
@@ -428,18 +430,16 @@ func (p *Provider) complete(ctx context.Context, c *Command, s *Session, iq stan
 	if res == nil {
 		res = &Result{}
 	}
-	var payload []xml.TokenReader
-	if res.Form != nil {
-		payload = append(payload, asResult(res.Form))
-	}
-	if res.Table != nil {
-		payload = append(payload, res.Table.TokenReader())
-	}
-	if len(res.Payload) > 0 {
-		payload = append(payload, &tokens{toks: res.Payload})
-	}
 	ev.Outcome = string(Completed)
-	return p.response(c, s, Completed, res.Notes, xmlstream.MultiReader(payload...)), nil
+	return p.response(c, s, Completed, res.Notes, func(toks []xml.Token) []xml.Token {
+		if res.Form != nil {
+			toks = appendForm(toks, res.Form, form.TypeResult, nil)
+		}
+		if res.Table != nil {
+			toks = res.Table.appendTo(toks)
+		}
+		return append(toks, res.Payload...)
+	}), nil
 }
 
 // failed maps an error from a command's function to what is sent.
@@ -478,7 +478,7 @@ func defaultAction(last bool) Action {
 
 // response renders <command/> with, in schema order, <actions/>, notes and
 // the payload.
-func (p *Provider) response(c *Command, s *Session, status Status, notes []Note, payload xml.TokenReader) xml.TokenReader {
+func (p *Provider) response(c *Command, s *Session, status Status, notes []Note, payload func([]xml.Token) []xml.Token) xml.TokenReader {
 	start := xml.StartElement{Name: xml.Name{Space: NS, Local: "command"}, Attr: []xml.Attr{
 		{Name: xml.Name{Local: "node"}, Value: c.Node},
 		{Name: xml.Name{Local: "sessionid"}, Value: s.ID},
@@ -487,7 +487,8 @@ func (p *Provider) response(c *Command, s *Session, status Status, notes []Note,
 	if s.Lang != "" {
 		start.Attr = append(start.Attr, xml.Attr{Name: xml.Name{Space: nsXML, Local: "lang"}, Value: s.Lang})
 	}
-	var toks []xml.Token
+	toks := make([]xml.Token, 1, 48)
+	toks[0] = start
 	if status == Executing {
 		last := s.Stage == len(c.Stages)-1
 		acts := xml.StartElement{Name: xml.Name{Space: NS, Local: "actions"},
@@ -516,11 +517,10 @@ func (p *Provider) response(c *Command, s *Session, status Status, notes []Note,
 		el := xml.StartElement{Name: xml.Name{Space: NS, Local: "note"}, Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: string(typ)}}}
 		toks = append(toks, el, xml.CharData(n.Text), el.End())
 	}
-	inner := xmlstream.MultiReader(&tokens{toks: toks})
 	if payload != nil {
-		inner = xmlstream.MultiReader(inner, payload)
+		toks = payload(toks)
 	}
-	return xmlstream.Wrap(inner, start)
+	return &tokens{toks: append(toks, start.End())}
 }
 
 const nsXML = "http://www.w3.org/XML/1998/namespace"
