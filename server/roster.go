@@ -258,10 +258,7 @@ func attrOf(st xml.StartElement, local string) string {
 
 // onBound runs when a session has bound its resource.
 func (s *Server) onBound(ctx context.Context, c *conn) {
-	if err := s.store.UpdateAccount(ctx, c.user, func(a *storage.Account) error {
-		a.LastLogin = time.Now().UTC()
-		return nil
-	}); err != nil {
+	if err := s.store.RecordLogin(c.user, time.Now().UTC()); err != nil {
 		s.log.Warn("record login", "user", c.user, "err", err)
 	}
 	s.countLogin(c.user)
@@ -282,10 +279,7 @@ func (s *Server) onUnbound(c *conn) {
 		}
 	}
 	s.sessions.unbind(c)
-	if err := s.store.UpdateAccount(ctx, c.user, func(a *storage.Account) error {
-		a.LastLogout = time.Now().UTC()
-		return nil
-	}); err != nil && !errors.Is(err, storage.ErrNotFound) {
+	if err := s.store.RecordLogout(c.user, time.Now().UTC()); err != nil {
 		s.log.Warn("record logout", "user", c.user, "err", err)
 	}
 	s.metrics.SessionBound(-1)

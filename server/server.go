@@ -180,7 +180,7 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 func (s *Server) Start(ctx context.Context) error {
 	s.startedAt = time.Now()
 	if s.store == nil {
-		st, err := storage.Open(s.cfg.Storage.Path, 5*time.Second)
+		st, err := storage.Open(s.cfg.Storage.Path, 5*time.Second, storage.WithLoginTimeDelay(s.cfg.Storage.LoginTimeDelay.D()))
 		if err != nil {
 			return err
 		}

@@ -66,6 +66,10 @@ type Storage struct {
 	Path string `yaml:"path"`
 	// SCRAMIterations is the PBKDF2 iteration count for new passwords.
 	SCRAMIterations int `yaml:"scram_iterations"`
+	// LoginTimeDelay is how long an account's last login and logout times
+	// may wait in memory to be written together with others (0: each is
+	// written at once, one transaction per login and per logout).
+	LoginTimeDelay Duration `yaml:"login_time_delay"`
 }
 
 // Limits bound what a client may make the server do. All are enforced on
@@ -206,6 +210,7 @@ func Default() Config {
 		Storage: Storage{
 			Path:            "data",
 			SCRAMIterations: 4096,
+			LoginTimeDelay:  Duration(time.Second),
 		},
 		Limits: Limits{
 			MaxStanzaBytes:        256 << 10,
@@ -317,6 +322,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Storage.SCRAMIterations < 4096 {
 		bad("storage.scram_iterations %d: must be at least 4096 (RFC 7677)", c.Storage.SCRAMIterations)
+	}
+	if d := c.Storage.LoginTimeDelay.D(); d < 0 || d > time.Minute {
+		bad("storage.login_time_delay %v: must be between 0 and 1m", d)
 	}
 	positive := []struct {
 		name string

@@ -27,6 +27,9 @@ var (
 // Bolt is the bbolt implementation of Store.
 type Bolt struct {
 	db *bolt.DB
+
+	timesDelay time.Duration
+	times      *sessionTimes // nil when login times are written at once
 }
 
 var _ Store = (*Bolt)(nil)
@@ -34,7 +37,7 @@ var _ Store = (*Bolt)(nil)
 // Open opens (creating if needed) the store in folder dir, in the file
 // adhocd.db. The file is locked: a second process opening it waits up to
 // timeout and then fails.
-func Open(dir string, timeout time.Duration) (*Bolt, error) {
+func Open(dir string, timeout time.Duration, opts ...Option) (*Bolt, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("storage: create %s: %w", dir, err)
 	}
@@ -55,19 +58,29 @@ func Open(dir string, timeout time.Duration) (*Bolt, error) {
 		db.Close()
 		return nil, fmt.Errorf("storage: init %s: %w", path, err)
 	}
-	return &Bolt{db: db}, nil
+	s := &Bolt{db: db, timesDelay: DefaultLoginTimeDelay}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.timesDelay > 0 {
+		s.times = newSessionTimes(s.timesDelay)
+		go s.flushLoop()
+	}
+	return s, nil
 }
 
 // DB exposes the underlying database to packages that keep their own buckets
 // in the same file (the adhoc session store).
 func (s *Bolt) DB() *bolt.DB { return s.db }
 
-// Close implements Store.
+// Close implements Store: it writes the login and logout times still
+// pending, then closes the file.
 func (s *Bolt) Close() error {
+	flushErr := s.closeTimes()
 	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("storage: close: %w", err)
+		return errors.Join(flushErr, fmt.Errorf("storage: close: %w", err))
 	}
-	return nil
+	return flushErr
 }
 
 func (s *Bolt) view(ctx context.Context, fn func(*bolt.Tx) error) error {
@@ -107,6 +120,7 @@ func (s *Bolt) Account(ctx context.Context, username string) (Account, error) {
 	if err != nil {
 		return Account{}, fmt.Errorf("storage: account %q: %w", username, err)
 	}
+	s.overlay(&a)
 	return a, nil
 }
 
@@ -118,6 +132,7 @@ func (s *Bolt) UpdateAccount(ctx context.Context, username string, fn func(*Acco
 		if err := getJSON(b, []byte(username), &a); err != nil {
 			return err
 		}
+		s.overlay(&a)
 		if err := fn(&a); err != nil {
 			return err
 		}
@@ -149,6 +164,7 @@ func (s *Bolt) DeleteAccount(ctx context.Context, username string) error {
 	if err != nil {
 		return fmt.Errorf("storage: delete account %q: %w", username, err)
 	}
+	s.forget(username)
 	return nil
 }
 
@@ -161,6 +177,7 @@ func (s *Bolt) Accounts(ctx context.Context) ([]Account, error) {
 			if err := json.Unmarshal(v, &a); err != nil {
 				return fmt.Errorf("decode %q: %w", k, err)
 			}
+			s.overlay(&a)
 			all = append(all, a)
 			return nil
 		})

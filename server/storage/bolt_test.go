@@ -2,9 +2,12 @@ package storage_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/adhocd/adhocd/server/storage"
 )
@@ -129,5 +132,159 @@ func TestSecondOpenFailsWhileLocked(t *testing.T) {
 	open(t, dir)
 	if _, err := storage.Open(dir, 200*time.Millisecond); err == nil {
 		t.Fatal("a second process opened a locked store")
+	}
+}
+
+// raw reads an account from the file as it is, without the times still
+// waiting in memory.
+func raw(t *testing.T, st *storage.Bolt, username string) storage.Account {
+	t.Helper()
+	var a storage.Account
+	err := st.DB().View(func(tx *bolt.Tx) error {
+		v := tx.Bucket([]byte("accounts")).Get([]byte(username))
+		if v == nil {
+			return storage.ErrNotFound
+		}
+		return json.Unmarshal(v, &a)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func created(t *testing.T, st *storage.Bolt, username string, at time.Time) {
+	t.Helper()
+	if err := st.CreateAccount(context.Background(), storage.Account{Username: username, Created: at}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLoginTimesWaitThenAreWritten: a recorded login is seen at once through
+// the store, reaches the file after the delay without anything else
+// happening, and a logout recorded before Close is on disk after it.
+func TestLoginTimesWaitThenAreWritten(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := storage.Open(dir, time.Second, storage.WithLoginTimeDelay(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	created(t, st, "alice", now.Add(-time.Hour))
+	login := now.Add(time.Second)
+	if err := st.RecordLogin("alice", login); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := st.Account(ctx, "alice"); err != nil || !a.LastLogin.Equal(login) {
+		t.Fatalf("Account right after RecordLogin: %v %v, want LastLogin %v", a.LastLogin, err, login)
+	}
+	if all, err := st.Accounts(ctx); err != nil || len(all) != 1 || !all[0].LastLogin.Equal(login) {
+		t.Fatalf("Accounts right after RecordLogin: %+v %v", all, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !raw(t, st, "alice").LastLogin.Equal(login) {
+		if time.Now().After(deadline) {
+			t.Fatal("the login time never reached the file")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	logout := login.Add(time.Minute)
+	if err := st.RecordLogout("alice", logout); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RecordLogin("alice", logout); err == nil {
+		t.Error("RecordLogin after Close succeeded")
+	}
+	a, err := open(t, dir).Account(ctx, "alice")
+	if err != nil || !a.LastLogin.Equal(login) || !a.LastLogout.Equal(logout) {
+		t.Fatalf("after a restart: login %v logout %v (%v), want %v and %v", a.LastLogin, a.LastLogout, err, login, logout)
+	}
+}
+
+// TestLoginTimesAtOnce: with no delay each time is in the file on return.
+func TestLoginTimesAtOnce(t *testing.T) {
+	st, err := storage.Open(t.TempDir(), time.Second, storage.WithLoginTimeDelay(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	now := time.Now().UTC()
+	created(t, st, "alice", now)
+	if err := st.RecordLogout("alice", now); err != nil {
+		t.Fatal(err)
+	}
+	if got := raw(t, st, "alice").LastLogout; !got.Equal(now) {
+		t.Fatalf("LastLogout in the file %v, want %v", got, now)
+	}
+	if err := st.RecordLogin("nobody", now); err != nil {
+		t.Errorf("an unknown account: %v", err)
+	}
+}
+
+// TestLoginTimesAndAccountChanges: an update sees the pending times and
+// keeps them; only later times win; a deleted account is not brought back,
+// and one created again under the same name does not inherit its times.
+func TestLoginTimesAndAccountChanges(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := storage.Open(dir, time.Second, storage.WithLoginTimeDelay(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now().UTC().Add(-time.Hour)
+	created(t, st, "alice", t0)
+	created(t, st, "bob", t0)
+	login := t0.Add(time.Minute)
+	if err := st.RecordLogin("alice", login); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RecordLogin("alice", login.Add(-time.Second)); err != nil { // older: ignored
+		t.Fatal(err)
+	}
+	err = st.UpdateAccount(ctx, "alice", func(a *storage.Account) error {
+		if !a.LastLogin.Equal(login) {
+			t.Errorf("UpdateAccount sees LastLogin %v, want %v", a.LastLogin, login)
+		}
+		a.Disabled = true
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := raw(t, st, "alice"); !a.Disabled || !a.LastLogin.Equal(login) {
+		t.Fatalf("after UpdateAccount the file has %+v", a)
+	}
+	if err := st.RecordLogin("bob", login); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteAccount(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RecordLogout("carol", login); err != nil { // never existed
+		t.Fatal(err)
+	}
+	if err := st.RecordLogout("alice", login); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteAccount(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	created(t, st, "alice", login.Add(time.Second))
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st = open(t, dir)
+	if _, err := st.Account(ctx, "bob"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("bob, deleted with a login pending: %v", err)
+	}
+	if _, err := st.Account(ctx, "carol"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("carol, never created: %v", err)
+	}
+	if a, err := st.Account(ctx, "alice"); err != nil || !a.LastLogin.IsZero() || !a.LastLogout.IsZero() {
+		t.Errorf("alice created again: %+v %v, want no times of the deleted account", a, err)
 	}
 }

@@ -105,6 +105,13 @@ type Store interface {
 	DeleteAccount(ctx context.Context, username string) error
 	// Accounts returns every account, ordered by username.
 	Accounts(ctx context.Context) ([]Account, error)
+	// RecordLogin and RecordLogout set the account's LastLogin or LastLogout
+	// to at, if later than what it has; an unknown account is ignored. They
+	// may return before the time is on disk (Bolt writes them in batches,
+	// see WithLoginTimeDelay): reads through the store see it at once, and
+	// Close writes what is pending.
+	RecordLogin(username string, at time.Time) error
+	RecordLogout(username string, at time.Time) error
 
 	// Roster returns the user's roster ordered by JID, and its version.
 	Roster(ctx context.Context, username string) ([]RosterItem, uint64, error)
