@@ -27,7 +27,7 @@ func TestSlixmppMessage(t *testing.T) {
 		{"TLS 1.3 falls back to SCRAM without binding", "", "SCRAM-SHA-256", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			mechs, failures := runMessage(t, tc.tlsMax)
+			mechs, failures, _ := runMessage(t, tc.tlsMax, false)
 			for _, role := range []string{"sender", "receiver"} {
 				if m := mechs[role]; m != tc.wantMech {
 					t.Errorf("%s logged in with %q, want %s", role, m, tc.wantMech)
@@ -42,9 +42,27 @@ func TestSlixmppMessage(t *testing.T) {
 	}
 }
 
+// TestSlixmppOfflineMessage: a message sent by slixmpp to an offline
+// slixmpp user is kept and delivered when it logs in, and slixmpp's XEP-0203
+// plugin reads the delay stamp the server added.
+func TestSlixmppOfflineMessage(t *testing.T) {
+	requireSlixmpp(t)
+	before := time.Now().Add(-time.Second)
+	_, _, delayed := runMessage(t, "", true)
+	if len(delayed) != 1 {
+		t.Fatalf("want one DELAYED line, got %q", delayed)
+	}
+	stamp, err := time.Parse(time.RFC3339Nano, delayed[0])
+	if err != nil || stamp.Before(before) || stamp.After(time.Now()) {
+		t.Fatalf("delay stamp %q (%v): want the time the server kept the message", delayed[0], err)
+	}
+}
+
 // runMessage runs the two-client script against a fresh server and returns
-// the mechanism each client logged in with and the SASL failures it saw.
-func runMessage(t *testing.T, tlsMax string) (map[string]string, []string) {
+// the mechanism each client logged in with, the SASL failures it saw and the
+// delay stamps the receiver read. With offline, the message is sent while
+// the receiver is offline.
+func runMessage(t *testing.T, tlsMax string, offline bool) (map[string]string, []string, []string) {
 	t.Helper()
 	srv := servertest.Start(t)
 	const senderPW, receiverPW = "wonderland", "looking-glass"
@@ -63,10 +81,13 @@ func runMessage(t *testing.T, tlsMax string) (map[string]string, []string) {
 	if tlsMax != "" {
 		args = append(args, "--tls-max", tlsMax)
 	}
+	if offline {
+		args = append(args, "--offline")
+	}
 	lines := runScript(t, 60*time.Second, "slixmpp_message.py", args...)
 
 	var received, ok bool
-	var failures []string
+	var failures, delayed []string
 	mechs := map[string]string{}
 	for _, line := range lines {
 		switch {
@@ -80,6 +101,8 @@ func runMessage(t *testing.T, tlsMax string) (map[string]string, []string) {
 			}
 		case strings.HasPrefix(line, "AUTH_FAILED "):
 			failures = append(failures, line)
+		case strings.HasPrefix(line, "DELAYED "):
+			delayed = append(delayed, strings.TrimPrefix(line, "DELAYED "))
 		}
 	}
 	if !received {
@@ -88,5 +111,5 @@ func runMessage(t *testing.T, tlsMax string) (map[string]string, []string) {
 	if !ok {
 		t.Errorf("script did not print OK")
 	}
-	return mechs, failures
+	return mechs, failures, delayed
 }

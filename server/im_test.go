@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -305,15 +306,97 @@ func TestMessageToHighestPriority(t *testing.T) {
 	low.Next(wait, isMessage("news"))
 }
 
-func TestOfflineRecipientIsTold(t *testing.T) {
+// TestOfflineMessages: chat messages with a body to an account with no
+// available resource are kept and delivered, in order and stamped, at its
+// next available presence, once; a message without a body is answered
+// service-unavailable; kept messages survive a restart.
+func TestOfflineMessages(t *testing.T) {
 	srv := servertest.Start(t)
 	srv.AddUser("alice", "wonderland")
 	srv.AddUser("bob", "builder")
-	r := srv.RawLogin("alice", "wonderland", "raw")
-	r.Write(`<message id='m1' type='chat' to='bob@localhost'><body>are you there</body></message>`)
-	got := r.Expect(`</message>`)
-	if !strings.Contains(got, `type="error"`) || !strings.Contains(got, "<service-unavailable") || !strings.Contains(got, "are you there") {
-		t.Fatalf("want the message bounced with service-unavailable, got %q", got)
+	alice := srv.RawLogin("alice", "wonderland", "raw")
+	alice.Write(`<message id='m1' type='chat' to='bob@localhost'><body>one</body></message>` +
+		`<message id='m2' to='bob@localhost'><body>two &amp; more</body></message>` +
+		`<message id='m3' type='chat' to='bob@localhost'><active xmlns='http://jabber.org/protocol/chatstates'/></message>`)
+	got := alice.Expect(`</message>`)
+	if !strings.Contains(got, `id="m3"`) || !strings.Contains(got, "<service-unavailable") || strings.Contains(got, `id="m1"`) || strings.Contains(got, `id="m2"`) {
+		t.Fatalf("want only the bodiless message bounced, got %q", got)
+	}
+	before := time.Now().UTC().Add(-time.Second)
+
+	srv = srv.Restart()
+	bob := srv.RawLogin("bob", "builder", "phone")
+	if out, ok := bob.ReadUntil(`<message`, 300*time.Millisecond); ok {
+		t.Fatalf("messages delivered before any presence: %q", out)
+	}
+	bob.Write(`<presence/>`)
+	out := bob.Expect(`two &amp; more</body>.*</message>`)
+	first, second := strings.Index(out, ">one<"), strings.Index(out, "two &amp; more")
+	if first < 0 || second < first {
+		t.Fatalf("want both messages in order, got %q", out)
+	}
+	if strings.Count(out, `<delay xmlns="urn:xmpp:delay" from="localhost" stamp="`) != 2 || !strings.Contains(out, `from="alice@localhost/raw"`) {
+		t.Fatalf("want each message from alice with a delay stamped by the server, got %q", out)
+	}
+	stamp := out[strings.Index(out, `stamp="`)+len(`stamp="`):]
+	stamp = stamp[:strings.Index(stamp, `"`)]
+	if at, err := time.Parse(time.RFC3339, stamp); err != nil || at.Before(before) || at.After(time.Now()) {
+		t.Fatalf("delay stamp %q (%v): want the time the server received it", stamp, err)
+	}
+	tablet := srv.RawLogin("bob", "builder", "tablet")
+	tablet.Write(`<presence/>`)
+	if out, ok := tablet.ReadUntil(`<body`, 500*time.Millisecond); ok {
+		t.Fatalf("offline messages delivered twice: %q", out)
+	}
+}
+
+// TestOfflineMessagesNegativePriority: a session with a negative priority
+// gets no offline messages; they come when it raises its priority.
+func TestOfflineMessagesNegativePriority(t *testing.T) {
+	srv := servertest.Start(t)
+	srv.AddUser("alice", "wonderland")
+	srv.AddUser("bob", "builder")
+	alice := srv.RawLogin("alice", "wonderland", "raw")
+	alice.Write(`<message id='m1' type='chat' to='bob@localhost'><body>later</body></message>`)
+	bob := srv.RawLogin("bob", "builder", "hidden")
+	bob.Write(`<presence><priority>-1</priority></presence>`)
+	if out, ok := bob.ReadUntil(`>later<`, 500*time.Millisecond); ok {
+		t.Fatalf("delivered at negative priority: %q", out)
+	}
+	bob.Write(`<presence><priority>1</priority></presence>`)
+	bob.Expect(`>later</body>`)
+}
+
+// TestOfflineMessagesLimit: beyond limits.max_offline_messages the sender is
+// told; with 0 nothing is kept and msgoffline is not advertised.
+func TestOfflineMessagesLimit(t *testing.T) {
+	for _, limit := range []int{0, 2} {
+		srv := servertest.Start(t, func(c *config.Config) { c.Limits.MaxOfflineMessages = limit })
+		srv.AddUser("alice", "wonderland")
+		srv.AddUser("bob", "builder")
+		alice := srv.RawLogin("alice", "wonderland", "raw")
+		alice.Write(`<iq type='get' id='d1' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
+		info := alice.Expect(`</iq>`)
+		if strings.Contains(info, `var="msgoffline"`) != (limit > 0) {
+			t.Errorf("limit %d: disco#info %q", limit, info)
+		}
+		for i := range limit + 1 {
+			alice.Write(fmt.Sprintf(`<message id='m%d' type='chat' to='bob@localhost'><body>n%d</body></message>`, i, i))
+		}
+		got := alice.Expect(`</message>`)
+		if !strings.Contains(got, fmt.Sprintf(`id="m%d"`, limit)) || !strings.Contains(got, "<service-unavailable") || strings.Count(got, "<message") != 1 {
+			t.Errorf("limit %d: want only message %d bounced, got %q", limit, limit, got)
+		}
+		bob := srv.RawLogin("bob", "builder", "phone")
+		bob.Write(`<presence/>`)
+		if limit > 0 {
+			out := bob.Expect(fmt.Sprintf(`>n%d</body>`, limit-1))
+			if strings.Count(out, "<delay") != limit {
+				t.Errorf("limit %d: bob got %q", limit, out)
+			}
+		} else if out, ok := bob.ReadUntil(`<body`, 300*time.Millisecond); ok {
+			t.Errorf("limit 0: bob got %q", out)
+		}
 	}
 }
 

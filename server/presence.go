@@ -68,6 +68,7 @@ func (s *Server) broadcast(ctx context.Context, c *conn, el *element, unavailabl
 	c.pmu.Lock()
 	initial := !c.available && !unavailable
 	wasAvailable := c.available
+	wasReachable := c.available && c.priority >= 0
 	var directed []string
 	if unavailable {
 		c.available = false
@@ -81,7 +82,13 @@ func (s *Server) broadcast(ctx context.Context, c *conn, el *element, unavailabl
 		c.priority = priorityOf(el)
 		c.presence = el
 	}
+	// Offline messages go to the first presence that makes the session a
+	// destination of messages to the bare JID (XEP-0160).
+	nowReachable := c.available && c.priority >= 0
 	c.pmu.Unlock()
+	if nowReachable && !wasReachable {
+		defer s.deliverOffline(ctx, c)
+	}
 	if unavailable && !wasAvailable && len(directed) == 0 {
 		return nil
 	}

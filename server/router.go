@@ -318,10 +318,7 @@ func (s *Server) deliverMessage(ctx context.Context, el *element, to jid.JID) er
 	}
 	dsts := s.availableResources(user, true)
 	if len(dsts) == 0 {
-		// adhocd keeps no offline messages: the sender learns the message
-		// was not delivered instead of it being lost silently.
-		return stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable,
-			Text: map[string]string{"en": "the recipient is offline"}}
+		return s.storeOffline(ctx, el, user)
 	}
 	for _, dst := range dsts {
 		s.deliver(dst, el)

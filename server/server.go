@@ -193,6 +193,9 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	s.auth = auth.NewAuthenticator(s.store, s.domain.String(), s.cfg.C2S.AllowPlainWithoutTLS)
+	if s.cfg.Limits.MaxOfflineMessages > 0 {
+		s.disco.AddFeature(featureOffline)
+	}
 	if err := s.loadAdmins(ctx); err != nil {
 		s.closeStore()
 		return err

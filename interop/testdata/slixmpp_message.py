@@ -11,6 +11,11 @@ the JIDs' domain ("localhost"), while the TCP connection goes to the address
 given on the command line. Each fetches its roster before it counts as
 online.
 
+With --offline the sender logs in first, sends the message while the
+receiver is offline and logs out; the receiver then logs in and must get
+the message, kept by the server (XEP-0160), with a XEP-0203 delay whose
+stamp it prints.
+
 --tls-max 1.2 exists because slixmpp 1.8.3 binds SCRAM-*-PLUS to tls-unique
 only (CPython's ssl has no tls-exporter), and tls-unique is undefined in
 TLS 1.3 (RFC 9266). Over TLS 1.3 it tries -PLUS with p=tls-unique, which the
@@ -23,6 +28,7 @@ Lines on stdout the test reads:
     MECHANISM <role> <SASL mechanism name>
     AUTH_FAILED <role> <SASL mechanism name> <condition>
     RECEIVED <body>
+    DELAYED <stamp, ISO 8601>   (a message that carried a XEP-0203 delay)
     OK
 
 Exits 0 only when the receiver got a chat message from the sender whose body
@@ -43,7 +49,7 @@ from common import say  # noqa: E402
 
 async def run(args):
     receiver = common.Client("receiver", args.receiver_jid, args.receiver_password, args.cafile,
-                             tls_max=args.tls_max, roster=True)
+                             plugins=("xep_0203",), tls_max=args.tls_max, roster=True)
     sender = common.Client("sender", args.sender_jid, args.sender_password, args.cafile,
                            tls_max=args.tls_max, roster=True)
     got = asyncio.get_running_loop().create_future()
@@ -54,26 +60,38 @@ async def run(args):
         if msg["from"].bare != sender.boundjid.bare:
             return
         say("RECEIVED", msg["body"])
+        stamp = msg["delay"]["stamp"]
+        if stamp is not None:
+            say("DELAYED", stamp.isoformat())
         if not got.done():
             got.set_result(msg["body"])
 
     receiver.add_event_handler("message", on_message)
 
-    await receiver.login(args.host, args.port)
-    await sender.login(args.host, args.port)
-
-    sender.send_message(mto=receiver.boundjid.bare, mbody=args.body, mtype="chat")
+    if args.offline:
+        await sender.login(args.host, args.port)
+        sender.send_message(mto=args.receiver_jid, mbody=args.body, mtype="chat")
+        await sender.logout()
+        await receiver.login(args.host, args.port)
+    else:
+        await receiver.login(args.host, args.port)
+        await sender.login(args.host, args.port)
+        sender.send_message(mto=receiver.boundjid.bare, mbody=args.body, mtype="chat")
     body = await got
     if body != args.body:
         raise RuntimeError("body mismatch: got %r, want %r" % (body, args.body))
 
-    await asyncio.gather(sender.logout(), receiver.logout())
+    if args.offline:
+        await receiver.logout()
+    else:
+        await asyncio.gather(sender.logout(), receiver.logout())
     say("OK")
 
 
 def main():
     p = common.parser(__doc__, logins=("sender-", "receiver-"), tls_max=True)
     p.add_argument("--body", required=True)
+    p.add_argument("--offline", action="store_true", help="send while the receiver is offline")
     args = p.parse_args()
     common.main(run, args)
 

@@ -96,6 +96,10 @@ type Limits struct {
 	// MaxSessionsPerAccount bounds the resources bound at once per account
 	// (resource-constraint on bind).
 	MaxSessionsPerAccount int `yaml:"max_sessions_per_account"`
+	// MaxOfflineMessages bounds the messages kept per account while it has
+	// no available resource (XEP-0160); the next gets service-unavailable.
+	// 0 keeps none: every such message is answered with service-unavailable.
+	MaxOfflineMessages int `yaml:"max_offline_messages"`
 	// MaxConnections bounds the open client connections (the next one gets
 	// resource-constraint).
 	MaxConnections int `yaml:"max_connections"`
@@ -221,6 +225,7 @@ func Default() Config {
 			WriteTimeout:          Duration(30 * time.Second),
 			MaxAuthFailures:       3,
 			MaxSessionsPerAccount: 10,
+			MaxOfflineMessages:    100,
 			MaxConnections:        10000,
 			MaxRosterItems:        1000,
 			StanzaTimeout:         Duration(60 * time.Second),
@@ -341,6 +346,9 @@ func (c *Config) Validate() error {
 		{"limits.max_auth_failures_per_address", c.Limits.MaxAuthFailuresPerAddress},
 		{"adhoc.max_sessions", c.Adhoc.MaxSessions},
 		{"adhoc.max_sessions_per_user", c.Adhoc.MaxSessionsPerUser},
+	}
+	if c.Limits.MaxOfflineMessages < 0 {
+		bad("limits.max_offline_messages %d: must be 0 (none kept) or more", c.Limits.MaxOfflineMessages)
 	}
 	for _, p := range positive {
 		if p.v <= 0 {

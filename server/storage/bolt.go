@@ -21,6 +21,7 @@ var (
 	bucketAccounts = []byte("accounts")
 	bucketRosters  = []byte("rosters")
 	bucketSettings = []byte("settings")
+	bucketOffline  = []byte("offline")
 	keyVersion     = []byte("\x00version")
 )
 
@@ -47,7 +48,7 @@ func Open(dir string, timeout time.Duration, opts ...Option) (*Bolt, error) {
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketAccounts, bucketRosters, bucketSettings} {
+		for _, b := range [][]byte{bucketAccounts, bucketRosters, bucketSettings, bucketOffline} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -155,9 +156,13 @@ func (s *Bolt) DeleteAccount(ctx context.Context, username string) error {
 		if err := b.Delete([]byte(username)); err != nil {
 			return err
 		}
-		r := tx.Bucket(bucketRosters)
-		if r.Bucket([]byte(username)) != nil {
-			return r.DeleteBucket([]byte(username))
+		for _, name := range [][]byte{bucketRosters, bucketOffline} {
+			r := tx.Bucket(name)
+			if r.Bucket([]byte(username)) != nil {
+				if err := r.DeleteBucket([]byte(username)); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})
@@ -172,18 +177,15 @@ func (s *Bolt) DeleteAccount(ctx context.Context, username string) error {
 func (s *Bolt) Accounts(ctx context.Context) ([]Account, error) {
 	var all []Account
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketAccounts).ForEach(func(k, v []byte) error {
-			var a Account
-			if err := json.Unmarshal(v, &a); err != nil {
-				return fmt.Errorf("decode %q: %w", k, err)
-			}
-			s.overlay(&a)
-			all = append(all, a)
-			return nil
-		})
+		var err error
+		all, err = decodeAll[Account](tx.Bucket(bucketAccounts), nil)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("storage: accounts: %w", err)
+	}
+	for i := range all {
+		s.overlay(&all[i])
 	}
 	return all, nil
 }
@@ -198,17 +200,9 @@ func (s *Bolt) Roster(ctx context.Context, username string) ([]RosterItem, uint6
 			return nil
 		}
 		ver = version(b)
-		return b.ForEach(func(k, v []byte) error {
-			if bytes.Equal(k, keyVersion) {
-				return nil
-			}
-			var it RosterItem
-			if err := json.Unmarshal(v, &it); err != nil {
-				return fmt.Errorf("decode %q: %w", k, err)
-			}
-			items = append(items, it)
-			return nil
-		})
+		var err error
+		items, err = decodeAll[RosterItem](b, keyVersion)
+		return err
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("storage: roster of %q: %w", username, err)
@@ -236,10 +230,7 @@ func (s *Bolt) RosterItem(ctx context.Context, username, contact string) (Roster
 func (s *Bolt) UpdateRosterItem(ctx context.Context, username, contact string, fn func(*RosterItem, bool) (bool, error)) (uint64, error) {
 	var ver uint64
 	err := s.update(ctx, func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketAccounts).Get([]byte(username)) == nil {
-			return ErrNotFound
-		}
-		b, err := tx.Bucket(bucketRosters).CreateBucketIfNotExists([]byte(username))
+		b, err := userBucket(tx, bucketRosters, username)
 		if err != nil {
 			return err
 		}
@@ -280,6 +271,51 @@ func (s *Bolt) UpdateRosterItem(ctx context.Context, username, contact string, f
 	return ver, nil
 }
 
+// StoreOffline implements Store. Messages live in one nested bucket per
+// user under offline, keyed by a sequence number so that they come back in
+// order.
+func (s *Bolt) StoreOffline(ctx context.Context, username string, m OfflineMessage, max int) error {
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		b, err := userBucket(tx, bucketOffline, username)
+		if err != nil {
+			return err
+		}
+		if b.Stats().KeyN >= max {
+			return ErrFull
+		}
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		return putJSON(b, binary.BigEndian.AppendUint64(nil, seq), m)
+	})
+	if err != nil {
+		return fmt.Errorf("storage: offline message for %q: %w", username, err)
+	}
+	return nil
+}
+
+// TakeOffline implements Store.
+func (s *Bolt) TakeOffline(ctx context.Context, username string) ([]OfflineMessage, error) {
+	var out []OfflineMessage
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		parent := tx.Bucket(bucketOffline)
+		b := parent.Bucket([]byte(username))
+		if b == nil {
+			return nil
+		}
+		var err error
+		if out, err = decodeAll[OfflineMessage](b, nil); err != nil {
+			return err
+		}
+		return parent.DeleteBucket([]byte(username))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: take offline messages of %q: %w", username, err)
+	}
+	return out, nil
+}
+
 // Setting implements Store.
 func (s *Bolt) Setting(ctx context.Context, key string) ([]byte, error) {
 	var out []byte
@@ -318,6 +354,32 @@ func version(b *bolt.Bucket) uint64 {
 		return 0
 	}
 	return binary.BigEndian.Uint64(v)
+}
+
+// userBucket returns the account's own bucket under parent, creating it;
+// ErrNotFound if there is no such account.
+func userBucket(tx *bolt.Tx, parent []byte, username string) (*bolt.Bucket, error) {
+	if tx.Bucket(bucketAccounts).Get([]byte(username)) == nil {
+		return nil, ErrNotFound
+	}
+	return tx.Bucket(parent).CreateBucketIfNotExists([]byte(username))
+}
+
+// decodeAll decodes every value of b, in key order, but the one under skip.
+func decodeAll[T any](b *bolt.Bucket, skip []byte) ([]T, error) {
+	var all []T
+	err := b.ForEach(func(k, v []byte) error {
+		if skip != nil && bytes.Equal(k, skip) {
+			return nil
+		}
+		var x T
+		if err := json.Unmarshal(v, &x); err != nil {
+			return fmt.Errorf("decode %q: %w", k, err)
+		}
+		all = append(all, x)
+		return nil
+	})
+	return all, err
 }
 
 func getJSON(b *bolt.Bucket, key []byte, v any) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -286,5 +287,47 @@ func TestLoginTimesAndAccountChanges(t *testing.T) {
 	}
 	if a, err := st.Account(ctx, "alice"); err != nil || !a.LastLogin.IsZero() || !a.LastLogout.IsZero() {
 		t.Errorf("alice created again: %+v %v, want no times of the deleted account", a, err)
+	}
+}
+
+// TestOfflineMessages: messages come back in order, once; the limit holds;
+// an unknown account keeps nothing; deleting an account deletes its
+// messages.
+func TestOfflineMessages(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st := open(t, dir)
+	now := time.Now().UTC()
+	created(t, st, "bob", now)
+	for i, body := range []string{"one", "two", "three"} {
+		m := storage.OfflineMessage{Stamp: now.Add(time.Duration(i) * time.Second), XML: "<message><body>" + body + "</body></message>"}
+		err := st.StoreOffline(ctx, "bob", m, 2)
+		if want := i < 2; (err == nil) != want || (!want && !errors.Is(err, storage.ErrFull)) {
+			t.Fatalf("message %d with a limit of 2: %v", i, err)
+		}
+	}
+	if err := st.StoreOffline(ctx, "nobody", storage.OfflineMessage{XML: "<message/>"}, 2); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("an unknown account: %v", err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st = open(t, dir)
+	got, err := st.TakeOffline(ctx, "bob")
+	if err != nil || len(got) != 2 || !strings.Contains(got[0].XML, "one") || !strings.Contains(got[1].XML, "two") || !got[1].Stamp.Equal(now.Add(time.Second)) {
+		t.Fatalf("after a restart: %+v %v", got, err)
+	}
+	if again, err := st.TakeOffline(ctx, "bob"); err != nil || len(again) != 0 {
+		t.Fatalf("taken twice: %+v %v", again, err)
+	}
+	if err := st.StoreOffline(ctx, "bob", storage.OfflineMessage{XML: "<message/>"}, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteAccount(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	created(t, st, "bob", now)
+	if got, err := st.TakeOffline(ctx, "bob"); err != nil || len(got) != 0 {
+		t.Fatalf("a new bob inherits %+v %v", got, err)
 	}
 }

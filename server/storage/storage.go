@@ -1,6 +1,6 @@
 // Package storage holds what adhocd keeps across restarts: accounts with
-// their SCRAM credentials, rosters, pending subscription requests and small
-// server settings.
+// their SCRAM credentials, rosters, pending subscription requests, offline
+// messages and small server settings.
 //
 // Store is the interface the server and its modules use; Open returns the
 // embedded implementation on go.etcd.io/bbolt, a single file with ACID
@@ -19,6 +19,7 @@ import (
 var (
 	ErrNotFound = errors.New("storage: not found")
 	ErrExists   = errors.New("storage: already exists")
+	ErrFull     = errors.New("storage: full")
 )
 
 // Credential is one SCRAM credential (RFC 5802 §3) for one hash function.
@@ -49,6 +50,13 @@ type Account struct {
 	// WelcomePending is set on new accounts while a welcome message is
 	// configured, until it is delivered at the first login.
 	WelcomePending bool `json:"welcome_pending,omitempty"`
+}
+
+// OfflineMessage is a message kept for a user who had no available resource
+// (XEP-0160): the whole stanza as XML, and when it arrived.
+type OfflineMessage struct {
+	Stamp time.Time `json:"stamp"`
+	XML   string    `json:"xml"`
 }
 
 // Setting keys shared by the packages that read and write them.
@@ -122,6 +130,13 @@ type Store interface {
 	// deleted. It returns the roster version after the change. An error from
 	// fn aborts the change.
 	UpdateRosterItem(ctx context.Context, username, contact string, fn func(item *RosterItem, exists bool) (remove bool, err error)) (uint64, error)
+
+	// StoreOffline keeps m for username unless max messages are kept for
+	// it already (ErrFull). ErrNotFound if there is no such account.
+	StoreOffline(ctx context.Context, username string, m OfflineMessage, max int) error
+	// TakeOffline returns the messages kept for username, oldest first, and
+	// removes them.
+	TakeOffline(ctx context.Context, username string) ([]OfflineMessage, error)
 
 	// Setting returns the value stored under key, or ErrNotFound.
 	Setting(ctx context.Context, key string) ([]byte, error)
