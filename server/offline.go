@@ -68,12 +68,13 @@ func (s *Server) deliverOffline(ctx context.Context, c *conn) {
 	}
 	for _, m := range msgs {
 		toks := parseContent(m.XML)
-		if len(toks) < 2 {
-			s.log.Warn("offline message unreadable", "user", c.user)
-			continue
+		var start xml.StartElement
+		ok := len(toks) >= 2
+		if ok {
+			start, ok = toks[0].(xml.StartElement)
 		}
-		start, ok := toks[0].(xml.StartElement)
 		if !ok {
+			s.log.Warn("offline message unreadable", "user", c.user)
 			continue
 		}
 		el := &element{start: start, inner: toks[1 : len(toks)-1]}

@@ -33,7 +33,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
@@ -53,11 +53,6 @@ import (
 type Config struct {
 	Endpoint string
 	Insecure bool
-	// Timeout bounds one HTTP request (default 10 s); retries continue until
-	// the export's context ends.
-	Timeout time.Duration
-	// Client, if set, sends the requests (tests, custom TLS).
-	Client *http.Client
 }
 
 // NewTraceExporter returns a span exporter that POSTs to /v1/traces.
@@ -74,7 +69,7 @@ type traceClient struct{ *poster }
 
 func (*traceClient) Start(context.Context) error { return nil }
 func (t *traceClient) Stop(context.Context) error {
-	t.close()
+	t.closed.Store(true)
 	return nil
 }
 
@@ -129,7 +124,7 @@ func (*MetricExporter) ForceFlush(context.Context) error { return nil }
 
 // Shutdown stops further exports.
 func (m *MetricExporter) Shutdown(context.Context) error {
-	m.close()
+	m.closed.Store(true)
 	return nil
 }
 
@@ -159,37 +154,19 @@ const maxResponse = 64 << 10
 type poster struct {
 	url    string
 	client *http.Client
-
-	mu     sync.Mutex
-	closed bool
+	closed atomic.Bool
 }
+
+// requestTimeout bounds one HTTP request; retries go on until the export's
+// context ends.
+const requestTimeout = 10 * time.Second
 
 func newPoster(c Config, path string) *poster {
 	scheme := "https://"
 	if c.Insecure {
 		scheme = "http://"
 	}
-	client := c.Client
-	if client == nil {
-		timeout := c.Timeout
-		if timeout <= 0 {
-			timeout = 10 * time.Second
-		}
-		client = &http.Client{Timeout: timeout}
-	}
-	return &poster{url: scheme + c.Endpoint + path, client: client}
-}
-
-func (p *poster) close() {
-	p.mu.Lock()
-	p.closed = true
-	p.mu.Unlock()
-}
-
-func (p *poster) isClosed() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.closed
+	return &poster{url: scheme + c.Endpoint + path, client: &http.Client{Timeout: requestTimeout}}
 }
 
 // Backoff between retries: doubling from first to most.
@@ -199,7 +176,7 @@ const (
 )
 
 func (p *poster) post(ctx context.Context, body []byte) error {
-	if p.isClosed() {
+	if p.closed.Load() {
 		return ErrShutdown
 	}
 	wait := firstBackoff

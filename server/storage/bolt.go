@@ -27,10 +27,8 @@ var (
 
 // Bolt is the bbolt implementation of Store.
 type Bolt struct {
-	db *bolt.DB
-
-	timesDelay time.Duration
-	times      *sessionTimes // nil when login times are written at once
+	db    *bolt.DB
+	times *sessionTimes // nil when login times are written at once
 }
 
 var _ Store = (*Bolt)(nil)
@@ -59,12 +57,13 @@ func Open(dir string, timeout time.Duration, opts ...Option) (*Bolt, error) {
 		db.Close()
 		return nil, fmt.Errorf("storage: init %s: %w", path, err)
 	}
-	s := &Bolt{db: db, timesDelay: DefaultLoginTimeDelay}
-	for _, o := range opts {
-		o(s)
+	o := options{loginTimeDelay: DefaultLoginTimeDelay}
+	for _, opt := range opts {
+		opt(&o)
 	}
-	if s.timesDelay > 0 {
-		s.times = newSessionTimes(s.timesDelay)
+	s := &Bolt{db: db}
+	if o.loginTimeDelay > 0 {
+		s.times = newSessionTimes(o.loginTimeDelay)
 		go s.flushLoop()
 	}
 	return s, nil
@@ -295,21 +294,29 @@ func (s *Bolt) StoreOffline(ctx context.Context, username string, m OfflineMessa
 	return nil
 }
 
-// TakeOffline implements Store.
+// TakeOffline implements Store. Most sessions have nothing kept: a read
+// transaction finds that out without the write transaction's fsync.
 func (s *Bolt) TakeOffline(ctx context.Context, username string) ([]OfflineMessage, error) {
-	var out []OfflineMessage
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		parent := tx.Bucket(bucketOffline)
-		b := parent.Bucket([]byte(username))
-		if b == nil {
-			return nil
-		}
-		var err error
-		if out, err = decodeAll[OfflineMessage](b, nil); err != nil {
-			return err
-		}
-		return parent.DeleteBucket([]byte(username))
+	kept := false
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		kept = tx.Bucket(bucketOffline).Bucket([]byte(username)) != nil
+		return nil
 	})
+	var out []OfflineMessage
+	if err == nil && kept {
+		err = s.update(ctx, func(tx *bolt.Tx) error {
+			parent := tx.Bucket(bucketOffline)
+			b := parent.Bucket([]byte(username))
+			if b == nil {
+				return nil
+			}
+			var err error
+			if out, err = decodeAll[OfflineMessage](b, nil); err != nil {
+				return err
+			}
+			return parent.DeleteBucket([]byte(username))
+		})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("storage: take offline messages of %q: %w", username, err)
 	}

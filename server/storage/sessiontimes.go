@@ -19,13 +19,15 @@ import (
 // (storage.login_time_delay), and only these two timestamps.
 
 // Option configures Open.
-type Option func(*Bolt)
+type Option func(*options)
+
+type options struct{ loginTimeDelay time.Duration }
 
 // WithLoginTimeDelay makes RecordLogin and RecordLogout wait up to d in
 // memory and be written together; 0 writes each at once (one transaction
 // each). Open's default is one second.
 func WithLoginTimeDelay(d time.Duration) Option {
-	return func(s *Bolt) { s.timesDelay = d }
+	return func(o *options) { o.loginTimeDelay = d }
 }
 
 // DefaultLoginTimeDelay is Open's delay for login and logout times.
