@@ -231,7 +231,7 @@ func (c *conn) features() string {
 				b.WriteString("<mechanism>" + m + "</mechanism>")
 			}
 			b.WriteString(`</mechanisms>`)
-			if types := auth.ChannelBindingTypes(c.tls); len(types) > 0 {
+			if types := c.srv.auth.ChannelBindingTypes(c.tls); len(types) > 0 {
 				b.WriteString(`<sasl-channel-binding xmlns='` + nsCB + `'>`)
 				for _, t := range types {
 					b.WriteString(`<channel-binding type='` + t + `'/>`)
@@ -509,7 +509,7 @@ func (c *conn) writeTokens(r xml.TokenReader) error {
 		return errClosed
 	}
 	out := outputs.Get().(*output)
-	if err := out.encode(r); err != nil {
+	if err := out.encode(r, stanza.NSClient); err != nil {
 		return err // out is dropped: its encoder may be mid-element
 	}
 	c.setWriteDeadline()
@@ -523,45 +523,19 @@ func (c *conn) writeTokens(r xml.TokenReader) error {
 
 // output encodes one element into memory before it is written whole. The
 // outputs are pooled rather than one kept per connection: an idle
-// connection then holds no write buffer (an xml.Encoder has 4 KiB).
+// connection then holds no write buffer.
 type output struct {
 	buf bytes.Buffer
-	enc *xml.Encoder
+	enc nsEncoder
 }
 
-var outputs = sync.Pool{New: func() any {
-	o := &output{}
-	o.enc = xml.NewEncoder(&o.buf)
-	return o
-}}
+var outputs = sync.Pool{New: func() any { return &output{} }}
 
-// encode writes r's tokens to the buffer; they must make whole elements.
-func (o *output) encode(r xml.TokenReader) error {
-	depth := 0
-	for {
-		t, err := r.Token()
-		switch t.(type) {
-		case xml.StartElement:
-			depth++
-		case xml.EndElement:
-			depth--
-		}
-		if t != nil {
-			if e := o.enc.EncodeToken(t); e != nil {
-				return fmt.Errorf("server: encode: %w", e)
-			}
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("server: encode: %w", err)
-		}
-	}
-	if depth != 0 {
-		return fmt.Errorf("server: encode: %d element(s) left open", depth)
-	}
-	return o.enc.Flush()
+// encode writes r's tokens to the buffer; they must make whole elements,
+// outside of which root is the default namespace.
+func (o *output) encode(r xml.TokenReader, root string) error {
+	o.enc.reset(&o.buf, root)
+	return o.enc.copyFrom(r)
 }
 
 // release returns o to the pool, unless a large element grew its buffer.

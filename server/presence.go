@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -397,14 +398,15 @@ const maxPendingContent = 4096
 // serializeContent renders tokens as XML text for the store; content larger
 // than limit is not kept (the request itself still is).
 func serializeContent(toks []xml.Token, limit int) string {
-	var b strings.Builder
-	e := xml.NewEncoder(&b)
+	var b bytes.Buffer
+	var e nsEncoder
+	e.reset(&b, stanza.NSClient)
 	for _, t := range toks {
-		if err := e.EncodeToken(t); err != nil {
+		if err := e.token(t); err != nil {
 			return ""
 		}
 	}
-	if err := e.Flush(); err != nil || b.Len() > limit {
+	if e.close() != nil || b.Len() > limit {
 		return ""
 	}
 	return b.String()
@@ -416,6 +418,8 @@ func parseContent(s string) []xml.Token {
 		return nil
 	}
 	d := xml.NewDecoder(strings.NewReader(s))
+	// serializeContent leaves out jabber:client, the stream's namespace.
+	d.DefaultSpace = stanza.NSClient
 	var out []xml.Token
 	for {
 		t, err := d.Token()
