@@ -192,7 +192,8 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	s.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	s.auth = auth.NewAuthenticator(s.store, s.domain.String(), s.cfg.C2S.AllowPlainWithoutTLS)
+	s.auth = auth.NewAuthenticator(s.store, s.domain.String(), auth.Options{
+		PlainWithoutTLS: s.cfg.C2S.AllowPlainWithoutTLS, ChannelBinding: s.cfg.C2S.ChannelBinding})
 	if s.cfg.Limits.MaxOfflineMessages > 0 {
 		s.disco.AddFeature(featureOffline)
 	}

@@ -73,8 +73,7 @@ func fail(cond string, err error) *Failure { return &Failure{Condition: cond, Er
 type Authenticator struct {
 	store  storage.Store
 	domain string
-	// plainWithoutTLS offers PLAIN on unencrypted streams (benchmarks only).
-	plainWithoutTLS bool
+	opts   Options
 	// secret keys the fake credentials of unknown users.
 	secret []byte
 	// Check, if set, may refuse an authenticated account (blocked, say) with
@@ -82,11 +81,20 @@ type Authenticator struct {
 	Check func(ctx context.Context, a storage.Account) *Failure
 }
 
+// Options are the operator's choices of what is offered.
+type Options struct {
+	// PlainWithoutTLS offers PLAIN on unencrypted streams (benchmarks only).
+	PlainWithoutTLS bool
+	// ChannelBinding offers the SCRAM-*-PLUS mechanisms and advertises the
+	// channel-binding types on TLS streams.
+	ChannelBinding bool
+}
+
 // NewAuthenticator returns an Authenticator for accounts of domain.
-func NewAuthenticator(store storage.Store, domain string, plainWithoutTLS bool) *Authenticator {
+func NewAuthenticator(store storage.Store, domain string, opts Options) *Authenticator {
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	return &Authenticator{store: store, domain: domain, plainWithoutTLS: plainWithoutTLS, secret: secret}
+	return &Authenticator{store: store, domain: domain, opts: opts, secret: secret}
 }
 
 // Mechanisms lists the mechanisms offered on a stream, strongest first. tlsState
@@ -94,21 +102,30 @@ func NewAuthenticator(store storage.Store, domain string, plainWithoutTLS bool) 
 func (a *Authenticator) Mechanisms(tlsState *tls.ConnectionState) []string {
 	if tlsState == nil {
 		m := []string{SCRAMSHA256, SCRAMSHA1}
-		if a.plainWithoutTLS {
+		if a.opts.PlainWithoutTLS {
 			m = append(m, Plain)
 		}
 		return m
 	}
 	var m []string
-	if len(ChannelBindingTypes(tlsState)) > 0 {
+	if len(a.ChannelBindingTypes(tlsState)) > 0 {
 		m = append(m, SCRAMSHA256Plus, SCRAMSHA1Plus)
 	}
 	return append(m, SCRAMSHA256, SCRAMSHA1, Plain)
 }
 
 // ChannelBindingTypes lists the channel-binding types the TLS connection can
-// provide, for XEP-0440's <sasl-channel-binding/>.
-func ChannelBindingTypes(tlsState *tls.ConnectionState) []string {
+// provide, for XEP-0440's <sasl-channel-binding/>: none when channel binding
+// is turned off.
+func (a *Authenticator) ChannelBindingTypes(tlsState *tls.ConnectionState) []string {
+	if !a.opts.ChannelBinding {
+		return nil
+	}
+	return connectionBindings(tlsState)
+}
+
+// connectionBindings lists the channel-binding types tlsState can provide.
+func connectionBindings(tlsState *tls.ConnectionState) []string {
 	if tlsState == nil || !tlsState.HandshakeComplete {
 		return nil
 	}
@@ -274,7 +291,9 @@ func (e *Exchange) newConversation(ctx context.Context, first []byte) (*scram.Se
 	if plus != strings.HasPrefix(flag, "p=") {
 		return nil, fail(MalformedRequest, fmt.Errorf("gs2 flag %q does not fit %s", flag, e.mech))
 	}
-	if e.tlsState == nil || (e.allowY && flag == "y") {
+	if e.tlsState == nil || (e.allowY && flag == "y") || !e.a.opts.ChannelBinding {
+		// With channel binding off nothing is advertised, so a "y" is the
+		// client's honest answer, not a stripped offer.
 		return srv.NewConversation(), nil
 	}
 	want := CBExporter
@@ -284,7 +303,10 @@ func (e *Exchange) newConversation(ctx context.Context, first []byte) (*scram.Se
 	cb, err := binding(want, e.tlsState)
 	if err != nil {
 		if plus {
-			return nil, fail(MalformedRequest, fmt.Errorf("%w: %v", ErrChannelBindingType, err))
+			return nil, &Failure{Condition: MalformedRequest, Err: fmt.Errorf("%w: %v", ErrChannelBindingType, err),
+				Text: fmt.Sprintf("channel binding %s is not available on this connection, which offers %s; "+
+					"retry with one of those, or without channel binding (%s)",
+					want, strings.Join(connectionBindings(e.tlsState), ", "), strings.TrimSuffix(e.mech, "-PLUS"))}
 		}
 		return srv.NewConversation(), nil
 	}

@@ -43,6 +43,13 @@ func tlsState(t *testing.T) (server, client *tls.ConnectionState) {
 
 func newAuthenticator(t testing.TB) *auth.Authenticator {
 	t.Helper()
+	return newAuthenticatorWith(t, auth.Options{ChannelBinding: true})
+}
+
+// newAuthenticatorWith is an Authenticator with opts over a store that has
+// alice, password wonderland.
+func newAuthenticatorWith(t testing.TB, opts auth.Options) *auth.Authenticator {
+	t.Helper()
 	st, err := storage.Open(t.TempDir(), time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +58,7 @@ func newAuthenticator(t testing.TB) *auth.Authenticator {
 	if err := account.Add(context.Background(), st, "alice", "wonderland", 4096); err != nil {
 		t.Fatal(err)
 	}
-	return auth.NewAuthenticator(st, "localhost", false)
+	return auth.NewAuthenticator(st, "localhost", opts)
 }
 
 // run drives one SCRAM exchange with the xdg-go client and returns the
@@ -137,6 +144,12 @@ func TestChannelBindingAndDowngrade(t *testing.T) {
 	if condition(err) != auth.MalformedRequest || !errors.Is(err, auth.ErrChannelBindingType) {
 		t.Fatalf("tls-unique on TLS 1.3: %v", err)
 	}
+	// The failure tells the client what this connection has and that it
+	// may retry without binding.
+	var f *auth.Failure
+	if errors.As(err, &f); f == nil || !strings.Contains(f.Text, "which offers "+strings.Join(a.ChannelBindingTypes(srvTLS), ", ")) || !strings.Contains(f.Text, "without channel binding") {
+		t.Fatalf("the failure's text does not name the binding types or the retry: %q", f.Text)
+	}
 	// ...and the honest y-flag retry that follows on that stream succeeds.
 	stream.CBTypeRefused = true
 	if err := run(t, a, auth.SCRAMSHA256, stream, client(t, "wonderland").NewConversationAdvertisingChannelBinding()); err != nil {
@@ -149,6 +162,28 @@ func TestChannelBindingAndDowngrade(t *testing.T) {
 	ghost, _ := scram.SHA256.NewClient("ghost", "wonderland", "")
 	if err := run(t, a, auth.SCRAMSHA256, stream, ghost.NewConversation()); condition(err) != auth.NotAuthorized {
 		t.Fatalf("unknown user: %v", err)
+	}
+}
+
+// TestChannelBindingOff: with channel binding turned off (for bots that give
+// up at the first SASL failure) no -PLUS mechanism and no binding type is
+// offered, and a client that supports binding says "y", which is then its
+// honest answer and is accepted.
+func TestChannelBindingOff(t *testing.T) {
+	a := newAuthenticatorWith(t, auth.Options{})
+	srvTLS, _ := tlsState(t)
+	if got := strings.Join(a.Mechanisms(srvTLS), " "); strings.Contains(got, "PLUS") || !strings.Contains(got, auth.SCRAMSHA256) {
+		t.Fatalf("mechanisms with channel binding off: %s", got)
+	}
+	if got := a.ChannelBindingTypes(srvTLS); len(got) != 0 {
+		t.Fatalf("binding types advertised with channel binding off: %v", got)
+	}
+	if _, err := a.Start(auth.SCRAMSHA256Plus, auth.Stream{TLS: srvTLS}); condition(err) != auth.InvalidMechanism {
+		t.Fatalf("-PLUS started with channel binding off: %v", err)
+	}
+	stream := auth.Stream{TLS: srvTLS}
+	if err := run(t, a, auth.SCRAMSHA256, stream, client(t, "wonderland").NewConversationAdvertisingChannelBinding()); err != nil {
+		t.Fatalf("y flag with nothing offered: %v", err)
 	}
 }
 

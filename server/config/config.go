@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,16 +29,17 @@ type Config struct {
 	// Admins are bare JIDs allowed to run the administration commands.
 	Admins []string `yaml:"admins"`
 
-	C2S     C2S     `yaml:"c2s"`
-	TLS     TLS     `yaml:"tls"`
-	Storage Storage `yaml:"storage"`
-	Limits  Limits  `yaml:"limits"`
-	Metrics Metrics `yaml:"metrics"`
-	Adhoc   Adhoc   `yaml:"adhoc"`
-	Admin   Admin   `yaml:"admin"`
-	OTel    OTel    `yaml:"otel"`
-	Log     Log     `yaml:"log"`
-	Debug   Debug   `yaml:"debug"`
+	C2S       C2S       `yaml:"c2s"`
+	WebSocket WebSocket `yaml:"websocket"`
+	TLS       TLS       `yaml:"tls"`
+	Storage   Storage   `yaml:"storage"`
+	Limits    Limits    `yaml:"limits"`
+	Metrics   Metrics   `yaml:"metrics"`
+	Adhoc     Adhoc     `yaml:"adhoc"`
+	Admin     Admin     `yaml:"admin"`
+	OTel      OTel      `yaml:"otel"`
+	Log       Log       `yaml:"log"`
+	Debug     Debug     `yaml:"debug"`
 }
 
 // C2S configures the client-to-server listener.
@@ -50,6 +52,31 @@ type C2S struct {
 	// for benchmarks on loopback only, like Prosody's
 	// allow_unencrypted_plain_auth, and is off by default.
 	AllowPlainWithoutTLS bool `yaml:"allow_plain_without_tls"`
+	// ChannelBinding offers SCRAM-*-PLUS and advertises the channel-binding
+	// types of XEP-0440 on TLS streams (on by default). Turning it off is for
+	// deployments whose bots cannot be changed and give up at the first SASL
+	// failure (slixmpp 1.8 binds only to tls-unique, which TLS 1.3 lacks).
+	ChannelBinding bool `yaml:"channel_binding"`
+}
+
+// WebSocket configures XMPP over WebSocket (RFC 7395) for web clients, with
+// XEP-0156 discovery on the same listener.
+type WebSocket struct {
+	// Listen is the TCP address of the HTTP listener, host:port; empty: off.
+	Listen string `yaml:"listen"`
+	// Path is where the WebSocket endpoint is served.
+	Path string `yaml:"path"`
+	// TLS serves HTTPS with the c2s certificate (tls.*). Off, the listener
+	// speaks plain HTTP, for an ingress or proxy that terminates TLS.
+	TLS bool `yaml:"tls"`
+	// AllowedOrigins lists the Origin header values (scheme://host[:port],
+	// or "*" for any) a browser may connect from. Empty allows only pages
+	// served from the listener's own host.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	// PublicURL is the wss:// (or ws://) URL that XEP-0156 discovery
+	// advertises, for a listener behind a proxy; empty: derived from the
+	// request (its Host header and scheme).
+	PublicURL string `yaml:"public_url"`
 }
 
 // TLS names the certificate served by STARTTLS. When both files are empty a
@@ -209,8 +236,9 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 // leaves out.
 func Default() Config {
 	return Config{
-		Domain: "localhost",
-		C2S:    C2S{Listen: ":5222", RequireTLS: true},
+		Domain:    "localhost",
+		C2S:       C2S{Listen: ":5222", RequireTLS: true, ChannelBinding: true},
+		WebSocket: WebSocket{Path: "/xmpp-websocket"},
 		Storage: Storage{
 			Path:            "data",
 			SCRAMIterations: 4096,
@@ -311,12 +339,25 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.C2S.Listen); err != nil {
 		bad("c2s.listen %q: %v", c.C2S.Listen, err)
 	}
-	for _, l := range [][2]string{{"metrics.listen", c.Metrics.Listen}, {"debug.pprof_listen", c.Debug.PprofListen}} {
+	for _, l := range [][2]string{{"metrics.listen", c.Metrics.Listen}, {"debug.pprof_listen", c.Debug.PprofListen}, {"websocket.listen", c.WebSocket.Listen}} {
 		if l[1] == "" {
 			continue // optional listeners
 		}
 		if _, _, err := net.SplitHostPort(l[1]); err != nil {
 			bad("%s %q: %v", l[0], l[1], err)
+		}
+	}
+	if !strings.HasPrefix(c.WebSocket.Path, "/") {
+		bad("websocket.path %q: must begin with /", c.WebSocket.Path)
+	}
+	for i, o := range c.WebSocket.AllowedOrigins {
+		if u, err := url.Parse(o); o != "*" && (err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/")) {
+			bad("websocket.allowed_origins[%d] %q: must be scheme://host[:port] or *", i, o)
+		}
+	}
+	if u := c.WebSocket.PublicURL; u != "" {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "ws" && p.Scheme != "wss") || p.Host == "" {
+			bad("websocket.public_url %q: must be a ws:// or wss:// URL", u)
 		}
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
