@@ -10,6 +10,11 @@
 // with a Command value whose Stages and Complete are the handlers; the
 // session store replaces slixmpp's set_backend.
 //
+// One leniency, as in Prosody: next on a command's last stage, where only
+// complete is offered, is taken as complete after the same validation,
+// because clients (poezio 0.14) submit single-stage forms with next; prev
+// on the first stage stays bad-action.
+//
 // Sessions are plain data (node, requester, stage, submitted values,
 // timestamps), never closures, so a Store can keep them outside the process.
 // A session is bound to the requester's full JID and to its node; access is

@@ -298,9 +298,16 @@ func (p *Provider) Handle(ctx context.Context, iq stanza.IQ, start xml.StartElem
 		return nil, errSessionExpired()
 	}
 	last := s.Stage == len(c.Stages)-1
-	if action == Execute {
+	switch {
+	case action == Execute:
 		// XEP-0050 1.3.0: execute means what <actions execute=…> offered.
 		action = defaultAction(last)
+	case action == Next && last:
+		// Leniency, as Prosody's mod_adhoc: on the last stage nothing but
+		// complete can follow, and clients (poezio 0.14) send next to
+		// submit a single-stage form. It is taken as complete, with the
+		// same validation; prev on the first stage stays bad-action.
+		action = Complete
 	}
 	ev.Action = action
 	req := p.request(c, s, iq, action)
@@ -318,9 +325,6 @@ func (p *Provider) Handle(ctx context.Context, iq stanza.IQ, start xml.StartElem
 		s.Stage--
 		return p.show(ctx, c, s, iq, &ev)
 	case Next:
-		if last {
-			return nil, errBadAction(action)
-		}
 		if err := p.accept(ctx, c, s, req, payload); err != nil {
 			return nil, err
 		}

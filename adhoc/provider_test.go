@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"mellium.im/xmlstream"
+	"mellium.im/xmpp/form"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
@@ -203,7 +204,7 @@ func TestStateMachine(t *testing.T) {
 		{"last: execute means complete", 2, "live", "", stage3, want{status: "completed"}},
 		{"last: complete", 2, "live", "complete", stage3, want{status: "completed"}},
 		{"last: complete with nothing optional", 2, "live", "complete", nil, want{status: "completed"}},
-		{"last: next", 2, "live", "next", stage3, want{err: "bad-action"}},
+		{"last: next is taken as complete", 2, "live", "next", stage3, want{status: "completed"}},
 		{"last: prev", 2, "live", "prev", nil, want{status: "executing", actions: "next:prev,next"}},
 		{"last: cancel", 2, "live", "cancel", nil, want{status: "canceled"}},
 
@@ -545,9 +546,13 @@ func TestEvents(t *testing.T) {
 		mu.Unlock()
 	}))
 	sid := at(t, p, 2)
-	_, _ = run(t, p, call{from: alice, sid: sid, action: "next"})
+	_, _ = run(t, p, call{from: alice, sid: sid, action: "prev"})
+	_, _ = run(t, p, call{from: alice, sid: sid, action: "next", form: stage2})
+	// next on the last stage is resolved to complete.
+	_, _ = run(t, p, call{from: alice, sid: sid, action: "next", form: stage3})
 	_, _ = run(t, p, call{from: alice, sid: sid, action: "complete", form: stage3})
-	want := []string{"execute/executing", "next/executing", "next/executing", "next/bad-action", "complete/completed"}
+	want := []string{"execute/executing", "next/executing", "next/executing", "prev/executing", "next/executing",
+		"complete/completed", "complete/session-expired"}
 	if len(got) != len(want) {
 		t.Fatalf("events %+v", got)
 	}
@@ -596,5 +601,42 @@ func TestGolden(t *testing.T) {
 		if got != string(want) {
 			t.Errorf("%s:\n got %s\nwant %s", s.name, got, want)
 		}
+	}
+}
+
+// TestNextSubmitsASingleStageForm: poezio 0.14 submits a single-stage form
+// with action="next" although only complete is offered. As in Prosody, next
+// on the last stage is taken as complete, after the same validation: a
+// missing required field is still bad-payload, and the command completes
+// with the submitted value once it is there.
+func TestNextSubmitsASingleStageForm(t *testing.T) {
+	p := newProvider(t)
+	var got string
+	if err := p.AddCommand(server, adhoc.Command{
+		Node:  "urn:example:one-form",
+		Name:  "One form",
+		Allow: adhoc.Anyone(),
+		Stages: []adhoc.Stage{{Form: func(context.Context, *adhoc.Request) (*form.Data, error) {
+			return form.New(form.Text("name", form.Required)), nil
+		}}},
+		Complete: func(_ context.Context, r *adhoc.Request) (*adhoc.Result, error) {
+			got = r.Values.Get("name")
+			return &adhoc.Result{}, nil
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := run(t, p, call{from: alice, node: "urn:example:one-form"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.actions() != "complete:complete" {
+		t.Fatalf("a single-stage form offers %q, want complete only", r.actions())
+	}
+	_, err = run(t, p, call{from: alice, node: "urn:example:one-form", sid: r.SessionID, action: "next"})
+	wantErr(t, err, "bad-payload")
+	done, err := run(t, p, call{from: alice, node: "urn:example:one-form", sid: r.SessionID, action: "next", form: submit("name", "Zoë")})
+	if err != nil || done.Status != "completed" || got != "Zoë" {
+		t.Fatalf("next on the only stage: %v, status %v, value %q", err, done, got)
 	}
 }
