@@ -36,6 +36,10 @@ type conn struct {
 	tls  *tls.ConnectionState
 	dec  *decoder
 	lang string
+	// ws: the stream is framed as XMPP over WebSocket (RFC 7395): <open/>
+	// and <close/> instead of the stream root, one element per message,
+	// no STARTTLS (the transport's TLS, if any, is the HTTP connection's).
+	ws bool
 
 	wmu     sync.Mutex
 	outOpen bool // our stream header for the current stream is sent
@@ -76,6 +80,10 @@ func (c *conn) setIO(nc net.Conn) {
 	l := c.srv.limits()
 	c.nc = nc
 	c.dec = newDecoder(nc, l.MaxStanzaBytes, l.MaxDepth, l.MaxAttributes)
+	if c.ws {
+		c.dec.framed = true
+		c.dec.restart()
+	}
 }
 
 // host returns the client's IP address.
@@ -169,6 +177,9 @@ func (c *conn) openStream() error {
 		return err
 	}
 	switch {
+	case c.ws && hdr.Name != xml.Name{Space: nsFraming, Local: "open"}:
+		return streamErr(stream.BadFormat, "a WebSocket stream begins with <open xmlns='"+nsFraming+"'/> (RFC 7395)")
+	case c.ws:
 	case hdr.Name.Local != "stream":
 		return streamErr(stream.BadFormat, "the root element must be <stream:stream>")
 	case hdr.Name.Space != nsStream:
@@ -195,10 +206,15 @@ func (c *conn) writeHeader(to string) error {
 	return c.writeLocked(c.header(to))
 }
 
-// header is our stream header, addressed to to if it is set.
+// header is our stream header, addressed to to if it is set: the stream's
+// root on TCP, the <open/> element over WebSocket (RFC 7395 §3.3.2).
 func (c *conn) header(to string) string {
 	var b strings.Builder
-	b.WriteString(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en' id='`)
+	if c.ws {
+		b.WriteString(`<open xmlns='` + nsFraming + `' version='1.0' xml:lang='en' id='`)
+	} else {
+		b.WriteString(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en' id='`)
+	}
 	b.WriteString(newID())
 	b.WriteString(`' from='`)
 	xml.EscapeText(&b, []byte(c.srv.domain.String()))
@@ -206,26 +222,59 @@ func (c *conn) header(to string) string {
 		b.WriteString(`' to='`)
 		xml.EscapeText(&b, []byte(to))
 	}
-	b.WriteString(`'>`)
+	if c.ws {
+		b.WriteString(`'/>`)
+	} else {
+		b.WriteString(`'>`)
+	}
 	return b.String()
+}
+
+// streamPrefix is what a top-level element with the stream prefix
+// (features, error) declares: nothing on TCP, where the stream root binds
+// it, and the prefix itself over WebSocket, where each message stands alone.
+func (c *conn) streamPrefix() string {
+	if c.ws {
+		return ` xmlns:stream='` + nsStream + `'`
+	}
+	return ""
+}
+
+// stanzaNS is what a stanza written as text declares: nothing on TCP, where
+// jabber:client is the stream's default namespace, jabber:client over
+// WebSocket.
+func (c *conn) stanzaNS() string {
+	if c.ws {
+		return ` xmlns='` + stanza.NSClient + `'`
+	}
+	return ""
+}
+
+// rootNS is the default namespace outside the elements written: the
+// stream's on TCP, none over WebSocket.
+func (c *conn) rootNS() string {
+	if c.ws {
+		return ""
+	}
+	return stanza.NSClient
 }
 
 // features lists the stream features for the current state (RFC 6120 §4.3.2).
 func (c *conn) features() string {
 	var b strings.Builder
-	b.WriteString("<stream:features>")
+	b.WriteString("<stream:features" + c.streamPrefix() + ">")
 	switch {
 	case c.user != "":
 		b.WriteString(`<bind xmlns='` + nsBind + `'/><session xmlns='` + nsSession + `'><optional/></session><ver xmlns='` + nsRosterVer + `'/>`)
 	default:
-		if c.tls == nil && c.srv.tlsConfig != nil {
+		if c.tls == nil && c.srv.tlsConfig != nil && !c.ws {
 			b.WriteString(`<starttls xmlns='` + nsTLS + `'>`)
 			if c.srv.cfg.C2S.RequireTLS {
 				b.WriteString(`<required/>`)
 			}
 			b.WriteString(`</starttls>`)
 		}
-		if c.tls != nil || !c.srv.cfg.C2S.RequireTLS {
+		if c.tls != nil || !c.srv.cfg.C2S.RequireTLS || c.ws {
 			b.WriteString(`<mechanisms xmlns='` + nsSASL + `'>`)
 			for _, m := range c.srv.auth.Mechanisms(c.tls) {
 				b.WriteString("<mechanism>" + m + "</mechanism>")
@@ -275,7 +324,8 @@ func (c *conn) startTLS(ctx context.Context) error {
 	if c.tls != nil || c.user != "" {
 		return streamErr(stream.PolicyViolation, "TLS is already negotiated")
 	}
-	if c.srv.tlsConfig == nil {
+	if c.srv.tlsConfig == nil || c.ws {
+		// Over WebSocket, TLS is the HTTP connection's (RFC 7395 §3.6).
 		if err := c.writeRaw(`<failure xmlns='` + nsTLS + `'/>`); err != nil {
 			return err
 		}
@@ -308,7 +358,7 @@ func (c *conn) authenticate(ctx context.Context, el *element) error {
 	if c.user != "" {
 		return streamErr(stream.PolicyViolation, "already authenticated")
 	}
-	if c.tls == nil && c.srv.cfg.C2S.RequireTLS && c.srv.tlsConfig != nil {
+	if c.tls == nil && c.srv.cfg.C2S.RequireTLS && c.srv.tlsConfig != nil && !c.ws {
 		return c.saslFailure(auth.EncryptionRequired, "negotiate STARTTLS first")
 	}
 	if c.srv.authBackoff.blocked(c.host(), c.srv.limits()) {
@@ -469,7 +519,7 @@ func (c *conn) bindIQ(ctx context.Context, el *element) error {
 	c.bound.Store(true)
 	c.srv.onBound(ctx, c)
 	var b strings.Builder
-	b.WriteString(`<iq type='result' id='`)
+	b.WriteString(`<iq` + c.stanzaNS() + ` type='result' id='`)
 	xml.EscapeText(&b, []byte(iq.ID))
 	b.WriteString(`'><bind xmlns='` + nsBind + `'><jid>`)
 	xml.EscapeText(&b, []byte(full.String()))
@@ -509,7 +559,7 @@ func (c *conn) writeTokens(r xml.TokenReader) error {
 		return errClosed
 	}
 	out := outputs.Get().(*output)
-	if err := out.encode(r, stanza.NSClient); err != nil {
+	if err := out.encode(r, c.rootNS()); err != nil {
 		return err // out is dropped: its encoder may be mid-element
 	}
 	c.setWriteDeadline()
@@ -579,17 +629,26 @@ func (c *conn) closeLocked(se *stream.Error) {
 		return
 	}
 	c.setWriteDeadline()
-	var b strings.Builder
+	// Over WebSocket each element is a message of its own; on TCP one write.
+	var parts []string
 	if !c.outOpen {
 		// RFC 6120 §4.9.1.2: a header precedes an error on a stream not yet opened.
-		b.WriteString(c.header(""))
+		parts = append(parts, c.header(""))
 	}
 	if se != nil {
-		b.WriteString(streamErrorXML(*se))
+		parts = append(parts, streamErrorXML(*se, c.streamPrefix()))
 		c.srv.metrics.StreamError(se.Err)
 	}
-	b.WriteString(`</stream:stream>`)
-	_, _ = io.WriteString(c.nc, b.String())
+	if c.ws {
+		parts = append(parts, `<close xmlns='`+nsFraming+`'/>`)
+		for _, p := range parts {
+			if _, err := io.WriteString(c.nc, p); err != nil {
+				break
+			}
+		}
+	} else {
+		_, _ = io.WriteString(c.nc, strings.Join(parts, "")+`</stream:stream>`)
+	}
 	c.closed = true
 	// Give the client a moment to read our close before the socket goes.
 	go func(nc net.Conn) {
@@ -629,10 +688,10 @@ func (c *conn) finish(err error) {
 }
 
 // streamErrorXML renders a stream error with the stream prefix bound by our
-// header.
-func streamErrorXML(se stream.Error) string {
+// header, or declared by decl.
+func streamErrorXML(se stream.Error, decl string) string {
 	var b strings.Builder
-	b.WriteString(`<stream:error><` + se.Err + ` xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>`)
+	b.WriteString(`<stream:error` + decl + `><` + se.Err + ` xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>`)
 	for _, t := range se.Text {
 		b.WriteString(`<text xmlns='urn:ietf:params:xml:ns:xmpp-streams' xml:lang='` + t.Lang + `'>`)
 		xml.EscapeText(&b, []byte(t.Value))

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -81,6 +82,8 @@ type Server struct {
 	perAddr  map[string]int // open connections per client IP
 	ln       net.Listener
 	ctl      net.Listener
+	wsLn     net.Listener // XMPP over WebSocket, when configured
+	wsHTTP   *http.Server
 	conns    map[*conn]struct{}
 	wg       sync.WaitGroup
 	started  []modules.Module
@@ -247,16 +250,36 @@ func (s *Server) Start(ctx context.Context) error {
 		s.closeStore()
 		return fmt.Errorf("server: listen: %w", err)
 	}
-	ctl, err := s.listenControl()
+	wsLn, wsHTTP, err := s.listenWebSocket()
 	if err != nil {
 		ln.Close()
 		s.stopModules(ctx)
 		s.closeStore()
 		return err
 	}
+	ctl, err := s.listenControl()
+	if err != nil {
+		ln.Close()
+		if wsLn != nil {
+			wsLn.Close()
+		}
+		s.stopModules(ctx)
+		s.closeStore()
+		return err
+	}
 	s.mu.Lock()
-	s.ln, s.ctl = ln, ctl
+	s.ln, s.ctl, s.wsLn, s.wsHTTP = ln, ctl, wsLn, wsHTTP
 	s.mu.Unlock()
+	if wsHTTP != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := wsHTTP.Serve(wsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("websocket listener", "err", err)
+			}
+		}()
+		s.log.Info("adhocd listening for XMPP over WebSocket", "addr", wsLn.Addr().String(), "path", s.cfg.WebSocket.Path, "tls", s.cfg.WebSocket.TLS)
+	}
 	s.wg.Add(1)
 	go s.serveControl(ctl)
 	s.log.Info("adhocd listening", "domain", s.domain.String(), "c2s", ln.Addr().String(), "require_tls", s.cfg.C2S.RequireTLS)
@@ -344,42 +367,56 @@ func (s *Server) accept(ln net.Listener) {
 		}
 		delay = 0
 		c := newConn(s, nc)
-		s.mu.Lock()
-		if s.stopping {
-			s.mu.Unlock()
-			c.closeWith(stream.SystemShutdown)
+		release, ok := s.admit(c)
+		if !ok {
 			continue
 		}
-		if len(s.conns) >= s.limits().MaxConnections {
-			s.mu.Unlock()
-			s.metrics.Connection("refused")
-			c.closeWith(streamErr(stream.ResourceConstraint, "too many connections"))
-			continue
-		}
-		host := hostOf(nc.RemoteAddr())
-		if s.perAddr[host] >= s.limits().MaxConnectionsPerAddress {
-			s.mu.Unlock()
-			s.metrics.Connection("refused")
-			c.closeWith(streamErr(stream.PolicyViolation, "too many connections from your address"))
-			continue
-		}
-		s.perAddr[host]++
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		s.metrics.Connection("accepted")
 		go func() {
-			defer s.wg.Done()
+			defer release()
 			c.serve(context.Background())
-			s.mu.Lock()
-			delete(s.conns, c)
-			if s.perAddr[host]--; s.perAddr[host] <= 0 {
-				delete(s.perAddr, host)
-			}
-			s.mu.Unlock()
-			s.metrics.Connection("closed")
 		}()
 	}
+}
+
+// admit applies the connection limits to a new connection of any
+// transport: a connection refused is closed with the stream error that says
+// why. Once admitted, c is served by the caller, which calls release when c
+// has ended.
+func (s *Server) admit(c *conn) (release func(), ok bool) {
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		c.closeWith(stream.SystemShutdown)
+		return nil, false
+	}
+	if len(s.conns) >= s.limits().MaxConnections {
+		s.mu.Unlock()
+		s.metrics.Connection("refused")
+		c.closeWith(streamErr(stream.ResourceConstraint, "too many connections"))
+		return nil, false
+	}
+	host := c.host()
+	if s.perAddr[host] >= s.limits().MaxConnectionsPerAddress {
+		s.mu.Unlock()
+		s.metrics.Connection("refused")
+		c.closeWith(streamErr(stream.PolicyViolation, "too many connections from your address"))
+		return nil, false
+	}
+	s.perAddr[host]++
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.metrics.Connection("accepted")
+	return func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		if s.perAddr[host]--; s.perAddr[host] <= 0 {
+			delete(s.perAddr, host)
+		}
+		s.mu.Unlock()
+		s.metrics.Connection("closed")
+		s.wg.Done()
+	}, true
 }
 
 // Shutdown stops accepting, ends every stream with system-shutdown, waits for
@@ -393,7 +430,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	s.stopping = true
-	ln, ctl := s.ln, s.ctl
+	ln, ctl, wsHTTP := s.ln, s.ctl, s.wsHTTP
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
@@ -404,6 +441,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if ln != nil {
 		_ = ln.Close()
 		_ = ctl.Close()
+	}
+	if wsHTTP != nil {
+		// Stops accepting; the upgraded streams are among conns.
+		_ = wsHTTP.Close()
 	}
 	for _, c := range conns {
 		c.closeWith(stream.SystemShutdown)

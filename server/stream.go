@@ -24,6 +24,7 @@ const (
 	nsXML       = "http://www.w3.org/XML/1998/namespace"
 	nsCB        = "urn:xmpp:sasl-cb:0"
 	nsRosterVer = "urn:xmpp:features:rosterver"
+	nsFraming   = "urn:ietf:params:xml:ns:xmpp-framing"
 )
 
 // errTooBig is returned by budgetReader when a stanza outgrows
@@ -242,6 +243,10 @@ type decoder struct {
 	maxBytes int
 	maxDepth int
 	maxAttrs int
+	// framed: the input is XMPP over WebSocket (RFC 7395), a sequence of
+	// top-level elements with no stream root: <open/>, stanzas, <close/>.
+	// Elements that declare no namespace are taken as jabber:client.
+	framed bool
 	// stanzaStarted, if set, runs when a top-level element's start tag has
 	// been read (the connection bounds the time to finish it).
 	stanzaStarted func()
@@ -257,6 +262,11 @@ func newDecoder(r io.Reader, maxBytes, maxDepth, maxAttrs int) *decoder {
 func (d *decoder) restart() {
 	d.budget.left = d.maxBytes
 	d.d = newXMLDecoder(d.budget)
+	if d.framed {
+		// Lenient where RFC 7395 §3.3.3 is strict: a stanza that declares
+		// no namespace is a jabber:client stanza, as on a TCP stream.
+		d.d.DefaultSpace = stanza.NSClient
+	}
 }
 
 func newXMLDecoder(r io.Reader) *xml.Decoder {
@@ -374,8 +384,15 @@ func (d *decoder) streamHeader() (xml.StartElement, error) {
 				return xml.StartElement{}, stream.NotWellFormed
 			}
 		case xml.StartElement:
+			start := t.Copy()
+			if d.framed && start.Name == (xml.Name{Space: nsFraming, Local: "open"}) {
+				// <open/> is an element of its own: its end follows.
+				if err := d.skipEnd(); err != nil {
+					return xml.StartElement{}, err
+				}
+			}
 			d.budget.left = d.maxBytes
-			return t.Copy(), nil
+			return start, nil
 		case xml.Comment, xml.Directive:
 			return xml.StartElement{}, stream.RestrictedXML
 		default:
@@ -405,6 +422,10 @@ func (d *decoder) next() (*element, error) {
 			// The only end tag at this level closes the stream.
 			return nil, io.EOF
 		case xml.StartElement:
+			if d.framed && t.Name == (xml.Name{Space: nsFraming, Local: "close"}) {
+				// RFC 7395 §3.6: the client closes its stream.
+				return nil, io.EOF
+			}
 			if d.stanzaStarted != nil {
 				d.stanzaStarted()
 			}
@@ -413,6 +434,18 @@ func (d *decoder) next() (*element, error) {
 			return el, err
 		}
 	}
+}
+
+// skipEnd reads the end of an element that must be empty (<open/>).
+func (d *decoder) skipEnd() error {
+	t, err := d.token()
+	if err != nil {
+		return err
+	}
+	if _, ok := t.(xml.EndElement); !ok {
+		return streamErr(stream.BadFormat, "<open/> must be empty")
+	}
+	return nil
 }
 
 // rest reads the content of an element whose start tag was just read.

@@ -27,6 +27,9 @@ type Server struct {
 	Dir string
 	// Addr is the c2s listener, host:port on loopback.
 	Addr string
+	// WSURL is the XMPP-over-WebSocket endpoint (ws:// or wss://) when the
+	// configuration sets websocket.listen (see WithWebSocket), else empty.
+	WSURL string
 	// ClientTLS trusts the server's self-signed certificate.
 	ClientTLS *tls.Config
 	cfg       config.Config
@@ -83,6 +86,13 @@ func StartConfig(t testing.TB, cfg config.Config, opts ...server.Option) *Server
 		t.Fatalf("servertest: start: %v", err)
 	}
 	s := &Server{Server: srv, Dir: cfg.Storage.Path, Addr: srv.Addr().String(), cfg: cfg, opts: opts, t: t}
+	if a := srv.WebSocketAddr(); a != nil {
+		scheme := "ws"
+		if cfg.WebSocket.TLS {
+			scheme = "wss"
+		}
+		s.WSURL = scheme + "://" + a.String() + cfg.WebSocket.Path
+	}
 	pem, err := os.ReadFile(filepath.Join(cfg.Storage.Path, tlscert.SelfSignedFile))
 	if err == nil {
 		pool := x509.NewCertPool()
@@ -92,6 +102,10 @@ func StartConfig(t testing.TB, cfg config.Config, opts ...server.Option) *Server
 	t.Cleanup(func() { _ = s.Stop() })
 	return s
 }
+
+// WithWebSocket turns on the XMPP-over-WebSocket listener on a loopback
+// port (plain HTTP, as behind a proxy that terminates TLS).
+func WithWebSocket(c *config.Config) { c.WebSocket.Listen = "127.0.0.1:0" }
 
 // Stop shuts the server down gracefully (idempotent).
 func (s *Server) Stop() error {
@@ -109,6 +123,9 @@ func (s *Server) Restart() *Server {
 	}
 	cfg := s.cfg
 	cfg.C2S.Listen = s.Addr
+	if a := s.WebSocketAddr(); a != nil {
+		cfg.WebSocket.Listen = a.String()
+	}
 	return StartConfig(s.t, cfg, s.opts...)
 }
 
