@@ -15,6 +15,14 @@
 // (adhoc.Requester), logged in as another user, runs through the server.
 // The scripts share their login code in testdata/common.py.
 //
+// nbxmpp_test.go runs admin commands and the wizard through nbxmpp's AdHoc
+// module (Debian's python3-nbxmpp, Gajim's library, on a GLib main loop the
+// way Gajim runs it), and slixmpp_bots_test.go checks how the two usual
+// kinds of slixmpp bot (giving up on failed_all_auth, or on the first
+// failed_auth) log in with channel binding offered and with
+// c2s.channel_binding off. Without python3-nbxmpp the nbxmpp test is
+// skipped, or fails under CI, like the slixmpp tests.
+//
 // On a developer machine without python3-slixmpp the tests are skipped. When
 // the environment variable CI is set (as .ci/run does with CI=true) a missing
 // slixmpp is a failure instead, so CI never passes by silently skipping.

@@ -27,14 +27,29 @@ const python = "/usr/bin/python3"
 // when running under CI, where a skip would hide a broken setup.
 func requireSlixmpp(t *testing.T) {
 	t.Helper()
+	requirePython(t, "slixmpp", "from slixmpp import ClientXMPP", "python3-slixmpp")
+}
+
+// requireNbxmpp is requireSlixmpp for nbxmpp, Gajim's library, and the GLib
+// bindings it runs on.
+func requireNbxmpp(t *testing.T) {
+	t.Helper()
+	requirePython(t, "nbxmpp", "from gi.repository import GLib; from nbxmpp.client import Client", "python3-nbxmpp")
+}
+
+// requirePython skips the test when python cannot run stmt (the import of
+// lib), or fails it when running under CI, where a skip would hide a broken
+// setup; pkg is the Debian package that provides lib.
+func requirePython(t *testing.T, lib, stmt, pkg string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, python, "-c", "from slixmpp import ClientXMPP").CombinedOutput()
+	out, err := exec.CommandContext(ctx, python, "-c", stmt).CombinedOutput()
 	if err == nil {
 		return
 	}
-	msg := "slixmpp unavailable (" + python + " -c 'from slixmpp import ClientXMPP': " + err.Error() + ": " +
-		strings.TrimSpace(string(out)) + "); install Debian's python3-slixmpp"
+	msg := lib + " unavailable (" + python + " -c '" + stmt + "': " + err.Error() + ": " +
+		strings.TrimSpace(string(out)) + "); install Debian's " + pkg
 	if os.Getenv("CI") != "" {
 		t.Fatal(msg)
 	}
@@ -56,10 +71,11 @@ func serverArgs(t *testing.T, srv *servertest.Server) []string {
 	}
 }
 
-// script is an interop script running under python whose stdout the test
-// reads line by line while it runs.
+// script is an interop script (a Python or Node program) whose stdout the
+// test reads line by line while it runs.
 type script struct {
 	t      *testing.T
+	name   string // the script's file name, for the log
 	ctx    context.Context
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
@@ -81,13 +97,24 @@ type script struct {
 // output logged and the process waited for when the test ends.
 func startScript(t *testing.T, timeout time.Duration, name string, args ...string) *script {
 	t.Helper()
+	// UTF-8 argv and stdout whatever the locale: the values are not ASCII.
+	return startProgram(t, timeout, []string{"PYTHONUTF8=1"}, python, append([]string{filepath.Join("testdata", name)}, args...)...)
+}
+
+// startProgram is startScript for any interpreter: it runs prog with args
+// (args[0] is the script) and env added to the test's environment.
+func startProgram(t *testing.T, timeout time.Duration, env []string, prog string, args ...string) *script {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
-	cmd := exec.CommandContext(ctx, python, append([]string{filepath.Join("testdata", name)}, args...)...)
-	// UTF-8 argv and stdout whatever the locale: the values are not ASCII.
-	cmd.Env = append(os.Environ(), "PYTHONUTF8=1")
+	cmd := exec.CommandContext(ctx, prog, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.WaitDelay = 5 * time.Second
-	s := &script{t: t, ctx: ctx, cmd: cmd, lines: make(chan string, 256)}
+	name := filepath.Base(prog)
+	if len(args) > 0 {
+		name = filepath.Base(args[0])
+	}
+	s := &script{t: t, name: name, ctx: ctx, cmd: cmd, lines: make(chan string, 256)}
 	cmd.Stderr = &s.stderr
 	var err error
 	if s.stdin, err = cmd.StdinPipe(); err != nil {
@@ -162,9 +189,9 @@ func (s *script) wait() error {
 		if s.scanErr != nil {
 			s.err = errors.Join(s.err, fmt.Errorf("reading stdout: %w", s.scanErr))
 		}
-		s.t.Logf("slixmpp stdout:\n%s", s.stdout.String())
+		s.t.Logf("%s stdout:\n%s", s.name, s.stdout.String())
 		if e := s.stderr.String(); e != "" {
-			s.t.Logf("slixmpp stderr:\n%s", e)
+			s.t.Logf("%s stderr:\n%s", s.name, e)
 		}
 		s.restLines = rest
 	})
@@ -176,7 +203,7 @@ func (s *script) wait() error {
 func (s *script) finish() []string {
 	s.t.Helper()
 	if err := s.wait(); err != nil {
-		s.t.Fatalf("slixmpp script: %v", err)
+		s.t.Fatalf("%s: %v", s.name, err)
 	}
 	return s.restLines
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -195,8 +196,15 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	s.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	leaf := cert.Leaf
+	if leaf == nil {
+		if leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+			s.closeStore()
+			return fmt.Errorf("server: certificate: %w", err)
+		}
+	}
 	s.auth = auth.NewAuthenticator(s.store, s.domain.String(), auth.Options{
-		PlainWithoutTLS: s.cfg.C2S.AllowPlainWithoutTLS, ChannelBinding: s.cfg.C2S.ChannelBinding})
+		PlainWithoutTLS: s.cfg.C2S.AllowPlainWithoutTLS, ChannelBinding: s.cfg.C2S.ChannelBinding, Certificate: leaf})
 	if s.cfg.Limits.MaxOfflineMessages > 0 {
 		s.disco.AddFeature(featureOffline)
 	}

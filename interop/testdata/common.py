@@ -12,12 +12,15 @@ Lines on stdout every Client prints:
 
     MECHANISM <role> <SASL mechanism name>
     AUTH_FAILED <role> <SASL mechanism name> <condition>
+    AUTH_FAILED_TEXT <role> <SASL mechanism name> <the failure's text, JSON>
+        (after AUTH_FAILED, when the failure has a <text/>)
 
 Scripts import this module after putting their own folder on sys.path.
 """
 
 import argparse
 import asyncio
+import json
 import logging
 import pathlib
 import ssl
@@ -77,7 +80,10 @@ class Client(slixmpp.ClientXMPP):
 
     def _on_failed_auth(self, stanza):
         mech = self["feature_mechanisms"].mech
-        say("AUTH_FAILED", self.role, mech.name if mech else "?", stanza["condition"])
+        name = mech.name if mech else "?"
+        say("AUTH_FAILED", self.role, name, stanza["condition"])
+        if stanza["text"]:
+            say("AUTH_FAILED_TEXT", self.role, name, json.dumps(stanza["text"]))
 
     def _on_disconnected(self, reason):
         self._fail("disconnected before session start: %s" % reason)

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
@@ -88,6 +89,10 @@ type Options struct {
 	// ChannelBinding offers the SCRAM-*-PLUS mechanisms and advertises the
 	// channel-binding types on TLS streams.
 	ChannelBinding bool
+	// Certificate is the server's own TLS certificate, which
+	// tls-server-end-point binds to (RFC 5929 §4.1); nil: that type is not
+	// offered.
+	Certificate *x509.Certificate
 }
 
 // NewAuthenticator returns an Authenticator for accounts of domain.
@@ -121,11 +126,11 @@ func (a *Authenticator) ChannelBindingTypes(tlsState *tls.ConnectionState) []str
 	if !a.opts.ChannelBinding {
 		return nil
 	}
-	return connectionBindings(tlsState)
+	return a.connectionBindings(tlsState)
 }
 
 // connectionBindings lists the channel-binding types tlsState can provide.
-func connectionBindings(tlsState *tls.ConnectionState) []string {
+func (a *Authenticator) connectionBindings(tlsState *tls.ConnectionState) []string {
 	if tlsState == nil || !tlsState.HandshakeComplete {
 		return nil
 	}
@@ -133,7 +138,7 @@ func connectionBindings(tlsState *tls.ConnectionState) []string {
 	if _, err := scram.NewTLSExporterBinding(tlsState); err == nil {
 		types = append(types, CBExporter)
 	}
-	if _, err := scram.NewTLSServerEndpointBinding(tlsState); err == nil {
+	if _, err := a.serverEndPoint(); err == nil {
 		types = append(types, CBServerEndPoint)
 	}
 	if len(tlsState.TLSUnique) > 0 {
@@ -300,13 +305,13 @@ func (e *Exchange) newConversation(ctx context.Context, first []byte) (*scram.Se
 	if plus {
 		want = strings.TrimPrefix(flag, "p=")
 	}
-	cb, err := binding(want, e.tlsState)
+	cb, err := e.a.binding(want, e.tlsState)
 	if err != nil {
 		if plus {
 			return nil, &Failure{Condition: MalformedRequest, Err: fmt.Errorf("%w: %v", ErrChannelBindingType, err),
 				Text: fmt.Sprintf("channel binding %s is not available on this connection, which offers %s; "+
 					"retry with one of those, or without channel binding (%s)",
-					want, strings.Join(connectionBindings(e.tlsState), ", "), strings.TrimSuffix(e.mech, "-PLUS"))}
+					want, strings.Join(e.a.connectionBindings(e.tlsState), ", "), strings.TrimSuffix(e.mech, "-PLUS"))}
 		}
 		return srv.NewConversation(), nil
 	}
@@ -316,12 +321,12 @@ func (e *Exchange) newConversation(ctx context.Context, first []byte) (*scram.Se
 	return srv.NewConversationWithChannelBinding(cb), nil
 }
 
-func binding(typ string, st *tls.ConnectionState) (scram.ChannelBinding, error) {
+func (a *Authenticator) binding(typ string, st *tls.ConnectionState) (scram.ChannelBinding, error) {
 	switch typ {
 	case CBExporter:
 		return scram.NewTLSExporterBinding(st)
 	case CBServerEndPoint:
-		return scram.NewTLSServerEndpointBinding(st)
+		return a.serverEndPoint()
 	case CBUnique:
 		if len(st.TLSUnique) == 0 {
 			return scram.ChannelBinding{}, errors.New("tls-unique is not available on this connection")
@@ -329,6 +334,17 @@ func binding(typ string, st *tls.ConnectionState) (scram.ChannelBinding, error) 
 		return scram.NewTLSUniqueBinding(st.TLSUnique), nil
 	}
 	return scram.ChannelBinding{}, fmt.Errorf("unsupported channel-binding type %q", typ)
+}
+
+// serverEndPoint is the tls-server-end-point binding: the hash of the
+// server's certificate, with the hash RFC 5929 §4.1 picks for its signature
+// algorithm. xdg-go/scram hashes the peer's certificate, which is the right
+// one on a client; on the server it is given our own.
+func (a *Authenticator) serverEndPoint() (scram.ChannelBinding, error) {
+	if a.opts.Certificate == nil {
+		return scram.ChannelBinding{}, errors.New("no server certificate for tls-server-end-point")
+	}
+	return scram.NewTLSServerEndpointBinding(&tls.ConnectionState{PeerCertificates: []*x509.Certificate{a.opts.Certificate}})
 }
 
 // lookup loads the account named by the client. An unknown user gets

@@ -112,8 +112,11 @@ func condition(err error) string {
 }
 
 func TestChannelBindingAndDowngrade(t *testing.T) {
-	a := newAuthenticator(t)
 	srvTLS, cliTLS := tlsState(t)
+	a := newAuthenticatorWith(t, auth.Options{ChannelBinding: true, Certificate: cliTLS.PeerCertificates[0]})
+	if got := strings.Join(a.ChannelBindingTypes(srvTLS), " "); got != "tls-exporter tls-server-end-point" {
+		t.Fatalf("binding types on TLS 1.3: %s", got)
+	}
 	if got := a.Mechanisms(srvTLS); got[0] != auth.SCRAMSHA256Plus {
 		t.Fatalf("mechanisms on TLS: %v", got)
 	}
@@ -128,6 +131,15 @@ func TestChannelBindingAndDowngrade(t *testing.T) {
 
 	if err := run(t, a, auth.SCRAMSHA256Plus, stream, client(t, "wonderland").NewConversationWithChannelBinding(exporter)); err != nil {
 		t.Fatalf("SCRAM-SHA-256-PLUS with tls-exporter: %v", err)
+	}
+	// tls-server-end-point binds to the server's certificate, which the
+	// client sees as its peer's.
+	endPoint, err := scram.NewTLSServerEndpointBinding(cliTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run(t, a, auth.SCRAMSHA256Plus, stream, client(t, "wonderland").NewConversationWithChannelBinding(endPoint)); err != nil {
+		t.Fatalf("SCRAM-SHA-256-PLUS with tls-server-end-point: %v", err)
 	}
 	if err := run(t, a, auth.SCRAMSHA256, stream, client(t, "wonderland").NewConversation()); err != nil {
 		t.Fatalf("SCRAM-SHA-256 without binding (n flag): %v", err)
