@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
+	"strings"
 
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp"
@@ -56,6 +58,10 @@ type Response struct {
 	Notes   []Note
 	// Forms are the data forms of the payload (a stage's form, or results).
 	Forms []Form
+	// Payloads are the other children of <command/> (anything but
+	// <actions/>, <note/> and data forms), such as a jabber:iq:roster
+	// query, kept as XML.
+	Payloads []Payload
 }
 
 // Allowed reports whether a is offered at this stage (cancel always is
@@ -86,6 +92,9 @@ type Form struct {
 	Items        []struct {
 		Fields []Field `xml:"field" json:"fields"`
 	} `xml:"item" json:"items,omitempty"`
+	// Payloads are the form's children that are not form elements, such as
+	// the jabber:iq:roster query XEP-0133 get-user-roster embeds.
+	Payloads []Payload `xml:",any" json:"payloads,omitempty"`
 }
 
 // Field is one field of a received form.
@@ -196,7 +205,8 @@ type commandXML struct {
 		Type string `xml:"type,attr"`
 		Text string `xml:",chardata"`
 	} `xml:"note"`
-	Forms []Form `xml:"jabber:x:data x"`
+	Forms    []Form    `xml:"jabber:x:data x"`
+	Payloads []Payload `xml:",any"`
 }
 
 // reply is an IQ carrying a <command/> or an <error/>.
@@ -253,7 +263,7 @@ func ParseCommand(r xml.TokenReader) (*Response, error) {
 }
 
 func (c *commandXML) response() *Response {
-	resp := &Response{Node: c.Node, SessionID: c.SessionID, Status: Status(c.Status), Lang: c.Lang, Forms: c.Forms}
+	resp := &Response{Node: c.Node, SessionID: c.SessionID, Status: Status(c.Status), Lang: c.Lang, Forms: c.Forms, Payloads: c.Payloads}
 	if a := c.Actions; a != nil {
 		resp.Default = Action(a.Execute)
 		for _, x := range []struct {
@@ -294,4 +304,83 @@ func (v Values) Submission() xml.TokenReader {
 		toks = append(toks, f.End())
 	}
 	return &tokens{toks: append(toks, x.End())}
+}
+
+// Payload is an element of a reply that the requester does not interpret
+// itself, kept whole: its name and its XML, written again from the parsed
+// tokens (each namespace declared where it changes, prefixes of the original
+// not kept).
+type Payload struct {
+	// NS and Local name the element.
+	NS    string `json:"ns"`
+	Local string `json:"name"`
+	// XML is the element with its attributes and content.
+	XML string `json:"xml"`
+}
+
+// Is reports whether the payload is the element local in namespace ns.
+func (p Payload) Is(ns, local string) bool { return p.NS == ns && p.Local == local }
+
+// Decode unmarshals the payload's XML into v, as encoding/xml does.
+func (p Payload) Decode(v any) error {
+	if err := xml.Unmarshal([]byte(p.XML), v); err != nil {
+		return fmt.Errorf("adhoc: decode %s payload: %w", p.Local, err)
+	}
+	return nil
+}
+
+var (
+	textEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+	attrEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;", "\n", "&#xA;", "\r", "&#xD;", "\t", "&#x9;")
+)
+
+// UnmarshalXML keeps the element as XML.
+func (p *Payload) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
+	var b strings.Builder
+	spaces := []string{""} // the default namespace in scope at each depth
+	writeStart := func(s xml.StartElement) {
+		b.WriteString("<" + s.Name.Local)
+		if s.Name.Space != spaces[len(spaces)-1] {
+			b.WriteString(` xmlns="` + attrEscaper.Replace(s.Name.Space) + `"`)
+		}
+		for i, a := range s.Attr {
+			if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
+				continue
+			}
+			b.WriteString(" ")
+			switch a.Name.Space {
+			case "":
+			case "http://www.w3.org/XML/1998/namespace", "xml":
+				b.WriteString("xml:")
+			default:
+				// A foreign attribute keeps its namespace through a prefix
+				// declared on the element (one per attribute).
+				prefix := "a" + strconv.Itoa(i)
+				b.WriteString(prefix + ":" + a.Name.Local + `="` + attrEscaper.Replace(a.Value) + `" xmlns:` + prefix + `="` + attrEscaper.Replace(a.Name.Space) + `"`)
+				continue
+			}
+			b.WriteString(a.Name.Local + `="` + attrEscaper.Replace(a.Value) + `"`)
+		}
+		b.WriteString(">")
+		spaces = append(spaces, s.Name.Space)
+	}
+	p.NS, p.Local = start.Name.Space, start.Name.Local
+	writeStart(start)
+	for len(spaces) > 1 {
+		t, err := d.Token()
+		if err != nil {
+			return fmt.Errorf("adhoc: payload %s: %w", start.Name.Local, err)
+		}
+		switch t := t.(type) {
+		case xml.StartElement:
+			writeStart(t)
+		case xml.EndElement:
+			b.WriteString("</" + t.Name.Local + ">")
+			spaces = spaces[:len(spaces)-1]
+		case xml.CharData:
+			b.WriteString(textEscaper.Replace(string(t)))
+		}
+	}
+	p.XML = b.String()
+	return nil
 }

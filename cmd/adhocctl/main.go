@@ -3,9 +3,20 @@
 // commands of the server (or any JID) and runs them, filling their forms from
 // --field flags or, in a terminal, from prompts.
 //
+//	adhocctl [flags] list [JID]
+//	adhocctl [flags] run NODE|SHORTNAME [--field var=value]...
+//
+// For example:
+//
 //	adhocctl --jid admin@localhost [--server host:port] list
 //	adhocctl --jid admin@localhost run add-user --field accountjid=juliet@localhost --field password=…
-//	adhocctl --jid admin@localhost --json run get-online-users-num
+//	adhocctl --jid admin@localhost --json run get-user-roster --field accountjids=juliet@localhost
+//
+// It prints everything a command returns: notes, the fields of result
+// forms, multi-item results (<reported/> and <item/>) as tables, and
+// embedded jabber:iq:roster queries (XEP-0133 get-user-roster) as a table of
+// their items; --json prints the same as one JSON object. adhocctl --help
+// lists the flags.
 //
 // Short names resolve to XEP-0133 nodes (add-user →
 // http://jabber.org/protocol/admin#add-user) and to adhocd's operator
@@ -13,9 +24,10 @@
 // with a colon is taken as a node as it is.
 //
 // The password comes from --password-file, the ADHOCCTL_PASSWORD
-// environment variable, or a prompt. The server's certificate is checked
-// against --ca FILE (adhocd's self-signed one is data/selfsigned-cert.pem) or,
-// with --insecure, not at all.
+// environment variable, or a prompt; ADHOCCTL_SERVER is the default of
+// --server. The server's certificate is checked against --ca FILE (adhocd's
+// self-signed one is data/selfsigned-cert.pem) or, with --insecure, not at
+// all.
 //
 // Exit status: 0 when the command completed without an error note, 1 when
 // it failed, 2 for wrong usage.
@@ -51,9 +63,18 @@ func main() {
 	code, err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "adhocctl:", err)
+		if errors.As(err, new(usageError)) {
+			fmt.Fprint(os.Stderr, synopsis, "Run 'adhocctl --help' for the flags and short names.\n")
+		}
 	}
 	os.Exit(code)
 }
+
+// synopsis is the first part of the help, also printed after a usage error.
+const synopsis = `Usage:
+  adhocctl [flags] list [JID]
+  adhocctl [flags] run NODE|SHORTNAME [--field var=value]...
+`
 
 // usageError is a mistake in the command line (exit status 2).
 type usageError struct{ msg string }
@@ -83,52 +104,145 @@ func (f fieldFlags) Set(s string) error {
 	return nil
 }
 
-func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-	o := options{fields: fieldFlags{}}
+// flagSets returns the global flags and those of run, both silent: run
+// prints their errors and the help itself.
+func flagSets(o *options) (global, runFlags *flag.FlagSet) {
 	fs := flag.NewFlagSet("adhocctl", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&o.jid, "jid", "", "the JID to log in as (required)")
-	fs.StringVar(&o.server, "server", "", "host:port to connect to (default: the JID's domain, port 5222)")
-	fs.StringVar(&o.to, "to", "", "the JID whose commands to use (default: the server)")
-	fs.StringVar(&o.passwordFile, "password-file", "", "read the password from this file (else ADHOCCTL_PASSWORD, else a prompt)")
-	fs.StringVar(&o.ca, "ca", "", "PEM file of the CA (or self-signed certificate) to trust")
+	fs.StringVar(&o.jid, "jid", "", "the `JID` to log in as (required)")
+	fs.StringVar(&o.server, "server", os.Getenv("ADHOCCTL_SERVER"), "`host:port` to connect to (default: $ADHOCCTL_SERVER, else the JID's domain, port 5222)")
+	fs.StringVar(&o.to, "to", "", "the `JID` whose commands to list and run (default: the server, the JID's domain)")
+	fs.StringVar(&o.passwordFile, "password-file", "", "read the password from `FILE` (else $ADHOCCTL_PASSWORD, else a prompt in a terminal)")
+	fs.StringVar(&o.ca, "ca", "", "trust the CA (or self-signed certificate) in the PEM `FILE`")
 	fs.BoolVar(&o.insecure, "insecure", false, "do not verify the server's certificate")
 	fs.BoolVar(&o.json, "json", false, "print the result as JSON")
 	fs.BoolVar(&o.interactive, "interactive", false, "prompt for missing fields even when stdin is not a terminal")
-	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up after this long")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up after this `duration`")
+	rfs := flag.NewFlagSet("adhocctl run", flag.ContinueOnError)
+	rfs.Var(o.fields, "field", "a field's value as `var=value` (repeat a var for several values)")
+	for _, f := range []*flag.FlagSet{fs, rfs} {
+		f.SetOutput(io.Discard)
+		f.Usage = func() {}
+	}
+	return fs, rfs
+}
+
+// help writes the whole usage: synopsis, commands, flags, short names,
+// environment and exit status.
+func help(w io.Writer, global, runFlags *flag.FlagSet) {
+	fmt.Fprint(w, synopsis, `
+adhocctl logs in to an XMPP server as --jid and lists or runs its XEP-0050
+ad-hoc commands (XEP-0133 administration and adhocd's operator commands).
+
+Commands:
+  list [JID]   list the commands of JID (default: --to, else the server)
+  run NODE|SHORTNAME [--field var=value]...
+               run a command at --to (default: the server) to its end and
+               print what it returned: notes, forms, tables, rosters; a
+               form's fields are taken from --field, the others asked for
+               in a terminal (or with --interactive)
+
+Short names: an XEP-0133 command's name (add-user, delete-user,
+get-user-roster, get-online-users-num, ...) stands for
+http://jabber.org/protocol/admin#NAME; status, sessions, reload and ping for
+urn:adhocd:admin#NAME; a name with a colon is a node as it is.
+
+Flags:
+`)
+	printFlags(w, global)
+	fmt.Fprint(w, "\nFlags of run (after NODE):\n")
+	printFlags(w, runFlags)
+	fmt.Fprint(w, `
+Environment:
+  ADHOCCTL_PASSWORD  the password, when --password-file is not given
+  ADHOCCTL_SERVER    host:port, the default of --server
+
+Exit status: 0 when the command completed without an error note, 1 when it
+failed (an error note, canceled, refused, or no connection), 2 for wrong usage.
+`)
+}
+
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if name != "" {
+			line += " " + name
+		}
+		if len(line) > 24 {
+			fmt.Fprintf(w, "%s\n%24s  %s", line, "", usage)
+		} else {
+			fmt.Fprintf(w, "%-24s  %s", line, usage)
+		}
+		if f.Name == "timeout" {
+			fmt.Fprintf(w, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	o := options{fields: fieldFlags{}}
+	fs, rfs := flagSets(&o)
 	if err := fs.Parse(args); err != nil {
-		return 2, nil
+		if errors.Is(err, flag.ErrHelp) {
+			help(stdout, fs, rfs)
+			return 0, nil
+		}
+		return 2, usageError{err.Error()}
 	}
 	rest := fs.Args()
-	if o.jid == "" || len(rest) == 0 {
-		fmt.Fprintln(stderr, "usage: adhocctl --jid JID [flags] list | run NODE [--field var=value ...]")
-		return 2, nil
+	if len(rest) > 0 && rest[0] == "help" {
+		help(stdout, fs, rfs)
+		return 0, nil
+	}
+	if len(rest) == 0 {
+		return 2, usageError{"no command given (want list or run)"}
 	}
 	cmd, rest := rest[0], rest[1:]
 	var node string
 	switch cmd {
 	case "list":
-		if len(rest) != 0 {
-			return 2, usageError{"list takes no arguments"}
+		if len(rest) > 1 {
+			return 2, usageError{"list takes at most one JID"}
+		}
+		if len(rest) == 1 {
+			o.to = rest[0]
 		}
 	case "run":
-		if len(rest) == 0 {
-			return 2, usageError{"run needs a command node or short name"}
+		if len(rest) > 0 && (rest[0] == "-h" || rest[0] == "-help" || rest[0] == "--help") {
+			help(stdout, fs, rfs)
+			return 0, nil
+		}
+		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
+			return 2, usageError{"run needs a command node or short name first"}
 		}
 		node = resolve(rest[0])
-		rfs := flag.NewFlagSet("adhocctl run", flag.ContinueOnError)
-		rfs.SetOutput(stderr)
-		rfs.Var(o.fields, "field", "a field value as var=value (repeat for several values)")
 		if err := rfs.Parse(rest[1:]); err != nil {
-			return 2, nil
+			if errors.Is(err, flag.ErrHelp) {
+				help(stdout, fs, rfs)
+				return 0, nil
+			}
+			return 2, usageError{err.Error()}
+		}
+		if rfs.NArg() > 0 {
+			return 2, usageError{fmt.Sprintf("run takes one command, then --field flags; %q is extra", rfs.Arg(0))}
 		}
 	default:
 		return 2, usageError{fmt.Sprintf("unknown command %q (want list or run)", cmd)}
+	}
+	if o.jid == "" {
+		return 2, usageError{"--jid is required (the account to log in as)"}
 	}
 
 	me, err := jid.Parse(o.jid)
 	if err != nil || me.Localpart() == "" {
 		return 2, usageError{fmt.Sprintf("--jid %q is not user@domain", o.jid)}
+	}
+	to := me.Domain()
+	if o.to != "" {
+		if to, err = jid.Parse(o.to); err != nil {
+			return 2, usageError{fmt.Sprintf("%q is not a JID: %v", o.to, err)}
+		}
 	}
 	in := bufio.NewReader(stdin)
 	tty := isTerminal(stdin)
@@ -147,12 +261,6 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) 
 		return 1, err
 	}
 	defer sess.Close()
-	to := me.Domain()
-	if o.to != "" {
-		if to, err = jid.Parse(o.to); err != nil {
-			return 2, usageError{fmt.Sprintf("--to %q: %v", o.to, err)}
-		}
-	}
 	req := adhoc.NewRequester(sess)
 	if cmd == "list" {
 		return list(ctx, req, to, o.json, stdout)

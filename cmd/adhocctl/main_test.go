@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -58,6 +59,11 @@ func TestListAndRun(t *testing.T) {
 	out, errs, code := c.run("", "list")
 	if code != 0 || !strings.Contains(out, "http://jabber.org/protocol/admin#add-user") || !strings.Contains(out, "urn:adhocd:admin#status") {
 		t.Fatalf("list: %d %q %q", code, out, errs)
+	}
+	// list JID is list --to JID.
+	out, errs, code = c.run("", "list", "localhost")
+	if code != 0 || !strings.Contains(out, "http://jabber.org/protocol/admin#add-user") {
+		t.Fatalf("list localhost: %d %q %q", code, out, errs)
 	}
 	out, _, code = c.run("", "--json", "list")
 	var items []struct{ Node, Name string }
@@ -182,3 +188,335 @@ func TestCertificateAndPassword(t *testing.T) {
 		t.Fatalf("root logged in %d times, want 1 (the refused attempt must not count)", n)
 	}
 }
+
+// addContact does what juliet's XMPP client does when she logs in and adds
+// a contact: a roster get and her presence, a roster set (RFC 6121 §2.3) with a name and a group, then a subscription
+// request (RFC 6121 §3.1), after which the server pushes the item with
+// ask='subscribe'. The client stays online until the test ends.
+func addContact(t *testing.T, srv *servertest.Server, user, password, contact, name, group string) {
+	t.Helper()
+	c := srv.Dial(user, password, "")
+	ctx := servertest.Context(t, 10*time.Second)
+	// At login a client fetches its roster (which makes it a resource that
+	// gets roster pushes, RFC 6121 §2.1.6) and sends its presence.
+	if _, err := c.IQ(ctx, `<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>`); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SendRaw(ctx, `<presence/>`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.IQ(ctx, `<iq type='set' id='add1'><query xmlns='jabber:iq:roster'><item jid='`+contact+`' name='`+name+`'><group>`+group+`</group></item></query></iq>`); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SendRaw(ctx, `<presence type='subscribe' to='`+contact+`'/>`); err != nil {
+		t.Fatal(err)
+	}
+	c.Next(10*time.Second, func(s servertest.Stanza) bool {
+		return s.Name == "iq" && strings.Contains(s.XML, `ask="subscribe"`)
+	})
+}
+
+// TestRosterTablesAndJSON checks that adhocctl prints every payload a
+// command returns: get-user-roster's roster queries embedded in its result
+// forms (one per account), a multi-item result as a table, and all of it
+// again in --json.
+func TestRosterTablesAndJSON(t *testing.T) {
+	srv, c := setup(t)
+	srv.AddUser("alice", "wonderland")
+	srv.AddUser("bob", "builder")
+	srv.AddUser("carol", "c4r0l")
+	addContact(t, srv, "alice", "wonderland", "bob@localhost", "Bob", "Friends")
+
+	out, errs, code := c.run("", "run", "get-user-roster", "--field", "accountjids=alice@localhost", "--field", "accountjids=carol@localhost")
+	want := strings.Join([]string{
+		"accountjids: alice@localhost",
+		"roster:",
+		"  JID            Name  Subscription  Ask        Groups",
+		"  bob@localhost  Bob   none          subscribe  Friends",
+		"accountjids: carol@localhost",
+		"roster: empty",
+	}, "\n") + "\n"
+	if code != 0 || out != want {
+		t.Fatalf("get-user-roster: exit %d, stderr %q, printed\n%s\nwant\n%s", code, errs, out, want)
+	}
+
+	out, _, code = c.run("", "--json", "run", "get-user-roster", "--field", "accountjids=alice@localhost", "--field", "accountjids=carol@localhost")
+	type item struct {
+		JID, Name, Subscription, Ask string
+		Groups                       []string
+	}
+	var res struct {
+		Status string
+		Notes  []struct{ Type, Text string }
+		Forms  []struct {
+			Fields []struct {
+				Var    string
+				Values []string
+			}
+			Roster   *[]item
+			Payloads []struct{ XML string }
+		}
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || res.Status != "completed" || len(res.Forms) != 2 {
+		t.Fatalf("get-user-roster --json: %d %q", code, out)
+	}
+	alice, carol := res.Forms[0], res.Forms[1]
+	if alice.Roster == nil || len(*alice.Roster) != 1 || len(alice.Payloads) != 0 {
+		t.Fatalf("alice's form in JSON: %q", out)
+	}
+	if got := (*alice.Roster)[0]; got.JID != "bob@localhost" || got.Name != "Bob" || got.Subscription != "none" || got.Ask != "subscribe" || len(got.Groups) != 1 || got.Groups[0] != "Friends" {
+		t.Fatalf("alice's roster item in JSON: %+v", got)
+	}
+	if carol.Roster == nil || len(*carol.Roster) != 0 || carol.Fields[len(carol.Fields)-1].Values[0] != "carol@localhost" {
+		t.Fatalf("carol's empty roster in JSON: %q", out)
+	}
+
+	// A multi-item result (<reported/> and <item/>) is a table whose
+	// columns are the reported fields' labels; sessions sorts by JID:
+	// alice's client, then adhocctl's own session as root.
+	out, _, code = c.run("", "run", "sessions")
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if code != 0 || len(lines) != 5 || lines[0] != "info: 2 sessions" || lines[1] != "Connected sessions" {
+		t.Fatalf("sessions: %d\n%s", code, out)
+	}
+	header := strings.Fields(lines[2])
+	if strings.Join(header, " ") != "JID Resource Client address Connected since Idle (seconds) Available" {
+		t.Fatalf("sessions header %q", lines[2])
+	}
+	col := strings.Index(lines[2], "Resource")
+	for i, who := range []string{"alice@localhost", "root@localhost"} {
+		row := lines[3+i]
+		if !strings.HasPrefix(row, who+" ") || row[col-1] != ' ' || row[col] == ' ' || strings.HasSuffix(row, " ") {
+			t.Fatalf("sessions row %d %q is not aligned under %q", i, row, lines[2])
+		}
+		if !strings.Contains(row, "127.0.0.1:") {
+			t.Fatalf("sessions row %q has no client address", row)
+		}
+	}
+
+	out, _, code = c.run("", "--json", "run", "sessions")
+	var tab struct {
+		Notes []struct{ Type, Text string }
+		Forms []struct {
+			Reported []struct{ Var, Label string }
+			Items    []struct {
+				Fields []struct {
+					Var    string
+					Values []string
+				}
+			}
+		}
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &tab) != nil || len(tab.Notes) != 1 || tab.Notes[0].Text != "2 sessions" ||
+		len(tab.Forms) != 1 || len(tab.Forms[0].Reported) != 6 || tab.Forms[0].Reported[2].Label != "Client address" || len(tab.Forms[0].Items) != 2 {
+		t.Fatalf("sessions --json: %d %q", code, out)
+	}
+	if f := tab.Forms[0].Items[0].Fields[0]; f.Var != "jid" || f.Values[0] != "alice@localhost" {
+		t.Fatalf("sessions --json first item %+v", f)
+	}
+}
+
+// TestHelp checks that --help (and help, and run NODE --help) shows the
+// commands with their arguments and flags, and that wrong usage says how
+// to use it and exits 2.
+func TestHelp(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "adhocctl")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	exe := func(args ...string) (string, string, int) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, args...)
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return out.String(), errb.String(), ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return out.String(), errb.String(), 0
+	}
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"--jid", "a@b", "run", "add-user", "--help"}} {
+		out, errs, code := exe(args...)
+		if code != 0 || errs != "" {
+			t.Fatalf("%v: exit %d, stderr %q", args, code, errs)
+		}
+		for _, want := range []string{
+			"  adhocctl [flags] list [JID]\n",
+			"  adhocctl [flags] run NODE|SHORTNAME [--field var=value]...\n",
+			"  list [JID]   list the commands of JID",
+			"  --field var=value ",
+			"  --jid JID ",
+			"  --json ",
+			"  --password-file FILE ",
+			"  --server host:port ",
+			"  --ca FILE ",
+			"  --insecure ",
+			"  --to JID ",
+			"status, sessions, reload and ping",
+			"ADHOCCTL_PASSWORD",
+			"ADHOCCTL_SERVER",
+			"Exit status: 0",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%v: help without %q:\n%s", args, want, out)
+			}
+		}
+	}
+	for _, args := range [][]string{{}, {"--jid", "a@b"}, {"list"}, {"--jid", "a@b", "frobnicate"}, {"--nope"}, {"--jid", "a@b", "run"}, {"--jid", "a@b", "run", "ping", "extra"}} {
+		out, errs, code := exe(args...)
+		if code != 2 || out != "" || !strings.HasPrefix(errs, "adhocctl: ") || !strings.Contains(errs, "adhocctl [flags] run NODE|SHORTNAME") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, errs)
+		}
+	}
+}
+
+// transcriptSection is the README paragraph whose first code block
+// TestREADMETranscript runs.
+const transcriptSection = "**From a terminal, with adhocctl.**"
+
+// clientSteps are the transcript's "$ # …" lines: what a person does in an
+// XMPP client between two commands, done here by a real client over TCP.
+var clientSteps = map[string]func(t *testing.T, srv *servertest.Server){
+	`# juliet logs in from her client, adds romeo@localhost as "Romeo" in the group Friends and asks to see his presence`: func(t *testing.T, srv *servertest.Server) {
+		addContact(t, srv, "juliet", "R0m30", "romeo@localhost", "Romeo", "Friends")
+	},
+}
+
+// TestREADMETranscript runs the adhocctl transcript of README.md, line by
+// line, and checks that each command prints exactly the lines the README
+// shows after it, so that the README cannot drift from the program. The
+// transcript is run as a person on a fresh clone would, with the server
+// running on the repository's config.yaml; what differs, and only that:
+//
+//   - the server is this test's (servertest, on the repository's
+//     config.yaml but listening on 127.0.0.1:0, its storage folder data/ in
+//     a scratch folder that stands for the clone: the commands run there, so
+//     data/selfsigned-cert.pem is its certificate), and ADHOCCTL_SERVER is
+//     set to its address (the transcript leaves --server to its default,
+//     the JID's domain on port 5222);
+//   - `go install` runs in the repository with GOBIN set to a folder at the
+//     head of PATH (as $(go env GOPATH)/bin is on a developer's PATH), and
+//     `go run ./cmd/adhocd` is an adhocd built from this tree;
+//   - `export NAME=VALUE` sets the variable for the lines after it, and
+//     `# …` lines are client steps (clientSteps), done with a real client.
+//
+// Every other line runs with sh -c, standard output and error together,
+// and must exit 0 (a failing command shows its status with `; echo`).
+func TestREADMETranscript(t *testing.T) {
+	repo, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(repo, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := transcript(t, string(readme))
+
+	clone := t.TempDir()
+	bin := filepath.Join(t.TempDir(), "bin")
+	adhocd := filepath.Join(t.TempDir(), "adhocd")
+	build := exec.Command("go", "build", "-o", adhocd, "./cmd/adhocd")
+	build.Dir = repo
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build adhocd: %v\n%s", err, out)
+	}
+	cfgYAML, err := os.ReadFile(filepath.Join(repo, "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(clone, "config.yaml"), cfgYAML, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(filepath.Join(clone, "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Loopback port 0 and no other listener, whatever config.yaml says.
+	cfg.C2S.Listen = "127.0.0.1:0"
+	cfg.Metrics.Listen, cfg.Debug.PprofListen = "", ""
+	cfg.Log.Level = "warn"
+	srv := servertest.StartConfig(t, cfg)
+
+	env := []string{}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "ADHOCCTL_") && !strings.HasPrefix(kv, "PATH=") && !strings.HasPrefix(kv, "GOBIN=") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "GOBIN="+bin, "ADHOCCTL_SERVER="+srv.Addr)
+	export := regexp.MustCompile(`^export ([A-Za-z_][A-Za-z0-9_]*)=([^\s'"$;|&]*)$`)
+	for _, st := range steps {
+		if strings.HasPrefix(st.line, "#") {
+			do, ok := clientSteps[st.line]
+			if !ok {
+				t.Fatalf("README: %q is no client step this test knows (see clientSteps)", st.line)
+			}
+			do(t, srv)
+			continue
+		}
+		if m := export.FindStringSubmatch(st.line); m != nil {
+			env = append(env, m[1]+"="+m[2])
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		line := strings.ReplaceAll(st.line, "go run ./cmd/adhocd", shellQuote(adhocd))
+		cmd := exec.CommandContext(ctx, "sh", "-c", line)
+		cmd.Dir = clone
+		if strings.HasPrefix(line, "go install ") {
+			cmd.Dir = repo
+		}
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if err != nil {
+			t.Fatalf("README: $ %s\nfailed: %v\n%s", st.line, err, out)
+		}
+		if got := string(out); got != st.output {
+			t.Errorf("README: $ %s\nprinted:\n%s\nthe README shows:\n%s", st.line, got, st.output)
+		}
+	}
+}
+
+// step is one "$ " line of the transcript and the output shown under it.
+type step struct{ line, output string }
+
+// transcript returns the steps of the first code block of the adhocctl
+// paragraph of the README that starts with a "$ " line.
+func transcript(t *testing.T, readme string) []step {
+	t.Helper()
+	_, section, ok := strings.Cut(readme, transcriptSection)
+	if !ok {
+		t.Fatalf("README.md has no %q", transcriptSection)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	var block string
+	for {
+		var b string
+		_, rest, ok := strings.Cut(section, "\n```\n")
+		if ok {
+			b, section, ok = strings.Cut(rest, "\n```\n")
+		}
+		if !ok {
+			t.Fatal("README.md: no code block of $ lines in the adhocctl paragraph")
+		}
+		if strings.HasPrefix(b, "$ ") {
+			block = b
+			break
+		}
+	}
+	var steps []step
+	for l := range strings.Lines(block + "\n") {
+		if cmd, ok := strings.CutPrefix(l, "$ "); ok {
+			steps = append(steps, step{line: strings.TrimSuffix(cmd, "\n")})
+			continue
+		}
+		steps[len(steps)-1].output += l
+	}
+	return steps
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
