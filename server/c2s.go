@@ -53,6 +53,7 @@ type conn struct {
 	connected    time.Time
 	lastActive   atomic.Int64 // unix nanoseconds of the last stanza received
 	stanzas      atomic.Uint64
+	carbons      atomic.Bool // Message Carbons enabled (XEP-0280)
 
 	// Presence state, guarded by pmu.
 	pmu        sync.Mutex

@@ -115,6 +115,9 @@ func (s *Server) routeIQ(ctx context.Context, c *conn, el *element, to jid.JID) 
 			Text: map[string]string{"en": "the IQ type must be get, set, result or error"}})
 	}
 	request := typ == stanza.GetIQ || typ == stanza.SetIQ
+	if handled, err := s.carbonsIQ(c, el, to); handled {
+		return err
+	}
 	switch {
 	case to.String() == "" || to.Equal(c.addr.Bare()):
 		if handled, err := s.accountIQ(ctx, c, el); handled || err != nil {
@@ -271,6 +274,7 @@ func (s *Server) routeMessage(ctx context.Context, c *conn, el *element, to jid.
 		}
 		return err
 	}
+	s.carbonsSent(c, el, to)
 	return nil
 }
 
@@ -292,6 +296,7 @@ func (s *Server) deliverMessage(ctx context.Context, el *element, to jid.JID) er
 	if res := to.Resourcepart(); res != "" {
 		if dst := s.sessions.resource(user, res); dst != nil {
 			s.deliver(dst, el)
+			s.carbonsReceived(el, user, dst)
 			return nil
 		}
 	}
@@ -318,11 +323,16 @@ func (s *Server) deliverMessage(ctx context.Context, el *element, to jid.JID) er
 	}
 	dsts := s.availableResources(user, true)
 	if len(dsts) == 0 {
-		return s.storeOffline(ctx, el, user)
+		if err := s.storeOffline(ctx, el, user); err != nil {
+			return err
+		}
+		s.carbonsReceived(el, user)
+		return nil
 	}
 	for _, dst := range dsts {
 		s.deliver(dst, el)
 	}
+	s.carbonsReceived(el, user, dsts...)
 	return nil
 }
 

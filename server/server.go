@@ -208,6 +208,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.cfg.Limits.MaxOfflineMessages > 0 {
 		s.disco.AddFeature(featureOffline)
 	}
+	s.disco.AddFeature(featureCarbons)
 	if err := s.loadAdmins(ctx); err != nil {
 		s.closeStore()
 		return err
