@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // nsEncoder serialises tokens as XML that declares each namespace once: a
@@ -183,64 +185,43 @@ func (e *nsEncoder) end(t xml.EndElement) error {
 // carriage return as a reference (so that it survives end-of-line
 // normalisation), and what is not a valid XML character as U+FFFD.
 func escapeText(b *bytes.Buffer, s []byte) {
-	last := 0
-	for i := 0; i < len(s); {
-		r, w := utf8.DecodeRune(s[i:])
-		var esc string
-		switch {
-		case r == '&':
-			esc = "&amp;"
-		case r == '<':
-			esc = "&lt;"
-		case r == '>':
-			esc = "&gt;"
-		case r == '\r':
-			esc = "&#xD;"
-		case !xmlChar(r) || (r == utf8.RuneError && w == 1):
-			esc = "\uFFFD"
-		default:
-			i += w
-			continue
-		}
-		b.Write(s[last:i])
-		b.WriteString(esc)
-		i += w
-		last = i
-	}
-	b.Write(s[last:])
+	// The string shares s's bytes for the call only; nothing keeps it.
+	escape(b, unsafe.String(unsafe.SliceData(s), len(s)), false)
 }
 
 // escapeAttr writes an attribute value for double quotes; white space other
 // than the space is kept as references, which attribute normalisation
 // would otherwise turn into spaces.
-func escapeAttr(b *bytes.Buffer, s string) {
+func escapeAttr(b *bytes.Buffer, s string) { escape(b, s, true) }
+
+func escape(b *bytes.Buffer, s string, attr bool) {
 	last := 0
-	for i := 0; i < len(s); {
-		r, w := utf8.DecodeRuneInString(s[i:])
+	for i, r := range s {
 		var esc string
 		switch {
 		case r == '&':
 			esc = "&amp;"
 		case r == '<':
 			esc = "&lt;"
-		case r == '"':
+		case r == '>' && !attr:
+			esc = "&gt;"
+		case r == '"' && attr:
 			esc = "&quot;"
-		case r == '\t':
+		case r == '\t' && attr:
 			esc = "&#x9;"
-		case r == '\n':
+		case r == '\n' && attr:
 			esc = "&#xA;"
 		case r == '\r':
 			esc = "&#xD;"
-		case !xmlChar(r) || (r == utf8.RuneError && w == 1):
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"), !xmlChar(r):
 			esc = "\uFFFD"
 		default:
-			i += w
 			continue
 		}
 		b.WriteString(s[last:i])
 		b.WriteString(esc)
-		i += w
-		last = i
+		_, w := utf8.DecodeRuneInString(s[i:])
+		last = i + w
 	}
 	b.WriteString(s[last:])
 }

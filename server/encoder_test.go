@@ -120,3 +120,21 @@ func TestEncoderTokensOfHandlers(t *testing.T) {
 		}
 	}
 }
+
+// TestEncoderReplacesWhatXMLCannotCarry: a NUL, another control character
+// or a byte that is not UTF-8, in text or in an attribute, is written as
+// U+FFFD so that the recipient's parser never fails on the stanza.
+func TestEncoderReplacesWhatXMLCannotCarry(t *testing.T) {
+	var b bytes.Buffer
+	var e nsEncoder
+	e.reset(&b, stanza.NSClient)
+	body := xml.StartElement{Name: xml.Name{Local: "body"}, Attr: []xml.Attr{{Name: xml.Name{Local: "a"}, Value: "x\x01y\xfe\tz"}}}
+	for _, tok := range []xml.Token{body, xml.CharData("a\x00b\xffc\uFFFDd\x1b"), body.End()} {
+		if err := e.token(tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := "<body a=\"x\uFFFDy\uFFFD&#x9;z\">a\uFFFDb\uFFFDc\uFFFDd\uFFFD</body>"; b.String() != want {
+		t.Fatalf("got %q, want %q", b.String(), want)
+	}
+}
