@@ -48,6 +48,29 @@ type pyField struct {
 	Options  []string `json:"options"`
 }
 
+// wizardColors are the options of the wizard's colour field.
+var wizardColors = []string{"red", "green", "blue"}
+
+// wizardFields are the fields of the wizard's first two stages as a client
+// should parse them: stage1 with the answers name and color filled in again
+// (after prev) when withValues is set.
+func wizardFields(name, color string) (stage1 func(withValues bool) []pyField, stage2 []pyField) {
+	stage1 = func(withValues bool) []pyField {
+		f := []pyField{
+			{Var: "name", Type: "text-single", Label: "Name", Required: true},
+			{Var: "color", Type: "list-single", Label: "Colour", Required: true, Options: wizardColors},
+		}
+		if withValues {
+			f[0].Values, f[1].Values = []string{name}, []string{color}
+		}
+		return f
+	}
+	return stage1, []pyField{
+		{Var: "contact", Type: "jid-single", Label: "Contact", Required: true},
+		{Var: "notify", Type: "boolean", Label: "Notify them"},
+	}
+}
+
 // TestSlixmppRunsWizard has slixmpp's XEP-0050 requester (the xep_0050
 // plugin: get_commands, start_command, continue_command with next and prev,
 // complete_command, cancel_command) run adhocd's three-stage test wizard,
@@ -59,15 +82,14 @@ func TestSlixmppRunsWizard(t *testing.T) {
 	srv := servertest.StartWith(t, []server.Option{server.WithCommands(adhoctest.Wizard())})
 	const pw = "wonderland"
 	user := srv.AddUser("alice", pw)
-	colors := []string{"red", "green", "blue"}
-	i, err := rand.Int(rand.Reader, big.NewInt(int64(len(colors))))
+	i, err := rand.Int(rand.Reader, big.NewInt(int64(len(wizardColors))))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var (
 		// Not ASCII, and with a character XML must escape.
 		name    = "Zoë & co " + randomHex(t, 4)
-		color   = colors[i.Int64()]
+		color   = wizardColors[i.Int64()]
 		contact = "carol." + randomHex(t, 4) + "@localhost"
 		// Two lines: slixmpp sends a text-multi value as one <value/> per
 		// line, and the wizard joins them with a newline again.
@@ -133,20 +155,7 @@ func TestSlixmppRunsWizard(t *testing.T) {
 		t.Errorf("get_commands(%s) = %+v, want the node %s named %q", srv.Domain(), listed, adhoctest.WizardNode, adhoctest.Wizard().Name)
 	}
 
-	stage1Fields := func(withValues bool) []pyField {
-		f := []pyField{
-			{Var: "name", Type: "text-single", Label: "Name", Required: true},
-			{Var: "color", Type: "list-single", Label: "Colour", Required: true, Options: colors},
-		}
-		if withValues {
-			f[0].Values, f[1].Values = []string{name}, []string{color}
-		}
-		return f
-	}
-	stage2Fields := []pyField{
-		{Var: "contact", Type: "jid-single", Label: "Contact", Required: true},
-		{Var: "notify", Type: "boolean", Label: "Notify them"},
-	}
+	stage1Fields, stage2Fields := wizardFields(name, color)
 	executing := func(label, execute string, actions ...string) pyResponse {
 		t.Helper()
 		r, found := responses[label]

@@ -208,21 +208,7 @@ func TestNbxmppAdHoc(t *testing.T) {
 	}
 
 	// The wizard.
-	colors := []string{"red", "green", "blue"}
-	stage1Fields := func(withValues bool) []pyField {
-		f := []pyField{
-			{Var: "name", Type: "text-single", Label: "Name", Required: true},
-			{Var: "color", Type: "list-single", Label: "Colour", Required: true, Options: colors},
-		}
-		if withValues {
-			f[0].Values, f[1].Values = []string{name}, []string{color}
-		}
-		return f
-	}
-	stage2Fields := []pyField{
-		{Var: "contact", Type: "jid-single", Label: "Contact", Required: true},
-		{Var: "notify", Type: "boolean", Label: "Notify them"},
-	}
+	stage1Fields, stage2Fields := wizardFields(name, color)
 	node := adhoctest.WizardNode
 	s1 := executing("stage1", node, "next", "next")
 	checkForm(t, "stage1", *s1.Form, "Who are you?", "", stage1Fields(false))
