@@ -23,7 +23,7 @@ import (
 type clientRow struct {
 	client string
 	// version reads the version installed here: the one tested.
-	version func() (string, error)
+	version                                   func() (string, error)
 	logIn, listCommands, runForms, multiStage []string
 	notes                                     string
 }
@@ -73,11 +73,11 @@ var clientMatrix = []clientRow{
 		notes:        "its ad-hoc commands view on the server JID: a one-stage command and add-user; a message to a TCP client",
 	},
 	{
-		client:       "xmpp.js from Node, over TCP and WebSocket",
-		version:      npmVersion("xmpp.js", "@xmpp/client"),
-		logIn:        []string{"TestXmppjs", "TestXmppjsWebSocket"},
-		runForms:     []string{"TestXmppjs", "TestXmppjsWebSocket"},
-		notes:        "raw XEP-0050 IQs: get-online-users-num and add-user; messages to a TCP client",
+		client:   "xmpp.js from Node, over TCP and WebSocket",
+		version:  npmVersion("xmpp.js", "@xmpp/client"),
+		logIn:    []string{"TestXmppjs", "TestXmppjsWebSocket"},
+		runForms: []string{"TestXmppjs", "TestXmppjsWebSocket"},
+		notes:    "raw XEP-0050 IQs: get-online-users-num and add-user; messages to a TCP client",
 	},
 }
 
