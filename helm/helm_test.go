@@ -11,12 +11,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/yaml"
 
@@ -40,15 +42,24 @@ func helm(t *testing.T) string {
 
 func run(t *testing.T, args ...string) string {
 	t.Helper()
+	out, errOut, err := runHelm(t, args...)
+	if err != nil {
+		t.Fatalf("helm %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
+	}
+	return out
+}
+
+// runHelm runs helm with a deadline and returns its standard output, its
+// standard error and how it ended.
+func runHelm(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out, errb bytes.Buffer
 	cmd := exec.CommandContext(ctx, helm(t), args...)
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("helm %s: %v\n%s%s", strings.Join(args, " "), err, out.String(), errb.String())
-	}
-	return out.String()
+	err = cmd.Run()
+	return out.String(), errb.String(), err
 }
 
 // strict decodes YAML into v, refusing unknown fields.
@@ -60,6 +71,7 @@ type rendered struct {
 	configMaps  map[string]*corev1.ConfigMap
 	secrets     []*corev1.Secret
 	pdb         *policyv1.PodDisruptionBudget
+	ingress     *networkingv1.Ingress
 	other       map[string]map[string]any // kind → object (CRDs)
 }
 
@@ -100,6 +112,9 @@ func decode(t *testing.T, out string) rendered {
 		case "PodDisruptionBudget":
 			r.pdb = &policyv1.PodDisruptionBudget{}
 			err = strict([]byte(doc), r.pdb)
+		case "Ingress":
+			r.ingress = &networkingv1.Ingress{}
+			err = strict([]byte(doc), r.ingress)
 		case "ServiceMonitor":
 			m := map[string]any{}
 			err = yaml.Unmarshal([]byte(doc), &m)
@@ -154,6 +169,24 @@ func TestDefaultValues(t *testing.T) {
 	if cfg.Limits != def.Limits || cfg.Admin.IdleAfter != def.Admin.IdleAfter {
 		t.Fatalf("chart defaults differ from adhocd's: %+v vs %+v", cfg.Limits, def.Limits)
 	}
+	if !cfg.C2S.ChannelBinding {
+		t.Fatal("channel binding (SCRAM-*-PLUS) is off by default")
+	}
+	ws := cfg.WebSocket
+	if ws.Listen != "" || ws.Path != def.WebSocket.Path || ws.TLS || len(ws.AllowedOrigins) != 0 || ws.PublicURL != "" {
+		t.Fatalf("WebSocket is not off with adhocd's defaults: %+v", ws)
+	}
+	if p := containerPort(c, "xmpp-websocket"); p != nil {
+		t.Fatalf("the pod exposes a WebSocket port by default: %+v", p)
+	}
+	for _, svc := range r.services {
+		if p := servicePort(svc, "xmpp-websocket"); p != nil {
+			t.Fatalf("Service %s has a WebSocket port by default: %+v", svc.Name, p)
+		}
+	}
+	if r.ingress != nil {
+		t.Fatalf("an Ingress is rendered by default: %s", r.ingress.Name)
+	}
 }
 
 // TestFullValues sets every value and checks that each reached its place.
@@ -183,14 +216,171 @@ func TestFullValues(t *testing.T) {
 	if !strings.Contains(r.configMaps["chat-adhocd-dashboard"].Data["adhocd.json"], "adhocd_command_executions_total") {
 		t.Fatal("the dashboard ConfigMap lacks the dashboard")
 	}
+	if cfg.C2S.ChannelBinding {
+		t.Fatal("c2s.channelBinding: false did not reach c2s.channel_binding")
+	}
+	checkWebSocket(t, r, cfg)
 }
 
-func TestSchemaRefusesUnknownValues(t *testing.T) {
-	cmd := exec.Command(helm(t), "template", "chat", chartDir(), "--set", "limits.maxStanzaByte=1")
-	out, err := cmd.CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "maxStanzaByte") {
-		t.Fatalf("a misspelt value was accepted: %v %s", err, out)
+// checkWebSocket checks the WebSocket settings of ci/full-values.yaml: the
+// config.yaml keys, and that the Ingress routes the endpoint and both
+// discovery paths through the websocket Service to the container port
+// adhocd listens on, with the Ingress's TLS.
+func checkWebSocket(t *testing.T, r rendered, cfg config.Config) {
+	t.Helper()
+	ws := cfg.WebSocket
+	if ws.Listen != ":5281" || ws.Path != "/ws" || ws.TLS || ws.PublicURL != "wss://chat.example.org/ws" ||
+		!slices.Equal(ws.AllowedOrigins, []string{"https://chat.example.org", "https://web.example.org:8443"}) {
+		t.Fatalf("rendered websocket config: %+v", ws)
 	}
+	listenPort := strings.TrimPrefix(ws.Listen, ":")
+
+	c := r.statefulSet.Spec.Template.Spec.Containers[0]
+	cp := containerPort(c, "xmpp-websocket")
+	if cp == nil || fmt.Sprint(cp.ContainerPort) != listenPort || cp.Protocol != corev1.ProtocolTCP {
+		t.Fatalf("container port xmpp-websocket %+v, adhocd listens on %s", cp, ws.Listen)
+	}
+
+	wsSvc := service(r, "chat-adhocd-websocket")
+	if wsSvc == nil {
+		t.Fatal("no websocket Service")
+	}
+	if wsSvc.Spec.Type != corev1.ServiceTypeClusterIP || wsSvc.Annotations["example.org/ws"] != "true" {
+		t.Fatalf("websocket Service type %s, annotations %v", wsSvc.Spec.Type, wsSvc.Annotations)
+	}
+	sp := servicePort(wsSvc, "xmpp-websocket")
+	if sp == nil || sp.Port != 5281 || sp.TargetPort.StrVal != cp.Name || sp.AppProtocol == nil || *sp.AppProtocol != "kubernetes.io/ws" {
+		t.Fatalf("websocket Service port: %+v", sp)
+	}
+	if hp := servicePort(service(r, "chat-adhocd-headless"), "xmpp-websocket"); hp == nil || hp.TargetPort.StrVal != cp.Name {
+		t.Fatalf("headless Service websocket port: %+v", hp)
+	}
+	// The c2s Service is a LoadBalancer here: plain-HTTP WebSocket must
+	// not be exposed through it, only through the Ingress.
+	if p := servicePort(service(r, "chat-adhocd"), "xmpp-websocket"); p != nil {
+		t.Fatalf("the c2s LoadBalancer Service exposes the WebSocket port: %+v", p)
+	}
+
+	ing := r.ingress
+	if ing == nil {
+		t.Fatal("no Ingress")
+	}
+	if ing.Spec.IngressClassName == nil || *ing.Spec.IngressClassName != "nginx" ||
+		ing.Annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"] != "3600" {
+		t.Fatalf("Ingress class %v, annotations %v", ing.Spec.IngressClassName, ing.Annotations)
+	}
+	hosts := []string{"chat.example.org", "xmpp.example.org"}
+	if len(ing.Spec.TLS) != 1 || ing.Spec.TLS[0].SecretName != "chat-web-tls" || !slices.Equal(ing.Spec.TLS[0].Hosts, hosts) {
+		t.Fatalf("Ingress TLS: %+v", ing.Spec.TLS)
+	}
+	if len(ing.Spec.Rules) != len(hosts) {
+		t.Fatalf("Ingress rules: %+v", ing.Spec.Rules)
+	}
+	for i, rule := range ing.Spec.Rules {
+		if rule.Host != hosts[i] || rule.HTTP == nil {
+			t.Fatalf("Ingress rule %d: %+v", i, rule)
+		}
+		var paths []string
+		for _, p := range rule.HTTP.Paths {
+			b := p.Backend.Service
+			if p.PathType == nil || *p.PathType != networkingv1.PathTypeExact || b == nil || b.Name != wsSvc.Name || b.Port.Name != sp.Name {
+				t.Fatalf("Ingress path %s on %s does not go to %s port %s: %+v", p.Path, rule.Host, wsSvc.Name, sp.Name, p)
+			}
+			paths = append(paths, p.Path)
+		}
+		if want := []string{ws.Path, "/.well-known/host-meta", "/.well-known/host-meta.json"}; !slices.Equal(paths, want) {
+			t.Fatalf("Ingress paths on %s: %v, want %v", rule.Host, paths, want)
+		}
+	}
+}
+
+// TestWebSocketPublicURL checks the discovery URL derived from the Ingress
+// when websocket.publicURL is empty: wss:// exactly when the Ingress
+// terminates TLS for the first host, and left to adhocd (empty) without the
+// Ingress or with a wildcard host.
+func TestWebSocketPublicURL(t *testing.T) {
+	on := func(more ...string) []string {
+		return slices.Concat([]string{"--set", "websocket.enabled=true,websocket.ingress.enabled=true"}, more)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no ingress", []string{"--set", "websocket.enabled=true"}, ""},
+		{"ingress without tls", on(), "ws://localhost/xmpp-websocket"},
+		{"ingress tls", on("--set", "websocket.ingress.tls[0].secretName=web-tls"), "wss://localhost/xmpp-websocket"},
+		{"tls for another host", on("--set", "websocket.ingress.hosts={a.example,b.example}",
+			"--set", "websocket.ingress.tls[0].hosts={b.example}"), "ws://a.example/xmpp-websocket"},
+		{"tls for the first host", on("--set", "websocket.ingress.hosts={a.example,b.example}",
+			"--set", "websocket.ingress.tls[0].hosts={a.example}", "--set", "websocket.path=/x"), "wss://a.example/x"},
+		{"wildcard host", on("--set", "websocket.ingress.hosts={*.example.org}"), ""},
+		{"explicit", on("--set", "websocket.publicURL=wss://web.example.org:8443/xmpp"), "wss://web.example.org:8443/xmpp"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"template", "chat", chartDir()}, tc.args...)
+			r := decode(t, run(t, args...))
+			cfg := loadConfig(t, r.configMaps["chat-adhocd"])
+			if cfg.WebSocket.PublicURL != tc.want {
+				t.Fatalf("websocket.public_url %q, want %q", cfg.WebSocket.PublicURL, tc.want)
+			}
+			if cfg.WebSocket.Listen != ":5280" {
+				t.Fatalf("websocket.listen %q, want :5280", cfg.WebSocket.Listen)
+			}
+		})
+	}
+}
+
+// TestSchemaRefusesUnknownValues checks that misspelt and invalid values
+// stop helm with a message naming them, rather than rendering a chart that
+// adhocd refuses at start or that silently ignores them.
+func TestSchemaRefusesUnknownValues(t *testing.T) {
+	for _, tc := range []struct{ set, want string }{
+		{"limits.maxStanzaByte=1", "maxStanzaByte"},
+		{"websocket.ingress.host=chat.example.org", "host"},
+		{"websocket.publicURL=https://chat.example.org/xmpp-websocket", "publicURL"},
+		{"websocket.allowedOrigins[0]=chat.example.org", "allowedOrigins"},
+		{"websocket.path=xmpp-websocket", "path"},
+		{"websocket.ingress.enabled=true", "websocket.ingress.enabled needs websocket.enabled"},
+	} {
+		out, errOut, err := runHelm(t, "template", "chat", chartDir(), "--set", tc.set)
+		if err == nil || !strings.Contains(errOut, tc.want) {
+			t.Errorf("--set %s was accepted or not named (%v): %s%s", tc.set, err, errOut, out)
+		}
+	}
+}
+
+// containerPort returns c's port called name, or nil.
+func containerPort(c corev1.Container, name string) *corev1.ContainerPort {
+	for i := range c.Ports {
+		if c.Ports[i].Name == name {
+			return &c.Ports[i]
+		}
+	}
+	return nil
+}
+
+// service returns the rendered Service called name, or nil.
+func service(r rendered, name string) *corev1.Service {
+	for _, s := range r.services {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// servicePort returns svc's port called name, or nil (also for a nil svc).
+func servicePort(svc *corev1.Service, name string) *corev1.ServicePort {
+	if svc == nil {
+		return nil
+	}
+	for i := range svc.Spec.Ports {
+		if svc.Spec.Ports[i].Name == name {
+			return &svc.Spec.Ports[i]
+		}
+	}
+	return nil
 }
 
 // loadConfig loads the rendered config.yaml with adhocd's own loader.
