@@ -31,7 +31,14 @@ type clientRow struct {
 // clientMatrix is the source of README.md's client table.
 var clientMatrix = []clientRow{
 	{
-		client:       "Gajim 1.7.3 (its library nbxmpp, driven as Gajim calls it)",
+		client:       "Gajim, the application, under Xvfb",
+		version:      debianVersion("Gajim", "gajim"),
+		logIn:        []string{"TestGajimListsAdminCommands"},
+		listCommands: []string{"TestGajimListsAdminCommands"},
+		notes:        "Accounts → Execute Command… on the server: the list Gajim shows equals the server's; a screenshot is kept",
+	},
+	{
+		client:       "Gajim's library nbxmpp, driven as Gajim calls it",
 		version:      debianVersion("nbxmpp", "python3-nbxmpp"),
 		logIn:        []string{"TestNbxmppAdHoc"},
 		listCommands: []string{"TestNbxmppAdHoc"},
