@@ -52,7 +52,8 @@ var clientMatrix = []clientRow{
 		logIn:        []string{"TestPoezioAdminCommands"},
 		listCommands: []string{"TestPoezioAdminCommands"},
 		runForms:     []string{"TestPoezioAdminCommands"},
-		notes:        "`/ad-hoc`, add-user and announce under tmux; poezio submits single-stage forms with `next`, taken as `complete`",
+		multiStage:   []string{"TestPoezioWizard"},
+		notes:        "`/ad-hoc`, add-user and announce under tmux; poezio submits every stage with `next` (the last taken as `complete`) and has no way back (prev)",
 	},
 	{
 		client:       "Profanity",
@@ -60,7 +61,8 @@ var clientMatrix = []clientRow{
 		logIn:        []string{"TestProfanity"},
 		listCommands: []string{"TestProfanity"},
 		runForms:     []string{"TestProfanity"},
-		notes:        "`/cmd list`, `/cmd exec`, `/form submit` under tmux; chat between two instances; message carbons enabled without an error",
+		multiStage:   []string{"TestProfanityWizard"},
+		notes:        "`/cmd list`, `/cmd exec`, `/form submit` under tmux (`/form` has no prev); chat between two instances; message carbons enabled without an error",
 	},
 	{
 		client:       "slixmpp (scripts and bots)",

@@ -1,17 +1,22 @@
 package interop_test
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/adhocd/adhocd/adhoc/adhoctest"
+	"github.com/adhocd/adhocd/server"
 	"github.com/adhocd/adhocd/server/config"
 	"github.com/adhocd/adhocd/server/servertest"
 )
@@ -211,4 +216,142 @@ func TestPoezioAdminCommands(t *testing.T) {
 	bob.Next(10*time.Second, func(st servertest.Stanza) bool {
 		return st.Name == "message" && st.Attrs["from"] == "localhost" && strings.Contains(st.XML, text)
 	})
+}
+
+// randomWizardColor picks one of the wizard's colour values.
+func randomWizardColor(t *testing.T) string {
+	t.Helper()
+	i, err := rand.Int(rand.Reader, big.NewInt(int64(len(wizardColors))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wizardColors[i.Int64()]
+}
+
+// wizardColorLabel is the label the wizard gives the colour value color.
+func wizardColorLabel(color string) string {
+	return strings.ToUpper(color[:1]) + color[1:]
+}
+
+// TestPoezioWizard drives poezio 0.14 (Debian's poezio, on slixmpp 1.8) in
+// a terminal through adhocd's three-stage demo wizard as a user would: the
+// wizard chosen in /ad-hoc localhost, its name typed and colour picked with
+// the arrow keys, Ctrl+Y to go on; the contact typed and the boolean turned
+// on with →, Ctrl+Y; a comment line entered into the text-multi field,
+// Ctrl+Y. Each stage must show what the one before it was told (stage 2
+// greets the name), and the completed command's result form must show the
+// name, colour, contact, notify flag and comment given, in that order.
+//
+// poezio offers no way back: its form tab (poezio/tabs/data_forms.py) has
+// only Ctrl+Y, which calls slixmpp's continue_command with its default
+// action "next" (poezio/core/handlers.py, _validate_adhoc_step), and Ctrl+G
+// to cancel; it reads neither the actions a stage offers nor prev. So the
+// run is next, next, next, and the last next, on a stage that offers no
+// next, is taken as complete.
+//
+// poezio cannot show the note "done" of a result that carries a form:
+// next_adhoc_step adds each note to the form as a fixed field with the note
+// as its label and no value, and the form window
+// (poezio/windows/data_forms.py, FormWin) draws a fixed field's value, not
+// its label. The test checks instead, in poezio's debug log, that poezio
+// received the completed result with that note.
+func TestPoezioWizard(t *testing.T) {
+	requireProgram(t, "poezio", "poezio")
+	u := terminalUser(t)
+	srv := servertest.StartWith(t, []server.Option{server.WithCommands(adhoctest.Wizard())})
+	alicePW := "alice-" + randomHex(t, 6)
+	alice := srv.AddUser("alice", alicePW)
+	p := startPoezio(t, srv, u, alice, alicePW)
+
+	var (
+		name    = "name-" + randomHex(t, 4)
+		color   = randomWizardColor(t)
+		contact = "friend-" + randomHex(t, 4) + "@localhost"
+		comment = "comment-" + randomHex(t, 6)
+	)
+
+	// Stage 1: the name field has the focus; the colour list starts on
+	// its first option and → moves along it.
+	p.adhoc("localhost", adhoctest.WizardNode, "Who are you?")
+	p.typeText(name)
+	p.keys("Down")
+	for range slices.Index(wizardColors, color) {
+		p.keys("Right")
+	}
+	p.waitUntil("stage 1 filled in", 10*time.Second, func(s string) bool {
+		return strings.Contains(s, name) && strings.Contains(s, wizardColorLabel(color))
+	})
+	p.keys("C-y")
+
+	// Stage 2 greets the name given in stage 1; → turns the boolean on.
+	p.waitFor("Hello "+name, 15*time.Second)
+	p.typeText(contact)
+	p.keys("Down", "Right")
+	p.waitUntil("stage 2 filled in", 10*time.Second, func(s string) bool {
+		return strings.Contains(s, contact) && strings.Contains(s, "True")
+	})
+	p.keys("C-y")
+
+	// Stage 3: Enter edits the text-multi field's first line, Enter
+	// again ends it.
+	p.waitFor("Confirm", 15*time.Second)
+	p.keys("Enter")
+	p.typeText(comment)
+	p.waitFor(comment, 10*time.Second)
+	p.keys("Enter", "C-y")
+
+	// The result form echoes every answer, the colour as its value and
+	// the boolean as poezio sent it ("1"), one field a line.
+	want := []string{name, color, contact, "1", comment}
+	p.waitUntil(fmt.Sprintf("the wizard's result form with the values %q", want), 15*time.Second, func(s string) bool {
+		return !strings.Contains(s, "Confirm") && containsRun(formValues(s), want)
+	})
+	p.waitUntil("the completed result with the note done in poezio's debug log", 10*time.Second, func(string) bool {
+		return p.received(`status="completed"`, `<note type="info">done</note>`)
+	})
+}
+
+// formValues are the texts of the lines of poezio's form tab that hold
+// something right of the tab list, trimmed: a form's labels and values.
+func formValues(screen string) []string {
+	var vals []string
+	for _, l := range strings.Split(screen, "\n") {
+		_, right, ok := strings.Cut(l, "│")
+		if v := strings.TrimSpace(right); ok && v != "" {
+			vals = append(vals, v)
+		}
+	}
+	return vals
+}
+
+// containsRun reports whether want occurs in have as consecutive elements.
+func containsRun(have, want []string) bool {
+	for i := 0; i+len(want) <= len(have); i++ {
+		if slices.Equal(have[i:i+len(want)], want) {
+			return true
+		}
+	}
+	return false
+}
+
+// received reports whether poezio's debug log has a received stanza that
+// contains all of parts.
+func (p *poezio) received(parts ...string) bool {
+	b, err := os.ReadFile(p.debugLog)
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.Contains(l, "RECV: ") {
+			continue
+		}
+		all := true
+		for _, part := range parts {
+			all = all && strings.Contains(l, part)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
 }

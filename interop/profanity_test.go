@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/adhocd/adhocd/adhoc/adhoctest"
+	"github.com/adhocd/adhocd/server"
 	"github.com/adhocd/adhocd/server/config"
 	"github.com/adhocd/adhocd/server/servertest"
 )
@@ -124,5 +126,92 @@ func TestProfanity(t *testing.T) {
 	bob.waitFor("me: "+reply, 10*time.Second)
 	admin.waitUntil("bob's reply", 10*time.Second, func(s string) bool {
 		return regexp.MustCompile(`bob@localhost/\S+: ` + regexp.QuoteMeta(reply)).MatchString(s)
+	})
+}
+
+// setFormField sets the field labelled label of the form on p's screen by
+// typing /fieldN args, and waits for Profanity to say it updated it.
+func setFormField(p *terminal, label, args string) {
+	p.t.Helper()
+	s := p.screen()
+	tag := formField(p, s, label)
+	const updated = "Field updated..."
+	before := strings.Count(s, updated)
+	p.enter("/" + tag + " " + args)
+	p.waitUntil(tag+" updated", 10*time.Second, func(s string) bool {
+		return strings.Count(s, updated) > before
+	})
+}
+
+// TestProfanityWizard drives Profanity 0.13 (Debian's profanity, on
+// libstrophe) in a terminal through adhocd's three-stage demo wizard as a
+// user would: /cmd exec of the wizard on localhost, then at each stage the
+// fields set with /fieldN (a name and a colour; a contact and the boolean
+// on; two lines added to the text-multi comment) and /form submit. Each
+// stage must show what the ones before were told (stage 2 greets the name,
+// stage 3's instructions repeat name, colour and contact), and the
+// completed command must show its result form echoing every answer and,
+// in the console, that it completed with the note "done".
+//
+// Profanity offers no way back: /form has only show, submit, cancel and
+// help (src/command/cmd_funcs.c, cmd_form), and submit sends the stage's
+// form with no action attribute (src/xmpp/stanza.c,
+// stanza_create_command_config_submit_iq), which XEP-0050 reads as
+// "execute", the stage's default action. So the run is next, next,
+// complete, each by the stage's default.
+func TestProfanityWizard(t *testing.T) {
+	requireProgram(t, "profanity", "profanity")
+	u := terminalUser(t)
+	srv := servertest.StartWith(t, []server.Option{server.WithCommands(adhoctest.Wizard())})
+	alicePW := "alice-" + randomHex(t, 6)
+	srv.AddUser("alice", alicePW)
+	p := startProfanity(t, srv, u, "alice", alicePW)
+
+	var (
+		name     = "name-" + randomHex(t, 4)
+		color    = randomWizardColor(t)
+		contact  = "friend-" + randomHex(t, 4) + "@localhost"
+		comment1 = "first-" + randomHex(t, 4)
+		comment2 = "second-" + randomHex(t, 4)
+	)
+
+	p.enter("/cmd exec " + adhoctest.WizardNode + " localhost")
+	p.waitFor("Form title: Who are you?", 15*time.Second)
+	p.waitFor("/form submit", 10*time.Second)
+	setFormField(p, "Name", name)
+	setFormField(p, "Colour", color)
+	p.enter("/form submit")
+
+	p.waitFor("Form title: Hello "+name, 15*time.Second)
+	p.waitFor("/form submit", 10*time.Second)
+	setFormField(p, "Contact", contact)
+	setFormField(p, "Notify them", "on")
+	p.enter("/form submit")
+
+	p.waitFor("Form title: Confirm", 15*time.Second)
+	p.waitFor(name+" likes "+color+" and knows "+contact, 10*time.Second)
+	p.waitFor("/form submit", 10*time.Second)
+	setFormField(p, "Comment", "add "+comment1)
+	setFormField(p, "Comment", "add "+comment2)
+	p.enter("/form submit")
+
+	// The result form opens in a window of its own, a field a line, with
+	// the answers in the order of the wizard's stages: the boolean as
+	// Profanity sent it ("1"), the comment's lines joined by a line break.
+	var lines []string
+	for _, v := range []string{name, color, contact, "1", comment1} {
+		lines = append(lines, `- \[field\d+\] [^\n]*: `+regexp.QuoteMeta(v)+`\n`)
+	}
+	want := regexp.MustCompile(strings.Join(lines, `[^\n]*`) + `\s*` + regexp.QuoteMeta(comment2) + `\n`)
+	p.waitUntil("the wizard's result form", 15*time.Second, func(s string) bool {
+		return !strings.Contains(s, "Form title: Confirm") && want.MatchString(trimScreen(s))
+	})
+
+	// The console, window 1, says the command completed, and its note
+	// (lines compared with their trailing blanks trimmed).
+	p.enter("/win 1")
+	completed := regexp.MustCompile(`! ` + regexp.QuoteMeta(adhoctest.WizardNode) + ` completed\n[^\n]*! done\n`)
+	p.waitUntil("the console to say the wizard completed with the note done", 10*time.Second, func(s string) bool {
+		return completed.MatchString(trimScreen(s))
 	})
 }
