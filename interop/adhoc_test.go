@@ -71,6 +71,86 @@ func wizardFields(name, color string) (stage1 func(withValues bool) []pyField, s
 	}
 }
 
+// checkWizardExecuting checks the reply labelled label of a run of the
+// wizard: executing in a session, the execute attribute and the actions
+// offered in their order, no notes and one form, which it returns in r.
+func checkWizardExecuting(t *testing.T, responses map[string]pyResponse, label, execute string, actions ...string) pyResponse {
+	t.Helper()
+	r, found := responses[label]
+	if !found {
+		t.Fatalf("no response %s", label)
+	}
+	if r.Node != adhoctest.WizardNode || r.Status != "executing" || r.SessionID == "" {
+		t.Errorf("%s: node %q status %q sessionid %q, want %s executing with a session id", label, r.Node, r.Status, r.SessionID, adhoctest.WizardNode)
+	}
+	if r.Execute == nil || *r.Execute != execute {
+		t.Errorf("%s: <actions execute=%v>, want %q", label, r.Execute, execute)
+	}
+	if !slices.Equal(r.ActionOrder, actions) {
+		t.Errorf("%s: actions %v, want %v in that order", label, r.ActionOrder, actions)
+	}
+	if len(r.Notes) != 0 {
+		t.Errorf("%s: notes %v, want none", label, r.Notes)
+	}
+	if len(r.Forms) != 1 || r.Forms[0].Type != "form" {
+		t.Fatalf("%s: forms %+v, want one of type form", label, r.Forms)
+	}
+	return r
+}
+
+// checkWizardRun checks the replies of one run of the wizard as a
+// requester parsed them, labelled stage1 (execute), stage2 (next with name
+// and color), stage1-again (prev: the answers are in the form again),
+// stage2-again (next), stage3 (next with contact and notify true: the
+// summary of the answers) and completed (complete with comment: the result
+// form echoes every answer, with the note "done"), all in one session,
+// whose first reply it returns.
+func checkWizardRun(t *testing.T, responses map[string]pyResponse, name, color, contact, comment string) pyResponse {
+	t.Helper()
+	stage1Fields, stage2Fields := wizardFields(name, color)
+	s1 := checkWizardExecuting(t, responses, "stage1", "next", "next")
+	checkForm(t, "stage1", s1.Forms[0], "Who are you?", "", stage1Fields(false))
+	s2 := checkWizardExecuting(t, responses, "stage2", "next", "prev", "next")
+	checkForm(t, "stage2", s2.Forms[0], "Hello "+name, "", stage2Fields)
+	s1b := checkWizardExecuting(t, responses, "stage1-again", "next", "next")
+	checkForm(t, "stage1-again", s1b.Forms[0], "Who are you?", "", stage1Fields(true))
+	s2b := checkWizardExecuting(t, responses, "stage2-again", "next", "prev", "next")
+	checkForm(t, "stage2-again", s2b.Forms[0], "Hello "+name, "", stage2Fields)
+	s3 := checkWizardExecuting(t, responses, "stage3", "complete", "prev", "complete")
+	checkForm(t, "stage3", s3.Forms[0], "Confirm", name+" likes "+color+" and knows "+contact,
+		[]pyField{{Var: "comment", Type: "text-multi", Label: "Comment"}})
+	for _, r := range []pyResponse{s2, s1b, s2b, s3} {
+		if r.SessionID != s1.SessionID {
+			t.Errorf("session id changed from %q to %q", s1.SessionID, r.SessionID)
+		}
+	}
+
+	done, found := responses["completed"]
+	if !found {
+		t.Fatal("no response completed")
+	}
+	if done.Node != adhoctest.WizardNode || done.Status != "completed" || done.SessionID != s1.SessionID {
+		t.Errorf("completed: node %q status %q sessionid %q, want %s completed in session %q", done.Node, done.Status, done.SessionID, adhoctest.WizardNode, s1.SessionID)
+	}
+	if len(done.ActionOrder) != 0 || done.Execute != nil {
+		t.Errorf("completed: actions %v execute %v, want no <actions/>", done.ActionOrder, done.Execute)
+	}
+	if len(done.Notes) != 1 || !slices.Equal(done.Notes[0], []string{"info", "done"}) {
+		t.Errorf("completed: notes %v, want [[info done]]", done.Notes)
+	}
+	if len(done.Forms) != 1 || done.Forms[0].Type != "result" {
+		t.Fatalf("completed: forms %+v, want one of type result", done.Forms)
+	}
+	checkForm(t, "completed", done.Forms[0], "", "", []pyField{
+		{Var: "name", Type: "text-single", Values: []string{name}},
+		{Var: "color", Type: "text-single", Values: []string{color}},
+		{Var: "contact", Type: "text-single", Values: []string{contact}},
+		{Var: "notify", Type: "text-single", Values: []string{"1"}},
+		{Var: "comment", Type: "text-single", Values: []string{comment}},
+	})
+	return s1
+}
+
 // TestSlixmppRunsWizard has slixmpp's XEP-0050 requester (the xep_0050
 // plugin: get_commands, start_command, continue_command with next and prev,
 // complete_command, cancel_command) run adhocd's three-stage test wizard,
@@ -155,70 +235,9 @@ func TestSlixmppRunsWizard(t *testing.T) {
 		t.Errorf("get_commands(%s) = %+v, want the node %s named %q", srv.Domain(), listed, adhoctest.WizardNode, adhoctest.Wizard().Name)
 	}
 
-	stage1Fields, stage2Fields := wizardFields(name, color)
-	executing := func(label, execute string, actions ...string) pyResponse {
-		t.Helper()
-		r, found := responses[label]
-		if !found {
-			t.Fatalf("no response %s", label)
-		}
-		if r.Node != adhoctest.WizardNode || r.Status != "executing" || r.SessionID == "" {
-			t.Errorf("%s: node %q status %q sessionid %q, want %s executing with a session id", label, r.Node, r.Status, r.SessionID, adhoctest.WizardNode)
-		}
-		if r.Execute == nil || *r.Execute != execute {
-			t.Errorf("%s: <actions execute=%v>, want %q", label, r.Execute, execute)
-		}
-		if !slices.Equal(r.ActionOrder, actions) {
-			t.Errorf("%s: actions %v, want %v in that order", label, r.ActionOrder, actions)
-		}
-		if len(r.Notes) != 0 {
-			t.Errorf("%s: notes %v, want none", label, r.Notes)
-		}
-		if len(r.Forms) != 1 || r.Forms[0].Type != "form" {
-			t.Fatalf("%s: forms %+v, want one of type form", label, r.Forms)
-		}
-		return r
-	}
+	s1 := checkWizardRun(t, responses, name, color, contact, comment)
 
-	s1 := executing("stage1", "next", "next")
-	checkForm(t, "stage1", s1.Forms[0], "Who are you?", "", stage1Fields(false))
-	s2 := executing("stage2", "next", "prev", "next")
-	checkForm(t, "stage2", s2.Forms[0], "Hello "+name, "", stage2Fields)
-	s1b := executing("stage1-again", "next", "next")
-	checkForm(t, "stage1-again", s1b.Forms[0], "Who are you?", "", stage1Fields(true))
-	s2b := executing("stage2-again", "next", "prev", "next")
-	checkForm(t, "stage2-again", s2b.Forms[0], "Hello "+name, "", stage2Fields)
-	s3 := executing("stage3", "complete", "prev", "complete")
-	checkForm(t, "stage3", s3.Forms[0], "Confirm", name+" likes "+color+" and knows "+contact,
-		[]pyField{{Var: "comment", Type: "text-multi", Label: "Comment"}})
-	for _, r := range []pyResponse{s2, s1b, s2b, s3} {
-		if r.SessionID != s1.SessionID {
-			t.Errorf("session id changed from %q to %q", s1.SessionID, r.SessionID)
-		}
-	}
-
-	done := responses["completed"]
-	if done.Node != adhoctest.WizardNode || done.Status != "completed" || done.SessionID != s1.SessionID {
-		t.Errorf("completed: node %q status %q sessionid %q, want %s completed in session %q", done.Node, done.Status, done.SessionID, adhoctest.WizardNode, s1.SessionID)
-	}
-	if len(done.ActionOrder) != 0 || done.Execute != nil {
-		t.Errorf("completed: actions %v execute %v, want no <actions/>", done.ActionOrder, done.Execute)
-	}
-	if len(done.Notes) != 1 || !slices.Equal(done.Notes[0], []string{"info", "done"}) {
-		t.Errorf("completed: notes %v, want [[info done]]", done.Notes)
-	}
-	if len(done.Forms) != 1 || done.Forms[0].Type != "result" {
-		t.Fatalf("completed: forms %+v, want one of type result", done.Forms)
-	}
-	checkForm(t, "completed", done.Forms[0], "", "", []pyField{
-		{Var: "name", Type: "text-single", Values: []string{name}},
-		{Var: "color", Type: "text-single", Values: []string{color}},
-		{Var: "contact", Type: "text-single", Values: []string{contact}},
-		{Var: "notify", Type: "text-single", Values: []string{"1"}},
-		{Var: "comment", Type: "text-single", Values: []string{comment}},
-	})
-
-	c1 := executing("cancel-stage1", "next", "next")
+	c1 := checkWizardExecuting(t, responses, "cancel-stage1", "next", "next")
 	if c1.SessionID == s1.SessionID {
 		t.Errorf("second session reuses the session id %q", c1.SessionID)
 	}

@@ -1,14 +1,19 @@
 package interop_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/adhocd/adhocd/adhoc/adhoctest"
+	"github.com/adhocd/adhocd/server"
 	"github.com/adhocd/adhocd/server/config"
 	"github.com/adhocd/adhocd/server/servertest"
 )
@@ -42,17 +47,19 @@ func converseSite() http.Handler {
 // in headless Chromium (Debian's, through playwright-core 1.65.1) as an
 // administrator would: it logs in over XMPP over WebSocket (RFC 7395, plain
 // ws:// on loopback) from a page on another loopback origin, opens Settings
-// → Commands on the server JID, runs get-online-users-num (one stage) and
-// add-user (a form filled in and completed), and sends a chat message to a
-// roster contact, a Go client on TCP. Screenshots are kept in the
-// test's artifact directory (go test -artifacts).
+// → Commands on the server JID, runs get-online-users-num (one stage),
+// add-user (a form filled in and completed) and the three-stage test wizard
+// (stage 1 filled, Next, Previous: the answers are there again, Next, stage
+// 2 and 3 filled, Complete: the result form echoes them), and sends a chat
+// message to a roster contact, a Go client on TCP. Screenshots are kept in
+// the test's artifact directory (go test -artifacts).
 func TestConverse(t *testing.T) {
 	node := requireNode(t, "converse.js", "playwright-core")
 	requireChromium(t)
 
 	web := httptest.NewServer(converseSite())
 	t.Cleanup(web.Close)
-	srv := servertest.Start(t, func(c *config.Config) {
+	srv := servertest.StartWith(t, []server.Option{server.WithCommands(adhoctest.Wizard())}, func(c *config.Config) {
 		c.Admins = []string{"admin@localhost"}
 		c.WebSocket.Listen = "127.0.0.1:0"
 		c.WebSocket.AllowedOrigins = []string{web.URL}
@@ -75,6 +82,13 @@ func TestConverse(t *testing.T) {
 	}
 	newUser, newPW := "dave"+randomHex(t, 4), "pw-"+randomHex(t, 8)
 	body := randomBody(t)
+	// Not ASCII, and with a character XML must escape.
+	wizName := "Zoë & co " + randomHex(t, 4)
+	const wizColor = "blue"
+	wizContact := "carol." + randomHex(t, 4) + "@localhost"
+	// Two lines: Converse sends a text-multi value as one <value/> per
+	// line, and the wizard joins them with a newline again.
+	wizComment := "first line " + randomHex(t, 4) + "\nsecond line ✓"
 	shots := t.ArtifactDir()
 
 	start := time.Now()
@@ -86,6 +100,11 @@ func TestConverse(t *testing.T) {
 		"--domain", srv.Domain().String(),
 		"--new-user", newUser,
 		"--new-password", newPW,
+		"--wizard-node", adhoctest.WizardNode,
+		"--wizard-name", wizName,
+		"--wizard-color", wizColor,
+		"--wizard-contact", wizContact,
+		"--wizard-comment", wizComment,
 		"--to", bobJID,
 		"--body", body,
 		"--screenshots", shots,
@@ -93,17 +112,28 @@ func TestConverse(t *testing.T) {
 		"--timeout", "120",
 	).finish()
 	t.Logf("Converse.js ran for %s; screenshots in %s", time.Since(start).Round(time.Millisecond), shots)
-	for _, name := range []string{"converse-online-users.png", "converse-add-user-form.png", "converse-add-user.png", "converse-chat.png"} {
+	for _, name := range []string{"converse-online-users.png", "converse-add-user-form.png", "converse-add-user.png",
+		"converse-wizard-prev.png", "converse-wizard.png", "converse-chat.png"} {
 		if _, err := os.Stat(filepath.Join(shots, name)); err != nil {
 			t.Errorf("screenshot: %v", err)
 		}
 	}
 
 	got := map[string]string{}
+	wizard := map[string]converseCommandView{}
 	for _, line := range lines {
 		key, val, _ := strings.Cut(line, " ")
 		if key == "BLOCKED" {
 			t.Errorf("the page tried to reach beyond loopback: %s", val)
+		}
+		if key == "WIZARD" {
+			label, js, _ := strings.Cut(val, " ")
+			var v converseCommandView
+			if err := json.Unmarshal([]byte(js), &v); err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			wizard[label] = v
+			continue
 		}
 		got[key] = val
 	}
@@ -130,6 +160,7 @@ func TestConverse(t *testing.T) {
 	if _, err := srv.DialErr(newUser, newPW, ""); err != nil {
 		t.Errorf("the account add-user made does not log in: %v", err)
 	}
+	checkConverseWizard(t, wizard, wizName, wizColor, wizContact, wizComment)
 
 	// Converse may send chat states first; the test waits for the body.
 	var m struct {
@@ -144,4 +175,139 @@ func TestConverse(t *testing.T) {
 	if m.Body != body || msg.Attrs["type"] != "chat" || !strings.HasPrefix(msg.Attrs["from"], admin+"/") {
 		t.Errorf("Go client got %s, want a chat from %s with body %q", msg.XML, admin, body)
 	}
+}
+
+// converseCommandView is what converse.mjs read of a running command in
+// Converse's view (readCommand there).
+type converseCommandView struct {
+	Title        string               `json:"title"`
+	Instructions string               `json:"instructions"`
+	FormAlert    string               `json:"formAlert"`
+	Fields       []converseFieldShown `json:"fields"`
+	Buttons      []string             `json:"buttons"`
+	Alert        string               `json:"alert"`
+	Note         string               `json:"note"`
+}
+
+// converseFieldShown is one widget of a command's form: what it shows
+// (the text, the selected option, checked or unchecked) and, for a text
+// input, the value attribute Converse rendered from the server's form.
+type converseFieldShown struct {
+	Name      string  `json:"name"`
+	ReadOnly  bool    `json:"readonly"`
+	Shown     string  `json:"shown"`
+	Attribute *string `json:"attribute"`
+	// stale, in a wanted field, means what it shows is not checked.
+	stale bool
+}
+
+// checkConverseWizard checks each view of the wizard as Converse showed it:
+// the widgets and buttons of every stage, the answers of stage 1 filled in
+// again after Previous, the summary of stage 3, and the completed view
+// echoing what was submitted with the note "done".
+func checkConverseWizard(t *testing.T, views map[string]converseCommandView, name, color, contact, comment string) {
+	t.Helper()
+	str := func(s string) *string { return &s }
+	type want struct {
+		fields       []converseFieldShown
+		buttons      []string
+		instructions string
+		formAlert    string
+	}
+	empty := str("")
+	// Converse 14 shows a stage's fields in the <input> elements of the
+	// stage before when lit can reuse them: at stage 2 the Contact input
+	// is the one Name was typed into, so it still shows the name (a user
+	// clears it). What the server sent is in the value attribute (no
+	// value), so stage 2's Contact is checked by that alone: stale.
+	stale := func(f converseFieldShown) converseFieldShown { f.Shown, f.stale = "", true; return f }
+	stages := []struct {
+		label string
+		want  want
+	}{
+		{"stage1", want{
+			fields:  []converseFieldShown{{Name: "name", Attribute: empty}, {Name: "color", Shown: "red"}},
+			buttons: []string{"next:Next"},
+		}},
+		{"stage2", want{
+			fields:    []converseFieldShown{stale(converseFieldShown{Name: "contact", Attribute: empty}), {Name: "notify", Shown: "unchecked"}},
+			buttons:   []string{"prev:Previous", "next:Next"},
+			formAlert: "Executing",
+		}},
+		// Previous: the server's stage-1 form carries the answers again.
+		// The colour list is a new <select>, so what it shows is the
+		// server's; the Name input is reused, so its value attribute
+		// tells the server's answer apart from what was left in it.
+		{"stage1-again", want{
+			fields:    []converseFieldShown{{Name: "name", Shown: name, Attribute: str(name)}, {Name: "color", Shown: color}},
+			buttons:   []string{"next:Next"},
+			formAlert: "Executing",
+		}},
+		{"stage2-again", want{
+			fields:    []converseFieldShown{stale(converseFieldShown{Name: "contact", Attribute: empty}), {Name: "notify", Shown: "unchecked"}},
+			buttons:   []string{"prev:Previous", "next:Next"},
+			formAlert: "Executing",
+		}},
+		{"stage3", want{
+			fields:       []converseFieldShown{{Name: "comment"}},
+			buttons:      []string{"prev:Previous", "complete:Complete"},
+			instructions: name + " likes " + color + " and knows " + contact,
+			formAlert:    "Executing",
+		}},
+		// The result form, read-only; a text-single <input> cannot show a
+		// newline, so the two lines of the comment show joined.
+		{"completed", want{
+			fields: []converseFieldShown{
+				{Name: "name", ReadOnly: true, Shown: name, Attribute: str(name)},
+				{Name: "color", ReadOnly: true, Shown: color, Attribute: str(color)},
+				{Name: "contact", ReadOnly: true, Shown: contact, Attribute: str(contact)},
+				{Name: "notify", ReadOnly: true, Shown: "1", Attribute: str("1")},
+				{Name: "comment", ReadOnly: true, Shown: strings.ReplaceAll(comment, "\n", ""), Attribute: str(comment)},
+			},
+		}},
+	}
+	for _, st := range stages {
+		v, ok := views[st.label]
+		if !ok {
+			t.Errorf("wizard: Converse showed no %s", st.label)
+			continue
+		}
+		// Converse keeps the title of the first stage for the whole run.
+		if st.label == "stage1" && v.Title != "Who are you?" {
+			t.Errorf("wizard %s: title %q, want %q", st.label, v.Title, "Who are you?")
+		}
+		if v.Instructions != st.want.instructions || v.FormAlert != st.want.formAlert {
+			t.Errorf("wizard %s: instructions %q alert %q, want %q and %q", st.label, v.Instructions, v.FormAlert, st.want.instructions, st.want.formAlert)
+		}
+		if !slices.Equal(v.Buttons, st.want.buttons) {
+			t.Errorf("wizard %s: buttons %q, want %q", st.label, v.Buttons, st.want.buttons)
+		}
+		if len(v.Fields) != len(st.want.fields) {
+			t.Errorf("wizard %s: fields %+v, want %d: %+v", st.label, v.Fields, len(st.want.fields), st.want.fields)
+			continue
+		}
+		for i, w := range st.want.fields {
+			g := v.Fields[i]
+			if w.stale {
+				w.Shown = g.Shown
+			}
+			if g.Name != w.Name || g.ReadOnly != w.ReadOnly || g.Shown != w.Shown ||
+				(g.Attribute == nil) != (w.Attribute == nil) || (w.Attribute != nil && *g.Attribute != *w.Attribute) {
+				t.Errorf("wizard %s: field %d = %s, want %s", st.label, i, fieldString(g), fieldString(w))
+			}
+		}
+	}
+	done := views["completed"]
+	if done.Alert != "Completed" || done.Note != "done" {
+		t.Errorf("wizard completed: alert %q note %q, want Completed and done", done.Alert, done.Note)
+	}
+}
+
+// fieldString formats a widget for an error message.
+func fieldString(f converseFieldShown) string {
+	attr := "none"
+	if f.Attribute != nil {
+		attr = fmt.Sprintf("%q", *f.Attribute)
+	}
+	return fmt.Sprintf("{%s shows %q, value attribute %s, read-only %t}", f.Name, f.Shown, attr, f.ReadOnly)
 }

@@ -1,13 +1,18 @@
 package interop_test
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/adhocd/adhocd/adhoc/adhoctest"
+	"github.com/adhocd/adhocd/modules/admin"
+	"github.com/adhocd/adhocd/server"
 	"github.com/adhocd/adhocd/server/config"
 	"github.com/adhocd/adhocd/server/servertest"
 )
@@ -51,11 +56,14 @@ func unavailable(t *testing.T, msg string) {
 
 // TestXmppjs drives xmpp.js 0.14.0 (@xmpp/client from npm, on Node) over
 // TCP: it logs in as an administrator with STARTTLS and SCRAM-SHA-1 (the
-// strongest mechanism xmpp.js has), runs get-online-users-num and add-user
-// through raw XEP-0050 IQs and sends a chat message to a Go client.
+// strongest mechanism xmpp.js has), lists the commands of the server JID
+// (disco#items), runs get-online-users-num, add-user and the three-stage
+// test wizard (next, prev, next, next, complete) through raw XEP-0050 IQs
+// and sends a chat message to a Go client.
 func TestXmppjs(t *testing.T) {
 	node := requireNode(t, "@xmpp/client")
-	srv := servertest.Start(t, func(c *config.Config) { c.Admins = []string{"admin@localhost"} })
+	srv := servertest.StartWith(t, []server.Option{server.WithCommands(adhoctest.Wizard())},
+		func(c *config.Config) { c.Admins = []string{"admin@localhost"} })
 	// xmpp.js verifies the certificate against the domain (its STARTTLS
 	// upgrade sets the TLS server name to "localhost") while connecting to
 	// the listener's IPv4 address.
@@ -65,11 +73,11 @@ func TestXmppjs(t *testing.T) {
 // TestXmppjsWebSocket drives xmpp.js 0.14.0 (@xmpp/client, on Node with its
 // built-in WebSocket) over XMPP over WebSocket (RFC 7395) on plain ws://
 // loopback, with the steps of TestXmppjs: SCRAM-SHA-1 login (no PLAIN
-// without TLS), get-online-users-num, add-user and a chat message to a Go
-// client on TCP.
+// without TLS), the command list, get-online-users-num, add-user, the
+// wizard with prev and a chat message to a Go client on TCP.
 func TestXmppjsWebSocket(t *testing.T) {
 	node := requireNode(t, "@xmpp/client")
-	srv := servertest.Start(t, func(c *config.Config) {
+	srv := servertest.StartWith(t, []server.Option{server.WithCommands(adhoctest.Wizard())}, func(c *config.Config) {
 		c.Admins = []string{"admin@localhost"}
 		c.WebSocket.Listen = "127.0.0.1:0"
 	})
@@ -79,10 +87,11 @@ func TestXmppjsWebSocket(t *testing.T) {
 }
 
 // runXmppjs runs js/xmppjs.mjs as admin@localhost against service and
-// checks what a user of the client would: the login, the number of online
-// users (the script's session and a Go client's), that the account the
-// add-user form made can log in, and that the Go client got the exact body.
-// env is added to node's environment.
+// checks what a user of the client would: the login, the command list, the
+// number of online users (the script's session and a Go client's), that
+// the account the add-user form made can log in, every reply of the wizard
+// (checkWizardRun), and that the Go client got the exact body. env is
+// added to node's environment; srv runs the wizard of adhoc/adhoctest.
 func runXmppjs(t *testing.T, srv *servertest.Server, node, service string, env ...string) {
 	t.Helper()
 	const adminPW, bobPW = "xmpp.js-admin", "bob-the-receiver"
@@ -91,6 +100,13 @@ func runXmppjs(t *testing.T, srv *servertest.Server, node, service string, env .
 	bob := srv.Dial("bob", bobPW, "")
 	newUser, newPW := "carol"+randomHex(t, 4), "pw-"+randomHex(t, 8)
 	body := randomBody(t)
+	// Not ASCII, and with a character XML must escape.
+	wizName := "Zoë & co " + randomHex(t, 4)
+	const wizColor = "green"
+	wizContact := "carol." + randomHex(t, 4) + "@localhost"
+	// Two lines: the script sends a text-multi value as one <value/> per
+	// line, and the wizard joins them with a newline again.
+	wizComment := "first line " + randomHex(t, 4) + "\nsecond line ✓"
 
 	start := time.Now()
 	args := []string{filepath.Join(jsDir, "xmppjs.mjs"),
@@ -100,6 +116,11 @@ func runXmppjs(t *testing.T, srv *servertest.Server, node, service string, env .
 		"--password", adminPW,
 		"--new-user", newUser,
 		"--new-password", newPW,
+		"--wizard-node", adhoctest.WizardNode,
+		"--wizard-name", wizName,
+		"--wizard-color", wizColor,
+		"--wizard-contact", wizContact,
+		"--wizard-comment", wizComment,
 		"--to", bob.LocalAddr().String(),
 		"--body", body,
 		"--timeout", "30",
@@ -109,12 +130,38 @@ func runXmppjs(t *testing.T, srv *servertest.Server, node, service string, env .
 	t.Logf("xmpp.js ran for %s", time.Since(start).Round(time.Millisecond))
 
 	got := map[string]string{}
+	responses := map[string]pyResponse{}
+	var listed []struct{ JID, Node, Name string }
 	for _, line := range lines {
 		key, val, _ := strings.Cut(line, " ")
+		switch key {
+		case "RESPONSE":
+			label, js, _ := strings.Cut(val, " ")
+			var r pyResponse
+			if err := json.Unmarshal([]byte(js), &r); err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			responses[label] = r
+		case "COMMANDS":
+			if err := json.Unmarshal([]byte(val), &listed); err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+		}
 		got[key] = val
 	}
 	if m := got["MECHANISM"]; m != "SCRAM-SHA-1" {
 		t.Errorf("xmpp.js logged in with %q, want SCRAM-SHA-1", m)
+	}
+	for node, name := range map[string]string{
+		admin.Node("add-user"):             "Add User",
+		admin.Node("get-online-users-num"): "Get Number of Online Users",
+		adhoctest.WizardNode:               adhoctest.Wizard().Name,
+	} {
+		if !slices.ContainsFunc(listed, func(c struct{ JID, Node, Name string }) bool {
+			return c.JID == srv.Domain().String() && c.Node == node && c.Name == name
+		}) {
+			t.Errorf("command list %+v lacks %s named %q at %s", listed, node, name, srv.Domain())
+		}
 	}
 	if n := got["ONLINE_USERS"]; n != "2" {
 		t.Errorf("get-online-users-num = %q, want 2 (xmpp.js and the Go client)", n)
@@ -133,6 +180,7 @@ func runXmppjs(t *testing.T, srv *servertest.Server, node, service string, env .
 	if _, err := srv.DialErr(newUser, newPW, ""); err != nil {
 		t.Errorf("the account add-user made does not log in: %v", err)
 	}
+	checkWizardRun(t, responses, wizName, wizColor, wizContact, wizComment)
 
 	msg := bob.Next(10*time.Second, func(st servertest.Stanza) bool { return st.Name == "message" })
 	var m struct {

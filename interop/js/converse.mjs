@@ -2,23 +2,30 @@
 // playwright-core, with Debian's /usr/bin/chromium) as a person would: it
 // opens converse.html, logs in over XMPP over WebSocket, opens Settings →
 // Commands, lists the commands of the server JID, runs the one-stage
-// get-online-users-num and the add-user form, and sends a chat message to a
-// contact of the roster. It prints one fact a line for
-// interop/converse_test.go:
+// get-online-users-num, the add-user form and the three-stage wizard (Next,
+// Previous, Next, Next, Complete), and sends a chat message to a contact of
+// the roster. It prints one fact a line for interop/converse_test.go:
 //
 //	MECHANISM <SASL mechanism Strophe chose>
 //	COMMANDS <number of commands listed>
 //	ONLINE_USERS <value shown in the result form>
 //	ADD_USER_FORM <field names of the add-user form, comma-separated>
 //	ADD_USER <alert> | <note>
+//	WIZARD <label> <JSON: the command's view as shown, see readCommand>
 //	SENT
 //	SCREENSHOT <path>
 //	OK
 //
+// The WIZARD labels are stage1, stage2, stage1-again (after Previous),
+// stage2-again, stage3 and completed.
+//
 // and BLOCKED <url> for any request the page tried beyond loopback (none
 // are let through). Every step is bounded; the whole run by --timeout.
-// Screenshots go to the --screenshots folder (converse-failure.png when a
-// step fails). CONVERSE_LOGLEVEL=debug in the environment logs Converse's
+// Screenshots go to the --screenshots folder: converse-online-users.png,
+// converse-add-user-form.png, converse-add-user.png,
+// converse-wizard-prev.png (stage 1 again after Previous),
+// converse-wizard.png (the dialog alone, the wizard completed) and
+// converse-chat.png, or converse-failure.png when a step fails. CONVERSE_LOGLEVEL=debug in the environment logs Converse's
 // console, XMPP traffic included, to stderr.
 
 import { parseArgs } from "node:util";
@@ -35,6 +42,11 @@ const { values: opts } = parseArgs({
     domain: { type: "string", default: "localhost" },
     "new-user": { type: "string" },
     "new-password": { type: "string" },
+    "wizard-node": { type: "string" },
+    "wizard-name": { type: "string" },
+    "wizard-color": { type: "string" },
+    "wizard-contact": { type: "string" },
+    "wizard-comment": { type: "string" },
     to: { type: "string" },
     body: { type: "string" },
     screenshots: { type: "string" },
@@ -42,7 +54,9 @@ const { values: opts } = parseArgs({
     timeout: { type: "string", default: "90" },
   },
 });
-for (const name of ["url", "websocket-url", "jid", "password", "new-user", "new-password", "to", "body", "screenshots"]) {
+const required = ["url", "websocket-url", "jid", "password", "new-user", "new-password", "to", "body", "screenshots"];
+const wizardOpts = ["wizard-node", "wizard-name", "wizard-color", "wizard-contact", "wizard-comment"];
+for (const name of [...required, ...wizardOpts]) {
   if (!opts[name]) {
     console.error(`converse.mjs: --${name} is required`);
     process.exit(2);
@@ -78,10 +92,102 @@ function isLoopback(url) {
   return ["data:", "blob:", "about:"].includes(u.protocol) || ["127.0.0.1", "localhost", "[::1]"].includes(u.hostname);
 }
 
-async function screenshot(page, name) {
+// screenshot saves what target shows: the page's viewport, or an element
+// (a locator) alone.
+async function screenshot(target, name) {
   const path = `${opts.screenshots}/${name}`;
-  await page.screenshot({ path, fullPage: false });
+  await target.screenshot(target === page ? { path, fullPage: false } : { path });
   console.log(`SCREENSHOT ${path}`);
+}
+
+// readCommand returns what the view of a running command shows: the
+// form's heading, instructions and alert, every field (name, what the
+// widget shows, the value attribute Converse rendered from the server's
+// form, and whether it is read-only) and the action buttons, with the
+// server's note and alert above the list of commands.
+async function readCommand(adhoc, form) {
+  const view = await form.evaluate((f) => {
+    const text = (sel) => f.querySelector(sel)?.textContent.trim() ?? "";
+    const fields = [...f.querySelectorAll("fieldset [name]")]
+      .filter((e) => !e.name.startsWith("command_"))
+      .map((e) => {
+        const field = { name: e.name, readonly: e.readOnly === true };
+        if (e.type === "checkbox") {
+          field.shown = e.checked ? "checked" : "unchecked";
+        } else if (e.tagName === "SELECT") {
+          field.shown = [...e.selectedOptions].map((o) => o.value).join(",");
+        } else {
+          field.shown = e.value;
+        }
+        if (e.tagName === "INPUT" && e.type !== "checkbox") {
+          field.attribute = e.getAttribute("value");
+        }
+        return field;
+      });
+    return {
+      title: text("h6"),
+      instructions: text(".form-instructions"),
+      formAlert: text(".alert"),
+      fields,
+      buttons: [...f.querySelectorAll("input[data-action]")].map((b) => `${b.dataset.action}:${b.value}`),
+    };
+  });
+  const above = adhoc.locator(":scope > .alert");
+  const note = adhoc.locator(":scope > p.form-help");
+  view.alert = (await above.count()) ? (await above.innerText()).trim() : "";
+  view.note = (await note.count()) ? (await note.innerText()).trim() : "";
+  return view;
+}
+
+// runWizard runs the three-stage wizard from its link in the command list
+// as a person would: fill stage 1, Next, Previous (the answers should be
+// there again), Next, fill stage 2, Next, fill stage 3, Complete.
+async function runWizard(adhoc) {
+  const node = opts["wizard-node"];
+  const link = adhoc.locator(`a[data-command-node="${node}"]`);
+  const form = adhoc.locator("li.list-group-item", { has: page.locator(`a[data-command-node="${node}"]`) }).locator("form");
+  const report = async (label) => console.log(`WIZARD ${label} ${JSON.stringify(await readCommand(adhoc, form))}`);
+  const press = (action) => form.locator(`input[data-action="${action}"]`).click();
+  const colour = form.locator('select[name="color"]');
+  const contact = form.locator('[name="contact"]');
+  const comment = form.locator('textarea[name="comment"]');
+
+  await link.click();
+  await colour.waitFor();
+  await report("stage1");
+  await form.locator('[name="name"]').fill(opts["wizard-name"]);
+  await colour.selectOption(opts["wizard-color"]);
+  await press("next");
+  await contact.waitFor();
+  await report("stage2");
+  await press("prev");
+  await colour.waitFor();
+  await report("stage1-again");
+  await screenshot(page, "converse-wizard-prev.png");
+  await press("next");
+  await contact.waitFor();
+  await report("stage2-again");
+  await contact.fill(opts["wizard-contact"]);
+  await form.locator('input[name="notify"]').check();
+  await press("next");
+  await comment.waitFor();
+  await report("stage3");
+  await comment.fill(opts["wizard-comment"]);
+  await press("complete");
+  // Completed with a result form: Converse keeps the command open with
+  // the form read-only, and shows its alert and the note above the list.
+  await form.locator('input[name="comment"][readonly]').waitFor();
+  await report("completed");
+  // A window tall enough for the whole dialog, taken alone: the alert and
+  // the note above the list and the result form at its end in one picture.
+  const viewport = page.viewportSize();
+  await page.setViewportSize({ width: viewport.width, height: 2800 });
+  await adhoc.locator(":scope > .alert").scrollIntoViewIfNeeded();
+  await form.scrollIntoViewIfNeeded();
+  await screenshot(page.locator("converse-user-settings-modal .modal-content"), "converse-wizard.png");
+  await page.setViewportSize(viewport);
+  await link.click(); // fold it away
+  await form.waitFor({ state: "detached" });
 }
 
 async function run() {
@@ -194,6 +300,8 @@ async function run() {
   console.log(`ADD_USER ${(await alert.innerText()).trim()} | ${noteText}`);
   await alert.scrollIntoViewIfNeeded();
   await screenshot(page, "converse-add-user.png");
+
+  await runWizard(adhoc);
   await page.keyboard.press("Escape");
   await modal.locator(".modal").waitFor({ state: "hidden" });
 
