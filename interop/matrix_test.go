@@ -79,14 +79,17 @@ var clientMatrix = []clientRow{
 		logIn:        []string{"TestConverse"},
 		listCommands: []string{"TestConverse"},
 		runForms:     []string{"TestConverse"},
-		notes:        "its ad-hoc commands view on the server JID: a one-stage command and add-user; a message to a TCP client",
+		multiStage:   []string{"TestConverse"},
+		notes:        "its Commands view on the server JID: a one-stage command, add-user, the wizard with Previous (Converse leaves the last stage's text in a reused text box); a message to a TCP client",
 	},
 	{
-		client:   "xmpp.js from Node, over TCP and WebSocket",
-		version:  npmVersion("xmpp.js", "@xmpp/client"),
-		logIn:    []string{"TestXmppjs", "TestXmppjsWebSocket"},
-		runForms: []string{"TestXmppjs", "TestXmppjsWebSocket"},
-		notes:    "raw XEP-0050 IQs: get-online-users-num and add-user; messages to a TCP client",
+		client:       "xmpp.js from Node, over TCP and WebSocket",
+		version:      npmVersion("xmpp.js", "@xmpp/client"),
+		logIn:        []string{"TestXmppjs", "TestXmppjsWebSocket"},
+		listCommands: []string{"TestXmppjs", "TestXmppjsWebSocket"},
+		runForms:     []string{"TestXmppjs", "TestXmppjsWebSocket"},
+		multiStage:   []string{"TestXmppjs", "TestXmppjsWebSocket"},
+		notes:        "raw XEP-0050 IQs: the command list, get-online-users-num, add-user, the wizard with prev; messages to a TCP client",
 	},
 }
 
