@@ -51,6 +51,26 @@ type pyField struct {
 // wizardColors are the options of the wizard's colour field.
 var wizardColors = []string{"red", "green", "blue"}
 
+// newWizardAnswers makes up what a test answers the three-stage wizard: a
+// name that is not ASCII and has a character XML must escape, one of the
+// colours, a contact, and a comment of two lines (clients send a text-multi
+// value as one <value/> per line, which the wizard joins again).
+func newWizardAnswers(t *testing.T) (name, color, contact, comment string) {
+	t.Helper()
+	return "Zoë & co " + randomHex(t, 4), randomWizardColor(t),
+		"carol." + randomHex(t, 4) + "@localhost", "first line " + randomHex(t, 4) + "\nsecond line ✓"
+}
+
+// randomWizardColor picks one of the wizard's colour values.
+func randomWizardColor(t *testing.T) string {
+	t.Helper()
+	i, err := rand.Int(rand.Reader, big.NewInt(int64(len(wizardColors))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wizardColors[i.Int64()]
+}
+
 // wizardFields are the fields of the wizard's first two stages as a client
 // should parse them: stage1 with the answers name and color filled in again
 // (after prev) when withValues is set.
@@ -162,19 +182,7 @@ func TestSlixmppRunsWizard(t *testing.T) {
 	srv := servertest.StartWith(t, []server.Option{server.WithCommands(adhoctest.Wizard())})
 	const pw = "wonderland"
 	user := srv.AddUser("alice", pw)
-	i, err := rand.Int(rand.Reader, big.NewInt(int64(len(wizardColors))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		// Not ASCII, and with a character XML must escape.
-		name    = "Zoë & co " + randomHex(t, 4)
-		color   = wizardColors[i.Int64()]
-		contact = "carol." + randomHex(t, 4) + "@localhost"
-		// Two lines: slixmpp sends a text-multi value as one <value/> per
-		// line, and the wizard joins them with a newline again.
-		comment = "first line " + randomHex(t, 4) + "\nsecond line ✓"
-	)
+	name, color, contact, comment := newWizardAnswers(t)
 
 	lines := runScript(t, 60*time.Second, "slixmpp_adhoc_requester.py", append(serverArgs(t, srv),
 		"--jid", user,

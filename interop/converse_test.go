@@ -82,13 +82,7 @@ func TestConverse(t *testing.T) {
 	}
 	newUser, newPW := "dave"+randomHex(t, 4), "pw-"+randomHex(t, 8)
 	body := randomBody(t)
-	// Not ASCII, and with a character XML must escape.
-	wizName := "Zoë & co " + randomHex(t, 4)
-	const wizColor = "blue"
-	wizContact := "carol." + randomHex(t, 4) + "@localhost"
-	// Two lines: Converse sends a text-multi value as one <value/> per
-	// line, and the wizard joins them with a newline again.
-	wizComment := "first line " + randomHex(t, 4) + "\nsecond line ✓"
+	wizName, wizColor, wizContact, wizComment := newWizardAnswers(t)
 	shots := t.ArtifactDir()
 
 	start := time.Now()

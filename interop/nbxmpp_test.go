@@ -71,10 +71,7 @@ func TestNbxmppAdHoc(t *testing.T) {
 	srv.AddUser("bob", "bob-pw")
 	newUser := "gajim-" + randomHex(t, 4)
 	newPW := "pw " + randomHex(t, 8) + " ✓"
-	name := "Zoë & co " + randomHex(t, 4)
-	const color = "green"
-	contact := "carol." + randomHex(t, 4) + "@localhost"
-	comment := "first line " + randomHex(t, 4) + "\nsecond line ✓"
+	name, color, contact, comment := newWizardAnswers(t)
 
 	lines := runScript(t, 60*time.Second, "nbxmpp_adhoc.py", append(serverArgs(t, srv),
 		"--jid", adminJID,

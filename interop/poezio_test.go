@@ -1,12 +1,10 @@
 package interop_test
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -216,16 +214,6 @@ func TestPoezioAdminCommands(t *testing.T) {
 	bob.Next(10*time.Second, func(st servertest.Stanza) bool {
 		return st.Name == "message" && st.Attrs["from"] == "localhost" && strings.Contains(st.XML, text)
 	})
-}
-
-// randomWizardColor picks one of the wizard's colour values.
-func randomWizardColor(t *testing.T) string {
-	t.Helper()
-	i, err := rand.Int(rand.Reader, big.NewInt(int64(len(wizardColors))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return wizardColors[i.Int64()]
 }
 
 // wizardColorLabel is the label the wizard gives the colour value color.

@@ -100,13 +100,7 @@ func runXmppjs(t *testing.T, srv *servertest.Server, node, service string, env .
 	bob := srv.Dial("bob", bobPW, "")
 	newUser, newPW := "carol"+randomHex(t, 4), "pw-"+randomHex(t, 8)
 	body := randomBody(t)
-	// Not ASCII, and with a character XML must escape.
-	wizName := "Zoë & co " + randomHex(t, 4)
-	const wizColor = "green"
-	wizContact := "carol." + randomHex(t, 4) + "@localhost"
-	// Two lines: the script sends a text-multi value as one <value/> per
-	// line, and the wizard joins them with a newline again.
-	wizComment := "first line " + randomHex(t, 4) + "\nsecond line ✓"
+	wizName, wizColor, wizContact, wizComment := newWizardAnswers(t)
 
 	start := time.Now()
 	args := []string{filepath.Join(jsDir, "xmppjs.mjs"),
