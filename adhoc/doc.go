@@ -22,7 +22,10 @@
 // invents are refused; one request runs at a time per session. The default
 // store is an expiring LRU (hashicorp/golang-lru/v2 expirable) bounded in
 // size, per requester, and in time, that remembers finished ids so that they
-// answer session-expired rather than bad-sessionid.
+// answer session-expired rather than bad-sessionid. The store that keeps
+// sessions across a restart, in a bucket of the server's bbolt file behind
+// that LRU, is package server/storage/adhocsessions: this package and its
+// requester link no database.
 //
 // The requester side (Requester) lists and runs commands on any JID over a
 // mellium.im/xmpp session, in slixmpp's terms: get_commands, start_command,

@@ -108,6 +108,10 @@ func NewMemoryStore(maxSessions int, ttl time.Duration, maxPerUser int) *MemoryS
 	return m
 }
 
+// TTL returns how long a session lives after its last Put, so that a store
+// layered on this one (a persistent tier) expires what it keeps alike.
+func (m *MemoryStore) TTL() time.Duration { return m.ttl }
+
 // entry is what the LRU holds: the session, never changed once stored, and
 // whether it was ended on purpose (read by onEvict on the reaper goroutine).
 type entry struct {
@@ -190,4 +194,25 @@ func (m *MemoryStore) Stats() StoreStats {
 		Hits: m.hits.Load(), Misses: m.misses.Load(), Evictions: m.evictions.Load(),
 		Expirations: m.expirations.Load(), Refusals: m.refusals.Load(), Held: m.live.Len(),
 	}
+}
+
+// OwnerEnder is implemented by stores that can end every session of one
+// owner (a bare JID), as when its account is deleted: an account made again
+// under the same name must not continue them.
+type OwnerEnder interface {
+	// EndOwner ends every live session of owner, as End does.
+	EndOwner(ctx context.Context, owner string) error
+}
+
+var _ OwnerEnder = (*MemoryStore)(nil)
+
+// EndOwner implements OwnerEnder. It walks the live sessions, which an
+// account deletion, being rare, can afford.
+func (m *MemoryStore) EndOwner(ctx context.Context, owner string) error {
+	for _, id := range m.live.Keys() {
+		if e, ok := m.live.Peek(id); ok && e.s.Owner == owner {
+			_ = m.End(ctx, id)
+		}
+	}
+	return nil
 }

@@ -11,9 +11,12 @@ import (
 	"path/filepath"
 	"time"
 
+	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stream"
 
+	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/server/account"
+	"github.com/adhocd/adhocd/server/storage"
 )
 
 // ControlSocket is the name of the control socket in the storage folder.
@@ -22,20 +25,6 @@ const ControlSocket = "control.sock"
 
 // maxControlRequest bounds one control request line.
 const maxControlRequest = 64 << 10
-
-// ControlRequest is one account operation sent over the control socket.
-type ControlRequest struct {
-	// Op is add, delete, passwd or list.
-	Op       string `json:"op"`
-	User     string `json:"user,omitempty"`
-	Password string `json:"password,omitempty"`
-}
-
-// ControlResponse answers a ControlRequest.
-type ControlResponse struct {
-	Error string   `json:"error,omitempty"`
-	Users []string `json:"users,omitempty"`
-}
 
 // listenControl opens the control socket (owner-only) in the storage folder.
 func (s *Server) listenControl() (net.Listener, error) {
@@ -69,12 +58,14 @@ func (s *Server) serveControl(ln net.Listener) {
 			if err != nil {
 				return
 			}
-			var req ControlRequest
-			resp := ControlResponse{}
+			var req account.Request
+			var resp account.Response
 			if err := json.Unmarshal(line, &req); err != nil {
 				resp.Error = "malformed request: " + err.Error()
 			} else {
-				resp = s.control(context.Background(), req)
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				resp = s.Accounts().Do(ctx, req)
+				cancel()
 			}
 			_ = json.NewEncoder(c).Encode(resp)
 		}()
@@ -98,108 +89,58 @@ func readLine(r *bufio.Reader, max int) ([]byte, error) {
 	}
 }
 
-// control runs one account operation on the live server.
-func (s *Server) control(ctx context.Context, req ControlRequest) ControlResponse {
-	var err error
-	var users []string
-	switch req.Op {
-	case "add":
-		err = s.AddUser(ctx, req.User, req.Password)
-	case "delete":
-		err = s.DeleteUser(ctx, req.User)
-	case "passwd":
-		err = s.SetPassword(ctx, req.User, req.Password)
-	case "list":
-		users, err = s.Users(ctx)
-	default:
-		err = fmt.Errorf("unknown operation %q", req.Op)
-	}
-	if err != nil {
-		return ControlResponse{Error: err.Error()}
-	}
-	return ControlResponse{Users: users}
-}
-
 // Control sends one request to a running server's control socket in dir.
-func Control(ctx context.Context, dir string, req ControlRequest) (ControlResponse, error) {
+func Control(ctx context.Context, dir string, req account.Request) (account.Response, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", filepath.Join(dir, ControlSocket))
 	if err != nil {
-		return ControlResponse{}, fmt.Errorf("server: control: %w", err)
+		return account.Response{}, fmt.Errorf("server: control: %w", err)
 	}
 	defer c.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.SetDeadline(dl)
 	}
 	if err := json.NewEncoder(c).Encode(req); err != nil {
-		return ControlResponse{}, fmt.Errorf("server: control: %w", err)
+		return account.Response{}, fmt.Errorf("server: control: %w", err)
 	}
-	var resp ControlResponse
+	var resp account.Response
 	if err := json.NewDecoder(c).Decode(&resp); err != nil {
-		return ControlResponse{}, fmt.Errorf("server: control: %w", err)
+		return account.Response{}, fmt.Errorf("server: control: %w", err)
 	}
 	return resp, nil
 }
 
+// Accounts returns the account operations on the server's store (open
+// between Start and Shutdown), which end and tell the live sessions as the
+// rules of package account say.
+func (s *Server) Accounts() *account.Service {
+	return account.New(s.store, s.domain.String(), s.cfg.Storage.SCRAMIterations, liveSessions{s})
+}
+
+// Accounts implements the admin module's account host.
+func (h *host) Accounts() *account.Service { return h.s.Accounts() }
+
 // AddUser creates an account (jid is user@domain or a bare username).
 func (s *Server) AddUser(ctx context.Context, jidOrUser, password string) error {
-	user, err := account.Username(jidOrUser, s.domain.String())
-	if err != nil {
-		return err
-	}
-	return account.Add(ctx, s.store, user, password, s.cfg.Storage.SCRAMIterations)
-}
-
-// SetPassword changes an account's password and ends its sessions, which
-// authenticated with the old one.
-func (s *Server) SetPassword(ctx context.Context, jidOrUser, password string) error {
-	user, err := account.Username(jidOrUser, s.domain.String())
-	if err != nil {
-		return err
-	}
-	if err := account.SetPassword(ctx, s.store, user, password, s.cfg.Storage.SCRAMIterations); err != nil {
-		return err
-	}
-	s.EndSessions(user, "", "the password was changed")
-	return nil
-}
-
-// DeleteUser ends the account's sessions and removes it with all its data.
-func (s *Server) DeleteUser(ctx context.Context, jidOrUser string) error {
-	user, err := account.Username(jidOrUser, s.domain.String())
-	if err != nil {
-		return err
-	}
-	if _, err := s.store.Account(ctx, user); err != nil {
-		return err
-	}
-	s.EndSessions(user, "", "the account was deleted")
-	return s.store.DeleteAccount(ctx, user)
-}
-
-// Users lists the bare JIDs of every account.
-func (s *Server) Users(ctx context.Context) ([]string, error) {
-	accts, err := s.store.Accounts(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, 0, len(accts))
-	for _, a := range accts {
-		out = append(out, a.Username+"@"+s.domain.String())
-	}
-	return out, nil
+	return s.Accounts().Add(ctx, jidOrUser, password)
 }
 
 // EndSessions closes an account's sessions (one resource, or all when res is
 // empty) with a not-authorized stream error saying why, and returns how many
 // it closed.
 func (s *Server) EndSessions(user, res, reason string) int {
+	return s.endSessions(user, func(r string) bool { return res == "" || r == res }, reason)
+}
+
+// endSessions closes the sessions of user whose resource end reports true.
+func (s *Server) endSessions(user string, end func(resource string) bool, reason string) int {
 	n := 0
 	for _, c := range s.sessions.of(user) {
-		if res == "" || c.addr.Resourcepart() == res {
+		if end(c.addr.Resourcepart()) {
 			c.closeWith(streamErr(stream.NotAuthorized, reason))
 			// Unbound now, not when the reader notices, so that what the
-			// administrator runs next already sees the session gone.
+			// administrator runs next already sees the session gone, and
+			// the contacts have the unavailable presence already.
 			if c.bound.CompareAndSwap(true, false) {
 				s.onUnbound(c)
 			}
@@ -207,4 +148,36 @@ func (s *Server) EndSessions(user, res, reason string) int {
 		}
 	}
 	return n
+}
+
+// liveSessions is the running server as package account sees it.
+type liveSessions struct{ s *Server }
+
+var _ account.Sessions = liveSessions{}
+
+// EndSessions implements account.Sessions.
+func (l liveSessions) EndSessions(user, except, reason string) int {
+	return l.s.endSessions(user, func(r string) bool { return except == "" || r != except }, reason)
+}
+
+// ContactRemoved implements account.Sessions (roster.go).
+func (l liveSessions) ContactRemoved(ctx context.Context, deleted jid.JID, r storage.RemovedItem) {
+	l.s.contactRemoved(ctx, deleted, r)
+}
+
+// AccountDeleted implements account.Sessions: the deleted account's ad-hoc
+// command sessions end, so that an account made again under the same name
+// cannot continue them (it gets session-expired).
+func (l liveSessions) AccountDeleted(ctx context.Context, deleted jid.JID) {
+	if l.s.commands == nil {
+		return
+	}
+	st, ok := l.s.commands.Store().(adhoc.OwnerEnder)
+	if !ok {
+		l.s.log.Warn("the ad-hoc session store cannot end a deleted account's sessions", "jid", deleted.String())
+		return
+	}
+	if err := st.EndOwner(ctx, deleted.String()); err != nil {
+		l.s.log.Warn("end the ad-hoc sessions of a deleted account", "jid", deleted.String(), "err", err)
+	}
 }

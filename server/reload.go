@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"slices"
 
 	"github.com/adhocd/adhocd/server/config"
 )
@@ -48,15 +47,9 @@ func (s *Server) Reload(ctx context.Context) (needRestart []string, err error) {
 	}
 	s.lim.Store(&cfg.Limits)
 	s.adminCfg.Store(&cfg.Admin)
-	_, stored := s.Admins()
-	s.muxMu.Lock()
-	admins := slices.Clone(cfg.Admins)
-	if b := s.bootstrap; b != nil && !slices.Contains(admins, b.jid.String()) {
-		admins = append(admins, b.jid.String())
-	}
-	s.cfgAdmins = admins
-	s.muxMu.Unlock()
-	s.setAdmins(stored)
+	// Only the configured half: an edit-admin running meanwhile keeps its
+	// stored admins.
+	s.admins.Reconfigure(cfg.Admins)
 	for _, fn := range s.onReload {
 		fn(ctx, s.Config())
 	}

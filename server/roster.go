@@ -210,6 +210,38 @@ func (s *Server) rosterRemove(ctx context.Context, c *conn, el *element, contact
 	return nil
 }
 
+// contactRemoved tells r.Owner's available resources that deleted, an
+// account being deleted, left their roster (account.Service.Delete has
+// removed the item and ended the account's sessions, whose unavailable
+// presence went out then). The subscription stanzas are those a contact
+// gets when a user removes it from the roster (RFC 6121 §2.5.2): unsubscribe
+// where deleted had a subscription to the owner's presence or asked for one
+// (§3.3.3), unsubscribed where the owner had one to deleted's or asked for one
+// (§3.2.3); then a roster push of the removal to the interested resources
+// (§2.1.6), unless the item was hidden (a pending request only).
+func (s *Server) contactRemoved(ctx context.Context, deleted jid.JID, r storage.RemovedItem) {
+	it := r.Item
+	owner, err := s.bareOf(r.Owner)
+	if err != nil {
+		s.log.Warn("tell a contact of a deleted account", "owner", r.Owner, "err", err)
+		return
+	}
+	if it.Subscription == storage.SubFrom || it.Subscription == storage.SubBoth || it.PendingIn {
+		s.deliverPresence(ctx, subscriptionStanza("unsubscribe", deleted, owner, nil), owner)
+	}
+	if it.Subscription == storage.SubTo || it.Subscription == storage.SubBoth || it.AskOut {
+		s.deliverPresence(ctx, subscriptionStanza("unsubscribed", deleted, owner, nil), owner)
+	}
+	if !it.Hidden {
+		s.pushRoster(r.Owner, strconv.FormatUint(r.Version, 10), storage.RosterItem{JID: deleted.String(), Subscription: "remove"})
+	}
+}
+
+// bareOf returns a local account's bare JID.
+func (s *Server) bareOf(user string) (jid.JID, error) {
+	return jid.New(user, s.domain.Domainpart(), "")
+}
+
 // checkRosterSize refuses a new item beyond limits.max_roster_items.
 func (s *Server) checkRosterSize(ctx context.Context, user string) error {
 	items, _, err := s.store.Roster(ctx, user)

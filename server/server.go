@@ -25,9 +25,11 @@ import (
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/modules/defaults"
+	"github.com/adhocd/adhocd/server/account"
 	"github.com/adhocd/adhocd/server/auth"
 	"github.com/adhocd/adhocd/server/config"
 	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/server/storage/adhocsessions"
 	"github.com/adhocd/adhocd/server/tlscert"
 )
 
@@ -68,14 +70,11 @@ type Server struct {
 	logins    map[string]int
 	startedAt time.Time
 
-	// What reload can change: limits and admin settings swapped whole,
-	// configured admins under muxMu.
-	lim       atomic.Pointer[config.Limits]
-	adminCfg  atomic.Pointer[config.Admin]
-	cfgAdmins []string
-
-	admins       map[string]bool
-	storedAdmins []string
+	// What reload can change: limits and admin settings swapped whole; the
+	// admin list has its own lock.
+	lim      atomic.Pointer[config.Limits]
+	adminCfg atomic.Pointer[config.Admin]
+	admins   *account.Admins
 
 	authBackoff backoff
 
@@ -128,8 +127,7 @@ func WithBootstrapAdmin(j jid.JID, password string) Option {
 			jid      jid.JID
 			password string
 		}{j.Bare(), password}
-		s.admins[j.Bare().String()] = true
-		s.cfgAdmins = append(s.cfgAdmins, j.Bare().String())
+		s.admins.SetBootstrap(j.Bare().String())
 	}
 }
 
@@ -163,13 +161,9 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		conns:    make(map[*conn]struct{}),
 		perAddr:  make(map[string]int),
 		logins:   make(map[string]int),
-		admins:   make(map[string]bool),
+		admins:   account.NewAdmins(cfg.Admins),
 		done:     make(chan struct{}),
 	}
-	for _, a := range cfg.Admins {
-		s.admins[a] = true
-	}
-	s.cfgAdmins = slices.Clone(cfg.Admins)
 	s.lim.Store(&cfg.Limits)
 	s.adminCfg.Store(&cfg.Admin)
 	s.sessions.maxPerUser = func() int { return s.limits().MaxSessionsPerAccount }
@@ -312,7 +306,7 @@ func (s *Server) newProvider() (*adhoc.Provider, error) {
 		if !ok {
 			return nil, errors.New("server: adhoc.persist needs the bbolt store")
 		}
-		bs, err := adhoc.NewBoltStore(b.DB(), mem)
+		bs, err := adhocsessions.New(b.DB(), mem)
 		if err != nil {
 			return nil, err
 		}
@@ -350,9 +344,7 @@ func (s *Server) Config() config.Config {
 	c := s.cfg
 	c.Limits = s.limits()
 	c.Admin = *s.adminCfg.Load()
-	s.muxMu.RLock()
-	c.Admins = slices.Clone(s.cfgAdmins)
-	s.muxMu.RUnlock()
+	c.Admins = s.admins.Configured()
 	return c
 }
 
@@ -511,9 +503,7 @@ func (s *Server) closeStore() error {
 
 // IsAdmin reports whether j's bare JID is an administrator.
 func (s *Server) IsAdmin(j jid.JID) bool {
-	s.muxMu.RLock()
-	defer s.muxMu.RUnlock()
-	return s.admins[j.Bare().String()]
+	return s.admins.Is(j)
 }
 
 // Send delivers a stanza that the server (or a module) originates: a message

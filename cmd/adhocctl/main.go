@@ -45,7 +45,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -56,7 +55,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/adhocd/adhocd/adhoc"
-	"github.com/adhocd/adhocd/modules/admin"
+	"github.com/adhocd/adhocd/modules/admin/nodes"
 )
 
 func main() {
@@ -278,10 +277,10 @@ func resolve(name string) string {
 	switch {
 	case strings.Contains(name, ":"):
 		return name
-	case slices.Contains([]string{"status", "sessions", "reload", "ping"}, name):
-		return admin.OperatorNode(name)
+	case nodes.IsOperator(name):
+		return nodes.Operator(name)
 	}
-	return admin.Node(name)
+	return nodes.Admin(name)
 }
 
 func password(o options, in *bufio.Reader, tty bool, stderr io.Writer) (string, error) {

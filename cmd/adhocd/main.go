@@ -4,11 +4,16 @@
 //	                                       SIGHUP reloads admins, limits and admin.*
 //	adhocd user add    [--config FILE] JID  create an account (password on stdin)
 //	adhocd user passwd [--config FILE] JID  change a password (password on stdin)
-//	adhocd user delete [--config FILE] JID  remove an account and its data
+//	adhocd user disable [--config FILE] JID refuse an account's logins, keeping its data
+//	adhocd user enable [--config FILE] JID  let a disabled account log in again
+//	adhocd user delete [--config FILE] JID  remove an account, its data and its
+//	                                       items in other rosters
 //	adhocd user list   [--config FILE]      list the accounts
 //
 // The user commands work on the store directly while the server is stopped,
-// and through the server's control socket while it runs.
+// and through the server's control socket while it runs; both run package
+// account's operations, so the rules are the same (a password change, a
+// disable and a delete end the account's sessions).
 //
 // The restart and shutdown admin commands (XEP-0133) stop the server as
 // SIGTERM does; a restart then executes the binary again with the same
@@ -181,8 +186,9 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 }
 
 func userCmd(args []string, stdin io.Reader, stdout io.Writer) error {
+	const usage = "usage: adhocd user add|passwd|disable|enable|delete|list [--config FILE] [JID]"
 	if len(args) == 0 {
-		return errors.New("usage: adhocd user add|passwd|delete|list [--config FILE] [JID]")
+		return errors.New(usage)
 	}
 	op := args[0]
 	fs := flag.NewFlagSet("adhocd user "+op, flag.ContinueOnError)
@@ -194,33 +200,34 @@ func userCmd(args []string, stdin io.Reader, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	req := server.ControlRequest{Op: op}
+	req := account.Request{Op: op}
 	switch op {
-	case "add", "passwd", "delete":
+	case "add", "passwd", "disable", "enable", "delete":
 		if fs.NArg() != 1 {
 			return fmt.Errorf("usage: adhocd user %s [--config FILE] JID", op)
 		}
 		if req.User, err = account.Username(fs.Arg(0), cfg.Domain); err != nil {
 			return err
 		}
-		if op != "delete" {
+		if op == "add" || op == "passwd" {
 			if req.Password, err = readPassword(stdin); err != nil {
 				return err
 			}
 		}
 	case "list":
 	default:
-		return fmt.Errorf("unknown user command %q (want add, passwd, delete or list)", op)
+		return fmt.Errorf("unknown user command %q (%s)", op, usage)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
 	resp, err := offline(ctx, cfg, req)
 	if errors.Is(err, errLocked) {
-		// The server holds the store: ask it to do the work.
-		if resp, err = server.Control(ctx, cfg.Storage.Path, req); err == nil && resp.Error != "" {
-			err = errors.New(resp.Error)
-		}
+		// The server holds the store: it does the work, with its sessions.
+		resp, err = server.Control(ctx, cfg.Storage.Path, req)
+	}
+	if err == nil && resp.Error != "" {
+		err = errors.New(resp.Error)
 	}
 	if err != nil {
 		return err
@@ -233,33 +240,19 @@ func userCmd(args []string, stdin io.Reader, stdout io.Writer) error {
 
 var errLocked = errors.New("store is in use")
 
-// offline runs a request on the store directly, or returns errLocked when a
-// running server holds it.
-func offline(ctx context.Context, cfg config.Config, req server.ControlRequest) (server.ControlResponse, error) {
+// offline runs a request on the store directly, with the same account
+// operations as the server's but no session to end, or returns errLocked
+// when a running server holds the store.
+func offline(ctx context.Context, cfg config.Config, req account.Request) (account.Response, error) {
 	st, err := storage.Open(cfg.Storage.Path, 300*time.Millisecond)
 	if err != nil {
 		if strings.Contains(err.Error(), "timeout") {
-			return server.ControlResponse{}, errLocked
+			return account.Response{}, errLocked
 		}
-		return server.ControlResponse{}, err
+		return account.Response{}, err
 	}
 	defer st.Close()
-	var resp server.ControlResponse
-	switch req.Op {
-	case "add":
-		err = account.Add(ctx, st, req.User, req.Password, cfg.Storage.SCRAMIterations)
-	case "passwd":
-		err = account.SetPassword(ctx, st, req.User, req.Password, cfg.Storage.SCRAMIterations)
-	case "delete":
-		err = st.DeleteAccount(ctx, req.User)
-	case "list":
-		var accts []storage.Account
-		accts, err = st.Accounts(ctx)
-		for _, a := range accts {
-			resp.Users = append(resp.Users, a.Username+"@"+cfg.Domain)
-		}
-	}
-	return resp, err
+	return account.New(st, cfg.Domain, cfg.Storage.SCRAMIterations, account.NoSessions{}).Do(ctx, req), nil
 }
 
 // readPassword reads one line from stdin.

@@ -22,14 +22,17 @@ import (
 
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/modules"
+	"github.com/adhocd/adhocd/modules/admin/nodes"
 	"github.com/adhocd/adhocd/server/storage"
 )
 
-// NS is the XEP-0133 namespace, also the FORM_TYPE of its forms.
-const NS = "http://jabber.org/protocol/admin"
+// NS is the XEP-0133 namespace, also the FORM_TYPE of its forms (defined in
+// package nodes, which clients import without linking the server).
+const NS = nodes.NS
 
-// Node returns the command node of an XEP-0133 command name ("add-user").
-func Node(name string) string { return NS + "#" + name }
+// Node returns the command node of an XEP-0133 command name ("add-user"),
+// as nodes.Admin does.
+func Node(name string) string { return nodes.Admin(name) }
 
 // Module registers the administration commands.
 type Module struct {

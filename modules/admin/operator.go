@@ -13,15 +13,19 @@ import (
 
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/modules"
+	"github.com/adhocd/adhocd/modules/admin/nodes"
 	"github.com/adhocd/adhocd/modules/version"
 	"github.com/adhocd/adhocd/server/config"
 )
 
-// NSOperator is the node namespace of adhocd's own operator commands.
-const NSOperator = "urn:adhocd:admin"
+// NSOperator is the node namespace of adhocd's own operator commands
+// (defined in package nodes, which clients import without linking the
+// server).
+const NSOperator = nodes.NSOperator
 
-// OperatorNode returns the node of an operator command ("status").
-func OperatorNode(name string) string { return NSOperator + "#" + name }
+// OperatorNode returns the node of an operator command ("status"), as
+// nodes.Operator does.
+func OperatorNode(name string) string { return nodes.Operator(name) }
 
 // operatorCommands: what an operator needs beyond XEP-0133: server status,
 // the connected sessions, reloading config.yaml, and ping.

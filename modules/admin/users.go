@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"mellium.im/xmpp/form"
+	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/adhoc"
@@ -38,27 +39,23 @@ func (m *Module) userCommands() []spec {
 		{
 			name: "delete-user", label: "Delete User", title: "Deleting a User", instr: "Fill out this form to delete a user.",
 			fields: jids("The Jabber ID(s) to delete"),
-			run: m.eachAccount(func(ctx context.Context, user string) error {
-				m.h.EndSessions(user, "", "the account was deleted")
-				return m.h.Store().DeleteAccount(ctx, user)
+			run: m.eachAccount(func(ctx context.Context, acc *account.Service, j jid.JID) error {
+				return acc.Delete(ctx, j.String())
 			}, "deleted"),
 		},
 		{
 			name: "disable-user", label: "Disable User", title: "Disabling a User", instr: "Fill out this form to disable a user.",
 			fields: jids("The Jabber ID(s) to disable"),
-			run: m.eachAccount(func(ctx context.Context, user string) error {
-				if err := m.h.Store().UpdateAccount(ctx, user, func(a *storage.Account) error { a.Disabled = true; return nil }); err != nil {
-					return err
-				}
-				m.h.EndSessions(user, "", "the account was disabled")
-				return nil
+			run: m.eachAccount(func(ctx context.Context, acc *account.Service, j jid.JID) error {
+				_, err := acc.Disable(ctx, j.String())
+				return err
 			}, "disabled"),
 		},
 		{
 			name: "reenable-user", label: "Re-Enable User", title: "Re-Enable a User", instr: "Fill out this form to re-enable a user.",
 			fields: jids("The Jabber ID(s) to re-enable"),
-			run: m.eachAccount(func(ctx context.Context, user string) error {
-				return m.h.Store().UpdateAccount(ctx, user, func(a *storage.Account) error { a.Disabled = false; return nil })
+			run: m.eachAccount(func(ctx context.Context, acc *account.Service, j jid.JID) error {
+				return acc.Enable(ctx, j.String())
 			}, "re-enabled"),
 		},
 		{
@@ -93,7 +90,11 @@ func (m *Module) addUser(ctx context.Context, r *adhoc.Request) (*adhoc.Result, 
 	case pw != verify:
 		return failed("the account was not added: the password and its retyping differ"), target, nil
 	}
-	err = account.Add(ctx, m.h.Store(), js[0].Localpart(), pw, m.h.Config().Storage.SCRAMIterations)
+	acc, err := m.accounts()
+	if err != nil {
+		return nil, target, err
+	}
+	err = acc.Add(ctx, js[0].String(), pw)
 	if errors.Is(err, storage.ErrExists) {
 		return nil, target, stanza.Error{Type: stanza.Cancel, Condition: stanza.Conflict,
 			Text: map[string]string{"en": "an account " + js[0].String() + " already exists"}}
@@ -106,15 +107,19 @@ func (m *Module) addUser(ctx context.Context, r *adhoc.Request) (*adhoc.Result, 
 
 // eachAccount runs fn for every existing account of accountjids, once all
 // were checked.
-func (m *Module) eachAccount(fn func(ctx context.Context, user string) error, verb string) func(context.Context, *adhoc.Request) (*adhoc.Result, []string, error) {
+func (m *Module) eachAccount(fn func(ctx context.Context, acc *account.Service, j jid.JID) error, verb string) func(context.Context, *adhoc.Request) (*adhoc.Result, []string, error) {
 	return func(ctx context.Context, r *adhoc.Request) (*adhoc.Result, []string, error) {
 		js, err := m.targets(ctx, r, "accountjids", false, true)
 		if err != nil {
 			res, err := targetResult(err)
 			return res, r.Values["accountjids"], err
 		}
+		acc, err := m.accounts()
+		if err != nil {
+			return nil, strs(js), err
+		}
 		for _, j := range js {
-			if err := fn(ctx, j.Localpart()); err != nil {
+			if err := fn(ctx, acc, j); err != nil {
 				return nil, strs(js), err
 			}
 		}
@@ -138,22 +143,41 @@ func (m *Module) endSessions(ctx context.Context, r *adhoc.Request) (*adhoc.Resu
 }
 
 // changePassword sets the password and ends the account's other sessions,
-// which logged in with the old one.
+// which logged in with the old one; an administrator changing their own
+// password keeps the session they ran the command from.
 func (m *Module) changePassword(ctx context.Context, r *adhoc.Request) (*adhoc.Result, []string, error) {
 	js, err := m.targets(ctx, r, "accountjid", false, true)
 	if err != nil {
 		res, err := targetResult(err)
 		return res, r.Values["accountjid"], err
 	}
-	user := js[0].Localpart()
-	if err := account.SetPassword(ctx, m.h.Store(), user, r.Values.Get("password"), m.h.Config().Storage.SCRAMIterations); err != nil {
+	acc, err := m.accounts()
+	if err != nil {
 		return nil, strs(js), err
 	}
-	ended := 0
-	for _, s := range m.h.Sessions() {
-		if s.JID.Localpart() == user && !s.JID.Equal(r.Requester) {
-			ended += m.h.EndSessions(user, s.JID.Resourcepart(), "the password was changed")
-		}
+	keep := ""
+	if r.Requester.Bare().Equal(js[0].Bare()) {
+		keep = r.Requester.Resourcepart()
+	}
+	ended, err := acc.SetPassword(ctx, js[0].String(), r.Values.Get("password"), keep)
+	if err != nil {
+		return nil, strs(js), err
 	}
 	return done("changed the password of %s and ended %s", js[0], plural(ended, "other session", "other sessions")), strs(js), nil
+}
+
+// accountHost is what the user commands need of the server beyond
+// modules.Host: its account operations, where the rules about sessions and
+// what a deletion removes live.
+type accountHost interface {
+	Accounts() *account.Service
+}
+
+// accounts returns the server's account operations.
+func (m *Module) accounts() (*account.Service, error) {
+	h, ok := m.h.(accountHost)
+	if !ok {
+		return nil, errors.New("admin: the server offers no account operations (Accounts)")
+	}
+	return h.Accounts(), nil
 }

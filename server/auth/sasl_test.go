@@ -55,7 +55,7 @@ func newAuthenticatorWith(t testing.TB, opts auth.Options) *auth.Authenticator {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	if err := account.Add(context.Background(), st, "alice", "wonderland", 4096); err != nil {
+	if err := account.New(st, "localhost", 4096, account.NoSessions{}).Add(context.Background(), "alice", "wonderland"); err != nil {
 		t.Fatal(err)
 	}
 	return auth.NewAuthenticator(st, "localhost", opts)

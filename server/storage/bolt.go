@@ -145,8 +145,12 @@ func (s *Bolt) UpdateAccount(ctx context.Context, username string, fn func(*Acco
 	return nil
 }
 
-// DeleteAccount implements Store.
-func (s *Bolt) DeleteAccount(ctx context.Context, username string) error {
+// DeleteAccount implements Store. Finding the rosters that hold the account
+// reads every roster's bucket once (a key lookup in each), which a rare
+// administrative operation can afford; an index would cost every roster
+// change.
+func (s *Bolt) DeleteAccount(ctx context.Context, username, bare string) ([]RemovedItem, error) {
+	var removed []RemovedItem
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAccounts)
 		if b.Get([]byte(username)) == nil {
@@ -163,13 +167,49 @@ func (s *Bolt) DeleteAccount(ctx context.Context, username string) error {
 				}
 			}
 		}
+		var err error
+		removed, err = removeContact(tx.Bucket(bucketRosters), []byte(bare))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: delete account %q: %w", username, err)
+	}
+	s.forget(username)
+	return removed, nil
+}
+
+// removeContact deletes the item for contact from every roster under
+// rosters, bumping each changed roster's version, and returns what it
+// removed.
+func removeContact(rosters *bolt.Bucket, contact []byte) ([]RemovedItem, error) {
+	// Owners first: a bucket is not changed while a cursor walks its parent.
+	var owners [][]byte
+	err := rosters.ForEach(func(k, v []byte) error {
+		if v == nil && rosters.Bucket(k).Get(contact) != nil {
+			owners = append(owners, bytes.Clone(k))
+		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("storage: delete account %q: %w", username, err)
+		return nil, err
 	}
-	s.forget(username)
-	return nil
+	var removed []RemovedItem
+	for _, owner := range owners {
+		b := rosters.Bucket(owner)
+		var it RosterItem
+		if err := getJSON(b, contact, &it); err != nil {
+			return nil, err
+		}
+		if err := b.Delete(contact); err != nil {
+			return nil, err
+		}
+		ver := version(b) + 1
+		if err := b.Put(keyVersion, binary.BigEndian.AppendUint64(nil, ver)); err != nil {
+			return nil, err
+		}
+		removed = append(removed, RemovedItem{Owner: string(owner), Item: it, Version: ver})
+	}
+	return removed, nil
 }
 
 // Accounts implements Store.

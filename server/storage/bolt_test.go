@@ -94,7 +94,7 @@ func TestRosterAndDelete(t *testing.T) {
 	if _, err := st.RosterItem(ctx, "alice", "bob@localhost"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("removed item: %v", err)
 	}
-	if err := st.DeleteAccount(ctx, "alice"); err != nil {
+	if _, err := st.DeleteAccount(ctx, "alice", "alice@localhost"); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.CreateAccount(ctx, storage.Account{Username: "alice"}); err != nil {
@@ -103,7 +103,7 @@ func TestRosterAndDelete(t *testing.T) {
 	if items, _, _ := st.Roster(ctx, "alice"); len(items) != 0 {
 		t.Fatalf("a deleted account's roster came back: %+v", items)
 	}
-	if err := st.DeleteAccount(ctx, "nobody"); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := st.DeleteAccount(ctx, "nobody", "nobody@localhost"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("delete missing: %v", err)
 	}
 }
@@ -262,7 +262,7 @@ func TestLoginTimesAndAccountChanges(t *testing.T) {
 	if err := st.RecordLogin("bob", login); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.DeleteAccount(ctx, "bob"); err != nil {
+	if _, err := st.DeleteAccount(ctx, "bob", "bob@localhost"); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.RecordLogout("carol", login); err != nil { // never existed
@@ -271,7 +271,7 @@ func TestLoginTimesAndAccountChanges(t *testing.T) {
 	if err := st.RecordLogout("alice", login); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.DeleteAccount(ctx, "alice"); err != nil {
+	if _, err := st.DeleteAccount(ctx, "alice", "alice@localhost"); err != nil {
 		t.Fatal(err)
 	}
 	created(t, st, "alice", login.Add(time.Second))
@@ -323,11 +323,68 @@ func TestOfflineMessages(t *testing.T) {
 	if err := st.StoreOffline(ctx, "bob", storage.OfflineMessage{XML: "<message/>"}, 2); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.DeleteAccount(ctx, "bob"); err != nil {
+	if _, err := st.DeleteAccount(ctx, "bob", "bob@localhost"); err != nil {
 		t.Fatal(err)
 	}
 	created(t, st, "bob", now)
 	if got, err := st.TakeOffline(ctx, "bob"); err != nil || len(got) != 0 {
 		t.Fatalf("a new bob inherits %+v %v", got, err)
+	}
+}
+
+// TestDeleteAccountLeavesOtherRosters: deleting an account removes its item
+// from every other roster in the same transaction, bumps those rosters'
+// versions and returns the items as they were; rosters without it and items
+// for other contacts stay.
+func TestDeleteAccountLeavesOtherRosters(t *testing.T) {
+	ctx := context.Background()
+	st := open(t, t.TempDir())
+	now := time.Now().UTC()
+	for _, u := range []string{"bob", "carol", "dave", "erin"} {
+		created(t, st, u, now)
+	}
+	set := func(owner, contact string, it storage.RosterItem) uint64 {
+		t.Helper()
+		ver, err := st.UpdateRosterItem(ctx, owner, contact, func(p *storage.RosterItem, _ bool) (bool, error) {
+			*p = it
+			return false, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ver
+	}
+	set("carol", "bob@localhost", storage.RosterItem{Subscription: storage.SubBoth, Name: "Bob"})
+	carolVer := set("carol", "erin@localhost", storage.RosterItem{Subscription: storage.SubTo})
+	set("dave", "bob@localhost", storage.RosterItem{Hidden: true, PendingIn: true})
+	set("bob", "carol@localhost", storage.RosterItem{Subscription: storage.SubBoth})
+	erinVer := set("erin", "carol@localhost", storage.RosterItem{Subscription: storage.SubFrom})
+
+	removed, err := st.DeleteAccount(ctx, "bob", "bob@localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 2 || removed[0].Owner != "carol" || removed[1].Owner != "dave" {
+		t.Fatalf("removed %+v, want carol's and dave's items", removed)
+	}
+	if it := removed[0].Item; it.JID != "bob@localhost" || it.Subscription != storage.SubBoth || it.Name != "Bob" {
+		t.Fatalf("carol's removed item %+v", it)
+	}
+	if it := removed[1].Item; !it.Hidden || !it.PendingIn {
+		t.Fatalf("dave's removed item %+v", it)
+	}
+	items, ver, err := st.Roster(ctx, "carol")
+	if err != nil || len(items) != 1 || items[0].JID != "erin@localhost" || ver != carolVer+1 || removed[0].Version != ver {
+		t.Fatalf("carol's roster %+v at %d (%v), want erin alone at %d", items, ver, err, carolVer+1)
+	}
+	if items, _, _ := st.Roster(ctx, "dave"); len(items) != 0 {
+		t.Fatalf("dave's roster %+v", items)
+	}
+	if _, ver, _ := st.Roster(ctx, "erin"); ver != erinVer {
+		t.Fatalf("erin's roster changed version: %d, was %d", ver, erinVer)
+	}
+	created(t, st, "bob", now)
+	if items, _, _ := st.Roster(ctx, "bob"); len(items) != 0 {
+		t.Fatalf("a new bob inherits the roster %+v", items)
 	}
 }

@@ -99,6 +99,17 @@ type RosterItem struct {
 	Groups []string `json:"groups,omitempty"`
 }
 
+// RemovedItem is a roster item that DeleteAccount removed from another
+// account's roster.
+type RemovedItem struct {
+	// Owner is the username whose roster held the item.
+	Owner string
+	// Item is the item as it was before the removal.
+	Item RosterItem
+	// Version is the owner's roster version after the removal.
+	Version uint64
+}
+
 // Store is the persistent state of the server. Every method is safe for
 // concurrent use; a method that changes data is atomic.
 type Store interface {
@@ -109,8 +120,13 @@ type Store interface {
 	// UpdateAccount applies fn to the stored account atomically; an error
 	// from fn aborts the change. ErrNotFound if there is no such account.
 	UpdateAccount(ctx context.Context, username string, fn func(*Account) error) error
-	// DeleteAccount removes the account and everything that belongs to it.
-	DeleteAccount(ctx context.Context, username string) error
+	// DeleteAccount removes, in one transaction, the account and everything
+	// that belongs to it (its roster with the requests pending for it, its
+	// offline messages) and the item for it in every other roster: bare is
+	// its bare JID as those rosters name it. It returns the items it removed
+	// from other rosters, for the server to tell those contacts.
+	// ErrNotFound if there is no such account.
+	DeleteAccount(ctx context.Context, username, bare string) ([]RemovedItem, error)
 	// Accounts returns every account, ordered by username.
 	Accounts(ctx context.Context) ([]Account, error)
 	// RecordLogin and RecordLogout set the account's LastLogin or LastLogout

@@ -1,4 +1,4 @@
-package adhoc_test
+package adhocsessions_test
 
 import (
 	"bytes"
@@ -11,23 +11,24 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/server/storage/adhocsessions"
 )
 
-func openBolt(t *testing.T, path string, ttl time.Duration, max int) (*adhoc.BoltStore, *bolt.DB) {
+func openBolt(t *testing.T, path string, ttl time.Duration, max int) (*adhocsessions.Store, *bolt.DB) {
 	t.Helper()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	st, err := adhoc.NewBoltStore(db, adhoc.NewMemoryStore(max, ttl, 100))
+	st, err := adhocsessions.New(db, adhoc.NewMemoryStore(max, ttl, 100))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return st, db
 }
 
-func TestBoltStore(t *testing.T) {
+func TestStore(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "s.db")
 	st, db := openBolt(t, path, time.Minute, 2)
@@ -64,7 +65,7 @@ func TestBoltStore(t *testing.T) {
 	}
 }
 
-func TestBoltStoreDropsExpired(t *testing.T) {
+func TestStoreDropsExpired(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "s.db")
 	st, db := openBolt(t, path, 50*time.Millisecond, 10)
