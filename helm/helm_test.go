@@ -195,7 +195,7 @@ func TestFullValues(t *testing.T) {
 	cfg := loadConfig(t, r.configMaps["chat-adhocd"])
 	if cfg.Domain != "chat.example.org" || cfg.C2S.Listen != ":5223" || cfg.TLS.CertFile != "/etc/adhocd/tls/tls.crt" ||
 		cfg.Limits.MaxStanzaBytes != 131072 || cfg.Limits.IdleTimeout.D() != 30*time.Minute || cfg.OTel.Exporter != "otlp" ||
-		cfg.Adhoc.MaxSessions != 50000 || cfg.Admin.MOTD != "Welcome to chat.example.org" || cfg.Storage.SCRAMIterations != 10000 || cfg.Limits.MaxOfflineMessages != 50 ||
+		cfg.Adhoc.MaxSessions != 50000 || cfg.Admin.MOTD != "Welcome to chat.example.org" || cfg.Storage.SCRAMIterations != 10000 || cfg.Limits.MaxOfflineMessages != 50 || cfg.Limits.MaxOutboundBytes != 524288 ||
 		len(cfg.Admins) != 2 || cfg.Log.Format != "text" {
 		t.Fatalf("rendered config: %+v", cfg)
 	}

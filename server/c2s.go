@@ -45,6 +45,10 @@ type conn struct {
 	outOpen bool // our stream header for the current stream is sent
 	closed  bool // our stream is closed; nothing more is written
 
+	// The outbound queue of the bound session (outbound.go).
+	qmu sync.Mutex
+	q   outbound
+
 	authFailures int
 	cbRefused    bool    // a -PLUS attempt asked for a binding type we lack
 	user         string  // localpart once authenticated
@@ -508,7 +512,15 @@ func (c *conn) bindIQ(ctx context.Context, el *element) error {
 	if err != nil {
 		return c.sendIQError(iq, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: map[string]string{"en": "invalid resource"}})
 	}
+	// Stanzas routed to the session from the moment it is bound wait in
+	// its queue until the bind result is written: the result comes first.
+	c.qmu.Lock()
+	c.q.writing = true
+	c.qmu.Unlock()
 	if err := c.srv.sessions.bind(c, full); err != nil {
+		c.qmu.Lock()
+		c.q.writing = false
+		c.qmu.Unlock()
 		var se stanza.Error
 		if errors.As(err, &se) {
 			return c.sendIQError(iq, se)
@@ -525,7 +537,9 @@ func (c *conn) bindIQ(ctx context.Context, el *element) error {
 	b.WriteString(`'><bind xmlns='` + nsBind + `'><jid>`)
 	xml.EscapeText(&b, []byte(full.String()))
 	b.WriteString(`</jid></bind></iq>`)
-	return c.writeRaw(b.String())
+	err = c.writeRaw(b.String())
+	c.drain()
+	return err
 }
 
 // sendIQError answers an IQ with a stanza error.
@@ -597,9 +611,6 @@ func (o *output) release() {
 	o.buf.Reset()
 	outputs.Put(o)
 }
-
-// writeElement writes a buffered element.
-func (c *conn) writeElement(el *element) error { return c.writeTokens(el.reader()) }
 
 func (c *conn) setWriteDeadline() {
 	if d := c.srv.limits().WriteTimeout.D(); d > 0 {
@@ -683,6 +694,7 @@ func (c *conn) finish(err error) {
 		c.log.Debug("connection ended", "err", err)
 		c.closeConn()
 	}
+	c.closeQueue()
 	if c.bound.CompareAndSwap(true, false) {
 		c.srv.onUnbound(c)
 	}

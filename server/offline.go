@@ -83,6 +83,6 @@ func (s *Server) deliverOffline(ctx context.Context, c *conn) {
 			{Name: xml.Name{Local: "stamp"}, Value: m.Stamp.UTC().Format("2006-01-02T15:04:05.000Z")},
 		}}
 		el.inner = append(el.inner, delay, xml.CharData("Offline Storage"), delay.End())
-		s.deliver(c, el)
+		s.deliverOwn(c, el)
 	}
 }

@@ -195,7 +195,7 @@ func (s *Server) serverIQ(ctx context.Context, c *conn, el *element) error {
 			out.setAttr("from", el.attr("to"))
 		}
 		if out.attr("to") == "" || out.attr("to") == c.addr.String() {
-			s.deliver(c, out)
+			s.deliverOwn(c, out)
 			continue
 		}
 		if err := s.Send(ctx, out.reader()); err != nil {
@@ -374,15 +374,22 @@ func (s *Server) accountExists(ctx context.Context, user string) (bool, error) {
 	return false, err
 }
 
-// deliver writes a stanza to one session; a session that cannot take it is
-// closed by its writer.
-func (s *Server) deliver(dst *conn, el *element) {
-	if err := dst.writeElement(el); err != nil {
-		s.log.Debug("delivery failed", "to", dst.addr.String(), "err", err)
-		return
+// deliver queues a stanza for one session (see outbound.go); the sender
+// never waits on the recipient's socket. A stanza the session can no longer
+// take is answered as undeliverable.
+func (s *Server) deliver(dst *conn, el *element) { s.send(dst, el, false) }
+
+// deliverOwn queues a reply to the stanza the session's own reader is
+// handling; with nothing else queued the reader writes it itself.
+func (s *Server) deliverOwn(c *conn, el *element) { s.send(c, el, true) }
+
+func (s *Server) send(dst *conn, el *element, own bool) {
+	switch err := dst.enqueue(el, own); {
+	case errors.Is(err, errUndeliverable):
+		s.bounceUndelivered(dst, el)
+	case err != nil:
+		s.log.Error("stanza not encoded", "kind", el.start.Name.Local, "to", dst.addr.String(), "err", err)
 	}
-	s.stanzasOut.Add(1)
-	s.metrics.StanzaOut(el.start.Name.Local)
 }
 
 // bounce answers a stanza with an error of the same kind (RFC 6120 §8.3),
@@ -391,6 +398,19 @@ func (s *Server) bounce(c *conn, el *element, se stanza.Error) error {
 	if el.attr("type") == "error" || el.attr("type") == "result" {
 		return nil
 	}
+	reply, err := errorReply(el, se)
+	if err != nil {
+		return err
+	}
+	reply.setAttr("to", c.addr.String())
+	s.deliverOwn(c, reply)
+	return nil
+}
+
+// errorReply is the error answering el (RFC 6120 §8.3), from its
+// addressee to its sender: IQs carry only the error, messages and presence
+// their payload back too.
+func errorReply(el *element, se stanza.Error) (*element, error) {
 	reply := &element{start: xml.StartElement{Name: el.start.Name}}
 	if id := el.attr("id"); id != "" {
 		reply.setAttr("id", id)
@@ -399,18 +419,19 @@ func (s *Server) bounce(c *conn, el *element, se stanza.Error) error {
 	if to := el.attr("to"); to != "" {
 		reply.setAttr("from", to)
 	}
-	reply.setAttr("to", c.addr.String())
+	if from := el.attr("from"); from != "" {
+		reply.setAttr("to", from)
+	}
 	if el.start.Name.Local != "iq" {
 		// Message and presence errors carry the original payload back.
 		reply.inner = append(reply.inner, el.inner...)
 	}
 	errTokens, err := collect(se.TokenReader())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	reply.inner = append(reply.inner, errTokens...)
-	s.deliver(c, reply)
-	return nil
+	return reply, nil
 }
 
 // collect reads a token reader into copied tokens.

@@ -447,8 +447,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// Stops accepting; the upgraded streams are among conns.
 		_ = wsHTTP.Close()
 	}
+	// In parallel: a client that does not read holds its own close for up
+	// to write_timeout, and no other's.
 	for _, c := range conns {
-		c.closeWith(stream.SystemShutdown)
+		go c.closeWith(stream.SystemShutdown)
 	}
 	waited := make(chan struct{})
 	go func() { s.wg.Wait(); close(waited) }()

@@ -117,6 +117,11 @@ type Limits struct {
 	// WriteTimeout bounds one write to a client; a client that does not read
 	// is disconnected.
 	WriteTimeout Duration `yaml:"write_timeout"`
+	// MaxOutboundBytes bounds what waits to be written to one client: a
+	// client that reads slower than it is sent to is closed with
+	// policy-violation once this much is queued, and what it was never sent
+	// goes back to the senders (or to offline storage).
+	MaxOutboundBytes int `yaml:"max_outbound_bytes"`
 	// MaxAuthFailures is the number of failed SASL attempts per stream before
 	// the stream is closed (policy-violation).
 	MaxAuthFailures int `yaml:"max_auth_failures"`
@@ -251,6 +256,7 @@ func Default() Config {
 			PreAuthTimeout:        Duration(30 * time.Second),
 			IdleTimeout:           0,
 			WriteTimeout:          Duration(30 * time.Second),
+			MaxOutboundBytes:      1 << 20,
 			MaxAuthFailures:       3,
 			MaxSessionsPerAccount: 10,
 			MaxOfflineMessages:    100,
@@ -395,6 +401,9 @@ func (c *Config) Validate() error {
 		if p.v <= 0 {
 			bad("%s %d: must be positive", p.name, p.v)
 		}
+	}
+	if c.Limits.MaxOutboundBytes < 16<<10 {
+		bad("limits.max_outbound_bytes %d: must be at least 16384", c.Limits.MaxOutboundBytes)
 	}
 	if c.Limits.MaxStanzaBytes < 1024 {
 		bad("limits.max_stanza_bytes %d: must be at least 1024", c.Limits.MaxStanzaBytes)

@@ -124,3 +124,15 @@ func (r *Raw) Login(cfg *tls.Config, user, password, resource string) {
 	r.Write(`<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>` + resource + `</resource></bind></iq>`)
 	r.Expect(`</iq>`)
 }
+
+// RawDialer opens a TCP connection to the server with d (to set socket
+// options such as a small receive buffer); it is closed when the test ends.
+func (s *Server) RawDialer(d *net.Dialer) *Raw {
+	s.t.Helper()
+	c, err := d.Dial("tcp", s.Addr)
+	if err != nil {
+		s.t.Fatalf("servertest: raw dial: %v", err)
+	}
+	s.t.Cleanup(func() { c.Close() })
+	return &Raw{Conn: c, r: bufio.NewReader(c), t: s.t}
+}

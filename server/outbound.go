@@ -1,0 +1,305 @@
+package server
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+	"mellium.im/xmpp/stream"
+)
+
+// The outbound queue of a bound session. A stanza for a client is encoded by
+// whoever sends it and queued; the queue is written by a writer goroutine
+// that exists only while there is something to write, so a sender never
+// waits on another client's socket and an idle connection holds neither a
+// goroutine nor a buffer. A client that does not read fills its queue: once
+// more than limits.max_outbound_bytes waits while its socket has taken
+// nothing for stallAfter (or more than hardLimitFactor times that in any
+// case, which bounds memory) it is closed with policy-violation, and a write
+// that blocks past limits.write_timeout closes it too. A queue over the
+// limit whose writer is busy writing, or not yet scheduled, is not a slow
+// client: a burst from one sender can outrun the writer for a moment. What was queued for it
+// and never written is undeliverable and handled as RFC 6120 §10.4.3 and
+// RFC 6121 §8.5 say (Server.undeliverable). Bytes already handed to the
+// socket cannot be taken back: a client that dies holding them loses them,
+// as on any server without stream management (XEP-0198).
+
+// outItem is one encoded stanza waiting in a queue, with the stanza itself
+// for the answer it gets if it is never written.
+type outItem struct {
+	out *output
+	el  *element
+}
+
+// outbound is the queue of one connection; its zero value is ready.
+type outbound struct {
+	items   []outItem
+	bytes   int       // queued and being written
+	writing bool      // a writer is draining the queue
+	since   time.Time // when the write in progress began; zero between writes
+	closed  bool      // the connection is gone or going: nothing more is taken
+}
+
+const (
+	// stallAfter is how long a write must have been waiting on the socket
+	// for a queue over the limit to mean the client is not reading.
+	stallAfter = 50 * time.Millisecond
+	// hardLimitFactor times limits.max_outbound_bytes is queued at most.
+	hardLimitFactor = 4
+)
+
+// slow reports whether adding n bytes to the queue means its client does not
+// keep up (see the package comment above); qmu is held.
+func (q *outbound) slow(n, limit int, now time.Time) bool {
+	if q.bytes == 0 || q.bytes+n <= limit {
+		return false
+	}
+	stalled := !q.since.IsZero() && now.Sub(q.since) >= stallAfter
+	return stalled || q.bytes+n > hardLimitFactor*limit
+}
+
+// errUndeliverable says a stanza could not be queued for a connection.
+var errUndeliverable = errors.New("server: the recipient's stream is closing")
+
+// enqueue queues el for the client. When the caller is the connection's own
+// reader (own), an idle queue is written at once in the caller's goroutine,
+// which may wait on this client's socket only; any other caller never
+// waits. An error means el was not taken (the connection is closing, or its
+// queue is over the limit): the caller treats it as undeliverable.
+func (c *conn) enqueue(el *element, own bool) error {
+	out := outputs.Get().(*output)
+	if err := out.encode(el.reader(), c.rootNS()); err != nil {
+		return err // out is dropped: its encoder may be mid-element
+	}
+	c.qmu.Lock()
+	q := &c.q
+	if q.closed {
+		c.qmu.Unlock()
+		out.release()
+		return errUndeliverable
+	}
+	limit := c.srv.limits().MaxOutboundBytes
+	if q.slow(out.buf.Len(), limit, time.Now()) {
+		// A client that reads slower than it is sent to: closed, and what it
+		// was never sent goes back.
+		q.closed = true
+		rest := q.take()
+		q.done(rest)
+		c.qmu.Unlock()
+		out.release()
+		c.log.Info("client does not read: closing", "limit", limit)
+		go func() {
+			// A writer blocked on the socket gives up now rather than at
+			// write_timeout; the stream error reaches a client that reads
+			// again, if any.
+			_ = c.nc.SetWriteDeadline(time.Now())
+			c.closeWith(streamErr(stream.PolicyViolation, fmt.Sprintf("more than %d bytes waiting to be read (limits.max_outbound_bytes)", limit)))
+		}()
+		c.srv.undeliverable(c, rest)
+		return errUndeliverable
+	}
+	q.items = append(q.items, outItem{out: out, el: el})
+	q.bytes += out.buf.Len()
+	start := !q.writing
+	q.writing = true
+	c.qmu.Unlock()
+	switch {
+	case !start:
+	case own:
+		c.drain()
+	default:
+		go c.drain()
+	}
+	return nil
+}
+
+// take empties the queue and returns what it held; qmu is held. The
+// bytes stay counted until written (done).
+func (q *outbound) take() []outItem {
+	items := q.items
+	q.items = nil
+	return items
+}
+
+// done uncounts items that are written or given up; qmu is held.
+func (q *outbound) done(items []outItem) {
+	for _, it := range items {
+		q.bytes -= it.out.buf.Len()
+	}
+}
+
+// drain writes the queue until it is empty. It runs in one goroutine at a
+// time per connection: the one that set writing.
+func (c *conn) drain() {
+	for {
+		c.qmu.Lock()
+		if len(c.q.items) == 0 {
+			c.q.writing = false
+			c.qmu.Unlock()
+			return
+		}
+		batch := c.q.take()
+		c.q.since = time.Now()
+		c.qmu.Unlock()
+		n, err := c.writeBatch(batch)
+		c.qmu.Lock()
+		c.q.since = time.Time{}
+		c.q.done(batch)
+		c.qmu.Unlock()
+		for _, it := range batch[:n] {
+			it.out.release()
+			c.srv.stanzasOut.Add(1)
+			c.srv.metrics.StanzaOut(it.el.start.Name.Local)
+		}
+		if err != nil {
+			c.qmu.Lock()
+			c.q.closed = true
+			c.q.writing = false
+			rest := c.q.take()
+			c.q.done(rest)
+			c.qmu.Unlock()
+			if !errors.Is(err, errClosed) {
+				c.log.Info("write failed: closing", "err", err)
+			}
+			c.srv.undeliverable(c, append(batch[n:], rest...))
+			return
+		}
+	}
+}
+
+// writeBatch writes queued stanzas in order and returns how many were
+// written whole: on TCP in one vectored write, over WebSocket one message
+// each.
+func (c *conn) writeBatch(batch []outItem) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closed {
+		return 0, errClosed
+	}
+	c.setWriteDeadline()
+	if c.ws {
+		for i, it := range batch {
+			if _, err := c.nc.Write(it.out.buf.Bytes()); err != nil {
+				return i, c.writeFailed(err)
+			}
+		}
+		return len(batch), nil
+	}
+	bufs := make(net.Buffers, len(batch))
+	for i, it := range batch {
+		bufs[i] = it.out.buf.Bytes()
+	}
+	written, err := bufs.WriteTo(c.nc)
+	if err == nil {
+		return len(batch), nil
+	}
+	n := 0
+	for _, it := range batch {
+		written -= int64(it.out.buf.Len())
+		if written < 0 {
+			break
+		}
+		n++
+	}
+	return n, c.writeFailed(err)
+}
+
+// closeQueue takes nothing more for c and hands back what it had queued
+// and no writer will write; the connection is ending.
+func (c *conn) closeQueue() {
+	c.qmu.Lock()
+	c.q.closed = true
+	var rest []outItem
+	if !c.q.writing {
+		rest = c.q.take()
+		c.q.done(rest)
+	}
+	c.qmu.Unlock()
+	c.srv.undeliverable(c, rest)
+}
+
+// undeliverable answers stanzas queued for dead and never written, as RFC
+// 6120 §10.4.3 and RFC 6121 §8.5 say: an IQ request gets
+// service-unavailable; a message with a body is kept offline when its
+// recipient has no other available resource, and otherwise answered with
+// service-unavailable if it was addressed to this resource (one addressed to
+// the bare JID reached the others); other messages get service-unavailable
+// unless they are errors, headlines or group chat; presence is dropped.
+// What the server itself sent (roster pushes, announcements) is dropped.
+func (s *Server) undeliverable(dead *conn, items []outItem) {
+	for _, it := range items {
+		it.out.release()
+		s.bounceUndelivered(dead, it.el)
+	}
+}
+
+func (s *Server) bounceUndelivered(dead *conn, el *element) {
+	from, to := el.attr("from"), el.attr("to")
+	typ := el.attr("type")
+	if from == "" || from == s.domain.String() || typ == "error" {
+		return
+	}
+	se := stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable,
+		Text: map[string]string{"en": "the recipient's connection closed before this could be written to it"}}
+	switch el.start.Name.Local {
+	case "iq":
+		if typ != string(stanza.GetIQ) && typ != string(stanza.SetIQ) {
+			return
+		}
+	case "message":
+		if typ == "headline" || typ == "groupchat" {
+			return
+		}
+		others := 0
+		for _, o := range s.availableResources(dead.user, true) {
+			if o != dead {
+				others++
+			}
+		}
+		body := el.sub(xml.Name{Space: stanza.NSClient, Local: "body"}) != nil
+		switch {
+		case body && others == 0:
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err := s.storeOffline(ctx, el, dead.user)
+			cancel()
+			if err == nil {
+				return
+			}
+			// Not kept (over limits.max_offline_messages, say): the sender
+			// hears why.
+			if errors.As(err, &se) {
+				break
+			}
+		case others > 0 && !strings.Contains(to, "/"):
+			return // the bare JID's other resources have it
+		}
+	default:
+		return
+	}
+	s.sendError(from, el, se)
+}
+
+// sendError answers el with se, addressed to its local sender from. Errors
+// are never answered; a sender that is gone is not searched for.
+func (s *Server) sendError(from string, el *element, se stanza.Error) {
+	fj, err := jid.Parse(from)
+	if err != nil || !s.isLocal(fj) || fj.Resourcepart() == "" {
+		return
+	}
+	dst := s.sessions.resource(fj.Localpart(), fj.Resourcepart())
+	if dst == nil {
+		return
+	}
+	reply, err := errorReply(el, se)
+	if err != nil {
+		s.log.Warn("undeliverable stanza: no error reply", "err", err)
+		return
+	}
+	s.deliver(dst, reply)
+}
