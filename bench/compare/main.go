@@ -12,6 +12,10 @@
 //     so its lightest admin command, modules#list) at each --clients count;
 //   - adhocd's three-stage demo wizard (execute, next, next, complete) at the
 //     highest count: flows and requests per second;
+//   - chat messages between pairs of clients at the highest count (16
+//     clients: 8 pairs; adhocbench --chat): each client sends chat messages
+//     to its partner's full JID, one at a time, and answers the partner's;
+//     delivered messages per second and the delivery latency;
 //   - SCRAM-SHA-1 logins per second (4096 iterations everywhere);
 //   - RSS with --idle authenticated connections held, less the idle RSS;
 //   - for adhocd, the RSS cost of command sessions: --sessions executions of
@@ -133,6 +137,7 @@ type server struct {
 	port    int
 	node    string // the one-stage command
 	flow    bool   // runs the three-stage demo wizard
+	chat    bool   // routes chat messages between clients
 	logins  bool   // has accounts to log in to
 	idle    bool   // holds idle authenticated connections
 	start   func(ctx context.Context, o options, dir string, port int) (*process, error)
@@ -153,9 +158,9 @@ const (
 // cycle through thousands of client ports, and one of them could hold a
 // port a server is about to listen on.
 var servers = map[string]server{
-	"adhocd":   {port: 15222, node: onlineUsersNum, flow: true, logins: true, idle: true, start: startAdhocd, display: "adhocd"},
-	"ejabberd": {port: 26222, node: onlineUsersNum, logins: true, idle: true, start: startPeer("ejabberd"), display: "ejabberd"},
-	"prosody":  {port: 25222, node: prosodyModules, logins: true, idle: true, start: startPeer("prosody"), display: "Prosody"},
+	"adhocd":   {port: 15222, node: onlineUsersNum, flow: true, chat: true, logins: true, idle: true, start: startAdhocd, display: "adhocd"},
+	"ejabberd": {port: 26222, node: onlineUsersNum, chat: true, logins: true, idle: true, start: startPeer("ejabberd"), display: "ejabberd"},
+	"prosody":  {port: 25222, node: prosodyModules, chat: true, logins: true, idle: true, start: startPeer("prosody"), display: "Prosody"},
 	"ceiling":  {port: 24222, node: onlineUsersNum, start: startCeiling, display: "ceiling"},
 }
 
@@ -163,6 +168,7 @@ var servers = map[string]server{
 type result struct {
 	oneStage     map[int]*bench // by client count
 	flow, logins *bench
+	chat         *bench
 	idle         memory   // at rest
 	idleConn     int64    // RSS bytes with the idle connections, less at rest
 	sessionCost  float64  // live heap bytes per command session
@@ -180,6 +186,11 @@ type bench struct {
 	Latency     map[string]float64 `json:"latency_ms"`
 	Errors      map[string]int     `json:"errors"`
 	LoginErrors int                `json:"login_errors"`
+	// The chat workload's (adhocbench --chat).
+	Pairs     int     `json:"pairs"`
+	Sent      int64   `json:"messages_sent"`
+	Delivered int64   `json:"messages_delivered"`
+	MsgPerSec float64 `json:"messages_per_second"`
 }
 
 func measure(ctx context.Context, o options, name string, s server) (*result, error) {
@@ -220,6 +231,11 @@ func measure(ctx context.Context, o options, name string, s server) (*result, er
 			return nil, err
 		}
 	}
+	if s.chat {
+		if r.chat, err = ab("--chat", "--clients", top, "--duration", dur); err != nil {
+			return nil, err
+		}
+	}
 	if s.logins {
 		if r.logins, err = ab("--logins", "--mech", "SCRAM-SHA-1", "--clients", strconv.Itoa(o.loginClients), "--duration", dur); err != nil {
 			return nil, err
@@ -249,8 +265,13 @@ func runBench(ctx context.Context, o options, addr string, args ...string) (*ben
 	if err := json.Unmarshal(out, &b); err != nil {
 		return nil, fmt.Errorf("adhocbench report %q: %w", out, err)
 	}
-	fmt.Fprintf(os.Stderr, "   %-70s %9.0f req/s  %8.0f flows/s  p99 %6.2f ms  errors %v\n",
-		label, b.ReqPerSec, b.FlowsPerSec, b.Latency["p99"], b.Errors)
+	if b.Pairs > 0 {
+		fmt.Fprintf(os.Stderr, "   %-70s %9.0f msg/s  %d sent, %d delivered  p99 %6.2f ms  errors %v\n",
+			label, b.MsgPerSec, b.Sent, b.Delivered, b.Latency["p99"], b.Errors)
+	} else {
+		fmt.Fprintf(os.Stderr, "   %-70s %9.0f req/s  %8.0f flows/s  p99 %6.2f ms  errors %v\n",
+			label, b.ReqPerSec, b.FlowsPerSec, b.Latency["p99"], b.Errors)
+	}
 	if b.LoginErrors > 0 {
 		return nil, fmt.Errorf("adhocbench %s: %d connections could not log in\n%s", label, b.LoginErrors, stderr.String())
 	}
@@ -683,6 +704,15 @@ func (r report) write(w io.Writer) {
 	row(fmt.Sprintf("… its requests (4 per flow), %d clients", top), func(x *result) (float64, bool) {
 		return x.flow.reqPerSec(), x.flow != nil
 	}, perSec)
+	row(fmt.Sprintf("chat messages between pairs, %d clients (%d pairs): delivered", top, top/2), func(x *result) (float64, bool) {
+		return x.chat.msgPerSec(), x.chat != nil
+	}, perSec)
+	row(fmt.Sprintf("… p99 delivery latency, %d clients", top), func(x *result) (float64, bool) {
+		if x.chat == nil {
+			return 0, false
+		}
+		return x.chat.Latency["p99"], true
+	}, ms)
 	row(fmt.Sprintf("SCRAM-SHA-1 logins (4096 iterations), %d clients", r.o.loginClients), func(x *result) (float64, bool) {
 		return x.logins.flowsPerSec(), x.logins != nil
 	}, perSec)
@@ -693,7 +723,12 @@ func (r report) write(w io.Writer) {
 		return mb(x.idleConn) * 1000 / float64(r.o.idle), x.idleConn != 0
 	}, megabytes)
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Prosody 0.12 has no get-online-users-num: its one-stage rows run modules#list, its lightest admin command. The ceiling answers every request with a canned reply after tokenising it with encoding/xml; the peers have no multi-stage command, so the wizard rows are adhocd's alone.")
+	fmt.Fprintln(w, "Prosody 0.12 has no get-online-users-num: its one-stage rows run modules#list, its lightest admin command. The ceiling answers every request with a canned reply after tokenising it with encoding/xml; the peers have no multi-stage command, so the wizard rows are adhocd's alone. The ceiling routes no messages.")
+	for _, s := range cols {
+		if b := r.results[s].chat; b != nil && (b.Delivered != b.Sent || len(b.Errors) > 0) {
+			fmt.Fprintf(w, "\n%s's chat run: %d messages sent, %d delivered, errors %v.\n", servers[s].display, b.Sent, b.Delivered, b.Errors)
+		}
+	}
 	if a := r.results["adhocd"]; a != nil && a.sessionCost > 0 {
 		fmt.Fprintf(w, "\nadhocd command sessions: %d open sessions cost %.2f KiB of live heap each (+%.1f MB); %d more, past adhoc.max_sessions (10000), leave it at +%.1f MB, as the LRU evicts the oldest.\n",
 			r.o.sessions, a.sessionCost/1024, mb(a.sessionHeap[0]), r.o.sessions, mb(a.sessionHeap[1]))
@@ -750,6 +785,13 @@ func (b *bench) flowsPerSec() float64 {
 		return 0
 	}
 	return b.FlowsPerSec
+}
+
+func (b *bench) msgPerSec() float64 {
+	if b == nil {
+		return 0
+	}
+	return b.MsgPerSec
 }
 
 func (b *bench) reqPerSec() float64 {

@@ -28,6 +28,14 @@ type client struct {
 	pending *xml.StartElement // read by skipResult, for element to decode
 	// lastStatus is the command status of the last result skipResult read.
 	lastStatus string
+	// jid is the bound full JID, kept with --chat; to is the partner's,
+	// escaped, and buf the buffer its messages are built in.
+	jid, to string
+	buf     []byte
+	// r is what dec reads; the chat workload reads it directly (nextTag),
+	// into tag.
+	r   *bufio.Reader
+	tag []byte
 }
 
 func dial(ctx context.Context, o options, user string) (*client, error) {
@@ -71,8 +79,18 @@ func dial(ctx context.Context, o options, user string) (*client, error) {
 	if err := c.send(`<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`); err != nil {
 		return nil, err
 	}
-	if err := c.waitIQ("bind", nil); err != nil {
+	var bound *node
+	if o.chat {
+		bound = &node{}
+	}
+	if err := c.waitIQ("bind", bound); err != nil {
 		return nil, fmt.Errorf("bind: %w", err)
+	}
+	if bound != nil {
+		if c.jid = boundJID(bound); c.jid == "" {
+			c.conn.Close()
+			return nil, errors.New("bind: no JID in the result")
+		}
 	}
 	// Legacy session establishment for servers that still want it.
 	if err := c.send(`<iq type='set' id='sess'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>`); err != nil {
@@ -80,6 +98,21 @@ func dial(ctx context.Context, o options, user string) (*client, error) {
 	}
 	_ = c.waitIQ("sess", nil)
 	return c, nil
+}
+
+// boundJID is the full JID in a bind result.
+func boundJID(iq *node) string {
+	for _, b := range iq.Nodes {
+		if b.XMLName.Local != "bind" {
+			continue
+		}
+		for _, j := range b.Nodes {
+			if j.XMLName.Local == "jid" {
+				return strings.TrimSpace(j.Text)
+			}
+		}
+	}
+	return ""
 }
 
 // dialTCP connects to addr until ctx ends. The dial's own context has no
@@ -98,7 +131,8 @@ func dialTCP(ctx context.Context, addr string) (net.Conn, error) {
 }
 
 func (c *client) reset(nc net.Conn) {
-	c.dec = xml.NewDecoder(bufio.NewReaderSize(nc, 16<<10))
+	c.r = bufio.NewReaderSize(nc, 16<<10)
+	c.dec = xml.NewDecoder(c.r)
 	c.w = bufio.NewWriterSize(nc, 4<<10)
 }
 

@@ -16,12 +16,21 @@
 // --duration ends. --logins measures logins instead: each connection logs
 // in, binds and closes, again and again, and the report counts logins (a
 // client keeps its SCRAM salted password between logins, as real clients
-// do, so the key derivation is the server's cost alone). --json prints the
-// report as JSON.
+// do, so the key derivation is the server's cost alone). --chat measures
+// chat messages between pairs of clients instead: client 2k and client
+// 2k+1 (--clients must be even) are partners, each sends chat messages with
+// a body to its partner's full JID, one at a time, and sends the next when
+// the partner has answered the last, answering the partner's own meanwhile;
+// the report counts the messages sent and delivered (every original and
+// every answer), the delivery latency of each, measured by its receiver
+// from the time of sending carried in the message's id, and the error
+// stanzas received, by condition. --count is then originals per client.
+// --json prints the report as JSON.
 //
 // The client is written on encoding/xml directly rather than on an XMPP
 // library so that the load generator costs as little CPU as possible on a
-// machine whose cores it shares with the server under test.
+// machine whose cores it shares with the server under test; the chat loop
+// goes further and reads the stream with a small tag scanner (nextTag).
 package main
 
 import (
@@ -43,7 +52,7 @@ import (
 
 type options struct {
 	server, domain, users, password, mech, node, flow string
-	tls, insecure, asJSON, logins                     bool
+	tls, insecure, asJSON, logins, chat               bool
 	clients, count, idle                              int
 	duration, timeout                                 time.Duration
 	scram                                             *scramClients
@@ -73,6 +82,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.count, "count", 0, "executions per connection (0: until --duration)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to run (with --count 0, or --idle)")
 	fs.BoolVar(&o.logins, "logins", false, "measure logins: each connection logs in, binds and closes, again and again")
+	fs.BoolVar(&o.chat, "chat", false, "measure chat messages between pairs of clients (2k and 2k+1)")
 	fs.IntVar(&o.idle, "idle", 0, "open this many idle logged-in connections and hold them")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "how long one request may take")
 	fs.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
@@ -88,7 +98,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if o.idle > 0 {
 		return holdIdle(ctx, o, stdout, stderr)
 	}
-	rep, err := load(ctx, o, flow, stderr)
+	var rep *report
+	if o.chat {
+		rep, err = loadChat(ctx, o, stderr)
+	} else {
+		rep, err = load(ctx, o, flow, stderr)
+	}
 	if err != nil {
 		return err
 	}
@@ -142,6 +157,7 @@ func (o options) user(i int) string {
 
 // report is what a load run measured.
 type report struct {
+	Workload    string         `json:"workload"` // command, login or chat
 	Clients     int            `json:"clients"`
 	Node        string         `json:"node"`
 	Stages      int            `json:"stages_per_flow"`
@@ -154,12 +170,26 @@ type report struct {
 	Latency     map[string]any `json:"latency_ms"`
 	Errors      map[string]int `json:"errors"`
 	LoginErrors int            `json:"login_errors"`
+	// The chat workload's: pairs of clients, chat messages sent (originals
+	// and answers) and delivered, and delivered messages per second; Flows
+	// counts originals answered.
+	Pairs     int     `json:"pairs,omitempty"`
+	Sent      int64   `json:"messages_sent,omitempty"`
+	Delivered int64   `json:"messages_delivered,omitempty"`
+	MsgPerSec float64 `json:"messages_per_second,omitempty"`
 }
 
 func (r *report) print(w io.Writer) {
-	fmt.Fprintf(w, "%d clients, %s, %d stage(s) per flow, %.1f s\n", r.Clients, r.Node, r.Stages, r.Seconds)
-	fmt.Fprintf(w, "flows: %d (%.0f/s); requests: %d (%.0f/s)\n", r.Flows, r.FlowsPerSec, r.Requests, r.ReqPerSec)
-	fmt.Fprintf(w, "request latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n", r.Latency["p50"], r.Latency["p90"], r.Latency["p99"], r.Latency["max"])
+	what := "request"
+	if r.Workload == "chat" {
+		what = "delivery"
+		fmt.Fprintf(w, "%d clients (%d pairs), %s, %.1f s\n", r.Clients, r.Pairs, r.Node, r.Seconds)
+		fmt.Fprintf(w, "messages: %d sent, %d delivered (%.0f/s); answered originals: %d (%.0f/s)\n", r.Sent, r.Delivered, r.MsgPerSec, r.Flows, r.FlowsPerSec)
+	} else {
+		fmt.Fprintf(w, "%d clients, %s, %d stage(s) per flow, %.1f s\n", r.Clients, r.Node, r.Stages, r.Seconds)
+		fmt.Fprintf(w, "flows: %d (%.0f/s); requests: %d (%.0f/s)\n", r.Flows, r.FlowsPerSec, r.Requests, r.ReqPerSec)
+	}
+	fmt.Fprintf(w, "%s latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n", what, r.Latency["p50"], r.Latency["p90"], r.Latency["p99"], r.Latency["max"])
 	if len(r.Errors) > 0 || r.LoginErrors > 0 {
 		fmt.Fprintf(w, "errors: %v, failed logins: %d\n", r.Errors, r.LoginErrors)
 	}
@@ -227,27 +257,13 @@ func load(ctx context.Context, o options, flow []step, stderr io.Writer) (*repor
 	close(ready)
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	last := int64(0)
-wait:
-	for {
-		select {
-		case <-done:
-			break wait
-		case <-tick.C:
-			n := requests.Load()
-			fmt.Fprintf(stderr, "\r%6.0f s  %8d requests  %8d/s   ", time.Since(start).Seconds(), n, n-last)
-			last = n
-		}
-	}
-	fmt.Fprintln(stderr)
+	progress(stderr, "requests", &requests, done)
 	elapsed := time.Since(start).Seconds()
-	what := o.node
+	what, workload := o.node, "command"
 	if o.logins {
-		what = "login " + o.mech
+		what, workload = "login "+o.mech, "login"
 	}
-	rep := &report{Clients: o.clients, Node: what, Stages: 1 + len(flow), Seconds: elapsed, Errors: map[string]int{}}
+	rep := &report{Workload: workload, Clients: o.clients, Node: what, Stages: 1 + len(flow), Seconds: elapsed, Errors: map[string]int{}}
 	var all []time.Duration
 	for _, r := range results {
 		if r.login != nil {
@@ -266,6 +282,13 @@ wait:
 	rep.Requests = int64(len(all))
 	rep.FlowsPerSec = float64(rep.Flows) / elapsed
 	rep.ReqPerSec = float64(rep.Requests) / elapsed
+	rep.Latency = latencies(all)
+	return rep, nil
+}
+
+// latencies sorts all and returns its p50, p90, p99 and maximum in
+// milliseconds (all zero when it is empty).
+func latencies(all []time.Duration) map[string]any {
 	slices.Sort(all)
 	pct := func(p float64) float64 {
 		if len(all) == 0 {
@@ -273,8 +296,27 @@ wait:
 		}
 		return float64(all[min(len(all)-1, int(p*float64(len(all))))].Microseconds()) / 1000
 	}
-	rep.Latency = map[string]any{"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "max": pct(1)}
-	return rep, nil
+	return map[string]any{"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "max": pct(1)}
+}
+
+// progress prints the count n of what has been done and its rate, once a
+// second on one line of w, until done is closed.
+func progress(w io.Writer, what string, n *atomic.Int64, done <-chan struct{}) {
+	start := time.Now()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	last := int64(0)
+	for {
+		select {
+		case <-done:
+			fmt.Fprintln(w)
+			return
+		case <-tick.C:
+			v := n.Load()
+			fmt.Fprintf(w, "\r%6.0f s  %8d %s  %8d/s   ", time.Since(start).Seconds(), v, what, v-last)
+			last = v
+		}
+	}
 }
 
 // holdIdle logs in o.idle connections and holds them.

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,3 +117,238 @@ func TestLogins(t *testing.T) {
 		}
 	}
 }
+
+// TestChat: four clients, two pairs, each client sending 50 messages to its
+// partner, which answers each: every message sent is delivered, each
+// original is answered, and the latencies are measured, ordered and within
+// the run.
+func TestChat(t *testing.T) {
+	srv := start(t)
+	for _, extra := range [][]string{nil, {"--tls", "--mech", "SCRAM-SHA-256"}} {
+		r := bench(t, srv, append([]string{"--chat", "--clients", "4", "--count", "50"}, extra...)...)
+		const originals = 4 * 50
+		if r.Workload != "chat" || r.Pairs != 2 || r.LoginErrors != 0 || len(r.Errors) != 0 {
+			t.Fatalf("%v: %+v", extra, r)
+		}
+		if r.Sent != 2*originals || r.Delivered != r.Sent || r.Flows != originals {
+			t.Fatalf("%v: sent %d, delivered %d, answered %d; want %d, %d, %d", extra, r.Sent, r.Delivered, r.Flows, 2*originals, 2*originals, originals)
+		}
+		checkLatency(t, r)
+		if want := float64(r.Delivered) / r.Seconds; r.MsgPerSec < want*0.99 || r.MsgPerSec > want*1.01 {
+			t.Fatalf("%v: %.0f messages/s, but %d in %.3f s", extra, r.MsgPerSec, r.Delivered, r.Seconds)
+		}
+	}
+}
+
+// TestChatDuration: bounded by --duration, the pairs stop sending when it
+// ends, and every message already sent is still delivered.
+func TestChatDuration(t *testing.T) {
+	srv := start(t)
+	r := bench(t, srv, "--chat", "--clients", "2", "--duration", "500ms")
+	if r.Sent == 0 || r.Delivered != r.Sent || r.Flows*2 != r.Sent || len(r.Errors) != 0 {
+		t.Fatalf("%+v", r)
+	}
+	if r.Seconds < 0.5 || r.Seconds > 5 {
+		t.Fatalf("ran %.3f s for --duration 500ms", r.Seconds)
+	}
+	checkLatency(t, r)
+}
+
+// TestChatOddClients: a client without a partner is refused.
+func TestChatOddClients(t *testing.T) {
+	srv := start(t)
+	var out, errb strings.Builder
+	err := run([]string{"--server", srv.Addr, "--password", "pw", "--chat", "--clients", "3", "--count", "1"}, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "even") {
+		t.Fatalf("3 clients: %v", err)
+	}
+}
+
+// checkLatency asserts that the report's latencies are measured: above
+// zero, in order, and no longer than the run.
+func checkLatency(t *testing.T, r report) {
+	t.Helper()
+	var l [4]float64
+	for i, k := range []string{"p50", "p90", "p99", "max"} {
+		v, ok := r.Latency[k].(float64)
+		if !ok {
+			t.Fatalf("no %s latency: %+v", k, r.Latency)
+		}
+		l[i] = v
+	}
+	if l[0] <= 0 || l[0] > l[1] || l[1] > l[2] || l[2] > l[3] || l[3] > r.Seconds*1000 {
+		t.Fatalf("latencies p50 %v p90 %v p99 %v max %v ms in a %.3f s run", l[0], l[1], l[2], l[3], r.Seconds)
+	}
+}
+
+// TestChatErrorsCountedByCondition: bounced messages are counted by the
+// condition of their error, and a bounced original is over (the next one
+// is sent). adhocd bounces nothing in this workload (a full JID that has
+// gone falls back to the bare JID and offline storage), so the server here
+// is bounceServer, a stand-in on loopback that logs any client in and
+// bounces every message but the end markers, the way Prosody and ejabberd
+// do for an account that does not exist.
+func TestChatErrorsCountedByCondition(t *testing.T) {
+	addr := bounceServer(t)
+	var out, errb strings.Builder
+	if err := run([]string{"--server", addr, "--password", "pw", "--json", "--chat", "--clients", "2", "--count", "7", "--timeout", "5s"}, &out, &errb); err != nil {
+		t.Fatalf("adhocbench: %v\n%s", err, errb.String())
+	}
+	var r report
+	if err := json.Unmarshal([]byte(out.String()), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Sent != 14 || r.Delivered != 0 || r.Flows != 0 || r.Errors["service-unavailable"] != 14 || len(r.Errors) != 1 {
+		t.Fatalf("%+v\n%s", r, errb.String())
+	}
+}
+
+// bounceServer listens on loopback, logs in any client with PLAIN (bound
+// as <user>@localhost/r), delivers the chat workload's end markers to
+// their addressee and answers every other message with a
+// service-unavailable bounce, until the test ends.
+func bounceServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	conns := map[string]net.Conn{} // by bound JID
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	write := func(c net.Conn, s string) {
+		mu.Lock()
+		defer mu.Unlock()
+		_, _ = io.WriteString(c, s)
+	}
+	serve := func(c net.Conn) {
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		dec := xml.NewDecoder(c)
+		me := ""
+		for {
+			tok, err := dec.Token()
+			if err != nil {
+				return
+			}
+			st, ok := tok.(xml.StartElement)
+			if !ok {
+				continue
+			}
+			attr := func(name string) string {
+				for _, a := range st.Attr {
+					if a.Name.Local == name {
+						return a.Value
+					}
+				}
+				return ""
+			}
+			if st.Name.Local == "stream" {
+				features := `<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms>`
+				if me != "" {
+					features = `<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>`
+				}
+				write(c, `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' from='localhost' id='s' version='1.0'><stream:features>`+features+`</stream:features>`)
+				continue
+			}
+			var n node
+			if err := dec.DecodeElement(&n, &st); err != nil {
+				return
+			}
+			switch st.Name.Local {
+			case "auth":
+				creds, _ := base64.StdEncoding.DecodeString(n.Text)
+				parts := strings.Split(string(creds), "\x00")
+				me = parts[len(parts)-2] + "@localhost/r"
+				mu.Lock()
+				conns[me] = c
+				mu.Unlock()
+				write(c, `<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`)
+			case "iq":
+				write(c, `<iq type='result' id='`+attr("id")+`'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>`+me+`</jid></bind></iq>`)
+			case "message":
+				if attr("id") == "end" {
+					mu.Lock()
+					to := conns[attr("to")]
+					mu.Unlock()
+					if to != nil {
+						write(to, `<message from='`+me+`' type='chat' id='end'><body>end</body></message>`)
+					}
+					continue
+				}
+				write(c, `<message from='`+attr("to")+`' type='error' id='`+attr("id")+`'><body>`+chatBody+`</body>`+
+					`<error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>`+
+					`<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>no such user</text></error></message>`)
+			}
+		}
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); serve(c) }()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestNextMessage: the chat workload's stream reader finds each message's
+// id and error condition in the forms servers write (prefixes, either
+// quote, '>' inside an attribute value, comments, CDATA, self-closing
+// elements), skips other stanzas whole, and reports a stream error.
+func TestNextMessage(t *testing.T) {
+	stream := `<presence from="a@localhost/r" to='a@localhost/r'><status>a > b</status><x xmlns='y'/></presence>` +
+		`<message from='b@localhost/r' id="c12.345" type='chat' title='1 > 0'><body><![CDATA[<not a tag>]]></body><!-- </message> --></message>` +
+		`<iq type='get' id='x'><ping xmlns='urn:xmpp:ping'/></iq>` +
+		`<message id='e7.89' type="chat"/>` +
+		`<message id='c1.2' type='error'><body>hi</body><error type='cancel'><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>gone</text><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>` +
+		`<message id='end'><body>end</body></message>` +
+		`<stream:error><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>bye</text><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>`
+	c := &client{}
+	c.reset(fakeConn{strings.NewReader(stream)})
+	want := []chatIn{
+		{kind: kindOriginal, seq: 12, sentAt: 345},
+		{kind: kindEcho, seq: 7, sentAt: 89},
+		{kind: kindOriginal, seq: 1, sentAt: 2, cond: "item-not-found"},
+		{kind: kindEnd},
+	}
+	for i, w := range want {
+		var in chatIn
+		if err := c.nextMessage(&in); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if in != w {
+			t.Fatalf("message %d: %+v, want %+v", i, in, w)
+		}
+	}
+	var in chatIn
+	if err := c.nextMessage(&in); err == nil || err.Error() != "stream error: conflict" {
+		t.Fatalf("after the stream error: %v", err)
+	}
+}
+
+// fakeConn is a net.Conn that reads from r.
+type fakeConn struct{ r io.Reader }
+
+func (f fakeConn) Read(p []byte) (int, error)     { return f.r.Read(p) }
+func (f fakeConn) Write(p []byte) (int, error)    { return len(p), nil }
+func (fakeConn) Close() error                     { return nil }
+func (fakeConn) LocalAddr() net.Addr              { return nil }
+func (fakeConn) RemoteAddr() net.Addr             { return nil }
+func (fakeConn) SetDeadline(time.Time) error      { return nil }
+func (fakeConn) SetReadDeadline(time.Time) error  { return nil }
+func (fakeConn) SetWriteDeadline(time.Time) error { return nil }
