@@ -40,11 +40,8 @@ type chatIn struct {
 
 // chatResult is what one client of a pair measured.
 type chatResult struct {
-	lat            []time.Duration // delivery latency of each message it received
-	sent, received int64           // chat messages, originals and answers, not the end marker
-	rounds         int64           // its originals answered
-	errors         map[string]int
-	login          error
+	tally                // delivery latency of each message received; flows: its originals answered
+	sent, received int64 // chat messages, originals and answers, not the end marker
 }
 
 // loadChat runs the chat workload: the clients log in, client 2k and
@@ -113,24 +110,15 @@ func loadChat(ctx context.Context, o options, stderr io.Writer) (*report, error)
 		Seconds: elapsed, Errors: map[string]int{}}
 	var all []time.Duration
 	for _, r := range results {
-		if r.login != nil {
-			rep.LoginErrors++
-			fmt.Fprintln(stderr, "login:", r.login)
-		}
-		all = append(all, r.lat...)
+		all = rep.add(r.tally, all, stderr)
 		rep.Sent += r.sent
 		rep.Delivered += r.received
-		rep.Flows += r.rounds
-		for k, v := range r.errors {
-			rep.Errors[k] += v
-		}
 	}
 	if rep.LoginErrors == o.clients {
 		return nil, errors.New("no client could log in")
 	}
-	rep.FlowsPerSec = float64(rep.Flows) / elapsed
 	rep.MsgPerSec = float64(rep.Delivered) / elapsed
-	rep.Latency = latencies(all)
+	rep.finish(all, elapsed)
 	return rep, nil
 }
 
@@ -206,7 +194,7 @@ func (c *client) chat(ctx context.Context, o options, partner string, epoch time
 				continue
 			}
 			waiting = false
-			res.rounds++
+			res.flows++
 			err = next()
 		case in.kind == kindEnd:
 			partnerEnded = true

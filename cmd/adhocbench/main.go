@@ -202,13 +202,7 @@ func load(ctx context.Context, o options, flow []step, stderr io.Writer) (*repor
 		ctx, cancel = context.WithTimeout(ctx, o.duration)
 		defer cancel()
 	}
-	type result struct {
-		lat    []time.Duration
-		flows  int64
-		errors map[string]int
-		login  error
-	}
-	results := make([]result, o.clients)
+	results := make([]tally, o.clients)
 	var requests atomic.Int64
 	var wg sync.WaitGroup
 	ready := make(chan struct{})
@@ -266,24 +260,43 @@ func load(ctx context.Context, o options, flow []step, stderr io.Writer) (*repor
 	rep := &report{Workload: workload, Clients: o.clients, Node: what, Stages: 1 + len(flow), Seconds: elapsed, Errors: map[string]int{}}
 	var all []time.Duration
 	for _, r := range results {
-		if r.login != nil {
-			rep.LoginErrors++
-			fmt.Fprintln(stderr, "login:", r.login)
-		}
-		all = append(all, r.lat...)
-		rep.Flows += r.flows
-		for k, v := range r.errors {
-			rep.Errors[k] += v
-		}
+		all = rep.add(r, all, stderr)
 	}
 	if rep.LoginErrors == o.clients {
 		return nil, errors.New("no client could log in")
 	}
 	rep.Requests = int64(len(all))
-	rep.FlowsPerSec = float64(rep.Flows) / elapsed
 	rep.ReqPerSec = float64(rep.Requests) / elapsed
-	rep.Latency = latencies(all)
+	rep.finish(all, elapsed)
 	return rep, nil
+}
+
+// tally is what one client of a workload counted.
+type tally struct {
+	lat    []time.Duration // latency of each request, login or delivery
+	flows  int64           // flows, logins or answered originals done
+	errors map[string]int  // by condition
+	login  error
+}
+
+// add counts one client's tally into the report and returns all the
+// latencies so far.
+func (rep *report) add(t tally, all []time.Duration, stderr io.Writer) []time.Duration {
+	if t.login != nil {
+		rep.LoginErrors++
+		fmt.Fprintln(stderr, "login:", t.login)
+	}
+	rep.Flows += t.flows
+	for k, v := range t.errors {
+		rep.Errors[k] += v
+	}
+	return append(all, t.lat...)
+}
+
+// finish sets the rates and latencies of a run that took elapsed seconds.
+func (rep *report) finish(all []time.Duration, elapsed float64) {
+	rep.FlowsPerSec = float64(rep.Flows) / elapsed
+	rep.Latency = latencies(all)
 }
 
 // latencies sorts all and returns its p50, p90, p99 and maximum in
