@@ -1,6 +1,9 @@
 // Package modules defines how features plug into adhocd: a Module is started
 // with a Host, the narrow surface of the server it may use, and stopped in
-// reverse order at shutdown. The constructor table in Table lists every
+// reverse order at shutdown. What a module serves it declares through
+// optional capabilities found by type assertion (iq.go): IQHandler for IQ
+// requests to the server JID, with the stream's context and the payload
+// parsed once; Features for what disco#info advertises. The constructor table in Table lists every
 // module a server runs by default; programs that embed adhocd pass their own
 // modules beside them.
 //
@@ -18,7 +21,6 @@ import (
 	"time"
 
 	"mellium.im/xmpp/jid"
-	"mellium.im/xmpp/mux"
 
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/server/config"
@@ -45,9 +47,6 @@ type Host interface {
 	Logger() *slog.Logger
 	// Store is the server's persistent store.
 	Store() storage.Store
-	// Handle registers handlers for stanzas addressed to the server JID, as
-	// options of a mellium mux.ServeMux (ping.Handle(), version.Handle(…), …).
-	Handle(opts ...mux.Option)
 	// Disco is the service-discovery registry of the server JID.
 	Disco() *Disco
 	// Commands is the server's XEP-0050 provider; modules add commands to

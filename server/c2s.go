@@ -45,6 +45,10 @@ type conn struct {
 	outOpen bool // our stream header for the current stream is sent
 	closed  bool // our stream is closed; nothing more is written
 
+	// ctx is the context of the stream's handlers; cancel ends it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	// The outbound queue of the bound session (outbound.go).
 	qmu sync.Mutex
 	q   outbound
@@ -76,6 +80,7 @@ func newConn(srv *Server, nc net.Conn) *conn {
 		connected: time.Now(),
 		lang:      "en",
 	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.log = srv.log.With("remote", nc.RemoteAddr().String())
 	c.setIO(nc)
 	return c
@@ -106,9 +111,13 @@ func (c *conn) JID() jid.JID { return c.addr }
 
 // serve runs the connection until the client leaves, an error ends it or the
 // server shuts it down.
-func (c *conn) serve(ctx context.Context) {
+// The context handed to every handler ends when the stream does: when run
+// returns, or as soon as another goroutine closes the stream (closeWith),
+// so that work done for the client stops when the client goes.
+func (c *conn) serve() {
+	defer c.cancel()
 	_ = c.raw.SetReadDeadline(c.connected.Add(c.srv.limits().PreAuthTimeout.D()))
-	err := c.run(ctx)
+	err := c.run(c.ctx)
 	c.finish(err)
 }
 
@@ -662,6 +671,7 @@ func (c *conn) closeLocked(se *stream.Error) {
 		_, _ = io.WriteString(c.nc, strings.Join(parts, "")+`</stream:stream>`)
 	}
 	c.closed = true
+	c.cancel()
 	// Give the client a moment to read our close before the socket goes.
 	go func(nc net.Conn) {
 		time.Sleep(100 * time.Millisecond)

@@ -296,7 +296,7 @@ func (s *Server) sendError(from string, el *element, se stanza.Error) {
 	if dst == nil {
 		return
 	}
-	reply, err := errorReply(el, se)
+	reply, err := errorReply(el, se.TokenReader())
 	if err != nil {
 		s.log.Warn("undeliverable stanza: no error reply", "err", err)
 		return

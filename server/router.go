@@ -1,12 +1,10 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"syscall"
 
 	"mellium.im/xmlstream"
@@ -14,6 +12,7 @@ import (
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 
+	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/server/storage"
 )
 
@@ -154,95 +153,53 @@ func (s *Server) unhandled(c *conn, el *element, request bool) error {
 	return s.bounce(c, el, stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
 }
 
-// serverIQ dispatches an IQ to the handlers the modules registered on the
-// server JID. A request no handler answers gets service-unavailable.
+// serverIQ hands an IQ request to the module that declared its route
+// (modules.IQHandler), with the stream's context and the payload as read,
+// and sends the module's answer back. A request no module answers gets
+// service-unavailable.
 func (s *Server) serverIQ(ctx context.Context, c *conn, el *element) error {
 	typ := stanza.IQType(el.attr("type"))
 	if typ == stanza.ResultIQ || typ == stanza.ErrorIQ {
 		s.iqResponse(el)
 		return nil
 	}
-	s.muxMu.RLock()
-	m := s.mux
-	s.muxMu.RUnlock()
-	buf := &tokenBuffer{toks: make([]xml.Token, 0, 32)}
-	rw := struct {
-		xml.TokenReader
-		xmlstream.Encoder
-	}{
-		TokenReader: &sliceReader{toks: el.inner, last: el.start.End()},
-		Encoder:     tokenEncoder{buf},
-	}
-	start := el.start.Copy()
-	if err := m.HandleXMPP(rw, &start); err != nil {
-		var se stanza.Error
-		if errors.As(err, &se) {
-			return s.bounce(c, el, se)
-		}
-		s.log.Error("IQ handler failed", "payload", payloadName(el), "err", err)
-		return s.bounce(c, el, stanza.Error{Type: stanza.Cancel, Condition: stanza.InternalServerError})
-	}
-	replied := false
-	for _, out := range buf.elements() {
-		if out.start.Name.Local == "iq" && out.attr("id") == el.attr("id") {
-			t := out.attr("type")
-			replied = replied || t == string(stanza.ResultIQ) || t == string(stanza.ErrorIQ)
-		}
-		if out.start.Name.Space == "" {
-			out.start.Name.Space = stanza.NSClient
-		}
-		if out.attr("from") == "" && el.attr("to") != "" {
-			out.setAttr("from", el.attr("to"))
-		}
-		if out.attr("to") == "" || out.attr("to") == c.addr.String() {
-			s.deliverOwn(c, out)
-			continue
-		}
-		if err := s.Send(ctx, out.reader()); err != nil {
-			s.log.Debug("handler output not delivered", "err", err)
-		}
-	}
-	if !replied {
+	name, _ := el.payload()
+	h := s.iqs[modules.Route{Type: typ, Payload: name}]
+	if h == nil {
 		return s.unhandled(c, el, true)
 	}
+	iq, err := stanza.NewIQ(el.start)
+	if err != nil {
+		return s.bounce(c, el, stanza.Error{Type: stanza.Modify, Condition: stanza.JIDMalformed})
+	}
+	if iq.To.String() == "" {
+		iq.To = s.domain
+	}
+	toks := el.child(name)
+	resp, err := h.HandleIQ(ctx, modules.IQ{IQ: iq, Payload: toks[0].(xml.StartElement), Inner: toks[1 : len(toks)-1]})
+	if err != nil {
+		var rendered interface{ TokenReader() xml.TokenReader }
+		if !errors.As(err, &rendered) {
+			s.log.Error("IQ handler failed", "payload", payloadName(el), "err", err)
+			rendered = stanza.Error{Type: stanza.Cancel, Condition: stanza.InternalServerError}
+		}
+		return s.bounceWith(c, el, rendered.TokenReader())
+	}
+	reply := &element{start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "iq"}}}
+	reply.setAttr("id", el.attr("id"))
+	reply.setAttr("type", string(stanza.ResultIQ))
+	if to := el.attr("to"); to != "" {
+		reply.setAttr("from", to)
+	}
+	reply.setAttr("to", c.addr.String())
+	if resp != nil {
+		if reply.inner, err = collect(resp); err != nil {
+			s.log.Error("IQ handler's answer unreadable", "payload", payloadName(el), "err", err)
+			return s.bounce(c, el, stanza.Error{Type: stanza.Cancel, Condition: stanza.InternalServerError})
+		}
+	}
+	s.deliverOwn(c, reply)
 	return nil
-}
-
-// tokenEncoder adapts a tokenBuffer to xmlstream.Encoder for mux handlers.
-type tokenEncoder struct{ *tokenBuffer }
-
-func (e tokenEncoder) Encode(v any) error {
-	var b bytes.Buffer
-	if err := xml.NewEncoder(&b).Encode(v); err != nil {
-		return fmt.Errorf("server: encode %T: %w", v, err)
-	}
-	return e.decodeFrom(&b)
-}
-
-func (e tokenEncoder) EncodeElement(v any, start xml.StartElement) error {
-	var b bytes.Buffer
-	if err := xml.NewEncoder(&b).EncodeElement(v, start); err != nil {
-		return fmt.Errorf("server: encode %T: %w", v, err)
-	}
-	return e.decodeFrom(&b)
-}
-
-// decodeFrom re-reads marshalled XML as tokens.
-func (e tokenEncoder) decodeFrom(r io.Reader) error {
-	d := xml.NewDecoder(r)
-	for {
-		t, err := d.Token()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("server: re-read encoded value: %w", err)
-		}
-		if st, ok := t.(xml.StartElement); ok {
-			t = stripNSDecl(st)
-		}
-		_ = e.EncodeToken(t)
-	}
 }
 
 func payloadName(el *element) string {
@@ -395,10 +352,17 @@ func (s *Server) send(dst *conn, el *element, own bool) {
 // bounce answers a stanza with an error of the same kind (RFC 6120 §8.3),
 // addressed back to the sender. Errors are never answered with errors.
 func (s *Server) bounce(c *conn, el *element, se stanza.Error) error {
+	return s.bounceWith(c, el, se.TokenReader())
+}
+
+// bounceWith is bounce with the <error/> element as tokens (one with a
+// condition of the feature's own namespace beside the stanza condition,
+// XEP-0050's say).
+func (s *Server) bounceWith(c *conn, el *element, errEl xml.TokenReader) error {
 	if el.attr("type") == "error" || el.attr("type") == "result" {
 		return nil
 	}
-	reply, err := errorReply(el, se)
+	reply, err := errorReply(el, errEl)
 	if err != nil {
 		return err
 	}
@@ -410,7 +374,7 @@ func (s *Server) bounce(c *conn, el *element, se stanza.Error) error {
 // errorReply is the error answering el (RFC 6120 §8.3), from its
 // addressee to its sender: IQs carry only the error, messages and presence
 // their payload back too.
-func errorReply(el *element, se stanza.Error) (*element, error) {
+func errorReply(el *element, errEl xml.TokenReader) (*element, error) {
 	reply := &element{start: xml.StartElement{Name: el.start.Name}}
 	if id := el.attr("id"); id != "" {
 		reply.setAttr("id", id)
@@ -426,7 +390,7 @@ func errorReply(el *element, se stanza.Error) (*element, error) {
 		// Message and presence errors carry the original payload back.
 		reply.inner = append(reply.inner, el.inner...)
 	}
-	errTokens, err := collect(se.TokenReader())
+	errTokens, err := collect(errEl)
 	if err != nil {
 		return nil, err
 	}

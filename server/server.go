@@ -18,7 +18,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	"mellium.im/xmpp/jid"
-	"mellium.im/xmpp/mux"
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 
@@ -50,9 +49,9 @@ type Server struct {
 	extra       []adhoc.Command
 	disco       modules.Disco
 
-	muxMu   sync.RWMutex
-	muxOpts []mux.Option
-	mux     *mux.ServeMux
+	// iqs are the IQ routes the modules declared (modules.IQHandler), set
+	// at start and read-only after.
+	iqs map[modules.Route]modules.IQHandler
 
 	onAvailable []func(context.Context, jid.JID)
 	stanzasIn   atomic.Uint64
@@ -232,10 +231,12 @@ func (s *Server) Start(ctx context.Context) error {
 			return fmt.Errorf("server: start module %s: %w", m.Name(), err)
 		}
 		s.started = append(s.started, m)
+		if err := s.addCapabilities(m); err != nil {
+			s.stopModules(ctx)
+			s.closeStore()
+			return err
+		}
 	}
-	s.muxMu.Lock()
-	s.mux = mux.New(stanza.NSClient, s.muxOpts...)
-	s.muxMu.Unlock()
 
 	if b := s.bootstrap; b != nil {
 		switch err := s.AddUser(ctx, b.jid.String(), b.password); {
@@ -288,6 +289,26 @@ func (s *Server) Start(ctx context.Context) error {
 	s.log.Info("adhocd listening", "domain", s.domain.String(), "c2s", ln.Addr().String(), "require_tls", s.cfg.C2S.RequireTLS)
 	s.wg.Add(1)
 	go s.accept(ln)
+	return nil
+}
+
+// addCapabilities takes what a started module declares it serves: its IQ
+// routes and its disco features.
+func (s *Server) addCapabilities(m modules.Module) error {
+	if h, ok := m.(modules.IQHandler); ok {
+		if s.iqs == nil {
+			s.iqs = make(map[modules.Route]modules.IQHandler)
+		}
+		for _, r := range h.Routes() {
+			if _, taken := s.iqs[r]; taken {
+				return fmt.Errorf("server: module %s: IQ %s {%s}%s is served by another module", m.Name(), r.Type, r.Payload.Space, r.Payload.Local)
+			}
+			s.iqs[r] = h
+		}
+	}
+	if f, ok := m.(modules.Features); ok {
+		s.disco.AddFeature(f.Features()...)
+	}
 	return nil
 }
 
@@ -374,7 +395,7 @@ func (s *Server) accept(ln net.Listener) {
 		}
 		go func() {
 			defer release()
-			c.serve(context.Background())
+			c.serve()
 		}()
 	}
 }
@@ -571,11 +592,6 @@ func (h *host) Disco() *modules.Disco                             { return &h.s.
 func (h *host) Commands() *adhoc.Provider                         { return h.s.commands }
 func (h *host) IsAdmin(j jid.JID) bool                            { return h.s.IsAdmin(j) }
 func (h *host) Send(ctx context.Context, r xml.TokenReader) error { return h.s.Send(ctx, r) }
-func (h *host) Handle(opts ...mux.Option) {
-	h.s.muxMu.Lock()
-	defer h.s.muxMu.Unlock()
-	h.s.muxOpts = append(h.s.muxOpts, opts...)
-}
 
 func (h *host) Sessions() []modules.SessionInfo { return h.s.Sessions() }
 

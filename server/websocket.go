@@ -105,7 +105,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	c.serve(context.Background())
+	c.serve()
 }
 
 // newWebSocketConn is a c2s connection framed by RFC 7395, over TLS when

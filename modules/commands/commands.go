@@ -9,10 +9,8 @@ import (
 	"encoding/xml"
 	"errors"
 
-	"mellium.im/xmlstream"
 	"mellium.im/xmpp/disco/items"
 	"mellium.im/xmpp/jid"
-	"mellium.im/xmpp/mux"
 	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/adhoc"
@@ -29,6 +27,8 @@ type Module struct {
 var (
 	_ modules.Module      = (*Module)(nil)
 	_ modules.NodeHandler = (*Module)(nil)
+	_ modules.IQHandler   = (*Module)(nil)
+	_ modules.Features    = (*Module)(nil)
 )
 
 // New returns the commands module.
@@ -40,9 +40,7 @@ func (*Module) Name() string { return "commands" }
 // Start implements modules.Module.
 func (m *Module) Start(_ context.Context, h modules.Host) error {
 	m.domain, m.provider = h.Domain(), h.Commands()
-	h.Disco().AddFeature(adhoc.NS)
 	h.Disco().AddNodeHandler(m)
-	h.Handle(mux.IQ(stanza.SetIQ, xml.Name{Space: adhoc.NS, Local: "command"}, mux.IQHandlerFunc(m.handle)))
 	if h.Config().Adhoc.DemoCommands {
 		for _, c := range []adhoc.Command{demo.Wizard(), demo.Greeting()} {
 			if err := m.provider.AddCommand(m.domain, c); err != nil {
@@ -56,12 +54,25 @@ func (m *Module) Start(_ context.Context, h modules.Host) error {
 // Stop implements modules.Module.
 func (*Module) Stop(context.Context) error { return nil }
 
-// handle treats an IQ without 'to' as addressed to the server JID.
-func (m *Module) handle(iq stanza.IQ, t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
-	if iq.To.String() == "" {
-		iq.To = m.domain
+var command = xml.Name{Space: adhoc.NS, Local: "command"}
+
+// Routes implements modules.IQHandler: commands run with IQ set; a get is
+// answered bad-request.
+func (*Module) Routes() []modules.Route {
+	return []modules.Route{{Type: stanza.SetIQ, Payload: command}, {Type: stanza.GetIQ, Payload: command}}
+}
+
+// Features implements modules.Features.
+func (*Module) Features() []string { return []string{adhoc.NS} }
+
+// HandleIQ implements modules.IQHandler: the request goes to the provider
+// with the stream's context, so a command stage sees the client leave.
+func (m *Module) HandleIQ(ctx context.Context, iq modules.IQ) (xml.TokenReader, error) {
+	if iq.Type != stanza.SetIQ {
+		return nil, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest,
+			Text: map[string]string{"en": "commands are run with IQ set"}}
 	}
-	return m.provider.HandleIQ(iq, t, start)
+	return m.provider.Handle(ctx, iq.IQ, iq.Payload, iq.Inner)
 }
 
 // DiscoInfo implements modules.NodeHandler.

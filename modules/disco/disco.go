@@ -12,7 +12,6 @@ import (
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/disco"
 	"mellium.im/xmpp/disco/info"
-	"mellium.im/xmpp/mux"
 	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/modules"
@@ -23,7 +22,11 @@ type Module struct {
 	reg *modules.Disco
 }
 
-var _ modules.Module = (*Module)(nil)
+var (
+	_ modules.Module    = (*Module)(nil)
+	_ modules.IQHandler = (*Module)(nil)
+	_ modules.Features  = (*Module)(nil)
+)
 
 // New returns the disco module.
 func New() modules.Module { return &Module{} }
@@ -35,18 +38,54 @@ func (*Module) Name() string { return "disco" }
 func (m *Module) Start(_ context.Context, h modules.Host) error {
 	m.reg = h.Disco()
 	m.reg.AddIdentity(info.Identity{Category: "server", Type: "im", Name: "adhocd"})
-	m.reg.AddFeature(disco.NSInfo, disco.NSItems)
-	h.Handle(
-		mux.IQ(stanza.GetIQ, xml.Name{Space: disco.NSInfo, Local: "query"}, mux.IQHandlerFunc(m.info)),
-		mux.IQ(stanza.GetIQ, xml.Name{Space: disco.NSItems, Local: "query"}, mux.IQHandlerFunc(m.items)),
-	)
 	return nil
 }
 
 // Stop implements modules.Module.
 func (*Module) Stop(context.Context) error { return nil }
 
-func nodeOf(start *xml.StartElement) string {
+var (
+	infoQuery  = xml.Name{Space: disco.NSInfo, Local: "query"}
+	itemsQuery = xml.Name{Space: disco.NSItems, Local: "query"}
+)
+
+// Routes implements modules.IQHandler.
+func (*Module) Routes() []modules.Route {
+	return []modules.Route{{Type: stanza.GetIQ, Payload: infoQuery}, {Type: stanza.GetIQ, Payload: itemsQuery}}
+}
+
+// Features implements modules.Features.
+func (*Module) Features() []string { return []string{disco.NSInfo, disco.NSItems} }
+
+// HandleIQ implements modules.IQHandler: the registry's answer for the
+// requested node, for this requester. An unknown node is item-not-found.
+func (m *Module) HandleIQ(ctx context.Context, iq modules.IQ) (xml.TokenReader, error) {
+	node := nodeOf(iq.Payload)
+	var inner []xml.TokenReader
+	if iq.Payload.Name == infoQuery {
+		di, err := m.reg.Info(ctx, iq.From, node)
+		if err != nil {
+			return nil, discoError(err)
+		}
+		for _, id := range di.Identities {
+			inner = append(inner, id.TokenReader())
+		}
+		for _, f := range di.Features {
+			inner = append(inner, info.Feature{Var: f}.TokenReader())
+		}
+	} else {
+		its, err := m.reg.Items(ctx, iq.From, node)
+		if err != nil {
+			return nil, discoError(err)
+		}
+		for _, it := range its {
+			inner = append(inner, it.TokenReader())
+		}
+	}
+	return xmlstream.Wrap(xmlstream.MultiReader(inner...), queryStart(iq.Payload.Name.Space, node)), nil
+}
+
+func nodeOf(start xml.StartElement) string {
 	for _, a := range start.Attr {
 		if a.Name.Local == "node" && a.Name.Space == "" {
 			return a.Value
@@ -63,47 +102,11 @@ func queryStart(space, node string) xml.StartElement {
 	return s
 }
 
-func (m *Module) info(iq stanza.IQ, t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
-	node := nodeOf(start)
-	di, err := m.reg.Info(context.Background(), iq.From, node)
-	if err != nil {
-		return replyError(iq, t, err)
+// discoError is item-not-found for an unknown node, a stanza error as it
+// is, and anything else for the server to report as internal.
+func discoError(err error) error {
+	if errors.Is(err, modules.ErrNoNode) {
+		return stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound}
 	}
-	var inner []xml.TokenReader
-	for _, id := range di.Identities {
-		inner = append(inner, id.TokenReader())
-	}
-	for _, f := range di.Features {
-		inner = append(inner, info.Feature{Var: f}.TokenReader())
-	}
-	_, err = xmlstream.Copy(t, iq.Result(xmlstream.Wrap(xmlstream.MultiReader(inner...), queryStart(disco.NSInfo, node))))
 	return err
-}
-
-func (m *Module) items(iq stanza.IQ, t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
-	node := nodeOf(start)
-	its, err := m.reg.Items(context.Background(), iq.From, node)
-	if err != nil {
-		return replyError(iq, t, err)
-	}
-	var inner []xml.TokenReader
-	for _, it := range its {
-		inner = append(inner, it.TokenReader())
-	}
-	_, err = xmlstream.Copy(t, iq.Result(xmlstream.Wrap(xmlstream.MultiReader(inner...), queryStart(disco.NSItems, node))))
-	return err
-}
-
-// replyError sends item-not-found for an unknown node, a stanza error as it
-// is, and internal-server-error for anything else.
-func replyError(iq stanza.IQ, t xmlstream.TokenReadEncoder, err error) error {
-	se := stanza.Error{Type: stanza.Cancel, Condition: stanza.InternalServerError}
-	switch {
-	case errors.Is(err, modules.ErrNoNode):
-		se = stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound}
-	default:
-		errors.As(err, &se)
-	}
-	_, e := xmlstream.Copy(t, iq.Error(se))
-	return e
 }

@@ -1,11 +1,13 @@
-// Package ping answers XEP-0199 pings to the server JID with mellium's
-// handler and advertises urn:xmpp:ping.
+// Package ping answers XEP-0199 pings to the server JID with an empty result
+// and advertises urn:xmpp:ping.
 package ping
 
 import (
 	"context"
+	"encoding/xml"
 
 	"mellium.im/xmpp/ping"
+	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/modules"
 )
@@ -13,7 +15,11 @@ import (
 // Module answers pings.
 type Module struct{}
 
-var _ modules.Module = Module{}
+var (
+	_ modules.Module    = Module{}
+	_ modules.IQHandler = Module{}
+	_ modules.Features  = Module{}
+)
 
 // New returns the ping module.
 func New() modules.Module { return Module{} }
@@ -22,11 +28,18 @@ func New() modules.Module { return Module{} }
 func (Module) Name() string { return "ping" }
 
 // Start implements modules.Module.
-func (Module) Start(_ context.Context, h modules.Host) error {
-	h.Handle(ping.Handle())
-	h.Disco().AddFeature(ping.NS)
-	return nil
-}
+func (Module) Start(context.Context, modules.Host) error { return nil }
 
 // Stop implements modules.Module.
 func (Module) Stop(context.Context) error { return nil }
+
+// Routes implements modules.IQHandler.
+func (Module) Routes() []modules.Route {
+	return []modules.Route{{Type: stanza.GetIQ, Payload: xml.Name{Space: ping.NS, Local: "ping"}}}
+}
+
+// HandleIQ implements modules.IQHandler: a ping gets an empty result.
+func (Module) HandleIQ(context.Context, modules.IQ) (xml.TokenReader, error) { return nil, nil }
+
+// Features implements modules.Features.
+func (Module) Features() []string { return []string{ping.NS} }

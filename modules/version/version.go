@@ -1,13 +1,15 @@
-// Package version answers XEP-0092 software-version queries to the server JID
-// with mellium's handler: the name adhocd, the module's build version and the
-// Go runtime's operating system.
+// Package version answers XEP-0092 software-version queries to the server JID:
+// the name adhocd, the module's build version and the Go runtime's operating
+// system, rendered with mellium.im/xmpp/version.
 package version
 
 import (
 	"context"
+	"encoding/xml"
 	"runtime"
 	"runtime/debug"
 
+	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/version"
 
 	"github.com/adhocd/adhocd/modules"
@@ -16,7 +18,11 @@ import (
 // Module answers version queries.
 type Module struct{}
 
-var _ modules.Module = Module{}
+var (
+	_ modules.Module    = Module{}
+	_ modules.IQHandler = Module{}
+	_ modules.Features  = Module{}
+)
 
 // New returns the version module.
 func New() modules.Module { return Module{} }
@@ -33,11 +39,20 @@ func Version() string {
 }
 
 // Start implements modules.Module.
-func (Module) Start(_ context.Context, h modules.Host) error {
-	h.Handle(version.Handle(version.Query{Name: "adhocd", Version: Version(), OS: runtime.GOOS}))
-	h.Disco().AddFeature(version.NS)
-	return nil
-}
+func (Module) Start(context.Context, modules.Host) error { return nil }
 
 // Stop implements modules.Module.
 func (Module) Stop(context.Context) error { return nil }
+
+// Routes implements modules.IQHandler.
+func (Module) Routes() []modules.Route {
+	return []modules.Route{{Type: stanza.GetIQ, Payload: xml.Name{Space: version.NS, Local: "query"}}}
+}
+
+// HandleIQ implements modules.IQHandler.
+func (Module) HandleIQ(context.Context, modules.IQ) (xml.TokenReader, error) {
+	return version.Query{Name: "adhocd", Version: Version(), OS: runtime.GOOS}.TokenReader(), nil
+}
+
+// Features implements modules.Features.
+func (Module) Features() []string { return []string{version.NS} }

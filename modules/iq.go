@@ -1,0 +1,54 @@
+package modules
+
+import (
+	"context"
+	"encoding/xml"
+
+	"mellium.im/xmpp/stanza"
+)
+
+// The capabilities below are optional: a Module has one when it implements
+// the interface, and the server finds it by type assertion once the module
+// has started. A module declares what it serves itself, so what is
+// advertised cannot drift from what is handled.
+
+// IQ is an IQ request addressed to the server JID, as the router read it:
+// parsed once, its payload shared with the router, never copied.
+type IQ struct {
+	// IQ has the id, type and language; From is the requester's full JID
+	// (checked by the router) and To the server JID.
+	stanza.IQ
+	// Payload is the start tag of the IQ's one child element.
+	Payload xml.StartElement
+	// Inner is the child's content. The tokens belong to the router: a
+	// handler reads them and keeps none of them past its return.
+	Inner []xml.Token
+}
+
+// Route names the IQ requests a handler answers: its type (get or set) and
+// its payload's name.
+type Route struct {
+	Type    stanza.IQType
+	Payload xml.Name
+}
+
+// IQHandler is the capability of a module that answers IQ requests to the
+// server JID.
+type IQHandler interface {
+	// Routes lists the requests the module answers; two modules may not
+	// claim the same route.
+	Routes() []Route
+	// HandleIQ answers one request. ctx ends when the client's stream does.
+	// It returns the payload of the result (nil: an empty result) or an
+	// error: one with a TokenReader method (stanza.Error, adhoc.Error)
+	// renders the <error/> sent back, any other is sent as
+	// internal-server-error and logged.
+	HandleIQ(ctx context.Context, iq IQ) (xml.TokenReader, error)
+}
+
+// Features is the capability of a module that serves disco#info features
+// of the server JID (XEP-0030): the server advertises them while the
+// module runs.
+type Features interface {
+	Features() []string
+}
