@@ -53,6 +53,7 @@ type Telemetry struct {
 	tracers  trace.TracerProvider
 	shutdown []func(context.Context) error
 	tracer   trace.Tracer
+	tracing  bool // spans are exported somewhere
 	ready    atomic.Pointer[func() bool]
 	http     *http.Server
 	ln       net.Listener
@@ -129,6 +130,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		}
 		tp := sdktrace.NewTracerProvider(topts...)
 		t.tracers = tp
+		t.tracing = true
 		t.shutdown = append(t.shutdown, tp.Shutdown)
 	}
 	t.tracer = t.tracers.Tracer("github.com/adhocd/adhocd/adhoc")

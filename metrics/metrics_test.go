@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 	"mellium.im/xmpp/jid"
 
 	"github.com/adhocd/adhocd/adhoc"
@@ -244,7 +245,20 @@ func TestSpans(t *testing.T) {
 	if _, err = req.Complete(ctx(t), r, nil); err != nil {
 		t.Fatal(err)
 	}
-	spans := exp.GetSpans()
+	// A stanza's span ends just after its reply is written: wait for them.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(exp.GetSpans()) < 8 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	var spans tracetest.SpanStubs
+	stanzaSpans := map[trace.SpanID]bool{}
+	for _, s := range exp.GetSpans() {
+		if s.Name == "xmpp iq" {
+			stanzaSpans[s.SpanContext.SpanID()] = true
+			continue
+		}
+		spans = append(spans, s)
+	}
 	want := []struct {
 		name, action, outcome string
 		stage                 int64
@@ -275,6 +289,10 @@ func TestSpans(t *testing.T) {
 		}
 		if !s.EndTime.After(s.StartTime) {
 			t.Errorf("span %d has no duration", i)
+		}
+		// Each stage's span is a child of the span of the IQ that carried it.
+		if !stanzaSpans[s.Parent.SpanID()] || s.Parent.TraceID() != s.SpanContext.TraceID() {
+			t.Errorf("span %d (%s) is not the child of an xmpp iq span", i, s.Name)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // serverObserver implements server.Observer on the instruments.
@@ -44,3 +45,16 @@ func (o serverObserver) StreamError(condition string) {
 }
 
 func (o serverObserver) SessionBound(delta int) { o.t.bound.Add(bg, int64(delta)) }
+
+func noEnd() {}
+
+// TraceStanza implements server.StanzaTracer: a server span "xmpp KIND"
+// per stanza, parent of the spans of what handles it. Without a span
+// exporter it returns ctx as it is, at no cost.
+func (o serverObserver) TraceStanza(ctx context.Context, kind string) (context.Context, func()) {
+	if !o.t.tracing {
+		return ctx, noEnd
+	}
+	ctx, span := o.t.tracer.Start(ctx, "xmpp "+kind, trace.WithSpanKind(trace.SpanKindServer))
+	return ctx, func() { span.End() }
+}

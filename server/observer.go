@@ -1,5 +1,7 @@
 package server
 
+import "context"
+
 // Observer receives the server's countable events. The metrics package
 // implements it; without one the server uses a no-op and pays one interface
 // call per event.
@@ -15,6 +17,14 @@ type Observer interface {
 	StreamError(condition string)
 	// SessionBound moves the gauge of bound sessions by delta.
 	SessionBound(delta int)
+}
+
+// StanzaTracer is an optional capability of an Observer: it opens a span
+// for one stanza from a client (kind: message, presence, iq) and returns
+// the context its handlers run in, so that what they trace (a command
+// stage, say) is a child of the stanza; end closes the span.
+type StanzaTracer interface {
+	TraceStanza(ctx context.Context, kind string) (_ context.Context, end func())
 }
 
 type nopObserver struct{}

@@ -40,6 +40,11 @@ func (s *Server) route(ctx context.Context, c *conn, el *element) error {
 		return streamErr(stream.BadFormat, "an IQ needs an id")
 	}
 	el.setAttr("from", c.addr.String())
+	if t, ok := s.metrics.(StanzaTracer); ok {
+		var end func()
+		ctx, end = t.TraceStanza(ctx, name.Local)
+		defer end()
+	}
 	c.stanzas.Add(1)
 	s.stanzasIn.Add(1)
 	s.metrics.StanzaIn(name.Local)
