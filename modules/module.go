@@ -37,7 +37,9 @@ type Module interface {
 	Stop(ctx context.Context) error
 }
 
-// Host is what a module may use of the server.
+// Host is what every module may use of the server. A module that needs
+// more declares the interface it needs (modules/admin's Host, say) and
+// finds it on the Host by type assertion.
 type Host interface {
 	// Domain is the server JID.
 	Domain() jid.JID
@@ -52,41 +54,11 @@ type Host interface {
 	// Commands is the server's XEP-0050 provider; modules add commands to
 	// the server JID with Commands().AddCommand(Domain(), …).
 	Commands() *adhoc.Provider
-	// IsAdmin reports whether j's bare JID may administer the server.
-	IsAdmin(j jid.JID) bool
 	// Sessions lists the bound client sessions, in no particular order.
 	Sessions() []SessionInfo
-	// EndSessions closes an account's sessions (every one, or the one bound
-	// to resource) with a stream error whose text is reason, and returns
-	// how many it closed.
-	EndSessions(user, resource, reason string) int
 	// OnAvailable registers fn to run when a session sends its initial
 	// presence (its "login" as users see it). Register during Start only.
 	OnAvailable(fn func(ctx context.Context, session jid.JID))
-	// Status reports the server's counters.
-	Status() Status
-	// Logins returns how many times user logged in since the server started,
-	// and when it started.
-	Logins(user string) (count int, since time.Time)
-	// Admins returns the administrators from the configuration (always
-	// admins) and those kept in the store.
-	Admins() (configured, stored []string)
-	// SetAdmins replaces the administrators kept in the store.
-	SetAdmins(ctx context.Context, stored []string) error
-	// AccessLists returns the blacklist and whitelist (JIDs of any form).
-	AccessLists() (black, white []string)
-	// SetAccessLists stores and applies new lists; sessions they no longer
-	// allow are ended.
-	SetAccessLists(ctx context.Context, black, white []string) error
-	// Reload reads config.yaml again and applies admins, limits and the
-	// admin section; it returns the changed keys that need a restart.
-	Reload(ctx context.Context) (needRestart []string, err error)
-	// OnReload registers fn to run with the new configuration after a
-	// reload. Register during Start only.
-	OnReload(fn func(ctx context.Context, cfg config.Config))
-	// Stop ends the server (restart false) or restarts it: streams are
-	// closed with system-shutdown and the store is closed cleanly.
-	Stop(restart bool)
 	// Send delivers a stanza from the server (or from a local JID) to its
 	// recipients as the router would.
 	Send(ctx context.Context, r xml.TokenReader) error

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"mellium.im/xmpp/form"
 	"mellium.im/xmpp/jid"
@@ -23,6 +24,7 @@ import (
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/modules/admin/nodes"
+	"github.com/adhocd/adhocd/server/config"
 	"github.com/adhocd/adhocd/server/storage"
 )
 
@@ -34,9 +36,46 @@ const NS = nodes.NS
 // as nodes.Admin does.
 func Node(name string) string { return nodes.Admin(name) }
 
+// Host is what the administration commands use of the server beyond
+// modules.Host: the server's own state and controls. Start finds it on the
+// host it is given.
+type Host interface {
+	modules.Host
+	// IsAdmin reports whether j's bare JID may administer the server.
+	IsAdmin(j jid.JID) bool
+	// EndSessions closes an account's sessions (every one, or the one bound
+	// to resource) with a stream error whose text is reason, and returns
+	// how many it closed.
+	EndSessions(user, resource, reason string) int
+	// Status reports the server's counters.
+	Status() modules.Status
+	// Logins returns how many times user logged in since the server started,
+	// and when it started.
+	Logins(user string) (count int, since time.Time)
+	// Admins returns the administrators from the configuration (always
+	// admins) and those kept in the store.
+	Admins() (configured, stored []string)
+	// SetAdmins replaces the administrators kept in the store.
+	SetAdmins(ctx context.Context, stored []string) error
+	// AccessLists returns the blacklist and whitelist (JIDs of any form).
+	AccessLists() (black, white []string)
+	// SetAccessLists stores and applies new lists; sessions they no longer
+	// allow are ended.
+	SetAccessLists(ctx context.Context, black, white []string) error
+	// Reload reads config.yaml again and applies admins, limits and the
+	// admin section; it returns the changed keys that need a restart.
+	Reload(ctx context.Context) (needRestart []string, err error)
+	// OnReload registers fn to run with the new configuration after a
+	// reload. Register during Start only.
+	OnReload(fn func(ctx context.Context, cfg config.Config))
+	// Stop ends the server (restart false) or restarts it: streams are
+	// closed with system-shutdown and the store is closed cleanly.
+	Stop(restart bool)
+}
+
 // Module registers the administration commands.
 type Module struct {
-	h   modules.Host
+	h   Host
 	log *slog.Logger
 }
 
@@ -52,7 +91,11 @@ func (*Module) Name() string { return "admin" }
 func (*Module) Stop(context.Context) error { return nil }
 
 // Start implements modules.Module.
-func (m *Module) Start(ctx context.Context, h modules.Host) error {
+func (m *Module) Start(ctx context.Context, mh modules.Host) error {
+	h, ok := mh.(Host)
+	if !ok {
+		return fmt.Errorf("admin: the host (%T) has no administration surface", mh)
+	}
 	m.h, m.log = h, h.Logger()
 	var specs []spec
 	for _, group := range [][]spec{m.userCommands(), m.infoCommands(), m.countCommands(), m.messageCommands(), m.motdCommands(), m.accessCommands(), m.adminCommands(), m.lifecycleCommands()} {
