@@ -50,7 +50,12 @@ func (s *Server) route(ctx context.Context, c *conn, el *element) error {
 	s.metrics.StanzaIn(name.Local)
 
 	var to jid.JID
-	if t := el.attr("to"); t != "" {
+	switch t := el.attr("to"); {
+	case t == "":
+	case t == s.domainName:
+		// The server JID, already in its normal form: nothing to parse.
+		to = s.domain
+	default:
 		j, err := jid.Parse(t)
 		if err != nil {
 			return s.bounce(c, el, stanza.Error{Type: stanza.Modify, Condition: stanza.JIDMalformed})
@@ -130,9 +135,9 @@ func (s *Server) routeIQ(ctx context.Context, c *conn, el *element, to jid.JID) 
 		if to.String() != "" {
 			return s.unhandled(c, el, request)
 		}
-		return s.serverIQ(ctx, c, el)
+		return s.serverIQ(ctx, c, el, typ)
 	case to.Equal(s.domain):
-		return s.serverIQ(ctx, c, el)
+		return s.serverIQ(ctx, c, el, typ)
 	case !s.isLocal(to):
 		if request {
 			return s.bounce(c, el, stanza.Error{Type: stanza.Cancel, Condition: stanza.RemoteServerNotFound})
@@ -162,8 +167,7 @@ func (s *Server) unhandled(c *conn, el *element, request bool) error {
 // (modules.IQHandler), with the stream's context and the payload as read,
 // and sends the module's answer back. A request no module answers gets
 // service-unavailable.
-func (s *Server) serverIQ(ctx context.Context, c *conn, el *element) error {
-	typ := stanza.IQType(el.attr("type"))
+func (s *Server) serverIQ(ctx context.Context, c *conn, el *element, typ stanza.IQType) error {
 	if typ == stanza.ResultIQ || typ == stanza.ErrorIQ {
 		s.iqResponse(el)
 		return nil
@@ -173,13 +177,9 @@ func (s *Server) serverIQ(ctx context.Context, c *conn, el *element) error {
 	if h == nil {
 		return s.unhandled(c, el, true)
 	}
-	iq, err := stanza.NewIQ(el.start)
-	if err != nil {
-		return s.bounce(c, el, stanza.Error{Type: stanza.Modify, Condition: stanza.JIDMalformed})
-	}
-	if iq.To.String() == "" {
-		iq.To = s.domain
-	}
+	// The addresses are known already: from is the session's (the router
+	// checked and set it), to the server's, whatever the client wrote.
+	iq := stanza.IQ{XMLName: el.start.Name, ID: el.attr("id"), Type: typ, From: c.addr, To: s.domain, Lang: langOf(el.start)}
 	toks := el.child(name)
 	resp, err := h.HandleIQ(ctx, modules.IQ{IQ: iq, Payload: toks[0].(xml.StartElement), Inner: toks[1 : len(toks)-1]})
 	if err != nil {
@@ -205,6 +205,16 @@ func (s *Server) serverIQ(ctx context.Context, c *conn, el *element) error {
 	}
 	s.deliverOwn(c, reply)
 	return nil
+}
+
+// langOf reads a stanza's xml:lang.
+func langOf(start xml.StartElement) string {
+	for _, a := range start.Attr {
+		if a.Name.Local == "lang" && a.Name.Space == nsXML {
+			return a.Value
+		}
+	}
+	return ""
 }
 
 func payloadName(el *element) string {

@@ -37,6 +37,7 @@ type Server struct {
 	cfg         config.Config
 	log         *slog.Logger
 	domain      jid.JID
+	domainName  string // domain.String(), which allocates on every call
 	store       storage.Store
 	ownsStore   bool
 	auth        *auth.Authenticator
@@ -151,17 +152,18 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("server: domain: %w", err)
 	}
 	s := &Server{
-		cfg:      cfg,
-		log:      slog.Default(),
-		domain:   d,
-		sessions: &sessions{byUser: make(map[string]map[string]*conn)},
-		metrics:  nopObserver{},
-		modules:  defaults.Modules(),
-		conns:    make(map[*conn]struct{}),
-		perAddr:  make(map[string]int),
-		logins:   make(map[string]int),
-		admins:   account.NewAdmins(cfg.Admins),
-		done:     make(chan struct{}),
+		cfg:        cfg,
+		log:        slog.Default(),
+		domain:     d,
+		domainName: d.String(),
+		sessions:   &sessions{byUser: make(map[string]map[string]*conn)},
+		metrics:    nopObserver{},
+		modules:    defaults.Modules(),
+		conns:      make(map[*conn]struct{}),
+		perAddr:    make(map[string]int),
+		logins:     make(map[string]int),
+		admins:     account.NewAdmins(cfg.Admins),
+		done:       make(chan struct{}),
 	}
 	s.lim.Store(&cfg.Limits)
 	s.adminCfg.Store(&cfg.Admin)
