@@ -298,6 +298,11 @@ func (t *Table) appendTo(toks []xml.Token) []xml.Token {
 // tokens is an xml.TokenReader over tokens in memory.
 type tokens struct{ toks []xml.Token }
 
+// Tokens returns what is left to read, for a consumer that takes the
+// tokens whole (adhocd's router writes a command's reply without copying
+// it); the tokens are built for this reply alone and are not reused.
+func (r *tokens) Tokens() []xml.Token { return r.toks }
+
 func (r *tokens) Token() (xml.Token, error) {
 	if len(r.toks) == 0 {
 		return nil, io.EOF

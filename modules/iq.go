@@ -46,6 +46,13 @@ type IQHandler interface {
 	HandleIQ(ctx context.Context, iq IQ) (xml.TokenReader, error)
 }
 
+// TokenSlice is what a handler's answer may implement when it holds its
+// tokens in a slice built for that answer alone: the router then takes them
+// as they are instead of copying each one.
+type TokenSlice interface {
+	Tokens() []xml.Token
+}
+
 // Features is the capability of a module that serves disco#info features
 // of the server JID (XEP-0030): the server advertises them while the
 // module runs.

@@ -57,6 +57,7 @@ type conn struct {
 	cbRefused    bool    // a -PLUS attempt asked for a binding type we lack
 	user         string  // localpart once authenticated
 	addr         jid.JID // full JID once bound
+	addrName     string  // addr.String(), which allocates on every call
 	bound        atomic.Bool
 	connected    time.Time
 	lastActive   atomic.Int64 // unix nanoseconds of the last stanza received
@@ -536,7 +537,7 @@ func (c *conn) bindIQ(ctx context.Context, el *element) error {
 		}
 		return err
 	}
-	c.addr = full
+	c.addr, c.addrName = full, full.String()
 	c.log = c.log.With("jid", full.String())
 	c.bound.Store(true)
 	c.srv.onBound(ctx, c)

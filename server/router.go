@@ -39,7 +39,7 @@ func (s *Server) route(ctx context.Context, c *conn, el *element) error {
 	if name.Local == "iq" && el.attr("id") == "" {
 		return streamErr(stream.BadFormat, "an IQ needs an id")
 	}
-	el.setAttr("from", c.addr.String())
+	el.setAttr("from", c.addrName)
 	if t, ok := s.metrics.(StanzaTracer); ok {
 		var end func()
 		ctx, end = t.TraceStanza(ctx, name.Local)
@@ -196,8 +196,10 @@ func (s *Server) serverIQ(ctx context.Context, c *conn, el *element, typ stanza.
 	if to := el.attr("to"); to != "" {
 		reply.setAttr("from", to)
 	}
-	reply.setAttr("to", c.addr.String())
-	if resp != nil {
+	reply.setAttr("to", c.addrName)
+	if ts, ok := resp.(modules.TokenSlice); ok {
+		reply.inner = ts.Tokens()
+	} else if resp != nil {
 		if reply.inner, err = collect(resp); err != nil {
 			s.log.Error("IQ handler's answer unreadable", "payload", payloadName(el), "err", err)
 			return s.bounce(c, el, stanza.Error{Type: stanza.Cancel, Condition: stanza.InternalServerError})
@@ -381,7 +383,7 @@ func (s *Server) bounceWith(c *conn, el *element, errEl xml.TokenReader) error {
 	if err != nil {
 		return err
 	}
-	reply.setAttr("to", c.addr.String())
+	reply.setAttr("to", c.addrName)
 	s.deliverOwn(c, reply)
 	return nil
 }
