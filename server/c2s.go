@@ -613,6 +613,24 @@ func (o *output) encode(r xml.TokenReader, root string) error {
 	return o.enc.copyFrom(r)
 }
 
+// encodeElement writes el, outside of which root is the default
+// namespace.
+func (o *output) encodeElement(el *element, root string) error {
+	o.enc.reset(&o.buf, root)
+	if err := o.enc.start(el.start); err != nil {
+		return err
+	}
+	for _, t := range el.inner {
+		if err := o.enc.token(t); err != nil {
+			return err
+		}
+	}
+	if err := o.enc.end(el.start.End()); err != nil {
+		return err
+	}
+	return o.enc.close()
+}
+
 // release returns o to the pool, unless a large element grew its buffer.
 func (o *output) release() {
 	if o.buf.Cap() > 64<<10 {

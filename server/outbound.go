@@ -74,7 +74,7 @@ var errUndeliverable = errors.New("server: the recipient's stream is closing")
 // queue is over the limit): the caller treats it as undeliverable.
 func (c *conn) enqueue(el *element, own bool) error {
 	out := outputs.Get().(*output)
-	if err := out.encode(el.reader(), c.rootNS()); err != nil {
+	if err := out.encodeElement(el, c.rootNS()); err != nil {
 		return err // out is dropped: its encoder may be mid-element
 	}
 	c.qmu.Lock()

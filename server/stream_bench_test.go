@@ -46,7 +46,7 @@ func BenchmarkEncodeStanza(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		out := outputs.Get().(*output)
-		if err := out.encode(el.reader(), stanza.NSClient); err != nil {
+		if err := out.encodeElement(el, stanza.NSClient); err != nil {
 			b.Fatal(err)
 		}
 		out.release()
