@@ -1,5 +1,5 @@
-// Package canonjid parses JIDs into a canonical form that parses back to
-// itself. mellium.im/xmpp/jid v0.22.0 normalises in one pass, which is not
+// Package canonjid parses JIDs (RFC 7622) into a canonical form that parses
+// back to itself. mellium.im/xmpp/jid v0.22.0 normalises in one pass, which is not
 // always idempotent: "localhost.." becomes "localhost." and only then
 // "localhost", and some Unicode input normalises to a string that no longer
 // parses (found by fuzzing). adhocd stores and compares the JIDs people type

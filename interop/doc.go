@@ -1,6 +1,12 @@
 // Package interop holds tests of adhocd against XMPP clients nobody here
 // wrote, so that the server is checked against someone else's reading of the
-// RFCs and not only against the mellium.im client in server/servertest.
+// RFCs (RFC 6120, RFC 6121, RFC 7395) and XEPs (XEP-0050, XEP-0133,
+// XEP-0160, XEP-0280) and not only against the mellium.im client in
+// server/servertest. It drives slixmpp, nbxmpp, Gajim, poezio and Profanity
+// (gajim_test.go, poezio_test.go, profanity_test.go, under Xvfb or tmux as
+// their users run them), Converse.js in headless Chromium and xmpp.js on Node
+// (converse_test.go, xmppjs_test.go); matrix_test.go checks the README's
+// client matrix against those tests and the versions installed.
 //
 // The tests run Debian's python3-slixmpp under /usr/bin/python3 (not whatever
 // python3 is first on PATH, which may lack Debian's packages). Each test

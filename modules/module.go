@@ -1,13 +1,17 @@
-// Package modules defines how features plug into adhocd: a Module is started
-// with a Host, the narrow surface of the server it may use, and stopped in
-// reverse order at shutdown. What a module serves it declares through
-// optional capabilities found by type assertion (iq.go): IQHandler for IQ
-// requests to the server JID, with the stream's context and the payload
-// parsed once; Features for what disco#info advertises. The constructor table in Table lists every
+// Package modules owns the module API, how features plug into adhocd: a
+// Module is started with a Host, the narrow surface of the server it may use,
+// and stopped in reverse order at shutdown. What a module serves it declares
+// through optional capabilities found by type assertion (iq.go): IQHandler
+// for IQ requests to the server JID, with the stream's context and the
+// payload parsed once; Features for what disco#info advertises. A module
+// that needs more of the server than Host declares its own narrow interface
+// and finds it on the Host by type assertion (modules/admin's Host). The
+// constructor table defaults.Table (package modules/defaults) lists every
 // module a server runs by default; programs that embed adhocd pass their own
-// modules beside them.
+// modules beside them (server.WithModules).
 //
-// The disco registry lives here too because every module publishes into it:
+// The XEP-0030 disco registry lives here too because every module publishes
+// into it:
 // features and identities of the server JID, and node handlers that answer
 // disco#info and disco#items per requester (the XEP-0050 command list shows a
 // requester only the commands it may run, which mellium's disco handler, keyed

@@ -40,6 +40,9 @@ func (s *Server) Reload(ctx context.Context) (needRestart []string, err error) {
 		{"metrics", cur.Metrics, cfg.Metrics},
 		{"adhoc", cur.Adhoc, cfg.Adhoc},
 		{"log", cur.Log, cfg.Log},
+		{"websocket", cur.WebSocket, cfg.WebSocket},
+		{"otel", cur.OTel, cfg.OTel},
+		{"debug", cur.Debug, cfg.Debug},
 	} {
 		if !reflect.DeepEqual(k.old, k.new) {
 			needRestart = append(needRestart, k.name)

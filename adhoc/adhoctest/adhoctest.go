@@ -1,5 +1,6 @@
-// Package adhoctest holds what the tests share: the demo commands under
-// the names the tests use, an admin-only command and the one-stage benchmark.
+// Package adhoctest holds what the tests of XEP-0050 commands share: the demo
+// commands under the names the tests use, an admin-only command and the
+// one-stage benchmark.
 package adhoctest
 
 import (

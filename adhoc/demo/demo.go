@@ -1,4 +1,4 @@
-// Package demo holds demonstration commands: a three-stage wizard and a
+// Package demo holds XEP-0050 demonstration commands: a three-stage wizard and a
 // one-stage greeting, open to anyone. A server runs them with
 // adhoc.demo_commands, to try a client's multi-stage command support
 // against and to benchmark multi-stage flows; the tests and the interop

@@ -1,6 +1,7 @@
-// Command adhocbench loads an XMPP server with ad-hoc command executions and
-// reports their throughput and latency. It speaks to any server (adhocd,
-// Prosody, ejabberd), so that they can be compared on the same workload.
+// Command adhocbench loads an XMPP server with XEP-0050 ad-hoc command
+// executions, logins or chat messages, and reports their throughput and
+// latency. It speaks to any server (adhocd, Prosody, ejabberd), so that they
+// can be compared on the same workload.
 //
 //	adhocbench --server 127.0.0.1:5222 --domain localhost --users 'bench%d' --password pw \
 //	    --clients 16 --duration 10s --node http://jabber.org/protocol/admin#get-online-users-num

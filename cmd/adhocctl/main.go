@@ -1,7 +1,9 @@
 // Command adhocctl administers an XMPP server from a terminal through
-// XEP-0050 ad-hoc commands: it logs in as an administrator, lists the
-// commands of the server (or any JID) and runs them, filling their forms from
-// --field flags or, in a terminal, from prompts.
+// XEP-0050 ad-hoc commands, the XEP-0133 administration commands above all:
+// it logs in as an administrator, lists the commands of the server (or any
+// JID) and runs them, filling their forms from --field flags or, in a
+// terminal, from prompts. It links neither the server nor its storage: the
+// node names come from modules/admin/nodes.
 //
 //	adhocctl [flags] list [JID]
 //	adhocctl [flags] run NODE|SHORTNAME [--field var=value]...

@@ -1,4 +1,7 @@
-// Command adhocd is the adhocd XMPP server.
+// Command adhocd is the adhocd XMPP server and its composition root: it
+// loads config.yaml, sets up logging and telemetry (package metrics) and runs
+// a server.Server with its options; the default modules are still chosen by
+// server.New (docs/architecture.md, "What is still to move").
 //
 //	adhocd [--config FILE]                 run the server until SIGTERM or SIGINT;
 //	                                       SIGHUP reloads admins, limits and admin.*

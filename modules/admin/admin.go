@@ -1,5 +1,8 @@
 // Package admin provides the XEP-0133 Service Administration commands on the
-// server JID, built on package adhoc.
+// server JID, and adhocd's own operator commands (urn:adhocd:admin#status,
+// sessions, reload, ping), built on package adhoc's XEP-0050 provider. It
+// needs more of the server than modules.Host and declares it as its own Host,
+// found by type assertion; account operations go through account.Service.
 //
 // Every command is deny-by-default: only administrators (config.yaml's
 // admins, and those kept in the store by edit-admin) see them in disco#items

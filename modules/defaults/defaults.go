@@ -1,6 +1,8 @@
 // Package defaults is the constructor table of the modules every adhocd
-// server runs unless told otherwise. It is a separate package so that the
-// modules can import package modules without a cycle.
+// server runs unless told otherwise: XEP-0030 disco, XEP-0050 commands,
+// XEP-0133 administration, XEP-0199 ping and XEP-0092 version. It is a
+// separate package so that the modules can import package modules without a
+// cycle.
 package defaults
 
 import (

@@ -1,4 +1,7 @@
-// Package config loads and validates adhocd's config.yaml.
+// Package config owns adhocd's configuration: the Config type that is the
+// whole of config.yaml, its defaults (Default), strict loading (Load, Parse)
+// and validation. It imports nothing of the server, so a tool can read a
+// configuration without linking it.
 //
 // The file is decoded strictly with go.yaml.in/yaml/v3: an unknown key is an
 // error that names the key and its line, so a typo never silently falls back
