@@ -12,9 +12,9 @@
 // pages nearly whole) — a fifth of an idle adhocd. What this package keeps of
 // OpenTelemetry is everything but the HTTP POST: spans go through
 // go.opentelemetry.io/otel/exporters/otlp/otlptrace (its span transform and
-// exporter, with a Client written here); metrics through OpenTelemetry's own
-// metric transform, copied unchanged into internal/transform because it is
-// internal to otlpmetrichttp. The request envelopes (ExportTraceServiceRequest,
+// exporter, with a Client written here); metrics through a conversion to the
+// OTLP messages written here (metricpb.go), because the SDK's own is internal
+// to otlpmetrichttp. The request envelopes (ExportTraceServiceRequest,
 // ExportMetricsServiceRequest) are one repeated field each, written with
 // protowire instead of importing the collector packages.
 //
@@ -44,8 +44,6 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/adhocd/adhocd/metrics/otlp/internal/transform"
 )
 
 // Config says where to send: Endpoint is host:port of the collector's
@@ -111,7 +109,7 @@ func (*MetricExporter) Aggregation(k sdkmetric.InstrumentKind) sdkmetric.Aggrega
 // Export sends rm. Metrics the transform cannot express are dropped and
 // reported in the error; the others are still sent.
 func (m *MetricExporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) error {
-	pb, terr := transform.ResourceMetrics(rm)
+	pb, terr := toResourceMetrics(rm)
 	body, err := envelope([]*metricpb.ResourceMetrics{pb})
 	if err != nil {
 		return errors.Join(terr, err)
