@@ -138,3 +138,12 @@ func TestEncoderReplacesWhatXMLCannotCarry(t *testing.T) {
 		t.Fatalf("got %q, want %q", b.String(), want)
 	}
 }
+
+// reader returns a token reader over the whole element.
+func (e *element) reader() xml.TokenReader {
+	toks := make([]xml.Token, 0, len(e.inner)+2)
+	toks = append(toks, e.start)
+	toks = append(toks, e.inner...)
+	toks = append(toks, e.start.End())
+	return &sliceReader{toks: toks}
+}

@@ -170,15 +170,6 @@ func textOf(toks []xml.Token) string {
 	return sb.String()
 }
 
-// reader returns a token reader over the whole element.
-func (e *element) reader() xml.TokenReader {
-	toks := make([]xml.Token, 0, len(e.inner)+2)
-	toks = append(toks, e.start)
-	toks = append(toks, e.inner...)
-	toks = append(toks, e.start.End())
-	return &sliceReader{toks: toks}
-}
-
 // sliceReader is an xml.TokenReader over tokens in memory.
 type sliceReader struct {
 	toks []xml.Token

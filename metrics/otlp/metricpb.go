@@ -197,7 +197,7 @@ func toAnyValue(v attribute.Value) *cpb.AnyValue {
 	case attribute.STRINGSLICE:
 		return array(v.AsStringSlice(), attribute.StringValue)
 	}
-	return &cpb.AnyValue{Value: &cpb.AnyValue_StringValue{StringValue: v.Emit()}}
+	return &cpb.AnyValue{Value: &cpb.AnyValue_StringValue{StringValue: v.String()}}
 }
 
 func array[T any](vals []T, wrap func(T) attribute.Value) *cpb.AnyValue {
