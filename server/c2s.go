@@ -24,6 +24,19 @@ import (
 	"mellium.im/xmpp/stream"
 
 	"github.com/adhocd/adhocd/server/auth"
+	"github.com/adhocd/adhocd/wire"
+)
+
+// Namespaces of the stream layer (RFC 6120).
+const (
+	nsStream    = "http://etherx.jabber.org/streams"
+	nsTLS       = "urn:ietf:params:xml:ns:xmpp-tls"
+	nsSASL      = "urn:ietf:params:xml:ns:xmpp-sasl"
+	nsBind      = "urn:ietf:params:xml:ns:xmpp-bind"
+	nsSession   = "urn:ietf:params:xml:ns:xmpp-session"
+	nsXML       = "http://www.w3.org/XML/1998/namespace"
+	nsCB        = "urn:xmpp:sasl-cb:0"
+	nsRosterVer = "urn:xmpp:features:rosterver"
 )
 
 // conn is one client-to-server connection: stream negotiation (STARTTLS, SASL,
@@ -34,7 +47,7 @@ type conn struct {
 	raw  net.Conn // the TCP connection
 	nc   net.Conn // raw, or the TLS connection over it
 	tls  *tls.ConnectionState
-	dec  *decoder
+	dec  *wire.Decoder
 	lang string
 	// ws: the stream is framed as XMPP over WebSocket (RFC 7395): <open/>
 	// and <close/> instead of the stream root, one element per message,
@@ -68,7 +81,7 @@ type conn struct {
 	pmu        sync.Mutex
 	available  bool
 	priority   int
-	presence   *element            // the last broadcast presence
+	presence   *wire.Element       // the last broadcast presence
 	interested bool                // requested the roster (receives pushes)
 	directed   map[string]struct{} // full JIDs sent directed presence
 }
@@ -90,10 +103,10 @@ func newConn(srv *Server, nc net.Conn) *conn {
 func (c *conn) setIO(nc net.Conn) {
 	l := c.srv.limits()
 	c.nc = nc
-	c.dec = newDecoder(nc, l.MaxStanzaBytes, l.MaxDepth, l.MaxAttributes)
+	c.dec = wire.NewDecoder(nc, l.MaxStanzaBytes, l.MaxDepth, l.MaxAttributes)
 	if c.ws {
-		c.dec.framed = true
-		c.dec.restart()
+		c.dec.Framed = true
+		c.dec.Restart()
 	}
 }
 
@@ -139,7 +152,7 @@ func (c *conn) run(ctx context.Context) error {
 			}
 			_ = c.raw.SetReadDeadline(d)
 		}
-		el, err := c.dec.next()
+		el, err := c.dec.Next()
 		if err != nil {
 			return err
 		}
@@ -156,7 +169,7 @@ func (c *conn) run(ctx context.Context) error {
 		if c.bound.Load() {
 			established = true
 			// Within a stanza: limits.stanza_timeout to finish it.
-			c.dec.stanzaStarted = func() {
+			c.dec.StanzaStarted = func() {
 				_ = c.raw.SetReadDeadline(time.Now().Add(c.srv.limits().StanzaTimeout.D()))
 			}
 		}
@@ -166,7 +179,7 @@ func (c *conn) run(ctx context.Context) error {
 // openStream reads the client's stream header, checks it against RFC 6120
 // §4.9.3 and answers with ours and the features of the current stream state.
 func (c *conn) openStream() error {
-	hdr, err := c.dec.streamHeader()
+	hdr, err := c.dec.StreamHeader()
 	if err != nil {
 		return err
 	}
@@ -192,24 +205,24 @@ func (c *conn) openStream() error {
 		return err
 	}
 	switch {
-	case c.ws && hdr.Name != xml.Name{Space: nsFraming, Local: "open"}:
-		return streamErr(stream.BadFormat, "a WebSocket stream begins with <open xmlns='"+nsFraming+"'/> (RFC 7395)")
+	case c.ws && hdr.Name != xml.Name{Space: wire.NSFraming, Local: "open"}:
+		return wire.StreamError(stream.BadFormat, "a WebSocket stream begins with <open xmlns='"+wire.NSFraming+"'/> (RFC 7395)")
 	case c.ws:
 	case hdr.Name.Local != "stream":
-		return streamErr(stream.BadFormat, "the root element must be <stream:stream>")
+		return wire.StreamError(stream.BadFormat, "the root element must be <stream:stream>")
 	case hdr.Name.Space != nsStream:
-		return streamErr(stream.InvalidNamespace, "the stream namespace must be "+nsStream)
+		return wire.StreamError(stream.InvalidNamespace, "the stream namespace must be "+nsStream)
 	case ns != stanza.NSClient:
-		return streamErr(stream.InvalidNamespace, "the content namespace must be jabber:client")
+		return wire.StreamError(stream.InvalidNamespace, "the content namespace must be jabber:client")
 	}
 	if to != "" {
 		t, err := jid.Parse(to)
 		if err != nil || !t.Equal(c.srv.domain) {
-			return streamErr(stream.HostUnknown, "this server serves "+c.srv.domain.String())
+			return wire.StreamError(stream.HostUnknown, "this server serves "+c.srv.domain.String())
 		}
 	}
 	if major, _, ok := strings.Cut(version, "."); !ok || major != "1" {
-		return streamErr(stream.UnsupportedVersion, "XMPP 1.0 is required")
+		return wire.StreamError(stream.UnsupportedVersion, "XMPP 1.0 is required")
 	}
 	return c.writeRaw(c.features())
 }
@@ -226,7 +239,7 @@ func (c *conn) writeHeader(to string) error {
 func (c *conn) header(to string) string {
 	var b strings.Builder
 	if c.ws {
-		b.WriteString(`<open xmlns='` + nsFraming + `' version='1.0' xml:lang='en' id='`)
+		b.WriteString(`<open xmlns='` + wire.NSFraming + `' version='1.0' xml:lang='en' id='`)
 	} else {
 		b.WriteString(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en' id='`)
 	}
@@ -309,8 +322,8 @@ func (c *conn) features() string {
 }
 
 // negotiate handles one element before the session is bound.
-func (c *conn) negotiate(ctx context.Context, el *element) error {
-	name := el.start.Name
+func (c *conn) negotiate(ctx context.Context, el *wire.Element) error {
+	name := el.Start.Name
 	switch {
 	case name == xml.Name{Space: nsTLS, Local: "starttls"}:
 		return c.startTLS(ctx)
@@ -318,18 +331,18 @@ func (c *conn) negotiate(ctx context.Context, el *element) error {
 		return c.authenticate(ctx, el)
 	case name.Space == nsSASL && (name.Local == "response" || name.Local == "abort"):
 		return c.saslFailure(auth.MalformedRequest, "no SASL exchange is in progress")
-	case isStanza(name):
+	case wire.IsStanza(name):
 		if c.user == "" {
-			return streamErr(stream.NotAuthorized, "authenticate first")
+			return wire.StreamError(stream.NotAuthorized, "authenticate first")
 		}
 		if name.Local == "iq" {
 			return c.bindIQ(ctx, el)
 		}
-		return streamErr(stream.NotAuthorized, "bind a resource first")
+		return wire.StreamError(stream.NotAuthorized, "bind a resource first")
 	case name.Space != stanza.NSClient && name.Space != nsTLS && name.Space != nsSASL:
-		return streamErr(stream.InvalidNamespace, fmt.Sprintf("unexpected namespace %q", name.Space))
+		return wire.StreamError(stream.InvalidNamespace, fmt.Sprintf("unexpected namespace %q", name.Space))
 	}
-	return streamErr(stream.UnsupportedStanzaType, fmt.Sprintf("unexpected element <%s/>", name.Local))
+	return wire.StreamError(stream.UnsupportedStanzaType, fmt.Sprintf("unexpected element <%s/>", name.Local))
 }
 
 // startTLS upgrades the connection (RFC 6120 §5.4). Bytes that arrived after
@@ -337,7 +350,7 @@ func (c *conn) negotiate(ctx context.Context, el *element) error {
 // stream is closed instead.
 func (c *conn) startTLS(ctx context.Context) error {
 	if c.tls != nil || c.user != "" {
-		return streamErr(stream.PolicyViolation, "TLS is already negotiated")
+		return wire.StreamError(stream.PolicyViolation, "TLS is already negotiated")
 	}
 	if c.srv.tlsConfig == nil || c.ws {
 		// Over WebSocket, TLS is the HTTP connection's (RFC 7395 §3.6).
@@ -346,8 +359,8 @@ func (c *conn) startTLS(ctx context.Context) error {
 		}
 		return io.EOF
 	}
-	if c.dec.buffered() > 0 {
-		return streamErr(stream.PolicyViolation, "data sent after <starttls/> before the TLS handshake")
+	if c.dec.Buffered() > 0 {
+		return wire.StreamError(stream.PolicyViolation, "data sent after <starttls/> before the TLS handshake")
 	}
 	if err := c.writeRaw(`<proceed xmlns='` + nsTLS + `'/>`); err != nil {
 		return err
@@ -369,18 +382,18 @@ func (c *conn) startTLS(ctx context.Context) error {
 }
 
 // authenticate runs one SASL exchange (RFC 6120 §6.4).
-func (c *conn) authenticate(ctx context.Context, el *element) error {
+func (c *conn) authenticate(ctx context.Context, el *wire.Element) error {
 	if c.user != "" {
-		return streamErr(stream.PolicyViolation, "already authenticated")
+		return wire.StreamError(stream.PolicyViolation, "already authenticated")
 	}
 	if c.tls == nil && c.srv.cfg.C2S.RequireTLS && c.srv.tlsConfig != nil && !c.ws {
 		return c.saslFailure(auth.EncryptionRequired, "negotiate STARTTLS first")
 	}
 	if c.srv.authBackoff.blocked(c.host(), c.srv.limits()) {
-		c.srv.metrics.Login(el.attr("mechanism"), auth.TemporaryAuthFailure)
+		c.srv.metrics.Login(el.Attr("mechanism"), auth.TemporaryAuthFailure)
 		return c.saslFailure(auth.TemporaryAuthFailure, "too many failed logins from your address: try again later")
 	}
-	mech := el.attr("mechanism")
+	mech := el.Attr("mechanism")
 	ex, err := c.srv.auth.Start(mech, auth.Stream{TLS: c.tls, CBTypeRefused: c.cbRefused})
 	if err != nil {
 		return c.authFailed(err, mech)
@@ -410,18 +423,18 @@ func (c *conn) authenticate(ctx context.Context, el *element) error {
 				if err := c.writeRaw(`<success xmlns='` + nsSASL + `'>` + base64.StdEncoding.EncodeToString(out) + `</success>`); err != nil {
 					return err
 				}
-				c.dec.restart()
+				c.dec.Restart()
 				return c.openStream()
 			}
 			if err := c.writeRaw(`<challenge xmlns='` + nsSASL + `'>` + encodeSASL(out) + `</challenge>`); err != nil {
 				return err
 			}
 		}
-		next, err := c.dec.next()
+		next, err := c.dec.Next()
 		if err != nil {
 			return err
 		}
-		switch next.start.Name {
+		switch next.Start.Name {
 		case xml.Name{Space: nsSASL, Local: "response"}:
 			if in, err = saslData(next); err != nil {
 				return c.authFailed(err, mech)
@@ -439,8 +452,8 @@ func (c *conn) authenticate(ctx context.Context, el *element) error {
 
 // saslData decodes the base64 content of <auth/> or <response/>: nil when
 // empty (no data), empty for "=" (empty data), RFC 6120 §6.4.2.
-func saslData(el *element) ([]byte, error) {
-	s := strings.TrimSpace(textOf(append([]xml.Token{el.start}, el.inner...)))
+func saslData(el *wire.Element) ([]byte, error) {
+	s := strings.TrimSpace(wire.TextOf(append([]xml.Token{el.Start}, el.Inner...)))
 	switch s {
 	case "":
 		return nil, nil
@@ -491,29 +504,29 @@ func (c *conn) saslFailure(cond, text string) error {
 		return err
 	}
 	if c.authFailures >= c.srv.limits().MaxAuthFailures {
-		return streamErr(stream.PolicyViolation, "too many failed authentication attempts")
+		return wire.StreamError(stream.PolicyViolation, "too many failed authentication attempts")
 	}
 	return nil
 }
 
 // bindIQ handles resource binding (RFC 6120 §7) and the legacy session IQ
 // (RFC 3921 §3, kept optional by RFC 6121 for old clients).
-func (c *conn) bindIQ(ctx context.Context, el *element) error {
-	iq, err := stanza.NewIQ(el.start)
+func (c *conn) bindIQ(ctx context.Context, el *wire.Element) error {
+	iq, err := stanza.NewIQ(el.Start)
 	if err != nil || iq.ID == "" {
-		return streamErr(stream.BadFormat, "malformed IQ")
+		return wire.StreamError(stream.BadFormat, "malformed IQ")
 	}
-	payload, n := el.payload()
+	payload, n := el.Payload()
 	switch {
 	case iq.Type != stanza.SetIQ || n != 1:
 		return c.sendIQError(iq, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
 	case payload == xml.Name{Space: nsBind, Local: "bind"}:
 	case payload == xml.Name{Space: nsSession, Local: "session"}:
-		return streamErr(stream.NotAuthorized, "bind a resource first")
+		return wire.StreamError(stream.NotAuthorized, "bind a resource first")
 	default:
-		return streamErr(stream.NotAuthorized, "bind a resource first")
+		return wire.StreamError(stream.NotAuthorized, "bind a resource first")
 	}
-	res, _ := el.sub(payload).text(xml.Name{Space: nsBind, Local: "resource"})
+	res, _ := el.Sub(payload).Text(xml.Name{Space: nsBind, Local: "resource"})
 	res = strings.TrimSpace(res)
 	if res == "" {
 		res = newID()[:12]
@@ -583,61 +596,17 @@ func (c *conn) writeTokens(r xml.TokenReader) error {
 	if c.closed {
 		return errClosed
 	}
-	out := outputs.Get().(*output)
-	if err := out.encode(r, c.rootNS()); err != nil {
+	out := wire.NewOutput()
+	if err := out.Encode(r, c.rootNS()); err != nil {
 		return err // out is dropped: its encoder may be mid-element
 	}
 	c.setWriteDeadline()
-	_, err := c.nc.Write(out.buf.Bytes())
-	out.release()
+	_, err := c.nc.Write(out.Bytes())
+	out.Release()
 	if err != nil {
 		return c.writeFailed(err)
 	}
 	return nil
-}
-
-// output encodes one element into memory before it is written whole. The
-// outputs are pooled rather than one kept per connection: an idle
-// connection then holds no write buffer.
-type output struct {
-	buf bytes.Buffer
-	enc nsEncoder
-}
-
-var outputs = sync.Pool{New: func() any { return &output{} }}
-
-// encode writes r's tokens to the buffer; they must make whole elements,
-// outside of which root is the default namespace.
-func (o *output) encode(r xml.TokenReader, root string) error {
-	o.enc.reset(&o.buf, root)
-	return o.enc.copyFrom(r)
-}
-
-// encodeElement writes el, outside of which root is the default
-// namespace.
-func (o *output) encodeElement(el *element, root string) error {
-	o.enc.reset(&o.buf, root)
-	if err := o.enc.start(el.start); err != nil {
-		return err
-	}
-	for _, t := range el.inner {
-		if err := o.enc.token(t); err != nil {
-			return err
-		}
-	}
-	if err := o.enc.end(el.start.End()); err != nil {
-		return err
-	}
-	return o.enc.close()
-}
-
-// release returns o to the pool, unless a large element grew its buffer.
-func (o *output) release() {
-	if o.buf.Cap() > 64<<10 {
-		return
-	}
-	o.buf.Reset()
-	outputs.Put(o)
 }
 
 func (c *conn) setWriteDeadline() {
@@ -676,11 +645,11 @@ func (c *conn) closeLocked(se *stream.Error) {
 		parts = append(parts, c.header(""))
 	}
 	if se != nil {
-		parts = append(parts, streamErrorXML(*se, c.streamPrefix()))
+		parts = append(parts, wire.StreamErrorXML(*se, c.streamPrefix()))
 		c.srv.metrics.StreamError(se.Err)
 	}
 	if c.ws {
-		parts = append(parts, `<close xmlns='`+nsFraming+`'/>`)
+		parts = append(parts, `<close xmlns='`+wire.NSFraming+`'/>`)
 		for _, p := range parts {
 			if _, err := io.WriteString(c.nc, p); err != nil {
 				break
@@ -729,20 +698,6 @@ func (c *conn) finish(err error) {
 	}
 }
 
-// streamErrorXML renders a stream error with the stream prefix bound by our
-// header, or declared by decl.
-func streamErrorXML(se stream.Error, decl string) string {
-	var b strings.Builder
-	b.WriteString(`<stream:error` + decl + `><` + se.Err + ` xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>`)
-	for _, t := range se.Text {
-		b.WriteString(`<text xmlns='urn:ietf:params:xml:ns:xmpp-streams' xml:lang='` + t.Lang + `'>`)
-		xml.EscapeText(&b, []byte(t.Value))
-		b.WriteString(`</text>`)
-	}
-	b.WriteString(`</stream:error>`)
-	return b.String()
-}
-
 // newID returns 128 random bits in hex, for stream ids and resources.
 func newID() string {
 	var b [16]byte
@@ -751,8 +706,8 @@ func newID() string {
 }
 
 // priorityOf reads a presence's <priority/>, RFC 6121 §4.7.2.3 (-128..127).
-func priorityOf(el *element) int {
-	s, ok := el.text(xml.Name{Space: stanza.NSClient, Local: "priority"})
+func priorityOf(el *wire.Element) int {
+	s, ok := el.Text(xml.Name{Space: stanza.NSClient, Local: "priority"})
 	if !ok {
 		return 0
 	}

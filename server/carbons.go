@@ -6,6 +6,8 @@ import (
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
+
+	"github.com/adhocd/adhocd/wire"
 )
 
 // Message Carbons (XEP-0280, version 1.0.1). A session turns carbons on with
@@ -52,14 +54,14 @@ const featureCarbons = nsCarbons
 
 // carbonsIQ answers an IQ set that enables or disables carbons for c's
 // session. It reports whether the IQ was one.
-func (s *Server) carbonsIQ(c *conn, el *element, to jid.JID) (bool, error) {
-	if el.attr("type") != string(stanza.SetIQ) {
+func (s *Server) carbonsIQ(c *conn, el *wire.Element, to jid.JID) (bool, error) {
+	if el.Attr("type") != string(stanza.SetIQ) {
 		return false, nil
 	}
 	if to.String() != "" && !to.Equal(c.addr.Bare()) && !to.Equal(s.domain) {
 		return false, nil
 	}
-	payload, n := el.payload()
+	payload, n := el.Payload()
 	if n != 1 || payload.Space != nsCarbons {
 		return false, nil
 	}
@@ -77,12 +79,12 @@ func (s *Server) carbonsIQ(c *conn, el *element, to jid.JID) (bool, error) {
 // carbonsReceived sends a <received/> copy of el, just delivered to got (all
 // sessions of user, or none when it was kept offline), to each other session
 // of user that enabled carbons.
-func (s *Server) carbonsReceived(el *element, user string, got ...*conn) {
+func (s *Server) carbonsReceived(el *wire.Element, user string, got ...*conn) {
 	dsts := s.sessions.carbonsEnabled(user)
 	if len(dsts) == 0 || !carbonEligible(el, false) {
 		return
 	}
-	from := el.attr("from")
+	from := el.Attr("from")
 	var fwd []xml.Token
 	for _, dst := range dsts {
 		if slices.Contains(got, dst) || dst.addr.String() == from {
@@ -98,7 +100,7 @@ func (s *Server) carbonsReceived(el *element, user string, got ...*conn) {
 // carbonsSent sends a <sent/> copy of el, which c sent to to and which was
 // accepted for delivery, to each other session of c's account that enabled
 // carbons. A message to the account itself is left to carbonsReceived.
-func (s *Server) carbonsSent(c *conn, el *element, to jid.JID) {
+func (s *Server) carbonsSent(c *conn, el *wire.Element, to jid.JID) {
 	if s.isLocal(to) && to.Localpart() == c.user {
 		return
 	}
@@ -116,30 +118,30 @@ func (s *Server) carbonsSent(c *conn, el *element, to jid.JID) {
 
 // carbonFor wraps the forwarded tokens for one session: from its bare JID, to
 // its full JID, of the original's type (XEP-0280 §7, §8).
-func carbonFor(dst *conn, orig *element, fwd []xml.Token) *element {
-	w := &element{start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "message"}}, inner: fwd}
-	w.setAttr("from", dst.addr.Bare().String())
-	w.setAttr("to", dst.addr.String())
-	w.setAttr("type", orig.attr("type"))
+func carbonFor(dst *conn, orig *wire.Element, fwd []xml.Token) *wire.Element {
+	w := &wire.Element{Start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "message"}}, Inner: fwd}
+	w.SetAttr("from", dst.addr.Bare().String())
+	w.SetAttr("to", dst.addr.String())
+	w.SetAttr("type", orig.Attr("type"))
 	return w
 }
 
 // forwarded returns <kind xmlns='urn:xmpp:carbons:2'><forwarded
 // xmlns='urn:xmpp:forward:0'>el</forwarded></kind> as tokens. The original's
 // tokens are shared, not copied: nothing changes a delivered element.
-func forwarded(kind string, el *element) []xml.Token {
+func forwarded(kind string, el *wire.Element) []xml.Token {
 	k := xml.StartElement{Name: xml.Name{Space: nsCarbons, Local: kind}}
 	f := xml.StartElement{Name: xml.Name{Space: nsForward, Local: "forwarded"}}
-	toks := make([]xml.Token, 0, len(el.inner)+6)
-	toks = append(toks, k, f, el.start)
-	toks = append(toks, el.inner...)
-	return append(toks, el.start.End(), f.End(), k.End())
+	toks := make([]xml.Token, 0, len(el.Inner)+6)
+	toks = append(toks, k, f, el.Start)
+	toks = append(toks, el.Inner...)
+	return append(toks, el.Start.End(), f.End(), k.End())
 }
 
 // carbonEligible applies the rules described at the top of this file to a
 // message that is being sent (sent) or received.
-func carbonEligible(el *element, sent bool) bool {
-	typ := el.attr("type")
+func carbonEligible(el *wire.Element, sent bool) bool {
+	typ := el.Attr("type")
 	switch typ {
 	case "chat", "normal", "":
 	default: // groupchat, headline, error
@@ -147,7 +149,7 @@ func carbonEligible(el *element, sent bool) bool {
 	}
 	var body, im, invite, muc, inMUC bool
 	depth := 0
-	for _, t := range el.inner {
+	for _, t := range el.Inner {
 		switch t := t.(type) {
 		case xml.StartElement:
 			if depth == 1 && inMUC && t.Name == (xml.Name{Space: nsMUCUser, Local: "invite"}) {

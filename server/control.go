@@ -17,6 +17,7 @@ import (
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/server/account"
 	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/wire"
 )
 
 // ControlSocket is the name of the control socket in the storage folder.
@@ -137,7 +138,7 @@ func (s *Server) endSessions(user string, end func(resource string) bool, reason
 	n := 0
 	for _, c := range s.sessions.of(user) {
 		if end(c.addr.Resourcepart()) {
-			c.closeWith(streamErr(stream.NotAuthorized, reason))
+			c.closeWith(wire.StreamError(stream.NotAuthorized, reason))
 			// Unbound now, not when the reader notices, so that what the
 			// administrator runs next already sees the session gone, and
 			// the contacts have the unavailable presence already.

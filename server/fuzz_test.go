@@ -2,11 +2,6 @@ package server
 
 // Fuzz targets for everything a client can send on its stream.
 //
-//   - FuzzDecoder drives the limited stream decoder (newDecoder, streamHeader,
-//     next) in process: every element it returns respects max_depth,
-//     max_attributes and max_stanza_bytes, is balanced and re-encodes to
-//     well-formed XML that reads back as the same element, and every error
-//     is io.EOF or an RFC 6120 stream error.
 //   - FuzzStream writes the input as it is on a fresh TCP connection to one
 //     server started for the whole run (no TLS required, PLAIN allowed in
 //     the clear, small limits), closes the write side and checks what comes
@@ -27,9 +22,10 @@ package server
 // A failing input is written to testdata/fuzz/<Target>/ and then runs in
 // every plain go test.
 //
-// This file is in package server for the decoder's unexported API, so it
+// This file is in package server for the server's unexported API, so it
 // cannot import servertest (which imports server): the test server is started
-// with New and Start as servertest does.
+// with New and Start as servertest does. FuzzDecoder, for the stream decoder
+// alone, is in package wire.
 
 import (
 	"bytes"
@@ -51,10 +47,11 @@ import (
 	"unicode/utf8"
 
 	"mellium.im/xmpp/stanza"
-	"mellium.im/xmpp/stream"
 
 	"github.com/adhocd/adhocd/adhoc/adhoctest"
 	"github.com/adhocd/adhocd/server/config"
+	"github.com/adhocd/adhocd/wire"
+	"github.com/adhocd/adhocd/wire/wiretest"
 )
 
 const (
@@ -62,299 +59,19 @@ const (
 	fuzzNSStanzaErr = "urn:ietf:params:xml:ns:xmpp-stanzas"
 )
 
-func fuzzNameSet(names ...string) map[string]bool {
-	m := make(map[string]bool, len(names))
-	for _, n := range names {
-		m[n] = true
-	}
-	return m
-}
-
 // The defined conditions: stream errors (RFC 6120 §4.9.3), stanza errors
 // (§8.3.3) with their types (§8.3.2), and SASL failures (§6.5).
 var (
-	fuzzStreamConditions = fuzzNameSet("bad-format", "bad-namespace-prefix", "conflict", "connection-timeout",
-		"host-gone", "host-unknown", "improper-addressing", "internal-server-error", "invalid-from",
-		"invalid-namespace", "invalid-xml", "not-authorized", "not-well-formed", "policy-violation",
-		"remote-connection-failed", "reset", "resource-constraint", "restricted-xml", "see-other-host",
-		"system-shutdown", "undefined-condition", "unsupported-encoding", "unsupported-feature",
-		"unsupported-stanza-type", "unsupported-version")
-	fuzzStanzaConditions = fuzzNameSet("bad-request", "conflict", "feature-not-implemented", "forbidden", "gone",
+	fuzzStanzaConditions = wiretest.NameSet("bad-request", "conflict", "feature-not-implemented", "forbidden", "gone",
 		"internal-server-error", "item-not-found", "jid-malformed", "not-acceptable", "not-allowed",
 		"not-authorized", "policy-violation", "recipient-unavailable", "redirect", "registration-required",
 		"remote-server-not-found", "remote-server-timeout", "resource-constraint", "service-unavailable",
 		"subscription-required", "undefined-condition", "unexpected-request")
-	fuzzStanzaErrorTypes = fuzzNameSet("auth", "cancel", "continue", "modify", "wait")
-	fuzzSASLConditions   = fuzzNameSet("aborted", "account-disabled", "credentials-expired", "encryption-required",
+	fuzzStanzaErrorTypes = wiretest.NameSet("auth", "cancel", "continue", "modify", "wait")
+	fuzzSASLConditions   = wiretest.NameSet("aborted", "account-disabled", "credentials-expired", "encryption-required",
 		"incorrect-encoding", "invalid-authzid", "invalid-mechanism", "malformed-request",
 		"mechanism-too-weak", "not-authorized", "temporary-auth-failure")
 )
-
-// ---------------------------------------------------------------------------
-// FuzzDecoder: the decoder in process.
-
-// fuzzHeader is the stream header a client sends (servertest.Header).
-const fuzzHeader = `<?xml version='1.0'?><stream:stream to='localhost' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`
-
-// fuzzDecoderSeeds are stream contents as clients send them, and what RFC 6120
-// forbids.
-var fuzzDecoderSeeds = []string{
-	fuzzHeader,
-	fuzzHeader + `</stream:stream>`,
-	fuzzHeader + ` <presence/> ` + "\n\t " + `<presence><show>away</show><status>lunch &amp; more</status><priority>5</priority></presence>`,
-	fuzzHeader + `<message to='bob@localhost' type='chat' id='m1' xml:lang='en'><body>hi &lt;b&gt; &#x263A; &#9731;</body><thread>t1</thread></message>`,
-	fuzzHeader + `<iq type='get' id='r1'><query xmlns='jabber:iq:roster' ver=''/></iq><iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>phone</resource></bind></iq>`,
-	fuzzHeader + `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHdvbmRlcmxhbmQ=</auth>`,
-	fuzzHeader + `<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`,
-	fuzzHeader + `<iq type='set' id='c' to='localhost'><command xmlns='http://jabber.org/protocol/commands' node='urn:adhocd:demo:wizard' action='execute'><x xmlns='jabber:x:data' type='submit'><field var='name'><value>Alice</value></field></x></command></iq>`,
-	fuzzHeader + `<message xmlns:a='urn:a' a:x='1' b:y='2'><a:body xmlns='urn:b'><b:c/></a:body></message>`,
-	fuzzHeader + `<message><body>` + strings.Repeat("a", 1100) + `</body></message>`,
-	fuzzHeader + strings.Repeat("<a>", 20) + strings.Repeat("</a>", 20),
-	fuzzHeader + `<message a1='1' a2='2' a3='3' a4='4' a5='5' a6='6' a7='7' a8='8' a9='9'/>`,
-	fuzzHeader + `<message xmlns:p1='u1' xmlns:p2='u2' xmlns:p3='u3' xmlns:p4='u4' xmlns:p5='u5' xmlns:p6='u6' xmlns:p7='u7' xmlns:p8='u8' xmlns:p9='u9'/>`,
-	`<?xml version='1.0'?><!DOCTYPE lolz [<!ENTITY lol "lol">]><stream:stream>`,
-	fuzzHeader + `<!-- hello --><?foo bar?>`,
-	fuzzHeader + `<message><body>&lol;</body></message>`,
-	fuzzHeader + `<message><body></message>`,
-	fuzzHeader + `hello<message/>`,
-	fuzzHeader + `&#32;&#x9;<message/>`,
-	`<?xml version='1.0' encoding='ISO-8859-1'?><stream:stream>`,
-	"\xef\xbb\xbf" + fuzzHeader + "<message><body>\xff\xfe</body></message>",
-	fuzzHeader + `<message><body><![CDATA[<not a tag>]]></body></message>`,
-	"  \r\n" + fuzzHeader + "<message>\r\n</message>",
-}
-
-func FuzzDecoder(f *testing.F) {
-	for _, s := range fuzzDecoderSeeds {
-		f.Add(uint16(1024), uint8(8), uint8(8), []byte(s))
-	}
-	f.Add(uint16(200), uint8(3), uint8(2), []byte(fuzzHeader+` <message to='a@b' id='x'><body>`+strings.Repeat("b", 150)+`</body></message>`))
-	f.Fuzz(func(t *testing.T, maxBytes uint16, maxDepth, maxAttrs uint8, data []byte) {
-		mb := 64 + int(maxBytes)%4096
-		md := 1 + int(maxDepth)%16
-		ma := 1 + int(maxAttrs)%16
-		d := newDecoder(bytes.NewReader(data), mb, md, ma)
-		started := 0
-		d.stanzaStarted = func() { started++ }
-		if _, err := d.streamHeader(); err != nil {
-			fuzzCheckDecodeErr(t, err)
-			return
-		}
-		if off := d.d.InputOffset(); off > int64(mb) {
-			t.Fatalf("stream header read from %d bytes, more than max_stanza_bytes %d", off, mb)
-		}
-		for i := 0; ; i++ {
-			before, prev := started, int(d.d.InputOffset())
-			el, err := d.next()
-			if err != nil {
-				fuzzCheckDecodeErr(t, err)
-				return
-			}
-			end := int(d.d.InputOffset())
-			if started != before+1 {
-				t.Fatalf("element %d: stanzaStarted ran %d times, want once", i, started-before)
-			}
-			// The element begins at its '<' (what precedes it is white space
-			// or character references to white space).
-			lt := bytes.IndexByte(data[prev:end], '<')
-			if lt < 0 {
-				t.Fatalf("element %d: no '<' in its input %q", i, data[prev:end])
-			}
-			if n := end - (prev + lt); n > mb {
-				t.Fatalf("element %d <%s> came from %d bytes of input, more than max_stanza_bytes %d:\n%q",
-					i, el.start.Name.Local, n, mb, data[prev+lt:end])
-			}
-			fuzzCheckElement(t, el, md, ma)
-		}
-	})
-}
-
-// fuzzCheckDecodeErr: the decoder ends with io.EOF or a defined stream error.
-func fuzzCheckDecodeErr(t *testing.T, err error) {
-	t.Helper()
-	if err == io.EOF {
-		return
-	}
-	var se stream.Error
-	if !errors.As(err, &se) {
-		t.Fatalf("decoder error %T %q is neither io.EOF nor a stream error", err, err)
-	}
-	if !fuzzStreamConditions[se.Err] {
-		t.Fatalf("stream error condition %q is not defined by RFC 6120 §4.9.3", se.Err)
-	}
-}
-
-// fuzzCheckElement checks an element the decoder returned: within the limits,
-// balanced, restricted XML only, namespace declarations stripped; its
-// accessors agree with its tokens; and it re-encodes (as conn.writeElement
-// does) to well-formed XML that decodes to the same element.
-func fuzzCheckElement(t *testing.T, el *element, maxDepth, maxAttrs int) {
-	t.Helper()
-	if el.start.Name.Local == "" {
-		t.Fatal("element without a name")
-	}
-	checkStart := func(st xml.StartElement) {
-		attrs := len(st.Attr)
-		if st.Name.Space == "" && attrs > 0 && st.Attr[attrs-1].Name.Local == "xmlns" {
-			attrs-- // the xmlns="" stripNSDecl adds
-		}
-		if attrs > maxAttrs {
-			t.Fatalf("<%s> has %d attributes, more than max_attributes %d", st.Name.Local, attrs, maxAttrs)
-		}
-		for _, a := range st.Attr {
-			// Only an element in no namespace keeps a declaration: xmlns=""
-			// (so that it stays there when written inside a parent).
-			undeclare := a.Name.Space == "" && a.Name.Local == "xmlns" && a.Value == "" && st.Name.Space == ""
-			if !undeclare && (a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns")) {
-				t.Fatalf("<%s> kept the namespace declaration %s:%s", st.Name.Local, a.Name.Space, a.Name.Local)
-			}
-		}
-	}
-	checkStart(el.start)
-	stack := []xml.Name{el.start.Name}
-	deepest, fuzzChildren := 1, 0
-	for _, tok := range el.inner {
-		switch tok := tok.(type) {
-		case xml.StartElement:
-			if len(stack) == 1 {
-				fuzzChildren++
-			}
-			checkStart(tok)
-			stack = append(stack, tok.Name)
-			deepest = max(deepest, len(stack))
-		case xml.EndElement:
-			if len(stack) <= 1 {
-				t.Fatalf("end tag </%s> closes more than the element holds", tok.Name.Local)
-			}
-			if tok.Name != stack[len(stack)-1] {
-				t.Fatalf("end tag %v does not match start tag %v", tok.Name, stack[len(stack)-1])
-			}
-			stack = stack[:len(stack)-1]
-		case xml.CharData:
-			if !utf8.Valid(tok) {
-				t.Fatalf("character data is not UTF-8: %q", tok)
-			}
-		default:
-			t.Fatalf("token %T inside a stanza (RFC 6120 §11.1 restricts these)", tok)
-		}
-	}
-	if len(stack) != 1 {
-		t.Fatalf("element returned with %d elements still open", len(stack)-1)
-	}
-	if deepest > maxDepth {
-		t.Fatalf("element nested %d deep, more than max_depth %d", deepest, maxDepth)
-	}
-	first, n := el.payload()
-	if n != fuzzChildren {
-		t.Fatalf("payload() counts %d children, the tokens hold %d", n, fuzzChildren)
-	}
-	if n > 0 {
-		sub := el.sub(first)
-		if sub == nil || sub.start.Name != first {
-			t.Fatalf("sub(%v) = %v", first, sub)
-		}
-		if _, ok := el.text(first); !ok {
-			t.Fatalf("text(%v) found no child", first)
-		}
-	}
-
-	// Re-encode as the server does when it routes the element.
-	var buf bytes.Buffer
-	enc := xml.NewEncoder(&buf)
-	r := el.reader()
-	for {
-		tok, err := r.Token()
-		if err == io.EOF {
-			break
-		}
-		if err := enc.EncodeToken(tok); err != nil {
-			t.Fatalf("the element does not re-encode: %v", err)
-		}
-	}
-	if err := enc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	encoded := buf.String()
-	dec := xml.NewDecoder(&buf)
-	dec.Strict = true
-	var back []xml.Token
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("the re-encoded element is not well-formed XML: %v\n%s", err, encoded)
-		}
-		tok = xml.CopyToken(tok)
-		if st, ok := tok.(xml.StartElement); ok {
-			tok = stripNSDecl(st)
-		}
-		back = append(back, tok)
-	}
-	want := append(append([]xml.Token{el.start}, el.inner...), el.start.End())
-	if err := fuzzSameTokens(want, back); err != nil {
-		t.Fatalf("the element re-encodes to another element: %v\nencoded: %s", err, encoded)
-	}
-}
-
-// fuzzSameTokens compares two token sequences: names with their namespaces,
-// attributes (as sets), character data (adjacent runs merged).
-func fuzzSameTokens(a, b []xml.Token) error {
-	a, b = fuzzMergeText(a), fuzzMergeText(b)
-	if len(a) != len(b) {
-		return fmt.Errorf("%d tokens, want %d", len(b), len(a))
-	}
-	for i := range a {
-		switch x := a[i].(type) {
-		case xml.StartElement:
-			y, ok := b[i].(xml.StartElement)
-			if !ok || x.Name != y.Name {
-				return fmt.Errorf("token %d: %#v, want %#v", i, b[i], x)
-			}
-			if len(x.Attr) != len(y.Attr) {
-				return fmt.Errorf("token %d: attributes %v, want %v", i, y.Attr, x.Attr)
-			}
-			for _, at := range x.Attr {
-				found := false
-				for _, bt := range y.Attr {
-					found = found || at == bt
-				}
-				if !found {
-					return fmt.Errorf("token %d: attribute %v lost (have %v)", i, at, y.Attr)
-				}
-			}
-		case xml.EndElement:
-			if y, ok := b[i].(xml.EndElement); !ok || x.Name != y.Name {
-				return fmt.Errorf("token %d: %#v, want %#v", i, b[i], x)
-			}
-		case xml.CharData:
-			if y, ok := b[i].(xml.CharData); !ok || !bytes.Equal(x, y) {
-				return fmt.Errorf("token %d: %#v, want %q", i, b[i], x)
-			}
-		}
-	}
-	return nil
-}
-
-func fuzzMergeText(toks []xml.Token) []xml.Token {
-	var out []xml.Token
-	for _, t := range toks {
-		if cd, ok := t.(xml.CharData); ok {
-			if len(cd) == 0 {
-				continue
-			}
-			if n := len(out); n > 0 {
-				if prev, ok := out[n-1].(xml.CharData); ok {
-					out[n-1] = append(append(xml.CharData{}, prev...), cd...)
-					continue
-				}
-			}
-		}
-		out = append(out, t)
-	}
-	return out
-}
 
 // ---------------------------------------------------------------------------
 // The server the stream targets talk to.
@@ -539,7 +256,7 @@ func fuzzPlainAuth(user, password string) string {
 
 // fuzzLoginPrefix authenticates alice with PLAIN and binds resource, pipelined.
 func fuzzLoginPrefix(resource string) string {
-	return fuzzHeader + fuzzPlainAuth("alice", "wonderland") + fuzzHeader +
+	return wiretest.Header + fuzzPlainAuth("alice", "wonderland") + wiretest.Header +
 		`<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>` + resource + `</resource></bind></iq>`
 }
 
@@ -627,7 +344,7 @@ func fuzzCheckServerStream(out []byte) (fuzzStreamState, error) {
 		}
 		for j, el := range els {
 			if err := st.check(el); err != nil {
-				return st, fmt.Errorf("stream %d, element %d <%s xmlns='%s'>: %w", i+1, j+1, el.start.Name.Local, el.start.Name.Space, err)
+				return st, fmt.Errorf("stream %d, element %d <%s xmlns='%s'>: %w", i+1, j+1, el.Start.Name.Local, el.Start.Name.Space, err)
 			}
 			if len(st.streamErrors) > 0 && (j != len(els)-1 || !last || !closed) {
 				return st, fmt.Errorf("stream %d: the stream error is not the last thing before </stream:stream>", i+1)
@@ -638,7 +355,7 @@ func fuzzCheckServerStream(out []byte) (fuzzStreamState, error) {
 		}
 		lastName := xml.Name{}
 		if len(els) > 0 {
-			lastName = els[len(els)-1].start.Name
+			lastName = els[len(els)-1].Start.Name
 		}
 		switch {
 		case !last && closed:
@@ -656,7 +373,7 @@ func fuzzCheckServerStream(out []byte) (fuzzStreamState, error) {
 // fuzzParseStream reads one stream (after its XML declaration): the header, the
 // top-level elements, and the end tag if any. An input that stops with the
 // stream open and no element open is the end of an unclosed stream.
-func fuzzParseStream(seg []byte) (els []*element, closed bool, err error) {
+func fuzzParseStream(seg []byte) (els []*wire.Element, closed bool, err error) {
 	d := xml.NewDecoder(bytes.NewReader(seg))
 	d.Strict = true
 	declared := map[string]bool{nsXML: true}
@@ -703,7 +420,7 @@ func fuzzParseStream(seg []byte) (els []*element, closed bool, err error) {
 	if ns != stanza.NSClient || from != fuzzDomain || id == "" || version != "1.0" {
 		return nil, false, fmt.Errorf("stream header %v: want xmlns jabber:client, from %s, an id and version 1.0", hdr.Attr, fuzzDomain)
 	}
-	var cur *element
+	var cur *wire.Element
 	depth := 0
 	for {
 		tok, err := d.Token()
@@ -728,10 +445,10 @@ func fuzzParseStream(seg []byte) (els []*element, closed bool, err error) {
 			}
 			depth++
 			if depth == 1 {
-				cur = &element{start: stripNSDecl(tk)}
+				cur = &wire.Element{Start: wire.StripNSDecl(tk)}
 				continue
 			}
-			tok = stripNSDecl(tk)
+			tok = wire.StripNSDecl(tk)
 		case xml.EndElement:
 			depth--
 			if depth < 0 {
@@ -753,29 +470,29 @@ func fuzzParseStream(seg []byte) (els []*element, closed bool, err error) {
 		default:
 			return nil, false, fmt.Errorf("%T in the stream (RFC 6120 §11.1)", tk)
 		}
-		cur.inner = append(cur.inner, tok)
+		cur.Inner = append(cur.Inner, tok)
 	}
 }
 
 // fuzzChildren returns the direct children of an element.
-func fuzzChildren(el *element) []*element {
-	return (&tokenBuffer{toks: el.inner}).elements()
+func fuzzChildren(el *wire.Element) []*wire.Element {
+	return (&wire.TokenBuffer{Toks: el.Inner}).Elements()
 }
 
 // check checks one top-level element given what came before it.
-func (st *fuzzStreamState) check(el *element) error {
+func (st *fuzzStreamState) check(el *wire.Element) error {
 	if len(st.streamErrors) > 0 {
 		return errors.New("sent after a stream error")
 	}
-	name := el.start.Name
+	name := el.Start.Name
 	switch {
 	case name == xml.Name{Space: nsStream, Local: "features"}:
 		var mechs, bind bool
 		for _, c := range fuzzChildren(el) {
-			switch c.start.Name {
+			switch c.Start.Name {
 			case xml.Name{Space: nsSASL, Local: "mechanisms"}:
 				for _, m := range fuzzChildren(c) {
-					mechs = mechs || textOf(append([]xml.Token{m.start}, m.inner...)) == "PLAIN"
+					mechs = mechs || wire.TextOf(append([]xml.Token{m.Start}, m.Inner...)) == "PLAIN"
 				}
 			case xml.Name{Space: nsBind, Local: "bind"}:
 				bind = true
@@ -788,7 +505,7 @@ func (st *fuzzStreamState) check(el *element) error {
 			return errors.New("the features after authentication do not offer resource binding")
 		}
 	case name == xml.Name{Space: nsStream, Local: "error"}:
-		cond, err := fuzzCheckErrorChildren(el, fuzzNSStreamErr, fuzzStreamConditions)
+		cond, err := fuzzCheckErrorChildren(el, fuzzNSStreamErr, wiretest.StreamConditions)
 		if err != nil {
 			return fmt.Errorf("stream error: %w", err)
 		}
@@ -803,7 +520,7 @@ func (st *fuzzStreamState) check(el *element) error {
 		if st.authed {
 			return errors.New("SASL after authentication")
 		}
-		if s := strings.TrimSpace(textOf(append([]xml.Token{el.start}, el.inner...))); s != "" && s != "=" {
+		if s := strings.TrimSpace(wire.TextOf(append([]xml.Token{el.Start}, el.Inner...))); s != "" && s != "=" {
 			if _, err := base64.StdEncoding.DecodeString(s); err != nil {
 				return fmt.Errorf("SASL data %q is not base64", s)
 			}
@@ -815,7 +532,7 @@ func (st *fuzzStreamState) check(el *element) error {
 		if _, err := fuzzCheckErrorChildren(el, nsSASL, fuzzSASLConditions); err != nil {
 			return fmt.Errorf("SASL failure: %w", err)
 		}
-	case isStanza(name):
+	case wire.IsStanza(name):
 		return st.checkStanza(el)
 	default:
 		return errors.New("not an element a server sends on a client stream")
@@ -824,23 +541,23 @@ func (st *fuzzStreamState) check(el *element) error {
 }
 
 // checkStanza checks a stanza the server sent.
-func (st *fuzzStreamState) checkStanza(el *element) error {
+func (st *fuzzStreamState) checkStanza(el *wire.Element) error {
 	if !st.authed {
 		return errors.New("a stanza before authentication")
 	}
-	typ := el.attr("type")
+	typ := el.Attr("type")
 	if !st.bound {
 		// Before binding only the answer to the bind request.
-		if el.start.Name.Local != "iq" {
+		if el.Start.Name.Local != "iq" {
 			return errors.New("a stanza before resource binding")
 		}
 		switch typ {
 		case "result":
-			bind := el.sub(xml.Name{Space: nsBind, Local: "bind"})
+			bind := el.Sub(xml.Name{Space: nsBind, Local: "bind"})
 			if bind == nil {
 				return errors.New("a result without <bind/> before binding")
 			}
-			j, _ := bind.text(xml.Name{Space: nsBind, Local: "jid"})
+			j, _ := bind.Text(xml.Name{Space: nsBind, Local: "jid"})
 			if !strings.HasPrefix(j, "alice@"+fuzzDomain+"/") && !strings.HasPrefix(j, "bob@"+fuzzDomain+"/") {
 				return fmt.Errorf("bound to %q", j)
 			}
@@ -851,19 +568,19 @@ func (st *fuzzStreamState) checkStanza(el *element) error {
 			return errors.New("an IQ other than the bind answer before binding")
 		}
 	}
-	if to := el.attr("to"); to != "" && st.bound {
+	if to := el.Attr("to"); to != "" && st.bound {
 		if bare, _, _ := strings.Cut(st.full, "/"); to != st.full && to != bare {
 			return fmt.Errorf("a stanza for %q on the stream of %q", to, st.full)
 		}
 	}
-	if el.start.Name.Local == "iq" {
-		if el.attr("id") == "" {
+	if el.Start.Name.Local == "iq" {
+		if el.Attr("id") == "" {
 			return errors.New("an IQ without id")
 		}
 		switch typ {
 		case "get", "set":
 		case "result":
-			st.results[el.attr("id")] = true
+			st.results[el.Attr("id")] = true
 		case "error":
 		default:
 			return fmt.Errorf("an IQ of type %q", typ)
@@ -872,16 +589,16 @@ func (st *fuzzStreamState) checkStanza(el *element) error {
 	if typ != "error" {
 		return nil
 	}
-	var errs []*element
+	var errs []*wire.Element
 	for _, c := range fuzzChildren(el) {
-		if c.start.Name == (xml.Name{Space: stanza.NSClient, Local: "error"}) {
+		if c.Start.Name == (xml.Name{Space: stanza.NSClient, Local: "error"}) {
 			errs = append(errs, c)
 		}
 	}
 	if len(errs) != 1 {
 		return fmt.Errorf("an error stanza with %d <error/> children", len(errs))
 	}
-	if t := errs[0].attr("type"); !fuzzStanzaErrorTypes[t] {
+	if t := errs[0].Attr("type"); !fuzzStanzaErrorTypes[t] {
 		return fmt.Errorf("a stanza error of type %q", t)
 	}
 	if _, err := fuzzCheckErrorChildren(errs[0], fuzzNSStanzaErr, fuzzStanzaConditions); err != nil {
@@ -893,17 +610,17 @@ func (st *fuzzStreamState) checkStanza(el *element) error {
 // fuzzCheckErrorChildren checks an error element: exactly one defined condition
 // in ns, optional <text/> in ns, and at most one element of another namespace
 // (an application-specific condition).
-func fuzzCheckErrorChildren(el *element, ns string, conditions map[string]bool) (string, error) {
+func fuzzCheckErrorChildren(el *wire.Element, ns string, conditions map[string]bool) (string, error) {
 	var cond []string
 	other := 0
 	for _, c := range fuzzChildren(el) {
 		switch {
-		case c.start.Name.Space == ns && c.start.Name.Local == "text":
-		case c.start.Name.Space == ns:
-			if !conditions[c.start.Name.Local] {
-				return "", fmt.Errorf("undefined condition <%s/>", c.start.Name.Local)
+		case c.Start.Name.Space == ns && c.Start.Name.Local == "text":
+		case c.Start.Name.Space == ns:
+			if !conditions[c.Start.Name.Local] {
+				return "", fmt.Errorf("undefined condition <%s/>", c.Start.Name.Local)
 			}
-			cond = append(cond, c.start.Name.Local)
+			cond = append(cond, c.Start.Name.Local)
 		default:
 			other++
 		}
@@ -923,54 +640,54 @@ func fuzzCheckErrorChildren(el *element, ns string, conditions map[string]bool) 
 
 var fuzzStreamSeeds = []string{
 	"",
-	fuzzHeader,
-	fuzzHeader + `</stream:stream>`,
-	fuzzHeader + "  \n  </stream:stream>",
+	wiretest.Header,
+	wiretest.Header + `</stream:stream>`,
+	wiretest.Header + "  \n  </stream:stream>",
 	`<stream:stream to='localhost' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' xml:lang='fr' from='alice@localhost'>`,
 	`<stream xmlns='http://etherx.jabber.org/streams' to='LOCALHOST' version='1.0'>`,
-	fuzzHeader + `<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`,
-	fuzzHeader + `<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>` + "\x16\x03\x01\x00\x05hello",
-	fuzzHeader + fuzzPlainAuth("alice", "wonderland"),
-	fuzzHeader + fuzzPlainAuth("alice", "wonderland") + `</stream:stream>`,
+	wiretest.Header + `<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`,
+	wiretest.Header + `<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>` + "\x16\x03\x01\x00\x05hello",
+	wiretest.Header + fuzzPlainAuth("alice", "wonderland"),
+	wiretest.Header + fuzzPlainAuth("alice", "wonderland") + `</stream:stream>`,
 	fuzzLoginPrefix("fuzz") + `<presence/><message to='alice@localhost/fuzz'><body>hi</body></message><iq type='get' id='p' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq></stream:stream>`,
 	fuzzLoginPrefix("fuzz") + `<iq type='set' id='b2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`,
-	fuzzHeader + fuzzPlainAuth("alice", "wonderland") + fuzzHeader + `<iq type='set' id='s'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>`,
-	fuzzHeader + fuzzPlainAuth("alice", "wonderland") + fuzzHeader + `<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource> </resource></bind></iq><iq type='get' id='b3'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`,
-	fuzzHeader + fuzzPlainAuth("alice", "wonderland") + fuzzHeader + `<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>a/b@c` + "\u0301" + `</resource></bind></iq>`,
-	fuzzHeader + fuzzPlainAuth("alice", "wonderland") + fuzzHeader + fuzzPlainAuth("alice", "wonderland"),
-	fuzzHeader + fuzzPlainAuth("alice", "wonderland") + `<stream:stream to='example.org' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`,
-	fuzzHeader + fuzzPlainAuth("alice", "wrong") + fuzzPlainAuth("alice", "wrong") + fuzzPlainAuth("alice", "wrong"),
-	fuzzHeader + fuzzPlainAuth("nobody", "x") + fuzzPlainAuth("bob", "wonderland"),
-	fuzzHeader + `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>` + base64.StdEncoding.EncodeToString([]byte("bob@localhost\x00alice\x00wonderland")) + `</auth>`,
-	fuzzHeader + `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>=</auth>`,
-	fuzzHeader + `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'/><response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>AGFsaWNlAHdvbmRlcmxhbmQ=</response>`,
-	fuzzHeader + `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>!!!</auth>`,
-	fuzzHeader + `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='X-FOO'>AA==</auth>`,
-	fuzzHeader + `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>` + base64.StdEncoding.EncodeToString([]byte("n,,n=alice,r=fyko+d2lbbFgONRv9qkxdawL")) + `</auth><response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>` + base64.StdEncoding.EncodeToString([]byte("c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=")) + `</response>`,
-	fuzzHeader + `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>` + base64.StdEncoding.EncodeToString([]byte("y,,n=alice,r=rOprNGfwEbeRWgbNEkqO")) + `</auth><abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`,
-	fuzzHeader + `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256-PLUS'>` + base64.StdEncoding.EncodeToString([]byte("p=tls-exporter,,n=alice,r=abc")) + `</auth>`,
-	fuzzHeader + `<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/><abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`,
-	fuzzHeader + `<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>`,
-	fuzzHeader + `<message to='alice@localhost'><body>hi</body></message>`,
-	fuzzHeader + `<foo xmlns='urn:example'/>`,
-	fuzzHeader + `<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`,
-	fuzzHeader + `<message><body>` + strings.Repeat("a", 2100) + `</body></message>`,
-	fuzzHeader + `<message id='` + strings.Repeat("x", 2100) + `'/>`,
-	fuzzHeader + strings.Repeat("<a>", 12),
-	fuzzHeader + `<message a1='1' a2='2' a3='3' a4='4' a5='5' a6='6' a7='7' a8='8' a9='9'/>`,
+	wiretest.Header + fuzzPlainAuth("alice", "wonderland") + wiretest.Header + `<iq type='set' id='s'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>`,
+	wiretest.Header + fuzzPlainAuth("alice", "wonderland") + wiretest.Header + `<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource> </resource></bind></iq><iq type='get' id='b3'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`,
+	wiretest.Header + fuzzPlainAuth("alice", "wonderland") + wiretest.Header + `<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>a/b@c` + "\u0301" + `</resource></bind></iq>`,
+	wiretest.Header + fuzzPlainAuth("alice", "wonderland") + wiretest.Header + fuzzPlainAuth("alice", "wonderland"),
+	wiretest.Header + fuzzPlainAuth("alice", "wonderland") + `<stream:stream to='example.org' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`,
+	wiretest.Header + fuzzPlainAuth("alice", "wrong") + fuzzPlainAuth("alice", "wrong") + fuzzPlainAuth("alice", "wrong"),
+	wiretest.Header + fuzzPlainAuth("nobody", "x") + fuzzPlainAuth("bob", "wonderland"),
+	wiretest.Header + `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>` + base64.StdEncoding.EncodeToString([]byte("bob@localhost\x00alice\x00wonderland")) + `</auth>`,
+	wiretest.Header + `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>=</auth>`,
+	wiretest.Header + `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'/><response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>AGFsaWNlAHdvbmRlcmxhbmQ=</response>`,
+	wiretest.Header + `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>!!!</auth>`,
+	wiretest.Header + `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='X-FOO'>AA==</auth>`,
+	wiretest.Header + `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>` + base64.StdEncoding.EncodeToString([]byte("n,,n=alice,r=fyko+d2lbbFgONRv9qkxdawL")) + `</auth><response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>` + base64.StdEncoding.EncodeToString([]byte("c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=")) + `</response>`,
+	wiretest.Header + `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>` + base64.StdEncoding.EncodeToString([]byte("y,,n=alice,r=rOprNGfwEbeRWgbNEkqO")) + `</auth><abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`,
+	wiretest.Header + `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256-PLUS'>` + base64.StdEncoding.EncodeToString([]byte("p=tls-exporter,,n=alice,r=abc")) + `</auth>`,
+	wiretest.Header + `<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/><abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`,
+	wiretest.Header + `<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>`,
+	wiretest.Header + `<message to='alice@localhost'><body>hi</body></message>`,
+	wiretest.Header + `<foo xmlns='urn:example'/>`,
+	wiretest.Header + `<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`,
+	wiretest.Header + `<message><body>` + strings.Repeat("a", 2100) + `</body></message>`,
+	wiretest.Header + `<message id='` + strings.Repeat("x", 2100) + `'/>`,
+	wiretest.Header + strings.Repeat("<a>", 12),
+	wiretest.Header + `<message a1='1' a2='2' a3='3' a4='4' a5='5' a6='6' a7='7' a8='8' a9='9'/>`,
 	`<?xml version='1.0'?><!DOCTYPE lolz [<!ENTITY lol "lol">]><stream:stream to='localhost' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`,
-	fuzzHeader + `<!DOCTYPE x [<!ENTITY a "b">]>`,
-	fuzzHeader + `<!-- hello -->`,
-	fuzzHeader + `<?foo bar?>`,
-	fuzzHeader + `<message><body>&lol;</body></message>`,
-	fuzzHeader + `<message><body></message>`,
+	wiretest.Header + `<!DOCTYPE x [<!ENTITY a "b">]>`,
+	wiretest.Header + `<!-- hello -->`,
+	wiretest.Header + `<?foo bar?>`,
+	wiretest.Header + `<message><body>&lol;</body></message>`,
+	wiretest.Header + `<message><body></message>`,
 	`<stream:stream to='localhost' version='1.0' xmlns='jabber:client' xmlns:stream='urn:wrong'>`,
 	`<stream:stream to='localhost' version='1.0' xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams'>`,
 	`<stream:stream to='example.org' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`,
 	`<stream:stream to='localhost' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`,
 	`<stream:stream to='localhost' version='2.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`,
 	`<stream:strea to='localhost' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`,
-	fuzzHeader + `hello<message/>`,
+	wiretest.Header + `hello<message/>`,
 	`<?xml version='1.0' encoding='ISO-8859-1'?><stream:stream to='localhost' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`,
 	"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
 	"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",

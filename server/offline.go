@@ -9,6 +9,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/wire"
 )
 
 // Offline messages (XEP-0160). A message of type normal or chat with a
@@ -32,14 +33,14 @@ var errRecipientOffline = stanza.Error{Type: stanza.Cancel, Condition: stanza.Se
 	Text: map[string]string{"en": "the recipient is offline"}}
 
 // storeOffline keeps el for user, or says why it cannot.
-func (s *Server) storeOffline(ctx context.Context, el *element, user string) error {
+func (s *Server) storeOffline(ctx context.Context, el *wire.Element, user string) error {
 	lim := s.limits()
-	if lim.MaxOfflineMessages <= 0 || el.sub(xml.Name{Space: stanza.NSClient, Local: "body"}) == nil {
+	if lim.MaxOfflineMessages <= 0 || el.Sub(xml.Name{Space: stanza.NSClient, Local: "body"}) == nil {
 		return errRecipientOffline
 	}
-	whole := make([]xml.Token, 0, len(el.inner)+2)
-	whole = append(append(append(whole, el.start), el.inner...), el.start.End())
-	raw := serializeContent(whole, 2*lim.MaxStanzaBytes)
+	whole := make([]xml.Token, 0, len(el.Inner)+2)
+	whole = append(append(append(whole, el.Start), el.Inner...), el.Start.End())
+	raw := wire.Serialize(whole, 2*lim.MaxStanzaBytes)
 	if raw == "" {
 		return errRecipientOffline
 	}
@@ -67,7 +68,7 @@ func (s *Server) deliverOffline(ctx context.Context, c *conn) {
 		return
 	}
 	for _, m := range msgs {
-		toks := parseContent(m.XML)
+		toks := wire.Parse(m.XML)
 		var start xml.StartElement
 		ok := len(toks) >= 2
 		if ok {
@@ -77,12 +78,12 @@ func (s *Server) deliverOffline(ctx context.Context, c *conn) {
 			s.log.Warn("offline message unreadable", "user", c.user)
 			continue
 		}
-		el := &element{start: start, inner: toks[1 : len(toks)-1]}
+		el := &wire.Element{Start: start, Inner: toks[1 : len(toks)-1]}
 		delay := xml.StartElement{Name: xml.Name{Space: nsDelay, Local: "delay"}, Attr: []xml.Attr{
 			{Name: xml.Name{Local: "from"}, Value: s.domain.String()},
 			{Name: xml.Name{Local: "stamp"}, Value: m.Stamp.UTC().Format("2006-01-02T15:04:05.000Z")},
 		}}
-		el.inner = append(el.inner, delay, xml.CharData("Offline Storage"), delay.End())
+		el.Inner = append(el.Inner, delay, xml.CharData("Offline Storage"), delay.End())
 		s.deliverOwn(c, el)
 	}
 }

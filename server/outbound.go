@@ -12,6 +12,8 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
+
+	"github.com/adhocd/adhocd/wire"
 )
 
 // The outbound queue of a bound session. A stanza for a client is encoded by
@@ -33,8 +35,8 @@ import (
 // outItem is one encoded stanza waiting in a queue, with the stanza itself
 // for the answer it gets if it is never written.
 type outItem struct {
-	out *output
-	el  *element
+	out *wire.Output
+	el  *wire.Element
 }
 
 // outbound is the queue of one connection; its zero value is ready.
@@ -72,40 +74,40 @@ var errUndeliverable = errors.New("server: the recipient's stream is closing")
 // which may wait on this client's socket only; any other caller never
 // waits. An error means el was not taken (the connection is closing, or its
 // queue is over the limit): the caller treats it as undeliverable.
-func (c *conn) enqueue(el *element, own bool) error {
-	out := outputs.Get().(*output)
-	if err := out.encodeElement(el, c.rootNS()); err != nil {
+func (c *conn) enqueue(el *wire.Element, own bool) error {
+	out := wire.NewOutput()
+	if err := out.EncodeElement(el, c.rootNS()); err != nil {
 		return err // out is dropped: its encoder may be mid-element
 	}
 	c.qmu.Lock()
 	q := &c.q
 	if q.closed {
 		c.qmu.Unlock()
-		out.release()
+		out.Release()
 		return errUndeliverable
 	}
 	limit := c.srv.limits().MaxOutboundBytes
-	if q.slow(out.buf.Len(), limit, time.Now()) {
+	if q.slow(out.Len(), limit, time.Now()) {
 		// A client that reads slower than it is sent to: closed, and what it
 		// was never sent goes back.
 		q.closed = true
 		rest := q.take()
 		q.done(rest)
 		c.qmu.Unlock()
-		out.release()
+		out.Release()
 		c.log.Info("client does not read: closing", "limit", limit)
 		go func() {
 			// A writer blocked on the socket gives up now rather than at
 			// write_timeout; the stream error reaches a client that reads
 			// again, if any.
 			_ = c.nc.SetWriteDeadline(time.Now())
-			c.closeWith(streamErr(stream.PolicyViolation, fmt.Sprintf("more than %d bytes waiting to be read (limits.max_outbound_bytes)", limit)))
+			c.closeWith(wire.StreamError(stream.PolicyViolation, fmt.Sprintf("more than %d bytes waiting to be read (limits.max_outbound_bytes)", limit)))
 		}()
 		c.srv.undeliverable(c, rest)
 		return errUndeliverable
 	}
 	q.items = append(q.items, outItem{out: out, el: el})
-	q.bytes += out.buf.Len()
+	q.bytes += out.Len()
 	start := !q.writing
 	q.writing = true
 	c.qmu.Unlock()
@@ -130,7 +132,7 @@ func (q *outbound) take() []outItem {
 // done uncounts items that are written or given up; qmu is held.
 func (q *outbound) done(items []outItem) {
 	for _, it := range items {
-		q.bytes -= it.out.buf.Len()
+		q.bytes -= it.out.Len()
 	}
 }
 
@@ -153,9 +155,9 @@ func (c *conn) drain() {
 		c.q.done(batch)
 		c.qmu.Unlock()
 		for _, it := range batch[:n] {
-			it.out.release()
+			it.out.Release()
 			c.srv.stanzasOut.Add(1)
-			c.srv.metrics.StanzaOut(it.el.start.Name.Local)
+			c.srv.metrics.StanzaOut(it.el.Start.Name.Local)
 		}
 		if err != nil {
 			c.qmu.Lock()
@@ -185,7 +187,7 @@ func (c *conn) writeBatch(batch []outItem) (int, error) {
 	c.setWriteDeadline()
 	if c.ws {
 		for i, it := range batch {
-			if _, err := c.nc.Write(it.out.buf.Bytes()); err != nil {
+			if _, err := c.nc.Write(it.out.Bytes()); err != nil {
 				return i, c.writeFailed(err)
 			}
 		}
@@ -193,7 +195,7 @@ func (c *conn) writeBatch(batch []outItem) (int, error) {
 	}
 	bufs := make(net.Buffers, len(batch))
 	for i, it := range batch {
-		bufs[i] = it.out.buf.Bytes()
+		bufs[i] = it.out.Bytes()
 	}
 	written, err := bufs.WriteTo(c.nc)
 	if err == nil {
@@ -201,7 +203,7 @@ func (c *conn) writeBatch(batch []outItem) (int, error) {
 	}
 	n := 0
 	for _, it := range batch {
-		written -= int64(it.out.buf.Len())
+		written -= int64(it.out.Len())
 		if written < 0 {
 			break
 		}
@@ -234,20 +236,20 @@ func (c *conn) closeQueue() {
 // What the server itself sent (roster pushes, announcements) is dropped.
 func (s *Server) undeliverable(dead *conn, items []outItem) {
 	for _, it := range items {
-		it.out.release()
+		it.out.Release()
 		s.bounceUndelivered(dead, it.el)
 	}
 }
 
-func (s *Server) bounceUndelivered(dead *conn, el *element) {
-	from, to := el.attr("from"), el.attr("to")
-	typ := el.attr("type")
+func (s *Server) bounceUndelivered(dead *conn, el *wire.Element) {
+	from, to := el.Attr("from"), el.Attr("to")
+	typ := el.Attr("type")
 	if from == "" || from == s.domain.String() || typ == "error" {
 		return
 	}
 	se := stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable,
 		Text: map[string]string{"en": "the recipient's connection closed before this could be written to it"}}
-	switch el.start.Name.Local {
+	switch el.Start.Name.Local {
 	case "iq":
 		if typ != string(stanza.GetIQ) && typ != string(stanza.SetIQ) {
 			return
@@ -262,7 +264,7 @@ func (s *Server) bounceUndelivered(dead *conn, el *element) {
 				others++
 			}
 		}
-		body := el.sub(xml.Name{Space: stanza.NSClient, Local: "body"}) != nil
+		body := el.Sub(xml.Name{Space: stanza.NSClient, Local: "body"}) != nil
 		switch {
 		case body && others == 0:
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -287,7 +289,7 @@ func (s *Server) bounceUndelivered(dead *conn, el *element) {
 
 // sendError answers el with se, addressed to its local sender from. Errors
 // are never answered; a sender that is gone is not searched for.
-func (s *Server) sendError(from string, el *element, se stanza.Error) {
+func (s *Server) sendError(from string, el *wire.Element, se stanza.Error) {
 	fj, err := jid.Parse(from)
 	if err != nil || !s.isLocal(fj) || fj.Resourcepart() == "" {
 		return

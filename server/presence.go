@@ -1,22 +1,21 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/xml"
 	"errors"
-	"strings"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/wire"
 )
 
 // handlePresence implements RFC 6121 §4 (availability) and §3 (subscriptions)
 // for a presence stanza from a bound session.
-func (s *Server) handlePresence(ctx context.Context, c *conn, el *element, to jid.JID) error {
-	typ := el.attr("type")
+func (s *Server) handlePresence(ctx context.Context, c *conn, el *wire.Element, to jid.JID) error {
+	typ := el.Attr("type")
 	switch typ {
 	case "", "unavailable":
 		if to.String() == "" {
@@ -65,7 +64,7 @@ func (s *Server) handlePresence(ctx context.Context, c *conn, el *element, to ji
 // and to the account's own available resources (RFC 6121 §4.2, §4.4, §4.5).
 // Initial presence also brings the contacts' presence (the probe of §4.3,
 // answered locally) and pending subscription requests.
-func (s *Server) broadcast(ctx context.Context, c *conn, el *element, unavailable bool) error {
+func (s *Server) broadcast(ctx context.Context, c *conn, el *wire.Element, unavailable bool) error {
 	c.pmu.Lock()
 	initial := !c.available && !unavailable
 	wasAvailable := c.available
@@ -131,7 +130,7 @@ func (s *Server) broadcast(ctx context.Context, c *conn, el *element, unavailabl
 			s.sendPresenceOf(j.Localpart(), c)
 		}
 		if it.PendingIn {
-			s.deliver(c, subscriptionStanza("subscribe", j, c.addr.Bare(), parseContent(it.PendingContent)))
+			s.deliver(c, subscriptionStanza("subscribe", j, c.addr.Bare(), wire.Parse(it.PendingContent)))
 		}
 	}
 	for _, own := range s.sessions.of(c.user) {
@@ -153,7 +152,7 @@ func (c *conn) isAvailable() bool {
 	return c.available
 }
 
-func (c *conn) currentPresence() *element {
+func (c *conn) currentPresence() *wire.Element {
 	c.pmu.Lock()
 	defer c.pmu.Unlock()
 	if !c.available {
@@ -177,9 +176,9 @@ func (s *Server) sendPresenceOf(user string, dst *conn) {
 func (s *Server) sendUnavailableOf(ctx context.Context, user string, to jid.JID) {
 	for _, src := range s.sessions.of(user) {
 		if src.isAvailable() {
-			p := &element{start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "presence"}}}
-			p.setAttr("type", "unavailable")
-			p.setAttr("from", src.addr.String())
+			p := &wire.Element{Start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "presence"}}}
+			p.SetAttr("type", "unavailable")
+			p.SetAttr("from", src.addr.String())
 			s.deliverPresence(ctx, p, to)
 		}
 	}
@@ -187,7 +186,7 @@ func (s *Server) sendUnavailableOf(ctx context.Context, user string, to jid.JID)
 
 // deliverPresence delivers availability presence to a JID: one resource for a
 // full JID, every available resource for a bare one (RFC 6121 §8.5.2.1.1).
-func (s *Server) deliverPresence(_ context.Context, el *element, to jid.JID) {
+func (s *Server) deliverPresence(_ context.Context, el *wire.Element, to jid.JID) {
 	if !s.isLocal(to) || to.Localpart() == "" {
 		return
 	}
@@ -205,25 +204,25 @@ func (s *Server) deliverPresence(_ context.Context, el *element, to jid.JID) {
 }
 
 // withTo returns a copy of el addressed to to, sharing its content.
-func withTo(el *element, to string) *element {
-	cp := &element{start: el.start.Copy(), inner: el.inner}
-	cp.setAttr("to", to)
+func withTo(el *wire.Element, to string) *wire.Element {
+	cp := &wire.Element{Start: el.Start.Copy(), Inner: el.Inner}
+	cp.SetAttr("to", to)
 	return cp
 }
 
 // subscriptionStanza builds a subscription presence between bare JIDs.
-func subscriptionStanza(typ string, from, to jid.JID, inner []xml.Token) *element {
-	p := &element{start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "presence"}}, inner: inner}
-	p.setAttr("type", typ)
-	p.setAttr("from", from.String())
-	p.setAttr("to", to.String())
+func subscriptionStanza(typ string, from, to jid.JID, inner []xml.Token) *wire.Element {
+	p := &wire.Element{Start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "presence"}}, Inner: inner}
+	p.SetAttr("type", typ)
+	p.SetAttr("from", from.String())
+	p.SetAttr("to", to.String())
 	return p
 }
 
 // outboundSubscription applies a subscription stanza the user sent to its own
 // roster (RFC 6121 §3.1.2, §3.2.2, §3.3.2, §3.4.2) and passes it on to the
 // contact.
-func (s *Server) outboundSubscription(ctx context.Context, c *conn, typ string, contact jid.JID, el *element) error {
+func (s *Server) outboundSubscription(ctx context.Context, c *conn, typ string, contact jid.JID, el *wire.Element) error {
 	user := c.addr.Bare()
 	if contact.Equal(user) {
 		return s.bounce(c, el, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest,
@@ -273,9 +272,9 @@ func (s *Server) outboundSubscription(ctx context.Context, c *conn, typ string, 
 	if !route {
 		return nil
 	}
-	out := subscriptionStanza(typ, user, contact, el.inner)
-	if id := el.attr("id"); id != "" {
-		out.setAttr("id", id)
+	out := subscriptionStanza(typ, user, contact, el.Inner)
+	if id := el.Attr("id"); id != "" {
+		out.SetAttr("id", id)
 	}
 	if !s.isLocal(contact) {
 		return s.bounce(c, el, stanza.Error{Type: stanza.Cancel, Condition: stanza.RemoteServerNotFound})
@@ -299,7 +298,7 @@ func (s *Server) outboundSubscription(ctx context.Context, c *conn, typ string, 
 // inboundSubscription applies a subscription stanza from user to the local
 // contact's roster and delivers it to the contact (RFC 6121 §3.1.3, §3.2.3,
 // §3.3.3, §3.4.3).
-func (s *Server) inboundSubscription(ctx context.Context, typ string, from, contact jid.JID, out *element) error {
+func (s *Server) inboundSubscription(ctx context.Context, typ string, from, contact jid.JID, out *wire.Element) error {
 	exists, err := s.accountExists(ctx, contact.Localpart())
 	if err != nil {
 		return err
@@ -325,7 +324,7 @@ func (s *Server) inboundSubscription(ctx context.Context, typ string, from, cont
 				it.Hidden = true
 			}
 			it.PendingIn = true
-			it.PendingContent = serializeContent(out.inner, maxPendingContent)
+			it.PendingContent = wire.Serialize(out.Inner, maxPendingContent)
 			return false, nil
 		case "subscribed":
 			if !it.AskOut {
@@ -394,41 +393,3 @@ func dropTo(s storage.Subscription) storage.Subscription {
 
 // maxPendingContent bounds what is kept of a pending request's content.
 const maxPendingContent = 4096
-
-// serializeContent renders tokens as XML text for the store; content larger
-// than limit is not kept (the request itself still is).
-func serializeContent(toks []xml.Token, limit int) string {
-	var b bytes.Buffer
-	var e nsEncoder
-	e.reset(&b, stanza.NSClient)
-	for _, t := range toks {
-		if err := e.token(t); err != nil {
-			return ""
-		}
-	}
-	if e.close() != nil || b.Len() > limit {
-		return ""
-	}
-	return b.String()
-}
-
-// parseContent reads back what serializeContent stored.
-func parseContent(s string) []xml.Token {
-	if s == "" {
-		return nil
-	}
-	d := xml.NewDecoder(strings.NewReader(s))
-	// serializeContent leaves out jabber:client, the stream's namespace.
-	d.DefaultSpace = stanza.NSClient
-	var out []xml.Token
-	for {
-		t, err := d.Token()
-		if err != nil {
-			return out
-		}
-		if st, ok := t.(xml.StartElement); ok {
-			t = stripNSDecl(st)
-		}
-		out = append(out, xml.CopyToken(t))
-	}
-}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/adhocd/adhocd/server/rosterxml"
 	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/wire"
 )
 
 // maxRosterText bounds item names and group names (RFC 6121 §2.3.3 lets the
@@ -25,9 +26,9 @@ var rosterQuery = xml.Name{Space: roster.NS, Local: "query"}
 // accountIQ serves IQs addressed to the user's own account: the roster
 // (RFC 6121 §2), the legacy session IQ and a second bind. It reports whether
 // it handled the IQ.
-func (s *Server) accountIQ(ctx context.Context, c *conn, el *element) (bool, error) {
-	payload, _ := el.payload()
-	typ := stanza.IQType(el.attr("type"))
+func (s *Server) accountIQ(ctx context.Context, c *conn, el *wire.Element) (bool, error) {
+	payload, _ := el.Payload()
+	typ := stanza.IQType(el.Attr("type"))
 	if typ != stanza.GetIQ && typ != stanza.SetIQ {
 		return false, nil
 	}
@@ -40,7 +41,7 @@ func (s *Server) accountIQ(ctx context.Context, c *conn, el *element) (bool, err
 		return true, s.bounce(c, el, stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAllowed,
 			Text: map[string]string{"en": "a resource is already bound on this stream"}})
 	case xml.Name{Space: nsDiscoInfo, Local: "query"}, xml.Name{Space: nsDiscoItems, Local: "query"}:
-		if el.attr("to") == "" || typ != stanza.GetIQ {
+		if el.Attr("to") == "" || typ != stanza.GetIQ {
 			return false, nil // the server's own disco
 		}
 		return true, s.reply(c, el, accountDisco(payload))
@@ -70,22 +71,22 @@ func accountDisco(payload xml.Name) []xml.Token {
 }
 
 // reply answers an IQ request with a result carrying payload tokens.
-func (s *Server) reply(c *conn, el *element, payload []xml.Token) error {
-	r := &element{start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "iq"}}, inner: payload}
-	r.setAttr("id", el.attr("id"))
-	r.setAttr("type", "result")
-	r.setAttr("to", c.addr.String())
-	if to := el.attr("to"); to != "" {
-		r.setAttr("from", to)
+func (s *Server) reply(c *conn, el *wire.Element, payload []xml.Token) error {
+	r := &wire.Element{Start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "iq"}}, Inner: payload}
+	r.SetAttr("id", el.Attr("id"))
+	r.SetAttr("type", "result")
+	r.SetAttr("to", c.addr.String())
+	if to := el.Attr("to"); to != "" {
+		r.SetAttr("from", to)
 	}
 	s.deliver(c, r)
 	return nil
 }
 
-func (s *Server) rosterIQ(ctx context.Context, c *conn, el *element) error {
-	query := el.child(rosterQuery)
+func (s *Server) rosterIQ(ctx context.Context, c *conn, el *wire.Element) error {
+	query := el.Child(rosterQuery)
 	qstart := query[0].(xml.StartElement)
-	if el.attr("type") == string(stanza.GetIQ) {
+	if el.Attr("type") == string(stanza.GetIQ) {
 		c.pmu.Lock()
 		c.interested = true
 		c.pmu.Unlock()
@@ -94,7 +95,7 @@ func (s *Server) rosterIQ(ctx context.Context, c *conn, el *element) error {
 			return err
 		}
 		verStr := strconv.FormatUint(ver, 10)
-		if attrOf(qstart, "ver") == verStr {
+		if wire.AttrOf(qstart, "ver") == verStr {
 			// RFC 6121 §2.6.3: the client's cached roster is current.
 			return s.reply(c, el, nil)
 		}
@@ -104,7 +105,7 @@ func (s *Server) rosterIQ(ctx context.Context, c *conn, el *element) error {
 }
 
 // rosterSet applies a roster set (RFC 6121 §2.3, §2.5).
-func (s *Server) rosterSet(ctx context.Context, c *conn, el *element, query []xml.Token) error {
+func (s *Server) rosterSet(ctx context.Context, c *conn, el *wire.Element, query []xml.Token) error {
 	bad := func(cond stanza.Condition, text string) error {
 		typ := stanza.Modify
 		if cond == stanza.NotAllowed {
@@ -112,36 +113,36 @@ func (s *Server) rosterSet(ctx context.Context, c *conn, el *element, query []xm
 		}
 		return s.bounce(c, el, stanza.Error{Type: typ, Condition: cond, Text: map[string]string{"en": text}})
 	}
-	sub := &element{start: query[0].(xml.StartElement), inner: query[1 : len(query)-1]}
+	sub := &wire.Element{Start: query[0].(xml.StartElement), Inner: query[1 : len(query)-1]}
 	itemName := xml.Name{Space: roster.NS, Local: "item"}
-	if _, n := sub.payload(); n != 1 {
+	if _, n := sub.Payload(); n != 1 {
 		return bad(stanza.BadRequest, "a roster set carries exactly one item")
 	}
-	itemToks := sub.child(itemName)
+	itemToks := sub.Child(itemName)
 	if itemToks == nil {
 		return bad(stanza.BadRequest, "a roster set carries exactly one item")
 	}
-	item := &element{start: itemToks[0].(xml.StartElement), inner: itemToks[1 : len(itemToks)-1]}
-	contact, err := jid.Parse(item.attr("jid"))
-	if err != nil || item.attr("jid") == "" {
+	item := &wire.Element{Start: itemToks[0].(xml.StartElement), Inner: itemToks[1 : len(itemToks)-1]}
+	contact, err := jid.Parse(item.Attr("jid"))
+	if err != nil || item.Attr("jid") == "" {
 		return bad(stanza.BadRequest, "the item needs a valid jid")
 	}
 	contact = contact.Bare()
 	if contact.Equal(c.addr.Bare()) {
 		return bad(stanza.NotAllowed, "the roster cannot hold the user's own JID")
 	}
-	if item.attr("subscription") == "remove" {
+	if item.Attr("subscription") == "remove" {
 		return s.rosterRemove(ctx, c, el, contact)
 	}
-	name := item.attr("name")
+	name := item.Attr("name")
 	var groups []string
 	groupName := xml.Name{Space: roster.NS, Local: "group"}
-	for i, t := range item.inner {
+	for i, t := range item.Inner {
 		st, ok := t.(xml.StartElement)
 		if !ok || st.Name != groupName {
 			continue
 		}
-		g := textOf(item.inner[i:])
+		g := wire.TextOf(item.Inner[i:])
 		switch {
 		case g == "":
 			return bad(stanza.NotAcceptable, "empty group name")
@@ -176,7 +177,7 @@ func (s *Server) rosterSet(ctx context.Context, c *conn, el *element, query []xm
 
 // rosterRemove deletes an item and cancels the subscriptions both ways
 // (RFC 6121 §2.5.2).
-func (s *Server) rosterRemove(ctx context.Context, c *conn, el *element, contact jid.JID) error {
+func (s *Server) rosterRemove(ctx context.Context, c *conn, el *wire.Element, contact jid.JID) error {
 	var old storage.RosterItem
 	found := false
 	_, err := s.updateRoster(ctx, c.user, contact, func(it *storage.RosterItem, exists bool) (bool, error) {
@@ -296,22 +297,13 @@ func (s *Server) pushRoster(user, ver string, it storage.RosterItem) {
 		if !interested {
 			continue
 		}
-		push := &element{start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "iq"}},
-			inner: rosterxml.Query(ver, []storage.RosterItem{it})}
-		push.setAttr("type", "set")
-		push.setAttr("id", "push-"+newID()[:16])
-		push.setAttr("to", dst.addr.String())
+		push := &wire.Element{Start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "iq"}},
+			Inner: rosterxml.Query(ver, []storage.RosterItem{it})}
+		push.SetAttr("type", "set")
+		push.SetAttr("id", "push-"+newID()[:16])
+		push.SetAttr("to", dst.addr.String())
 		s.deliver(dst, push)
 	}
-}
-
-func attrOf(st xml.StartElement, local string) string {
-	for _, a := range st.Attr {
-		if a.Name.Local == local && a.Name.Space == "" {
-			return a.Value
-		}
-	}
-	return ""
 }
 
 // onBound runs when a session has bound its resource.
@@ -329,9 +321,9 @@ func (s *Server) onBound(ctx context.Context, c *conn) {
 func (s *Server) onUnbound(c *conn) {
 	ctx := context.Background()
 	{
-		p := &element{start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "presence"}}}
-		p.setAttr("type", "unavailable")
-		p.setAttr("from", c.addr.String())
+		p := &wire.Element{Start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "presence"}}}
+		p.SetAttr("type", "unavailable")
+		p.SetAttr("from", c.addr.String())
 		if err := s.broadcast(ctx, c, p, true); err != nil {
 			s.log.Warn("broadcast unavailable", "jid", c.addr.String(), "err", err)
 		}

@@ -14,32 +14,33 @@ import (
 
 	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/wire"
 )
 
 // route handles one stanza from a bound session: it checks and stamps the
 // sender (RFC 6120 §8.1.2.1) and delivers it by kind and addressee.
-func (s *Server) route(ctx context.Context, c *conn, el *element) error {
+func (s *Server) route(ctx context.Context, c *conn, el *wire.Element) error {
 	if !c.bound.Load() {
 		// Unbound by an administrator while the stream closes: drop.
 		return errClosed
 	}
-	name := el.start.Name
-	if !isStanza(name) {
+	name := el.Start.Name
+	if !wire.IsStanza(name) {
 		if name.Space != stanza.NSClient {
-			return streamErr(stream.UnsupportedStanzaType, fmt.Sprintf("unsupported element {%s}%s", name.Space, name.Local))
+			return wire.StreamError(stream.UnsupportedStanzaType, fmt.Sprintf("unsupported element {%s}%s", name.Space, name.Local))
 		}
-		return streamErr(stream.UnsupportedStanzaType, "unsupported element <"+name.Local+"/>")
+		return wire.StreamError(stream.UnsupportedStanzaType, "unsupported element <"+name.Local+"/>")
 	}
-	if f := el.attr("from"); f != "" {
+	if f := el.Attr("from"); f != "" {
 		fj, err := jid.Parse(f)
 		if err != nil || !(fj.Equal(c.addr) || (fj.Resourcepart() == "" && fj.Equal(c.addr.Bare()))) {
-			return streamErr(stream.InvalidFrom, "the from address is not this session's")
+			return wire.StreamError(stream.InvalidFrom, "the from address is not this session's")
 		}
 	}
-	if name.Local == "iq" && el.attr("id") == "" {
-		return streamErr(stream.BadFormat, "an IQ needs an id")
+	if name.Local == "iq" && el.Attr("id") == "" {
+		return wire.StreamError(stream.BadFormat, "an IQ needs an id")
 	}
-	el.setAttr("from", c.addrName)
+	el.SetAttr("from", c.addrName)
 	if t, ok := s.metrics.(StanzaTracer); ok {
 		var end func()
 		ctx, end = t.TraceStanza(ctx, name.Local)
@@ -50,7 +51,7 @@ func (s *Server) route(ctx context.Context, c *conn, el *element) error {
 	s.metrics.StanzaIn(name.Local)
 
 	var to jid.JID
-	switch t := el.attr("to"); {
+	switch t := el.Attr("to"); {
 	case t == "":
 	case t == s.domainName:
 		// The server JID, already in its normal form: nothing to parse.
@@ -61,7 +62,7 @@ func (s *Server) route(ctx context.Context, c *conn, el *element) error {
 			return s.bounce(c, el, stanza.Error{Type: stanza.Modify, Condition: stanza.JIDMalformed})
 		}
 		to = j
-		el.setAttr("to", j.String())
+		el.SetAttr("to", j.String())
 	}
 	if to.String() != "" && !to.Equal(s.domain) && !s.access.allowed(to) {
 		return s.bounce(c, el, stanza.Error{Type: stanza.Cancel, Condition: stanza.Forbidden,
@@ -82,12 +83,12 @@ func (s *Server) route(ctx context.Context, c *conn, el *element) error {
 // keepStream turns a failure of the server itself (the store refusing a
 // write, say) into a stanza error for that stanza, so that one failed write
 // never ends the client's stream; stream errors and closing pass through.
-func (s *Server) keepStream(c *conn, el *element, err error) error {
+func (s *Server) keepStream(c *conn, el *wire.Element, err error) error {
 	var se stream.Error
 	if err == nil || errors.As(err, &se) || errors.Is(err, errClosed) {
 		return err
 	}
-	s.log.Error("stanza failed", "kind", el.start.Name.Local, "jid", c.addr.String(), "err", err)
+	s.log.Error("stanza failed", "kind", el.Start.Name.Local, "jid", c.addr.String(), "err", err)
 	return s.bounce(c, el, failure(err))
 }
 
@@ -106,9 +107,9 @@ func (s *Server) isLocal(j jid.JID) bool { return j.Domainpart() == s.domain.Dom
 
 // routeIQ checks an IQ's shape (RFC 6120 §8.2.3) and sends it to the
 // account's handlers, the server's, or the addressed resource.
-func (s *Server) routeIQ(ctx context.Context, c *conn, el *element, to jid.JID) error {
-	typ := stanza.IQType(el.attr("type"))
-	_, n := el.payload()
+func (s *Server) routeIQ(ctx context.Context, c *conn, el *wire.Element, to jid.JID) error {
+	typ := stanza.IQType(el.Attr("type"))
+	_, n := el.Payload()
 	switch typ {
 	case stanza.GetIQ, stanza.SetIQ:
 		if n != 1 {
@@ -156,7 +157,7 @@ func (s *Server) routeIQ(ctx context.Context, c *conn, el *element, to jid.JID) 
 
 // unhandled answers an IQ request nobody serves with service-unavailable
 // (RFC 6120 §8.4); results and errors are never answered.
-func (s *Server) unhandled(c *conn, el *element, request bool) error {
+func (s *Server) unhandled(c *conn, el *wire.Element, request bool) error {
 	if !request {
 		return nil
 	}
@@ -167,20 +168,20 @@ func (s *Server) unhandled(c *conn, el *element, request bool) error {
 // (modules.IQHandler), with the stream's context and the payload as read,
 // and sends the module's answer back. A request no module answers gets
 // service-unavailable.
-func (s *Server) serverIQ(ctx context.Context, c *conn, el *element, typ stanza.IQType) error {
+func (s *Server) serverIQ(ctx context.Context, c *conn, el *wire.Element, typ stanza.IQType) error {
 	if typ == stanza.ResultIQ || typ == stanza.ErrorIQ {
 		s.iqResponse(el)
 		return nil
 	}
-	name, _ := el.payload()
+	name, _ := el.Payload()
 	h := s.iqs[modules.Route{Type: typ, Payload: name}]
 	if h == nil {
 		return s.unhandled(c, el, true)
 	}
 	// The addresses are known already: from is the session's (the router
 	// checked and set it), to the server's, whatever the client wrote.
-	iq := stanza.IQ{XMLName: el.start.Name, ID: el.attr("id"), Type: typ, From: c.addr, To: s.domain, Lang: langOf(el.start)}
-	toks := el.child(name)
+	iq := stanza.IQ{XMLName: el.Start.Name, ID: el.Attr("id"), Type: typ, From: c.addr, To: s.domain, Lang: langOf(el.Start)}
+	toks := el.Child(name)
 	resp, err := h.HandleIQ(ctx, modules.IQ{IQ: iq, Payload: toks[0].(xml.StartElement), Inner: toks[1 : len(toks)-1]})
 	if err != nil {
 		var rendered interface{ TokenReader() xml.TokenReader }
@@ -190,17 +191,17 @@ func (s *Server) serverIQ(ctx context.Context, c *conn, el *element, typ stanza.
 		}
 		return s.bounceWith(c, el, rendered.TokenReader())
 	}
-	reply := &element{start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "iq"}}}
-	reply.setAttr("id", el.attr("id"))
-	reply.setAttr("type", string(stanza.ResultIQ))
-	if to := el.attr("to"); to != "" {
-		reply.setAttr("from", to)
+	reply := &wire.Element{Start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "iq"}}}
+	reply.SetAttr("id", el.Attr("id"))
+	reply.SetAttr("type", string(stanza.ResultIQ))
+	if to := el.Attr("to"); to != "" {
+		reply.SetAttr("from", to)
 	}
-	reply.setAttr("to", c.addrName)
+	reply.SetAttr("to", c.addrName)
 	if ts, ok := resp.(modules.TokenSlice); ok {
-		reply.inner = ts.Tokens()
+		reply.Inner = ts.Tokens()
 	} else if resp != nil {
-		if reply.inner, err = collect(resp); err != nil {
+		if reply.Inner, err = collect(resp); err != nil {
 			s.log.Error("IQ handler's answer unreadable", "payload", payloadName(el), "err", err)
 			return s.bounce(c, el, stanza.Error{Type: stanza.Cancel, Condition: stanza.InternalServerError})
 		}
@@ -219,22 +220,22 @@ func langOf(start xml.StartElement) string {
 	return ""
 }
 
-func payloadName(el *element) string {
-	n, _ := el.payload()
+func payloadName(el *wire.Element) string {
+	n, _ := el.Payload()
 	return "{" + n.Space + "}" + n.Local
 }
 
 // iqResponse receives results and errors addressed to the server JID; the
 // server does not yet send IQs of its own, so they are dropped.
-func (s *Server) iqResponse(*element) {}
+func (s *Server) iqResponse(*wire.Element) {}
 
 // routeMessage delivers a message by RFC 6121 §8.5.
-func (s *Server) routeMessage(ctx context.Context, c *conn, el *element, to jid.JID) error {
+func (s *Server) routeMessage(ctx context.Context, c *conn, el *wire.Element, to jid.JID) error {
 	if to.String() == "" {
 		to = c.addr.Bare()
-		el.setAttr("to", to.String())
+		el.SetAttr("to", to.String())
 	}
-	typ := el.attr("type")
+	typ := el.Attr("type")
 	switch typ {
 	case "", "normal", "chat", "groupchat", "headline", "error":
 	default:
@@ -254,8 +255,8 @@ func (s *Server) routeMessage(ctx context.Context, c *conn, el *element, to jid.
 
 // deliverMessage delivers a message to a local or remote JID; a stanza.Error
 // says why it could not be.
-func (s *Server) deliverMessage(ctx context.Context, el *element, to jid.JID) error {
-	typ := el.attr("type")
+func (s *Server) deliverMessage(ctx context.Context, el *wire.Element, to jid.JID) error {
+	typ := el.Attr("type")
 	if !s.isLocal(to) {
 		return stanza.Error{Type: stanza.Cancel, Condition: stanza.RemoteServerNotFound}
 	}
@@ -351,39 +352,39 @@ func (s *Server) accountExists(ctx context.Context, user string) (bool, error) {
 // deliver queues a stanza for one session (see outbound.go); the sender
 // never waits on the recipient's socket. A stanza the session can no longer
 // take is answered as undeliverable.
-func (s *Server) deliver(dst *conn, el *element) { s.send(dst, el, false) }
+func (s *Server) deliver(dst *conn, el *wire.Element) { s.send(dst, el, false) }
 
 // deliverOwn queues a reply to the stanza the session's own reader is
 // handling; with nothing else queued the reader writes it itself.
-func (s *Server) deliverOwn(c *conn, el *element) { s.send(c, el, true) }
+func (s *Server) deliverOwn(c *conn, el *wire.Element) { s.send(c, el, true) }
 
-func (s *Server) send(dst *conn, el *element, own bool) {
+func (s *Server) send(dst *conn, el *wire.Element, own bool) {
 	switch err := dst.enqueue(el, own); {
 	case errors.Is(err, errUndeliverable):
 		s.bounceUndelivered(dst, el)
 	case err != nil:
-		s.log.Error("stanza not encoded", "kind", el.start.Name.Local, "to", dst.addr.String(), "err", err)
+		s.log.Error("stanza not encoded", "kind", el.Start.Name.Local, "to", dst.addr.String(), "err", err)
 	}
 }
 
 // bounce answers a stanza with an error of the same kind (RFC 6120 §8.3),
 // addressed back to the sender. Errors are never answered with errors.
-func (s *Server) bounce(c *conn, el *element, se stanza.Error) error {
+func (s *Server) bounce(c *conn, el *wire.Element, se stanza.Error) error {
 	return s.bounceWith(c, el, se.TokenReader())
 }
 
 // bounceWith is bounce with the <error/> element as tokens (one with a
 // condition of the feature's own namespace beside the stanza condition,
 // XEP-0050's say).
-func (s *Server) bounceWith(c *conn, el *element, errEl xml.TokenReader) error {
-	if el.attr("type") == "error" || el.attr("type") == "result" {
+func (s *Server) bounceWith(c *conn, el *wire.Element, errEl xml.TokenReader) error {
+	if el.Attr("type") == "error" || el.Attr("type") == "result" {
 		return nil
 	}
 	reply, err := errorReply(el, errEl)
 	if err != nil {
 		return err
 	}
-	reply.setAttr("to", c.addrName)
+	reply.SetAttr("to", c.addrName)
 	s.deliverOwn(c, reply)
 	return nil
 }
@@ -391,35 +392,35 @@ func (s *Server) bounceWith(c *conn, el *element, errEl xml.TokenReader) error {
 // errorReply is the error answering el (RFC 6120 §8.3), from its
 // addressee to its sender: IQs carry only the error, messages and presence
 // their payload back too.
-func errorReply(el *element, errEl xml.TokenReader) (*element, error) {
-	reply := &element{start: xml.StartElement{Name: el.start.Name}}
-	if id := el.attr("id"); id != "" {
-		reply.setAttr("id", id)
+func errorReply(el *wire.Element, errEl xml.TokenReader) (*wire.Element, error) {
+	reply := &wire.Element{Start: xml.StartElement{Name: el.Start.Name}}
+	if id := el.Attr("id"); id != "" {
+		reply.SetAttr("id", id)
 	}
-	reply.setAttr("type", "error")
-	if to := el.attr("to"); to != "" {
-		reply.setAttr("from", to)
+	reply.SetAttr("type", "error")
+	if to := el.Attr("to"); to != "" {
+		reply.SetAttr("from", to)
 	}
-	if from := el.attr("from"); from != "" {
-		reply.setAttr("to", from)
+	if from := el.Attr("from"); from != "" {
+		reply.SetAttr("to", from)
 	}
-	if el.start.Name.Local != "iq" {
+	if el.Start.Name.Local != "iq" {
 		// Message and presence errors carry the original payload back.
-		reply.inner = append(reply.inner, el.inner...)
+		reply.Inner = append(reply.Inner, el.Inner...)
 	}
 	errTokens, err := collect(errEl)
 	if err != nil {
 		return nil, err
 	}
-	reply.inner = append(reply.inner, errTokens...)
+	reply.Inner = append(reply.Inner, errTokens...)
 	return reply, nil
 }
 
 // collect reads a token reader into copied tokens.
 func collect(r xml.TokenReader) ([]xml.Token, error) {
-	buf := &tokenBuffer{}
+	buf := &wire.TokenBuffer{}
 	if _, err := xmlstream.Copy(buf, r); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	return buf.toks, nil
+	return buf.Toks, nil
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/adhocd/adhocd/server/storage"
 	"github.com/adhocd/adhocd/server/storage/adhocsessions"
 	"github.com/adhocd/adhocd/server/tlscert"
+	"github.com/adhocd/adhocd/wire"
 )
 
 // Server is one adhocd instance.
@@ -416,14 +417,14 @@ func (s *Server) admit(c *conn) (release func(), ok bool) {
 	if len(s.conns) >= s.limits().MaxConnections {
 		s.mu.Unlock()
 		s.metrics.Connection("refused")
-		c.closeWith(streamErr(stream.ResourceConstraint, "too many connections"))
+		c.closeWith(wire.StreamError(stream.ResourceConstraint, "too many connections"))
 		return nil, false
 	}
 	host := c.host()
 	if s.perAddr[host] >= s.limits().MaxConnectionsPerAddress {
 		s.mu.Unlock()
 		s.metrics.Connection("refused")
-		c.closeWith(streamErr(stream.PolicyViolation, "too many connections from your address"))
+		c.closeWith(wire.StreamError(stream.PolicyViolation, "too many connections from your address"))
 		return nil, false
 	}
 	s.perAddr[host]++
@@ -534,7 +535,7 @@ func (s *Server) IsAdmin(j jid.JID) bool {
 // Send delivers a stanza that the server (or a module) originates: a message
 // or presence to a local JID, an IQ to a local full JID.
 func (s *Server) Send(ctx context.Context, r xml.TokenReader) error {
-	buf := &tokenBuffer{}
+	buf := &wire.TokenBuffer{}
 	for {
 		t, err := r.Token()
 		if t != nil {
@@ -547,22 +548,22 @@ func (s *Server) Send(ctx context.Context, r xml.TokenReader) error {
 			return fmt.Errorf("server: send: %w", err)
 		}
 	}
-	els := buf.elements()
+	els := buf.Elements()
 	if len(els) != 1 {
 		return fmt.Errorf("server: send: want one element, got %d", len(els))
 	}
 	el := els[0]
-	if el.start.Name.Space == "" {
-		el.start.Name.Space = stanza.NSClient
+	if el.Start.Name.Space == "" {
+		el.Start.Name.Space = stanza.NSClient
 	}
-	if el.attr("from") == "" {
-		el.setAttr("from", s.domain.String())
+	if el.Attr("from") == "" {
+		el.SetAttr("from", s.domain.String())
 	}
-	to, err := jid.Parse(el.attr("to"))
+	to, err := jid.Parse(el.Attr("to"))
 	if err != nil {
-		return fmt.Errorf("server: send: bad to %q: %w", el.attr("to"), err)
+		return fmt.Errorf("server: send: bad to %q: %w", el.Attr("to"), err)
 	}
-	switch el.start.Name.Local {
+	switch el.Start.Name.Local {
 	case "message":
 		return s.deliverMessage(ctx, el, to)
 	case "presence":
@@ -575,7 +576,7 @@ func (s *Server) Send(ctx context.Context, r xml.TokenReader) error {
 		}
 		return stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}
 	}
-	return fmt.Errorf("server: send: not a stanza: %s", el.start.Name.Local)
+	return fmt.Errorf("server: send: not a stanza: %s", el.Start.Name.Local)
 }
 
 // host is the modules.Host a module sees.

@@ -7,6 +7,8 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
+
+	"github.com/adhocd/adhocd/wire"
 )
 
 // sessions is the registry of bound resources, by account and resource.
@@ -41,7 +43,7 @@ func (s *sessions) bind(c *conn, full jid.JID) error {
 	s.mu.Unlock()
 	if old != nil {
 		old.bound.Store(false)
-		old.closeWith(streamErr(stream.Conflict, "replaced by a new session with the same resource"))
+		old.closeWith(wire.StreamError(stream.Conflict, "replaced by a new session with the same resource"))
 	}
 	return nil
 }

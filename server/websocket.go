@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/adhocd/adhocd/wire"
 )
 
 // XMPP over WebSocket (RFC 7395) and its discovery (XEP-0156), for web
@@ -192,7 +194,7 @@ func (s *Server) serveHostMeta(w http.ResponseWriter, r *http.Request) {
 	var b bytes.Buffer
 	b.WriteString(`<?xml version="1.0" encoding="utf-8"?>` + "\n" + `<XRD xmlns="http://docs.oasis-open.org/ns/xri/xrd-1.0">` + "\n" +
 		`  <Link rel="` + relWebSocket + `" href="`)
-	escapeAttr(&b, href)
+	wire.EscapeAttr(&b, href)
 	b.WriteString("\"/>\n</XRD>\n")
 	_, _ = w.Write(b.Bytes())
 }

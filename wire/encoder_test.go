@@ -1,4 +1,4 @@
-package server
+package wire
 
 import (
 	"bytes"
@@ -45,16 +45,16 @@ func TestEncoderWritesEachNamespaceOnce(t *testing.T) {
 "quoted" 'single'</body></message>`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := newDecoder(strings.NewReader(tc.in), 1<<16, 16, 16)
+			d := NewDecoder(strings.NewReader(tc.in), 1<<16, 16, 16)
 			d.d.DefaultSpace = stanza.NSClient // as the client's stream header declares
-			el, err := d.next()
+			el, err := d.Next()
 			if err != nil {
 				t.Fatal(err)
 			}
 			var b bytes.Buffer
-			var e nsEncoder
-			e.reset(&b, tc.root)
-			if err := e.copyFrom(el.reader()); err != nil {
+			var e Encoder
+			e.Reset(&b, tc.root)
+			if err := e.CopyFrom(el.reader()); err != nil {
 				t.Fatal(err)
 			}
 			if got := b.String(); got != tc.want {
@@ -63,16 +63,16 @@ func TestEncoderWritesEachNamespaceOnce(t *testing.T) {
 			// What was written reads back to the same names and values.
 			d2 := xml.NewDecoder(strings.NewReader(b.String()))
 			d2.DefaultSpace = tc.root
-			el2, err := (&decoder{d: d2, budget: &budgetReader{left: 1 << 30}, maxBytes: 1 << 30, maxDepth: 16, maxAttrs: 16}).next()
+			el2, err := (&Decoder{d: d2, budget: &budgetReader{left: 1 << 30}, maxBytes: 1 << 30, maxDepth: 16, maxAttrs: 16}).Next()
 			if err != nil {
 				t.Fatalf("reading back %s: %v", b.String(), err)
 			}
-			if el2.start.Name != el.start.Name || len(el2.inner) != len(el.inner) {
-				t.Fatalf("read back %v with %d tokens, want %v with %d", el2.start.Name, len(el2.inner), el.start.Name, len(el.inner))
+			if el2.Start.Name != el.Start.Name || len(el2.Inner) != len(el.Inner) {
+				t.Fatalf("read back %v with %d tokens, want %v with %d", el2.Start.Name, len(el2.Inner), el.Start.Name, len(el.Inner))
 			}
-			for i := range el.inner {
-				a, _ := el.inner[i].(xml.StartElement)
-				b, _ := el2.inner[i].(xml.StartElement)
+			for i := range el.Inner {
+				a, _ := el.Inner[i].(xml.StartElement)
+				b, _ := el2.Inner[i].(xml.StartElement)
 				if a.Name != b.Name {
 					t.Errorf("token %d: %v read back as %v", i, a.Name, b.Name)
 				}
@@ -91,15 +91,15 @@ func TestEncoderTokensOfHandlers(t *testing.T) {
 	text := xml.StartElement{Name: xml.Name{Space: "urn:ietf:params:xml:ns:xmpp-stanzas", Local: "text"},
 		Attr: []xml.Attr{{Name: xml.Name{Space: "xmlns", Local: "x"}, Value: "y"}, {Name: xml.Name{Space: "xml", Local: "lang"}, Value: "en"}}}
 	var b bytes.Buffer
-	var e nsEncoder
-	e.reset(&b, stanza.NSClient)
+	var e Encoder
+	e.Reset(&b, stanza.NSClient)
 	for _, tok := range []xml.Token{q, feat, feat.End(), text, xml.CharData("t"), text.End(), q.End()} {
-		if err := e.token(tok); err != nil {
+		if err := e.Token(tok); err != nil {
 			t.Fatal(err)
 		}
 	}
 	want := `<query xmlns="http://jabber.org/protocol/disco#info"><feature var="urn:xmpp:ping"/><text xmlns="urn:ietf:params:xml:ns:xmpp-stanzas" xml:lang="en">t</text></query>`
-	if err := e.close(); err != nil || b.String() != want {
+	if err := e.Close(); err != nil || b.String() != want {
 		t.Fatalf("got %s (%v), want %s", b.String(), err, want)
 	}
 	for name, toks := range map[string][]xml.Token{
@@ -108,10 +108,10 @@ func TestEncoderTokensOfHandlers(t *testing.T) {
 		"comment":           {q, xml.Comment("x")},
 		"no name":           {xml.StartElement{}},
 	} {
-		e.reset(&b, stanza.NSClient)
+		e.Reset(&b, stanza.NSClient)
 		var err error
 		for _, tok := range toks {
-			if err = e.token(tok); err != nil {
+			if err = e.Token(tok); err != nil {
 				break
 			}
 		}
@@ -126,11 +126,11 @@ func TestEncoderTokensOfHandlers(t *testing.T) {
 // U+FFFD so that the recipient's parser never fails on the stanza.
 func TestEncoderReplacesWhatXMLCannotCarry(t *testing.T) {
 	var b bytes.Buffer
-	var e nsEncoder
-	e.reset(&b, stanza.NSClient)
+	var e Encoder
+	e.Reset(&b, stanza.NSClient)
 	body := xml.StartElement{Name: xml.Name{Local: "body"}, Attr: []xml.Attr{{Name: xml.Name{Local: "a"}, Value: "x\x01y\xfe\tz"}}}
 	for _, tok := range []xml.Token{body, xml.CharData("a\x00b\xffc\uFFFDd\x1b"), body.End()} {
-		if err := e.token(tok); err != nil {
+		if err := e.Token(tok); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -140,10 +140,10 @@ func TestEncoderReplacesWhatXMLCannotCarry(t *testing.T) {
 }
 
 // reader returns a token reader over the whole element.
-func (e *element) reader() xml.TokenReader {
-	toks := make([]xml.Token, 0, len(e.inner)+2)
-	toks = append(toks, e.start)
-	toks = append(toks, e.inner...)
-	toks = append(toks, e.start.End())
-	return &sliceReader{toks: toks}
+func (e *Element) reader() xml.TokenReader {
+	toks := make([]xml.Token, 0, len(e.Inner)+2)
+	toks = append(toks, e.Start)
+	toks = append(toks, e.Inner...)
+	toks = append(toks, e.Start.End())
+	return &SliceReader{Toks: toks}
 }

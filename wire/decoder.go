@@ -1,4 +1,4 @@
-package server
+package wire
 
 import (
 	"bufio"
@@ -14,22 +14,16 @@ import (
 	"mellium.im/xmpp/stream"
 )
 
-// Namespaces of the stream layer (RFC 6120).
+// NSFraming is the namespace of XMPP over WebSocket (RFC 7395).
 const (
-	nsStream    = "http://etherx.jabber.org/streams"
-	nsTLS       = "urn:ietf:params:xml:ns:xmpp-tls"
-	nsSASL      = "urn:ietf:params:xml:ns:xmpp-sasl"
-	nsBind      = "urn:ietf:params:xml:ns:xmpp-bind"
-	nsSession   = "urn:ietf:params:xml:ns:xmpp-session"
-	nsXML       = "http://www.w3.org/XML/1998/namespace"
-	nsCB        = "urn:xmpp:sasl-cb:0"
-	nsRosterVer = "urn:xmpp:features:rosterver"
-	nsFraming   = "urn:ietf:params:xml:ns:xmpp-framing"
+	NSFraming = "urn:ietf:params:xml:ns:xmpp-framing"
+	// NSXML is the namespace the xml: prefix is bound to.
+	NSXML = "http://www.w3.org/XML/1998/namespace"
 )
 
-// errTooBig is returned by budgetReader when a stanza outgrows
+// ErrTooBig is returned by budgetReader when a stanza outgrows
 // limits.max_stanza_bytes.
-var errTooBig = errors.New("stanza exceeds limits.max_stanza_bytes")
+var ErrTooBig = errors.New("stanza exceeds limits.max_stanza_bytes")
 
 // budgetReader hands bytes to encoding/xml one at a time (the decoder uses
 // io.ByteReader when the source has it, and then buffers nothing itself) and
@@ -43,7 +37,7 @@ type budgetReader struct {
 
 func (b *budgetReader) ReadByte() (byte, error) {
 	if b.left <= 0 {
-		return 0, errTooBig
+		return 0, ErrTooBig
 	}
 	b.left--
 	return b.br.ReadByte()
@@ -51,7 +45,7 @@ func (b *budgetReader) ReadByte() (byte, error) {
 
 func (b *budgetReader) Read(p []byte) (int, error) {
 	if b.left <= 0 {
-		return 0, errTooBig
+		return 0, ErrTooBig
 	}
 	if len(p) > b.left {
 		p = p[:b.left]
@@ -61,37 +55,37 @@ func (b *budgetReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// element is one top-level element read from a stream: its start tag and the
+// Element is one top-level Element read from a stream: its start tag and the
 // copied tokens between the start and end tags.
-type element struct {
-	start xml.StartElement
-	inner []xml.Token
+type Element struct {
+	Start xml.StartElement
+	Inner []xml.Token
 }
 
-// attr returns the value of the unqualified attribute named local.
-func (e *element) attr(local string) string { return attrOf(e.start, local) }
+// Attr returns the value of the unqualified attribute named local.
+func (e *Element) Attr(local string) string { return AttrOf(e.Start, local) }
 
-// setAttr sets (or with an empty value removes) the unqualified attribute local.
-func (e *element) setAttr(local, value string) {
-	attrs := e.start.Attr[:0]
-	for _, a := range e.start.Attr {
+// SetAttr sets (or with an empty value removes) the unqualified attribute local.
+func (e *Element) SetAttr(local, value string) {
+	attrs := e.Start.Attr[:0]
+	for _, a := range e.Start.Attr {
 		if a.Name.Local == local && a.Name.Space == "" {
 			continue
 		}
 		attrs = append(attrs, a)
 	}
-	e.start.Attr = attrs
+	e.Start.Attr = attrs
 	if value != "" {
-		e.start.Attr = append(e.start.Attr, xml.Attr{Name: xml.Name{Local: local}, Value: value})
+		e.Start.Attr = append(e.Start.Attr, xml.Attr{Name: xml.Name{Local: local}, Value: value})
 	}
 }
 
-// payload returns the name of the first child element, if any, and the number
+// Payload returns the name of the first child element, if any, and the number
 // of child elements.
-func (e *element) payload() (xml.Name, int) {
+func (e *Element) Payload() (xml.Name, int) {
 	var first xml.Name
 	n, depth := 0, 0
-	for _, t := range e.inner {
+	for _, t := range e.Inner {
 		switch t := t.(type) {
 		case xml.StartElement:
 			if depth == 0 {
@@ -108,11 +102,11 @@ func (e *element) payload() (xml.Name, int) {
 	return first, n
 }
 
-// child returns the tokens of the first child element named name, start and
+// Child returns the tokens of the first Child element named name, start and
 // end tags included, or nil.
-func (e *element) child(name xml.Name) []xml.Token {
+func (e *Element) Child(name xml.Name) []xml.Token {
 	depth, from := 0, -1
-	for i, t := range e.inner {
+	for i, t := range e.Inner {
 		switch t := t.(type) {
 		case xml.StartElement:
 			if depth == 0 && t.Name == name {
@@ -122,34 +116,34 @@ func (e *element) child(name xml.Name) []xml.Token {
 		case xml.EndElement:
 			depth--
 			if depth == 0 && from >= 0 {
-				return e.inner[from : i+1]
+				return e.Inner[from : i+1]
 			}
 		}
 	}
 	return nil
 }
 
-// sub returns the first child element named name, or nil.
-func (e *element) sub(name xml.Name) *element {
-	toks := e.child(name)
+// Sub returns the first child element named name, or nil.
+func (e *Element) Sub(name xml.Name) *Element {
+	toks := e.Child(name)
 	if toks == nil {
 		return nil
 	}
-	return &element{start: toks[0].(xml.StartElement), inner: toks[1 : len(toks)-1]}
+	return &Element{Start: toks[0].(xml.StartElement), Inner: toks[1 : len(toks)-1]}
 }
 
-// text returns the character data directly inside the child named name.
-func (e *element) text(name xml.Name) (string, bool) {
-	toks := e.child(name)
+// Text returns the character data directly inside the child named name.
+func (e *Element) Text(name xml.Name) (string, bool) {
+	toks := e.Child(name)
 	if toks == nil {
 		return "", false
 	}
-	return textOf(toks), true
+	return TextOf(toks), true
 }
 
-// textOf concatenates the character data directly inside the element that
+// TextOf concatenates the character data directly inside the element that
 // toks begins with, and stops at that element's end.
-func textOf(toks []xml.Token) string {
+func TextOf(toks []xml.Token) string {
 	var sb strings.Builder
 	depth := 0
 	for _, t := range toks {
@@ -170,46 +164,46 @@ func textOf(toks []xml.Token) string {
 	return sb.String()
 }
 
-// sliceReader is an xml.TokenReader over tokens in memory.
-type sliceReader struct {
-	toks []xml.Token
-	last xml.Token // read after toks when set (an element's end)
+// SliceReader is an xml.TokenReader over tokens in memory.
+type SliceReader struct {
+	Toks []xml.Token
+	Last xml.Token // read after toks when set (an element's end)
 }
 
-func (r *sliceReader) Token() (xml.Token, error) {
-	if len(r.toks) == 0 {
-		if t := r.last; t != nil {
-			r.last = nil
+func (r *SliceReader) Token() (xml.Token, error) {
+	if len(r.Toks) == 0 {
+		if t := r.Last; t != nil {
+			r.Last = nil
 			return t, nil
 		}
 		return nil, io.EOF
 	}
-	t := r.toks[0]
-	r.toks = r.toks[1:]
+	t := r.Toks[0]
+	r.Toks = r.Toks[1:]
 	return t, nil
 }
 
-// tokenBuffer collects written tokens (copied, so callers may reuse theirs).
-type tokenBuffer struct{ toks []xml.Token }
+// TokenBuffer collects written tokens (copied, so callers may reuse theirs).
+type TokenBuffer struct{ Toks []xml.Token }
 
-func (b *tokenBuffer) EncodeToken(t xml.Token) error {
-	b.toks = append(b.toks, xml.CopyToken(t))
+func (b *TokenBuffer) EncodeToken(t xml.Token) error {
+	b.Toks = append(b.Toks, xml.CopyToken(t))
 	return nil
 }
 
 // Flush implements xmlstream.Flusher; the buffer has nothing to flush.
-func (b *tokenBuffer) Flush() error { return nil }
+func (b *TokenBuffer) Flush() error { return nil }
 
-// elements splits the buffered tokens into top-level elements.
-func (b *tokenBuffer) elements() []*element {
-	var out []*element
-	var cur *element
+// Elements splits the buffered tokens into top-level Elements.
+func (b *TokenBuffer) Elements() []*Element {
+	var out []*Element
+	var cur *Element
 	depth, first := 0, 0
-	for i, t := range b.toks {
+	for i, t := range b.Toks {
 		switch tok := t.(type) {
 		case xml.StartElement:
 			if depth == 0 {
-				cur, first = &element{start: tok}, i+1
+				cur, first = &Element{Start: tok}, i+1
 			}
 			depth++
 		case xml.EndElement:
@@ -217,7 +211,7 @@ func (b *tokenBuffer) elements() []*element {
 			if depth == 0 && cur != nil {
 				// The children share the buffer; capped, so that appending
 				// to them cannot overwrite what follows.
-				cur.inner = b.toks[first:i:i]
+				cur.Inner = b.Toks[first:i:i]
 				out = append(out, cur)
 				cur = nil
 			}
@@ -226,34 +220,34 @@ func (b *tokenBuffer) elements() []*element {
 	return out
 }
 
-// decoder reads a client's stream with every limit of config.Limits applied
+// Decoder reads a client's stream with every limit of config.Limits applied
 // as the bytes arrive.
-type decoder struct {
+type Decoder struct {
 	budget   *budgetReader
 	d        *xml.Decoder
 	maxBytes int
 	maxDepth int
 	maxAttrs int
-	// framed: the input is XMPP over WebSocket (RFC 7395), a sequence of
+	// Framed: the input is XMPP over WebSocket (RFC 7395), a sequence of
 	// top-level elements with no stream root: <open/>, stanzas, <close/>.
 	// Elements that declare no namespace are taken as jabber:client.
-	framed bool
-	// stanzaStarted, if set, runs when a top-level element's start tag has
+	Framed bool
+	// StanzaStarted, if set, runs when a top-level element's start tag has
 	// been read (the connection bounds the time to finish it).
-	stanzaStarted func()
+	StanzaStarted func()
 }
 
-func newDecoder(r io.Reader, maxBytes, maxDepth, maxAttrs int) *decoder {
+func NewDecoder(r io.Reader, maxBytes, maxDepth, maxAttrs int) *Decoder {
 	br := &budgetReader{br: bufio.NewReaderSize(r, 4096), left: maxBytes}
-	return &decoder{budget: br, d: newXMLDecoder(br), maxBytes: maxBytes, maxDepth: maxDepth, maxAttrs: maxAttrs}
+	return &Decoder{budget: br, d: newXMLDecoder(br), maxBytes: maxBytes, maxDepth: maxDepth, maxAttrs: maxAttrs}
 }
 
-// restart begins a new XML document on the same bytes (after SASL success),
+// Restart begins a new XML document on the same bytes (after SASL success),
 // as RFC 6120 §4.3.3 requires: namespaces and state of the old stream go.
-func (d *decoder) restart() {
+func (d *Decoder) Restart() {
 	d.budget.left = d.maxBytes
 	d.d = newXMLDecoder(d.budget)
-	if d.framed {
+	if d.Framed {
 		// Lenient where RFC 7395 §3.3.3 is strict: a stanza that declares
 		// no namespace is a jabber:client stanza, as on a TCP stream.
 		d.d.DefaultSpace = stanza.NSClient
@@ -269,13 +263,13 @@ func newXMLDecoder(r io.Reader) *xml.Decoder {
 	return d
 }
 
-// buffered reports bytes received but not yet parsed. After <starttls/> any
+// Buffered reports bytes received but not yet parsed. After <starttls/> any
 // such byte was sent in the clear before the handshake and must not be trusted.
-func (d *decoder) buffered() int { return d.budget.br.Buffered() }
+func (d *Decoder) Buffered() int { return d.budget.br.Buffered() }
 
 // token reads one token and maps the restricted XML of RFC 6120 §11.1 and
 // parse failures to stream errors.
-func (d *decoder) token() (xml.Token, error) {
+func (d *Decoder) token() (xml.Token, error) {
 	t, err := d.d.Token()
 	if err != nil {
 		return nil, d.mapErr(err)
@@ -287,19 +281,19 @@ func (d *decoder) token() (xml.Token, error) {
 		return nil, stream.RestrictedXML
 	case xml.StartElement:
 		if len(t.Attr) > d.maxAttrs {
-			return nil, streamErr(stream.PolicyViolation, fmt.Sprintf("more than %d attributes on one element", d.maxAttrs))
+			return nil, StreamError(stream.PolicyViolation, fmt.Sprintf("more than %d attributes on one element", d.maxAttrs))
 		}
 		// encoding/xml lets a local name after a prefix start with a digit
 		// ("a:0"); such a name could not be written to a recipient as XML.
 		if !ncName(t.Name.Local) {
-			return nil, streamErr(stream.NotWellFormed, fmt.Sprintf("%q is not an XML name", t.Name.Local))
+			return nil, StreamError(stream.NotWellFormed, fmt.Sprintf("%q is not an XML name", t.Name.Local))
 		}
 		for _, a := range t.Attr {
 			if !ncName(a.Name.Local) {
-				return nil, streamErr(stream.NotWellFormed, fmt.Sprintf("%q is not an XML name", a.Name.Local))
+				return nil, StreamError(stream.NotWellFormed, fmt.Sprintf("%q is not an XML name", a.Name.Local))
 			}
 		}
-		return stripNSDecl(t), nil
+		return StripNSDecl(t), nil
 	}
 	return t, nil
 }
@@ -326,12 +320,12 @@ func ncName(s string) bool {
 	return true
 }
 
-func (d *decoder) mapErr(err error) error {
+func (d *Decoder) mapErr(err error) error {
 	var ne net.Error
 	var se *xml.SyntaxError
 	switch {
-	case errors.Is(err, errTooBig):
-		return streamErr(stream.PolicyViolation, fmt.Sprintf("stanza larger than %d bytes", d.maxBytes))
+	case errors.Is(err, ErrTooBig):
+		return StreamError(stream.PolicyViolation, fmt.Sprintf("stanza larger than %d bytes", d.maxBytes))
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
 		return io.EOF
 	case errors.As(err, &ne) && ne.Timeout():
@@ -341,7 +335,7 @@ func (d *decoder) mapErr(err error) error {
 		return io.EOF
 	case errors.As(err, &se):
 		if strings.Contains(se.Msg, "entity") {
-			return streamErr(stream.RestrictedXML, "entity references other than the predefined ones are not allowed")
+			return StreamError(stream.RestrictedXML, "entity references other than the predefined ones are not allowed")
 		}
 		if strings.Contains(se.Msg, "encoding") || strings.Contains(se.Msg, "UTF-8") {
 			return stream.UnsupportedEncoding
@@ -352,14 +346,14 @@ func (d *decoder) mapErr(err error) error {
 	case strings.HasPrefix(err.Error(), "xml:"):
 		// Any other complaint of the parser (an XML declaration with a
 		// version other than 1.0, say): the input is not well-formed XML 1.0.
-		return streamErr(stream.NotWellFormed, strings.TrimPrefix(err.Error(), "xml: "))
+		return StreamError(stream.NotWellFormed, strings.TrimPrefix(err.Error(), "xml: "))
 	}
 	return err
 }
 
-// streamHeader reads up to the opening <stream:stream>, allowing only the XML
+// StreamHeader reads up to the opening <stream:stream>, allowing only the XML
 // declaration and white space before it.
-func (d *decoder) streamHeader() (xml.StartElement, error) {
+func (d *Decoder) StreamHeader() (xml.StartElement, error) {
 	for i := 0; ; i++ {
 		t, err := d.d.Token()
 		if err != nil {
@@ -376,7 +370,7 @@ func (d *decoder) streamHeader() (xml.StartElement, error) {
 			}
 		case xml.StartElement:
 			start := t.Copy()
-			if d.framed && start.Name == (xml.Name{Space: nsFraming, Local: "open"}) {
+			if d.Framed && start.Name == (xml.Name{Space: NSFraming, Local: "open"}) {
 				// <open/> is an element of its own: its end follows.
 				if err := d.skipEnd(); err != nil {
 					return xml.StartElement{}, err
@@ -392,10 +386,10 @@ func (d *decoder) streamHeader() (xml.StartElement, error) {
 	}
 }
 
-// next reads the next top-level element of the stream. It returns io.EOF when
+// Next reads the Next top-level element of the stream. It returns io.EOF when
 // the client closed its stream, and skips white space between stanzas
 // (keepalives), resetting the byte budget after each element.
-func (d *decoder) next() (*element, error) {
+func (d *Decoder) Next() (*Element, error) {
 	for {
 		t, err := d.token()
 		if err != nil {
@@ -404,7 +398,7 @@ func (d *decoder) next() (*element, error) {
 		switch t := t.(type) {
 		case xml.CharData:
 			if len(bytes.TrimSpace(t)) != 0 {
-				return nil, streamErr(stream.BadFormat, "text outside a stanza")
+				return nil, StreamError(stream.BadFormat, "text outside a stanza")
 			}
 			// encoding/xml has already read the '<' that ended the white
 			// space: it belongs to the next element's budget.
@@ -413,12 +407,12 @@ func (d *decoder) next() (*element, error) {
 			// The only end tag at this level closes the stream.
 			return nil, io.EOF
 		case xml.StartElement:
-			if d.framed && t.Name == (xml.Name{Space: nsFraming, Local: "close"}) {
+			if d.Framed && t.Name == (xml.Name{Space: NSFraming, Local: "close"}) {
 				// RFC 7395 §3.6: the client closes its stream.
 				return nil, io.EOF
 			}
-			if d.stanzaStarted != nil {
-				d.stanzaStarted()
+			if d.StanzaStarted != nil {
+				d.StanzaStarted()
 			}
 			el, err := d.rest(t)
 			d.budget.left = d.maxBytes
@@ -428,20 +422,20 @@ func (d *decoder) next() (*element, error) {
 }
 
 // skipEnd reads the end of an element that must be empty (<open/>).
-func (d *decoder) skipEnd() error {
+func (d *Decoder) skipEnd() error {
 	t, err := d.token()
 	if err != nil {
 		return err
 	}
 	if _, ok := t.(xml.EndElement); !ok {
-		return streamErr(stream.BadFormat, "<open/> must be empty")
+		return StreamError(stream.BadFormat, "<open/> must be empty")
 	}
 	return nil
 }
 
 // rest reads the content of an element whose start tag was just read.
-func (d *decoder) rest(start xml.StartElement) (*element, error) {
-	el := &element{start: start.Copy()}
+func (d *Decoder) rest(start xml.StartElement) (*Element, error) {
+	el := &Element{Start: start.Copy()}
 	depth := 1
 	for depth > 0 {
 		t, err := d.token()
@@ -455,7 +449,7 @@ func (d *decoder) rest(start xml.StartElement) (*element, error) {
 		case xml.StartElement:
 			depth++
 			if depth > d.maxDepth {
-				return nil, streamErr(stream.PolicyViolation, fmt.Sprintf("elements nested deeper than %d", d.maxDepth))
+				return nil, StreamError(stream.PolicyViolation, fmt.Sprintf("elements nested deeper than %d", d.maxDepth))
 			}
 		case xml.EndElement:
 			depth--
@@ -463,16 +457,16 @@ func (d *decoder) rest(start xml.StartElement) (*element, error) {
 				return el, nil
 			}
 		}
-		el.inner = append(el.inner, xml.CopyToken(t))
+		el.Inner = append(el.Inner, xml.CopyToken(t))
 	}
 	return el, nil
 }
 
-// stripNSDecl drops xmlns declarations: encoding/xml has already resolved every
+// StripNSDecl drops xmlns declarations: encoding/xml has already resolved every
 // name, and the encoder declares namespaces again where it writes them. An
 // element in no namespace gets xmlns="" so that, written inside a parent with
 // a default namespace, it does not fall into the parent's namespace.
-func stripNSDecl(t xml.StartElement) xml.StartElement {
+func StripNSDecl(t xml.StartElement) xml.StartElement {
 	n := 0
 	for _, a := range t.Attr {
 		if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
@@ -488,8 +482,8 @@ func stripNSDecl(t xml.StartElement) xml.StartElement {
 	return t
 }
 
-// streamErr is a stream error with explanatory text.
-func streamErr(e stream.Error, text string) stream.Error {
+// StreamError is a stream error with explanatory text.
+func StreamError(e stream.Error, text string) stream.Error {
 	e.Text = []struct {
 		Lang  string
 		Value string
@@ -497,7 +491,7 @@ func streamErr(e stream.Error, text string) stream.Error {
 	return e
 }
 
-// isStanza reports whether name is a jabber:client stanza.
-func isStanza(name xml.Name) bool {
+// IsStanza reports whether name is a jabber:client stanza.
+func IsStanza(name xml.Name) bool {
 	return name.Space == stanza.NSClient && (name.Local == "message" || name.Local == "presence" || name.Local == "iq")
 }

@@ -1,4 +1,4 @@
-package server
+package wire
 
 import (
 	"encoding/xml"
@@ -17,16 +17,16 @@ func BenchmarkDecodeStanza(b *testing.B) {
 		strings.Repeat(benchMessage, 1024)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(benchMessage)))
-	var d *decoder
+	var d *Decoder
 	n := 0
 	for b.Loop() {
 		if n%1024 == 0 {
-			d = newDecoder(strings.NewReader(stream), 256<<10, 64, 64)
-			if _, err := d.streamHeader(); err != nil {
+			d = NewDecoder(strings.NewReader(stream), 256<<10, 64, 64)
+			if _, err := d.StreamHeader(); err != nil {
 				b.Fatal(err)
 			}
 		}
-		if _, err := d.next(); err != nil {
+		if _, err := d.Next(); err != nil {
 			b.Fatal(err)
 		}
 		n++
@@ -35,21 +35,21 @@ func BenchmarkDecodeStanza(b *testing.B) {
 
 // BenchmarkEncodeStanza measures writing one buffered message stanza.
 func BenchmarkEncodeStanza(b *testing.B) {
-	d := newDecoder(strings.NewReader(`<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>`+benchMessage), 1<<20, 64, 64)
-	if _, err := d.streamHeader(); err != nil {
+	d := NewDecoder(strings.NewReader(`<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>`+benchMessage), 1<<20, 64, 64)
+	if _, err := d.StreamHeader(); err != nil {
 		b.Fatal(err)
 	}
-	el, err := d.next()
+	el, err := d.Next()
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		out := outputs.Get().(*output)
-		if err := out.encodeElement(el, stanza.NSClient); err != nil {
+		out := NewOutput()
+		if err := out.EncodeElement(el, stanza.NSClient); err != nil {
 			b.Fatal(err)
 		}
-		out.release()
+		out.Release()
 	}
 }
 
@@ -58,16 +58,16 @@ func BenchmarkEncodeStanza(b *testing.B) {
 // from the pool encodes a whole element.
 func TestOutputRefusesOpenElements(t *testing.T) {
 	iq := xml.StartElement{Name: xml.Name{Space: "jabber:client", Local: "iq"}}
-	out := outputs.Get().(*output)
-	if err := out.encode(&sliceReader{toks: []xml.Token{iq}}, stanza.NSClient); err == nil || !strings.Contains(err.Error(), "left open") {
+	out := NewOutput()
+	if err := out.Encode(&SliceReader{Toks: []xml.Token{iq}}, stanza.NSClient); err == nil || !strings.Contains(err.Error(), "left open") {
 		t.Fatalf("an open element was encoded: %v", err)
 	}
-	out = outputs.Get().(*output)
-	if err := out.encode(&sliceReader{toks: []xml.Token{iq, iq.End()}}, stanza.NSClient); err != nil {
+	out = NewOutput()
+	if err := out.Encode(&SliceReader{Toks: []xml.Token{iq, iq.End()}}, stanza.NSClient); err != nil {
 		t.Fatal(err)
 	}
-	if got := out.buf.String(); got != `<iq/>` {
+	if got := string(out.Bytes()); got != `<iq/>` {
 		t.Fatalf("encoded %q", got)
 	}
-	out.release()
+	out.Release()
 }

@@ -1,4 +1,4 @@
-package server
+package wire
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 	"unsafe"
 )
 
-// nsEncoder serialises tokens as XML that declares each namespace once: a
+// Encoder serialises tokens as XML that declares each namespace once: a
 // child in its parent's default namespace carries no xmlns attribute. The
 // standard library's xml.Encoder writes xmlns="…" on every element whose
 // name has a namespace, so every <item/> of a disco#items reply repeats
@@ -31,7 +31,7 @@ import (
 // It is written here because no library does this for a stream of tokens
 // whose outermost default namespace is the stream's (jabber:client on TCP,
 // none over WebSocket, RFC 7395 §3.3.3).
-type nsEncoder struct {
+type Encoder struct {
 	buf   *bytes.Buffer
 	stack []openElement
 	// root is the default namespace in force outside the first element.
@@ -46,26 +46,26 @@ type openElement struct {
 
 var errOpenElement = errors.New("element left open")
 
-// reset prepares the encoder to write whole elements into buf, outside of
+// Reset prepares the encoder to write whole elements into buf, outside of
 // which root is the default namespace.
-func (e *nsEncoder) reset(buf *bytes.Buffer, root string) {
+func (e *Encoder) Reset(buf *bytes.Buffer, root string) {
 	e.buf, e.root, e.stack, e.startOpen = buf, root, e.stack[:0], false
 }
 
 // defaultNS is the default namespace in force for the next element.
-func (e *nsEncoder) defaultNS() string {
+func (e *Encoder) defaultNS() string {
 	if n := len(e.stack); n > 0 {
 		return e.stack[n-1].ns
 	}
 	return e.root
 }
 
-// copyFrom encodes every token of r; they must make whole elements.
-func (e *nsEncoder) copyFrom(r xml.TokenReader) error {
+// CopyFrom encodes every token of r; they must make whole elements.
+func (e *Encoder) CopyFrom(r xml.TokenReader) error {
 	for {
 		t, err := r.Token()
 		if t != nil {
-			if e2 := e.token(t); e2 != nil {
+			if e2 := e.Token(t); e2 != nil {
 				return e2
 			}
 		}
@@ -76,24 +76,24 @@ func (e *nsEncoder) copyFrom(r xml.TokenReader) error {
 			return fmt.Errorf("server: encode: %w", err)
 		}
 	}
-	return e.close()
+	return e.Close()
 }
 
-// close reports an element left open; the output is then incomplete.
-func (e *nsEncoder) close() error {
+// Close reports an element left open; the output is then incomplete.
+func (e *Encoder) Close() error {
 	if len(e.stack) != 0 {
 		return fmt.Errorf("server: encode: %d %w", len(e.stack), errOpenElement)
 	}
 	return nil
 }
 
-// token writes one token.
-func (e *nsEncoder) token(t xml.Token) error {
+// Token writes one Token.
+func (e *Encoder) Token(t xml.Token) error {
 	switch t := t.(type) {
 	case xml.StartElement:
-		return e.start(t)
+		return e.Start(t)
 	case xml.EndElement:
-		return e.end(t)
+		return e.End(t)
 	case xml.CharData:
 		e.closeStart()
 		escapeText(e.buf, t)
@@ -102,14 +102,14 @@ func (e *nsEncoder) token(t xml.Token) error {
 	return fmt.Errorf("server: encode: %T is not allowed in a stanza", t)
 }
 
-func (e *nsEncoder) closeStart() {
+func (e *Encoder) closeStart() {
 	if e.startOpen {
 		e.buf.WriteByte('>')
 		e.startOpen = false
 	}
 }
 
-func (e *nsEncoder) start(t xml.StartElement) error {
+func (e *Encoder) Start(t xml.StartElement) error {
 	if t.Name.Local == "" {
 		return errors.New("server: encode: start element with no name")
 	}
@@ -128,7 +128,7 @@ func (e *nsEncoder) start(t xml.StartElement) error {
 	e.buf.WriteString(t.Name.Local)
 	if ns != parent {
 		e.buf.WriteString(` xmlns="`)
-		escapeAttr(e.buf, ns)
+		EscapeAttr(e.buf, ns)
 		e.buf.WriteByte('"')
 	}
 	prefixes := 0
@@ -140,19 +140,19 @@ func (e *nsEncoder) start(t xml.StartElement) error {
 			continue // declarations: written above, as needed
 		case a.Name.Space == "":
 			e.buf.WriteByte(' ')
-		case a.Name.Space == nsXML || a.Name.Space == "xml":
+		case a.Name.Space == NSXML || a.Name.Space == "xml":
 			e.buf.WriteString(" xml:")
 		default:
 			// An attribute in another namespace gets a prefix of its own.
 			prefixes++
 			p := "ns" + strconv.Itoa(prefixes)
 			e.buf.WriteString(" xmlns:" + p + `="`)
-			escapeAttr(e.buf, a.Name.Space)
+			EscapeAttr(e.buf, a.Name.Space)
 			e.buf.WriteString(`" ` + p + ":")
 		}
 		e.buf.WriteString(a.Name.Local)
 		e.buf.WriteString(`="`)
-		escapeAttr(e.buf, a.Value)
+		EscapeAttr(e.buf, a.Value)
 		e.buf.WriteByte('"')
 	}
 	e.startOpen = true
@@ -160,7 +160,7 @@ func (e *nsEncoder) start(t xml.StartElement) error {
 	return nil
 }
 
-func (e *nsEncoder) end(t xml.EndElement) error {
+func (e *Encoder) End(t xml.EndElement) error {
 	n := len(e.stack)
 	if n == 0 {
 		return fmt.Errorf("server: encode: end tag </%s> without a start", t.Name.Local)
@@ -192,7 +192,9 @@ func escapeText(b *bytes.Buffer, s []byte) {
 // escapeAttr writes an attribute value for double quotes; white space other
 // than the space is kept as references, which attribute normalisation
 // would otherwise turn into spaces.
-func escapeAttr(b *bytes.Buffer, s string) { escape(b, s, true) }
+// EscapeAttr writes s escaped for an attribute value in quotes of either
+// kind, with what XML cannot carry replaced.
+func EscapeAttr(b *bytes.Buffer, s string) { escape(b, s, true) }
 
 func escape(b *bytes.Buffer, s string, attr bool) {
 	last := 0
