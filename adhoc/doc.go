@@ -24,7 +24,7 @@
 // size, per requester, and in time, that remembers finished ids so that they
 // answer session-expired rather than bad-sessionid. The store that keeps
 // sessions across a restart, in a bucket of the server's bbolt file behind
-// that LRU, is package server/storage/adhocsessions: this package and its
+// that LRU, is package storage/adhocsessions: this package and its
 // requester link no database.
 //
 // The requester side (Requester) lists and runs commands on any JID over a

@@ -29,7 +29,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"github.com/adhocd/adhocd/canonjid"
 	"io"
 	"log/slog"
 	"slices"
@@ -40,6 +39,8 @@ import (
 	"mellium.im/xmpp/form"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
+
+	"github.com/adhocd/adhocd/canonjid"
 )
 
 const (

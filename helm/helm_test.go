@@ -22,7 +22,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/adhocd/adhocd/server/config"
+	"github.com/adhocd/adhocd/config"
 )
 
 func helm(t *testing.T) string {

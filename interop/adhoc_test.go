@@ -16,7 +16,7 @@ import (
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/adhoc/adhoctest"
 	"github.com/adhocd/adhocd/server"
-	"github.com/adhocd/adhocd/server/servertest"
+	"github.com/adhocd/adhocd/servertest"
 )
 
 // pyResponse is what slixmpp_adhoc_requester.py prints of a <command/>

@@ -15,10 +15,10 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/server"
-	"github.com/adhocd/adhocd/server/config"
-	"github.com/adhocd/adhocd/server/servertest"
+	"github.com/adhocd/adhocd/servertest"
 )
 
 // sessionWatch is a server module that records every session that sends

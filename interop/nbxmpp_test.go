@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/adhocd/adhocd/adhoc/adhoctest"
+	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/modules/admin"
 	"github.com/adhocd/adhocd/server"
-	"github.com/adhocd/adhocd/server/config"
-	"github.com/adhocd/adhocd/server/servertest"
+	"github.com/adhocd/adhocd/servertest"
 )
 
 // nbCommand is what nbxmpp_adhoc.py prints of an AdHocCommand that nbxmpp's

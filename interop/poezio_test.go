@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/adhocd/adhocd/adhoc/adhoctest"
+	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/server"
-	"github.com/adhocd/adhocd/server/config"
-	"github.com/adhocd/adhocd/server/servertest"
+	"github.com/adhocd/adhocd/servertest"
 )
 
 // poezioConfig is poezio.cfg for one account on a test server: the JID and

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/adhocd/adhocd/adhoc/adhoctest"
+	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/server"
-	"github.com/adhocd/adhocd/server/config"
-	"github.com/adhocd/adhocd/server/servertest"
+	"github.com/adhocd/adhocd/servertest"
 )
 
 // carbonsError is what Profanity prints when the server refuses to enable

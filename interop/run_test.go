@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/adhocd/adhocd/server/servertest"
+	"github.com/adhocd/adhocd/servertest"
 )
 
 // python is Debian's interpreter, which sees Debian's python3-* packages.

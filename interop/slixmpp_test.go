@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/adhocd/adhocd/server/servertest"
+	"github.com/adhocd/adhocd/servertest"
 )
 
 // TestSlixmppMessage has one slixmpp client send a chat message to another

@@ -13,10 +13,10 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/modules/admin"
-	"github.com/adhocd/adhocd/server/config"
-	"github.com/adhocd/adhocd/server/servertest"
-	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/servertest"
+	"github.com/adhocd/adhocd/storage"
 )
 
 // xep0133Outcome is what slixmpp_xep0133.py reports of one helper: a RESULT

@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/adhocd/adhocd/adhoc/adhoctest"
+	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/modules/admin"
 	"github.com/adhocd/adhocd/server"
-	"github.com/adhocd/adhocd/server/config"
-	"github.com/adhocd/adhocd/server/servertest"
+	"github.com/adhocd/adhocd/servertest"
 )
 
 // jsDir is the Node project of the JavaScript clients; CI fills its

@@ -10,8 +10,8 @@ import (
 
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/adhoc/adhoctest"
+	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/metrics"
-	"github.com/adhocd/adhocd/server/config"
 )
 
 // BenchmarkOneStage runs a one-stage command through the provider with

@@ -9,8 +9,8 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/metrics/otlp"
-	"github.com/adhocd/adhocd/server/config"
 )
 
 // exporters builds what otel.exporter asks for: nothing, spans to standard

@@ -39,7 +39,7 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/adhocd/adhocd/adhoc"
-	"github.com/adhocd/adhocd/server/config"
+	"github.com/adhocd/adhocd/config"
 )
 
 // Telemetry owns the registry, the meter and tracer providers, the

@@ -27,8 +27,8 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/adhocd/adhocd/adhoc"
-	"github.com/adhocd/adhocd/server/config"
-	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/config"
+	"github.com/adhocd/adhocd/storage"
 )
 
 // Module is one feature of the server.

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/adhocd/adhocd/server/config"
-	"github.com/adhocd/adhocd/server/servertest"
+	"github.com/adhocd/adhocd/config"
+	"github.com/adhocd/adhocd/servertest"
 )
 
 // TestStanzaThatNeverEndsIsCut: a bound client that starts a stanza and

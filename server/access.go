@@ -10,8 +10,8 @@ import (
 
 	"mellium.im/xmpp/jid"
 
-	"github.com/adhocd/adhocd/server/auth"
-	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/auth"
+	"github.com/adhocd/adhocd/storage"
 )
 
 // Store keys of the access lists edit-blacklist and edit-whitelist keep.

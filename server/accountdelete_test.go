@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/adhocd/adhocd/account"
 	"github.com/adhocd/adhocd/adhoc/adhoctest"
+	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/server"
-	"github.com/adhocd/adhocd/server/account"
-	"github.com/adhocd/adhocd/server/config"
-	"github.com/adhocd/adhocd/server/servertest"
+	"github.com/adhocd/adhocd/servertest"
 )
 
 var syncSeq atomic.Int64

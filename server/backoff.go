@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/adhocd/adhocd/server/config"
+	"github.com/adhocd/adhocd/config"
 )
 
 // maxBackoffEntries bounds the table of addresses with failed logins; when

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/adhocd/adhocd/server/servertest"
+	"github.com/adhocd/adhocd/servertest"
 )
 
 // BenchmarkLoginSCRAM measures a whole client login over loopback: TCP

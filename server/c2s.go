@@ -23,7 +23,7 @@ import (
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 
-	"github.com/adhocd/adhocd/server/auth"
+	"github.com/adhocd/adhocd/auth"
 	"github.com/adhocd/adhocd/wire"
 )
 

@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/adhocd/adhocd/server/servertest"
+	"github.com/adhocd/adhocd/servertest"
 )
 
 // Message Carbons (XEP-0280) over TCP. The sessions are servertest raw

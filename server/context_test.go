@@ -8,7 +8,7 @@ import (
 
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/server"
-	"github.com/adhocd/adhocd/server/servertest"
+	"github.com/adhocd/adhocd/servertest"
 )
 
 // TestClosingStreamCancelsCommand: a command stage runs with the context of

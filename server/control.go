@@ -14,9 +14,9 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stream"
 
+	"github.com/adhocd/adhocd/account"
 	"github.com/adhocd/adhocd/adhoc"
-	"github.com/adhocd/adhocd/server/account"
-	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/storage"
 	"github.com/adhocd/adhocd/wire"
 )
 

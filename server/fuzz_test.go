@@ -49,7 +49,8 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/adhoc/adhoctest"
-	"github.com/adhocd/adhocd/server/config"
+	"github.com/adhocd/adhocd/config"
+	"github.com/adhocd/adhocd/modules/defaults"
 	"github.com/adhocd/adhocd/wire"
 	"github.com/adhocd/adhocd/wire/wiretest"
 )
@@ -144,7 +145,7 @@ func startFuzzServer(f *testing.F) *fuzzServer {
 	cfg.Limits.WriteTimeout = config.Duration(5 * time.Second)
 	cfg.Limits.MaxAuthFailuresPerAddress = 1 << 30
 	logs := &fuzzErrorLog{}
-	s, err := New(cfg, WithLogger(slog.New(logs)), WithCommands(adhoctest.Wizard(), adhoctest.Greeting()))
+	s, err := New(cfg, WithLogger(slog.New(logs)), WithModules(defaults.Modules()...), WithCommands(adhoctest.Wizard(), adhoctest.Greeting()))
 	if err != nil {
 		f.Fatal(err)
 	}

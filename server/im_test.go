@@ -13,9 +13,9 @@ import (
 
 	"mellium.im/sasl"
 
-	"github.com/adhocd/adhocd/server/config"
-	"github.com/adhocd/adhocd/server/servertest"
-	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/config"
+	"github.com/adhocd/adhocd/servertest"
+	"github.com/adhocd/adhocd/storage"
 )
 
 const wait = 5 * time.Second

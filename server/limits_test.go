@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/adhocd/adhocd/server/config"
-	"github.com/adhocd/adhocd/server/servertest"
+	"github.com/adhocd/adhocd/config"
+	"github.com/adhocd/adhocd/servertest"
 )
 
 // TestStreamErrors sends what RFC 6120 forbids, before authentication, and

@@ -8,7 +8,7 @@ import (
 
 	"mellium.im/xmpp/stanza"
 
-	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/storage"
 	"github.com/adhocd/adhocd/wire"
 )
 

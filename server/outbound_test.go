@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/adhocd/adhocd/server/config"
-	"github.com/adhocd/adhocd/server/servertest"
+	"github.com/adhocd/adhocd/config"
+	"github.com/adhocd/adhocd/servertest"
 )
 
 // smallReceiveBuffer makes a client socket that holds little unread data,

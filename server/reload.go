@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"reflect"
 
-	"github.com/adhocd/adhocd/server/config"
+	"github.com/adhocd/adhocd/config"
 )
 
 // WithReload sets where Reload reads the configuration from (adhocd:

@@ -12,8 +12,8 @@ import (
 	"mellium.im/xmpp/roster"
 	"mellium.im/xmpp/stanza"
 
-	"github.com/adhocd/adhocd/server/rosterxml"
-	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/rosterxml"
+	"github.com/adhocd/adhocd/storage"
 	"github.com/adhocd/adhocd/wire"
 )
 

@@ -13,7 +13,7 @@ import (
 	"mellium.im/xmpp/stream"
 
 	"github.com/adhocd/adhocd/modules"
-	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/storage"
 	"github.com/adhocd/adhocd/wire"
 )
 

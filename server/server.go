@@ -21,15 +21,14 @@ import (
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 
+	"github.com/adhocd/adhocd/account"
 	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/auth"
+	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/modules"
-	"github.com/adhocd/adhocd/modules/defaults"
-	"github.com/adhocd/adhocd/server/account"
-	"github.com/adhocd/adhocd/server/auth"
-	"github.com/adhocd/adhocd/server/config"
-	"github.com/adhocd/adhocd/server/storage"
-	"github.com/adhocd/adhocd/server/storage/adhocsessions"
-	"github.com/adhocd/adhocd/server/tlscert"
+	"github.com/adhocd/adhocd/storage"
+	"github.com/adhocd/adhocd/storage/adhocsessions"
+	"github.com/adhocd/adhocd/tlscert"
 	"github.com/adhocd/adhocd/wire"
 )
 
@@ -101,7 +100,9 @@ func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
 // WithStore uses an already open store; the server will not close it.
 func WithStore(st storage.Store) Option { return func(s *Server) { s.store = st } }
 
-// WithModules adds modules after the default ones.
+// WithModules adds modules to those the server runs, in start order. A
+// server runs none by default: cmd/adhocd passes modules/defaults.Modules(),
+// and a program that embeds adhocd passes those, its own, or both.
 func WithModules(m ...modules.Module) Option {
 	return func(s *Server) { s.modules = append(s.modules, m...) }
 }
@@ -159,7 +160,6 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		domainName: d.String(),
 		sessions:   &sessions{byUser: make(map[string]map[string]*conn)},
 		metrics:    nopObserver{},
-		modules:    defaults.Modules(),
 		conns:      make(map[*conn]struct{}),
 		perAddr:    make(map[string]int),
 		logins:     make(map[string]int),

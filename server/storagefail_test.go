@@ -13,8 +13,8 @@ import (
 
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/server"
-	"github.com/adhocd/adhocd/server/servertest"
-	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/servertest"
+	"github.com/adhocd/adhocd/storage"
 )
 
 // fullDisk is a store whose writes fail with ENOSPC while full is set, as a

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/adhocd/adhocd/server/config"
-	"github.com/adhocd/adhocd/server/servertest"
+	"github.com/adhocd/adhocd/config"
+	"github.com/adhocd/adhocd/servertest"
 )
 
 func wsServer(t *testing.T, opts ...servertest.Option) *servertest.Server {

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/adhocd/adhocd/server/config"
-	"github.com/adhocd/adhocd/server/servertest"
+	"github.com/adhocd/adhocd/config"
+	"github.com/adhocd/adhocd/servertest"
 )
 
 // TestWireWritesEachNamespaceOnce reads what the server writes on the

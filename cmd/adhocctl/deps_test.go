@@ -48,6 +48,32 @@ func TestLinksNoServer(t *testing.T) {
 	}
 }
 
+// TestCoreImportsNoModule keeps the direction of the house (docs/architecture.md):
+// the core (server) and the foundations below it link no feature module,
+// only the module API (package modules), so that cmd/adhocd, the
+// composition root, chooses the modules; and the foundations (the wire
+// codec, config, storage, account operations, SASL) link nothing of the
+// server, so that tools and other programs can use them alone.
+func TestCoreImportsNoModule(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is needed to list dependencies: %v", err)
+	}
+	forbidden := func(dep string) bool {
+		return strings.HasPrefix(dep, module+"/modules/") || strings.HasPrefix(dep, module+"/cmd/")
+	}
+	for _, pkg := range []string{"server", "wire", "config", "storage", "account", "auth", "tlscert", "rosterxml"} {
+		t.Run(pkg, func(t *testing.T) {
+			imports := listDeps(t, goBin, module+"/"+pkg)
+			for _, dep := range slices.Sorted(maps.Keys(imports)) {
+				if forbidden(dep) || pkg != "server" && dep == module+"/server" {
+					t.Errorf("%s links %s (imported by %s)", pkg, dep, strings.Join(importers(imports, dep), ", "))
+				}
+			}
+		})
+	}
+}
+
 // listDeps returns every package pkg links (itself included), each with the
 // packages it imports, as `go list -deps` reports them for this platform.
 func listDeps(t *testing.T, goBin, pkg string) map[string][]string {

@@ -44,12 +44,13 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/adhocd/adhocd/account"
 	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/metrics"
+	"github.com/adhocd/adhocd/modules/defaults"
 	"github.com/adhocd/adhocd/server"
-	"github.com/adhocd/adhocd/server/account"
-	"github.com/adhocd/adhocd/server/config"
-	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/storage"
 )
 
 func main() {
@@ -83,7 +84,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var restart atomic.Bool
-	opts := []server.Option{server.WithLogger(log), server.WithReload(func() (config.Config, error) {
+	// The composition root: the default modules, in their start order.
+	opts := []server.Option{server.WithLogger(log), server.WithModules(defaults.Modules()...), server.WithReload(func() (config.Config, error) {
 		return config.Load(*cfgPath)
 	}), server.WithLifecycle(func(r bool) {
 		restart.Store(r)

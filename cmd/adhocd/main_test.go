@@ -22,10 +22,10 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/auth"
 	"github.com/adhocd/adhocd/modules/admin"
-	"github.com/adhocd/adhocd/server/auth"
-	"github.com/adhocd/adhocd/server/servertest"
-	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/servertest"
+	"github.com/adhocd/adhocd/storage"
 )
 
 // build compiles adhocd once per test binary run.

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/adhocd/adhocd/server/servertest"
-	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/servertest"
+	"github.com/adhocd/adhocd/storage"
 )
 
 // TestUserDisableEnableDelete runs the real binary's user commands, first

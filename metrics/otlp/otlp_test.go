@@ -17,7 +17,7 @@ import (
 
 	"github.com/adhocd/adhocd/metrics/otlp"
 	"github.com/adhocd/adhocd/metrics/otlp/otlptest"
-	"github.com/adhocd/adhocd/server/servertest"
+	"github.com/adhocd/adhocd/servertest"
 )
 
 func ctx(t *testing.T) context.Context { return servertest.Context(t, 10*time.Second) }

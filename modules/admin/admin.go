@@ -25,10 +25,10 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/modules/admin/nodes"
-	"github.com/adhocd/adhocd/server/config"
-	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/storage"
 )
 
 // NS is the XEP-0133 namespace, also the FORM_TYPE of its forms (defined in

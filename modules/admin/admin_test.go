@@ -15,11 +15,11 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/modules/admin"
 	"github.com/adhocd/adhocd/server"
-	"github.com/adhocd/adhocd/server/config"
-	"github.com/adhocd/adhocd/server/servertest"
-	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/servertest"
+	"github.com/adhocd/adhocd/storage"
 )
 
 var domain = jid.MustParse("localhost")

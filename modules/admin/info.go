@@ -12,8 +12,8 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/adhocd/adhocd/adhoc"
-	"github.com/adhocd/adhocd/server/rosterxml"
-	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/rosterxml"
+	"github.com/adhocd/adhocd/storage"
 )
 
 // infoCommands: a user's roster, last login and statistics (XEP-0133

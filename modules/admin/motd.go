@@ -14,8 +14,8 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/adhoc"
-	"github.com/adhocd/adhocd/server/config"
-	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/config"
+	"github.com/adhocd/adhocd/storage"
 )
 
 // motd is the stored message of the day; Version changes with every edit so

@@ -12,10 +12,10 @@ import (
 	"mellium.im/xmpp/form"
 
 	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/modules/admin/nodes"
 	"github.com/adhocd/adhocd/modules/version"
-	"github.com/adhocd/adhocd/server/config"
 )
 
 // NSOperator is the node namespace of adhocd's own operator commands

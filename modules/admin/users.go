@@ -8,9 +8,9 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/adhocd/adhocd/account"
 	"github.com/adhocd/adhocd/adhoc"
-	"github.com/adhocd/adhocd/server/account"
-	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/storage"
 )
 
 // userCommands: add, delete, disable, re-enable, end sessions, change

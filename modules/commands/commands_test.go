@@ -12,9 +12,9 @@ import (
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/adhoc/adhoctest"
 	"github.com/adhocd/adhocd/adhoc/demo"
+	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/server"
-	"github.com/adhocd/adhocd/server/config"
-	"github.com/adhocd/adhocd/server/servertest"
+	"github.com/adhocd/adhocd/servertest"
 )
 
 var domain = jid.MustParse("localhost")

@@ -10,7 +10,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/storage"
 )
 
 func open(t *testing.T, dir string) *storage.Bolt {

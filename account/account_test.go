@@ -12,9 +12,9 @@ import (
 
 	"mellium.im/xmpp/jid"
 
-	"github.com/adhocd/adhocd/server/account"
-	"github.com/adhocd/adhocd/server/auth"
-	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/account"
+	"github.com/adhocd/adhocd/auth"
+	"github.com/adhocd/adhocd/storage"
 )
 
 // recorder is a Sessions that records what the Service asked of it and

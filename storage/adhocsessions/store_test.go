@@ -11,7 +11,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/adhocd/adhocd/adhoc"
-	"github.com/adhocd/adhocd/server/storage/adhocsessions"
+	"github.com/adhocd/adhocd/storage/adhocsessions"
 )
 
 func openBolt(t *testing.T, path string, ttl time.Duration, max int) (*adhocsessions.Store, *bolt.DB) {

@@ -11,7 +11,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
-	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/storage"
 )
 
 // SettingAdmins is the store key of the administrators edit-admin keeps.

@@ -15,9 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/adhocd/adhocd/config"
+	"github.com/adhocd/adhocd/modules/defaults"
 	"github.com/adhocd/adhocd/server"
-	"github.com/adhocd/adhocd/server/config"
-	"github.com/adhocd/adhocd/server/tlscert"
+	"github.com/adhocd/adhocd/tlscert"
 )
 
 // Server is a started adhocd server.
@@ -76,7 +77,7 @@ func StartConfig(t testing.TB, cfg config.Config, opts ...server.Option) *Server
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: lvl}))
-	srv, err := server.New(cfg, append([]server.Option{server.WithLogger(logger)}, opts...)...)
+	srv, err := server.New(cfg, append([]server.Option{server.WithLogger(logger), server.WithModules(defaults.Modules()...)}, opts...)...)
 	if err != nil {
 		t.Fatalf("servertest: %v", err)
 	}

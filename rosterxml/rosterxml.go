@@ -9,7 +9,7 @@ import (
 
 	"mellium.im/xmpp/roster"
 
-	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/storage"
 )
 
 // Query returns <query xmlns='jabber:iq:roster'> with the visible items; ver

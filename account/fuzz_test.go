@@ -14,12 +14,13 @@ package account
 
 import (
 	"errors"
-	"github.com/adhocd/adhocd/canonjid"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"mellium.im/xmpp/jid"
+
+	"github.com/adhocd/adhocd/canonjid"
 )
 
 // fuzzDomains are server domains, as the server passes them (normalised by

@@ -31,9 +31,9 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/adhocd/adhocd/auth"
 	"github.com/adhocd/adhocd/canonjid"
-	"github.com/adhocd/adhocd/server/auth"
-	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/storage"
 )
 
 // ErrWrongDomain is returned for a JID of another domain.

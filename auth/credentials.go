@@ -9,7 +9,7 @@ import (
 
 	"github.com/xdg-go/scram"
 
-	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/storage"
 )
 
 // SaltSize is the length in bytes of a new account's SCRAM salt.

@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/adhocd/adhocd/server/config"
+	"github.com/adhocd/adhocd/config"
 )
 
 func TestShippedConfigLoads(t *testing.T) {
-	cfg, err := config.Load(filepath.Join("..", "..", "config.yaml"))
+	cfg, err := config.Load(filepath.Join("..", "config.yaml"))
 	if err != nil {
 		t.Fatalf("the config.yaml in the repository does not load: %v", err)
 	}

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"testing"
 
-	"github.com/adhocd/adhocd/server/auth"
-	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/auth"
+	"github.com/adhocd/adhocd/storage"
 )
 
 func TestCredentials(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 	"github.com/xdg-go/scram"
 	"mellium.im/xmpp/jid"
 
-	"github.com/adhocd/adhocd/server/storage"
+	"github.com/adhocd/adhocd/storage"
 )
 
 // Mechanism names as advertised in <mechanisms/>.

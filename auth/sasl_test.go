@@ -11,10 +11,10 @@ import (
 
 	"github.com/xdg-go/scram"
 
-	"github.com/adhocd/adhocd/server/account"
-	"github.com/adhocd/adhocd/server/auth"
-	"github.com/adhocd/adhocd/server/storage"
-	"github.com/adhocd/adhocd/server/tlscert"
+	"github.com/adhocd/adhocd/account"
+	"github.com/adhocd/adhocd/auth"
+	"github.com/adhocd/adhocd/storage"
+	"github.com/adhocd/adhocd/tlscert"
 )
 
 // tlsState returns the server side of a real TLS 1.3 handshake over a pipe,
