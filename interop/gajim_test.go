@@ -38,13 +38,15 @@ func (w *sessionWatch) Start(_ context.Context, h modules.Host) error {
 	w.mu.Lock()
 	w.host = h
 	w.mu.Unlock()
-	h.OnAvailable(func(_ context.Context, session jid.JID) {
-		select {
-		case w.available <- session:
-		default:
-		}
-	})
 	return nil
+}
+
+// SessionOnline implements modules.OnlineHook.
+func (w *sessionWatch) SessionOnline(_ context.Context, s modules.Session) {
+	select {
+	case w.available <- s.JID():
+	default:
+	}
 }
 
 func (w *sessionWatch) Stop(context.Context) error { return nil }

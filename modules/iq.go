@@ -16,13 +16,16 @@ import (
 // parsed once, its payload shared with the router, never copied.
 type IQ struct {
 	// IQ has the id, type and language; From is the requester's full JID
-	// (checked by the router) and To the server JID.
+	// (checked by the router) and To the server JID, or the requester's
+	// bare JID for an AccountIQHandler.
 	stanza.IQ
 	// Payload is the start tag of the IQ's one child element.
 	Payload xml.StartElement
 	// Inner is the child's content. The tokens belong to the router: a
 	// handler reads them and keeps none of them past its return.
 	Inner []xml.Token
+	// Session is the requester's session.
+	Session Session
 }
 
 // Route names the IQ requests a handler answers: its type (get or set) and

@@ -60,9 +60,8 @@ type Host interface {
 	Commands() *adhoc.Provider
 	// Sessions lists the bound client sessions, in no particular order.
 	Sessions() []SessionInfo
-	// OnAvailable registers fn to run when a session sends its initial
-	// presence (its "login" as users see it). Register during Start only.
-	OnAvailable(fn func(ctx context.Context, session jid.JID))
+	// UserSessions returns the bound sessions of the local account user.
+	UserSessions(user string) []Session
 	// Send delivers a stanza from the server (or from a local JID) to its
 	// recipients as the router would.
 	Send(ctx context.Context, r xml.TokenReader) error

@@ -75,7 +75,8 @@ type conn struct {
 	connected    time.Time
 	lastActive   atomic.Int64 // unix nanoseconds of the last stanza received
 	stanzas      atomic.Uint64
-	carbons      atomic.Bool // Message Carbons enabled (XEP-0280)
+	// values are what modules keep for the session (modules.Session).
+	values sync.Map
 
 	// Presence state, guarded by pmu.
 	pmu        sync.Mutex

@@ -268,7 +268,7 @@ func (s *Server) bounceUndelivered(dead *conn, el *wire.Element) {
 		switch {
 		case body && others == 0:
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			err := s.storeOffline(ctx, el, dead.user)
+			err := s.keepOffline(ctx, el, dead.addr.Bare(), dead.user)
 			cancel()
 			if err == nil {
 				return

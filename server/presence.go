@@ -87,7 +87,7 @@ func (s *Server) broadcast(ctx context.Context, c *conn, el *wire.Element, unava
 	nowReachable := c.available && c.priority >= 0
 	c.pmu.Unlock()
 	if nowReachable && !wasReachable {
-		defer s.deliverOffline(ctx, c)
+		defer s.sessionReachable(ctx, c)
 	}
 	if unavailable && !wasAvailable && len(directed) == 0 {
 		return nil
@@ -140,9 +140,7 @@ func (s *Server) broadcast(ctx context.Context, c *conn, el *wire.Element, unava
 			}
 		}
 	}
-	for _, fn := range s.onAvailable {
-		fn(ctx, c.addr)
-	}
+	s.sessionOnline(ctx, c)
 	return nil
 }
 

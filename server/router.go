@@ -125,13 +125,15 @@ func (s *Server) routeIQ(ctx context.Context, c *conn, el *wire.Element, to jid.
 			Text: map[string]string{"en": "the IQ type must be get, set, result or error"}})
 	}
 	request := typ == stanza.GetIQ || typ == stanza.SetIQ
-	if handled, err := s.carbonsIQ(c, el, to); handled {
-		return err
-	}
 	switch {
 	case to.String() == "" || to.Equal(c.addr.Bare()):
 		if handled, err := s.accountIQ(ctx, c, el); handled || err != nil {
 			return err
+		}
+		if request {
+			if h := s.hooks.accountIQs[routeOf(el, typ)]; h != nil {
+				return s.moduleIQ(ctx, c, el, typ, h, c.addr.Bare())
+			}
 		}
 		if to.String() != "" {
 			return s.unhandled(c, el, request)
@@ -173,16 +175,29 @@ func (s *Server) serverIQ(ctx context.Context, c *conn, el *wire.Element, typ st
 		s.iqResponse(el)
 		return nil
 	}
-	name, _ := el.Payload()
-	h := s.iqs[modules.Route{Type: typ, Payload: name}]
+	h := s.hooks.iqs[routeOf(el, typ)]
 	if h == nil {
 		return s.unhandled(c, el, true)
 	}
+	return s.moduleIQ(ctx, c, el, typ, h, s.domain)
+}
+
+// routeOf is the route of an IQ request: its type and its payload's name.
+func routeOf(el *wire.Element, typ stanza.IQType) modules.Route {
+	name, _ := el.Payload()
+	return modules.Route{Type: typ, Payload: name}
+}
+
+// moduleIQ calls the module's handler of an IQ request addressed to to and
+// sends its answer back; a returned error becomes the <error/> reply here,
+// at this one boundary.
+func (s *Server) moduleIQ(ctx context.Context, c *conn, el *wire.Element, typ stanza.IQType, h iqHandler, to jid.JID) error {
+	name, _ := el.Payload()
 	// The addresses are known already: from is the session's (the router
-	// checked and set it), to the server's, whatever the client wrote.
-	iq := stanza.IQ{XMLName: el.Start.Name, ID: el.Attr("id"), Type: typ, From: c.addr, To: s.domain, Lang: langOf(el.Start)}
+	// checked and set it), to the server's or the account's.
+	iq := stanza.IQ{XMLName: el.Start.Name, ID: el.Attr("id"), Type: typ, From: c.addr, To: to, Lang: langOf(el.Start)}
 	toks := el.Child(name)
-	resp, err := h.HandleIQ(ctx, modules.IQ{IQ: iq, Payload: toks[0].(xml.StartElement), Inner: toks[1 : len(toks)-1]})
+	resp, err := h.HandleIQ(ctx, modules.IQ{IQ: iq, Payload: toks[0].(xml.StartElement), Inner: toks[1 : len(toks)-1], Session: c})
 	if err != nil {
 		var rendered interface{ TokenReader() xml.TokenReader }
 		if !errors.As(err, &rendered) {
@@ -249,7 +264,7 @@ func (s *Server) routeMessage(ctx context.Context, c *conn, el *wire.Element, to
 		}
 		return err
 	}
-	s.carbonsSent(c, el, to)
+	s.messageSent(ctx, c, el, to)
 	return nil
 }
 
@@ -271,7 +286,7 @@ func (s *Server) deliverMessage(ctx context.Context, el *wire.Element, to jid.JI
 	if res := to.Resourcepart(); res != "" {
 		if dst := s.sessions.resource(user, res); dst != nil {
 			s.deliver(dst, el)
-			s.carbonsReceived(el, user, dst)
+			s.messageReceived(ctx, el, to, user, dst)
 			return nil
 		}
 	}
@@ -298,16 +313,16 @@ func (s *Server) deliverMessage(ctx context.Context, el *wire.Element, to jid.JI
 	}
 	dsts := s.availableResources(user, true)
 	if len(dsts) == 0 {
-		if err := s.storeOffline(ctx, el, user); err != nil {
+		if err := s.keepOffline(ctx, el, to, user); err != nil {
 			return err
 		}
-		s.carbonsReceived(el, user)
+		s.messageReceived(ctx, el, to, user)
 		return nil
 	}
 	for _, dst := range dsts {
 		s.deliver(dst, el)
 	}
-	s.carbonsReceived(el, user, dsts...)
+	s.messageReceived(ctx, el, to, user, dsts...)
 	return nil
 }
 

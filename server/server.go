@@ -50,18 +50,17 @@ type Server struct {
 	extra       []adhoc.Command
 	disco       modules.Disco
 
-	// iqs are the IQ routes the modules declared (modules.IQHandler), set
-	// at start and read-only after.
-	iqs map[modules.Route]modules.IQHandler
+	// hooks are the capabilities of the modules (hooks.go), set at start
+	// and read-only after.
+	hooks hooks
 
-	onAvailable []func(context.Context, jid.JID)
-	stanzasIn   atomic.Uint64
-	stanzasOut  atomic.Uint64
-	access      accessLists
-	lifecycle   func(restart bool)
-	reload      func() (config.Config, error)
-	onReload    []func(context.Context, config.Config)
-	bootstrap   *struct {
+	stanzasIn  atomic.Uint64
+	stanzasOut atomic.Uint64
+	access     accessLists
+	lifecycle  func(restart bool)
+	reload     func() (config.Config, error)
+	onReload   []func(context.Context, config.Config)
+	bootstrap  *struct {
 		jid      jid.JID
 		password string
 	}
@@ -201,10 +200,6 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.auth = auth.NewAuthenticator(s.store, s.domain.String(), auth.Options{
 		PlainWithoutTLS: s.cfg.C2S.AllowPlainWithoutTLS, ChannelBinding: s.cfg.C2S.ChannelBinding, Certificate: leaf})
-	if s.cfg.Limits.MaxOfflineMessages > 0 {
-		s.disco.AddFeature(featureOffline)
-	}
-	s.disco.AddFeature(featureCarbons)
 	if err := s.loadAdmins(ctx); err != nil {
 		s.closeStore()
 		return err
@@ -292,26 +287,6 @@ func (s *Server) Start(ctx context.Context) error {
 	s.log.Info("adhocd listening", "domain", s.domain.String(), "c2s", ln.Addr().String(), "require_tls", s.cfg.C2S.RequireTLS)
 	s.wg.Add(1)
 	go s.accept(ln)
-	return nil
-}
-
-// addCapabilities takes what a started module declares it serves: its IQ
-// routes and its disco features.
-func (s *Server) addCapabilities(m modules.Module) error {
-	if h, ok := m.(modules.IQHandler); ok {
-		if s.iqs == nil {
-			s.iqs = make(map[modules.Route]modules.IQHandler)
-		}
-		for _, r := range h.Routes() {
-			if _, taken := s.iqs[r]; taken {
-				return fmt.Errorf("server: module %s: IQ %s {%s}%s is served by another module", m.Name(), r.Type, r.Payload.Space, r.Payload.Local)
-			}
-			s.iqs[r] = h
-		}
-	}
-	if f, ok := m.(modules.Features); ok {
-		s.disco.AddFeature(f.Features()...)
-	}
 	return nil
 }
 
@@ -607,10 +582,6 @@ func (h *host) SetAdmins(ctx context.Context, stored []string) error {
 }
 
 func (h *host) Logins(user string) (int, time.Time) { return h.s.Logins(user) }
-
-func (h *host) OnAvailable(fn func(context.Context, jid.JID)) {
-	h.s.onAvailable = append(h.s.onAvailable, fn)
-}
 
 func (h *host) AccessLists() (black, white []string) { return h.s.AccessLists() }
 

@@ -87,20 +87,6 @@ func (s *sessions) of(user string) []*conn {
 	return out
 }
 
-// carbonsEnabled returns the sessions of an account that enabled Message
-// Carbons (XEP-0280), in no order; nil, without allocating, when none did.
-func (s *sessions) carbonsEnabled(user string) []*conn {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	var out []*conn
-	for _, c := range s.byUser[user] {
-		if c.carbons.Load() {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
 // all returns every bound session.
 func (s *sessions) all() []*conn {
 	s.mu.RLock()

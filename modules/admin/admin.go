@@ -82,7 +82,10 @@ type Module struct {
 	log *slog.Logger
 }
 
-var _ modules.Module = (*Module)(nil)
+var (
+	_ modules.Module     = (*Module)(nil)
+	_ modules.OnlineHook = (*Module)(nil)
+)
 
 // New returns the admin module.
 func New() modules.Module { return &Module{} }
@@ -104,7 +107,6 @@ func (m *Module) Start(ctx context.Context, mh modules.Host) error {
 	for _, group := range [][]spec{m.userCommands(), m.infoCommands(), m.countCommands(), m.messageCommands(), m.motdCommands(), m.accessCommands(), m.adminCommands(), m.lifecycleCommands()} {
 		specs = append(specs, group...)
 	}
-	h.OnAvailable(m.atLogin)
 	h.OnReload(m.onReload)
 	for _, sp := range specs {
 		if err := h.Commands().AddCommand(h.Domain(), m.command(sp, Node(sp.name))); err != nil {

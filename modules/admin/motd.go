@@ -15,6 +15,7 @@ import (
 
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/config"
+	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/storage"
 )
 
@@ -119,9 +120,11 @@ func (m *Module) motdCommands() []spec {
 	}
 }
 
-// atLogin delivers, when a session comes online, the welcome message to a
-// new account and the message of the day if this account has not had it.
-func (m *Module) atLogin(ctx context.Context, session jid.JID) {
+// SessionOnline implements modules.OnlineHook: when a session comes online,
+// it delivers the welcome message to a new account and the message of the
+// day if this account has not had it.
+func (m *Module) SessionOnline(ctx context.Context, s modules.Session) {
+	session := s.JID()
 	user := session.Localpart()
 	var welcome bool
 	err := m.h.Store().UpdateAccount(ctx, user, func(a *storage.Account) error {

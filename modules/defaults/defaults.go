@@ -8,8 +8,10 @@ package defaults
 import (
 	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/modules/admin"
+	"github.com/adhocd/adhocd/modules/carbons"
 	"github.com/adhocd/adhocd/modules/commands"
 	"github.com/adhocd/adhocd/modules/disco"
+	"github.com/adhocd/adhocd/modules/offline"
 	"github.com/adhocd/adhocd/modules/ping"
 	"github.com/adhocd/adhocd/modules/version"
 )
@@ -21,6 +23,8 @@ var Table = []modules.Constructor{
 	admin.New,
 	ping.New,
 	version.New,
+	offline.New,
+	carbons.New,
 }
 
 // Modules builds one instance of every module in Table.

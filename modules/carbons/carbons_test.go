@@ -1,4 +1,4 @@
-package server_test
+package carbons_test
 
 import (
 	"encoding/xml"
@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/adhocd/adhocd/servertest"
 )
@@ -439,7 +440,7 @@ func BenchmarkCarbonsEnable(b *testing.B) {
 	srv := servertest.Start(b)
 	srv.AddUser("alice", "wonderland")
 	c := srv.Dial("alice", "wonderland", "")
-	ctx := servertest.Context(b, wait)
+	ctx := servertest.Context(b, 5*time.Second)
 	for _, bc := range []struct{ name, typ, payload string }{
 		{"enable", "set", `<enable xmlns='` + nsCarbons + `'/>`},
 		{"ping", "get", `<ping xmlns='urn:xmpp:ping'/>`},

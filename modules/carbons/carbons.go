@@ -1,23 +1,12 @@
-package server
-
-import (
-	"encoding/xml"
-	"slices"
-
-	"mellium.im/xmpp/jid"
-	"mellium.im/xmpp/stanza"
-
-	"github.com/adhocd/adhocd/wire"
-)
-
-// Message Carbons (XEP-0280, version 1.0.1). A session turns carbons on with
+// Package carbons is XEP-0280 Message Carbons (version 1.0.1), with XEP-0297
+// forwarding. A session turns carbons on with
 // an IQ set carrying <enable xmlns='urn:xmpp:carbons:2'/> (and off with
 // <disable/>), addressed to nobody, to its own bare JID or to the server. It
 // then receives, wrapped in <received/> or <sent/> and a XEP-0297
 // <forwarded/>, a copy of every eligible message that reaches or leaves its
 // account through another of the account's sessions. Turning carbons on costs
-// the login nothing but the reply: the flag lives on the connection, nothing
-// is stored.
+// the login nothing but the reply: the flag lives on the session
+// (modules.Session.SetValue), nothing is stored.
 //
 // Eligibility follows the recommended rules of XEP-0280 §6.1, except the one
 // that needs the server to remember messages (errors answering an eligible
@@ -36,6 +25,19 @@ import (
 // or without available presence, except the sessions that got the message
 // itself and the session that sent it. A message a user sends to their own
 // account gets received copies only, so that no session sees it twice.
+package carbons
+
+import (
+	"context"
+	"encoding/xml"
+	"slices"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/adhocd/adhocd/modules"
+	"github.com/adhocd/adhocd/wire"
+)
 
 // Namespaces read or written by Message Carbons.
 const (
@@ -49,79 +51,126 @@ const (
 	nsConference = "jabber:x:conference"
 )
 
-// featureCarbons is the disco#info feature of XEP-0280 on the server JID.
-const featureCarbons = nsCarbons
-
-// carbonsIQ answers an IQ set that enables or disables carbons for c's
-// session. It reports whether the IQ was one.
-func (s *Server) carbonsIQ(c *conn, el *wire.Element, to jid.JID) (bool, error) {
-	if el.Attr("type") != string(stanza.SetIQ) {
-		return false, nil
-	}
-	if to.String() != "" && !to.Equal(c.addr.Bare()) && !to.Equal(s.domain) {
-		return false, nil
-	}
-	payload, n := el.Payload()
-	if n != 1 || payload.Space != nsCarbons {
-		return false, nil
-	}
-	switch payload.Local {
-	case "enable":
-		c.carbons.Store(true)
-	case "disable":
-		c.carbons.Store(false)
-	default:
-		return false, nil
-	}
-	return true, s.reply(c, el, nil)
+// Module is XEP-0280 on the module API: IQ routes for enable and disable (on
+// the server JID and on the account's own), a message hook for the copies,
+// and the disco feature.
+type Module struct {
+	h      modules.Host
+	domain jid.JID
 }
 
-// carbonsReceived sends a <received/> copy of el, just delivered to got (all
-// sessions of user, or none when it was kept offline), to each other session
-// of user that enabled carbons.
-func (s *Server) carbonsReceived(el *wire.Element, user string, got ...*conn) {
-	dsts := s.sessions.carbonsEnabled(user)
-	if len(dsts) == 0 || !carbonEligible(el, false) {
+// New returns the Message Carbons module.
+func New() modules.Module { return &Module{} }
+
+// Interface guards: the capabilities the server finds on the module.
+var (
+	_ modules.IQHandler        = (*Module)(nil)
+	_ modules.AccountIQHandler = (*Module)(nil)
+	_ modules.MessageHook      = (*Module)(nil)
+	_ modules.Features         = (*Module)(nil)
+)
+
+// Name implements modules.Module.
+func (m *Module) Name() string { return "carbons" }
+
+// Start implements modules.Module.
+func (m *Module) Start(_ context.Context, h modules.Host) error {
+	m.h, m.domain = h, h.Domain()
+	return nil
+}
+
+// Stop implements modules.Module.
+func (m *Module) Stop(context.Context) error { return nil }
+
+// Features implements modules.Features: urn:xmpp:carbons:2 on the server JID.
+func (m *Module) Features() []string { return []string{nsCarbons} }
+
+var routes = []modules.Route{
+	{Type: stanza.SetIQ, Payload: xml.Name{Space: nsCarbons, Local: "enable"}},
+	{Type: stanza.SetIQ, Payload: xml.Name{Space: nsCarbons, Local: "disable"}},
+}
+
+// Routes implements modules.IQHandler: enable and disable sent to the server.
+func (m *Module) Routes() []modules.Route { return routes }
+
+// AccountRoutes implements modules.AccountIQHandler: enable and disable sent
+// to the account's bare JID or to no one, as XEP-0280's examples do.
+func (m *Module) AccountRoutes() []modules.Route { return routes }
+
+// enabledKey keys the session's carbons flag.
+type enabledKey struct{}
+
+// HandleIQ turns carbons on or off for the requesting session.
+func (m *Module) HandleIQ(_ context.Context, iq modules.IQ) (xml.TokenReader, error) {
+	if iq.Session == nil {
+		return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAllowed}
+	}
+	iq.Session.SetValue(enabledKey{}, iq.Payload.Name.Local == "enable")
+	return nil, nil
+}
+
+// enabled returns the sessions of user that enabled carbons.
+func (m *Module) enabled(user string) []modules.Session {
+	var out []modules.Session
+	for _, s := range m.h.UserSessions(user) {
+		if on, _ := s.Value(enabledKey{}).(bool); on {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// MessageReceived sends a <received/> copy of a message just delivered to
+// got (sessions of user, or none when it was kept offline) to each other
+// session of user that enabled carbons.
+func (m *Module) MessageReceived(_ context.Context, msg modules.Message, user string, got []modules.Session) {
+	dsts := m.enabled(user)
+	if len(dsts) == 0 || !carbonEligible(msg.El, false) {
 		return
 	}
-	from := el.Attr("from")
+	from := msg.El.Attr("from")
 	var fwd []xml.Token
 	for _, dst := range dsts {
-		if slices.Contains(got, dst) || dst.addr.String() == from {
+		if slices.Contains(got, dst) || dst.JID().String() == from {
 			continue
 		}
 		if fwd == nil {
-			fwd = forwarded("received", el)
+			fwd = forwarded("received", msg.El)
 		}
-		s.deliver(dst, carbonFor(dst, el, fwd))
+		dst.Deliver(carbonFor(dst, msg.El, fwd))
 	}
 }
 
-// carbonsSent sends a <sent/> copy of el, which c sent to to and which was
-// accepted for delivery, to each other session of c's account that enabled
-// carbons. A message to the account itself is left to carbonsReceived.
-func (s *Server) carbonsSent(c *conn, el *wire.Element, to jid.JID) {
-	if s.isLocal(to) && to.Localpart() == c.user {
+// MessageSent sends a <sent/> copy of a message a session sent, and which
+// was accepted for delivery, to each other session of its account that
+// enabled carbons. A message to the account itself is left to
+// MessageReceived.
+func (m *Module) MessageSent(_ context.Context, msg modules.Message) {
+	if msg.Sender == nil {
 		return
 	}
-	dsts := s.sessions.carbonsEnabled(c.user)
-	if len(dsts) == 0 || (len(dsts) == 1 && dsts[0] == c) || !carbonEligible(el, true) {
+	user := msg.Sender.JID().Localpart()
+	if msg.To.Domainpart() == m.domain.Domainpart() && msg.To.Localpart() == user {
 		return
 	}
-	fwd := forwarded("sent", el)
+	dsts := m.enabled(user)
+	if len(dsts) == 0 || (len(dsts) == 1 && dsts[0] == msg.Sender) || !carbonEligible(msg.El, true) {
+		return
+	}
+	fwd := forwarded("sent", msg.El)
 	for _, dst := range dsts {
-		if dst != c {
-			s.deliver(dst, carbonFor(dst, el, fwd))
+		if dst != msg.Sender {
+			dst.Deliver(carbonFor(dst, msg.El, fwd))
 		}
 	}
 }
 
 // carbonFor wraps the forwarded tokens for one session: from its bare JID, to
 // its full JID, of the original's type (XEP-0280 §7, §8).
-func carbonFor(dst *conn, orig *wire.Element, fwd []xml.Token) *wire.Element {
+func carbonFor(dst modules.Session, orig *wire.Element, fwd []xml.Token) *wire.Element {
 	w := &wire.Element{Start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "message"}}, Inner: fwd}
-	w.SetAttr("from", dst.addr.Bare().String())
-	w.SetAttr("to", dst.addr.String())
+	w.SetAttr("from", dst.JID().Bare().String())
+	w.SetAttr("to", dst.JID().String())
 	w.SetAttr("type", orig.Attr("type"))
 	return w
 }

@@ -1,0 +1,96 @@
+package modules
+
+import (
+	"context"
+	"encoding/xml"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/adhocd/adhocd/wire"
+)
+
+// The capabilities below let a module take part in the router's handling of
+// messages and presence: what XEP-0160 offline storage, XEP-0280 carbons
+// and, later, archives (XEP-0313) and blocking (XEP-0191) need. The router
+// calls them in the order the modules started.
+
+// Session is one bound client session, as modules see it.
+type Session interface {
+	// JID is the session's full JID.
+	JID() jid.JID
+	// Deliver queues el for the session, as the router delivers a stanza:
+	// the caller never waits on the client's socket. el must not change
+	// afterwards.
+	Deliver(el *wire.Element)
+	// Reply writes el to the session from a hook or handler that runs on
+	// the session's own stream (SessionReachable, HandleIQ of its request):
+	// like the answers to the session's own requests, it waits for the
+	// client's socket rather than filling the session's outbound queue, so
+	// that a long backlog (offline messages) is paced by its reader.
+	Reply(el *wire.Element)
+	// Value returns what a module stored for this session under key, or nil.
+	// SetValue stores it; the value lives as long as the session. A module
+	// keys its values with a type of its own, as context.WithValue does.
+	Value(key any) any
+	SetValue(key, value any)
+}
+
+// Message is a message stanza on its way through the router.
+type Message struct {
+	// El is the stanza, with its from checked (RFC 6120 §8.1.2.1) and its
+	// to set. It is shared with the router and with the recipients' queues:
+	// a module must not change it.
+	El *wire.Element
+	// To is the addressee: the sender's bare JID when the message had no to.
+	To jid.JID
+	// Sender is the local session that sent the message, or nil when the
+	// server or a module sent it.
+	Sender Session
+}
+
+// MessageHook is the capability of a module that sees the messages local
+// accounts send and receive (XEP-0280 Message Carbons copies them).
+type MessageHook interface {
+	// MessageSent runs once the router has accepted a message that a local
+	// session sent for delivery.
+	MessageSent(ctx context.Context, m Message)
+	// MessageReceived runs once a message has reached the local account
+	// user: got lists the sessions it was delivered to, none when it was
+	// kept offline.
+	MessageReceived(ctx context.Context, m Message, user string, got []Session)
+}
+
+// OfflineStore is the capability of the module that keeps the messages sent
+// to an account while no session of it can take them (XEP-0160). A server
+// has at most one; without it such messages are answered
+// service-unavailable (RFC 6121 §8.5.2.1.1).
+type OfflineStore interface {
+	// KeepOffline keeps m for user. It returns nil once the message is kept,
+	// or the error (a stanza.Error) the sender is answered with.
+	KeepOffline(ctx context.Context, m Message, user string) error
+}
+
+// OnlineHook is the capability of a module told when a session sends its
+// initial presence, its "login" as users see it.
+type OnlineHook interface {
+	SessionOnline(ctx context.Context, s Session)
+}
+
+// ReachableHook is the capability of a module told when a session first
+// becomes a destination of messages to its bare JID: available, with a
+// non-negative priority (RFC 6121 §8.5.2). XEP-0160 delivers kept messages
+// then.
+type ReachableHook interface {
+	SessionReachable(ctx context.Context, s Session)
+}
+
+// AccountIQHandler is the capability of a module that answers IQ requests a
+// session addresses to its own bare JID, or to no one, which the server
+// answers on the account's behalf (RFC 6120 §10.3.3): XEP-0280's enable and
+// disable, later vCard, PEP and private storage. The routes of an IQ
+// addressed to no one are looked up here first, then among the server
+// JID's (IQHandler).
+type AccountIQHandler interface {
+	AccountRoutes() []Route
+	HandleIQ(ctx context.Context, iq IQ) (xml.TokenReader, error)
+}

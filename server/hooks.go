@@ -1,0 +1,155 @@
+package server
+
+import (
+	"context"
+	"encoding/xml"
+	"fmt"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/adhocd/adhocd/modules"
+	"github.com/adhocd/adhocd/wire"
+)
+
+// hooks are the capabilities the started modules declared (modules/iq.go,
+// modules/stanza.go), in the order the modules started. They are set while
+// the server starts and only read afterwards.
+type hooks struct {
+	// iqs and accountIQs are the IQ routes to the server JID and to an
+	// account's own bare JID.
+	iqs, accountIQs map[modules.Route]iqHandler
+	messages        []modules.MessageHook
+	offline         modules.OfflineStore
+	online          []modules.OnlineHook
+	reachable       []modules.ReachableHook
+}
+
+// addCapabilities takes what a started module declares it serves: its IQ
+// routes, its hooks and its disco features.
+func (s *Server) addCapabilities(m modules.Module) error {
+	h := &s.hooks
+	if ih, ok := m.(modules.IQHandler); ok {
+		if err := addRoutes(&h.iqs, ih.Routes(), ih, m.Name()); err != nil {
+			return err
+		}
+	}
+	if ah, ok := m.(modules.AccountIQHandler); ok {
+		if err := addRoutes(&h.accountIQs, ah.AccountRoutes(), ah, m.Name()); err != nil {
+			return err
+		}
+	}
+	if mh, ok := m.(modules.MessageHook); ok {
+		h.messages = append(h.messages, mh)
+	}
+	if os, ok := m.(modules.OfflineStore); ok {
+		if h.offline != nil {
+			return fmt.Errorf("server: module %s: offline messages are kept by another module", m.Name())
+		}
+		h.offline = os
+	}
+	if oh, ok := m.(modules.OnlineHook); ok {
+		h.online = append(h.online, oh)
+	}
+	if rh, ok := m.(modules.ReachableHook); ok {
+		h.reachable = append(h.reachable, rh)
+	}
+	if f, ok := m.(modules.Features); ok {
+		s.disco.AddFeature(f.Features()...)
+	}
+	return nil
+}
+
+// iqHandler is what modules.IQHandler and modules.AccountIQHandler share.
+type iqHandler interface {
+	HandleIQ(ctx context.Context, iq modules.IQ) (xml.TokenReader, error)
+}
+
+func addRoutes(table *map[modules.Route]iqHandler, routes []modules.Route, h iqHandler, name string) error {
+	if *table == nil {
+		*table = make(map[modules.Route]iqHandler)
+	}
+	for _, r := range routes {
+		if _, taken := (*table)[r]; taken {
+			return fmt.Errorf("server: module %s: IQ %s {%s}%s is served by another module", name, r.Type, r.Payload.Space, r.Payload.Local)
+		}
+		(*table)[r] = h
+	}
+	return nil
+}
+
+// errRecipientOffline is the answer when a message can be neither delivered
+// nor kept.
+var errRecipientOffline = stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable,
+	Text: map[string]string{"en": "the recipient is offline"}}
+
+// keepOffline hands a message for user, who has no session to take it, to
+// the module that keeps offline messages; without one the sender hears the
+// recipient is offline.
+func (s *Server) keepOffline(ctx context.Context, el *wire.Element, to jid.JID, user string) error {
+	if s.hooks.offline == nil {
+		return errRecipientOffline
+	}
+	return s.hooks.offline.KeepOffline(ctx, modules.Message{El: el, To: to}, user)
+}
+
+// messageSent and messageReceived run the modules' message hooks.
+func (s *Server) messageSent(ctx context.Context, c *conn, el *wire.Element, to jid.JID) {
+	for _, h := range s.hooks.messages {
+		h.MessageSent(ctx, modules.Message{El: el, To: to, Sender: c})
+	}
+}
+
+func (s *Server) messageReceived(ctx context.Context, el *wire.Element, to jid.JID, user string, got ...*conn) {
+	if len(s.hooks.messages) == 0 {
+		return
+	}
+	sessions := make([]modules.Session, len(got))
+	for i, c := range got {
+		sessions[i] = c
+	}
+	for _, h := range s.hooks.messages {
+		h.MessageReceived(ctx, modules.Message{El: el, To: to}, user, sessions)
+	}
+}
+
+// sessionOnline and sessionReachable run the modules' presence hooks.
+func (s *Server) sessionOnline(ctx context.Context, c *conn) {
+	for _, h := range s.hooks.online {
+		h.SessionOnline(ctx, c)
+	}
+}
+
+func (s *Server) sessionReachable(ctx context.Context, c *conn) {
+	for _, h := range s.hooks.reachable {
+		h.SessionReachable(ctx, c)
+	}
+}
+
+// A conn is a modules.Session.
+var _ modules.Session = (*conn)(nil)
+
+// Deliver implements modules.Session.
+func (c *conn) Deliver(el *wire.Element) { c.srv.deliver(c, el) }
+
+// Reply implements modules.Session.
+func (c *conn) Reply(el *wire.Element) { c.srv.deliverOwn(c, el) }
+
+// Value implements modules.Session.
+func (c *conn) Value(key any) any {
+	v, _ := c.values.Load(key)
+	return v
+}
+
+// SetValue implements modules.Session.
+func (c *conn) SetValue(key, value any) { c.values.Store(key, value) }
+
+// UserSessions implements modules.Host.
+func (h *host) UserSessions(user string) []modules.Session {
+	conns := h.s.sessions.of(user)
+	out := make([]modules.Session, len(conns))
+	for i, c := range conns {
+		out[i] = c
+	}
+	return out
+}
