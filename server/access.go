@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 
 	"mellium.im/xmpp/jid"
 
@@ -19,67 +18,6 @@ const (
 	settingBlacklist = "blacklist"
 	settingWhitelist = "whitelist"
 )
-
-// accessLists decide who may log in and be contacted (XEP-0133 §4.11,
-// §4.12). An entry is a JID of any form and matches in XEP-0016's order:
-// user@domain/resource, user@domain, domain/resource, domain. A JID matched
-// by the blacklist is refused; when the whitelist is not empty, a JID it
-// does not match is refused too. Administrators may always log in, so that
-// a list cannot lock them out of the commands that edit it.
-type accessLists struct {
-	mu           sync.RWMutex
-	black, white []jid.JID
-}
-
-func matches(entry, j jid.JID) bool {
-	switch {
-	case entry.Localpart() != "" && entry.Resourcepart() != "":
-		return entry.Equal(j)
-	case entry.Localpart() != "":
-		return entry.Equal(j.Bare())
-	case entry.Resourcepart() != "":
-		return entry.Domain().Equal(j.Domain()) && entry.Resourcepart() == j.Resourcepart()
-	}
-	return entry.Equal(j.Domain())
-}
-
-// allowed reports whether j passes both lists.
-func (a *accessLists) allowed(j jid.JID) bool {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	for _, e := range a.black {
-		if matches(e, j) {
-			return false
-		}
-	}
-	if len(a.white) == 0 {
-		return true
-	}
-	for _, e := range a.white {
-		if matches(e, j) {
-			return true
-		}
-	}
-	return false
-}
-
-func (a *accessLists) set(black, white []jid.JID) {
-	a.mu.Lock()
-	a.black, a.white = black, white
-	a.mu.Unlock()
-}
-
-func (a *accessLists) get() (black, white []string) {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	for _, j := range a.black {
-		black = append(black, j.String())
-	}
-	for _, j := range a.white {
-		white = append(white, j.String())
-	}
-	return black, white
-}
 
 // loadAccess reads the stored lists.
 func (s *Server) loadAccess(ctx context.Context) error {
@@ -100,7 +38,7 @@ func (s *Server) loadAccess(ctx context.Context) error {
 			return fmt.Errorf("server: stored %s: %w", key, err)
 		}
 	}
-	s.access.set(lists[0], lists[1])
+	s.router.Access().Set(lists[0], lists[1])
 	return nil
 }
 
@@ -119,7 +57,7 @@ func parseEntries(entries []string) ([]jid.JID, error) {
 }
 
 // AccessLists returns the blacklist and the whitelist.
-func (s *Server) AccessLists() (black, white []string) { return s.access.get() }
+func (s *Server) AccessLists() (black, white []string) { return s.router.Access().Get() }
 
 // SetAccessLists stores and applies new lists: sessions of accounts they no
 // longer allow are ended at once (administrators' are kept).
@@ -142,12 +80,8 @@ func (s *Server) SetAccessLists(ctx context.Context, black, white []string) erro
 			return err
 		}
 	}
-	s.access.set(b, w)
-	for _, c := range s.sessions.all() {
-		if !s.IsAdmin(c.addr) && !s.access.allowed(c.addr) {
-			s.EndSessions(c.addr.Localpart(), c.addr.Resourcepart(), "blocked by the server's access lists")
-		}
-	}
+	s.router.Access().Set(b, w)
+	s.router.EndBlocked(s.IsAdmin)
 	return nil
 }
 
@@ -155,7 +89,7 @@ func (s *Server) SetAccessLists(ctx context.Context, black, white []string) erro
 // refuse may not log in, unless it is an administrator.
 func (s *Server) accessCheck(_ context.Context, a storage.Account) *auth.Failure {
 	j, err := jid.New(a.Username, s.domain.String(), "")
-	if err != nil || s.IsAdmin(j) || s.access.allowed(j) {
+	if err != nil || s.IsAdmin(j) || s.router.Access().Allowed(j) {
 		return nil
 	}
 	return &auth.Failure{Condition: auth.NotAuthorized, Text: "this account is blocked by the server's access lists"}

@@ -12,12 +12,10 @@ import (
 	"time"
 
 	"mellium.im/xmpp/jid"
-	"mellium.im/xmpp/stream"
 
 	"github.com/adhocd/adhocd/account"
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/storage"
-	"github.com/adhocd/adhocd/wire"
 )
 
 // ControlSocket is the name of the control socket in the storage folder.
@@ -135,20 +133,7 @@ func (s *Server) EndSessions(user, res, reason string) int {
 
 // endSessions closes the sessions of user whose resource end reports true.
 func (s *Server) endSessions(user string, end func(resource string) bool, reason string) int {
-	n := 0
-	for _, c := range s.sessions.of(user) {
-		if end(c.addr.Resourcepart()) {
-			c.closeWith(wire.StreamError(stream.NotAuthorized, reason))
-			// Unbound now, not when the reader notices, so that what the
-			// administrator runs next already sees the session gone, and
-			// the contacts have the unavailable presence already.
-			if c.bound.CompareAndSwap(true, false) {
-				s.onUnbound(c)
-			}
-			n++
-		}
-	}
-	return n
+	return s.router.EndSessions(user, end, reason)
 }
 
 // liveSessions is the running server as package account sees it.
@@ -163,7 +148,7 @@ func (l liveSessions) EndSessions(user, except, reason string) int {
 
 // ContactRemoved implements account.Sessions (roster.go).
 func (l liveSessions) ContactRemoved(ctx context.Context, deleted jid.JID, r storage.RemovedItem) {
-	l.s.contactRemoved(ctx, deleted, r)
+	l.s.router.ContactRemoved(ctx, deleted, r)
 }
 
 // AccountDeleted implements account.Sessions: the deleted account's ad-hoc

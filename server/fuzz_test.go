@@ -49,6 +49,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/adhoc/adhoctest"
+	"github.com/adhocd/adhocd/c2s"
 	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/modules/defaults"
 	"github.com/adhocd/adhocd/wire"
@@ -235,7 +236,7 @@ func (fs *fuzzServer) settle(errsBefore int) error {
 		fs.s.mu.Lock()
 		conns := len(fs.s.conns)
 		fs.s.mu.Unlock()
-		sessions, _ := fs.s.sessions.count()
+		sessions, _, _, _ := fs.s.router.Count()
 		if conns == 0 && sessions == 0 {
 			break
 		}
@@ -361,7 +362,7 @@ func fuzzCheckServerStream(out []byte) (fuzzStreamState, error) {
 		switch {
 		case !last && closed:
 			return st, fmt.Errorf("stream %d: a stream after the closed one", i+1)
-		case !last && lastName != xml.Name{Space: nsSASL, Local: "success"}:
+		case !last && lastName != xml.Name{Space: c2s.NSSASL, Local: "success"}:
 			return st, fmt.Errorf("stream %d: a new stream header not after <success/>", i+1)
 		case last && !closed && !st.proceed:
 			return st, fmt.Errorf("stream %d: the server did not close its stream (last element %v)", i+1, lastName)
@@ -377,7 +378,7 @@ func fuzzCheckServerStream(out []byte) (fuzzStreamState, error) {
 func fuzzParseStream(seg []byte) (els []*wire.Element, closed bool, err error) {
 	d := xml.NewDecoder(bytes.NewReader(seg))
 	d.Strict = true
-	declared := map[string]bool{nsXML: true}
+	declared := map[string]bool{wire.NSXML: true}
 	checkNames := func(st xml.StartElement) error {
 		for _, a := range st.Attr {
 			if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
@@ -399,7 +400,7 @@ func fuzzParseStream(seg []byte) (els []*wire.Element, closed bool, err error) {
 		return nil, false, fmt.Errorf("no stream header: %v", err)
 	}
 	hdr, ok := tok.(xml.StartElement)
-	if !ok || hdr.Name != (xml.Name{Space: nsStream, Local: "stream"}) {
+	if !ok || hdr.Name != (xml.Name{Space: c2s.NSStream, Local: "stream"}) {
 		return nil, false, fmt.Errorf("the stream opens with %#v, not <stream:stream>", tok)
 	}
 	if err := checkNames(hdr); err != nil {
@@ -487,15 +488,15 @@ func (st *fuzzStreamState) check(el *wire.Element) error {
 	}
 	name := el.Start.Name
 	switch {
-	case name == xml.Name{Space: nsStream, Local: "features"}:
+	case name == xml.Name{Space: c2s.NSStream, Local: "features"}:
 		var mechs, bind bool
 		for _, c := range fuzzChildren(el) {
 			switch c.Start.Name {
-			case xml.Name{Space: nsSASL, Local: "mechanisms"}:
+			case xml.Name{Space: c2s.NSSASL, Local: "mechanisms"}:
 				for _, m := range fuzzChildren(c) {
 					mechs = mechs || wire.TextOf(append([]xml.Token{m.Start}, m.Inner...)) == "PLAIN"
 				}
-			case xml.Name{Space: nsBind, Local: "bind"}:
+			case xml.Name{Space: c2s.NSBind, Local: "bind"}:
 				bind = true
 			}
 		}
@@ -505,19 +506,19 @@ func (st *fuzzStreamState) check(el *wire.Element) error {
 		if st.authed && !bind {
 			return errors.New("the features after authentication do not offer resource binding")
 		}
-	case name == xml.Name{Space: nsStream, Local: "error"}:
+	case name == xml.Name{Space: c2s.NSStream, Local: "error"}:
 		cond, err := fuzzCheckErrorChildren(el, fuzzNSStreamErr, wiretest.StreamConditions)
 		if err != nil {
 			return fmt.Errorf("stream error: %w", err)
 		}
 		st.streamErrors = append(st.streamErrors, cond)
-	case name == xml.Name{Space: nsTLS, Local: "proceed"}:
+	case name == xml.Name{Space: c2s.NSTLS, Local: "proceed"}:
 		if st.authed {
 			return errors.New("<proceed/> after authentication")
 		}
 		st.proceed = true
-	case name == xml.Name{Space: nsTLS, Local: "failure"}:
-	case name == xml.Name{Space: nsSASL, Local: "challenge"}, name == xml.Name{Space: nsSASL, Local: "success"}:
+	case name == xml.Name{Space: c2s.NSTLS, Local: "failure"}:
+	case name == xml.Name{Space: c2s.NSSASL, Local: "challenge"}, name == xml.Name{Space: c2s.NSSASL, Local: "success"}:
 		if st.authed {
 			return errors.New("SASL after authentication")
 		}
@@ -529,8 +530,8 @@ func (st *fuzzStreamState) check(el *wire.Element) error {
 		if name.Local == "success" {
 			st.authed = true
 		}
-	case name == xml.Name{Space: nsSASL, Local: "failure"}:
-		if _, err := fuzzCheckErrorChildren(el, nsSASL, fuzzSASLConditions); err != nil {
+	case name == xml.Name{Space: c2s.NSSASL, Local: "failure"}:
+		if _, err := fuzzCheckErrorChildren(el, c2s.NSSASL, fuzzSASLConditions); err != nil {
 			return fmt.Errorf("SASL failure: %w", err)
 		}
 	case wire.IsStanza(name):
@@ -554,11 +555,11 @@ func (st *fuzzStreamState) checkStanza(el *wire.Element) error {
 		}
 		switch typ {
 		case "result":
-			bind := el.Sub(xml.Name{Space: nsBind, Local: "bind"})
+			bind := el.Sub(xml.Name{Space: c2s.NSBind, Local: "bind"})
 			if bind == nil {
 				return errors.New("a result without <bind/> before binding")
 			}
-			j, _ := bind.Text(xml.Name{Space: nsBind, Local: "jid"})
+			j, _ := bind.Text(xml.Name{Space: c2s.NSBind, Local: "jid"})
 			if !strings.HasPrefix(j, "alice@"+fuzzDomain+"/") && !strings.HasPrefix(j, "bob@"+fuzzDomain+"/") {
 				return fmt.Errorf("bound to %q", j)
 			}

@@ -7,7 +7,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,31 +17,31 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	"mellium.im/xmpp/jid"
-	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 
 	"github.com/adhocd/adhocd/account"
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/auth"
+	"github.com/adhocd/adhocd/c2s"
 	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/modules"
+	"github.com/adhocd/adhocd/router"
 	"github.com/adhocd/adhocd/storage"
 	"github.com/adhocd/adhocd/storage/adhocsessions"
 	"github.com/adhocd/adhocd/tlscert"
 	"github.com/adhocd/adhocd/wire"
 )
 
-// Server is one adhocd instance.
+// Server is one adhocd instance: the lifecycle of the listeners, the
+// router, the modules and the store, and what administration needs.
 type Server struct {
 	cfg         config.Config
 	log         *slog.Logger
 	domain      jid.JID
-	domainName  string // domain.String(), which allocates on every call
 	store       storage.Store
 	ownsStore   bool
 	auth        *auth.Authenticator
 	tlsConfig   *tls.Config
-	sessions    *sessions
 	metrics     Observer
 	modules     []modules.Module
 	commands    *adhoc.Provider
@@ -50,23 +49,18 @@ type Server struct {
 	extra       []adhoc.Command
 	disco       modules.Disco
 
-	// hooks are the capabilities of the modules (hooks.go), set at start
-	// and read-only after.
-	hooks hooks
+	// router routes the bound sessions' stanzas; env is what every c2s
+	// stream shares. Both are made by Start.
+	router *router.Router
+	env    *c2s.Env
 
-	stanzasIn  atomic.Uint64
-	stanzasOut atomic.Uint64
-	access     accessLists
-	lifecycle  func(restart bool)
-	reload     func() (config.Config, error)
-	onReload   []func(context.Context, config.Config)
-	bootstrap  *struct {
+	lifecycle func(restart bool)
+	reload    func() (config.Config, error)
+	onReload  []func(context.Context, config.Config)
+	bootstrap *struct {
 		jid      jid.JID
 		password string
 	}
-
-	loginMu   sync.Mutex
-	logins    map[string]int
 	startedAt time.Time
 
 	// What reload can change: limits and admin settings swapped whole; the
@@ -75,7 +69,7 @@ type Server struct {
 	adminCfg atomic.Pointer[config.Admin]
 	admins   *account.Admins
 
-	authBackoff backoff
+	authBackoff c2s.Backoff
 
 	mu       sync.Mutex
 	perAddr  map[string]int // open connections per client IP
@@ -83,12 +77,20 @@ type Server struct {
 	ctl      net.Listener
 	wsLn     net.Listener // XMPP over WebSocket, when configured
 	wsHTTP   *http.Server
-	conns    map[*conn]struct{}
+	conns    map[*c2s.Conn]struct{}
 	wg       sync.WaitGroup
 	started  []modules.Module
 	stopping bool
 	done     chan struct{}
 }
+
+// Observer receives the server's countable events (package c2s defines
+// it; the metrics package implements it).
+type Observer = c2s.Observer
+
+// StanzaTracer is the optional capability of an Observer that traces each
+// stanza (c2s.StanzaTracer).
+type StanzaTracer = c2s.StanzaTracer
 
 // Option configures a Server.
 type Option func(*Server)
@@ -153,21 +155,17 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("server: domain: %w", err)
 	}
 	s := &Server{
-		cfg:        cfg,
-		log:        slog.Default(),
-		domain:     d,
-		domainName: d.String(),
-		sessions:   &sessions{byUser: make(map[string]map[string]*conn)},
-		metrics:    nopObserver{},
-		conns:      make(map[*conn]struct{}),
-		perAddr:    make(map[string]int),
-		logins:     make(map[string]int),
-		admins:     account.NewAdmins(cfg.Admins),
-		done:       make(chan struct{}),
+		cfg:     cfg,
+		log:     slog.Default(),
+		domain:  d,
+		metrics: c2s.NopObserver{},
+		conns:   make(map[*c2s.Conn]struct{}),
+		perAddr: make(map[string]int),
+		admins:  account.NewAdmins(cfg.Admins),
+		done:    make(chan struct{}),
 	}
 	s.lim.Store(&cfg.Limits)
 	s.adminCfg.Store(&cfg.Admin)
-	s.sessions.maxPerUser = func() int { return s.limits().MaxSessionsPerAccount }
 	for _, o := range opts {
 		o(s)
 	}
@@ -175,98 +173,40 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 }
 
 // Start opens the store, loads or generates the certificate, starts the
-// modules and begins accepting clients on c2s.listen.
-func (s *Server) Start(ctx context.Context) error {
+// router and the modules and begins accepting clients on c2s.listen. When
+// it fails, what it had opened and started is closed and stopped again.
+func (s *Server) Start(ctx context.Context) (err error) {
 	s.startedAt = time.Now()
-	if s.store == nil {
-		st, err := storage.Open(s.cfg.Storage.Path, 5*time.Second, storage.WithLoginTimeDelay(s.cfg.Storage.LoginTimeDelay.D()))
-		if err != nil {
+	var listeners []net.Listener
+	defer func() {
+		if err == nil {
+			return
+		}
+		for _, ln := range listeners {
+			_ = ln.Close()
+		}
+		s.stopModules(ctx)
+		_ = s.closeStore()
+	}()
+	for _, step := range []func(context.Context) error{s.openStore, s.loadTLS, s.startRouter, s.startModules, s.bootstrapAdmin} {
+		if err := step(ctx); err != nil {
 			return err
-		}
-		s.store, s.ownsStore = st, true
-	}
-	cert, err := tlscert.Load(s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile, s.cfg.Storage.Path, s.domain.String())
-	if err != nil {
-		s.closeStore()
-		return err
-	}
-	s.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	leaf := cert.Leaf
-	if leaf == nil {
-		if leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
-			s.closeStore()
-			return fmt.Errorf("server: certificate: %w", err)
-		}
-	}
-	s.auth = auth.NewAuthenticator(s.store, s.domain.String(), auth.Options{
-		PlainWithoutTLS: s.cfg.C2S.AllowPlainWithoutTLS, ChannelBinding: s.cfg.C2S.ChannelBinding, Certificate: leaf})
-	if err := s.loadAdmins(ctx); err != nil {
-		s.closeStore()
-		return err
-	}
-	if err := s.loadAccess(ctx); err != nil {
-		s.closeStore()
-		return err
-	}
-	s.auth.Check = s.accessCheck
-	provider, err := s.newProvider()
-	if err != nil {
-		s.closeStore()
-		return err
-	}
-	s.commands = provider
-	for _, c := range s.extra {
-		if err := s.commands.AddCommand(s.domain, c); err != nil {
-			s.closeStore()
-			return fmt.Errorf("server: %w", err)
-		}
-	}
-
-	for _, m := range s.modules {
-		if err := m.Start(ctx, &host{s: s, log: s.log.With("module", m.Name())}); err != nil {
-			s.stopModules(ctx)
-			s.closeStore()
-			return fmt.Errorf("server: start module %s: %w", m.Name(), err)
-		}
-		s.started = append(s.started, m)
-		if err := s.addCapabilities(m); err != nil {
-			s.stopModules(ctx)
-			s.closeStore()
-			return err
-		}
-	}
-
-	if b := s.bootstrap; b != nil {
-		switch err := s.AddUser(ctx, b.jid.String(), b.password); {
-		case err == nil:
-			s.log.Info("bootstrapped admin account", "jid", b.jid.String())
-		case !errors.Is(err, storage.ErrExists):
-			s.stopModules(ctx)
-			s.closeStore()
-			return fmt.Errorf("server: bootstrap admin %s: %w", b.jid, err)
 		}
 	}
 	ln, err := net.Listen("tcp", s.cfg.C2S.Listen)
 	if err != nil {
-		s.stopModules(ctx)
-		s.closeStore()
 		return fmt.Errorf("server: listen: %w", err)
 	}
+	listeners = append(listeners, ln)
 	wsLn, wsHTTP, err := s.listenWebSocket()
 	if err != nil {
-		ln.Close()
-		s.stopModules(ctx)
-		s.closeStore()
 		return err
+	}
+	if wsLn != nil {
+		listeners = append(listeners, wsLn)
 	}
 	ctl, err := s.listenControl()
 	if err != nil {
-		ln.Close()
-		if wsLn != nil {
-			wsLn.Close()
-		}
-		s.stopModules(ctx)
-		s.closeStore()
 		return err
 	}
 	s.mu.Lock()
@@ -287,6 +227,99 @@ func (s *Server) Start(ctx context.Context) error {
 	s.log.Info("adhocd listening", "domain", s.domain.String(), "c2s", ln.Addr().String(), "require_tls", s.cfg.C2S.RequireTLS)
 	s.wg.Add(1)
 	go s.accept(ln)
+	return nil
+}
+
+// openStore opens the bbolt store of storage.path, unless WithStore gave
+// one.
+func (s *Server) openStore(context.Context) error {
+	if s.store != nil {
+		return nil
+	}
+	st, err := storage.Open(s.cfg.Storage.Path, 5*time.Second, storage.WithLoginTimeDelay(s.cfg.Storage.LoginTimeDelay.D()))
+	if err != nil {
+		return err
+	}
+	s.store, s.ownsStore = st, true
+	return nil
+}
+
+// loadTLS loads the certificate (or makes the self-signed one) and the
+// authenticator, whose channel binding needs it.
+func (s *Server) loadTLS(context.Context) error {
+	cert, err := tlscert.Load(s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile, s.cfg.Storage.Path, s.domain.String())
+	if err != nil {
+		return err
+	}
+	s.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	leaf := cert.Leaf
+	if leaf == nil {
+		if leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+			return fmt.Errorf("server: certificate: %w", err)
+		}
+	}
+	s.auth = auth.NewAuthenticator(s.store, s.domain.String(), auth.Options{
+		PlainWithoutTLS: s.cfg.C2S.AllowPlainWithoutTLS, ChannelBinding: s.cfg.C2S.ChannelBinding, Certificate: leaf})
+	s.auth.Check = s.accessCheck
+	return nil
+}
+
+// startRouter makes the router and what the streams share, with the stored
+// administrators and access lists, and the XEP-0050 provider.
+func (s *Server) startRouter(ctx context.Context) error {
+	s.router = router.New(router.Options{Domain: s.domain, Store: s.store, Log: s.log, Observer: s.metrics, Limits: s.limits})
+	s.env = &c2s.Env{Domain: s.domain, C2S: s.cfg.C2S, Limits: s.limits, TLS: s.tlsConfig, Auth: s.auth,
+		Backoff: &s.authBackoff, Observer: s.metrics, Router: s.router, Log: s.log, StanzasOut: &s.router.StanzasOut}
+	if err := s.loadAdmins(ctx); err != nil {
+		return err
+	}
+	if err := s.loadAccess(ctx); err != nil {
+		return err
+	}
+	provider, err := s.newProvider()
+	if err != nil {
+		return err
+	}
+	s.commands = provider
+	for _, c := range s.extra {
+		if err := s.commands.AddCommand(s.domain, c); err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+	}
+	return nil
+}
+
+// startModules starts the modules in order and takes what each declares:
+// its router capabilities and its disco features.
+func (s *Server) startModules(ctx context.Context) error {
+	for _, m := range s.modules {
+		if err := m.Start(ctx, &host{s: s, log: s.log.With("module", m.Name())}); err != nil {
+			return fmt.Errorf("server: start module %s: %w", m.Name(), err)
+		}
+		s.started = append(s.started, m)
+		if err := s.router.AddModule(m); err != nil {
+			return err
+		}
+		if f, ok := m.(modules.Features); ok {
+			s.disco.AddFeature(f.Features()...)
+		}
+	}
+	return nil
+}
+
+// bootstrapAdmin creates the bootstrap administrator's account if it does
+// not exist (WithBootstrapAdmin).
+func (s *Server) bootstrapAdmin(ctx context.Context) error {
+	b := s.bootstrap
+	if b == nil {
+		return nil
+	}
+	switch err := s.AddUser(ctx, b.jid.String(), b.password); {
+	case err == nil:
+		s.log.Info("bootstrapped admin account", "jid", b.jid.String())
+	case !errors.Is(err, storage.ErrExists):
+		return fmt.Errorf("server: bootstrap admin %s: %w", b.jid, err)
+	}
 	return nil
 }
 
@@ -366,14 +399,14 @@ func (s *Server) accept(ln net.Listener) {
 			continue
 		}
 		delay = 0
-		c := newConn(s, nc)
+		c := c2s.New(s.env, nc)
 		release, ok := s.admit(c)
 		if !ok {
 			continue
 		}
 		go func() {
 			defer release()
-			c.serve()
+			c.Serve()
 		}()
 	}
 }
@@ -382,24 +415,24 @@ func (s *Server) accept(ln net.Listener) {
 // transport: a connection refused is closed with the stream error that says
 // why. Once admitted, c is served by the caller, which calls release when c
 // has ended.
-func (s *Server) admit(c *conn) (release func(), ok bool) {
+func (s *Server) admit(c *c2s.Conn) (release func(), ok bool) {
 	s.mu.Lock()
 	if s.stopping {
 		s.mu.Unlock()
-		c.closeWith(stream.SystemShutdown)
+		c.Close(stream.SystemShutdown)
 		return nil, false
 	}
 	if len(s.conns) >= s.limits().MaxConnections {
 		s.mu.Unlock()
 		s.metrics.Connection("refused")
-		c.closeWith(wire.StreamError(stream.ResourceConstraint, "too many connections"))
+		c.Close(wire.StreamError(stream.ResourceConstraint, "too many connections"))
 		return nil, false
 	}
-	host := c.host()
+	host := c.Host()
 	if s.perAddr[host] >= s.limits().MaxConnectionsPerAddress {
 		s.mu.Unlock()
 		s.metrics.Connection("refused")
-		c.closeWith(wire.StreamError(stream.PolicyViolation, "too many connections from your address"))
+		c.Close(wire.StreamError(stream.PolicyViolation, "too many connections from your address"))
 		return nil, false
 	}
 	s.perAddr[host]++
@@ -431,7 +464,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.stopping = true
 	ln, ctl, wsHTTP := s.ln, s.ctl, s.wsHTTP
-	conns := make([]*conn, 0, len(s.conns))
+	conns := make([]*c2s.Conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
@@ -449,7 +482,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// In parallel: a client that does not read holds its own close for up
 	// to write_timeout, and no other's.
 	for _, c := range conns {
-		go c.closeWith(stream.SystemShutdown)
+		go c.Close(stream.SystemShutdown)
 	}
 	waited := make(chan struct{})
 	go func() { s.wg.Wait(); close(waited) }()
@@ -458,7 +491,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-waited:
 	case <-ctx.Done():
 		for _, c := range conns {
-			_ = c.raw.Close()
+			c.Abort()
 		}
 		errs = append(errs, fmt.Errorf("server: shutdown: %w", ctx.Err()))
 		<-waited
@@ -509,50 +542,7 @@ func (s *Server) IsAdmin(j jid.JID) bool {
 
 // Send delivers a stanza that the server (or a module) originates: a message
 // or presence to a local JID, an IQ to a local full JID.
-func (s *Server) Send(ctx context.Context, r xml.TokenReader) error {
-	buf := &wire.TokenBuffer{}
-	for {
-		t, err := r.Token()
-		if t != nil {
-			_ = buf.EncodeToken(t)
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("server: send: %w", err)
-		}
-	}
-	els := buf.Elements()
-	if len(els) != 1 {
-		return fmt.Errorf("server: send: want one element, got %d", len(els))
-	}
-	el := els[0]
-	if el.Start.Name.Space == "" {
-		el.Start.Name.Space = stanza.NSClient
-	}
-	if el.Attr("from") == "" {
-		el.SetAttr("from", s.domain.String())
-	}
-	to, err := jid.Parse(el.Attr("to"))
-	if err != nil {
-		return fmt.Errorf("server: send: bad to %q: %w", el.Attr("to"), err)
-	}
-	switch el.Start.Name.Local {
-	case "message":
-		return s.deliverMessage(ctx, el, to)
-	case "presence":
-		s.deliverPresence(ctx, el, to)
-		return nil
-	case "iq":
-		if dst := s.sessions.resource(to.Localpart(), to.Resourcepart()); dst != nil {
-			s.deliver(dst, el)
-			return nil
-		}
-		return stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}
-	}
-	return fmt.Errorf("server: send: not a stanza: %s", el.Start.Name.Local)
-}
+func (s *Server) Send(ctx context.Context, r xml.TokenReader) error { return s.router.Send(ctx, r) }
 
 // host is the modules.Host a module sees.
 type host struct {
@@ -572,6 +562,8 @@ func (h *host) IsAdmin(j jid.JID) bool                            { return h.s.I
 func (h *host) Send(ctx context.Context, r xml.TokenReader) error { return h.s.Send(ctx, r) }
 
 func (h *host) Sessions() []modules.SessionInfo { return h.s.Sessions() }
+
+func (h *host) UserSessions(user string) []modules.Session { return h.s.router.UserSessions(user) }
 
 func (h *host) EndSessions(user, res, reason string) int { return h.s.EndSessions(user, res, reason) }
 
@@ -602,9 +594,9 @@ func (s *Server) Status() modules.Status {
 	s.mu.Lock()
 	conns := len(s.conns)
 	s.mu.Unlock()
-	sessions, users := s.sessions.count()
+	sessions, users, in, out := s.router.Count()
 	return modules.Status{Started: s.startedAt, Connections: conns, Sessions: sessions, OnlineUsers: users,
-		StanzasIn: s.stanzasIn.Load(), StanzasOut: s.stanzasOut.Load()}
+		StanzasIn: in, StanzasOut: out}
 }
 
 func (h *host) Status() modules.Status { return h.s.Status() }

@@ -145,3 +145,32 @@ func Context(t testing.TB, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return c
 }
+
+// Wait is how long the tests wait for an answer that should come at once.
+const Wait = 5 * time.Second
+
+// TwoUsers starts a server with the accounts alice (password wonderland)
+// and bob (builder), both logged in.
+func TwoUsers(tb testing.TB) (srv *Server, alice, bob *Client) {
+	tb.Helper()
+	srv = Start(tb)
+	srv.AddUser("alice", "wonderland")
+	srv.AddUser("bob", "builder")
+	return srv, srv.Dial("alice", "wonderland", ""), srv.Dial("bob", "builder", "")
+}
+
+// EventuallyDial logs in as user within Wait, retrying while the server
+// refuses the connection (until a closed one has been accounted for).
+func (s *Server) EventuallyDial(t testing.TB, user, password string) {
+	t.Helper()
+	deadline := time.Now().Add(Wait)
+	for {
+		if _, err := s.DialErr(user, password, ""); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no connection accepted after one closed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -49,24 +49,41 @@ func TestLinksNoServer(t *testing.T) {
 }
 
 // TestCoreImportsNoModule keeps the direction of the house (docs/architecture.md):
-// the core (server) and the foundations below it link no feature module,
-// only the module API (package modules), so that cmd/adhocd, the
-// composition root, chooses the modules; and the foundations (the wire
-// codec, config, storage, account operations, SASL) link nothing of the
-// server, so that tools and other programs can use them alone.
+// the core (server, router, c2s) and the foundations below it link no
+// feature module, only the module API (package modules), so that
+// cmd/adhocd, the composition root, chooses the modules; c2s links neither
+// the router nor the server, the router not the server; and the
+// foundations (the wire codec, config, storage, account operations, SASL)
+// link nothing of the core, so that tools and other programs can use them
+// alone.
 func TestCoreImportsNoModule(t *testing.T) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Fatalf("the go command is needed to list dependencies: %v", err)
 	}
-	forbidden := func(dep string) bool {
-		return strings.HasPrefix(dep, module+"/modules/") || strings.HasPrefix(dep, module+"/cmd/")
-	}
-	for _, pkg := range []string{"server", "wire", "config", "storage", "account", "auth", "tlscert", "rosterxml"} {
+	// Each package, with the packages of this module it must not link
+	// beyond every feature module and command.
+	for pkg, also := range map[string][]string{
+		"server": nil,
+		// The router gets its streams through c2s's interfaces; the
+		// streams get the router through theirs.
+		"router": {"server"},
+		"c2s":    {"server", "router", "modules"},
+		"wire":   {"server", "router", "c2s", "modules"},
+		"config": {"server", "router", "c2s"}, "storage": {"server", "router", "c2s"},
+		"account": {"server", "router", "c2s"}, "auth": {"server", "router", "c2s"},
+		"tlscert": {"server", "router", "c2s"}, "rosterxml": {"server", "router", "c2s"},
+	} {
+		forbidden := func(dep string) bool {
+			if strings.HasPrefix(dep, module+"/modules/") || strings.HasPrefix(dep, module+"/cmd/") {
+				return true
+			}
+			return slices.Contains(also, strings.TrimPrefix(dep, module+"/"))
+		}
 		t.Run(pkg, func(t *testing.T) {
 			imports := listDeps(t, goBin, module+"/"+pkg)
 			for _, dep := range slices.Sorted(maps.Keys(imports)) {
-				if forbidden(dep) || pkg != "server" && dep == module+"/server" {
+				if forbidden(dep) {
 					t.Errorf("%s links %s (imported by %s)", pkg, dep, strings.Join(importers(imports, dep), ", "))
 				}
 			}

@@ -1,4 +1,4 @@
-package server
+package c2s
 
 import (
 	"sync"
@@ -12,11 +12,11 @@ import (
 // window is forgotten first.
 const maxBackoffEntries = 10000
 
-// backoff counts failed logins per client address (limits.
+// Backoff counts failed logins per client address (limits.
 // max_auth_failures_per_address within limits.auth_failure_window): password
 // guessing from one address is slowed to that many tries per window, across
 // streams, whatever limits.max_auth_failures allows per stream.
-type backoff struct {
+type Backoff struct {
 	mu      sync.Mutex
 	entries map[string]*failures
 }
@@ -27,7 +27,7 @@ type failures struct {
 }
 
 // blocked reports whether host has used up its failures for the window.
-func (b *backoff) blocked(host string, l config.Limits) bool {
+func (b *Backoff) blocked(host string, l config.Limits) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	f := b.entries[host]
@@ -42,7 +42,7 @@ func (b *backoff) blocked(host string, l config.Limits) bool {
 }
 
 // failed records a failed login from host.
-func (b *backoff) failed(host string, l config.Limits) {
+func (b *Backoff) failed(host string, l config.Limits) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.entries == nil {
@@ -60,7 +60,7 @@ func (b *backoff) failed(host string, l config.Limits) {
 	f.count++
 }
 
-func (b *backoff) prune(now time.Time, window time.Duration) {
+func (b *Backoff) prune(now time.Time, window time.Duration) {
 	var oldest string
 	var oldestSince time.Time
 	for h, f := range b.entries {

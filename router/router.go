@@ -1,4 +1,4 @@
-package server
+package router
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 
+	"github.com/adhocd/adhocd/c2s"
 	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/storage"
 	"github.com/adhocd/adhocd/wire"
@@ -19,11 +20,7 @@ import (
 
 // route handles one stanza from a bound session: it checks and stamps the
 // sender (RFC 6120 §8.1.2.1) and delivers it by kind and addressee.
-func (s *Server) route(ctx context.Context, c *conn, el *wire.Element) error {
-	if !c.bound.Load() {
-		// Unbound by an administrator while the stream closes: drop.
-		return errClosed
-	}
+func (s *Router) route(ctx context.Context, c *session, el *wire.Element) error {
 	name := el.Start.Name
 	if !wire.IsStanza(name) {
 		if name.Space != stanza.NSClient {
@@ -41,12 +38,11 @@ func (s *Server) route(ctx context.Context, c *conn, el *wire.Element) error {
 		return wire.StreamError(stream.BadFormat, "an IQ needs an id")
 	}
 	el.SetAttr("from", c.addrName)
-	if t, ok := s.metrics.(StanzaTracer); ok {
+	if t, ok := s.metrics.(c2s.StanzaTracer); ok {
 		var end func()
 		ctx, end = t.TraceStanza(ctx, name.Local)
 		defer end()
 	}
-	c.stanzas.Add(1)
 	s.stanzasIn.Add(1)
 	s.metrics.StanzaIn(name.Local)
 
@@ -64,7 +60,7 @@ func (s *Server) route(ctx context.Context, c *conn, el *wire.Element) error {
 		to = j
 		el.SetAttr("to", j.String())
 	}
-	if to.String() != "" && !to.Equal(s.domain) && !s.access.allowed(to) {
+	if to.String() != "" && !to.Equal(s.domain) && !s.access.Allowed(to) {
 		return s.bounce(c, el, stanza.Error{Type: stanza.Cancel, Condition: stanza.Forbidden,
 			Text: map[string]string{"en": "the server's access lists do not allow contacting " + to.String()}})
 	}
@@ -83,9 +79,9 @@ func (s *Server) route(ctx context.Context, c *conn, el *wire.Element) error {
 // keepStream turns a failure of the server itself (the store refusing a
 // write, say) into a stanza error for that stanza, so that one failed write
 // never ends the client's stream; stream errors and closing pass through.
-func (s *Server) keepStream(c *conn, el *wire.Element, err error) error {
+func (s *Router) keepStream(c *session, el *wire.Element, err error) error {
 	var se stream.Error
-	if err == nil || errors.As(err, &se) || errors.Is(err, errClosed) {
+	if err == nil || errors.As(err, &se) || errors.Is(err, c2s.ErrClosed) {
 		return err
 	}
 	s.log.Error("stanza failed", "kind", el.Start.Name.Local, "jid", c.addr.String(), "err", err)
@@ -103,11 +99,11 @@ func failure(err error) stanza.Error {
 }
 
 // isLocal reports whether j is on this server's domain.
-func (s *Server) isLocal(j jid.JID) bool { return j.Domainpart() == s.domain.Domainpart() }
+func (s *Router) isLocal(j jid.JID) bool { return j.Domainpart() == s.domain.Domainpart() }
 
 // routeIQ checks an IQ's shape (RFC 6120 §8.2.3) and sends it to the
 // account's handlers, the server's, or the addressed resource.
-func (s *Server) routeIQ(ctx context.Context, c *conn, el *wire.Element, to jid.JID) error {
+func (s *Router) routeIQ(ctx context.Context, c *session, el *wire.Element, to jid.JID) error {
 	typ := stanza.IQType(el.Attr("type"))
 	_, n := el.Payload()
 	switch typ {
@@ -159,7 +155,7 @@ func (s *Server) routeIQ(ctx context.Context, c *conn, el *wire.Element, to jid.
 
 // unhandled answers an IQ request nobody serves with service-unavailable
 // (RFC 6120 §8.4); results and errors are never answered.
-func (s *Server) unhandled(c *conn, el *wire.Element, request bool) error {
+func (s *Router) unhandled(c *session, el *wire.Element, request bool) error {
 	if !request {
 		return nil
 	}
@@ -170,7 +166,7 @@ func (s *Server) unhandled(c *conn, el *wire.Element, request bool) error {
 // (modules.IQHandler), with the stream's context and the payload as read,
 // and sends the module's answer back. A request no module answers gets
 // service-unavailable.
-func (s *Server) serverIQ(ctx context.Context, c *conn, el *wire.Element, typ stanza.IQType) error {
+func (s *Router) serverIQ(ctx context.Context, c *session, el *wire.Element, typ stanza.IQType) error {
 	if typ == stanza.ResultIQ || typ == stanza.ErrorIQ {
 		s.iqResponse(el)
 		return nil
@@ -191,7 +187,7 @@ func routeOf(el *wire.Element, typ stanza.IQType) modules.Route {
 // moduleIQ calls the module's handler of an IQ request addressed to to and
 // sends its answer back; a returned error becomes the <error/> reply here,
 // at this one boundary.
-func (s *Server) moduleIQ(ctx context.Context, c *conn, el *wire.Element, typ stanza.IQType, h iqHandler, to jid.JID) error {
+func (s *Router) moduleIQ(ctx context.Context, c *session, el *wire.Element, typ stanza.IQType, h iqHandler, to jid.JID) error {
 	name, _ := el.Payload()
 	// The addresses are known already: from is the session's (the router
 	// checked and set it), to the server's or the account's.
@@ -228,7 +224,7 @@ func (s *Server) moduleIQ(ctx context.Context, c *conn, el *wire.Element, typ st
 // langOf reads a stanza's xml:lang.
 func langOf(start xml.StartElement) string {
 	for _, a := range start.Attr {
-		if a.Name.Local == "lang" && a.Name.Space == nsXML {
+		if a.Name.Local == "lang" && a.Name.Space == wire.NSXML {
 			return a.Value
 		}
 	}
@@ -242,10 +238,10 @@ func payloadName(el *wire.Element) string {
 
 // iqResponse receives results and errors addressed to the server JID; the
 // server does not yet send IQs of its own, so they are dropped.
-func (s *Server) iqResponse(*wire.Element) {}
+func (s *Router) iqResponse(*wire.Element) {}
 
 // routeMessage delivers a message by RFC 6121 §8.5.
-func (s *Server) routeMessage(ctx context.Context, c *conn, el *wire.Element, to jid.JID) error {
+func (s *Router) routeMessage(ctx context.Context, c *session, el *wire.Element, to jid.JID) error {
 	if to.String() == "" {
 		to = c.addr.Bare()
 		el.SetAttr("to", to.String())
@@ -270,7 +266,7 @@ func (s *Server) routeMessage(ctx context.Context, c *conn, el *wire.Element, to
 
 // deliverMessage delivers a message to a local or remote JID; a stanza.Error
 // says why it could not be.
-func (s *Server) deliverMessage(ctx context.Context, el *wire.Element, to jid.JID) error {
+func (s *Router) deliverMessage(ctx context.Context, el *wire.Element, to jid.JID) error {
 	typ := el.Attr("type")
 	if !s.isLocal(to) {
 		return stanza.Error{Type: stanza.Cancel, Condition: stanza.RemoteServerNotFound}
@@ -329,8 +325,8 @@ func (s *Server) deliverMessage(ctx context.Context, el *wire.Element, to jid.JI
 // availableResources returns an account's sessions that sent available
 // presence with a non-negative priority; with highest, only those sharing the
 // highest priority (RFC 6121 §8.5.2.1.1).
-func (s *Server) availableResources(user string, highest bool) []*conn {
-	var out []*conn
+func (s *Router) availableResources(user string, highest bool) []*session {
+	var out []*session
 	best := -1
 	for _, dst := range s.sessions.of(user) {
 		dst.pmu.Lock()
@@ -350,7 +346,7 @@ func (s *Server) availableResources(user string, highest bool) []*conn {
 	return out
 }
 
-func (s *Server) accountExists(ctx context.Context, user string) (bool, error) {
+func (s *Router) accountExists(ctx context.Context, user string) (bool, error) {
 	if len(s.sessions.of(user)) > 0 {
 		return true, nil
 	}
@@ -367,16 +363,20 @@ func (s *Server) accountExists(ctx context.Context, user string) (bool, error) {
 // deliver queues a stanza for one session (see outbound.go); the sender
 // never waits on the recipient's socket. A stanza the session can no longer
 // take is answered as undeliverable.
-func (s *Server) deliver(dst *conn, el *wire.Element) { s.send(dst, el, false) }
+func (s *Router) deliver(dst *session, el *wire.Element) { s.send(dst, el, false) }
 
 // deliverOwn queues a reply to the stanza the session's own reader is
 // handling; with nothing else queued the reader writes it itself.
-func (s *Server) deliverOwn(c *conn, el *wire.Element) { s.send(c, el, true) }
+func (s *Router) deliverOwn(c *session, el *wire.Element) { s.send(c, el, true) }
 
-func (s *Server) send(dst *conn, el *wire.Element, own bool) {
-	switch err := dst.enqueue(el, own); {
-	case errors.Is(err, errUndeliverable):
-		s.bounceUndelivered(dst, el)
+func (s *Router) send(dst *session, el *wire.Element, own bool) {
+	deliver := dst.conn.Deliver
+	if own {
+		deliver = dst.conn.Reply
+	}
+	switch err := deliver(el); {
+	case errors.Is(err, c2s.ErrUndeliverable):
+		s.bounceUndelivered(dst.conn, el)
 	case err != nil:
 		s.log.Error("stanza not encoded", "kind", el.Start.Name.Local, "to", dst.addr.String(), "err", err)
 	}
@@ -384,14 +384,14 @@ func (s *Server) send(dst *conn, el *wire.Element, own bool) {
 
 // bounce answers a stanza with an error of the same kind (RFC 6120 §8.3),
 // addressed back to the sender. Errors are never answered with errors.
-func (s *Server) bounce(c *conn, el *wire.Element, se stanza.Error) error {
+func (s *Router) bounce(c *session, el *wire.Element, se stanza.Error) error {
 	return s.bounceWith(c, el, se.TokenReader())
 }
 
 // bounceWith is bounce with the <error/> element as tokens (one with a
 // condition of the feature's own namespace beside the stanza condition,
 // XEP-0050's say).
-func (s *Server) bounceWith(c *conn, el *wire.Element, errEl xml.TokenReader) error {
+func (s *Router) bounceWith(c *session, el *wire.Element, errEl xml.TokenReader) error {
 	if el.Attr("type") == "error" || el.Attr("type") == "result" {
 		return nil
 	}

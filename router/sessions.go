@@ -1,4 +1,4 @@
-package server
+package router
 
 import (
 	"slices"
@@ -14,7 +14,7 @@ import (
 // sessions is the registry of bound resources, by account and resource.
 type sessions struct {
 	mu         sync.RWMutex
-	byUser     map[string]map[string]*conn
+	byUser     map[string]map[string]*session
 	bound      int // sessions in byUser, kept so that counting is O(1)
 	maxPerUser func() int
 }
@@ -22,12 +22,12 @@ type sessions struct {
 // bind registers c under full. A session already bound to the same resource
 // is closed with a conflict stream error (RFC 6120 §7.7.2.2, the "override"
 // policy); an account at its session limit gets resource-constraint.
-func (s *sessions) bind(c *conn, full jid.JID) error {
+func (s *sessions) bind(c *session, full jid.JID) error {
 	user, res := full.Localpart(), full.Resourcepart()
 	s.mu.Lock()
 	rs := s.byUser[user]
 	if rs == nil {
-		rs = make(map[string]*conn)
+		rs = make(map[string]*session)
 		s.byUser[user] = rs
 	}
 	old := rs[res]
@@ -42,14 +42,14 @@ func (s *sessions) bind(c *conn, full jid.JID) error {
 	}
 	s.mu.Unlock()
 	if old != nil {
-		old.bound.Store(false)
-		old.closeWith(wire.StreamError(stream.Conflict, "replaced by a new session with the same resource"))
+		old.conn.Unbind()
+		old.conn.Close(wire.StreamError(stream.Conflict, "replaced by a new session with the same resource"))
 	}
 	return nil
 }
 
 // unbind removes c if it is still the session bound to its JID.
-func (s *sessions) unbind(c *conn) {
+func (s *sessions) unbind(c *session) {
 	user, res := c.addr.Localpart(), c.addr.Resourcepart()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -63,22 +63,22 @@ func (s *sessions) unbind(c *conn) {
 }
 
 // resource returns the session bound to a full JID.
-func (s *sessions) resource(user, res string) *conn {
+func (s *sessions) resource(user, res string) *session {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.byUser[user][res]
 }
 
 // of returns the sessions of an account, ordered by resource.
-func (s *sessions) of(user string) []*conn {
+func (s *sessions) of(user string) []*session {
 	s.mu.RLock()
 	rs := s.byUser[user]
-	out := make([]*conn, 0, len(rs))
+	out := make([]*session, 0, len(rs))
 	for _, c := range rs {
 		out = append(out, c)
 	}
 	s.mu.RUnlock()
-	slices.SortFunc(out, func(a, b *conn) int {
+	slices.SortFunc(out, func(a, b *session) int {
 		if a.addr.Resourcepart() < b.addr.Resourcepart() {
 			return -1
 		}
@@ -88,10 +88,10 @@ func (s *sessions) of(user string) []*conn {
 }
 
 // all returns every bound session.
-func (s *sessions) all() []*conn {
+func (s *sessions) all() []*session {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	var out []*conn
+	var out []*session
 	for _, rs := range s.byUser {
 		for _, c := range rs {
 			out = append(out, c)

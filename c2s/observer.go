@@ -1,4 +1,4 @@
-package server
+package c2s
 
 import "context"
 
@@ -27,11 +27,12 @@ type StanzaTracer interface {
 	TraceStanza(ctx context.Context, kind string) (_ context.Context, end func())
 }
 
-type nopObserver struct{}
+// NopObserver counts nothing.
+type NopObserver struct{}
 
-func (nopObserver) Connection(string)    {}
-func (nopObserver) Login(string, string) {}
-func (nopObserver) StanzaIn(string)      {}
-func (nopObserver) StanzaOut(string)     {}
-func (nopObserver) StreamError(string)   {}
-func (nopObserver) SessionBound(int)     {}
+func (NopObserver) Connection(string)    {}
+func (NopObserver) Login(string, string) {}
+func (NopObserver) StanzaIn(string)      {}
+func (NopObserver) StanzaOut(string)     {}
+func (NopObserver) StreamError(string)   {}
+func (NopObserver) SessionBound(int)     {}

@@ -1,4 +1,4 @@
-package server_test
+package router_test
 
 import (
 	"context"
@@ -18,18 +18,9 @@ import (
 	"github.com/adhocd/adhocd/storage"
 )
 
-const wait = 5 * time.Second
+const wait = servertest.Wait
 
 func ctx(t *testing.T) context.Context { return servertest.Context(t, wait) }
-
-// twoUsers starts a server with the accounts alice and bob, both logged in.
-func twoUsers(tb testing.TB) (srv *servertest.Server, alice, bob *servertest.Client) {
-	tb.Helper()
-	srv = servertest.Start(tb)
-	srv.AddUser("alice", "wonderland")
-	srv.AddUser("bob", "builder")
-	return srv, srv.Dial("alice", "wonderland", ""), srv.Dial("bob", "builder", "")
-}
 
 func TestLoginMechanisms(t *testing.T) {
 	srv := servertest.Start(t)
@@ -130,7 +121,7 @@ func rosterOf(t *testing.T, c *servertest.Client) map[string]rosterItem {
 // subscribe to each other, see each other's presence, exchange messages, and
 // see each other leave.
 func TestSubscriptionPresenceAndChat(t *testing.T) {
-	srv, alice, bob := twoUsers(t)
+	srv, alice, bob := servertest.TwoUsers(t)
 	rosterOf(t, alice)
 	rosterOf(t, bob)
 	online(t, alice)
@@ -445,7 +436,7 @@ func TestMaxConnections(t *testing.T) {
 	}
 	a.Close()
 	// A freed slot is usable again.
-	eventuallyDial(t, srv, "alice", "wonderland")
+	srv.EventuallyDial(t, "alice", "wonderland")
 }
 
 func TestRoster(t *testing.T) {
@@ -603,7 +594,7 @@ func TestSelfSignedCertificateKept(t *testing.T) {
 // TestDirectedPresence: presence sent to a JID outside the roster reaches it,
 // and so does the unavailable presence when the sender leaves (RFC 6121 §4.6).
 func TestDirectedPresence(t *testing.T) {
-	_, alice, bob := twoUsers(t)
+	_, alice, bob := servertest.TwoUsers(t)
 	online(t, bob)
 	online(t, alice)
 	if err := alice.SendRaw(ctx(t), `<presence to='bob@localhost'><status>knock knock</status></presence>`); err != nil {
@@ -626,21 +617,5 @@ func TestIdleTimeout(t *testing.T) {
 	got, _ := r.ClosedByServer(wait)
 	if !strings.Contains(got, "<connection-timeout xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>") {
 		t.Fatalf("idle session got %q", got)
-	}
-}
-
-// eventuallyDial logs in once the server accepts again (a closed connection
-// frees its slot when the server notices), or fails the test.
-func eventuallyDial(t *testing.T, srv *servertest.Server, user, password string) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
-		if _, err := srv.DialErr(user, password, ""); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no connection accepted after one closed")
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -1,4 +1,4 @@
-package server_test
+package c2s_test
 
 import (
 	"context"

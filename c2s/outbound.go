@@ -1,16 +1,11 @@
-package server
+package c2s
 
 import (
-	"context"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"time"
 
-	"mellium.im/xmpp/jid"
-	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 
 	"github.com/adhocd/adhocd/wire"
@@ -27,8 +22,8 @@ import (
 // that blocks past limits.write_timeout closes it too. A queue over the
 // limit whose writer is busy writing, or not yet scheduled, is not a slow
 // client: a burst from one sender can outrun the writer for a moment. What was queued for it
-// and never written is undeliverable and handled as RFC 6120 §10.4.3 and
-// RFC 6121 §8.5 say (Server.undeliverable). Bytes already handed to the
+// and never written is undeliverable and handed to the router (Router.Undeliverable),
+// which answers it as RFC 6120 §10.4.3 and RFC 6121 §8.5 say. Bytes already handed to the
 // socket cannot be taken back: a client that dies holding them loses them,
 // as on any server without stream management (XEP-0198).
 
@@ -66,15 +61,15 @@ func (q *outbound) slow(n, limit int, now time.Time) bool {
 	return stalled || q.bytes+n > hardLimitFactor*limit
 }
 
-// errUndeliverable says a stanza could not be queued for a connection.
-var errUndeliverable = errors.New("server: the recipient's stream is closing")
+// ErrUndeliverable says a stanza could not be queued for a stream.
+var ErrUndeliverable = errors.New("c2s: the recipient's stream is closing")
 
 // enqueue queues el for the client. When the caller is the connection's own
 // reader (own), an idle queue is written at once in the caller's goroutine,
 // which may wait on this client's socket only; any other caller never
 // waits. An error means el was not taken (the connection is closing, or its
 // queue is over the limit): the caller treats it as undeliverable.
-func (c *conn) enqueue(el *wire.Element, own bool) error {
+func (c *Conn) enqueue(el *wire.Element, own bool) error {
 	out := wire.NewOutput()
 	if err := out.EncodeElement(el, c.rootNS()); err != nil {
 		return err // out is dropped: its encoder may be mid-element
@@ -84,9 +79,9 @@ func (c *conn) enqueue(el *wire.Element, own bool) error {
 	if q.closed {
 		c.qmu.Unlock()
 		out.Release()
-		return errUndeliverable
+		return ErrUndeliverable
 	}
-	limit := c.srv.limits().MaxOutboundBytes
+	limit := c.env.Limits().MaxOutboundBytes
 	if q.slow(out.Len(), limit, time.Now()) {
 		// A client that reads slower than it is sent to: closed, and what it
 		// was never sent goes back.
@@ -101,10 +96,10 @@ func (c *conn) enqueue(el *wire.Element, own bool) error {
 			// write_timeout; the stream error reaches a client that reads
 			// again, if any.
 			_ = c.nc.SetWriteDeadline(time.Now())
-			c.closeWith(wire.StreamError(stream.PolicyViolation, fmt.Sprintf("more than %d bytes waiting to be read (limits.max_outbound_bytes)", limit)))
+			c.Close(wire.StreamError(stream.PolicyViolation, fmt.Sprintf("more than %d bytes waiting to be read (limits.max_outbound_bytes)", limit)))
 		}()
-		c.srv.undeliverable(c, rest)
-		return errUndeliverable
+		c.undeliverable(rest)
+		return ErrUndeliverable
 	}
 	q.items = append(q.items, outItem{out: out, el: el})
 	q.bytes += out.Len()
@@ -138,7 +133,7 @@ func (q *outbound) done(items []outItem) {
 
 // drain writes the queue until it is empty. It runs in one goroutine at a
 // time per connection: the one that set writing.
-func (c *conn) drain() {
+func (c *Conn) drain() {
 	for {
 		c.qmu.Lock()
 		if len(c.q.items) == 0 {
@@ -156,8 +151,8 @@ func (c *conn) drain() {
 		c.qmu.Unlock()
 		for _, it := range batch[:n] {
 			it.out.Release()
-			c.srv.stanzasOut.Add(1)
-			c.srv.metrics.StanzaOut(it.el.Start.Name.Local)
+			c.env.StanzasOut.Add(1)
+			c.env.Observer.StanzaOut(it.el.Start.Name.Local)
 		}
 		if err != nil {
 			c.qmu.Lock()
@@ -166,10 +161,10 @@ func (c *conn) drain() {
 			rest := c.q.take()
 			c.q.done(rest)
 			c.qmu.Unlock()
-			if !errors.Is(err, errClosed) {
+			if !errors.Is(err, ErrClosed) {
 				c.log.Info("write failed: closing", "err", err)
 			}
-			c.srv.undeliverable(c, append(batch[n:], rest...))
+			c.undeliverable(append(batch[n:], rest...))
 			return
 		}
 	}
@@ -178,11 +173,11 @@ func (c *conn) drain() {
 // writeBatch writes queued stanzas in order and returns how many were
 // written whole: on TCP in one vectored write, over WebSocket one message
 // each.
-func (c *conn) writeBatch(batch []outItem) (int, error) {
+func (c *Conn) writeBatch(batch []outItem) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.closed {
-		return 0, errClosed
+		return 0, ErrClosed
 	}
 	c.setWriteDeadline()
 	if c.ws {
@@ -214,7 +209,7 @@ func (c *conn) writeBatch(batch []outItem) (int, error) {
 
 // closeQueue takes nothing more for c and hands back what it had queued
 // and no writer will write; the connection is ending.
-func (c *conn) closeQueue() {
+func (c *Conn) closeQueue() {
 	c.qmu.Lock()
 	c.q.closed = true
 	var rest []outItem
@@ -223,85 +218,29 @@ func (c *conn) closeQueue() {
 		c.q.done(rest)
 	}
 	c.qmu.Unlock()
-	c.srv.undeliverable(c, rest)
+	c.undeliverable(rest)
 }
 
-// undeliverable answers stanzas queued for dead and never written, as RFC
-// 6120 §10.4.3 and RFC 6121 §8.5 say: an IQ request gets
-// service-unavailable; a message with a body is kept offline when its
-// recipient has no other available resource, and otherwise answered with
-// service-unavailable if it was addressed to this resource (one addressed to
-// the bare JID reached the others); other messages get service-unavailable
-// unless they are errors, headlines or group chat; presence is dropped.
-// What the server itself sent (roster pushes, announcements) is dropped.
-func (s *Server) undeliverable(dead *conn, items []outItem) {
-	for _, it := range items {
+// undeliverable releases what will never be written and hands the stanzas
+// to the router to be answered.
+func (c *Conn) undeliverable(items []outItem) {
+	if len(items) == 0 {
+		return
+	}
+	els := make([]*wire.Element, len(items))
+	for i, it := range items {
 		it.out.Release()
-		s.bounceUndelivered(dead, it.el)
+		els[i] = it.el
 	}
+	c.env.Router.Undeliverable(c, els)
 }
 
-func (s *Server) bounceUndelivered(dead *conn, el *wire.Element) {
-	from, to := el.Attr("from"), el.Attr("to")
-	typ := el.Attr("type")
-	if from == "" || from == s.domain.String() || typ == "error" {
-		return
-	}
-	se := stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable,
-		Text: map[string]string{"en": "the recipient's connection closed before this could be written to it"}}
-	switch el.Start.Name.Local {
-	case "iq":
-		if typ != string(stanza.GetIQ) && typ != string(stanza.SetIQ) {
-			return
-		}
-	case "message":
-		if typ == "headline" || typ == "groupchat" {
-			return
-		}
-		others := 0
-		for _, o := range s.availableResources(dead.user, true) {
-			if o != dead {
-				others++
-			}
-		}
-		body := el.Sub(xml.Name{Space: stanza.NSClient, Local: "body"}) != nil
-		switch {
-		case body && others == 0:
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			err := s.keepOffline(ctx, el, dead.addr.Bare(), dead.user)
-			cancel()
-			if err == nil {
-				return
-			}
-			// Not kept (over limits.max_offline_messages, say): the sender
-			// hears why.
-			if errors.As(err, &se) {
-				break
-			}
-		case others > 0 && !strings.Contains(to, "/"):
-			return // the bare JID's other resources have it
-		}
-	default:
-		return
-	}
-	s.sendError(from, el, se)
-}
+// Deliver queues el for the client; the caller never waits on the
+// client's socket. It returns ErrUndeliverable when the stream can take
+// nothing more (the stanza then is the caller's to answer).
+func (c *Conn) Deliver(el *wire.Element) error { return c.enqueue(el, false) }
 
-// sendError answers el with se, addressed to its local sender from. Errors
-// are never answered; a sender that is gone is not searched for.
-func (s *Server) sendError(from string, el *wire.Element, se stanza.Error) {
-	fj, err := jid.Parse(from)
-	if err != nil || !s.isLocal(fj) || fj.Resourcepart() == "" {
-		return
-	}
-	dst := s.sessions.resource(fj.Localpart(), fj.Resourcepart())
-	if dst == nil {
-		return
-	}
-	reply, err := errorReply(el, se.TokenReader())
-	if err != nil {
-		s.log.Warn("undeliverable stanza: no error reply", "err", err)
-		return
-	}
-	s.deliver(dst, reply)
-}
+// Reply queues el from the stream's own reader (the answer to its own
+// request): with nothing else queued it is written at once, in the caller's
+// goroutine, which then waits on this client's socket only.
+func (c *Conn) Reply(el *wire.Element) error { return c.enqueue(el, true) }

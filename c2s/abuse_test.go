@@ -1,4 +1,4 @@
-package server_test
+package c2s_test
 
 import (
 	"fmt"
@@ -19,7 +19,7 @@ func TestStanzaThatNeverEndsIsCut(t *testing.T) {
 	r := srv.RawLogin("alice", "wonderland", "slow")
 	start := time.Now()
 	r.Write(`<message to='alice@localhost'><body>never ends`)
-	got, _ := r.ClosedByServer(wait)
+	got, _ := r.ClosedByServer(servertest.Wait)
 	if !strings.Contains(got, "<connection-timeout xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>") {
 		t.Fatalf("got %q", got)
 	}
@@ -58,11 +58,11 @@ func TestConnectionFloodFromOneAddress(t *testing.T) {
 		open = append(open, r)
 	}
 	extra := srv.RawDial()
-	if got, _ := extra.ClosedByServer(wait); !strings.Contains(got, "<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>") {
+	if got, _ := extra.ClosedByServer(servertest.Wait); !strings.Contains(got, "<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>") {
 		t.Fatalf("the fourth connection got %q", got)
 	}
 	open[0].Close()
-	eventuallyDial(t, srv, "alice", "wonderland")
+	srv.EventuallyDial(t, "alice", "wonderland")
 }
 
 // TestPasswordGuessingIsSlowedPerAddress: after
@@ -79,7 +79,7 @@ func TestPasswordGuessingIsSlowedPerAddress(t *testing.T) {
 		r := srv.RawDial()
 		r.StartTLS(srv.ClientTLS)
 		r.Write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>` + b64("\x00alice\x00"+pw) + `</auth>`)
-		got, _ := r.ReadUntil(`</failure>|<success`, wait)
+		got, _ := r.ReadUntil(`</failure>|<success`, servertest.Wait)
 		return got
 	}
 	for i := 0; i < 3; i++ {
@@ -107,7 +107,7 @@ func TestManyNamespaceDeclarations(t *testing.T) {
 	}
 	r := srv.RawLogin("alice", "wonderland", "ns")
 	r.Write(`<message to='alice@localhost'` + b.String() + `/>`)
-	if got, _ := r.ClosedByServer(wait); !strings.Contains(got, "<policy-violation") {
+	if got, _ := r.ClosedByServer(servertest.Wait); !strings.Contains(got, "<policy-violation") {
 		t.Fatalf("got %q", got)
 	}
 	srv.Dial("alice", "wonderland", "")
@@ -126,7 +126,7 @@ func TestOversizedAnnouncement(t *testing.T) {
 	alice := srv.Dial("alice", "wonderland", "")
 	r := srv.RawLogin("root", "toor", "admin")
 	r.Write(`<iq type='set' id='a' to='localhost'><command xmlns='http://jabber.org/protocol/commands' node='http://jabber.org/protocol/admin#announce'><x xmlns='jabber:x:data' type='submit'><field var='announcement'><value>` + strings.Repeat("spam ", 2000) + `</value></field></x></command></iq>`)
-	if got, _ := r.ClosedByServer(wait); !strings.Contains(got, "<policy-violation") {
+	if got, _ := r.ClosedByServer(servertest.Wait); !strings.Contains(got, "<policy-violation") {
 		t.Fatalf("got %q", got)
 	}
 	if _, ok := alice.Wait(300*time.Millisecond, func(s servertest.Stanza) bool { return s.Name == "message" }); ok {

@@ -1,4 +1,4 @@
-package server
+package router
 
 import (
 	"context"
@@ -25,9 +25,10 @@ type hooks struct {
 	reachable       []modules.ReachableHook
 }
 
-// addCapabilities takes what a started module declares it serves: its IQ
-// routes, its hooks and its disco features.
-func (s *Server) addCapabilities(m modules.Module) error {
+// AddModule takes what a started module declares of the router's
+// capabilities (modules/iq.go, modules/stanza.go): its IQ routes and its
+// hooks. Disco features are the server's.
+func (s *Router) AddModule(m modules.Module) error {
 	h := &s.hooks
 	if ih, ok := m.(modules.IQHandler); ok {
 		if err := addRoutes(&h.iqs, ih.Routes(), ih, m.Name()); err != nil {
@@ -44,7 +45,7 @@ func (s *Server) addCapabilities(m modules.Module) error {
 	}
 	if os, ok := m.(modules.OfflineStore); ok {
 		if h.offline != nil {
-			return fmt.Errorf("server: module %s: offline messages are kept by another module", m.Name())
+			return fmt.Errorf("router: module %s: offline messages are kept by another module", m.Name())
 		}
 		h.offline = os
 	}
@@ -53,9 +54,6 @@ func (s *Server) addCapabilities(m modules.Module) error {
 	}
 	if rh, ok := m.(modules.ReachableHook); ok {
 		h.reachable = append(h.reachable, rh)
-	}
-	if f, ok := m.(modules.Features); ok {
-		s.disco.AddFeature(f.Features()...)
 	}
 	return nil
 }
@@ -71,7 +69,7 @@ func addRoutes(table *map[modules.Route]iqHandler, routes []modules.Route, h iqH
 	}
 	for _, r := range routes {
 		if _, taken := (*table)[r]; taken {
-			return fmt.Errorf("server: module %s: IQ %s {%s}%s is served by another module", name, r.Type, r.Payload.Space, r.Payload.Local)
+			return fmt.Errorf("router: module %s: IQ %s {%s}%s is served by another module", name, r.Type, r.Payload.Space, r.Payload.Local)
 		}
 		(*table)[r] = h
 	}
@@ -86,7 +84,7 @@ var errRecipientOffline = stanza.Error{Type: stanza.Cancel, Condition: stanza.Se
 // keepOffline hands a message for user, who has no session to take it, to
 // the module that keeps offline messages; without one the sender hears the
 // recipient is offline.
-func (s *Server) keepOffline(ctx context.Context, el *wire.Element, to jid.JID, user string) error {
+func (s *Router) keepOffline(ctx context.Context, el *wire.Element, to jid.JID, user string) error {
 	if s.hooks.offline == nil {
 		return errRecipientOffline
 	}
@@ -94,13 +92,13 @@ func (s *Server) keepOffline(ctx context.Context, el *wire.Element, to jid.JID, 
 }
 
 // messageSent and messageReceived run the modules' message hooks.
-func (s *Server) messageSent(ctx context.Context, c *conn, el *wire.Element, to jid.JID) {
+func (s *Router) messageSent(ctx context.Context, c *session, el *wire.Element, to jid.JID) {
 	for _, h := range s.hooks.messages {
 		h.MessageSent(ctx, modules.Message{El: el, To: to, Sender: c})
 	}
 }
 
-func (s *Server) messageReceived(ctx context.Context, el *wire.Element, to jid.JID, user string, got ...*conn) {
+func (s *Router) messageReceived(ctx context.Context, el *wire.Element, to jid.JID, user string, got ...*session) {
 	if len(s.hooks.messages) == 0 {
 		return
 	}
@@ -114,42 +112,14 @@ func (s *Server) messageReceived(ctx context.Context, el *wire.Element, to jid.J
 }
 
 // sessionOnline and sessionReachable run the modules' presence hooks.
-func (s *Server) sessionOnline(ctx context.Context, c *conn) {
+func (s *Router) sessionOnline(ctx context.Context, c *session) {
 	for _, h := range s.hooks.online {
 		h.SessionOnline(ctx, c)
 	}
 }
 
-func (s *Server) sessionReachable(ctx context.Context, c *conn) {
+func (s *Router) sessionReachable(ctx context.Context, c *session) {
 	for _, h := range s.hooks.reachable {
 		h.SessionReachable(ctx, c)
 	}
-}
-
-// A conn is a modules.Session.
-var _ modules.Session = (*conn)(nil)
-
-// Deliver implements modules.Session.
-func (c *conn) Deliver(el *wire.Element) { c.srv.deliver(c, el) }
-
-// Reply implements modules.Session.
-func (c *conn) Reply(el *wire.Element) { c.srv.deliverOwn(c, el) }
-
-// Value implements modules.Session.
-func (c *conn) Value(key any) any {
-	v, _ := c.values.Load(key)
-	return v
-}
-
-// SetValue implements modules.Session.
-func (c *conn) SetValue(key, value any) { c.values.Store(key, value) }
-
-// UserSessions implements modules.Host.
-func (h *host) UserSessions(user string) []modules.Session {
-	conns := h.s.sessions.of(user)
-	out := make([]modules.Session, len(conns))
-	for i, c := range conns {
-		out[i] = c
-	}
-	return out
 }

@@ -1,4 +1,4 @@
-package server
+package router
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"mellium.im/xmpp/roster"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/adhocd/adhocd/c2s"
 	"github.com/adhocd/adhocd/rosterxml"
 	"github.com/adhocd/adhocd/storage"
 	"github.com/adhocd/adhocd/wire"
@@ -26,7 +27,7 @@ var rosterQuery = xml.Name{Space: roster.NS, Local: "query"}
 // accountIQ serves IQs addressed to the user's own account: the roster
 // (RFC 6121 §2), the legacy session IQ and a second bind. It reports whether
 // it handled the IQ.
-func (s *Server) accountIQ(ctx context.Context, c *conn, el *wire.Element) (bool, error) {
+func (s *Router) accountIQ(ctx context.Context, c *session, el *wire.Element) (bool, error) {
 	payload, _ := el.Payload()
 	typ := stanza.IQType(el.Attr("type"))
 	if typ != stanza.GetIQ && typ != stanza.SetIQ {
@@ -35,9 +36,9 @@ func (s *Server) accountIQ(ctx context.Context, c *conn, el *wire.Element) (bool
 	switch payload {
 	case rosterQuery:
 		return true, s.rosterIQ(ctx, c, el)
-	case xml.Name{Space: nsSession, Local: "session"}:
+	case xml.Name{Space: c2s.NSSession, Local: "session"}:
 		return true, s.reply(c, el, nil)
-	case xml.Name{Space: nsBind, Local: "bind"}:
+	case xml.Name{Space: c2s.NSBind, Local: "bind"}:
 		return true, s.bounce(c, el, stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAllowed,
 			Text: map[string]string{"en": "a resource is already bound on this stream"}})
 	case xml.Name{Space: nsDiscoInfo, Local: "query"}, xml.Name{Space: nsDiscoItems, Local: "query"}:
@@ -71,7 +72,7 @@ func accountDisco(payload xml.Name) []xml.Token {
 }
 
 // reply answers an IQ request with a result carrying payload tokens.
-func (s *Server) reply(c *conn, el *wire.Element, payload []xml.Token) error {
+func (s *Router) reply(c *session, el *wire.Element, payload []xml.Token) error {
 	r := &wire.Element{Start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "iq"}}, Inner: payload}
 	r.SetAttr("id", el.Attr("id"))
 	r.SetAttr("type", "result")
@@ -83,7 +84,7 @@ func (s *Server) reply(c *conn, el *wire.Element, payload []xml.Token) error {
 	return nil
 }
 
-func (s *Server) rosterIQ(ctx context.Context, c *conn, el *wire.Element) error {
+func (s *Router) rosterIQ(ctx context.Context, c *session, el *wire.Element) error {
 	query := el.Child(rosterQuery)
 	qstart := query[0].(xml.StartElement)
 	if el.Attr("type") == string(stanza.GetIQ) {
@@ -105,7 +106,7 @@ func (s *Server) rosterIQ(ctx context.Context, c *conn, el *wire.Element) error 
 }
 
 // rosterSet applies a roster set (RFC 6121 §2.3, §2.5).
-func (s *Server) rosterSet(ctx context.Context, c *conn, el *wire.Element, query []xml.Token) error {
+func (s *Router) rosterSet(ctx context.Context, c *session, el *wire.Element, query []xml.Token) error {
 	bad := func(cond stanza.Condition, text string) error {
 		typ := stanza.Modify
 		if cond == stanza.NotAllowed {
@@ -177,7 +178,7 @@ func (s *Server) rosterSet(ctx context.Context, c *conn, el *wire.Element, query
 
 // rosterRemove deletes an item and cancels the subscriptions both ways
 // (RFC 6121 §2.5.2).
-func (s *Server) rosterRemove(ctx context.Context, c *conn, el *wire.Element, contact jid.JID) error {
+func (s *Router) rosterRemove(ctx context.Context, c *session, el *wire.Element, contact jid.JID) error {
 	var old storage.RosterItem
 	found := false
 	_, err := s.updateRoster(ctx, c.user, contact, func(it *storage.RosterItem, exists bool) (bool, error) {
@@ -211,7 +212,7 @@ func (s *Server) rosterRemove(ctx context.Context, c *conn, el *wire.Element, co
 	return nil
 }
 
-// contactRemoved tells r.Owner's available resources that deleted, an
+// ContactRemoved tells r.Owner's available resources that deleted, an
 // account being deleted, left their roster (account.Service.Delete has
 // removed the item and ended the account's sessions, whose unavailable
 // presence went out then). The subscription stanzas are those a contact
@@ -220,7 +221,7 @@ func (s *Server) rosterRemove(ctx context.Context, c *conn, el *wire.Element, co
 // (§3.3.3), unsubscribed where the owner had one to deleted's or asked for one
 // (§3.2.3); then a roster push of the removal to the interested resources
 // (§2.1.6), unless the item was hidden (a pending request only).
-func (s *Server) contactRemoved(ctx context.Context, deleted jid.JID, r storage.RemovedItem) {
+func (s *Router) ContactRemoved(ctx context.Context, deleted jid.JID, r storage.RemovedItem) {
 	it := r.Item
 	owner, err := s.bareOf(r.Owner)
 	if err != nil {
@@ -239,12 +240,12 @@ func (s *Server) contactRemoved(ctx context.Context, deleted jid.JID, r storage.
 }
 
 // bareOf returns a local account's bare JID.
-func (s *Server) bareOf(user string) (jid.JID, error) {
+func (s *Router) bareOf(user string) (jid.JID, error) {
 	return jid.New(user, s.domain.Domainpart(), "")
 }
 
 // checkRosterSize refuses a new item beyond limits.max_roster_items.
-func (s *Server) checkRosterSize(ctx context.Context, user string) error {
+func (s *Router) checkRosterSize(ctx context.Context, user string) error {
 	items, _, err := s.store.Roster(ctx, user)
 	if err != nil {
 		return err
@@ -258,7 +259,7 @@ func (s *Server) checkRosterSize(ctx context.Context, user string) error {
 
 // updateRoster changes one item and pushes the result to the account's
 // interested resources (RFC 6121 §2.1.6) when the visible roster changed.
-func (s *Server) updateRoster(ctx context.Context, user string, contact jid.JID, fn func(*storage.RosterItem, bool) (bool, error)) (storage.RosterItem, error) {
+func (s *Router) updateRoster(ctx context.Context, user string, contact jid.JID, fn func(*storage.RosterItem, bool) (bool, error)) (storage.RosterItem, error) {
 	var before, after storage.RosterItem
 	var existed, removed bool
 	ver, err := s.store.UpdateRosterItem(ctx, user, contact.String(), func(it *storage.RosterItem, exists bool) (bool, error) {
@@ -289,7 +290,7 @@ func sameItem(a, b storage.RosterItem) bool {
 
 // pushRoster sends a roster push to every resource of user that requested
 // the roster.
-func (s *Server) pushRoster(user, ver string, it storage.RosterItem) {
+func (s *Router) pushRoster(user, ver string, it storage.RosterItem) {
 	for _, dst := range s.sessions.of(user) {
 		dst.pmu.Lock()
 		interested := dst.interested
@@ -300,14 +301,14 @@ func (s *Server) pushRoster(user, ver string, it storage.RosterItem) {
 		push := &wire.Element{Start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "iq"}},
 			Inner: rosterxml.Query(ver, []storage.RosterItem{it})}
 		push.SetAttr("type", "set")
-		push.SetAttr("id", "push-"+newID()[:16])
+		push.SetAttr("id", "push-"+c2s.NewID()[:16])
 		push.SetAttr("to", dst.addr.String())
 		s.deliver(dst, push)
 	}
 }
 
 // onBound runs when a session has bound its resource.
-func (s *Server) onBound(ctx context.Context, c *conn) {
+func (s *Router) onBound(ctx context.Context, c *session) {
 	if err := s.store.RecordLogin(c.user, time.Now().UTC()); err != nil {
 		s.log.Warn("record login", "user", c.user, "err", err)
 	}
@@ -318,7 +319,7 @@ func (s *Server) onBound(ctx context.Context, c *conn) {
 
 // onUnbound runs when a bound session ends: its presence becomes unavailable
 // to everyone who had it, and it leaves the registry.
-func (s *Server) onUnbound(c *conn) {
+func (s *Router) onUnbound(c *session) {
 	ctx := context.Background()
 	{
 		p := &wire.Element{Start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "presence"}}}

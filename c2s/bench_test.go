@@ -1,4 +1,4 @@
-package server_test
+package c2s_test
 
 import (
 	"context"
@@ -32,7 +32,7 @@ func BenchmarkLoginSCRAM(b *testing.B) {
 // BenchmarkMessageRoundTrip measures a chat message from alice to bob and
 // bob's answer back, both clients logged in over TLS on loopback.
 func BenchmarkMessageRoundTrip(b *testing.B) {
-	_, alice, bob := twoUsers(b)
+	_, alice, bob := servertest.TwoUsers(b)
 	ctx := context.Background()
 	for _, c := range []*servertest.Client{alice, bob} {
 		if err := c.SendRaw(ctx, `<presence/>`); err != nil {

@@ -1,4 +1,4 @@
-package server
+package c2s
 
 import (
 	"bytes"
@@ -19,30 +19,113 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coder/websocket"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 
 	"github.com/adhocd/adhocd/auth"
+	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/wire"
+)
+
+// Namespaces of resource binding (RFC 6120 §7) and of the legacy session
+// (RFC 3921 §3), which the router answers once a resource is bound.
+const (
+	NSBind    = "urn:ietf:params:xml:ns:xmpp-bind"
+	NSSession = "urn:ietf:params:xml:ns:xmpp-session"
 )
 
 // Namespaces of the stream layer (RFC 6120).
 const (
-	nsStream    = "http://etherx.jabber.org/streams"
-	nsTLS       = "urn:ietf:params:xml:ns:xmpp-tls"
-	nsSASL      = "urn:ietf:params:xml:ns:xmpp-sasl"
-	nsBind      = "urn:ietf:params:xml:ns:xmpp-bind"
-	nsSession   = "urn:ietf:params:xml:ns:xmpp-session"
-	nsXML       = "http://www.w3.org/XML/1998/namespace"
-	nsCB        = "urn:xmpp:sasl-cb:0"
-	nsRosterVer = "urn:xmpp:features:rosterver"
+	NSStream    = "http://etherx.jabber.org/streams"
+	NSTLS       = "urn:ietf:params:xml:ns:xmpp-tls"
+	NSSASL      = "urn:ietf:params:xml:ns:xmpp-sasl"
+	NSCB        = "urn:xmpp:sasl-cb:0"
+	NSRosterVer = "urn:xmpp:features:rosterver"
 )
 
-// conn is one client-to-server connection: stream negotiation (STARTTLS, SASL,
-// resource binding) and then the stanzas of a bound session.
-type conn struct {
-	srv  *Server
+// Env is what a stream needs of the server it belongs to. The server
+// makes one and shares it between its streams.
+type Env struct {
+	// Domain is the server JID.
+	Domain jid.JID
+	// C2S is the c2s section of the configuration (require_tls, …).
+	C2S config.C2S
+	// Limits returns the limits in force (a reload may change them).
+	Limits func() config.Limits
+	// TLS is the configuration STARTTLS uses; nil offers no STARTTLS.
+	TLS *tls.Config
+	// Auth runs the SASL exchanges.
+	Auth *auth.Authenticator
+	// Backoff counts failed logins per address.
+	Backoff *Backoff
+	// Observer counts the streams' events.
+	Observer Observer
+	// Router takes the stream once a resource is bound.
+	Router Router
+	// Log is the server's logger.
+	Log *slog.Logger
+	// StanzasOut counts the stanzas written to clients.
+	StanzasOut *atomic.Uint64
+}
+
+// Router is what a stream hands its session to: the router registers a
+// bound resource and routes its stanzas from then on.
+type Router interface {
+	// Bind makes c the session of full (RFC 6120 §7) and returns the
+	// router's side of it, or a stanza.Error for the bind request
+	// (resource-constraint, say).
+	Bind(ctx context.Context, c *Conn, full jid.JID) (Session, error)
+	// Undeliverable answers the stanzas that were queued for c and will
+	// never be written (RFC 6120 §10.4.3, RFC 6121 §8.5).
+	Undeliverable(c *Conn, els []*wire.Element)
+}
+
+// Session is the router's side of a bound session.
+type Session interface {
+	// Route handles one stanza the client sent, with a context that ends
+	// with the stream. A stream error it returns closes the stream.
+	Route(ctx context.Context, el *wire.Element) error
+	// Unbound runs once when the bound stream ends.
+	Unbound()
+}
+
+// State is where a stream is in its negotiation (RFC 6120 §4.3).
+type State int32
+
+// The states of a stream, in the order a client goes through them.
+const (
+	// Connected: the stream is open, nothing negotiated yet.
+	Connected State = iota
+	// Secured: STARTTLS succeeded (or the WebSocket transport is TLS).
+	Secured
+	// Authenticating: a SASL exchange is in progress.
+	Authenticating
+	// Authenticated: SASL succeeded; the client may bind a resource.
+	Authenticated
+	// Bound: a resource is bound; stanzas go to the router.
+	Bound
+	// Closing: the stream is ending, or its session was ended by the
+	// server (a conflict, an administrator); nothing more is negotiated
+	// or routed.
+	Closing
+)
+
+var stateNames = [...]string{"connected", "secured", "authenticating", "authenticated", "bound", "closing"}
+
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return "state(" + strconv.Itoa(int(s)) + ")"
+}
+
+// Conn is one client-to-server stream: its negotiation (STARTTLS, SASL,
+// resource binding), then the stanzas of a bound session, and its outbound
+// queue (outbound.go).
+type Conn struct {
+	env  *Env
 	log  *slog.Logger
 	raw  net.Conn // the TCP connection
 	nc   net.Conn // raw, or the TLS connection over it
@@ -53,6 +136,10 @@ type conn struct {
 	// and <close/> instead of the stream root, one element per message,
 	// no STARTTLS (the transport's TLS, if any, is the HTTP connection's).
 	ws bool
+
+	// state is a State; it changes in the reader's goroutine, except for
+	// Bound to Closing (Unbind), and is read from any.
+	state atomic.Int32
 
 	wmu     sync.Mutex
 	outOpen bool // our stream header for the current stream is sent
@@ -70,39 +157,43 @@ type conn struct {
 	cbRefused    bool    // a -PLUS attempt asked for a binding type we lack
 	user         string  // localpart once authenticated
 	addr         jid.JID // full JID once bound
-	addrName     string  // addr.String(), which allocates on every call
-	bound        atomic.Bool
+	sess         Session // the router's side once bound
 	connected    time.Time
 	lastActive   atomic.Int64 // unix nanoseconds of the last stanza received
 	stanzas      atomic.Uint64
-	// values are what modules keep for the session (modules.Session).
-	values sync.Map
-
-	// Presence state, guarded by pmu.
-	pmu        sync.Mutex
-	available  bool
-	priority   int
-	presence   *wire.Element       // the last broadcast presence
-	interested bool                // requested the roster (receives pushes)
-	directed   map[string]struct{} // full JIDs sent directed presence
 }
 
-func newConn(srv *Server, nc net.Conn) *conn {
-	c := &conn{
-		srv:       srv,
+// New returns a stream over a TCP connection.
+func New(env *Env, nc net.Conn) *Conn {
+	c := &Conn{
+		env:       env,
 		raw:       nc,
 		nc:        nc,
 		connected: time.Now(),
 		lang:      "en",
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.log = srv.log.With("remote", nc.RemoteAddr().String())
+	c.log = env.Log.With("remote", nc.RemoteAddr().String())
 	c.setIO(nc)
 	return c
 }
 
-func (c *conn) setIO(nc net.Conn) {
-	l := c.srv.limits()
+// NewWebSocket returns a stream framed by RFC 7395 over a WebSocket, over
+// TLS when the HTTP connection was (its state then serves channel binding
+// too). The WebSocket's own TLS counts as the stream's: no STARTTLS.
+func NewWebSocket(env *Env, ws *websocket.Conn, remoteAddr string, st *tls.ConnectionState) *Conn {
+	c := New(env, newWSConn(ws, remoteAddr))
+	c.ws = true
+	c.tls = st
+	if st != nil {
+		c.setState(Secured)
+	}
+	c.setIO(c.nc)
+	return c
+}
+
+func (c *Conn) setIO(nc net.Conn) {
+	l := c.env.Limits()
 	c.nc = nc
 	c.dec = wire.NewDecoder(nc, l.MaxStanzaBytes, l.MaxDepth, l.MaxAttributes)
 	if c.ws {
@@ -111,10 +202,16 @@ func (c *conn) setIO(nc net.Conn) {
 	}
 }
 
-// host returns the client's IP address.
-func (c *conn) host() string { return hostOf(c.raw.RemoteAddr()) }
+// State returns where the stream is in its negotiation.
+func (c *Conn) State() State { return State(c.state.Load()) }
 
-func hostOf(a net.Addr) string {
+func (c *Conn) setState(s State) { c.state.Store(int32(s)) }
+
+// Host returns the client's IP address.
+func (c *Conn) Host() string { return HostOf(c.raw.RemoteAddr()) }
+
+// HostOf returns the IP address of a network address.
+func HostOf(a net.Addr) string {
 	if h, _, err := net.SplitHostPort(a.String()); err == nil {
 		return h
 	}
@@ -122,25 +219,46 @@ func hostOf(a net.Addr) string {
 }
 
 // JID returns the bound full JID, or the zero JID before binding.
-func (c *conn) JID() jid.JID { return c.addr }
+func (c *Conn) JID() jid.JID { return c.addr }
 
-// serve runs the connection until the client leaves, an error ends it or the
-// server shuts it down.
+// Log is the stream's logger, with its address and JID.
+func (c *Conn) Log() *slog.Logger { return c.log }
+
+// Info describes the stream: its client's address, when it connected and
+// last sent a stanza, and how many stanzas it sent.
+func (c *Conn) Info() (remote string, since, lastActive time.Time, stanzas uint64) {
+	return c.raw.RemoteAddr().String(), c.connected, time.Unix(0, c.lastActive.Load()), c.stanzas.Load()
+}
+
+// Abort closes the network connection at once, without a word to the
+// client (a shutdown past its deadline).
+func (c *Conn) Abort() { _ = c.raw.Close() }
+
+// Unbind ends the bound session from outside its stream (a resource
+// conflict, an administrator): from now on the stream routes nothing and
+// its end does not run Session.Unbound. It reports whether the session
+// was bound, so that one caller does what the end of a session needs.
+func (c *Conn) Unbind() bool {
+	return c.state.CompareAndSwap(int32(Bound), int32(Closing))
+}
+
 // The context handed to every handler ends when the stream does: when run
-// returns, or as soon as another goroutine closes the stream (closeWith),
+// returns, or as soon as another goroutine closes the stream (Close),
 // so that work done for the client stops when the client goes.
-func (c *conn) serve() {
+// Serve runs the stream until the client leaves, an error ends it or the
+// server closes it.
+func (c *Conn) Serve() {
 	defer c.cancel()
-	_ = c.raw.SetReadDeadline(c.connected.Add(c.srv.limits().PreAuthTimeout.D()))
+	_ = c.raw.SetReadDeadline(c.connected.Add(c.env.Limits().PreAuthTimeout.D()))
 	err := c.run(c.ctx)
 	c.finish(err)
 }
 
-func (c *conn) run(ctx context.Context) error {
+func (c *Conn) run(ctx context.Context) error {
 	if err := c.openStream(); err != nil {
 		return err
 	}
-	idle := c.srv.limits().IdleTimeout.D()
+	idle := c.env.Limits().IdleTimeout.D()
 	// established stays true once the session was bound, even after an
 	// administrator unbinds it: a closing stream never negotiates again.
 	established := false
@@ -159,7 +277,13 @@ func (c *conn) run(ctx context.Context) error {
 		}
 		c.lastActive.Store(time.Now().UnixNano())
 		if established {
-			if err := c.srv.route(ctx, c, el); err != nil {
+			if c.State() != Bound {
+				// Unbound by the server while the stream closes: nothing
+				// more is routed.
+				return ErrClosed
+			}
+			c.stanzas.Add(1)
+			if err := c.sess.Route(ctx, el); err != nil {
 				return err
 			}
 			continue
@@ -167,11 +291,11 @@ func (c *conn) run(ctx context.Context) error {
 		if err := c.negotiate(ctx, el); err != nil {
 			return err
 		}
-		if c.bound.Load() {
+		if c.State() == Bound {
 			established = true
 			// Within a stanza: limits.stanza_timeout to finish it.
 			c.dec.StanzaStarted = func() {
-				_ = c.raw.SetReadDeadline(time.Now().Add(c.srv.limits().StanzaTimeout.D()))
+				_ = c.raw.SetReadDeadline(time.Now().Add(c.env.Limits().StanzaTimeout.D()))
 			}
 		}
 	}
@@ -179,7 +303,7 @@ func (c *conn) run(ctx context.Context) error {
 
 // openStream reads the client's stream header, checks it against RFC 6120
 // §4.9.3 and answers with ours and the features of the current stream state.
-func (c *conn) openStream() error {
+func (c *Conn) openStream() error {
 	hdr, err := c.dec.StreamHeader()
 	if err != nil {
 		return err
@@ -195,11 +319,11 @@ func (c *conn) openStream() error {
 			version = a.Value
 		case a.Name.Space == "" && a.Name.Local == "xmlns":
 			ns = a.Value
-		case a.Name.Space == nsXML && a.Name.Local == "lang":
+		case a.Name.Space == wire.NSXML && a.Name.Local == "lang":
 			c.lang = a.Value
 		}
 	}
-	if f, err := jid.Parse(from); from != "" && (err != nil || f.Domain().String() != c.srv.domain.String()) {
+	if f, err := jid.Parse(from); from != "" && (err != nil || f.Domain().String() != c.env.Domain.String()) {
 		from = ""
 	}
 	if err := c.writeHeader(from); err != nil {
@@ -211,15 +335,15 @@ func (c *conn) openStream() error {
 	case c.ws:
 	case hdr.Name.Local != "stream":
 		return wire.StreamError(stream.BadFormat, "the root element must be <stream:stream>")
-	case hdr.Name.Space != nsStream:
-		return wire.StreamError(stream.InvalidNamespace, "the stream namespace must be "+nsStream)
+	case hdr.Name.Space != NSStream:
+		return wire.StreamError(stream.InvalidNamespace, "the stream namespace must be "+NSStream)
 	case ns != stanza.NSClient:
 		return wire.StreamError(stream.InvalidNamespace, "the content namespace must be jabber:client")
 	}
 	if to != "" {
 		t, err := jid.Parse(to)
-		if err != nil || !t.Equal(c.srv.domain) {
-			return wire.StreamError(stream.HostUnknown, "this server serves "+c.srv.domain.String())
+		if err != nil || !t.Equal(c.env.Domain) {
+			return wire.StreamError(stream.HostUnknown, "this server serves "+c.env.Domain.String())
 		}
 	}
 	if major, _, ok := strings.Cut(version, "."); !ok || major != "1" {
@@ -228,7 +352,7 @@ func (c *conn) openStream() error {
 	return c.writeRaw(c.features())
 }
 
-func (c *conn) writeHeader(to string) error {
+func (c *Conn) writeHeader(to string) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.outOpen = true
@@ -237,16 +361,16 @@ func (c *conn) writeHeader(to string) error {
 
 // header is our stream header, addressed to to if it is set: the stream's
 // root on TCP, the <open/> element over WebSocket (RFC 7395 §3.3.2).
-func (c *conn) header(to string) string {
+func (c *Conn) header(to string) string {
 	var b strings.Builder
 	if c.ws {
 		b.WriteString(`<open xmlns='` + wire.NSFraming + `' version='1.0' xml:lang='en' id='`)
 	} else {
 		b.WriteString(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en' id='`)
 	}
-	b.WriteString(newID())
+	b.WriteString(NewID())
 	b.WriteString(`' from='`)
-	xml.EscapeText(&b, []byte(c.srv.domain.String()))
+	xml.EscapeText(&b, []byte(c.env.Domain.String()))
 	if to != "" {
 		b.WriteString(`' to='`)
 		xml.EscapeText(&b, []byte(to))
@@ -262,9 +386,9 @@ func (c *conn) header(to string) string {
 // streamPrefix is what a top-level element with the stream prefix
 // (features, error) declares: nothing on TCP, where the stream root binds
 // it, and the prefix itself over WebSocket, where each message stands alone.
-func (c *conn) streamPrefix() string {
+func (c *Conn) streamPrefix() string {
 	if c.ws {
-		return ` xmlns:stream='` + nsStream + `'`
+		return ` xmlns:stream='` + NSStream + `'`
 	}
 	return ""
 }
@@ -272,7 +396,7 @@ func (c *conn) streamPrefix() string {
 // stanzaNS is what a stanza written as text declares: nothing on TCP, where
 // jabber:client is the stream's default namespace, jabber:client over
 // WebSocket.
-func (c *conn) stanzaNS() string {
+func (c *Conn) stanzaNS() string {
 	if c.ws {
 		return ` xmlns='` + stanza.NSClient + `'`
 	}
@@ -281,7 +405,7 @@ func (c *conn) stanzaNS() string {
 
 // rootNS is the default namespace outside the elements written: the
 // stream's on TCP, none over WebSocket.
-func (c *conn) rootNS() string {
+func (c *Conn) rootNS() string {
 	if c.ws {
 		return ""
 	}
@@ -289,28 +413,28 @@ func (c *conn) rootNS() string {
 }
 
 // features lists the stream features for the current state (RFC 6120 §4.3.2).
-func (c *conn) features() string {
+func (c *Conn) features() string {
 	var b strings.Builder
 	b.WriteString("<stream:features" + c.streamPrefix() + ">")
 	switch {
-	case c.user != "":
-		b.WriteString(`<bind xmlns='` + nsBind + `'/><session xmlns='` + nsSession + `'><optional/></session><ver xmlns='` + nsRosterVer + `'/>`)
+	case c.State() == Authenticated:
+		b.WriteString(`<bind xmlns='` + NSBind + `'/><session xmlns='` + NSSession + `'><optional/></session><ver xmlns='` + NSRosterVer + `'/>`)
 	default:
-		if c.tls == nil && c.srv.tlsConfig != nil && !c.ws {
-			b.WriteString(`<starttls xmlns='` + nsTLS + `'>`)
-			if c.srv.cfg.C2S.RequireTLS {
+		if c.tls == nil && c.env.TLS != nil && !c.ws {
+			b.WriteString(`<starttls xmlns='` + NSTLS + `'>`)
+			if c.env.C2S.RequireTLS {
 				b.WriteString(`<required/>`)
 			}
 			b.WriteString(`</starttls>`)
 		}
-		if c.tls != nil || !c.srv.cfg.C2S.RequireTLS || c.ws {
-			b.WriteString(`<mechanisms xmlns='` + nsSASL + `'>`)
-			for _, m := range c.srv.auth.Mechanisms(c.tls) {
+		if c.tls != nil || !c.env.C2S.RequireTLS || c.ws {
+			b.WriteString(`<mechanisms xmlns='` + NSSASL + `'>`)
+			for _, m := range c.env.Auth.Mechanisms(c.tls) {
 				b.WriteString("<mechanism>" + m + "</mechanism>")
 			}
 			b.WriteString(`</mechanisms>`)
-			if types := c.srv.auth.ChannelBindingTypes(c.tls); len(types) > 0 {
-				b.WriteString(`<sasl-channel-binding xmlns='` + nsCB + `'>`)
+			if types := c.env.Auth.ChannelBindingTypes(c.tls); len(types) > 0 {
+				b.WriteString(`<sasl-channel-binding xmlns='` + NSCB + `'>`)
 				for _, t := range types {
 					b.WriteString(`<channel-binding type='` + t + `'/>`)
 				}
@@ -323,24 +447,24 @@ func (c *conn) features() string {
 }
 
 // negotiate handles one element before the session is bound.
-func (c *conn) negotiate(ctx context.Context, el *wire.Element) error {
+func (c *Conn) negotiate(ctx context.Context, el *wire.Element) error {
 	name := el.Start.Name
 	switch {
-	case name == xml.Name{Space: nsTLS, Local: "starttls"}:
+	case name == xml.Name{Space: NSTLS, Local: "starttls"}:
 		return c.startTLS(ctx)
-	case name == xml.Name{Space: nsSASL, Local: "auth"}:
+	case name == xml.Name{Space: NSSASL, Local: "auth"}:
 		return c.authenticate(ctx, el)
-	case name.Space == nsSASL && (name.Local == "response" || name.Local == "abort"):
+	case name.Space == NSSASL && (name.Local == "response" || name.Local == "abort"):
 		return c.saslFailure(auth.MalformedRequest, "no SASL exchange is in progress")
 	case wire.IsStanza(name):
-		if c.user == "" {
+		if c.State() != Authenticated {
 			return wire.StreamError(stream.NotAuthorized, "authenticate first")
 		}
 		if name.Local == "iq" {
 			return c.bindIQ(ctx, el)
 		}
 		return wire.StreamError(stream.NotAuthorized, "bind a resource first")
-	case name.Space != stanza.NSClient && name.Space != nsTLS && name.Space != nsSASL:
+	case name.Space != stanza.NSClient && name.Space != NSTLS && name.Space != NSSASL:
 		return wire.StreamError(stream.InvalidNamespace, fmt.Sprintf("unexpected namespace %q", name.Space))
 	}
 	return wire.StreamError(stream.UnsupportedStanzaType, fmt.Sprintf("unexpected element <%s/>", name.Local))
@@ -349,13 +473,13 @@ func (c *conn) negotiate(ctx context.Context, el *wire.Element) error {
 // startTLS upgrades the connection (RFC 6120 §5.4). Bytes that arrived after
 // <starttls/> and before <proceed/> are a command-injection attempt: the
 // stream is closed instead.
-func (c *conn) startTLS(ctx context.Context) error {
-	if c.tls != nil || c.user != "" {
+func (c *Conn) startTLS(ctx context.Context) error {
+	if c.State() != Connected {
 		return wire.StreamError(stream.PolicyViolation, "TLS is already negotiated")
 	}
-	if c.srv.tlsConfig == nil || c.ws {
+	if c.env.TLS == nil || c.ws {
 		// Over WebSocket, TLS is the HTTP connection's (RFC 7395 §3.6).
-		if err := c.writeRaw(`<failure xmlns='` + nsTLS + `'/>`); err != nil {
+		if err := c.writeRaw(`<failure xmlns='` + NSTLS + `'/>`); err != nil {
 			return err
 		}
 		return io.EOF
@@ -363,11 +487,11 @@ func (c *conn) startTLS(ctx context.Context) error {
 	if c.dec.Buffered() > 0 {
 		return wire.StreamError(stream.PolicyViolation, "data sent after <starttls/> before the TLS handshake")
 	}
-	if err := c.writeRaw(`<proceed xmlns='` + nsTLS + `'/>`); err != nil {
+	if err := c.writeRaw(`<proceed xmlns='` + NSTLS + `'/>`); err != nil {
 		return err
 	}
-	tc := tls.Server(c.raw, c.srv.tlsConfig)
-	hctx, cancel := context.WithTimeout(ctx, c.srv.limits().PreAuthTimeout.D())
+	tc := tls.Server(c.raw, c.env.TLS)
+	hctx, cancel := context.WithTimeout(ctx, c.env.Limits().PreAuthTimeout.D())
 	defer cancel()
 	if err := tc.HandshakeContext(hctx); err != nil {
 		c.closeConn()
@@ -379,23 +503,31 @@ func (c *conn) startTLS(ctx context.Context) error {
 	c.setIO(tc)
 	c.outOpen = false
 	c.wmu.Unlock()
+	c.setState(Secured)
 	return c.openStream()
 }
 
 // authenticate runs one SASL exchange (RFC 6120 §6.4).
-func (c *conn) authenticate(ctx context.Context, el *wire.Element) error {
-	if c.user != "" {
+func (c *Conn) authenticate(ctx context.Context, el *wire.Element) error {
+	if c.State() == Authenticated {
 		return wire.StreamError(stream.PolicyViolation, "already authenticated")
 	}
-	if c.tls == nil && c.srv.cfg.C2S.RequireTLS && c.srv.tlsConfig != nil && !c.ws {
+	if c.tls == nil && c.env.C2S.RequireTLS && c.env.TLS != nil && !c.ws {
 		return c.saslFailure(auth.EncryptionRequired, "negotiate STARTTLS first")
 	}
-	if c.srv.authBackoff.blocked(c.host(), c.srv.limits()) {
-		c.srv.metrics.Login(el.Attr("mechanism"), auth.TemporaryAuthFailure)
+	if c.env.Backoff.blocked(c.Host(), c.env.Limits()) {
+		c.env.Observer.Login(el.Attr("mechanism"), auth.TemporaryAuthFailure)
 		return c.saslFailure(auth.TemporaryAuthFailure, "too many failed logins from your address: try again later")
 	}
 	mech := el.Attr("mechanism")
-	ex, err := c.srv.auth.Start(mech, auth.Stream{TLS: c.tls, CBTypeRefused: c.cbRefused})
+	before := c.State()
+	c.setState(Authenticating)
+	defer func() {
+		if c.State() == Authenticating {
+			c.setState(before) // failed or aborted: the client may try again
+		}
+	}()
+	ex, err := c.env.Auth.Start(mech, auth.Stream{TLS: c.tls, CBTypeRefused: c.cbRefused})
 	if err != nil {
 		return c.authFailed(err, mech)
 	}
@@ -406,7 +538,7 @@ func (c *conn) authenticate(ctx context.Context, el *wire.Element) error {
 	for {
 		if in == nil {
 			// No initial response: send an empty challenge (RFC 6120 §6.4.2).
-			if err := c.writeRaw(`<challenge xmlns='` + nsSASL + `'/>`); err != nil {
+			if err := c.writeRaw(`<challenge xmlns='` + NSSASL + `'/>`); err != nil {
 				return err
 			}
 		} else {
@@ -416,18 +548,19 @@ func (c *conn) authenticate(ctx context.Context, el *wire.Element) error {
 			}
 			if done {
 				c.user = ex.Username()
+				c.setState(Authenticated)
 				c.log = c.log.With("user", c.user)
-				c.srv.metrics.Login(mech, "success")
+				c.env.Observer.Login(mech, "success")
 				c.log.Info("authenticated", "mechanism", mech)
 				// Additional data with success, or an empty element when there is
 				// none (RFC 6120 §6.4.6: "=" is only the client's empty response).
-				if err := c.writeRaw(`<success xmlns='` + nsSASL + `'>` + base64.StdEncoding.EncodeToString(out) + `</success>`); err != nil {
+				if err := c.writeRaw(`<success xmlns='` + NSSASL + `'>` + base64.StdEncoding.EncodeToString(out) + `</success>`); err != nil {
 					return err
 				}
 				c.dec.Restart()
 				return c.openStream()
 			}
-			if err := c.writeRaw(`<challenge xmlns='` + nsSASL + `'>` + encodeSASL(out) + `</challenge>`); err != nil {
+			if err := c.writeRaw(`<challenge xmlns='` + NSSASL + `'>` + encodeSASL(out) + `</challenge>`); err != nil {
 				return err
 			}
 		}
@@ -436,14 +569,14 @@ func (c *conn) authenticate(ctx context.Context, el *wire.Element) error {
 			return err
 		}
 		switch next.Start.Name {
-		case xml.Name{Space: nsSASL, Local: "response"}:
+		case xml.Name{Space: NSSASL, Local: "response"}:
 			if in, err = saslData(next); err != nil {
 				return c.authFailed(err, mech)
 			}
 			if in == nil {
 				in = []byte{}
 			}
-		case xml.Name{Space: nsSASL, Local: "abort"}:
+		case xml.Name{Space: NSSASL, Local: "abort"}:
 			return c.authFailed(&auth.Failure{Condition: auth.Aborted}, mech)
 		default:
 			return c.authFailed(&auth.Failure{Condition: auth.MalformedRequest, Text: "expected <response/> or <abort/>"}, mech)
@@ -477,7 +610,7 @@ func encodeSASL(b []byte) string {
 
 // authFailed answers a failed exchange and closes the stream with
 // policy-violation once limits.max_auth_failures is reached.
-func (c *conn) authFailed(err error, mech string) error {
+func (c *Conn) authFailed(err error, mech string) error {
 	var f *auth.Failure
 	if !errors.As(err, &f) {
 		return err
@@ -486,16 +619,16 @@ func (c *conn) authFailed(err error, mech string) error {
 		c.cbRefused = true
 	}
 	if f.Condition == auth.NotAuthorized {
-		c.srv.authBackoff.failed(c.host(), c.srv.limits())
+		c.env.Backoff.failed(c.Host(), c.env.Limits())
 	}
-	c.srv.metrics.Login(mech, f.Condition)
+	c.env.Observer.Login(mech, f.Condition)
 	c.log.Info("authentication failed", "mechanism", mech, "condition", f.Condition, "err", f.Err)
 	return c.saslFailure(f.Condition, f.Text)
 }
 
-func (c *conn) saslFailure(cond, text string) error {
+func (c *Conn) saslFailure(cond, text string) error {
 	c.authFailures++
-	s := `<failure xmlns='` + nsSASL + `'><` + cond + `/>`
+	s := `<failure xmlns='` + NSSASL + `'><` + cond + `/>`
 	if text != "" {
 		var b bytes.Buffer
 		_ = xml.EscapeText(&b, []byte(text))
@@ -504,7 +637,7 @@ func (c *conn) saslFailure(cond, text string) error {
 	if err := c.writeRaw(s + `</failure>`); err != nil {
 		return err
 	}
-	if c.authFailures >= c.srv.limits().MaxAuthFailures {
+	if c.authFailures >= c.env.Limits().MaxAuthFailures {
 		return wire.StreamError(stream.PolicyViolation, "too many failed authentication attempts")
 	}
 	return nil
@@ -512,7 +645,7 @@ func (c *conn) saslFailure(cond, text string) error {
 
 // bindIQ handles resource binding (RFC 6120 §7) and the legacy session IQ
 // (RFC 3921 §3, kept optional by RFC 6121 for old clients).
-func (c *conn) bindIQ(ctx context.Context, el *wire.Element) error {
+func (c *Conn) bindIQ(ctx context.Context, el *wire.Element) error {
 	iq, err := stanza.NewIQ(el.Start)
 	if err != nil || iq.ID == "" {
 		return wire.StreamError(stream.BadFormat, "malformed IQ")
@@ -521,18 +654,18 @@ func (c *conn) bindIQ(ctx context.Context, el *wire.Element) error {
 	switch {
 	case iq.Type != stanza.SetIQ || n != 1:
 		return c.sendIQError(iq, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
-	case payload == xml.Name{Space: nsBind, Local: "bind"}:
-	case payload == xml.Name{Space: nsSession, Local: "session"}:
+	case payload == xml.Name{Space: NSBind, Local: "bind"}:
+	case payload == xml.Name{Space: NSSession, Local: "session"}:
 		return wire.StreamError(stream.NotAuthorized, "bind a resource first")
 	default:
 		return wire.StreamError(stream.NotAuthorized, "bind a resource first")
 	}
-	res, _ := el.Sub(payload).Text(xml.Name{Space: nsBind, Local: "resource"})
+	res, _ := el.Sub(payload).Text(xml.Name{Space: NSBind, Local: "resource"})
 	res = strings.TrimSpace(res)
 	if res == "" {
-		res = newID()[:12]
+		res = NewID()[:12]
 	}
-	full, err := jid.New(c.user, c.srv.domain.Domain().String(), res)
+	full, err := jid.New(c.user, c.env.Domain.Domain().String(), res)
 	if err != nil {
 		return c.sendIQError(iq, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: map[string]string{"en": "invalid resource"}})
 	}
@@ -541,7 +674,11 @@ func (c *conn) bindIQ(ctx context.Context, el *wire.Element) error {
 	c.qmu.Lock()
 	c.q.writing = true
 	c.qmu.Unlock()
-	if err := c.srv.sessions.bind(c, full); err != nil {
+	c.addr = full
+	c.log = c.log.With("jid", full.String())
+	sess, err := c.env.Router.Bind(ctx, c, full)
+	if err != nil {
+		c.addr = jid.JID{}
 		c.qmu.Lock()
 		c.q.writing = false
 		c.qmu.Unlock()
@@ -551,14 +688,12 @@ func (c *conn) bindIQ(ctx context.Context, el *wire.Element) error {
 		}
 		return err
 	}
-	c.addr, c.addrName = full, full.String()
-	c.log = c.log.With("jid", full.String())
-	c.bound.Store(true)
-	c.srv.onBound(ctx, c)
+	c.sess = sess
+	c.setState(Bound)
 	var b strings.Builder
 	b.WriteString(`<iq` + c.stanzaNS() + ` type='result' id='`)
 	xml.EscapeText(&b, []byte(iq.ID))
-	b.WriteString(`'><bind xmlns='` + nsBind + `'><jid>`)
+	b.WriteString(`'><bind xmlns='` + NSBind + `'><jid>`)
 	xml.EscapeText(&b, []byte(full.String()))
 	b.WriteString(`</jid></bind></iq>`)
 	err = c.writeRaw(b.String())
@@ -567,21 +702,21 @@ func (c *conn) bindIQ(ctx context.Context, el *wire.Element) error {
 }
 
 // sendIQError answers an IQ with a stanza error.
-func (c *conn) sendIQError(iq stanza.IQ, se stanza.Error) error {
+func (c *Conn) sendIQError(iq stanza.IQ, se stanza.Error) error {
 	reply := stanza.IQ{ID: iq.ID, Type: stanza.ErrorIQ, To: iq.From, From: iq.To}
 	return c.writeTokens(reply.Wrap(se.TokenReader()))
 }
 
 // writeRaw writes pre-escaped XML.
-func (c *conn) writeRaw(s string) error {
+func (c *Conn) writeRaw(s string) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	return c.writeLocked(s)
 }
 
-func (c *conn) writeLocked(s string) error {
+func (c *Conn) writeLocked(s string) error {
 	if c.closed {
-		return errClosed
+		return ErrClosed
 	}
 	c.setWriteDeadline()
 	if _, err := io.WriteString(c.nc, s); err != nil {
@@ -591,11 +726,11 @@ func (c *conn) writeLocked(s string) error {
 }
 
 // writeTokens writes one element from r.
-func (c *conn) writeTokens(r xml.TokenReader) error {
+func (c *Conn) writeTokens(r xml.TokenReader) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.closed {
-		return errClosed
+		return ErrClosed
 	}
 	out := wire.NewOutput()
 	if err := out.Encode(r, c.rootNS()); err != nil {
@@ -610,31 +745,32 @@ func (c *conn) writeTokens(r xml.TokenReader) error {
 	return nil
 }
 
-func (c *conn) setWriteDeadline() {
-	if d := c.srv.limits().WriteTimeout.D(); d > 0 {
+func (c *Conn) setWriteDeadline() {
+	if d := c.env.Limits().WriteTimeout.D(); d > 0 {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(d))
 	}
 }
 
 // writeFailed gives up on a client that cannot take our writes: the
 // connection is closed so that its reader ends too.
-func (c *conn) writeFailed(err error) error {
+func (c *Conn) writeFailed(err error) error {
 	c.closed = true
 	_ = c.raw.Close()
 	return fmt.Errorf("server: write: %w", err)
 }
 
-var errClosed = errors.New("server: stream closed")
+// ErrClosed is what writing to a closed stream returns.
+var ErrClosed = errors.New("c2s: stream closed")
 
-// closeWith ends the stream with a stream error (conflict, system-shutdown, …)
+// Close ends the stream with a stream error (conflict, system-shutdown, …)
 // from any goroutine. The reader then sees the closed connection and cleans up.
-func (c *conn) closeWith(se stream.Error) {
+func (c *Conn) Close(se stream.Error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.closeLocked(&se)
 }
 
-func (c *conn) closeLocked(se *stream.Error) {
+func (c *Conn) closeLocked(se *stream.Error) {
 	if c.closed {
 		return
 	}
@@ -647,7 +783,7 @@ func (c *conn) closeLocked(se *stream.Error) {
 	}
 	if se != nil {
 		parts = append(parts, wire.StreamErrorXML(*se, c.streamPrefix()))
-		c.srv.metrics.StreamError(se.Err)
+		c.env.Observer.StreamError(se.Err)
 	}
 	if c.ws {
 		parts = append(parts, `<close xmlns='`+wire.NSFraming+`'/>`)
@@ -668,7 +804,7 @@ func (c *conn) closeLocked(se *stream.Error) {
 	}(c.raw)
 }
 
-func (c *conn) closeConn() {
+func (c *Conn) closeConn() {
 	c.wmu.Lock()
 	c.closed = true
 	c.wmu.Unlock()
@@ -677,10 +813,10 @@ func (c *conn) closeConn() {
 
 // finish ends the connection after run returned: a stream error is sent, a
 // clean close is answered with ours, and the session leaves the registry.
-func (c *conn) finish(err error) {
+func (c *Conn) finish(err error) {
 	var se stream.Error
 	switch {
-	case err == nil, errors.Is(err, io.EOF), errors.Is(err, errClosed):
+	case err == nil, errors.Is(err, io.EOF), errors.Is(err, ErrClosed):
 		c.wmu.Lock()
 		c.closeLocked(nil)
 		c.wmu.Unlock()
@@ -694,27 +830,16 @@ func (c *conn) finish(err error) {
 		c.closeConn()
 	}
 	c.closeQueue()
-	if c.bound.CompareAndSwap(true, false) {
-		c.srv.onUnbound(c)
+	if c.state.CompareAndSwap(int32(Bound), int32(Closing)) {
+		c.sess.Unbound()
+	} else {
+		c.setState(Closing)
 	}
 }
 
-// newID returns 128 random bits in hex, for stream ids and resources.
-func newID() string {
+// NewID returns 128 random bits in hex, for stream ids and resources.
+func NewID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// priorityOf reads a presence's <priority/>, RFC 6121 §4.7.2.3 (-128..127).
-func priorityOf(el *wire.Element) int {
-	s, ok := el.Text(xml.Name{Space: stanza.NSClient, Local: "priority"})
-	if !ok {
-		return 0
-	}
-	p, err := strconv.Atoi(strings.TrimSpace(s))
-	if err != nil || p < -128 || p > 127 {
-		return 0
-	}
-	return p
 }

@@ -1,4 +1,4 @@
-package server
+package router
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 
 // handlePresence implements RFC 6121 §4 (availability) and §3 (subscriptions)
 // for a presence stanza from a bound session.
-func (s *Server) handlePresence(ctx context.Context, c *conn, el *wire.Element, to jid.JID) error {
+func (s *Router) handlePresence(ctx context.Context, c *session, el *wire.Element, to jid.JID) error {
 	typ := el.Attr("type")
 	switch typ {
 	case "", "unavailable":
@@ -64,7 +64,7 @@ func (s *Server) handlePresence(ctx context.Context, c *conn, el *wire.Element, 
 // and to the account's own available resources (RFC 6121 §4.2, §4.4, §4.5).
 // Initial presence also brings the contacts' presence (the probe of §4.3,
 // answered locally) and pending subscription requests.
-func (s *Server) broadcast(ctx context.Context, c *conn, el *wire.Element, unavailable bool) error {
+func (s *Router) broadcast(ctx context.Context, c *session, el *wire.Element, unavailable bool) error {
 	c.pmu.Lock()
 	initial := !c.available && !unavailable
 	wasAvailable := c.available
@@ -144,13 +144,13 @@ func (s *Server) broadcast(ctx context.Context, c *conn, el *wire.Element, unava
 	return nil
 }
 
-func (c *conn) isAvailable() bool {
+func (c *session) isAvailable() bool {
 	c.pmu.Lock()
 	defer c.pmu.Unlock()
 	return c.available
 }
 
-func (c *conn) currentPresence() *wire.Element {
+func (c *session) currentPresence() *wire.Element {
 	c.pmu.Lock()
 	defer c.pmu.Unlock()
 	if !c.available {
@@ -161,7 +161,7 @@ func (c *conn) currentPresence() *wire.Element {
 
 // sendPresenceOf delivers the current presence of every available resource of
 // user to dst.
-func (s *Server) sendPresenceOf(user string, dst *conn) {
+func (s *Router) sendPresenceOf(user string, dst *session) {
 	for _, src := range s.sessions.of(user) {
 		if p := src.currentPresence(); p != nil {
 			s.deliver(dst, withTo(p, dst.addr.String()))
@@ -171,7 +171,7 @@ func (s *Server) sendPresenceOf(user string, dst *conn) {
 
 // sendUnavailableOf delivers unavailable presence from every available
 // resource of user to the local account to (RFC 6121 §3.2.2, §3.3.3).
-func (s *Server) sendUnavailableOf(ctx context.Context, user string, to jid.JID) {
+func (s *Router) sendUnavailableOf(ctx context.Context, user string, to jid.JID) {
 	for _, src := range s.sessions.of(user) {
 		if src.isAvailable() {
 			p := &wire.Element{Start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "presence"}}}
@@ -184,7 +184,7 @@ func (s *Server) sendUnavailableOf(ctx context.Context, user string, to jid.JID)
 
 // deliverPresence delivers availability presence to a JID: one resource for a
 // full JID, every available resource for a bare one (RFC 6121 §8.5.2.1.1).
-func (s *Server) deliverPresence(_ context.Context, el *wire.Element, to jid.JID) {
+func (s *Router) deliverPresence(_ context.Context, el *wire.Element, to jid.JID) {
 	if !s.isLocal(to) || to.Localpart() == "" {
 		return
 	}
@@ -220,7 +220,7 @@ func subscriptionStanza(typ string, from, to jid.JID, inner []xml.Token) *wire.E
 // outboundSubscription applies a subscription stanza the user sent to its own
 // roster (RFC 6121 §3.1.2, §3.2.2, §3.3.2, §3.4.2) and passes it on to the
 // contact.
-func (s *Server) outboundSubscription(ctx context.Context, c *conn, typ string, contact jid.JID, el *wire.Element) error {
+func (s *Router) outboundSubscription(ctx context.Context, c *session, typ string, contact jid.JID, el *wire.Element) error {
 	user := c.addr.Bare()
 	if contact.Equal(user) {
 		return s.bounce(c, el, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest,
@@ -296,7 +296,7 @@ func (s *Server) outboundSubscription(ctx context.Context, c *conn, typ string, 
 // inboundSubscription applies a subscription stanza from user to the local
 // contact's roster and delivers it to the contact (RFC 6121 §3.1.3, §3.2.3,
 // §3.3.3, §3.4.3).
-func (s *Server) inboundSubscription(ctx context.Context, typ string, from, contact jid.JID, out *wire.Element) error {
+func (s *Router) inboundSubscription(ctx context.Context, typ string, from, contact jid.JID, out *wire.Element) error {
 	exists, err := s.accountExists(ctx, contact.Localpart())
 	if err != nil {
 		return err

@@ -1,0 +1,355 @@
+package router
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+	"mellium.im/xmpp/stream"
+
+	"github.com/adhocd/adhocd/c2s"
+	"github.com/adhocd/adhocd/config"
+	"github.com/adhocd/adhocd/modules"
+	"github.com/adhocd/adhocd/storage"
+	"github.com/adhocd/adhocd/wire"
+)
+
+// Router routes the stanzas of the bound sessions. It implements c2s.Router.
+type Router struct {
+	domain     jid.JID
+	domainName string
+	store      storage.Store
+	log        *slog.Logger
+	metrics    c2s.Observer
+	limits     func() config.Limits
+	hooks      hooks
+	sessions   *sessions
+	access     AccessLists
+	stanzasIn  atomic.Uint64
+	// StanzasOut counts the stanzas written to clients (c2s.Env.StanzasOut).
+	StanzasOut atomic.Uint64
+
+	loginMu sync.Mutex
+	logins  map[string]int // logins per account since the start
+}
+
+var _ c2s.Router = (*Router)(nil)
+
+// Options are what a Router is made with.
+type Options struct {
+	Domain   jid.JID
+	Store    storage.Store
+	Log      *slog.Logger
+	Observer c2s.Observer
+	// Limits returns the limits in force (a reload may change them).
+	Limits func() config.Limits
+}
+
+// New returns a router with no modules and no sessions.
+func New(o Options) *Router {
+	r := &Router{
+		domain:     o.Domain,
+		domainName: o.Domain.String(),
+		store:      o.Store,
+		log:        o.Log,
+		metrics:    o.Observer,
+		limits:     o.Limits,
+		sessions:   &sessions{byUser: make(map[string]map[string]*session)},
+		logins:     make(map[string]int),
+	}
+	r.sessions.maxPerUser = func() int { return r.limits().MaxSessionsPerAccount }
+	return r
+}
+
+// Access returns the access lists the router applies to addressees.
+func (s *Router) Access() *AccessLists { return &s.access }
+
+// session is a bound session as the router sees it: the stream it came on,
+// its addresses, its presence state (RFC 6121 §4) and what modules keep for
+// it. It implements c2s.Session and modules.Session.
+type session struct {
+	r        *Router
+	conn     *c2s.Conn
+	user     string  // localpart
+	addr     jid.JID // full JID
+	addrName string  // addr.String(), which allocates on every call
+	log      *slog.Logger
+	// values are what modules keep for the session (modules.Session).
+	values sync.Map
+
+	// Presence state, guarded by pmu.
+	pmu        sync.Mutex
+	available  bool
+	priority   int
+	presence   *wire.Element       // the last broadcast presence
+	interested bool                // requested the roster (receives pushes)
+	directed   map[string]struct{} // full JIDs sent directed presence
+}
+
+var (
+	_ c2s.Session     = (*session)(nil)
+	_ modules.Session = (*session)(nil)
+)
+
+// Bind implements c2s.Router: c becomes the session of full.
+func (s *Router) Bind(ctx context.Context, c *c2s.Conn, full jid.JID) (c2s.Session, error) {
+	sess := &session{r: s, conn: c, user: full.Localpart(), addr: full, addrName: full.String(), log: c.Log()}
+	if err := s.sessions.bind(sess, full); err != nil {
+		return nil, err
+	}
+	s.onBound(ctx, sess)
+	return sess, nil
+}
+
+// Route implements c2s.Session.
+func (c *session) Route(ctx context.Context, el *wire.Element) error { return c.r.route(ctx, c, el) }
+
+// Unbound implements c2s.Session.
+func (c *session) Unbound() { c.r.onUnbound(c) }
+
+// JID implements modules.Session.
+func (c *session) JID() jid.JID { return c.addr }
+
+// Deliver implements modules.Session.
+func (c *session) Deliver(el *wire.Element) { c.r.deliver(c, el) }
+
+// Reply implements modules.Session.
+func (c *session) Reply(el *wire.Element) { c.r.deliverOwn(c, el) }
+
+// Value implements modules.Session.
+func (c *session) Value(key any) any {
+	v, _ := c.values.Load(key)
+	return v
+}
+
+// SetValue implements modules.Session.
+func (c *session) SetValue(key, value any) { c.values.Store(key, value) }
+
+// end closes the session's stream with a stream error and ends the
+// session now, not when its reader notices, so that what runs next
+// already sees it gone and its contacts have its unavailable presence.
+func (s *Router) end(c *session, se stream.Error) {
+	c.conn.Close(se)
+	if c.conn.Unbind() {
+		s.onUnbound(c)
+	}
+}
+
+// EndSessions closes the sessions of user whose resource end reports true,
+// with a not-authorized stream error saying why, and returns how many it
+// closed.
+func (s *Router) EndSessions(user string, end func(resource string) bool, reason string) int {
+	n := 0
+	for _, c := range s.sessions.of(user) {
+		if end(c.addr.Resourcepart()) {
+			s.end(c, wire.StreamError(stream.NotAuthorized, reason))
+			n++
+		}
+	}
+	return n
+}
+
+// EndBlocked ends the sessions the access lists no longer allow, except
+// those keep reports true for (administrators).
+func (s *Router) EndBlocked(keep func(jid.JID) bool) {
+	for _, c := range s.sessions.all() {
+		if !keep(c.addr) && !s.access.Allowed(c.addr) {
+			s.end(c, wire.StreamError(stream.NotAuthorized, "blocked by the server's access lists"))
+		}
+	}
+}
+
+// UserSessions returns the bound sessions of the local account user.
+func (s *Router) UserSessions(user string) []modules.Session {
+	conns := s.sessions.of(user)
+	out := make([]modules.Session, len(conns))
+	for i, c := range conns {
+		out[i] = c
+	}
+	return out
+}
+
+// Sessions lists the bound sessions, in no particular order (callers that
+// show them sort what they show: sorting here cost a tenth of a busy
+// server's time for commands that only count).
+func (s *Router) Sessions() []modules.SessionInfo {
+	var out []modules.SessionInfo
+	for _, c := range s.sessions.all() {
+		remote, since, last, stanzas := c.conn.Info()
+		c.pmu.Lock()
+		info := modules.SessionInfo{JID: c.addr, Remote: remote, Since: since, LastActive: last,
+			Available: c.available, Priority: c.priority, Stanzas: stanzas}
+		c.pmu.Unlock()
+		out = append(out, info)
+	}
+	return out
+}
+
+// Count returns the number of bound sessions, of the accounts they belong
+// to, and of the stanzas received and sent since the start.
+func (s *Router) Count() (sessions, users int, in, out uint64) {
+	sessions, users = s.sessions.count()
+	return sessions, users, s.stanzasIn.Load(), s.StanzasOut.Load()
+}
+
+// Logins returns how many times user logged in since the router started.
+func (s *Router) Logins(user string) int {
+	s.loginMu.Lock()
+	defer s.loginMu.Unlock()
+	return s.logins[user]
+}
+
+func (s *Router) countLogin(user string) {
+	s.loginMu.Lock()
+	s.logins[user]++
+	s.loginMu.Unlock()
+}
+
+// Undeliverable implements c2s.Router: it answers stanzas queued for dead and never written, as RFC
+// 6120 §10.4.3 and RFC 6121 §8.5 say: an IQ request gets
+// service-unavailable; a message with a body is kept offline when its
+// recipient has no other available resource, and otherwise answered with
+// service-unavailable if it was addressed to this resource (one addressed to
+// the bare JID reached the others); other messages get service-unavailable
+// unless they are errors, headlines or group chat; presence is dropped.
+// What the server itself sent (roster pushes, announcements) is dropped.
+func (s *Router) Undeliverable(dead *c2s.Conn, els []*wire.Element) {
+	for _, el := range els {
+		s.bounceUndelivered(dead, el)
+	}
+}
+
+func (s *Router) bounceUndelivered(dead *c2s.Conn, el *wire.Element) {
+	from, to := el.Attr("from"), el.Attr("to")
+	typ := el.Attr("type")
+	if from == "" || from == s.domain.String() || typ == "error" {
+		return
+	}
+	se := stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable,
+		Text: map[string]string{"en": "the recipient's connection closed before this could be written to it"}}
+	switch el.Start.Name.Local {
+	case "iq":
+		if typ != string(stanza.GetIQ) && typ != string(stanza.SetIQ) {
+			return
+		}
+	case "message":
+		if typ == "headline" || typ == "groupchat" {
+			return
+		}
+		others := 0
+		for _, o := range s.availableResources(dead.JID().Localpart(), true) {
+			if o.conn != dead {
+				others++
+			}
+		}
+		body := el.Sub(xml.Name{Space: stanza.NSClient, Local: "body"}) != nil
+		switch {
+		case body && others == 0:
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err := s.keepOffline(ctx, el, dead.JID().Bare(), dead.JID().Localpart())
+			cancel()
+			if err == nil {
+				return
+			}
+			// Not kept (over limits.max_offline_messages, say): the sender
+			// hears why.
+			if errors.As(err, &se) {
+				break
+			}
+		case others > 0 && !strings.Contains(to, "/"):
+			return // the bare JID's other resources have it
+		}
+	default:
+		return
+	}
+	s.sendError(from, el, se)
+}
+
+// sendError answers el with se, addressed to its local sender from. Errors
+// are never answered; a sender that is gone is not searched for.
+func (s *Router) sendError(from string, el *wire.Element, se stanza.Error) {
+	fj, err := jid.Parse(from)
+	if err != nil || !s.isLocal(fj) || fj.Resourcepart() == "" {
+		return
+	}
+	dst := s.sessions.resource(fj.Localpart(), fj.Resourcepart())
+	if dst == nil {
+		return
+	}
+	reply, err := errorReply(el, se.TokenReader())
+	if err != nil {
+		s.log.Warn("undeliverable stanza: no error reply", "err", err)
+		return
+	}
+	s.deliver(dst, reply)
+}
+
+// priorityOf reads a presence's <priority/>, RFC 6121 §4.7.2.3 (-128..127).
+func priorityOf(el *wire.Element) int {
+	s, ok := el.Text(xml.Name{Space: stanza.NSClient, Local: "priority"})
+	if !ok {
+		return 0
+	}
+	p, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || p < -128 || p > 127 {
+		return 0
+	}
+	return p
+}
+
+// Send delivers a stanza that the server (or a module) originates: a message
+// or presence to a local JID, an IQ to a local full JID.
+func (s *Router) Send(ctx context.Context, r xml.TokenReader) error {
+	buf := &wire.TokenBuffer{}
+	for {
+		t, err := r.Token()
+		if t != nil {
+			_ = buf.EncodeToken(t)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("server: send: %w", err)
+		}
+	}
+	els := buf.Elements()
+	if len(els) != 1 {
+		return fmt.Errorf("server: send: want one element, got %d", len(els))
+	}
+	el := els[0]
+	if el.Start.Name.Space == "" {
+		el.Start.Name.Space = stanza.NSClient
+	}
+	if el.Attr("from") == "" {
+		el.SetAttr("from", s.domain.String())
+	}
+	to, err := jid.Parse(el.Attr("to"))
+	if err != nil {
+		return fmt.Errorf("server: send: bad to %q: %w", el.Attr("to"), err)
+	}
+	switch el.Start.Name.Local {
+	case "message":
+		return s.deliverMessage(ctx, el, to)
+	case "presence":
+		s.deliverPresence(ctx, el, to)
+		return nil
+	case "iq":
+		if dst := s.sessions.resource(to.Localpart(), to.Resourcepart()); dst != nil {
+			s.deliver(dst, el)
+			return nil
+		}
+		return stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}
+	}
+	return fmt.Errorf("server: send: not a stanza: %s", el.Start.Name.Local)
+}
