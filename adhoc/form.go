@@ -170,39 +170,48 @@ func checkField(def *form.Data, f form.FieldData, vals []string) ([]string, erro
 // answers (a stage shown again after prev), except for fixed fields and
 // private ones: passwords are never echoed back.
 func appendForm(toks []xml.Token, d *form.Data, typ form.Type, vals Values) []xml.Token {
-	x := xml.StartElement{Name: xml.Name{Space: form.NS, Local: "x"}, Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: string(typ)}}}
+	// The attributes of <x/> and of every <field/> (three at most) share
+	// one allocation, each capped to its own; so does the text, by chunks.
+	attrs := make([]xml.Attr, 1, 1+3*d.Len())
+	attrs[0] = xml.Attr{Name: xml.Name{Local: "type"}, Value: string(typ)}
+	x := xml.StartElement{Name: xml.Name{Space: form.NS, Local: "x"}, Attr: attrs[:1:1]}
 	toks = append(toks, x)
-	text := func(local, s string) {
-		el := xml.StartElement{Name: xml.Name{Local: local}}
-		toks = append(toks, el, xml.CharData(s), el.End())
+	var chars []byte
+	text := func(el plain, s string) {
+		if len(chars)+len(s) > cap(chars) {
+			// Chunks of 64 bytes, then twice the last, up to 4 KiB.
+			chars = make([]byte, 0, max(min(max(64, 2*cap(chars)), 4096), len(s)))
+		}
+		from := len(chars)
+		chars = append(chars, s...)
+		toks = append(toks, el.start, xml.CharData(chars[from:len(chars):len(chars)]), el.end)
 	}
 	if t := d.Title(); t != "" {
-		text("title", titleLine.Replace(t))
+		text(plainTitle, titleLine.Replace(t))
 	}
 	for line := range strings.FieldsFuncSeq(d.Instructions(), func(r rune) bool { return r == '\r' || r == '\n' }) {
-		text("instructions", line)
+		text(plainInstructions, line)
 	}
 	d.ForFields(func(f form.FieldData) {
-		attrs := make([]xml.Attr, 1, 3)
-		attrs[0] = xml.Attr{Name: xml.Name{Local: "type"}, Value: string(f.Type)}
+		from := len(attrs)
+		attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "type"}, Value: string(f.Type)})
 		if f.Var != "" {
 			attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "var"}, Value: f.Var})
 		}
 		if f.Label != "" {
 			attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "label"}, Value: f.Label})
 		}
-		el := xml.StartElement{Name: xml.Name{Local: "field"}, Attr: attrs}
+		el := xml.StartElement{Name: xml.Name{Local: "field"}, Attr: attrs[from:len(attrs):len(attrs)]}
 		toks = append(toks, el)
 		if f.Desc != "" {
-			text("desc", f.Desc)
+			text(plainDesc, f.Desc)
 		}
 		if f.Required {
-			req := xml.StartElement{Name: xml.Name{Local: "required"}}
-			toks = append(toks, req, req.End())
+			toks = append(toks, plainRequired.start, plainRequired.end)
 		}
 		if v, ok := vals[f.Var]; ok && f.Var != "" && f.Type != form.TypeFixed && f.Type != form.TypeTextPrivate {
 			for _, s := range v {
-				text("value", s)
+				text(plainValue, s)
 			}
 		} else {
 			multi := f.Type == form.TypeListMulti || f.Type == form.TypeJIDMulti || f.Type == form.TypeTextMulti
@@ -210,7 +219,7 @@ func appendForm(toks []xml.Token, d *form.Data, typ form.Type, vals Values) []xm
 				if s == "" || !validValue(f.Type, s) {
 					continue
 				}
-				text("value", s)
+				text(plainValue, s)
 				if !multi {
 					break
 				}
@@ -221,14 +230,44 @@ func appendForm(toks []xml.Token, d *form.Data, typ form.Type, vals Values) []xm
 			for _, o := range opts {
 				opt := xml.StartElement{Name: xml.Name{Local: "option"}, Attr: []xml.Attr{{Name: xml.Name{Local: "label"}, Value: o.Label}}}
 				toks = append(toks, opt)
-				text("value", o.Value)
-				toks = append(toks, opt.End())
+				text(plainValue, o.Value)
+				toks = append(toks, endOption)
 			}
 		}
-		toks = append(toks, el.End())
+		toks = append(toks, endField)
 	})
-	return append(toks, x.End())
+	return append(toks, endX)
 }
+
+// plain is the start and end tokens of an element without attributes,
+// put in interfaces once and shared by every reply (a token boxed in an
+// interface is an allocation, and a form has many). Nothing writes to the
+// tokens it reads: a start's nil attributes cannot be appended to in place.
+type plain struct{ start, end xml.Token }
+
+func plainElement(space, local string) plain {
+	n := xml.Name{Space: space, Local: local}
+	return plain{xml.StartElement{Name: n}, xml.EndElement{Name: n}}
+}
+
+var (
+	plainTitle        = plainElement("", "title")
+	plainInstructions = plainElement("", "instructions")
+	plainDesc         = plainElement("", "desc")
+	plainRequired     = plainElement("", "required")
+	plainValue        = plainElement("", "value")
+
+	endField  xml.Token = xml.EndElement{Name: xml.Name{Local: "field"}}
+	endOption xml.Token = xml.EndElement{Name: xml.Name{Local: "option"}}
+	endX      xml.Token = xml.EndElement{Name: xml.Name{Space: form.NS, Local: "x"}}
+
+	// The same in the form namespace, as a table writes them.
+	formTitle              = plainElement(form.NS, "title")
+	formValue              = plainElement(form.NS, "value")
+	formReported           = plainElement(form.NS, "reported")
+	formItem               = plainElement(form.NS, "item")
+	formEndField xml.Token = xml.EndElement{Name: xml.Name{Space: form.NS, Local: "field"}}
+)
 
 // titleLine puts a title on one line, as mellium does.
 var titleLine = strings.NewReplacer("\r\n", " ", "\n\r", " ", "\n", " ", "\r", " ")
@@ -255,19 +294,16 @@ func (t *Table) appendTo(toks []xml.Token) []xml.Token {
 	x := xml.StartElement{Name: xml.Name{Space: form.NS, Local: "x"}, Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: "result"}}}
 	toks = append(toks, x)
 	if t.Title != "" {
-		title := xml.StartElement{Name: xml.Name{Space: form.NS, Local: "title"}}
-		toks = append(toks, title, xml.CharData(t.Title), title.End())
+		toks = append(toks, formTitle.start, xml.CharData(t.Title), formTitle.end)
 	}
 	field := func(attrs ...xml.Attr) xml.StartElement {
 		return xml.StartElement{Name: xml.Name{Space: form.NS, Local: "field"}, Attr: attrs}
 	}
-	value := xml.StartElement{Name: xml.Name{Space: form.NS, Local: "value"}}
 	if t.FormType != "" {
 		f := field(xml.Attr{Name: xml.Name{Local: "var"}, Value: "FORM_TYPE"}, xml.Attr{Name: xml.Name{Local: "type"}, Value: "hidden"})
-		toks = append(toks, f, value, xml.CharData(t.FormType), value.End(), f.End())
+		toks = append(toks, f, formValue.start, xml.CharData(t.FormType), formValue.end, formEndField)
 	}
-	rep := xml.StartElement{Name: xml.Name{Space: form.NS, Local: "reported"}}
-	toks = append(toks, rep)
+	toks = append(toks, formReported.start)
 	for _, c := range t.Columns {
 		attrs := []xml.Attr{{Name: xml.Name{Local: "var"}, Value: c.Var}}
 		if c.Label != "" {
@@ -277,22 +313,21 @@ func (t *Table) appendTo(toks []xml.Token) []xml.Token {
 			attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "type"}, Value: string(c.Type)})
 		}
 		f := field(attrs...)
-		toks = append(toks, f, f.End())
+		toks = append(toks, f, formEndField)
 	}
-	toks = append(toks, rep.End())
-	item := xml.StartElement{Name: xml.Name{Space: form.NS, Local: "item"}}
+	toks = append(toks, formReported.end)
 	for _, row := range t.Rows {
-		toks = append(toks, item)
+		toks = append(toks, formItem.start)
 		for i, c := range t.Columns {
 			if i >= len(row) {
 				break
 			}
 			f := field(xml.Attr{Name: xml.Name{Local: "var"}, Value: c.Var})
-			toks = append(toks, f, value, xml.CharData(row[i]), value.End(), f.End())
+			toks = append(toks, f, formValue.start, xml.CharData(row[i]), formValue.end, formEndField)
 		}
-		toks = append(toks, item.End())
+		toks = append(toks, formItem.end)
 	}
-	return append(toks, x.End())
+	return append(toks, endX)
 }
 
 // tokens is an xml.TokenReader over tokens in memory.

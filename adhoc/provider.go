@@ -59,7 +59,7 @@ type Provider struct {
 	locks   [256]sync.Mutex
 	now     func() time.Time
 	secret  []byte
-	macs    sync.Pool // of hash.Hash: HMAC-SHA-256 under secret
+	macs    sync.Pool // of *macState: HMAC-SHA-256 under secret
 }
 
 var _ mux.IQHandler = (*Provider)(nil)
@@ -96,7 +96,7 @@ func NewProvider(opts ...Option) *Provider {
 		p.secret = make([]byte, 32)
 		_, _ = rand.Read(p.secret)
 	}
-	p.macs.New = func() any { return hmac.New(sha256.New, p.secret) }
+	p.macs.New = func() any { return &macState{h: hmac.New(sha256.New, p.secret)} }
 	return p
 }
 
@@ -228,7 +228,11 @@ func (p *Provider) reply(t xmlstream.TokenWriter, iq stanza.IQ, resp xml.TokenRe
 // content. It returns the <command/> response or an error to send (an Error,
 // or another error for internal-server-error).
 func (p *Provider) Handle(ctx context.Context, iq stanza.IQ, start xml.StartElement, payload []xml.Token) (resp xml.TokenReader, err error) {
-	begin := p.now()
+	var begin time.Time
+	if p.observe != nil {
+		// The clock is read for the observer only.
+		begin = p.now()
+	}
 	ev := Event{Start: begin}
 	defer func() {
 		if p.observe == nil {
@@ -317,7 +321,7 @@ func (p *Provider) Handle(ctx context.Context, iq stanza.IQ, start xml.StartElem
 			return nil, fmt.Errorf("adhoc: end session: %w", err)
 		}
 		ev.Outcome = string(Canceled)
-		return p.response(c, s, Canceled, nil, nil), nil
+		return p.response(c, s, Canceled, nil, 0, nil), nil
 	case Prev:
 		if s.Stage == 0 {
 			return nil, errBadAction(action)
@@ -357,17 +361,18 @@ func (p *Provider) start(ctx context.Context, c *Command, iq stanza.IQ, lang str
 	if !ok {
 		return nil, errBadLocale(lang)
 	}
-	now := p.now()
-	s := &Session{
-		ID: p.newSessionID(), Node: c.Node, Responder: iq.To.String(), Requester: iq.From.String(),
-		Owner: iq.From.Bare().String(), Lang: served, Created: now, Updated: now,
-	}
+	s := &Session{ID: p.newSessionID(), Node: c.Node, Lang: served}
 	if len(c.Stages) == 0 {
 		// A one-stage command completes now. Its id is never stored: being
 		// one the provider issued (its MAC), it answers session-expired if
 		// it comes back, as an ended session's does, without a tombstone.
+		// Nothing reads the addresses and times a stored session keeps,
+		// so they are not made.
 		return p.complete(ctx, c, s, iq, ev)
 	}
+	now := p.now()
+	s.Responder, s.Requester, s.Owner = iq.To.String(), iq.From.String(), iq.From.Bare().String()
+	s.Created, s.Updated = now, now
 	return p.show(ctx, c, s, iq, ev)
 }
 
@@ -390,7 +395,7 @@ func (p *Provider) show(ctx context.Context, c *Command, s *Session, iq stanza.I
 		return nil, fmt.Errorf("adhoc: store session: %w", err)
 	}
 	ev.Outcome = string(Executing)
-	return p.response(c, s, Executing, nil, func(toks []xml.Token) []xml.Token {
+	return p.response(c, s, Executing, nil, 8+8*def.Len(), func(toks []xml.Token) []xml.Token {
 		return appendForm(toks, def, form.TypeForm, earlier)
 	}), nil
 }
@@ -425,8 +430,7 @@ func (p *Provider) accept(ctx context.Context, c *Command, s *Session, req *Requ
 
 // complete runs the command's Complete and renders the final response.
 func (p *Provider) complete(ctx context.Context, c *Command, s *Session, iq stanza.IQ, ev *Event) (xml.TokenReader, error) {
-	req := p.request(c, s, iq, Complete)
-	req.Values = s.merged(len(s.Values))
+	req := p.requestWith(c, s, iq, Complete, s.merged(len(s.Values)))
 	res, err := c.Complete(ctx, req)
 	if err != nil {
 		return nil, p.failed(c, err)
@@ -435,7 +439,14 @@ func (p *Provider) complete(ctx context.Context, c *Command, s *Session, iq stan
 		res = &Result{}
 	}
 	ev.Outcome = string(Completed)
-	return p.response(c, s, Completed, res.Notes, func(toks []xml.Token) []xml.Token {
+	room := len(res.Payload)
+	if res.Form != nil {
+		room += 8 + 8*res.Form.Len()
+	}
+	if res.Table != nil {
+		room += 32
+	}
+	return p.response(c, s, Completed, res.Notes, room, func(toks []xml.Token) []xml.Token {
 		if res.Form != nil {
 			toks = appendForm(toks, res.Form, form.TypeResult, nil)
 		}
@@ -467,9 +478,14 @@ func (p *Provider) failed(c *Command, err error) error {
 }
 
 func (p *Provider) request(c *Command, s *Session, iq stanza.IQ, a Action) *Request {
+	return p.requestWith(c, s, iq, a, s.merged(s.Stage))
+}
+
+// requestWith is request with the values given.
+func (p *Provider) requestWith(c *Command, s *Session, iq stanza.IQ, a Action, vals Values) *Request {
 	return &Request{
 		Requester: iq.From, Responder: iq.To, Node: c.Node, SessionID: s.ID, Lang: s.Lang,
-		Action: a, Stage: s.Stage, Values: s.merged(s.Stage), IQ: iq,
+		Action: a, Stage: s.Stage, Values: vals, IQ: iq,
 	}
 }
 
@@ -481,37 +497,39 @@ func defaultAction(last bool) Action {
 }
 
 // response renders <command/> with, in schema order, <actions/>, notes and
-// the payload.
-func (p *Provider) response(c *Command, s *Session, status Status, notes []Note, payload func([]xml.Token) []xml.Token) xml.TokenReader {
-	start := xml.StartElement{Name: xml.Name{Space: NS, Local: "command"}, Attr: []xml.Attr{
-		{Name: xml.Name{Local: "node"}, Value: c.Node},
-		{Name: xml.Name{Local: "sessionid"}, Value: s.ID},
-		{Name: xml.Name{Local: "status"}, Value: string(status)},
-	}}
+// the payload; room is about how many tokens payload adds.
+func (p *Provider) response(c *Command, s *Session, status Status, notes []Note, room int, payload func([]xml.Token) []xml.Token) xml.TokenReader {
+	attrs := make([]xml.Attr, 3, 4)
+	attrs[0] = xml.Attr{Name: xml.Name{Local: "node"}, Value: c.Node}
+	attrs[1] = xml.Attr{Name: xml.Name{Local: "sessionid"}, Value: s.ID}
+	attrs[2] = xml.Attr{Name: xml.Name{Local: "status"}, Value: string(status)}
 	if s.Lang != "" {
-		start.Attr = append(start.Attr, xml.Attr{Name: xml.Name{Space: nsXML, Local: "lang"}, Value: s.Lang})
+		attrs = append(attrs, xml.Attr{Name: xml.Name{Space: nsXML, Local: "lang"}, Value: s.Lang})
 	}
-	toks := make([]xml.Token, 1, 48)
+	start := xml.StartElement{Name: xml.Name{Space: NS, Local: "command"}, Attr: attrs}
+	// Sized for what follows: the start and end, <actions/> with its three
+	// children at most, three tokens a note, and the payload's room.
+	n := 2 + 3*len(notes) + room
+	if status == Executing {
+		n += 8
+	}
+	toks := make([]xml.Token, 1, n)
 	toks[0] = start
 	if status == Executing {
 		last := s.Stage == len(c.Stages)-1
 		acts := xml.StartElement{Name: xml.Name{Space: NS, Local: "actions"},
 			Attr: []xml.Attr{{Name: xml.Name{Local: "execute"}, Value: string(defaultAction(last))}}}
 		toks = append(toks, acts)
-		child := func(a Action) {
-			el := xml.StartElement{Name: xml.Name{Space: NS, Local: string(a)}}
-			toks = append(toks, el, el.End())
-		}
 		if s.Stage > 0 {
-			child(Prev)
+			toks = append(toks, actionPrev.start, actionPrev.end)
 		}
 		if !last {
-			child(Next)
+			toks = append(toks, actionNext.start, actionNext.end)
 		}
 		if last || c.Stages[s.Stage].AllowComplete {
-			child(Complete)
+			toks = append(toks, actionComplete.start, actionComplete.end)
 		}
-		toks = append(toks, acts.End())
+		toks = append(toks, endActions)
 	}
 	for _, n := range notes {
 		typ := n.Type
@@ -519,13 +537,24 @@ func (p *Provider) response(c *Command, s *Session, status Status, notes []Note,
 			typ = NoteInfo
 		}
 		el := xml.StartElement{Name: xml.Name{Space: NS, Local: "note"}, Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: string(typ)}}}
-		toks = append(toks, el, xml.CharData(n.Text), el.End())
+		toks = append(toks, el, xml.CharData(n.Text), endNote)
 	}
 	if payload != nil {
 		toks = payload(toks)
 	}
-	return &tokens{toks: append(toks, start.End())}
+	return &tokens{toks: append(toks, endCommand)}
 }
+
+// Tokens of every response, boxed once (see plain).
+var (
+	actionPrev     = plainElement(NS, string(Prev))
+	actionNext     = plainElement(NS, string(Next))
+	actionComplete = plainElement(NS, string(Complete))
+
+	endActions xml.Token = xml.EndElement{Name: xml.Name{Space: NS, Local: "actions"}}
+	endNote    xml.Token = xml.EndElement{Name: xml.Name{Space: NS, Local: "note"}}
+	endCommand xml.Token = xml.EndElement{Name: xml.Name{Space: NS, Local: "command"}}
+)
 
 const nsXML = "http://www.w3.org/XML/1998/namespace"
 
@@ -605,9 +634,14 @@ func collect(r xml.TokenReader) ([]xml.Token, error) {
 // tell an id it issued and no longer holds (session-expired) from one the
 // requester invented (bad-sessionid) without remembering every ended id.
 func (p *Provider) newSessionID() string {
-	b := make([]byte, 12, 20)
+	m := p.macs.Get().(*macState)
+	b := m.id[:12]
 	_, _ = rand.Read(b)
-	return sidEncoding.EncodeToString(append(b, p.mac(b)...))
+	copy(m.id[12:], m.sum(b))
+	var out [32]byte // 20 bytes in base32
+	sidEncoding.Encode(out[:], m.id[:])
+	p.macs.Put(m)
+	return string(out[:sidEncoding.EncodedLen(len(m.id))])
 }
 
 // issued reports whether sid was made by newSessionID with this secret.
@@ -616,18 +650,26 @@ func (p *Provider) issued(sid string) bool {
 	if err != nil || len(b) != 20 {
 		return false
 	}
-	return hmac.Equal(b[12:], p.mac(b[:12]))
+	m := p.macs.Get().(*macState)
+	ok := hmac.Equal(b[12:], m.sum(b[:12]))
+	p.macs.Put(m)
+	return ok
 }
 
-// mac is the first 64 bits of b's HMAC. The hashes are pooled: a new
-// HMAC costs two SHA-256 states and the key schedule, for every command.
-func (p *Provider) mac(b []byte) []byte {
-	m := p.macs.Get().(hash.Hash)
-	m.Reset()
-	m.Write(b)
-	sum := m.Sum(make([]byte, 0, sha256.Size))
-	p.macs.Put(m)
-	return sum[:8]
+// macState is a pooled HMAC (a new one costs two SHA-256 states and the
+// key schedule, for every command) with room for an id and a sum, so that
+// making an id allocates nothing but its string.
+type macState struct {
+	h   hash.Hash // HMAC-SHA-256 under the provider's secret
+	id  [20]byte
+	buf [sha256.Size]byte
+}
+
+// sum is the first 64 bits of b's HMAC, valid until m is used again.
+func (m *macState) sum(b []byte) []byte {
+	m.h.Reset()
+	m.h.Write(b)
+	return m.h.Sum(m.buf[:0])[:8]
 }
 
 var sidEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)

@@ -82,7 +82,8 @@ func (c *Conn) enqueue(el *wire.Element, own bool) error {
 		return ErrUndeliverable
 	}
 	limit := c.env.Limits().MaxOutboundBytes
-	if q.slow(out.Len(), limit, time.Now()) {
+	// The clock is read only when slow could say yes.
+	if n := out.Len(); q.bytes != 0 && q.bytes+n > limit && q.slow(n, limit, time.Now()) {
 		// A client that reads slower than it is sent to: closed, and what it
 		// was never sent goes back.
 		q.closed = true
@@ -134,8 +135,14 @@ func (q *outbound) done(items []outItem) {
 // drain writes the queue until it is empty. It runs in one goroutine at a
 // time per connection: the one that set writing.
 func (c *Conn) drain() {
+	// spare is the slice of a batch written whole, emptied: the queue
+	// takes it back rather than allocating one for the next stanza.
+	var spare []outItem
 	for {
 		c.qmu.Lock()
+		if c.q.items == nil && spare != nil {
+			c.q.items, spare = spare, nil
+		}
 		if len(c.q.items) == 0 {
 			c.q.writing = false
 			c.qmu.Unlock()
@@ -153,6 +160,10 @@ func (c *Conn) drain() {
 			it.out.Release()
 			c.env.StanzasOut.Add(1)
 			c.env.Observer.StanzaOut(it.el.Start.Name.Local)
+		}
+		if err == nil && cap(batch) <= 64 {
+			clear(batch)
+			spare = batch[:0]
 		}
 		if err != nil {
 			c.qmu.Lock()
@@ -187,6 +198,17 @@ func (c *Conn) writeBatch(batch []outItem) (int, error) {
 			}
 		}
 		return len(batch), nil
+	}
+	if len(batch) == 1 {
+		// One stanza: a plain write, without the vector.
+		b := batch[0].out.Bytes()
+		if n, err := c.nc.Write(b); err != nil {
+			if n == len(b) {
+				return 1, c.writeFailed(err)
+			}
+			return 0, c.writeFailed(err)
+		}
+		return 1, nil
 	}
 	bufs := make(net.Buffers, len(batch))
 	for i, it := range batch {

@@ -80,8 +80,12 @@ func (s *Router) route(ctx context.Context, c *session, el *wire.Element) error 
 // write, say) into a stanza error for that stanza, so that one failed write
 // never ends the client's stream; stream errors and closing pass through.
 func (s *Router) keepStream(c *session, el *wire.Element, err error) error {
+	if err == nil {
+		// Before se, which escapes and would be allocated for every stanza.
+		return nil
+	}
 	var se stream.Error
-	if err == nil || errors.As(err, &se) || errors.Is(err, c2s.ErrClosed) {
+	if errors.As(err, &se) || errors.Is(err, c2s.ErrClosed) {
 		return err
 	}
 	s.log.Error("stanza failed", "kind", el.Start.Name.Local, "jid", c.addr.String(), "err", err)
@@ -202,13 +206,19 @@ func (s *Router) moduleIQ(ctx context.Context, c *session, el *wire.Element, typ
 		}
 		return s.bounceWith(c, el, rendered.TokenReader())
 	}
-	reply := &wire.Element{Start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "iq"}}}
-	reply.SetAttr("id", el.Attr("id"))
-	reply.SetAttr("type", string(stanza.ResultIQ))
-	if to := el.Attr("to"); to != "" {
-		reply.SetAttr("from", to)
+	// The attributes SetAttr would give a new element, in one allocation.
+	attrs := make([]xml.Attr, 0, 4)
+	if id := el.Attr("id"); id != "" {
+		attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "id"}, Value: id})
 	}
-	reply.SetAttr("to", c.addrName)
+	attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "type"}, Value: string(stanza.ResultIQ)})
+	if to := el.Attr("to"); to != "" {
+		attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "from"}, Value: to})
+	}
+	if c.addrName != "" {
+		attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "to"}, Value: c.addrName})
+	}
+	reply := &wire.Element{Start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "iq"}, Attr: attrs}}
 	if ts, ok := resp.(modules.TokenSlice); ok {
 		reply.Inner = ts.Tokens()
 	} else if resp != nil {

@@ -33,20 +33,57 @@ var ErrTooBig = errors.New("stanza exceeds limits.max_stanza_bytes")
 type budgetReader struct {
 	br   *bufio.Reader
 	left int
+	// win is what br had buffered when last peeked at, handed out from pos
+	// on without a call into br per byte; the bytes before pos are still
+	// in br, to be discarded (sync) before br is read again.
+	win []byte
+	pos int
 }
 
 func (b *budgetReader) ReadByte() (byte, error) {
 	if b.left <= 0 {
 		return 0, ErrTooBig
 	}
-	b.left--
-	return b.br.ReadByte()
+	if b.pos < len(b.win) {
+		c := b.win[b.pos]
+		b.pos++
+		b.left--
+		return c, nil
+	}
+	return b.readByteSlow()
 }
+
+// readByteSlow reads a byte from br once the window is used up, and peeks
+// at what br then holds.
+func (b *budgetReader) readByteSlow() (byte, error) {
+	b.sync()
+	c, err := b.br.ReadByte()
+	if err != nil {
+		return c, err
+	}
+	b.left--
+	if n := b.br.Buffered(); n > 0 {
+		b.win, _ = b.br.Peek(n)
+	}
+	return c, nil
+}
+
+// sync drops from br the bytes of the window already handed out.
+func (b *budgetReader) sync() {
+	if b.win != nil {
+		_, _ = b.br.Discard(b.pos)
+		b.win, b.pos = nil, 0
+	}
+}
+
+// buffered is how many bytes br holds that were not handed out.
+func (b *budgetReader) buffered() int { return b.br.Buffered() - b.pos }
 
 func (b *budgetReader) Read(p []byte) (int, error) {
 	if b.left <= 0 {
 		return 0, ErrTooBig
 	}
+	b.sync()
 	if len(p) > b.left {
 		p = p[:b.left]
 	}
@@ -265,16 +302,16 @@ func newXMLDecoder(r io.Reader) *xml.Decoder {
 
 // Buffered reports bytes received but not yet parsed. After <starttls/> any
 // such byte was sent in the clear before the handshake and must not be trusted.
-func (d *Decoder) Buffered() int { return d.budget.br.Buffered() }
+func (d *Decoder) Buffered() int { return d.budget.buffered() }
 
 // token reads one token and maps the restricted XML of RFC 6120 §11.1 and
 // parse failures to stream errors.
 func (d *Decoder) token() (xml.Token, error) {
-	t, err := d.d.Token()
+	tok, err := d.d.Token()
 	if err != nil {
 		return nil, d.mapErr(err)
 	}
-	switch t := t.(type) {
+	switch t := tok.(type) {
 	case xml.Comment, xml.Directive:
 		return nil, stream.RestrictedXML
 	case xml.ProcInst:
@@ -293,9 +330,27 @@ func (d *Decoder) token() (xml.Token, error) {
 				return nil, StreamError(stream.NotWellFormed, fmt.Sprintf("%q is not an XML name", a.Name.Local))
 			}
 		}
+		if !hasNSDecl(t) {
+			// Nothing to strip: the token as read, not boxed again.
+			return tok, nil
+		}
 		return StripNSDecl(t), nil
 	}
-	return t, nil
+	return tok, nil
+}
+
+// hasNSDecl reports whether stripNSDecl would change t: it declares a
+// namespace or is in none.
+func hasNSDecl(t xml.StartElement) bool {
+	if t.Name.Space == "" {
+		return true
+	}
+	for _, a := range t.Attr {
+		if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
+			return true
+		}
+	}
+	return false
 }
 
 // ncName reports whether s is an XML NCName (XML 1.0 fifth edition names,
@@ -435,7 +490,12 @@ func (d *Decoder) skipEnd() error {
 
 // rest reads the content of an element whose start tag was just read.
 func (d *Decoder) rest(start xml.StartElement) (*Element, error) {
-	el := &Element{Start: start.Copy()}
+	// The decoder gives every start tag names, values and an attribute
+	// slice of its own: only character data, which points into the
+	// decoder's buffer, is copied. The element is the one holder of its
+	// start's attributes, so SetAttr may use their spare capacity (an
+	// element made from another's start copies it, as presence does).
+	el := &Element{Start: start}
 	depth := 1
 	for depth > 0 {
 		t, err := d.token()
@@ -445,7 +505,7 @@ func (d *Decoder) rest(start xml.StartElement) (*Element, error) {
 			}
 			return nil, err
 		}
-		switch t.(type) {
+		switch c := t.(type) {
 		case xml.StartElement:
 			depth++
 			if depth > d.maxDepth {
@@ -456,8 +516,15 @@ func (d *Decoder) rest(start xml.StartElement) (*Element, error) {
 			if depth == 0 {
 				return el, nil
 			}
+		case xml.CharData:
+			t = c.Copy()
+		default:
+			t = xml.CopyToken(t)
 		}
-		el.Inner = append(el.Inner, xml.CopyToken(t))
+		if el.Inner == nil {
+			el.Inner = make([]xml.Token, 0, 8)
+		}
+		el.Inner = append(el.Inner, t)
 	}
 	return el, nil
 }

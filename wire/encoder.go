@@ -197,6 +197,25 @@ func escapeText(b *bytes.Buffer, s []byte) {
 func EscapeAttr(b *bytes.Buffer, s string) { escape(b, s, true) }
 
 func escape(b *bytes.Buffer, s string, attr bool) {
+	// Printable ASCII other than the markup characters is written as it
+	// is, without decoding runes; the rest from the first other byte on.
+	i := 0
+	for i < len(s) {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '&' || c == '<' || c == '>' || c == '"' {
+			break
+		}
+		i++
+	}
+	if i == len(s) {
+		b.WriteString(s)
+		return
+	}
+	b.WriteString(s[:i])
+	escapeRunes(b, s[i:], attr)
+}
+
+// escapeRunes is escape, rune by rune.
+func escapeRunes(b *bytes.Buffer, s string, attr bool) {
 	last := 0
 	for i, r := range s {
 		var esc string

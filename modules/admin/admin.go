@@ -157,6 +157,10 @@ func (m *Module) command(sp spec, node string) adhoc.Command {
 
 // audit writes the one log line of an admin action.
 func (m *Module) audit(r *adhoc.Request, name string, targets []string, res *adhoc.Result, err error) {
+	if !m.log.Enabled(context.Background(), slog.LevelInfo) {
+		// Not logged: the arguments are not even made.
+		return
+	}
 	outcome := "completed"
 	switch {
 	case err != nil:
@@ -171,7 +175,11 @@ func (m *Module) audit(r *adhoc.Request, name string, targets []string, res *adh
 	m.log.Info("admin action", "by", r.Requester.Bare().String(), "command", name, "targets", targets, "outcome", outcome)
 }
 
-func formType() form.Field { return form.Hidden("FORM_TYPE", form.Value(NS)) }
+func formType() form.Field { return formTypeField }
+
+// formTypeField is built once: a form.Field adds a new field to each form it
+// is given.
+var formTypeField = form.Hidden("FORM_TYPE", form.Value(NS))
 
 // failed completes a command with an error note saying what to fix.
 func failed(format string, args ...any) *adhoc.Result {
