@@ -78,6 +78,8 @@ type Sessions interface {
 	// calls for, then a roster push of the removal where the item was
 	// visible.
 	ContactRemoved(ctx context.Context, deleted jid.JID, r storage.RemovedItem)
+	// AccountCreated tells the running server of a new account.
+	AccountCreated(ctx context.Context, created jid.JID)
 	// AccountDeleted forgets what the server holds in memory for the deleted
 	// account (its ad-hoc command sessions).
 	AccountDeleted(ctx context.Context, deleted jid.JID)
@@ -92,6 +94,9 @@ func (NoSessions) EndSessions(string, string, string) int { return 0 }
 
 // ContactRemoved implements Sessions: no contact is online.
 func (NoSessions) ContactRemoved(context.Context, jid.JID, storage.RemovedItem) {}
+
+// AccountCreated implements Sessions: no server is told.
+func (NoSessions) AccountCreated(context.Context, jid.JID) {}
 
 // AccountDeleted implements Sessions: nothing is held in memory.
 func (NoSessions) AccountDeleted(context.Context, jid.JID) {}
@@ -146,6 +151,9 @@ func (s *Service) Add(ctx context.Context, account, password string) error {
 	}
 	if err := s.store.CreateAccount(ctx, a); err != nil {
 		return fmt.Errorf("account: add %s: %w", user, err)
+	}
+	if bare, err := s.bare(user); err == nil {
+		s.live.AccountCreated(ctx, bare)
 	}
 	return nil
 }

@@ -45,6 +45,10 @@ func (r *recorder) ContactRemoved(_ context.Context, deleted jid.JID, it storage
 	r.add(fmt.Sprintf("tell %s: %s left, was %s", it.Owner, deleted, it.Item.Subscription))
 }
 
+func (r *recorder) AccountCreated(_ context.Context, created jid.JID) {
+	r.add("created " + created.String())
+}
+
 func (r *recorder) AccountDeleted(_ context.Context, deleted jid.JID) {
 	r.add("forget " + deleted.String())
 }
@@ -80,6 +84,10 @@ func TestServiceRules(t *testing.T) {
 		if err := svc.Add(ctx, u, "pw"); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// The running server hears of each account made, and only of those.
+	if want := []string{"created alice@localhost", "created bob@localhost", "created carol@localhost"}; !slices.Equal(rec.calls, want) {
+		t.Fatalf("add told %q, want %q", rec.calls, want)
 	}
 
 	// A password change ends the other sessions, keeping the one asked for.

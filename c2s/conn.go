@@ -38,11 +38,10 @@ const (
 
 // Namespaces of the stream layer (RFC 6120).
 const (
-	NSStream    = "http://etherx.jabber.org/streams"
-	NSTLS       = "urn:ietf:params:xml:ns:xmpp-tls"
-	NSSASL      = "urn:ietf:params:xml:ns:xmpp-sasl"
-	NSCB        = "urn:xmpp:sasl-cb:0"
-	NSRosterVer = "urn:xmpp:features:rosterver"
+	NSStream = "http://etherx.jabber.org/streams"
+	NSTLS    = "urn:ietf:params:xml:ns:xmpp-tls"
+	NSSASL   = "urn:ietf:params:xml:ns:xmpp-sasl"
+	NSCB     = "urn:xmpp:sasl-cb:0"
 )
 
 // Env is what a stream needs of the server it belongs to. The server
@@ -68,6 +67,10 @@ type Env struct {
 	Log *slog.Logger
 	// StanzasOut counts the stanzas written to clients.
 	StanzasOut *atomic.Uint64
+	// Features are offered to an authenticated stream beside resource
+	// binding, each as an empty element in its namespace: the router's
+	// (roster versioning) and the modules' (modules.StreamFeatures).
+	Features []xml.Name
 }
 
 // Router is what a stream hands its session to: the router registers a
@@ -418,7 +421,12 @@ func (c *Conn) features() string {
 	b.WriteString("<stream:features" + c.streamPrefix() + ">")
 	switch {
 	case c.State() == Authenticated:
-		b.WriteString(`<bind xmlns='` + NSBind + `'/><session xmlns='` + NSSession + `'><optional/></session><ver xmlns='` + NSRosterVer + `'/>`)
+		b.WriteString(`<bind xmlns='` + NSBind + `'/><session xmlns='` + NSSession + `'><optional/></session>`)
+		for _, f := range c.env.Features {
+			b.WriteString(`<` + f.Local + ` xmlns='`)
+			xml.EscapeText(&b, []byte(f.Space))
+			b.WriteString(`'/>`)
+		}
 	default:
 		if c.tls == nil && c.env.TLS != nil && !c.ws {
 			b.WriteString(`<starttls xmlns='` + NSTLS + `'>`)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 
+	"mellium.im/xmpp/disco/info"
 	"mellium.im/xmpp/stanza"
 )
 
@@ -61,4 +62,10 @@ type TokenSlice interface {
 // module runs.
 type Features interface {
 	Features() []string
+}
+
+// Identities is the capability of a module that declares disco#info
+// identities of the server JID (XEP-0030 §3.1).
+type Identities interface {
+	Identities() []info.Identity
 }

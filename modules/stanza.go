@@ -94,3 +94,23 @@ type AccountIQHandler interface {
 	AccountRoutes() []Route
 	HandleIQ(ctx context.Context, iq IQ) (xml.TokenReader, error)
 }
+
+// StreamFeatures is the capability of a module that offers stream features
+// to an authenticated stream (RFC 6120 §4.3.2), beside resource binding:
+// each name is written as an empty element in its namespace,
+// <local xmlns='space'/>, as XEP-0198 stream management and XEP-0352
+// client state indication are offered.
+type StreamFeatures interface {
+	StreamFeatures() []xml.Name
+}
+
+// AccountHook is the capability of a module told of accounts created and
+// deleted while the server runs (by an administrator's command, by `adhocd
+// user` through the control socket, by the bootstrap). What a module
+// stores per account belongs under the account in storage, which removes
+// it with the account even when no server runs; the hook is for what the
+// module holds elsewhere, or in memory.
+type AccountHook interface {
+	AccountCreated(ctx context.Context, account jid.JID)
+	AccountDeleted(ctx context.Context, account jid.JID)
+}

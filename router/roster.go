@@ -336,3 +336,12 @@ func (s *Router) onUnbound(c *session) {
 	s.metrics.SessionBound(-1)
 	c.log.Info("session ended")
 }
+
+// nsRosterVer is the stream feature of roster versioning (RFC 6121 §2.6).
+const nsRosterVer = "urn:xmpp:features:rosterver"
+
+// StreamFeatures lists what the router offers authenticated streams: roster
+// versioning (RFC 6121 §2.6.1).
+func (s *Router) StreamFeatures() []xml.Name {
+	return []xml.Name{{Space: nsRosterVer, Local: "ver"}}
+}

@@ -14,7 +14,6 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/adhocd/adhocd/account"
-	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/storage"
 )
 
@@ -151,19 +150,18 @@ func (l liveSessions) ContactRemoved(ctx context.Context, deleted jid.JID, r sto
 	l.s.router.ContactRemoved(ctx, deleted, r)
 }
 
-// AccountDeleted implements account.Sessions: the deleted account's ad-hoc
-// command sessions end, so that an account made again under the same name
-// cannot continue them (it gets session-expired).
+// AccountCreated implements account.Sessions: the modules' account hooks
+// run.
+func (l liveSessions) AccountCreated(ctx context.Context, created jid.JID) {
+	for _, h := range l.s.accountHooks {
+		h.AccountCreated(ctx, created)
+	}
+}
+
+// AccountDeleted implements account.Sessions: the modules' account hooks
+// run (modules/commands ends the account's ad-hoc command sessions).
 func (l liveSessions) AccountDeleted(ctx context.Context, deleted jid.JID) {
-	if l.s.commands == nil {
-		return
-	}
-	st, ok := l.s.commands.Store().(adhoc.OwnerEnder)
-	if !ok {
-		l.s.log.Warn("the ad-hoc session store cannot end a deleted account's sessions", "jid", deleted.String())
-		return
-	}
-	if err := st.EndOwner(ctx, deleted.String()); err != nil {
-		l.s.log.Warn("end the ad-hoc sessions of a deleted account", "jid", deleted.String(), "err", err)
+	for _, h := range l.s.accountHooks {
+		h.AccountDeleted(ctx, deleted)
 	}
 }

@@ -48,6 +48,8 @@ type Server struct {
 	cmdObserver func(context.Context, adhoc.Event)
 	extra       []adhoc.Command
 	disco       modules.Disco
+	// accountHooks are the modules' modules.AccountHook, in start order.
+	accountHooks []modules.AccountHook
 
 	// router routes the bound sessions' stanzas; env is what every c2s
 	// stream shares. Both are made by Start.
@@ -269,7 +271,8 @@ func (s *Server) loadTLS(context.Context) error {
 func (s *Server) startRouter(ctx context.Context) error {
 	s.router = router.New(router.Options{Domain: s.domain, Store: s.store, Log: s.log, Observer: s.metrics, Limits: s.limits})
 	s.env = &c2s.Env{Domain: s.domain, C2S: s.cfg.C2S, Limits: s.limits, TLS: s.tlsConfig, Auth: s.auth,
-		Backoff: &s.authBackoff, Observer: s.metrics, Router: s.router, Log: s.log, StanzasOut: &s.router.StanzasOut}
+		Backoff: &s.authBackoff, Observer: s.metrics, Router: s.router, Log: s.log, StanzasOut: &s.router.StanzasOut,
+		Features: s.router.StreamFeatures()}
 	if err := s.loadAdmins(ctx); err != nil {
 		return err
 	}
@@ -302,6 +305,17 @@ func (s *Server) startModules(ctx context.Context) error {
 		}
 		if f, ok := m.(modules.Features); ok {
 			s.disco.AddFeature(f.Features()...)
+		}
+		if ids, ok := m.(modules.Identities); ok {
+			for _, id := range ids.Identities() {
+				s.disco.AddIdentity(id)
+			}
+		}
+		if ah, ok := m.(modules.AccountHook); ok {
+			s.accountHooks = append(s.accountHooks, ah)
+		}
+		if sf, ok := m.(modules.StreamFeatures); ok {
+			s.env.Features = append(s.env.Features, sf.StreamFeatures()...)
 		}
 	}
 	return nil

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/adhocd/adhocd/wire/wiretest"
 )
 
 // Raw is a client that writes bytes as they are and reads what the server
@@ -37,7 +39,7 @@ func DialRaw(t testing.TB, addr string) *Raw {
 }
 
 // Header is the stream header a client sends to this server.
-const Header = `<?xml version='1.0'?><stream:stream to='localhost' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`
+const Header = wiretest.Header
 
 // Write sends s; a write error is ignored because the server may already
 // have closed the stream, which the test then reads.

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
+	"log/slog"
 
 	"mellium.im/xmpp/disco/items"
 	"mellium.im/xmpp/jid"
@@ -22,6 +23,7 @@ import (
 type Module struct {
 	domain   jid.JID
 	provider *adhoc.Provider
+	log      *slog.Logger
 }
 
 var (
@@ -29,6 +31,7 @@ var (
 	_ modules.NodeHandler = (*Module)(nil)
 	_ modules.IQHandler   = (*Module)(nil)
 	_ modules.Features    = (*Module)(nil)
+	_ modules.AccountHook = (*Module)(nil)
 )
 
 // New returns the commands module.
@@ -39,7 +42,7 @@ func (*Module) Name() string { return "commands" }
 
 // Start implements modules.Module.
 func (m *Module) Start(_ context.Context, h modules.Host) error {
-	m.domain, m.provider = h.Domain(), h.Commands()
+	m.domain, m.provider, m.log = h.Domain(), h.Commands(), h.Logger()
 	h.Disco().AddNodeHandler(m)
 	if h.Config().Adhoc.DemoCommands {
 		for _, c := range []adhoc.Command{demo.Wizard(), demo.Greeting()} {
@@ -53,6 +56,24 @@ func (m *Module) Start(_ context.Context, h modules.Host) error {
 
 // Stop implements modules.Module.
 func (*Module) Stop(context.Context) error { return nil }
+
+// AccountCreated implements modules.AccountHook: a new account has no
+// command sessions.
+func (*Module) AccountCreated(context.Context, jid.JID) {}
+
+// AccountDeleted implements modules.AccountHook: the deleted account's
+// command sessions end, so that an account made again under the same name
+// cannot continue them (it gets session-expired).
+func (m *Module) AccountDeleted(ctx context.Context, deleted jid.JID) {
+	st, ok := m.provider.Store().(adhoc.OwnerEnder)
+	if !ok {
+		m.log.Warn("the ad-hoc session store cannot end a deleted account's sessions", "jid", deleted.String())
+		return
+	}
+	if err := st.EndOwner(ctx, deleted.String()); err != nil {
+		m.log.Warn("end the ad-hoc sessions of a deleted account", "jid", deleted.String(), "err", err)
+	}
+}
 
 var command = xml.Name{Space: adhoc.NS, Local: "command"}
 

@@ -23,9 +23,10 @@ type Module struct {
 }
 
 var (
-	_ modules.Module    = (*Module)(nil)
-	_ modules.IQHandler = (*Module)(nil)
-	_ modules.Features  = (*Module)(nil)
+	_ modules.Module     = (*Module)(nil)
+	_ modules.IQHandler  = (*Module)(nil)
+	_ modules.Features   = (*Module)(nil)
+	_ modules.Identities = (*Module)(nil)
 )
 
 // New returns the disco module.
@@ -37,8 +38,12 @@ func (*Module) Name() string { return "disco" }
 // Start implements modules.Module.
 func (m *Module) Start(_ context.Context, h modules.Host) error {
 	m.reg = h.Disco()
-	m.reg.AddIdentity(info.Identity{Category: "server", Type: "im", Name: "adhocd"})
 	return nil
+}
+
+// Identities implements modules.Identities: the server JID is an IM server.
+func (*Module) Identities() []info.Identity {
+	return []info.Identity{{Category: "server", Type: "im", Name: "adhocd"}}
 }
 
 // Stop implements modules.Module.

@@ -1,0 +1,104 @@
+package server_test
+
+import (
+	"context"
+	"encoding/xml"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"mellium.im/xmpp/disco/info"
+	"mellium.im/xmpp/jid"
+
+	"github.com/adhocd/adhocd/modules"
+	"github.com/adhocd/adhocd/server"
+	"github.com/adhocd/adhocd/servertest"
+)
+
+// probe is a module with the capabilities that no default module needs
+// yet, as a program embedding adhocd would write one.
+type probe struct {
+	mu               sync.Mutex
+	created, deleted []string
+}
+
+var (
+	_ modules.StreamFeatures = (*probe)(nil)
+	_ modules.Identities     = (*probe)(nil)
+	_ modules.AccountHook    = (*probe)(nil)
+)
+
+func (*probe) Name() string                              { return "probe" }
+func (*probe) Start(context.Context, modules.Host) error { return nil }
+func (*probe) Stop(context.Context) error                { return nil }
+
+func (*probe) StreamFeatures() []xml.Name {
+	return []xml.Name{{Space: "urn:example:probe", Local: "probe"}}
+}
+
+func (*probe) Identities() []info.Identity {
+	return []info.Identity{{Category: "gateway", Type: "probe", Name: "Probe"}}
+}
+
+func (p *probe) AccountCreated(_ context.Context, j jid.JID) {
+	p.mu.Lock()
+	p.created = append(p.created, j.String())
+	p.mu.Unlock()
+}
+
+func (p *probe) AccountDeleted(_ context.Context, j jid.JID) {
+	p.mu.Lock()
+	p.deleted = append(p.deleted, j.String())
+	p.mu.Unlock()
+}
+
+func (p *probe) seen() (created, deleted []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.created), slices.Clone(p.deleted)
+}
+
+// TestModuleCapabilities: what a module declares reaches clients: its
+// stream feature is offered to an authenticated stream beside binding and
+// roster versioning, its identity is in the server's disco#info beside the
+// disco module's, and it hears of accounts created and deleted on the
+// running server.
+func TestModuleCapabilities(t *testing.T) {
+	p := &probe{}
+	srv := servertest.StartWith(t, []server.Option{server.WithModules(p)})
+	srv.AddUser("alice", "wonderland")
+	if created, _ := p.seen(); !slices.Equal(created, []string{"alice@localhost"}) {
+		t.Fatalf("created: %v", created)
+	}
+
+	r := srv.RawDial()
+	r.StartTLS(srv.ClientTLS)
+	r.Write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHdvbmRlcmxhbmQ=</auth>`)
+	r.Expect(`<success`)
+	r.Write(servertest.Header)
+	features := r.Expect(`</stream:features>`)
+	for _, want := range []string{`<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>`, `<ver xmlns='urn:xmpp:features:rosterver'/>`, `<probe xmlns='urn:example:probe'/>`} {
+		if !strings.Contains(features, want) {
+			t.Errorf("features after authentication lack %s: %s", want, features)
+		}
+	}
+
+	c := srv.Dial("alice", "wonderland", "")
+	got, err := c.IQ(servertest.Context(t, servertest.Wait), `<iq type='get' id='d1' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`category="gateway"`, `type="probe"`, `category="server"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("disco#info lacks %s: %s", want, got)
+		}
+	}
+
+	if err := srv.Accounts().Delete(servertest.Context(t, servertest.Wait), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, deleted := p.seen(); !slices.Equal(deleted, []string{"alice@localhost"}) {
+		t.Fatalf("deleted: %v", deleted)
+	}
+}
