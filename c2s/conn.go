@@ -145,8 +145,9 @@ type Conn struct {
 	state atomic.Int32
 
 	wmu     sync.Mutex
-	outOpen bool // our stream header for the current stream is sent
-	closed  bool // our stream is closed; nothing more is written
+	outOpen bool      // our stream header for the current stream is sent
+	closed  bool      // our stream is closed; nothing more is written
+	wdSet   time.Time // when the write deadline was last set
 
 	// ctx is the context of the stream's handlers; cancel ends it.
 	ctx    context.Context
@@ -265,20 +266,30 @@ func (c *Conn) run(ctx context.Context) error {
 	// established stays true once the session was bound, even after an
 	// administrator unbinds it: a closing stream never negotiates again.
 	established := false
+	// Between stanzas the read deadline is limits.idle_timeout ahead, set
+	// again only once an eighth of it has passed (a busy stream does not
+	// reset its timer for every stanza, and the timeout holds to within an
+	// eighth); within a stanza that has to wait for more bytes, it is
+	// limits.stanza_timeout (stanzaDeadline, set by the decoder's
+	// StanzaWait).
+	var idleSet time.Time
+	stanzaDeadline := false
+	now := time.Now()
 	for {
-		if established {
-			// Between stanzas: the idle timeout, or none.
+		if established && (stanzaDeadline || idleSet.IsZero() || idle > 0 && now.Sub(idleSet) >= idle/8) {
 			var d time.Time
 			if idle > 0 {
-				d = time.Now().Add(idle)
+				d = now.Add(idle)
 			}
 			_ = c.raw.SetReadDeadline(d)
+			idleSet, stanzaDeadline = now, false
 		}
 		el, err := c.dec.Next()
 		if err != nil {
 			return err
 		}
-		c.lastActive.Store(time.Now().UnixNano())
+		now = time.Now()
+		c.lastActive.Store(now.UnixNano())
 		if established {
 			if c.State() != Bound {
 				// Unbound by the server while the stream closes: nothing
@@ -296,8 +307,10 @@ func (c *Conn) run(ctx context.Context) error {
 		}
 		if c.State() == Bound {
 			established = true
-			// Within a stanza: limits.stanza_timeout to finish it.
-			c.dec.StanzaStarted = func() {
+			// Within a stanza that waits for more bytes:
+			// limits.stanza_timeout to finish it.
+			c.dec.StanzaWait = func() {
+				stanzaDeadline = true
 				_ = c.raw.SetReadDeadline(time.Now().Add(c.env.Limits().StanzaTimeout.D()))
 			}
 		}
@@ -753,10 +766,28 @@ func (c *Conn) writeTokens(r xml.TokenReader) error {
 	return nil
 }
 
-func (c *Conn) setWriteDeadline() {
-	if d := c.env.Limits().WriteTimeout.D(); d > 0 {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(d))
+// setWriteDeadline puts the write deadline limits.write_timeout ahead, but
+// only once an eighth of it has passed since it was last set, so that a
+// busy stream does not reset its timer for every write (the timeout holds
+// to within an eighth). wmu is held.
+func (c *Conn) setWriteDeadline() { c.writeDeadline(false) }
+
+// forceWriteDeadline puts the write deadline limits.write_timeout ahead
+// whenever it was last set (the close after a writer was cut off). wmu is
+// held.
+func (c *Conn) forceWriteDeadline() { c.writeDeadline(true) }
+
+func (c *Conn) writeDeadline(force bool) {
+	d := c.env.Limits().WriteTimeout.D()
+	if d <= 0 {
+		return
 	}
+	now := time.Now()
+	if !force && !c.wdSet.IsZero() && now.Sub(c.wdSet) < d/8 {
+		return
+	}
+	c.wdSet = now
+	_ = c.nc.SetWriteDeadline(now.Add(d))
 }
 
 // writeFailed gives up on a client that cannot take our writes: the
@@ -782,7 +813,7 @@ func (c *Conn) closeLocked(se *stream.Error) {
 	if c.closed {
 		return
 	}
-	c.setWriteDeadline()
+	c.forceWriteDeadline()
 	// Over WebSocket each element is a message of its own; on TCP one write.
 	var parts []string
 	if !c.outOpen {

@@ -38,6 +38,8 @@ type budgetReader struct {
 	// in br, to be discarded (sync) before br is read again.
 	win []byte
 	pos int
+	// onWait, if set, runs before br reads from the connection.
+	onWait func()
 }
 
 func (b *budgetReader) ReadByte() (byte, error) {
@@ -57,6 +59,9 @@ func (b *budgetReader) ReadByte() (byte, error) {
 // at what br then holds.
 func (b *budgetReader) readByteSlow() (byte, error) {
 	b.sync()
+	if b.onWait != nil && b.br.Buffered() == 0 {
+		b.onWait()
+	}
 	c, err := b.br.ReadByte()
 	if err != nil {
 		return c, err
@@ -84,6 +89,9 @@ func (b *budgetReader) Read(p []byte) (int, error) {
 		return 0, ErrTooBig
 	}
 	b.sync()
+	if b.onWait != nil && b.br.Buffered() == 0 {
+		b.onWait()
+	}
 	if len(p) > b.left {
 		p = p[:b.left]
 	}
@@ -270,13 +278,33 @@ type Decoder struct {
 	// Elements that declare no namespace are taken as jabber:client.
 	Framed bool
 	// StanzaStarted, if set, runs when a top-level element's start tag has
-	// been read (the connection bounds the time to finish it).
+	// been read.
 	StanzaStarted func()
+	// StanzaWait, if set, runs once per top-level element, before the
+	// decoder first waits on the connection for the rest of an element
+	// whose start tag it has read (the connection then bounds the time to
+	// finish it). An element that arrived whole never waits: it costs no
+	// call.
+	StanzaWait func()
+	inStanza   bool // between a top-level start tag and its end
+	waited     bool // StanzaWait ran for the current element
 }
 
+// NewDecoder returns a decoder of r with the limits of config.Limits:
+// bytes per top-level element, depth and attributes per element.
 func NewDecoder(r io.Reader, maxBytes, maxDepth, maxAttrs int) *Decoder {
 	br := &budgetReader{br: bufio.NewReaderSize(r, 4096), left: maxBytes}
-	return &Decoder{budget: br, d: newXMLDecoder(br), maxBytes: maxBytes, maxDepth: maxDepth, maxAttrs: maxAttrs}
+	d := &Decoder{budget: br, d: newXMLDecoder(br), maxBytes: maxBytes, maxDepth: maxDepth, maxAttrs: maxAttrs}
+	br.onWait = d.waiting
+	return d
+}
+
+// waiting runs before the budget reader reads from the connection.
+func (d *Decoder) waiting() {
+	if d.inStanza && !d.waited && d.StanzaWait != nil {
+		d.waited = true
+		d.StanzaWait()
+	}
 }
 
 // Restart begins a new XML document on the same bytes (after SASL success),
@@ -469,7 +497,9 @@ func (d *Decoder) Next() (*Element, error) {
 			if d.StanzaStarted != nil {
 				d.StanzaStarted()
 			}
+			d.inStanza, d.waited = true, false
 			el, err := d.rest(t)
+			d.inStanza = false
 			d.budget.left = d.maxBytes
 			return el, err
 		}
