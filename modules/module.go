@@ -1,21 +1,31 @@
 // Package modules owns the module API, how features plug into adhocd: a
-// Module is started with a Host, the narrow surface of the server it may use,
-// and stopped in reverse order at shutdown. What a module serves it declares
-// through optional capabilities found by type assertion (iq.go): IQHandler
-// for IQ requests to the server JID, with the stream's context and the
-// payload parsed once; Features for what disco#info advertises. A module
-// that needs more of the server than Host declares its own narrow interface
-// and finds it on the Host by type assertion (modules/admin's Host). The
-// constructor table defaults.Table (package modules/defaults) lists every
-// module a server runs by default; programs that embed adhocd pass their own
-// modules beside them (server.WithModules).
+// Module is started with a Host, the narrow surface of the server every
+// module may use, and stopped in reverse order at shutdown. What a module
+// serves it declares through optional capabilities found by type assertion
+// (in the manner of caddy's optional interfaces and jackal's processors):
+//
+//   - iq.go: IQHandler (IQ requests to the server JID, with the stream's
+//     context and the payload parsed once), Features and Identities
+//     (disco#info of the server JID);
+//   - stanza.go: AccountIQHandler (IQs to the account's own JID),
+//     MessageHook (messages sent and received), OfflineStore (XEP-0160),
+//     OnlineHook and ReachableHook (presence), StanzaInterceptor (stanzas
+//     stopped on their way in or out), StreamFeatures, AccountHook
+//     (accounts created and deleted), and Session and Message, what those
+//     see of a session and of a message.
+//
+// A module that needs more of the server than Host declares its own narrow
+// interface and finds it on the Host by type assertion (modules/admin's
+// Host). The constructor table defaults.Table (package modules/defaults)
+// lists the modules adhocd runs; cmd/adhocd passes them to the server, and
+// programs that embed adhocd pass them, their own, or both
+// (server.WithModules).
 //
 // The XEP-0030 disco registry lives here too because every module publishes
-// into it:
-// features and identities of the server JID, and node handlers that answer
-// disco#info and disco#items per requester (the XEP-0050 command list shows a
-// requester only the commands it may run, which mellium's disco handler, keyed
-// on nodes alone, cannot do).
+// into it: features and identities of the server JID, and node handlers
+// that answer disco#info and disco#items per requester (the XEP-0050
+// command list shows a requester only the commands it may run, which
+// mellium's disco handler, keyed on nodes alone, cannot do).
 package modules
 
 import (

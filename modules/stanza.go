@@ -114,3 +114,17 @@ type AccountHook interface {
 	AccountCreated(ctx context.Context, account jid.JID)
 	AccountDeleted(ctx context.Context, account jid.JID)
 }
+
+// StanzaInterceptor is the capability of a module that may stop stanzas on
+// their way through the router (XEP-0191 blocking, say).
+type StanzaInterceptor interface {
+	// InterceptIn sees each stanza a local session sends, its from checked
+	// and its to parsed (the zero JID when it had none), before the router
+	// handles it. It returns nil to let it pass, or the stanza.Error the
+	// sender is answered with instead.
+	InterceptIn(ctx context.Context, from Session, el *wire.Element, to jid.JID) error
+	// InterceptOut sees each stanza the router is about to queue for a
+	// local session, and returns false to drop it for that session. It
+	// runs in the sender's goroutine and must not block.
+	InterceptOut(to Session, el *wire.Element) bool
+}

@@ -23,6 +23,7 @@ type hooks struct {
 	offline         modules.OfflineStore
 	online          []modules.OnlineHook
 	reachable       []modules.ReachableHook
+	interceptors    []modules.StanzaInterceptor
 }
 
 // AddModule takes what a started module declares of the router's
@@ -54,6 +55,9 @@ func (s *Router) AddModule(m modules.Module) error {
 	}
 	if rh, ok := m.(modules.ReachableHook); ok {
 		h.reachable = append(h.reachable, rh)
+	}
+	if si, ok := m.(modules.StanzaInterceptor); ok {
+		h.interceptors = append(h.interceptors, si)
 	}
 	return nil
 }
@@ -122,4 +126,25 @@ func (s *Router) sessionReachable(ctx context.Context, c *session) {
 	for _, h := range s.hooks.reachable {
 		h.SessionReachable(ctx, c)
 	}
+}
+
+// interceptIn runs the modules' InterceptIn on a stanza a session sent; a
+// stanza.Error stops it.
+func (s *Router) interceptIn(ctx context.Context, c *session, el *wire.Element, to jid.JID) error {
+	for _, ic := range s.hooks.interceptors {
+		if err := ic.InterceptIn(ctx, c, el, to); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// interceptOut reports whether every module's InterceptOut lets el reach dst.
+func (s *Router) interceptOut(dst *session, el *wire.Element) bool {
+	for _, ic := range s.hooks.interceptors {
+		if !ic.InterceptOut(dst, el) {
+			return false
+		}
+	}
+	return true
 }

@@ -64,6 +64,15 @@ func (s *Router) route(ctx context.Context, c *session, el *wire.Element) error 
 		return s.bounce(c, el, stanza.Error{Type: stanza.Cancel, Condition: stanza.Forbidden,
 			Text: map[string]string{"en": "the server's access lists do not allow contacting " + to.String()}})
 	}
+	if len(s.hooks.interceptors) > 0 {
+		if err := s.interceptIn(ctx, c, el, to); err != nil {
+			var se stanza.Error
+			if errors.As(err, &se) {
+				return s.bounce(c, el, se)
+			}
+			return s.keepStream(c, el, err)
+		}
+	}
 	var err error
 	switch name.Local {
 	case "iq":
@@ -380,6 +389,9 @@ func (s *Router) deliver(dst *session, el *wire.Element) { s.send(dst, el, false
 func (s *Router) deliverOwn(c *session, el *wire.Element) { s.send(c, el, true) }
 
 func (s *Router) send(dst *session, el *wire.Element, own bool) {
+	if len(s.hooks.interceptors) > 0 && !s.interceptOut(dst, el) {
+		return
+	}
 	deliver := dst.conn.Deliver
 	if own {
 		deliver = dst.conn.Reply

@@ -10,10 +10,12 @@ import (
 
 	"mellium.im/xmpp/disco/info"
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/server"
 	"github.com/adhocd/adhocd/servertest"
+	"github.com/adhocd/adhocd/wire"
 )
 
 // probe is a module with the capabilities that no default module needs
@@ -24,10 +26,25 @@ type probe struct {
 }
 
 var (
-	_ modules.StreamFeatures = (*probe)(nil)
-	_ modules.Identities     = (*probe)(nil)
-	_ modules.AccountHook    = (*probe)(nil)
+	_ modules.StreamFeatures    = (*probe)(nil)
+	_ modules.Identities        = (*probe)(nil)
+	_ modules.AccountHook       = (*probe)(nil)
+	_ modules.StanzaInterceptor = (*probe)(nil)
 )
+
+// InterceptIn refuses messages whose body says "refused".
+func (*probe) InterceptIn(_ context.Context, _ modules.Session, el *wire.Element, _ jid.JID) error {
+	if body, _ := el.Text(xml.Name{Space: stanza.NSClient, Local: "body"}); body == "refused" {
+		return stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAcceptable}
+	}
+	return nil
+}
+
+// InterceptOut drops messages whose body says "dropped".
+func (*probe) InterceptOut(_ modules.Session, el *wire.Element) bool {
+	body, _ := el.Text(xml.Name{Space: stanza.NSClient, Local: "body"})
+	return body != "dropped"
+}
 
 func (*probe) Name() string                              { return "probe" }
 func (*probe) Start(context.Context, modules.Host) error { return nil }
@@ -100,5 +117,33 @@ func TestModuleCapabilities(t *testing.T) {
 	}
 	if _, deleted := p.seen(); !slices.Equal(deleted, []string{"alice@localhost"}) {
 		t.Fatalf("deleted: %v", deleted)
+	}
+}
+
+// TestStanzaInterceptor: a module's interceptor refuses a stanza on its way
+// in (the sender gets the module's error, the recipient nothing) and drops
+// one on its way out (nobody hears of it); what it lets pass arrives.
+func TestStanzaInterceptor(t *testing.T) {
+	srv := servertest.StartWith(t, []server.Option{server.WithModules(&probe{})})
+	srv.AddUser("alice", "wonderland")
+	srv.AddUser("bob", "builder")
+	alice := srv.RawLogin("alice", "wonderland", "a")
+	bob := srv.RawLogin("bob", "builder", "b")
+	bob.Write(`<presence/>`)
+	bob.Expect(`<presence[^>]*from="bob@localhost/b"`)
+
+	alice.Write(`<message to='bob@localhost/b' id='m1' type='chat'><body>refused</body></message>`)
+	if got := alice.Expect(`id="m1"[^>]*>.*?</message>`); !strings.Contains(got, `type="error"`) || !strings.Contains(got, "<not-acceptable") {
+		t.Fatalf("the refused message's answer: %s", got)
+	}
+	alice.Write(`<message to='bob@localhost/b' id='m2' type='chat'><body>dropped</body></message>`)
+	alice.Write(`<message to='bob@localhost/b' id='m3' type='chat'><body>passed</body></message>`)
+	got := bob.Expect(`<message[^>]*>.*?</message>`)
+	if !strings.Contains(got, `id="m3"`) {
+		t.Fatalf("bob's first message is not the one let through: %s", got)
+	}
+	alice.Write(`<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	if got := alice.Expect(`id="p1"[^>]*/?>`); strings.Contains(got, "m2") || !strings.Contains(got, `type="result"`) {
+		t.Fatalf("alice heard of the dropped message, or no ping result: %s", got)
 	}
 }
