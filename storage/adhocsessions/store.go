@@ -2,7 +2,7 @@
 // bucket of the server's bbolt file, so that a multi-stage command survives a
 // restart (config adhoc.persist), with an adhoc.MemoryStore in front of it.
 //
-// It lives under server/storage rather than under adhoc because what it owns
+// It lives under storage rather than under adhoc because what it owns
 // is a bucket of the bbolt file whose other buckets (accounts, rosters,
 // offline messages) package storage owns: the file's layout is read in one
 // tree, and package adhoc, its requester and everything under adhoc/ link no
