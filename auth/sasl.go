@@ -90,8 +90,9 @@ type Options struct {
 	// channel-binding types on TLS streams.
 	ChannelBinding bool
 	// Certificate is the server's own TLS certificate, which
-	// tls-server-end-point binds to (RFC 5929 §4.1); nil: that type is not
-	// offered.
+	// tls-server-end-point binds to (RFC 5929 §4.1), for streams whose
+	// Stream.ServerCertificate is not set; nil: that type is not offered on
+	// them.
 	Certificate *x509.Certificate
 }
 
@@ -102,10 +103,9 @@ func NewAuthenticator(store storage.Store, domain string, opts Options) *Authent
 	return &Authenticator{store: store, domain: domain, opts: opts, secret: secret}
 }
 
-// Mechanisms lists the mechanisms offered on a stream, strongest first. tlsState
-// is nil on an unencrypted stream.
-func (a *Authenticator) Mechanisms(tlsState *tls.ConnectionState) []string {
-	if tlsState == nil {
+// Mechanisms lists the mechanisms offered on a stream, strongest first.
+func (a *Authenticator) Mechanisms(st Stream) []string {
+	if st.TLS == nil {
 		m := []string{SCRAMSHA256, SCRAMSHA1}
 		if a.opts.PlainWithoutTLS {
 			m = append(m, Plain)
@@ -113,7 +113,7 @@ func (a *Authenticator) Mechanisms(tlsState *tls.ConnectionState) []string {
 		return m
 	}
 	var m []string
-	if len(a.ChannelBindingTypes(tlsState)) > 0 {
+	if len(a.ChannelBindingTypes(st)) > 0 {
 		m = append(m, SCRAMSHA256Plus, SCRAMSHA1Plus)
 	}
 	return append(m, SCRAMSHA256, SCRAMSHA1, Plain)
@@ -122,15 +122,17 @@ func (a *Authenticator) Mechanisms(tlsState *tls.ConnectionState) []string {
 // ChannelBindingTypes lists the channel-binding types the TLS connection can
 // provide, for XEP-0440's <sasl-channel-binding/>: none when channel binding
 // is turned off.
-func (a *Authenticator) ChannelBindingTypes(tlsState *tls.ConnectionState) []string {
+func (a *Authenticator) ChannelBindingTypes(st Stream) []string {
 	if !a.opts.ChannelBinding {
 		return nil
 	}
-	return a.connectionBindings(tlsState)
+	return a.connectionBindings(st)
 }
 
-// connectionBindings lists the channel-binding types tlsState can provide.
-func (a *Authenticator) connectionBindings(tlsState *tls.ConnectionState) []string {
+// connectionBindings lists the channel-binding types the stream's TLS
+// connection can provide.
+func (a *Authenticator) connectionBindings(st Stream) []string {
+	tlsState := st.TLS
 	if tlsState == nil || !tlsState.HandshakeComplete {
 		return nil
 	}
@@ -138,7 +140,7 @@ func (a *Authenticator) connectionBindings(tlsState *tls.ConnectionState) []stri
 	if _, err := scram.NewTLSExporterBinding(tlsState); err == nil {
 		types = append(types, CBExporter)
 	}
-	if _, err := a.serverEndPoint(); err == nil {
+	if _, err := a.serverEndPoint(st); err == nil {
 		types = append(types, CBServerEndPoint)
 	}
 	if len(tlsState.TLSUnique) > 0 {
@@ -158,12 +160,17 @@ type Stream struct {
 	// instead of being refused as the downgrade RFC 5802 §6 guards against.
 	// slixmpp 1.8 on TLS 1.3 does exactly this.
 	CBTypeRefused bool
+	// ServerCertificate is the certificate this stream's TLS handshake sent
+	// (the server's certificate can be renewed while it runs), which
+	// tls-server-end-point binds to; nil: Options.Certificate.
+	ServerCertificate *x509.Certificate
 }
 
 // Exchange is one SASL authentication in progress.
 type Exchange struct {
 	a        *Authenticator
 	mech     string
+	st       Stream
 	tlsState *tls.ConnectionState
 	allowY   bool
 	conv     *scram.ServerConversation
@@ -178,7 +185,7 @@ type Exchange struct {
 func (a *Authenticator) Start(mech string, st Stream) (*Exchange, error) {
 	tlsState := st.TLS
 	offered := false
-	for _, m := range a.Mechanisms(tlsState) {
+	for _, m := range a.Mechanisms(st) {
 		if m == mech {
 			offered = true
 			break
@@ -190,7 +197,7 @@ func (a *Authenticator) Start(mech string, st Stream) (*Exchange, error) {
 		}
 		return nil, fail(InvalidMechanism, fmt.Errorf("mechanism %q not offered", mech))
 	}
-	return &Exchange{a: a, mech: mech, tlsState: tlsState, allowY: st.CBTypeRefused}, nil
+	return &Exchange{a: a, mech: mech, st: st, tlsState: tlsState, allowY: st.CBTypeRefused}, nil
 }
 
 // Mechanism returns the mechanism in use.
@@ -305,13 +312,13 @@ func (e *Exchange) newConversation(ctx context.Context, first []byte) (*scram.Se
 	if plus {
 		want = strings.TrimPrefix(flag, "p=")
 	}
-	cb, err := e.a.binding(want, e.tlsState)
+	cb, err := e.a.binding(want, e.st)
 	if err != nil {
 		if plus {
 			return nil, &Failure{Condition: MalformedRequest, Err: fmt.Errorf("%w: %v", ErrChannelBindingType, err),
 				Text: fmt.Sprintf("channel binding %s is not available on this connection, which offers %s; "+
 					"retry with one of those, or without channel binding (%s)",
-					want, strings.Join(e.a.connectionBindings(e.tlsState), ", "), strings.TrimSuffix(e.mech, "-PLUS"))}
+					want, strings.Join(e.a.connectionBindings(e.st), ", "), strings.TrimSuffix(e.mech, "-PLUS"))}
 		}
 		return srv.NewConversation(), nil
 	}
@@ -321,17 +328,17 @@ func (e *Exchange) newConversation(ctx context.Context, first []byte) (*scram.Se
 	return srv.NewConversationWithChannelBinding(cb), nil
 }
 
-func (a *Authenticator) binding(typ string, st *tls.ConnectionState) (scram.ChannelBinding, error) {
+func (a *Authenticator) binding(typ string, st Stream) (scram.ChannelBinding, error) {
 	switch typ {
 	case CBExporter:
-		return scram.NewTLSExporterBinding(st)
+		return scram.NewTLSExporterBinding(st.TLS)
 	case CBServerEndPoint:
-		return a.serverEndPoint()
+		return a.serverEndPoint(st)
 	case CBUnique:
-		if len(st.TLSUnique) == 0 {
+		if len(st.TLS.TLSUnique) == 0 {
 			return scram.ChannelBinding{}, errors.New("tls-unique is not available on this connection")
 		}
-		return scram.NewTLSUniqueBinding(st.TLSUnique), nil
+		return scram.NewTLSUniqueBinding(st.TLS.TLSUnique), nil
 	}
 	return scram.ChannelBinding{}, fmt.Errorf("unsupported channel-binding type %q", typ)
 }
@@ -340,11 +347,15 @@ func (a *Authenticator) binding(typ string, st *tls.ConnectionState) (scram.Chan
 // server's certificate, with the hash RFC 5929 §4.1 picks for its signature
 // algorithm. xdg-go/scram hashes the peer's certificate, which is the right
 // one on a client; on the server it is given our own.
-func (a *Authenticator) serverEndPoint() (scram.ChannelBinding, error) {
-	if a.opts.Certificate == nil {
+func (a *Authenticator) serverEndPoint(st Stream) (scram.ChannelBinding, error) {
+	cert := st.ServerCertificate
+	if cert == nil {
+		cert = a.opts.Certificate
+	}
+	if cert == nil {
 		return scram.ChannelBinding{}, errors.New("no server certificate for tls-server-end-point")
 	}
-	return scram.NewTLSServerEndpointBinding(&tls.ConnectionState{PeerCertificates: []*x509.Certificate{a.opts.Certificate}})
+	return scram.NewTLSServerEndpointBinding(&tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}})
 }
 
 // lookup loads the account named by the client. An unknown user gets

@@ -3,6 +3,7 @@ package auth_test
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
 	"strings"
@@ -114,13 +115,13 @@ func condition(err error) string {
 func TestChannelBindingAndDowngrade(t *testing.T) {
 	srvTLS, cliTLS := tlsState(t)
 	a := newAuthenticatorWith(t, auth.Options{ChannelBinding: true, Certificate: cliTLS.PeerCertificates[0]})
-	if got := strings.Join(a.ChannelBindingTypes(srvTLS), " "); got != "tls-exporter tls-server-end-point" {
+	if got := strings.Join(a.ChannelBindingTypes(auth.Stream{TLS: srvTLS}), " "); got != "tls-exporter tls-server-end-point" {
 		t.Fatalf("binding types on TLS 1.3: %s", got)
 	}
-	if got := a.Mechanisms(srvTLS); got[0] != auth.SCRAMSHA256Plus {
+	if got := a.Mechanisms(auth.Stream{TLS: srvTLS}); got[0] != auth.SCRAMSHA256Plus {
 		t.Fatalf("mechanisms on TLS: %v", got)
 	}
-	if got := a.Mechanisms(nil); strings.Contains(strings.Join(got, " "), "PLUS") || strings.Contains(strings.Join(got, " "), "PLAIN") {
+	if got := a.Mechanisms(auth.Stream{}); strings.Contains(strings.Join(got, " "), "PLUS") || strings.Contains(strings.Join(got, " "), "PLAIN") {
 		t.Fatalf("mechanisms without TLS: %v", got)
 	}
 	exporter, err := scram.NewTLSExporterBinding(cliTLS)
@@ -141,6 +142,25 @@ func TestChannelBindingAndDowngrade(t *testing.T) {
 	if err := run(t, a, auth.SCRAMSHA256Plus, stream, client(t, "wonderland").NewConversationWithChannelBinding(endPoint)); err != nil {
 		t.Fatalf("SCRAM-SHA-256-PLUS with tls-server-end-point: %v", err)
 	}
+	// The certificate the stream's own handshake sent wins over the
+	// configured one: after a renewal, a stream that began before it binds
+	// to the certificate it got.
+	renewed, err := tlscert.SelfSigned("localhost", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewedLeaf, err := x509.ParseCertificate(renewed.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newAuthenticatorWith(t, auth.Options{ChannelBinding: true, Certificate: renewedLeaf})
+	if err := run(t, b, auth.SCRAMSHA256Plus, stream, client(t, "wonderland").NewConversationWithChannelBinding(endPoint)); err == nil {
+		t.Fatal("tls-server-end-point bound to a certificate the stream never saw")
+	}
+	older := auth.Stream{TLS: srvTLS, ServerCertificate: cliTLS.PeerCertificates[0]}
+	if err := run(t, b, auth.SCRAMSHA256Plus, older, client(t, "wonderland").NewConversationWithChannelBinding(endPoint)); err != nil {
+		t.Fatalf("tls-server-end-point with the stream's own certificate: %v", err)
+	}
 	if err := run(t, a, auth.SCRAMSHA256, stream, client(t, "wonderland").NewConversation()); err != nil {
 		t.Fatalf("SCRAM-SHA-256 without binding (n flag): %v", err)
 	}
@@ -159,7 +179,7 @@ func TestChannelBindingAndDowngrade(t *testing.T) {
 	// The failure tells the client what this connection has and that it
 	// may retry without binding.
 	var f *auth.Failure
-	if errors.As(err, &f); f == nil || !strings.Contains(f.Text, "which offers "+strings.Join(a.ChannelBindingTypes(srvTLS), ", ")) || !strings.Contains(f.Text, "without channel binding") {
+	if errors.As(err, &f); f == nil || !strings.Contains(f.Text, "which offers "+strings.Join(a.ChannelBindingTypes(auth.Stream{TLS: srvTLS}), ", ")) || !strings.Contains(f.Text, "without channel binding") {
 		t.Fatalf("the failure's text does not name the binding types or the retry: %q", f.Text)
 	}
 	// ...and the honest y-flag retry that follows on that stream succeeds.
@@ -184,10 +204,10 @@ func TestChannelBindingAndDowngrade(t *testing.T) {
 func TestChannelBindingOff(t *testing.T) {
 	a := newAuthenticatorWith(t, auth.Options{})
 	srvTLS, _ := tlsState(t)
-	if got := strings.Join(a.Mechanisms(srvTLS), " "); strings.Contains(got, "PLUS") || !strings.Contains(got, auth.SCRAMSHA256) {
+	if got := strings.Join(a.Mechanisms(auth.Stream{TLS: srvTLS}), " "); strings.Contains(got, "PLUS") || !strings.Contains(got, auth.SCRAMSHA256) {
 		t.Fatalf("mechanisms with channel binding off: %s", got)
 	}
-	if got := a.ChannelBindingTypes(srvTLS); len(got) != 0 {
+	if got := a.ChannelBindingTypes(auth.Stream{TLS: srvTLS}); len(got) != 0 {
 		t.Fatalf("binding types advertised with channel binding off: %v", got)
 	}
 	if _, err := a.Start(auth.SCRAMSHA256Plus, auth.Stream{TLS: srvTLS}); condition(err) != auth.InvalidMechanism {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/xml"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/adhocd/adhocd/auth"
 	"github.com/adhocd/adhocd/config"
+	"github.com/adhocd/adhocd/tlscert"
 	"github.com/adhocd/adhocd/wire"
 )
 
@@ -55,6 +57,11 @@ type Env struct {
 	Limits func() config.Limits
 	// TLS is the configuration STARTTLS uses; nil offers no STARTTLS.
 	TLS *tls.Config
+	// Certificate, if set, returns the certificate to serve now: each
+	// STARTTLS sends the one current at its start, and the stream's channel
+	// binding (tls-server-end-point) binds to that one, whatever is renewed
+	// later. Without it, TLS's own certificates serve.
+	Certificate func() *tlscert.Cert
 	// Auth runs the SASL exchanges.
 	Auth *auth.Authenticator
 	// Backoff counts failed logins per address.
@@ -158,10 +165,11 @@ type Conn struct {
 	q   outbound
 
 	authFailures int
-	cbRefused    bool    // a -PLUS attempt asked for a binding type we lack
-	user         string  // localpart once authenticated
-	addr         jid.JID // full JID once bound
-	sess         Session // the router's side once bound
+	cbRefused    bool              // a -PLUS attempt asked for a binding type we lack
+	serverCert   *x509.Certificate // what our TLS handshake sent, when known
+	user         string            // localpart once authenticated
+	addr         jid.JID           // full JID once bound
+	sess         Session           // the router's side once bound
 	connected    time.Time
 	lastActive   atomic.Int64 // unix nanoseconds of the last stanza received
 	stanzas      atomic.Uint64
@@ -191,6 +199,12 @@ func NewWebSocket(env *Env, ws *websocket.Conn, remoteAddr string, st *tls.Conne
 	c.tls = st
 	if st != nil {
 		c.setState(Secured)
+		if env.Certificate != nil {
+			// The HTTP server's handshake served the certificate current
+			// then; it was renewed since only if a renewal fell between
+			// that handshake and this upgrade.
+			c.serverCert = env.Certificate().Leaf
+		}
 	}
 	c.setIO(c.nc)
 	return c
@@ -204,6 +218,11 @@ func (c *Conn) setIO(nc net.Conn) {
 		c.dec.Framed = true
 		c.dec.Restart()
 	}
+}
+
+// authStream is what the SASL exchange needs to know of this stream.
+func (c *Conn) authStream() auth.Stream {
+	return auth.Stream{TLS: c.tls, CBTypeRefused: c.cbRefused, ServerCertificate: c.serverCert}
 }
 
 // State returns where the stream is in its negotiation.
@@ -450,11 +469,11 @@ func (c *Conn) features() string {
 		}
 		if c.tls != nil || !c.env.C2S.RequireTLS || c.ws {
 			b.WriteString(`<mechanisms xmlns='` + NSSASL + `'>`)
-			for _, m := range c.env.Auth.Mechanisms(c.tls) {
+			for _, m := range c.env.Auth.Mechanisms(c.authStream()) {
 				b.WriteString("<mechanism>" + m + "</mechanism>")
 			}
 			b.WriteString(`</mechanisms>`)
-			if types := c.env.Auth.ChannelBindingTypes(c.tls); len(types) > 0 {
+			if types := c.env.Auth.ChannelBindingTypes(c.authStream()); len(types) > 0 {
 				b.WriteString(`<sasl-channel-binding xmlns='` + NSCB + `'>`)
 				for _, t := range types {
 					b.WriteString(`<channel-binding type='` + t + `'/>`)
@@ -511,7 +530,15 @@ func (c *Conn) startTLS(ctx context.Context) error {
 	if err := c.writeRaw(`<proceed xmlns='` + NSTLS + `'/>`); err != nil {
 		return err
 	}
-	tc := tls.Server(c.raw, c.env.TLS)
+	cfg := c.env.TLS
+	if c.env.Certificate != nil {
+		cert := c.env.Certificate()
+		cfg = cfg.Clone()
+		cfg.GetCertificate = nil
+		cfg.Certificates = []tls.Certificate{cert.TLS}
+		c.serverCert = cert.Leaf
+	}
+	tc := tls.Server(c.raw, cfg)
 	hctx, cancel := context.WithTimeout(ctx, c.env.Limits().PreAuthTimeout.D())
 	defer cancel()
 	if err := tc.HandshakeContext(hctx); err != nil {
@@ -548,7 +575,7 @@ func (c *Conn) authenticate(ctx context.Context, el *wire.Element) error {
 			c.setState(before) // failed or aborted: the client may try again
 		}
 	}()
-	ex, err := c.env.Auth.Start(mech, auth.Stream{TLS: c.tls, CBTypeRefused: c.cbRefused})
+	ex, err := c.env.Auth.Start(mech, c.authStream())
 	if err != nil {
 		return c.authFailed(err, mech)
 	}

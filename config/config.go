@@ -88,6 +88,10 @@ type WebSocket struct {
 type TLS struct {
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
+	// ReloadInterval is how often the certificate files are checked for a
+	// change (a renewal); a changed pair is loaded without a restart. SIGHUP
+	// and the reload command load them at once. 0 stops the checks.
+	ReloadInterval Duration `yaml:"reload_interval"`
 }
 
 // Storage configures the embedded bbolt store.
@@ -247,6 +251,7 @@ func Default() Config {
 		Domain:    "localhost",
 		C2S:       C2S{Listen: ":5222", RequireTLS: true, ChannelBinding: true},
 		WebSocket: WebSocket{Path: "/xmpp-websocket"},
+		TLS:       TLS{ReloadInterval: Duration(time.Minute)},
 		Storage: Storage{
 			Path:            "data",
 			SCRAMIterations: 4096,
@@ -371,6 +376,9 @@ func (c *Config) Validate() error {
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("tls: cert_file and key_file must be set together")
+	}
+	if c.TLS.ReloadInterval < 0 {
+		bad("tls.reload_interval: must not be negative")
 	}
 	if c.Storage.Path == "" {
 		bad("storage.path: must be set")

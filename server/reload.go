@@ -16,10 +16,13 @@ func WithReload(load func() (config.Config, error)) Option {
 }
 
 // Reload reads the configuration again and applies, without a restart, what
-// can change live: admins, limits and the admin section (idle_after, motd).
-// Limits apply to what happens next: new streams get the new stanza limits,
-// the other limits are read as they are used.
-// It returns the keys that changed but need a restart to apply.
+// can change live: admins, limits and the admin section (idle_after, motd);
+// then it reads the certificate files again (a renewal; the paths
+// themselves need a restart). Limits apply to what happens next: new
+// streams get the new stanza limits, the other limits are read as they are
+// used. It returns the keys that changed but need a restart to apply; an
+// error about the certificate comes after the configuration was applied,
+// and the certificate in use stays.
 func (s *Server) Reload(ctx context.Context) (needRestart []string, err error) {
 	if s.reload == nil {
 		return nil, errors.New("server: no configuration source to reload from")
@@ -57,7 +60,7 @@ func (s *Server) Reload(ctx context.Context) (needRestart []string, err error) {
 		fn(ctx, s.Config())
 	}
 	s.log.Info("configuration reloaded", "needs_restart", needRestart)
-	return needRestart, nil
+	return needRestart, s.ReloadCertificate()
 }
 
 func (h *host) Reload(ctx context.Context) ([]string, error) { return h.s.Reload(ctx) }

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -42,6 +41,8 @@ type Server struct {
 	ownsStore   bool
 	auth        *auth.Authenticator
 	tlsConfig   *tls.Config
+	certs       *tlscert.Certs
+	stopWatch   func() // ends the watch of the certificate files
 	metrics     Observer
 	modules     []modules.Module
 	commands    *adhoc.Provider
@@ -224,6 +225,15 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		}()
 		s.log.Info("adhocd listening for XMPP over WebSocket", "addr", wsLn.Addr().String(), "path", s.cfg.WebSocket.Path, "tls", s.cfg.WebSocket.TLS)
 	}
+	if d := s.cfg.TLS.ReloadInterval.D(); d > 0 {
+		wctx, stop := context.WithCancel(context.Background())
+		s.stopWatch = stop
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.certs.Watch(wctx, d, s.log)
+		}()
+	}
 	s.wg.Add(1)
 	go s.serveControl(ctl)
 	s.log.Info("adhocd listening", "domain", s.domain.String(), "c2s", ln.Addr().String(), "require_tls", s.cfg.C2S.RequireTLS)
@@ -249,19 +259,16 @@ func (s *Server) openStore(context.Context) error {
 // loadTLS loads the certificate (or makes the self-signed one) and the
 // authenticator, whose channel binding needs it.
 func (s *Server) loadTLS(context.Context) error {
-	cert, err := tlscert.Load(s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile, s.cfg.Storage.Path, s.domain.String())
+	certs, err := tlscert.Open(s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile, s.cfg.Storage.Path, s.domain.String())
 	if err != nil {
 		return err
 	}
-	s.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	leaf := cert.Leaf
-	if leaf == nil {
-		if leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
-			return fmt.Errorf("server: certificate: %w", err)
-		}
-	}
+	s.certs = certs
+	// The certificate is served as it is now: a renewal (ReloadCertificate,
+	// tls.reload_interval) reaches the next handshake.
+	s.tlsConfig = &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12}
 	s.auth = auth.NewAuthenticator(s.store, s.domain.String(), auth.Options{
-		PlainWithoutTLS: s.cfg.C2S.AllowPlainWithoutTLS, ChannelBinding: s.cfg.C2S.ChannelBinding, Certificate: leaf})
+		PlainWithoutTLS: s.cfg.C2S.AllowPlainWithoutTLS, ChannelBinding: s.cfg.C2S.ChannelBinding, Certificate: certs.Current().Leaf})
 	s.auth.Check = s.accessCheck
 	return nil
 }
@@ -272,7 +279,7 @@ func (s *Server) startRouter(ctx context.Context) error {
 	s.router = router.New(router.Options{Domain: s.domain, Store: s.store, Log: s.log, Observer: s.metrics, Limits: s.limits})
 	s.env = &c2s.Env{Domain: s.domain, C2S: s.cfg.C2S, Limits: s.limits, TLS: s.tlsConfig, Auth: s.auth,
 		Backoff: &s.authBackoff, Observer: s.metrics, Router: s.router, Log: s.log, StanzasOut: &s.router.StanzasOut,
-		Features: s.router.StreamFeatures()}
+		Features: s.router.StreamFeatures(), Certificate: s.certs.Current}
 	if err := s.loadAdmins(ctx); err != nil {
 		return err
 	}
@@ -477,6 +484,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	s.stopping = true
+	if s.stopWatch != nil {
+		s.stopWatch()
+	}
 	ln, ctl, wsHTTP := s.ln, s.ctl, s.wsHTTP
 	conns := make([]*c2s.Conn, 0, len(s.conns))
 	for c := range s.conns {
@@ -614,3 +624,17 @@ func (s *Server) Status() modules.Status {
 }
 
 func (h *host) Status() modules.Status { return h.s.Status() }
+
+// ReloadCertificate reads the certificate files again; new handshakes get
+// what they hold, the streams already secured keep theirs.
+func (s *Server) ReloadCertificate() error {
+	changed, err := s.certs.Reload()
+	if err != nil {
+		return fmt.Errorf("server: certificate: %w", err)
+	}
+	if changed {
+		leaf := s.certs.Current().Leaf
+		s.log.Info("certificate reloaded", "subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
+	}
+	return nil
+}

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -27,9 +29,23 @@ var (
 
 // Bolt is the bbolt implementation of Store.
 type Bolt struct {
-	db    *bolt.DB
-	times *sessionTimes // nil when login times are written at once
+	db      *bolt.DB
+	times   *sessionTimes // nil when login times are written at once
+	pidFile string
 }
+
+// ErrLocked is what Open returns when another process holds the store.
+var ErrLocked = errors.New("storage: the store is in use")
+
+// lockedError says which process holds the store, as far as the pid file
+// beside it knows (a process killed hard leaves a stale one).
+type lockedError struct{ path, holder string }
+
+func (e lockedError) Error() string {
+	return "storage: " + e.path + " is in use by another adhocd" + e.holder
+}
+
+func (e lockedError) Unwrap() error { return ErrLocked }
 
 var _ Store = (*Bolt)(nil)
 
@@ -41,10 +57,23 @@ func Open(dir string, timeout time.Duration, opts ...Option) (*Bolt, error) {
 		return nil, fmt.Errorf("storage: create %s: %w", dir, err)
 	}
 	path := filepath.Join(dir, "adhocd.db")
+	pidFile := filepath.Join(dir, "adhocd.pid")
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	if errors.Is(err, bolt.ErrTimeout) {
+		holder := ""
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid := strings.TrimSpace(string(b)); pid != "" {
+				holder = " (pid " + pid + "?)"
+			}
+		}
+		return nil, lockedError{path: path, holder: holder}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
+	// A hint for the next process that finds the file locked. The lock is
+	// bbolt's flock; this only names its probable holder.
+	_ = os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600)
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketAccounts, bucketRosters, bucketSettings, bucketOffline} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -61,7 +90,7 @@ func Open(dir string, timeout time.Duration, opts ...Option) (*Bolt, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	s := &Bolt{db: db}
+	s := &Bolt{db: db, pidFile: pidFile}
 	if o.loginTimeDelay > 0 {
 		s.times = newSessionTimes(o.loginTimeDelay)
 		go s.flushLoop()
@@ -77,6 +106,9 @@ func (s *Bolt) DB() *bolt.DB { return s.db }
 // pending, then closes the file.
 func (s *Bolt) Close() error {
 	flushErr := s.closeTimes()
+	if b, err := os.ReadFile(s.pidFile); err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(os.Getpid()) {
+		_ = os.Remove(s.pidFile)
+	}
 	if err := s.db.Close(); err != nil {
 		return errors.Join(flushErr, fmt.Errorf("storage: close: %w", err))
 	}

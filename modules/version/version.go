@@ -7,11 +7,11 @@ import (
 	"context"
 	"encoding/xml"
 	"runtime"
-	"runtime/debug"
 
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/version"
 
+	"github.com/adhocd/adhocd/buildinfo"
 	"github.com/adhocd/adhocd/modules"
 )
 
@@ -30,13 +30,8 @@ func New() modules.Module { return Module{} }
 // Name implements modules.Module.
 func (Module) Name() string { return "version" }
 
-// Version is the running build's module version ("(devel)" from a checkout).
-func Version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
-}
+// Version is the running build's version (package buildinfo).
+func Version() string { return buildinfo.Version() }
 
 // Start implements modules.Module.
 func (Module) Start(context.Context, modules.Host) error { return nil }

@@ -1,0 +1,187 @@
+package main_test
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// exitCode runs bin and returns its combined output and exit status.
+func exitCode(t *testing.T, bin, stdin string, args ...string) (string, int) {
+	t.Helper()
+	out, err := runCmd(t, bin, stdin, args...)
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return out, 0
+	case errors.As(err, &ee):
+		return out, ee.ExitCode()
+	}
+	t.Fatalf("adhocd %v: %v", args, err)
+	return "", -1
+}
+
+// TestHelpAndUsage: help in every spelling exits 0 and lists every command;
+// a command line adhocd cannot run exits 2 and says why.
+func TestHelpAndUsage(t *testing.T) {
+	bin := build(t)
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}} {
+		out, code := exitCode(t, bin, "", args...)
+		if code != 0 {
+			t.Fatalf("adhocd %v exited %d: %s", args, code, out)
+		}
+		for _, cmd := range []string{"serve", "user", "check-config", "healthcheck", "version", "help"} {
+			if !strings.Contains(out, "\n  "+cmd+" ") {
+				t.Errorf("adhocd %v does not list %s:\n%s", args, cmd, out)
+			}
+		}
+	}
+	if out, code := exitCode(t, bin, "", "help", "user"); code != 0 || !strings.Contains(out, "usage: adhocd user add|passwd|disable|enable|delete|list") {
+		t.Fatalf("help user: %d %s", code, out)
+	}
+	if out, code := exitCode(t, bin, "", "user", "add", "-h"); code != 0 || !strings.Contains(out, "-config") {
+		t.Fatalf("user add -h: %d %s", code, out)
+	}
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"--no-such-flag"}, "flag provided but not defined"},
+		{[]string{"user"}, "usage: adhocd user"},
+		{[]string{"user", "add"}, "usage: adhocd user add JID"},
+		{[]string{"user", "rename", "a"}, `unknown user command "rename"`},
+		{[]string{"version", "extra"}, "takes no arguments"},
+	} {
+		out, code := exitCode(t, bin, "", tc.args...)
+		if code != 2 || !strings.Contains(out, tc.says) {
+			t.Errorf("adhocd %v: exit %d, want 2 saying %q:\n%s", tc.args, code, tc.says, out)
+		}
+	}
+}
+
+// TestVersionStamped: the version given at build time is what `adhocd
+// version` and `--version` print; a plain build says (devel).
+func TestVersionStamped(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "adhocd")
+	if out, err := exec.Command("go", "build", "-ldflags", "-X github.com/adhocd/adhocd/buildinfo.version=v9.8.7-test", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		if out, code := exitCode(t, bin, "", args...); code != 0 || !strings.HasPrefix(out, "adhocd v9.8.7-test (go1.") {
+			t.Fatalf("adhocd %v: %d %q", args, code, out)
+		}
+	}
+	if out, code := exitCode(t, build(t), "", "version"); code != 0 || !strings.HasPrefix(out, "adhocd (devel)") {
+		t.Fatalf("plain build: %d %q", code, out)
+	}
+}
+
+// TestCheckConfig: a valid configuration is reported with what the server
+// would listen on, without listening or opening the store; an invalid one
+// exits 1 naming the key and its line.
+func TestCheckConfig(t *testing.T) {
+	bin := build(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	yaml := "domain: chat.example\nadmins: [root@chat.example]\nc2s:\n  listen: 127.0.0.1:15299\nmetrics:\n  listen: 127.0.0.1:19099\nstorage:\n  path: data\n"
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code := exitCode(t, bin, "", "check-config", "--config", cfg)
+	if code != 0 {
+		t.Fatalf("check-config exited %d: %s", code, out)
+	}
+	for _, want := range []string{"the configuration is valid", "domain:    chat.example", "c2s:       127.0.0.1:15299 (STARTTLS required)",
+		"metrics:   127.0.0.1:19099", "storage:   " + filepath.Join(dir, "data"), "admins:    root@chat.example", "websocket: off"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check-config does not say %q:\n%s", want, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("check-config created the store: %v", err)
+	}
+	if err := os.WriteFile(cfg, []byte("domain: localhost\nlimits:\n  max_stanza_byte: 10\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := exitCode(t, bin, "", "check-config", "--config", cfg); code != 1 || !strings.Contains(out, "max_stanza_byte") || !strings.Contains(out, "line 3") {
+		t.Fatalf("bad config: exit %d: %s", code, out)
+	}
+}
+
+// TestFlagsAfterArguments: --config may follow the JID, as people type it.
+func TestFlagsAfterArguments(t *testing.T) {
+	bin := build(t)
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir)
+	if out, code := exitCode(t, bin, "pw-alice\n", "user", "add", "alice@localhost", "--config", cfg); code != 0 {
+		t.Fatalf("user add JID --config: %d %s", code, out)
+	}
+	if out, code := exitCode(t, bin, "", "user", "list", "--config="+cfg); code != 0 || out != "alice@localhost\n" {
+		t.Fatalf("user list --config=: %d %q", code, out)
+	}
+}
+
+// freePort returns a loopback port nothing listens on.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestHealthcheckAndLockedStore: healthcheck says healthy while the server
+// answers and exits 1 once it is gone; a second server on the same store
+// fails saying which process holds it.
+func TestHealthcheckAndLockedStore(t *testing.T) {
+	bin := build(t)
+	dir := t.TempDir()
+	port := freePort(t)
+	cfg := filepath.Join(dir, "config.yaml")
+	yaml := fmt.Sprintf("domain: localhost\nc2s:\n  listen: 127.0.0.1:%d\nstorage:\n  path: data\nlog:\n  level: info\n", port)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := exitCode(t, bin, "", "healthcheck", "--config", cfg, "--timeout", "1s"); code != 1 || !strings.Contains(out, "unhealthy") {
+		t.Fatalf("healthcheck with no server: %d %s", code, out)
+	}
+	srv, addrs, logs := startAdhocd(t, bin, cfg)
+	next(t, addrs, logs)
+	if out, code := exitCode(t, bin, "", "healthcheck", "--config", cfg); code != 0 || !strings.Contains(out, "healthy: 127.0.0.1:"+strconv.Itoa(port)) {
+		t.Fatalf("healthcheck: %d %s", code, out)
+	}
+
+	second := strings.Replace(yaml, strconv.Itoa(port), "0", 1)
+	cfg2 := filepath.Join(dir, "second.yaml")
+	if err := os.WriteFile(cfg2, []byte(second), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code := exitCode(t, bin, "", "--config", cfg2)
+	want := "is in use by another adhocd (pid " + strconv.Itoa(srv.Process.Pid) + "?)"
+	if code != 1 || !strings.Contains(out, want) {
+		t.Fatalf("a second server on the same store: exit %d, want 1 saying %q:\n%s", code, want, out)
+	}
+
+	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+	if out, code := exitCode(t, bin, "", "healthcheck", "--config", cfg, "--timeout", "1s"); code != 1 {
+		t.Fatalf("healthcheck after stop: %d %s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", "adhocd.pid")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the pid file outlives the server: %v", err)
+	}
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/adhocd/adhocd/account"
+	"github.com/adhocd/adhocd/config"
+	"github.com/adhocd/adhocd/server"
+	"github.com/adhocd/adhocd/storage"
+)
+
+const userUsage = "add|passwd|disable|enable|delete|list [JID] [--config FILE]"
+
+// userCmd runs an account operation: on the store directly while no server
+// holds it, else through the running server's control socket.
+func userCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usagef("usage: adhocd user %s", userUsage)
+	}
+	op := args[0]
+	fs, cfgPath := newFlags("user "+op, "[JID] [--config FILE]", stderr)
+	rest, err := parseFlags(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	req := account.Request{Op: op}
+	switch op {
+	case "add", "passwd", "disable", "enable", "delete":
+		if len(rest) != 1 {
+			return usagef("usage: adhocd user %s JID [--config FILE]", op)
+		}
+	case "list":
+		if len(rest) != 0 {
+			return usagef("usage: adhocd user list [--config FILE]")
+		}
+	default:
+		return usagef("unknown user command %q (usage: adhocd user %s)", op, userUsage)
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if op != "list" {
+		if req.User, err = account.Username(rest[0], cfg.Domain); err != nil {
+			return err
+		}
+	}
+	if op == "add" || op == "passwd" {
+		if req.Password, err = readPassword(stdin, stderr); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	resp, err := offline(ctx, cfg, req)
+	if errors.Is(err, storage.ErrLocked) {
+		// The server holds the store: it does the work, with its sessions.
+		resp, err = server.Control(ctx, cfg.Storage.Path, req)
+	}
+	if err == nil && resp.Error != "" {
+		err = errors.New(resp.Error)
+	}
+	if err != nil {
+		return err
+	}
+	for _, u := range resp.Users {
+		fmt.Fprintln(stdout, u)
+	}
+	return nil
+}
+
+// offline runs a request on the store directly, with the same account
+// operations as the server's but no session to end, or returns
+// storage.ErrLocked when a running server holds the store.
+func offline(ctx context.Context, cfg config.Config, req account.Request) (account.Response, error) {
+	st, err := storage.Open(cfg.Storage.Path, 300*time.Millisecond)
+	if err != nil {
+		return account.Response{}, err
+	}
+	defer st.Close()
+	return account.New(st, cfg.Domain, cfg.Storage.SCRAMIterations, account.NoSessions{}).Do(ctx, req), nil
+}
+
+// readPassword reads a password: from a terminal without echo, asked twice;
+// otherwise one line of stdin.
+func readPassword(stdin io.Reader, prompt io.Writer) (string, error) {
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		first, err := readNoEcho(f, prompt, "Password: ")
+		if err != nil {
+			return "", fmt.Errorf("read password: %w", err)
+		}
+		again, err := readNoEcho(f, prompt, "Password again: ")
+		if err != nil {
+			return "", fmt.Errorf("read password: %w", err)
+		}
+		if string(first) != string(again) {
+			return "", errors.New("the passwords differ")
+		}
+		if len(first) == 0 {
+			return "", errors.New("empty password")
+		}
+		return string(first), nil
+	}
+	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read password: %w", err)
+	}
+	pw := strings.TrimRight(line, "\r\n")
+	if pw == "" {
+		return "", errors.New("empty password on standard input")
+	}
+	return pw, nil
+}
