@@ -66,13 +66,16 @@ func runHelm(t *testing.T, args ...string) (stdout, stderr string, err error) {
 func strict(doc []byte, v any) error { return yaml.UnmarshalStrict(doc, v) }
 
 type rendered struct {
-	statefulSet *appsv1.StatefulSet
-	services    []*corev1.Service
-	configMaps  map[string]*corev1.ConfigMap
-	secrets     []*corev1.Secret
-	pdb         *policyv1.PodDisruptionBudget
-	ingress     *networkingv1.Ingress
-	other       map[string]map[string]any // kind → object (CRDs)
+	statefulSet    *appsv1.StatefulSet
+	services       []*corev1.Service
+	configMaps     map[string]*corev1.ConfigMap
+	secrets        []*corev1.Secret
+	serviceAccount *corev1.ServiceAccount
+	networkPolicy  *networkingv1.NetworkPolicy
+	testPod        *corev1.Pod // the helm test hook
+	pdb            *policyv1.PodDisruptionBudget
+	ingress        *networkingv1.Ingress
+	other          map[string]map[string]any // kind → object (CRDs)
 }
 
 // decode splits helm template's output and decodes every document into its
@@ -109,6 +112,15 @@ func decode(t *testing.T, out string) rendered {
 			s := &corev1.Secret{}
 			err = strict([]byte(doc), s)
 			r.secrets = append(r.secrets, s)
+		case "ServiceAccount":
+			r.serviceAccount = &corev1.ServiceAccount{}
+			err = strict([]byte(doc), r.serviceAccount)
+		case "NetworkPolicy":
+			r.networkPolicy = &networkingv1.NetworkPolicy{}
+			err = strict([]byte(doc), r.networkPolicy)
+		case "Pod":
+			r.testPod = &corev1.Pod{}
+			err = strict([]byte(doc), r.testPod)
 		case "PodDisruptionBudget":
 			r.pdb = &policyv1.PodDisruptionBudget{}
 			err = strict([]byte(doc), r.pdb)
@@ -131,9 +143,10 @@ func decode(t *testing.T, out string) rendered {
 
 func chartDir() string { return filepath.Join("adhocd") }
 
+// TestLint lints the chart with its defaults; TestCIValues lints it with
+// each ci/ values file.
 func TestLint(t *testing.T) {
 	run(t, "lint", "--strict", chartDir())
-	run(t, "lint", "--strict", chartDir(), "-f", filepath.Join(chartDir(), "ci", "full-values.yaml"))
 }
 
 // TestDefaultValues renders the chart as installed without values and checks
@@ -155,12 +168,34 @@ func TestDefaultValues(t *testing.T) {
 	if *pod.TerminationGracePeriodSeconds <= 20 {
 		t.Fatalf("grace period %d is not longer than adhocd's 20 s shutdown", *pod.TerminationGracePeriodSeconds)
 	}
-	if len(r.services) != 3 || r.pdb == nil || len(r.secrets) != 1 || r.other["ServiceMonitor"] != nil {
-		t.Fatalf("services %d, pdb %v, secrets %d", len(r.services), r.pdb != nil, len(r.secrets))
+	if len(r.services) != 3 || r.pdb == nil || len(r.secrets) != 1 || r.other["ServiceMonitor"] != nil || r.networkPolicy != nil {
+		t.Fatalf("services %d, pdb %v, secrets %d, networkpolicy %v", len(r.services), r.pdb != nil, len(r.secrets), r.networkPolicy != nil)
 	}
-	if pw := r.secrets[0].Data["password"]; len(pw) < 16 {
+	secret := r.secrets[0]
+	if pw := secret.Data["password"]; len(pw) < 16 {
 		t.Fatalf("generated admin password %q", pw)
 	}
+	// Kept on uninstall: the account on the volume keeps its password.
+	if secret.Annotations["helm.sh/resource-policy"] != "keep" {
+		t.Fatalf("the admin Secret is not kept: %v", secret.Annotations)
+	}
+	if e := env(c, "ADHOCD_ADMIN_JID"); e == nil || e.Value != "admin@localhost" {
+		t.Fatalf("ADHOCD_ADMIN_JID: %+v", e)
+	}
+	if ref := secretRef(env(c, "ADHOCD_ADMIN_PASSWORD")); ref == nil || ref.Name != secret.Name || ref.Key != "password" {
+		t.Fatalf("ADHOCD_ADMIN_PASSWORD does not come from %s: %+v", secret.Name, ref)
+	}
+	sa := r.serviceAccount
+	if sa == nil || sa.Name != "chat-adhocd" || sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken {
+		t.Fatalf("ServiceAccount: %+v", sa)
+	}
+	if pod.ServiceAccountName != sa.Name || pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
+		t.Fatalf("pod's ServiceAccount %q, automount %v", pod.ServiceAccountName, pod.AutomountServiceAccountToken)
+	}
+	if c.StartupProbe.HTTPGet.Port.StrVal != "metrics" || c.StartupProbe.FailureThreshold != 30 || c.ReadinessProbe.PeriodSeconds != 5 || c.LivenessProbe.PeriodSeconds != 10 {
+		t.Fatalf("probe defaults: startup %+v, readiness %+v, liveness %+v", c.StartupProbe, c.ReadinessProbe, c.LivenessProbe)
+	}
+	checkTestPod(t, r, "xmpp", "admin@localhost", secret.Name, "password")
 	cfg := loadConfig(t, r.configMaps["chat-adhocd"])
 	if cfg.Domain != "localhost" || cfg.Storage.Path != "/data" || !cfg.Adhoc.Persist || cfg.Metrics.Listen != ":9090" {
 		t.Fatalf("rendered config: %+v", cfg)
@@ -206,9 +241,35 @@ func TestFullValues(t *testing.T) {
 	if len(r.secrets) != 0 {
 		t.Fatal("a Secret was made although adminBootstrap.existingSecret names one")
 	}
-	env := pod.Containers[0].Env
-	if len(env) != 2 || env[1].ValueFrom.SecretKeyRef.Name != "admin-password" {
-		t.Fatalf("admin password env: %+v", env)
+	c := pod.Containers[0]
+	if ref := secretRef(env(c, "ADHOCD_ADMIN_PASSWORD")); ref == nil || ref.Name != "admin-password" || ref.Key != "password" {
+		t.Fatalf("admin password env: %+v", c.Env)
+	}
+	if e := env(c, "ADHOCD_ADMIN_JID"); e == nil || e.Value != "boss@chat.example.org" {
+		t.Fatalf("ADHOCD_ADMIN_JID: %+v", e)
+	}
+	checkTestPod(t, r, "default", "boss@chat.example.org", "admin-password", "password")
+	if r.serviceAccount == nil || r.serviceAccount.Name != "chat-xmpp" || r.serviceAccount.Annotations["example.org/role"] != "chat" || pod.ServiceAccountName != "chat-xmpp" {
+		t.Fatalf("ServiceAccount %+v, pod's %q", r.serviceAccount, pod.ServiceAccountName)
+	}
+	svc := service(r, "chat-adhocd")
+	if svc.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal ||
+		!slices.Equal(svc.Spec.LoadBalancerSourceRanges, []string{"203.0.113.0/24", "2001:db8::/32"}) ||
+		servicePort(svc, "xmpp-client").NodePort != 30522 {
+		t.Fatalf("c2s Service: %+v", svc.Spec)
+	}
+	if env(c, "GOMEMLIMIT") == nil || len(c.EnvFrom) != 1 || len(pod.InitContainers) != 1 || len(pod.Containers) != 2 ||
+		pod.PriorityClassName != "chat-critical" || len(pod.TopologySpreadConstraints) != 1 {
+		t.Fatalf("extras not rendered: %+v", pod)
+	}
+	if p := c.ReadinessProbe; p.SuccessThreshold != 2 || p.TimeoutSeconds != 2 || p.PeriodSeconds != 7 || c.StartupProbe.InitialDelaySeconds != 1 || c.LivenessProbe.FailureThreshold != 6 {
+		t.Fatalf("probes: %+v %+v %+v", c.StartupProbe, c.ReadinessProbe, c.LivenessProbe)
+	}
+	if np := r.networkPolicy; np == nil || len(np.Spec.Ingress) != 2 || len(np.Spec.Ingress[0].From) != 3 {
+		t.Fatalf("NetworkPolicy: %+v", r.networkPolicy)
+	}
+	if args := r.testPod.Spec.Containers[0].Args; !slices.Contains(args, "1m") {
+		t.Fatalf("tests.timeout not in the test pod's args %q", args)
 	}
 	if r.other["ServiceMonitor"] == nil || r.configMaps["chat-adhocd-dashboard"] == nil {
 		t.Fatal("ServiceMonitor or dashboard ConfigMap missing")
@@ -342,6 +403,13 @@ func TestSchemaRefusesUnknownValues(t *testing.T) {
 		{"websocket.allowedOrigins[0]=chat.example.org", "allowedOrigins"},
 		{"websocket.path=xmpp-websocket", "path"},
 		{"websocket.ingress.enabled=true", "websocket.ingress.enabled needs websocket.enabled"},
+		{"adminBootstrap.jid=boss@other.example", `adminBootstrap.jid "boss@other.example" is not on the server's domain "localhost"`},
+		{"c2s.service.externalTrafficPolicy=Local", "c2s.service.externalTrafficPolicy needs c2s.service.type NodePort or LoadBalancer"},
+		{"c2s.service.externalTrafficPolicy=local", "externalTrafficPolicy"},
+		{"c2s.service.nodePort=30522", "c2s.service.nodePort needs c2s.service.type NodePort or LoadBalancer"},
+		{"c2s.service.type=NodePort,c2s.service.loadBalancerSourceRanges={10.0.0.0/8}", "loadBalancerSourceRanges needs c2s.service.type LoadBalancer"},
+		{"probes.liveness.successThreshold=2", "successThreshold"},
+		{"serviceAccount.annotation.x=y", "annotation"},
 	} {
 		out, errOut, err := runHelm(t, "template", "chat", chartDir(), "--set", tc.set)
 		if err == nil || !strings.Contains(errOut, tc.want) {
@@ -398,4 +466,82 @@ func loadConfig(t *testing.T, cm *corev1.ConfigMap) config.Config {
 		t.Fatalf("adhocd refuses the rendered config.yaml: %v\n%s", err, data)
 	}
 	return cfg
+}
+
+// env returns c's environment variable called name, or nil.
+func env(c corev1.Container, name string) *corev1.EnvVar {
+	for i := range c.Env {
+		if c.Env[i].Name == name {
+			return &c.Env[i]
+		}
+	}
+	return nil
+}
+
+// secretRef returns the Secret key e is taken from, or nil.
+func secretRef(e *corev1.EnvVar) *corev1.SecretKeySelector {
+	if e == nil || e.ValueFrom == nil {
+		return nil
+	}
+	return e.ValueFrom.SecretKeyRef
+}
+
+// checkTestPod checks the helm test hook: a Pod of the StatefulSet's image
+// that runs adhocctl as jid, with the password from secret's key, against
+// the c2s Service in namespace, checking the certificate against the
+// tls.existingSecret the StatefulSet mounts (else --insecure).
+func checkTestPod(t *testing.T, r rendered, namespace, jid, secret, key string) {
+	t.Helper()
+	p := r.testPod
+	if p == nil {
+		t.Fatal("no helm test Pod")
+	}
+	if p.Annotations["helm.sh/hook"] != "test" || p.Spec.RestartPolicy != corev1.RestartPolicyNever {
+		t.Fatalf("test Pod annotations %v, restartPolicy %s", p.Annotations, p.Spec.RestartPolicy)
+	}
+	if p.Spec.AutomountServiceAccountToken == nil || *p.Spec.AutomountServiceAccountToken {
+		t.Fatal("the test Pod mounts a ServiceAccount token")
+	}
+	if len(p.Spec.Containers) != 1 {
+		t.Fatalf("test Pod containers: %+v", p.Spec.Containers)
+	}
+	c := p.Spec.Containers[0]
+	server := r.statefulSet.Spec.Template.Spec.Containers[0]
+	if c.Image != server.Image || !slices.Equal(c.Command, []string{"/usr/local/bin/adhocctl"}) {
+		t.Fatalf("test Pod runs %q from %s, the server is %s", c.Command, c.Image, server.Image)
+	}
+	var tlsSecret string
+	for _, v := range r.statefulSet.Spec.Template.Spec.Volumes {
+		if v.Name == "tls" {
+			tlsSecret = v.Secret.SecretName
+		}
+	}
+	verify := []string{"--insecure"}
+	if tlsSecret != "" {
+		verify = []string{"--ca", "/etc/adhocd/tls/tls.crt"}
+		if len(p.Spec.Volumes) != 1 || p.Spec.Volumes[0].Secret == nil || p.Spec.Volumes[0].Secret.SecretName != tlsSecret ||
+			len(c.VolumeMounts) != 1 || c.VolumeMounts[0].Name != p.Spec.Volumes[0].Name || c.VolumeMounts[0].MountPath != "/etc/adhocd/tls" {
+			t.Fatalf("test Pod does not mount %s's tls.crt: volumes %+v, mounts %+v", tlsSecret, p.Spec.Volumes, c.VolumeMounts)
+		}
+	}
+	args := slices.Concat([]string{"--jid", jid}, verify)
+	if len(c.Args) != len(args)+4 || !slices.Equal(c.Args[:len(args)], args) || c.Args[len(args)] != "--timeout" ||
+		!slices.Equal(c.Args[len(args)+2:], []string{"run", "get-online-users-num"}) {
+		t.Fatalf("test Pod args %q, want %q --timeout D run get-online-users-num", c.Args, args)
+	}
+	// The c2s Service of the release, by its DNS name, on its port.
+	svc := r.services[0]
+	if p := servicePort(svc, "xmpp-client"); p == nil {
+		t.Fatalf("the first Service %s has no xmpp-client port", svc.Name)
+	}
+	wantServer := fmt.Sprintf("%s.%s.svc:%d", svc.Name, namespace, servicePort(svc, "xmpp-client").Port)
+	if e := env(c, "ADHOCCTL_SERVER"); e == nil || e.Value != wantServer {
+		t.Fatalf("ADHOCCTL_SERVER %+v, want %s", e, wantServer)
+	}
+	if ref := secretRef(env(c, "ADHOCCTL_PASSWORD")); ref == nil || ref.Name != secret || ref.Key != key {
+		t.Fatalf("ADHOCCTL_PASSWORD from %+v, want %s/%s", ref, secret, key)
+	}
+	if ref := secretRef(env(server, "ADHOCD_ADMIN_PASSWORD")); ref == nil || ref.Name != secret || ref.Key != key {
+		t.Fatalf("the server's ADHOCD_ADMIN_PASSWORD from %+v, want %s/%s", ref, secret, key)
+	}
 }
