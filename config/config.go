@@ -190,16 +190,117 @@ type Adhoc struct {
 }
 
 // OTel configures OpenTelemetry traces and the OTLP export of metrics.
+//
+// Every key but Exporter may be left empty, and the standard OTEL_*
+// environment variables then fill it (OTEL_EXPORTER_OTLP_ENDPOINT and the
+// rest, with their _TRACES_ and _METRICS_ variants); a key set here wins
+// over its variable. OTEL_SDK_DISABLED=true turns the export off whatever
+// Exporter says.
 type OTel struct {
 	// Exporter is none, stdout (traces to standard output, for trying it
-	// out) or otlp (traces and metrics over OTLP/HTTP to Endpoint).
+	// out) or otlp (traces and metrics over OTLP to Endpoint).
 	Exporter string `yaml:"exporter"`
-	// Endpoint is the OTLP/HTTP collector, host:port.
+	// Protocol is the OTLP transport: http/protobuf or grpc. Empty:
+	// OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf.
+	Protocol string `yaml:"protocol"`
+	// Endpoint is the collector, host:port or a URL (http://host:4318; for
+	// OTLP/HTTP a URL's path is the base of /v1/traces and /v1/metrics).
+	// Empty: OTEL_EXPORTER_OTLP_ENDPOINT, else localhost:4318 (4317 for
+	// grpc).
 	Endpoint string `yaml:"endpoint"`
-	// Insecure sends OTLP over plain HTTP instead of HTTPS.
+	// Insecure, when true, sends OTLP without TLS. False leaves it to the
+	// endpoint's scheme and OTEL_EXPORTER_OTLP_INSECURE (default: TLS).
 	Insecure bool `yaml:"insecure"`
-	// ServiceName names this server in traces and metrics.
+	// Headers are sent with every export (a hosted collector's API key).
+	// When set they replace OTEL_EXPORTER_OTLP_HEADERS as a whole.
+	Headers Headers `yaml:"headers"`
+	// CAFile is a PEM file of the certificate authorities that the
+	// collector's certificate must chain to. Empty:
+	// OTEL_EXPORTER_OTLP_CERTIFICATE, else the system's roots.
+	CAFile string `yaml:"ca_file"`
+	// Compression is gzip or none. Empty: OTEL_EXPORTER_OTLP_COMPRESSION,
+	// else none.
+	Compression string `yaml:"compression"`
+	// Timeout bounds one export. Zero: OTEL_EXPORTER_OTLP_TIMEOUT, else 10s.
+	Timeout Duration `yaml:"timeout"`
+	// ServiceName names this server in traces and metrics. Empty:
+	// OTEL_SERVICE_NAME, else service.name of OTEL_RESOURCE_ATTRIBUTES, else
+	// adhocd.
 	ServiceName string `yaml:"service_name"`
+}
+
+// Headers are HTTP headers (gRPC metadata) for OTLP exports. In YAML they
+// are a mapping of name to value, or one string in the format of
+// OTEL_EXPORTER_OTLP_HEADERS ("name=value,name2=value2", values
+// percent-encoded). They are held in that string format, in the order
+// written, so that Config stays comparable.
+type Headers string
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (h *Headers) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		var s string
+		if err := n.Decode(&s); err != nil {
+			return fmt.Errorf("line %d: headers: %w", n.Line, err)
+		}
+		*h = Headers(s)
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: headers: want a mapping of name to value", n.Line)
+	}
+	var b strings.Builder
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		var name, value string
+		if err := errors.Join(n.Content[i].Decode(&name), n.Content[i+1].Decode(&value)); err != nil {
+			return fmt.Errorf("line %d: headers: %w", n.Content[i].Line, err)
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(name + "=" + url.PathEscape(value))
+	}
+	*h = Headers(b.String())
+	return nil
+}
+
+// Map returns the headers by name; nil when there are none. An entry
+// without "=", or whose name is not an HTTP token, is an error (which names
+// the header, never its value).
+func (h Headers) Map() (map[string]string, error) {
+	if strings.TrimSpace(string(h)) == "" {
+		return nil, nil
+	}
+	m := map[string]string{}
+	for i, kv := range strings.Split(string(h), ",") {
+		if strings.TrimSpace(kv) == "" {
+			continue
+		}
+		name, value, ok := strings.Cut(kv, "=")
+		name = strings.TrimSpace(name)
+		if !ok {
+			return nil, fmt.Errorf("header %d: want name=value", i+1)
+		}
+		if name == "" || strings.IndexFunc(name, notTokenChar) >= 0 {
+			return nil, fmt.Errorf("header %q: not a valid header name", name)
+		}
+		v, err := url.PathUnescape(value)
+		if err != nil {
+			return nil, fmt.Errorf("header %q: bad percent-encoding in its value", name)
+		}
+		m[name] = strings.TrimSpace(v)
+	}
+	return m, nil
+}
+
+// notTokenChar reports whether r may not appear in an HTTP field name
+// (RFC 9110 §5.6.2).
+func notTokenChar(r rune) bool {
+	switch {
+	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		return false
+	}
+	return !strings.ContainsRune("!#$%&'*+-.^_`|~", r)
 }
 
 // Admin configures the administration commands.
@@ -282,7 +383,7 @@ func Default() Config {
 			MaxSessionsPerUser: 20,
 		},
 		Admin: Admin{IdleAfter: Duration(5 * time.Minute)},
-		OTel:  OTel{Exporter: "none", Endpoint: "localhost:4318", ServiceName: "adhocd"},
+		OTel:  OTel{Exporter: "none"},
 		Log:   Log{Level: "info", Format: "text"},
 	}
 }
@@ -303,7 +404,7 @@ func Load(path string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
-	for _, p := range []*string{&cfg.Storage.Path, &cfg.TLS.CertFile, &cfg.TLS.KeyFile} {
+	for _, p := range []*string{&cfg.Storage.Path, &cfg.TLS.CertFile, &cfg.TLS.KeyFile, &cfg.OTel.CAFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
 		}
@@ -438,13 +539,34 @@ func (c *Config) Validate() error {
 		bad("limits.idle_timeout: must not be negative")
 	}
 	switch c.OTel.Exporter {
-	case "none", "stdout":
-	case "otlp":
-		if _, _, err := net.SplitHostPort(c.OTel.Endpoint); err != nil {
-			bad("otel.endpoint %q: %v", c.OTel.Endpoint, err)
-		}
+	case "none", "stdout", "otlp":
 	default:
 		bad("otel.exporter %q: must be none, stdout or otlp", c.OTel.Exporter)
+	}
+	switch c.OTel.Protocol {
+	case "", "http/protobuf", "grpc":
+	default:
+		bad("otel.protocol %q: must be http/protobuf or grpc", c.OTel.Protocol)
+	}
+	if e := c.OTel.Endpoint; strings.Contains(e, "://") {
+		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("otel.endpoint %q: want host:port or an http:// or https:// URL", e)
+		}
+	} else if e != "" {
+		if _, _, err := net.SplitHostPort(e); err != nil {
+			bad("otel.endpoint %q: %v", e, err)
+		}
+	}
+	if _, err := c.OTel.Headers.Map(); err != nil {
+		bad("otel.headers: %v", err)
+	}
+	switch c.OTel.Compression {
+	case "", "gzip", "none":
+	default:
+		bad("otel.compression %q: must be gzip or none", c.OTel.Compression)
+	}
+	if c.OTel.Timeout < 0 {
+		bad("otel.timeout: must not be negative")
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":

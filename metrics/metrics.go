@@ -2,6 +2,13 @@
 // to Prometheus: /metrics, /healthz and /readyz on metrics.listen, and OTLP
 // (traces, and the same metrics) when otel.exporter says so.
 //
+// The OpenTelemetry side follows the SDK's environment as well as
+// config.yaml: OTEL_SDK_DISABLED=true turns every export off (/metrics
+// stays: it is metrics.listen's), OTEL_RESOURCE_ATTRIBUTES and
+// OTEL_SERVICE_NAME name the resource unless otel.service_name is set, and
+// package otlp leaves the OTEL_EXPORTER_OTLP_* variables to the upstream
+// exporters.
+//
 // Every event is instrumented once, with OpenTelemetry instruments; the
 // Prometheus exporter of go.opentelemetry.io/otel/exporters/prometheus serves
 // them from adhocd's own prometheus.Registry (beside the Go and process
@@ -91,9 +98,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	}
 	t := &Telemetry{Registry: prometheus.NewRegistry(), log: log}
 	t.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName(cfg.OTel.ServiceName)))
+	res, err := newResource(ctx, cfg.OTel)
 	if err != nil {
-		return nil, fmt.Errorf("metrics: resource: %w", err)
+		return nil, err
 	}
 	prom, err := promexp.New(promexp.WithRegisterer(t.Registry), promexp.WithoutScopeInfo(), promexp.WithoutTargetInfo())
 	if err != nil {
@@ -104,7 +111,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if set.spanExporter != nil {
 		spanExporters = append(spanExporters, set.spanExporter)
 	}
-	otlpReaders, otlpSpans, err := exporters(ctx, cfg.OTel)
+	otlpReaders, otlpSpans, err := exporters(ctx, cfg.OTel, log)
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +145,27 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		return nil, err
 	}
 	return t, nil
+}
+
+// newResource describes this server to the exporters: service.name
+// adhocd, the SDK's attributes, then OTEL_RESOURCE_ATTRIBUTES and
+// OTEL_SERVICE_NAME, then otel.service_name; a later source wins.
+func newResource(ctx context.Context, c config.OTel) (*resource.Resource, error) {
+	opts := []resource.Option{
+		resource.WithAttributes(semconv.ServiceName("adhocd")),
+		resource.WithTelemetrySDK(),
+		resource.WithFromEnv(),
+	}
+	if c.ServiceName != "" {
+		opts = append(opts, resource.WithAttributes(semconv.ServiceName(c.ServiceName)))
+	}
+	res, err := resource.New(ctx, opts...)
+	if err != nil {
+		// A malformed OTEL_RESOURCE_ATTRIBUTES is refused at start rather
+		// than half applied.
+		return nil, fmt.Errorf("metrics: resource: %w", err)
+	}
+	return res, nil
 }
 
 // durationBuckets sets the command-duration histogram's buckets (seconds):
@@ -274,14 +302,26 @@ func (t *Telemetry) Addr() net.Addr {
 	return t.ln.Addr()
 }
 
-// Shutdown stops the listener and flushes the exporters.
+// FlushBudget bounds the last export at Shutdown: a collector that is gone
+// or unreachable costs the server's exit at most this long (what was not
+// sent by then is lost), and one that answers needs milliseconds.
+const FlushBudget = time.Second
+
+// Shutdown stops the listener and flushes the exporters, the span and the
+// metric exporters side by side, each within FlushBudget (or ctx, if it
+// ends first).
 func (t *Telemetry) Shutdown(ctx context.Context) error {
 	var errs []error
 	if t.http != nil {
 		errs = append(errs, t.http.Shutdown(ctx))
 	}
-	for _, f := range t.shutdown {
-		errs = append(errs, f(ctx))
+	fctx, cancel := context.WithTimeout(ctx, FlushBudget)
+	defer cancel()
+	done := make([]error, len(t.shutdown))
+	var wg sync.WaitGroup
+	for i, f := range t.shutdown {
+		wg.Go(func() { done[i] = f(fctx) })
 	}
-	return errors.Join(errs...)
+	wg.Wait()
+	return errors.Join(append(errs, done...)...)
 }

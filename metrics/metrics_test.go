@@ -299,34 +299,61 @@ func TestSpans(t *testing.T) {
 
 // TestOTLPExport runs commands on a server whose config says
 // otel.exporter: otlp, and checks what a collector on loopback receives: a
-// span per command stage and the command counter, with the service name.
+// span per command stage and the command counter, with the service name
+// and the configured header, over each protocol.
 func TestOTLPExport(t *testing.T) {
-	col := otlptest.Start(t, nil)
-	tcfg := config.Default()
-	tcfg.OTel.Exporter, tcfg.OTel.Endpoint, tcfg.OTel.Insecure = "otlp", col.Endpoint, true
-	srv, tel := instrumentedWith(t, tcfg, nil, nil)
-	srv.AddUser("alice", "wonderland")
-	req := adhoc.NewRequester(srv.Dial("alice", "wonderland", "").Session)
-	const runs = 3
-	for range runs {
-		if _, err := req.Start(ctx(t), domain, adhoctest.TimeNode); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tel.Shutdown(ctx(t)); err != nil { // flushes spans and the last metrics
-		t.Fatal(err)
-	}
-	spans := 0
-	for _, s := range col.Spans() {
-		for _, kv := range s.Attributes {
-			if kv.Key == "adhoc.node" && kv.Value.GetStringValue() == adhoctest.TimeNode {
-				spans++
+	for _, tc := range []struct {
+		protocol string
+		start    func(*testing.T) *otlptest.Collector
+	}{
+		{"http/protobuf", otlptest.Start},
+		{"grpc", otlptest.StartGRPC},
+	} {
+		t.Run(tc.protocol, func(t *testing.T) {
+			col := tc.start(t)
+			tcfg := config.Default()
+			tcfg.OTel = config.OTel{Exporter: "otlp", Protocol: tc.protocol, Endpoint: col.Endpoint, Insecure: true, Headers: "authorization=Bearer t0ken"}
+			srv, tel := instrumentedWith(t, tcfg, nil, nil)
+			srv.AddUser("alice", "wonderland")
+			req := adhoc.NewRequester(srv.Dial("alice", "wonderland", "").Session)
+			const runs = 3
+			for range runs {
+				if _, err := req.Start(ctx(t), domain, adhoctest.TimeNode); err != nil {
+					t.Fatal(err)
+				}
 			}
-		}
+			if err := tel.Shutdown(ctx(t)); err != nil { // flushes spans and the last metrics
+				t.Fatal(err)
+			}
+			spans := 0
+			for _, s := range col.Spans() {
+				for _, kv := range s.Attributes {
+					if kv.Key == "adhoc.node" && kv.Value.GetStringValue() == adhoctest.TimeNode {
+						spans++
+					}
+				}
+			}
+			if spans != runs {
+				t.Errorf("collector got %d spans of %s, want %d", spans, adhoctest.TimeNode, runs)
+			}
+			if executed := commandCount(col); executed != runs {
+				t.Errorf("collector got adhocd.command.executions{node=%s} = %d, want %d", adhoctest.TimeNode, executed, runs)
+			}
+			if name := col.ResourceAttribute("service.name"); name != "adhocd" {
+				t.Errorf("service.name %q, want adhocd", name)
+			}
+			for _, r := range col.Requests() {
+				if got := r.Header.Get("Authorization"); got != "Bearer t0ken" {
+					t.Errorf("%s: Authorization %q, want the configured header", r.Path, got)
+				}
+			}
+		})
 	}
-	if spans != runs {
-		t.Errorf("collector got %d spans of %s, want %d", spans, adhoctest.TimeNode, runs)
-	}
+}
+
+// commandCount is the last exported adhocd.command.executions of the
+// greeting command (cumulative: the last export holds all).
+func commandCount(col *otlptest.Collector) int64 {
 	var executed int64
 	for _, m := range col.Metrics() {
 		if m.Name != "adhocd.command.executions" {
@@ -335,16 +362,98 @@ func TestOTLPExport(t *testing.T) {
 		for _, p := range m.GetSum().GetDataPoints() {
 			for _, kv := range p.Attributes {
 				if kv.Key == "node" && kv.Value.GetStringValue() == adhoctest.TimeNode {
-					executed = max(executed, p.GetAsInt()) // cumulative: the last export holds all
+					executed = max(executed, p.GetAsInt())
 				}
 			}
 		}
 	}
-	if executed != runs {
-		t.Errorf("collector got adhocd.command.executions{node=%s} = %d, want %d", adhoctest.TimeNode, executed, runs)
+	return executed
+}
+
+// TestResourceFromEnvironment: OTEL_SERVICE_NAME and
+// OTEL_RESOURCE_ATTRIBUTES describe the server to the collector, and
+// otel.service_name, when set, wins over both.
+func TestResourceFromEnvironment(t *testing.T) {
+	t.Setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=staging,service.name=from-attributes")
+	for _, tc := range []struct{ env, configured, want string }{
+		{"", "", "from-attributes"},
+		{"chat-eu", "", "chat-eu"},
+		{"chat-eu", "chat-configured", "chat-configured"},
+	} {
+		t.Setenv("OTEL_SERVICE_NAME", tc.env)
+		col := otlptest.Start(t)
+		tcfg := config.Default()
+		tcfg.OTel = config.OTel{Exporter: "otlp", Endpoint: col.Endpoint, Insecure: true, ServiceName: tc.configured}
+		_, tel := instrumentedWith(t, tcfg, nil, nil)
+		if err := tel.Shutdown(ctx(t)); err != nil { // the last collection is exported
+			t.Fatal(err)
+		}
+		if got := col.ResourceAttribute("service.name"); got != tc.want {
+			t.Errorf("OTEL_SERVICE_NAME=%q, otel.service_name=%q: service.name %q, want %q", tc.env, tc.configured, got, tc.want)
+		}
+		if got := col.ResourceAttribute("deployment.environment"); got != "staging" {
+			t.Errorf("deployment.environment %q, want staging from OTEL_RESOURCE_ATTRIBUTES", got)
+		}
 	}
-	if name := col.ResourceAttribute("service.name"); name != tcfg.OTel.ServiceName {
-		t.Errorf("service.name %q, want %q", name, tcfg.OTel.ServiceName)
+}
+
+// TestSDKDisabled: OTEL_SDK_DISABLED=true exports nothing although the
+// config says otlp; /metrics still answers.
+func TestSDKDisabled(t *testing.T) {
+	t.Setenv("OTEL_SDK_DISABLED", "true")
+	col := otlptest.Start(t)
+	tcfg := config.Default()
+	tcfg.OTel = config.OTel{Exporter: "otlp", Endpoint: col.Endpoint, Insecure: true}
+	srv, tel := instrumentedWith(t, tcfg, nil, nil)
+	srv.AddUser("alice", "wonderland")
+	req := adhoc.NewRequester(srv.Dial("alice", "wonderland", "").Session)
+	if _, err := req.Start(ctx(t), domain, adhoctest.TimeNode); err != nil {
+		t.Fatal(err)
+	}
+	if got := value(scrape(t, tel), "adhocd_command_executions_total", map[string]string{"node": adhoctest.TimeNode}); got != 1 {
+		t.Errorf("/metrics counts %v commands, want 1", got)
+	}
+	if err := tel.Shutdown(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(col.Requests()); n != 0 {
+		t.Errorf("%d OTLP requests with OTEL_SDK_DISABLED=true", n)
+	}
+}
+
+// TestShutdownWhenCollectorGone: with the collector's port closed, the
+// telemetry of a server that has spans and metrics to flush shuts down
+// well within the 5 s that adhocd gives it, over either protocol. (gRPC
+// retries an unreachable collector until FlushBudget ends; HTTP gives up
+// on a refused connection at once.)
+func TestShutdownWhenCollectorGone(t *testing.T) {
+	for _, protocol := range []string{"http/protobuf", "grpc"} {
+		t.Run(protocol, func(t *testing.T) {
+			tcfg := config.Default()
+			tcfg.OTel = config.OTel{Exporter: "otlp", Protocol: protocol, Endpoint: otlptest.ClosedPort(t), Insecure: true}
+			srv, tel := instrumentedWith(t, tcfg, nil, nil)
+			srv.AddUser("alice", "wonderland")
+			req := adhoc.NewRequester(srv.Dial("alice", "wonderland", "").Session)
+			if _, err := req.Start(ctx(t), domain, adhoctest.TimeNode); err != nil {
+				t.Fatal(err)
+			}
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // as cmd/adhocd does
+			defer cancel()
+			start := time.Now()
+			err := tel.Shutdown(sctx)
+			took := time.Since(start)
+			if err == nil {
+				t.Error("Shutdown reported no error although nothing could be exported")
+			}
+			bound := 1500 * time.Millisecond // HTTP: the refused connection is final
+			if protocol == "grpc" {
+				bound = metrics.FlushBudget + time.Second
+			}
+			if took > bound {
+				t.Errorf("Shutdown took %v with the collector gone, want under %v", took, bound)
+			}
+			t.Logf("shutdown took %v: %v", took, err)
+		})
 	}
 }
 

@@ -1,254 +1,275 @@
-// Package otlp exports adhocd's spans and metrics over OTLP/HTTP (binary
-// protobuf, POST to /v1/traces and /v1/metrics), the transport that
-// otel.exporter: otlp asks for.
+// Package otlp makes the OTLP exporters that otel.exporter: otlp asks for:
+// OpenTelemetry's own, otlptracehttp and otlpmetrichttp (OTLP/HTTP with
+// protobuf, the default), or otlptracegrpc and otlpmetricgrpc with
+// otel.protocol: grpc. This package only wires them.
 //
-// Why not otlptracehttp and otlpmetrichttp: both link google.golang.org/grpc
-// (their shared configuration code imports grpc's credentials) and
-// grpc-gateway (go.opentelemetry.io/proto/otlp's collector packages carry
-// gateway handlers), although an HTTP exporter uses neither. Measured on
-// adhocd: the two exporters add 5.5 MB to the binary's mapped text and
-// rodata and 3.6–4 MB to the idle RSS of every server, whether or not OTLP is
-// configured (Go links what is imported, and the kernel maps a Go binary's
-// pages nearly whole) — a fifth of an idle adhocd. What this package keeps of
-// OpenTelemetry is everything but the HTTP POST: spans go through
-// go.opentelemetry.io/otel/exporters/otlp/otlptrace (its span transform and
-// exporter, with a Client written here); metrics through a conversion to the
-// OTLP messages written here (metricpb.go), because the SDK's own is internal
-// to otlpmetrichttp. The request envelopes (ExportTraceServiceRequest,
-// ExportMetricsServiceRequest) are one repeated field each, written with
-// protowire instead of importing the collector packages.
+// The upstream exporters read the standard OTEL_EXPORTER_OTLP_* variables
+// themselves (ENDPOINT, HEADERS, CERTIFICATE, CLIENT_CERTIFICATE and
+// CLIENT_KEY, INSECURE, COMPRESSION, TIMEOUT, each with its _TRACES_ and
+// _METRICS_ variant) and let explicit options override them. New passes as
+// an option exactly what config.yaml sets, so a variable fills what
+// config.yaml leaves empty and a key set in config.yaml wins. The transport
+// is the one thing the exporters cannot choose for themselves: New reads
+// otel.protocol, else OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or
+// OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL.
 //
-// Behaviour follows the OTLP/HTTP specification and the upstream exporters:
-// 2xx is success; 429, 502, 503 and 504 are retried with exponential backoff
-// (honouring Retry-After) until the export's context ends; any other status is
-// an error naming it.
+// Why gRPC is offered: the HTTP exporters already link google.golang.org/grpc
+// (their shared configuration imports grpc's credentials and the OTLP
+// collector packages carry gRPC stubs), so the gRPC exporters add little to
+// the binary, and some collectors and agents listen on OTLP/gRPC (4317)
+// only.
 package otlp
 
 import (
-	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"strconv"
+	"net/url"
+	"os"
+	"path"
 	"strings"
-	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	metricpb "go.opentelemetry.io/proto/otlp/metrics/v1"
-	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
-	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/adhocd/adhocd/config"
 )
 
-// Config says where to send: Endpoint is host:port of the collector's
-// OTLP/HTTP receiver; Insecure uses plain HTTP instead of HTTPS.
-type Config struct {
-	Endpoint string
-	Insecure bool
-}
-
-// NewTraceExporter returns a span exporter that POSTs to /v1/traces.
-func NewTraceExporter(ctx context.Context, c Config) (sdktrace.SpanExporter, error) {
-	e, err := otlptrace.New(ctx, &traceClient{poster: newPoster(c, "/v1/traces")})
-	if err != nil {
-		return nil, fmt.Errorf("otlp: trace exporter: %w", err)
-	}
-	return e, nil
-}
-
-// traceClient is otlptrace's transport: one POST per batch.
-type traceClient struct{ *poster }
-
-func (*traceClient) Start(context.Context) error { return nil }
-func (t *traceClient) Stop(context.Context) error {
-	t.closed.Store(true)
-	return nil
-}
-
-// UploadTraces sends an ExportTraceServiceRequest: field 1, resource_spans.
-func (t *traceClient) UploadTraces(ctx context.Context, spans []*tracepb.ResourceSpans) error {
-	if len(spans) == 0 {
-		return nil
-	}
-	body, err := envelope(spans)
-	if err != nil {
-		return err
-	}
-	return t.post(ctx, body)
-}
-
-// MetricExporter pushes the SDK's metric collections to /v1/metrics. Use it
-// with sdkmetric.NewPeriodicReader.
-type MetricExporter struct {
-	*poster
-}
-
-var _ sdkmetric.Exporter = (*MetricExporter)(nil)
-
-// NewMetricExporter returns a metric exporter that POSTs to /v1/metrics.
-func NewMetricExporter(c Config) *MetricExporter {
-	return &MetricExporter{poster: newPoster(c, "/v1/metrics")}
-}
-
-// Temporality is cumulative for every instrument, as in the upstream exporter.
-func (*MetricExporter) Temporality(k sdkmetric.InstrumentKind) metricdata.Temporality {
-	return sdkmetric.DefaultTemporalitySelector(k)
-}
-
-// Aggregation is the SDK's default for each instrument kind.
-func (*MetricExporter) Aggregation(k sdkmetric.InstrumentKind) sdkmetric.Aggregation {
-	return sdkmetric.DefaultAggregationSelector(k)
-}
-
-// Export sends rm. Metrics the transform cannot express are dropped and
-// reported in the error; the others are still sent.
-func (m *MetricExporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) error {
-	pb, terr := toResourceMetrics(rm)
-	body, err := envelope([]*metricpb.ResourceMetrics{pb})
-	if err != nil {
-		return errors.Join(terr, err)
-	}
-	return errors.Join(terr, m.post(ctx, body))
-}
-
-// ForceFlush has nothing to flush: Export sends synchronously.
-func (*MetricExporter) ForceFlush(context.Context) error { return nil }
-
-// Shutdown stops further exports.
-func (m *MetricExporter) Shutdown(context.Context) error {
-	m.closed.Store(true)
-	return nil
-}
-
-// envelope encodes the Export*ServiceRequest around msgs: each message as
-// field 1, length-delimited — the whole of both request types.
-func envelope[M proto.Message](msgs []M) ([]byte, error) {
-	var b []byte
-	for _, m := range msgs {
-		one, err := proto.Marshal(m)
-		if err != nil {
-			return nil, fmt.Errorf("otlp: encode: %w", err)
-		}
-		b = protowire.AppendTag(b, 1, protowire.BytesType)
-		b = protowire.AppendBytes(b, one)
-	}
-	return b, nil
-}
-
-// ErrShutdown is returned by exports after Shutdown.
-var ErrShutdown = errors.New("otlp: exporter shut down")
-
-// maxResponse bounds how much of a collector's answer is read.
-const maxResponse = 64 << 10
-
-// poster POSTs protobuf bodies to one URL, retrying what OTLP says is
-// retryable.
-type poster struct {
-	url    string
-	client *http.Client
-	closed atomic.Bool
-}
-
-// requestTimeout bounds one HTTP request; retries go on until the export's
-// context ends.
-const requestTimeout = 10 * time.Second
-
-func newPoster(c Config, path string) *poster {
-	scheme := "https://"
-	if c.Insecure {
-		scheme = "http://"
-	}
-	return &poster{url: scheme + c.Endpoint + path, client: &http.Client{Timeout: requestTimeout}}
-}
-
-// Backoff between retries: doubling from first to most.
+// The OTLP transports (the values of OTEL_EXPORTER_OTLP_PROTOCOL).
 const (
-	firstBackoff = 500 * time.Millisecond
-	mostBackoff  = 10 * time.Second
+	HTTPProtobuf = "http/protobuf"
+	GRPC         = "grpc"
 )
 
-func (p *poster) post(ctx context.Context, body []byte) error {
-	if p.closed.Load() {
-		return ErrShutdown
-	}
-	wait := firstBackoff
-	for {
-		retryAfter, err := p.once(ctx, body)
-		if err == nil || retryAfter < 0 {
-			return err
-		}
-		d := max(wait, retryAfter)
-		wait = min(2*wait, mostBackoff)
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
-		case <-t.C:
-		}
-	}
+// Exporters are the span and metric exporters of one configuration.
+type Exporters struct {
+	Spans   sdktrace.SpanExporter
+	Metrics sdkmetric.Exporter
 }
 
-// once makes one request. retryAfter is negative when the error is final,
-// and otherwise the least wait the collector asked for (0 if it said none).
-func (p *poster) once(ctx context.Context, body []byte) (retryAfter time.Duration, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body))
+// New makes the exporters for c. Nothing is sent, and no connection made,
+// until the SDK exports.
+func New(ctx context.Context, c config.OTel) (Exporters, error) {
+	s, err := settle(c)
 	if err != nil {
-		return -1, fmt.Errorf("otlp: %w", err)
+		return Exporters{}, err
 	}
-	req.Header.Set("Content-Type", "application/x-protobuf")
-	req.Header.Set("User-Agent", "adhocd")
-	resp, err := p.client.Do(req)
+	tp, err := protocol(c.Protocol, "TRACES")
 	if err != nil {
-		if ctx.Err() != nil {
-			return -1, fmt.Errorf("otlp: POST %s: %w", p.url, err)
-		}
-		return 0, fmt.Errorf("otlp: POST %s: %w", p.url, err) // connection trouble: retry
+		return Exporters{}, err
 	}
-	defer resp.Body.Close()
-	answer, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
-	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
-		return 0, nil
+	mp, err := protocol(c.Protocol, "METRICS")
+	if err != nil {
+		return Exporters{}, err
 	}
-	err = fmt.Errorf("otlp: POST %s: %s%s", p.url, resp.Status, describe(answer))
-	switch resp.StatusCode {
-	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return retryAfterHeader(resp.Header.Get("Retry-After")), err
+	var ex Exporters
+	if tp == GRPC {
+		ex.Spans, err = otlptracegrpc.New(ctx, s.traceGRPC()...)
+	} else {
+		ex.Spans, err = otlptracehttp.New(ctx, s.traceHTTP()...)
 	}
-	return -1, err
+	if err != nil {
+		return Exporters{}, fmt.Errorf("otlp: %s trace exporter: %w", tp, err)
+	}
+	if mp == GRPC {
+		ex.Metrics, err = otlpmetricgrpc.New(ctx, s.metricGRPC()...)
+	} else {
+		ex.Metrics, err = otlpmetrichttp.New(ctx, s.metricHTTP()...)
+	}
+	if err != nil {
+		_ = ex.Spans.Shutdown(ctx)
+		return Exporters{}, fmt.Errorf("otlp: %s metric exporter: %w", mp, err)
+	}
+	return ex, nil
 }
 
-// describe renders a collector's error body for a log line: printable text
-// as it is (collectors answer text or a google.rpc.Status), bounded.
-func describe(b []byte) string {
-	s := strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return -1
+// protocol is the transport of one signal: configured, else from the
+// environment, else OTLP/HTTP.
+func protocol(configured, signal string) (string, error) {
+	p, from := configured, "otel.protocol"
+	if p == "" {
+		for _, name := range []string{"OTEL_EXPORTER_OTLP_" + signal + "_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
+			if v := strings.TrimSpace(os.Getenv(name)); v != "" {
+				p, from = v, name
+				break
+			}
 		}
-		return r
-	}, strings.ToValidUTF8(string(b), ""))
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return ""
 	}
-	if len(s) > 200 {
-		s = strings.ToValidUTF8(s[:200], "") + "…"
+	switch p {
+	case "", HTTPProtobuf:
+		return HTTPProtobuf, nil
+	case GRPC:
+		return GRPC, nil
 	}
-	return ": " + s
+	return "", fmt.Errorf("otlp: %s %q: adhocd exports over %s or %s", from, p, HTTPProtobuf, GRPC)
 }
 
-// retryAfterHeader reads a Retry-After of seconds (the form collectors use);
-// anything else counts as no advice.
-func retryAfterHeader(v string) time.Duration {
-	n, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil || n < 0 {
-		return 0
+// settings is what config.yaml sets, in the terms of the exporters'
+// options; a zero field is left to the environment.
+type settings struct {
+	hostPort    string   // endpoint as host:port
+	url         *url.URL // endpoint as a URL, the base of the signal paths
+	insecure    bool
+	headers     map[string]string
+	tls         *tls.Config // from ca_file
+	compression string      // "", gzip or none
+	timeout     time.Duration
+}
+
+func settle(c config.OTel) (settings, error) {
+	s := settings{insecure: c.Insecure, compression: c.Compression, timeout: c.Timeout.D()}
+	if strings.Contains(c.Endpoint, "://") {
+		u, err := url.Parse(c.Endpoint)
+		if err != nil {
+			return settings{}, fmt.Errorf("otlp: otel.endpoint: %w", err)
+		}
+		s.url = u
+	} else {
+		s.hostPort = c.Endpoint
 	}
-	return min(time.Duration(n)*time.Second, time.Minute)
+	h, err := c.Headers.Map()
+	if err != nil {
+		return settings{}, fmt.Errorf("otlp: otel.headers: %w", err)
+	}
+	s.headers = h
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return settings{}, fmt.Errorf("otlp: otel.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return settings{}, fmt.Errorf("otlp: otel.ca_file %s: %w", c.CAFile, errNoCertificate)
+		}
+		s.tls = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return s, nil
+}
+
+var errNoCertificate = errors.New("no PEM certificate in it")
+
+// signalURL is the endpoint URL with the signal's path appended to its
+// own, as OTEL_EXPORTER_OTLP_ENDPOINT is used.
+func (s settings) signalURL(signal string) string {
+	u := *s.url
+	u.Path = path.Join("/", u.Path, signal)
+	return u.String()
+}
+
+func (s settings) traceHTTP() []otlptracehttp.Option {
+	var o []otlptracehttp.Option
+	switch {
+	case s.url != nil:
+		o = append(o, otlptracehttp.WithEndpointURL(s.signalURL("v1/traces")))
+	case s.hostPort != "":
+		o = append(o, otlptracehttp.WithEndpoint(s.hostPort), otlptracehttp.WithURLPath("/v1/traces"))
+	}
+	if s.insecure {
+		o = append(o, otlptracehttp.WithInsecure())
+	}
+	if s.headers != nil {
+		o = append(o, otlptracehttp.WithHeaders(s.headers))
+	}
+	if s.tls != nil {
+		o = append(o, otlptracehttp.WithTLSClientConfig(s.tls))
+	}
+	switch s.compression {
+	case "gzip":
+		o = append(o, otlptracehttp.WithCompression(otlptracehttp.GzipCompression))
+	case "none":
+		o = append(o, otlptracehttp.WithCompression(otlptracehttp.NoCompression))
+	}
+	if s.timeout > 0 {
+		o = append(o, otlptracehttp.WithTimeout(s.timeout))
+	}
+	return o
+}
+
+func (s settings) metricHTTP() []otlpmetrichttp.Option {
+	var o []otlpmetrichttp.Option
+	switch {
+	case s.url != nil:
+		o = append(o, otlpmetrichttp.WithEndpointURL(s.signalURL("v1/metrics")))
+	case s.hostPort != "":
+		o = append(o, otlpmetrichttp.WithEndpoint(s.hostPort), otlpmetrichttp.WithURLPath("/v1/metrics"))
+	}
+	if s.insecure {
+		o = append(o, otlpmetrichttp.WithInsecure())
+	}
+	if s.headers != nil {
+		o = append(o, otlpmetrichttp.WithHeaders(s.headers))
+	}
+	if s.tls != nil {
+		o = append(o, otlpmetrichttp.WithTLSClientConfig(s.tls))
+	}
+	switch s.compression {
+	case "gzip":
+		o = append(o, otlpmetrichttp.WithCompression(otlpmetrichttp.GzipCompression))
+	case "none":
+		o = append(o, otlpmetrichttp.WithCompression(otlpmetrichttp.NoCompression))
+	}
+	if s.timeout > 0 {
+		o = append(o, otlpmetrichttp.WithTimeout(s.timeout))
+	}
+	return o
+}
+
+func (s settings) traceGRPC() []otlptracegrpc.Option {
+	var o []otlptracegrpc.Option
+	switch {
+	case s.url != nil: // http:// means no TLS; the path means nothing to gRPC
+		o = append(o, otlptracegrpc.WithEndpointURL(s.url.String()))
+	case s.hostPort != "":
+		o = append(o, otlptracegrpc.WithEndpoint(s.hostPort))
+	}
+	if s.insecure {
+		o = append(o, otlptracegrpc.WithInsecure())
+	}
+	if s.headers != nil {
+		o = append(o, otlptracegrpc.WithHeaders(s.headers))
+	}
+	if s.tls != nil {
+		o = append(o, otlptracegrpc.WithTLSCredentials(credentials.NewTLS(s.tls)))
+	}
+	if s.compression == "gzip" { // the gRPC exporters have no option for "none"
+		o = append(o, otlptracegrpc.WithCompressor("gzip"))
+	}
+	if s.timeout > 0 {
+		o = append(o, otlptracegrpc.WithTimeout(s.timeout))
+	}
+	return o
+}
+
+func (s settings) metricGRPC() []otlpmetricgrpc.Option {
+	var o []otlpmetricgrpc.Option
+	switch {
+	case s.url != nil: // http:// means no TLS; the path means nothing to gRPC
+		o = append(o, otlpmetricgrpc.WithEndpointURL(s.url.String()))
+	case s.hostPort != "":
+		o = append(o, otlpmetricgrpc.WithEndpoint(s.hostPort))
+	}
+	if s.insecure {
+		o = append(o, otlpmetricgrpc.WithInsecure())
+	}
+	if s.headers != nil {
+		o = append(o, otlpmetricgrpc.WithHeaders(s.headers))
+	}
+	if s.tls != nil {
+		o = append(o, otlpmetricgrpc.WithTLSCredentials(credentials.NewTLS(s.tls)))
+	}
+	if s.compression == "gzip" { // the gRPC exporters have no option for "none"
+		o = append(o, otlpmetricgrpc.WithCompressor("gzip"))
+	}
+	if s.timeout > 0 {
+		o = append(o, otlpmetricgrpc.WithTimeout(s.timeout))
+	}
+	return o
 }
