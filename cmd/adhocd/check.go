@@ -33,7 +33,9 @@ func checkConfigCmd(args []string, _ io.Reader, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("storage.path: %w", err)
 	}
-	w := func(k, format string, args ...any) { fmt.Fprintf(stdout, "%-10s %s\n", k+":", fmt.Sprintf(format, args...)) }
+	w := func(k, format string, args ...any) {
+		fmt.Fprintf(stdout, "%-10s %s\n", k+":", fmt.Sprintf(format, args...))
+	}
 	fmt.Fprintf(stdout, "%s: the configuration is valid\n", *cfgPath)
 	w("domain", "%s", cfg.Domain)
 	tlsMode := "STARTTLS offered"
