@@ -57,6 +57,9 @@ type Env struct {
 	Limits func() config.Limits
 	// TLS is the configuration STARTTLS uses; nil offers no STARTTLS.
 	TLS *tls.Config
+	// IsAdmin reports whether an account may use the connections reserved
+	// for administrators (AdmitReserved).
+	IsAdmin func(jid.JID) bool
 	// Certificate, if set, returns the certificate to serve now: each
 	// STARTTLS sends the one current at its start, and the stream's channel
 	// binding (tls-server-end-point) binds to that one, whatever is renewed
@@ -167,6 +170,7 @@ type Conn struct {
 	authFailures int
 	cbRefused    bool              // a -PLUS attempt asked for a binding type we lack
 	serverCert   *x509.Certificate // what our TLS handshake sent, when known
+	reserved     bool              // admitted beyond the limit, for administrators only
 	user         string            // localpart once authenticated
 	addr         jid.JID           // full JID once bound
 	sess         Session           // the router's side once bound
@@ -220,6 +224,15 @@ func (c *Conn) setIO(nc net.Conn) {
 	}
 }
 
+// isAdmin reports whether the local account user is an administrator.
+func (c *Conn) isAdmin(user string) bool {
+	if c.env.IsAdmin == nil {
+		return false
+	}
+	j, err := jid.New(user, c.env.Domain.Domainpart(), "")
+	return err == nil && c.env.IsAdmin(j)
+}
+
 // authStream is what the SASL exchange needs to know of this stream.
 func (c *Conn) authStream() auth.Stream {
 	return auth.Stream{TLS: c.tls, CBTypeRefused: c.cbRefused, ServerCertificate: c.serverCert}
@@ -252,6 +265,12 @@ func (c *Conn) Log() *slog.Logger { return c.log }
 func (c *Conn) Info() (remote string, since, lastActive time.Time, stanzas uint64) {
 	return c.raw.RemoteAddr().String(), c.connected, time.Unix(0, c.lastActive.Load()), c.stanzas.Load()
 }
+
+// AdmitReserved marks a stream admitted beyond limits.max_connections, on
+// one of the connections reserved for administrators: once it has
+// authenticated, an account that is not an administrator is closed with
+// resource-constraint. Call it before Serve.
+func (c *Conn) AdmitReserved() { c.reserved = true }
 
 // Abort closes the network connection at once, without a word to the
 // client (a shutdown past its deadline).
@@ -595,6 +614,10 @@ func (c *Conn) authenticate(ctx context.Context, el *wire.Element) error {
 				return c.authFailed(err, mech)
 			}
 			if done {
+				if c.reserved && !c.isAdmin(ex.Username()) {
+					c.env.Observer.Connection("refused")
+					return wire.StreamError(stream.ResourceConstraint, "the server is full: only administrators may connect now")
+				}
 				c.user = ex.Username()
 				c.setState(Authenticated)
 				c.log = c.log.With("user", c.user)

@@ -142,6 +142,10 @@ type Limits struct {
 	// MaxConnections bounds the open client connections (the next one gets
 	// resource-constraint).
 	MaxConnections int `yaml:"max_connections"`
+	// AdminReservedConnections are admitted beyond MaxConnections for
+	// administrators: such a connection may only log in, and is closed with
+	// resource-constraint if the account is not an administrator.
+	AdminReservedConnections int `yaml:"admin_reserved_connections"`
 	// MaxRosterItems bounds one account's roster (not-allowed on roster set).
 	MaxRosterItems int `yaml:"max_roster_items"`
 	// StanzaTimeout bounds how long a bound client may take to finish a
@@ -359,19 +363,20 @@ func Default() Config {
 			LoginTimeDelay:  Duration(time.Second),
 		},
 		Limits: Limits{
-			MaxStanzaBytes:        256 << 10,
-			MaxDepth:              64,
-			MaxAttributes:         64,
-			PreAuthTimeout:        Duration(30 * time.Second),
-			IdleTimeout:           0,
-			WriteTimeout:          Duration(30 * time.Second),
-			MaxOutboundBytes:      1 << 20,
-			MaxAuthFailures:       3,
-			MaxSessionsPerAccount: 10,
-			MaxOfflineMessages:    100,
-			MaxConnections:        10000,
-			MaxRosterItems:        1000,
-			StanzaTimeout:         Duration(60 * time.Second),
+			MaxStanzaBytes:           256 << 10,
+			MaxDepth:                 64,
+			MaxAttributes:            64,
+			PreAuthTimeout:           Duration(30 * time.Second),
+			IdleTimeout:              0,
+			WriteTimeout:             Duration(30 * time.Second),
+			MaxOutboundBytes:         1 << 20,
+			MaxAuthFailures:          3,
+			MaxSessionsPerAccount:    10,
+			MaxOfflineMessages:       100,
+			MaxConnections:           10000,
+			AdminReservedConnections: 8,
+			MaxRosterItems:           1000,
+			StanzaTimeout:            Duration(60 * time.Second),
 
 			MaxConnectionsPerAddress:  200,
 			MaxAuthFailuresPerAddress: 20,
@@ -505,6 +510,9 @@ func (c *Config) Validate() error {
 		{"limits.max_auth_failures_per_address", c.Limits.MaxAuthFailuresPerAddress},
 		{"adhoc.max_sessions", c.Adhoc.MaxSessions},
 		{"adhoc.max_sessions_per_user", c.Adhoc.MaxSessionsPerUser},
+	}
+	if c.Limits.AdminReservedConnections < 0 {
+		bad("limits.admin_reserved_connections %d: must be 0 or more", c.Limits.AdminReservedConnections)
 	}
 	if c.Limits.MaxOfflineMessages < 0 {
 		bad("limits.max_offline_messages %d: must be 0 (none kept) or more", c.Limits.MaxOfflineMessages)

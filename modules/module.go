@@ -104,5 +104,12 @@ type Status struct {
 	StanzasIn, StanzasOut uint64
 }
 
+// Figure is one line of the server's status report: a variable name, a
+// label for people and the value (the status command's form, `adhocd
+// status`).
+type Figure struct {
+	Var, Label, Value string
+}
+
 // Constructor makes a module.
 type Constructor func() Module

@@ -422,7 +422,7 @@ func TestMaxSessionsPerAccount(t *testing.T) {
 }
 
 func TestMaxConnections(t *testing.T) {
-	srv := servertest.Start(t, func(c *config.Config) { c.Limits.MaxConnections = 2 })
+	srv := servertest.Start(t, func(c *config.Config) { c.Limits.MaxConnections, c.Limits.AdminReservedConnections = 2, 0 })
 	srv.AddUser("alice", "wonderland")
 	a, b := srv.RawDial(), srv.RawDial()
 	a.Write(servertest.Header)

@@ -9,11 +9,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"mellium.im/xmpp/jid"
 
 	"github.com/adhocd/adhocd/account"
+	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/storage"
 )
 
@@ -57,13 +59,17 @@ func (s *Server) serveControl(ln net.Listener) {
 				return
 			}
 			var req account.Request
-			var resp account.Response
-			if err := json.Unmarshal(line, &req); err != nil {
+			var resp ControlResponse
+			switch err := json.Unmarshal(line, &req); {
+			case err != nil:
 				resp.Error = "malformed request: " + err.Error()
-			} else {
+			case req.Op == opStatus:
+				resp.Figures = s.StatusFigures()
+			default:
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				resp = s.Accounts().Do(ctx, req)
+				resp.Response = s.Accounts().Do(ctx, req)
 				cancel()
+				s.auditControl(c, req, resp.Response)
 			}
 			_ = json.NewEncoder(c).Encode(resp)
 		}()
@@ -87,23 +93,71 @@ func readLine(r *bufio.Reader, max int) ([]byte, error) {
 	}
 }
 
-// Control sends one request to a running server's control socket in dir.
+// opStatus is the control request for the status report.
+const opStatus = "status"
+
+// ControlResponse is what the control socket answers: an account
+// operation's response, or the status report.
+type ControlResponse struct {
+	account.Response
+	Figures []modules.Figure `json:"figures,omitempty"`
+}
+
+// auditControl writes the audit line the admin commands write (modules/admin)
+// for an account operation that came through the control socket, naming the
+// local user that asked.
+func (s *Server) auditControl(c net.Conn, req account.Request, resp account.Response) {
+	by := "the control socket"
+	if uid, ok := peerUID(c); ok {
+		by = "uid " + strconv.Itoa(uid) + " on the control socket"
+	}
+	outcome := "completed"
+	if resp.Error != "" {
+		outcome = "failed: " + resp.Error
+	}
+	var targets []string
+	if req.User != "" {
+		targets = []string{req.User}
+	}
+	s.log.Info("admin action", "by", by, "command", req.Op, "targets", targets, "outcome", outcome)
+}
+
+// ControlStatus asks a running server's control socket in dir for its
+// status report.
+func ControlStatus(ctx context.Context, dir string) ([]modules.Figure, error) {
+	resp, err := control(ctx, dir, account.Request{Op: opStatus})
+	if err != nil {
+		return nil, err
+	}
+	if resp.Error != "" {
+		return nil, errors.New(resp.Error)
+	}
+	return resp.Figures, nil
+}
+
+// Control sends one account request to a running server's control socket in
+// dir.
 func Control(ctx context.Context, dir string, req account.Request) (account.Response, error) {
+	resp, err := control(ctx, dir, req)
+	return resp.Response, err
+}
+
+func control(ctx context.Context, dir string, req account.Request) (ControlResponse, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", filepath.Join(dir, ControlSocket))
 	if err != nil {
-		return account.Response{}, fmt.Errorf("server: control: %w", err)
+		return ControlResponse{}, fmt.Errorf("server: control: %w", err)
 	}
 	defer c.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.SetDeadline(dl)
 	}
 	if err := json.NewEncoder(c).Encode(req); err != nil {
-		return account.Response{}, fmt.Errorf("server: control: %w", err)
+		return ControlResponse{}, fmt.Errorf("server: control: %w", err)
 	}
-	var resp account.Response
+	var resp ControlResponse
 	if err := json.NewDecoder(c).Decode(&resp); err != nil {
-		return account.Response{}, fmt.Errorf("server: control: %w", err)
+		return ControlResponse{}, fmt.Errorf("server: control: %w", err)
 	}
 	return resp, nil
 }

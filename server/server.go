@@ -279,7 +279,7 @@ func (s *Server) startRouter(ctx context.Context) error {
 	s.router = router.New(router.Options{Domain: s.domain, Store: s.store, Log: s.log, Observer: s.metrics, Limits: s.limits})
 	s.env = &c2s.Env{Domain: s.domain, C2S: s.cfg.C2S, Limits: s.limits, TLS: s.tlsConfig, Auth: s.auth,
 		Backoff: &s.authBackoff, Observer: s.metrics, Router: s.router, Log: s.log, StanzasOut: &s.router.StanzasOut,
-		Features: s.router.StreamFeatures(), Certificate: s.certs.Current}
+		Features: s.router.StreamFeatures(), Certificate: s.certs.Current, IsAdmin: s.IsAdmin}
 	if err := s.loadAdmins(ctx); err != nil {
 		return err
 	}
@@ -443,11 +443,17 @@ func (s *Server) admit(c *c2s.Conn) (release func(), ok bool) {
 		c.Close(stream.SystemShutdown)
 		return nil, false
 	}
-	if len(s.conns) >= s.limits().MaxConnections {
-		s.mu.Unlock()
-		s.metrics.Connection("refused")
-		c.Close(wire.StreamError(stream.ResourceConstraint, "too many connections"))
-		return nil, false
+	lim := s.limits()
+	if n := len(s.conns); n >= lim.MaxConnections {
+		// Beyond the limit, the reserved connections let an administrator
+		// in to mend things; who it is, SASL tells.
+		if n >= lim.MaxConnections+lim.AdminReservedConnections {
+			s.mu.Unlock()
+			s.metrics.Connection("refused")
+			c.Close(wire.StreamError(stream.ResourceConstraint, "too many connections"))
+			return nil, false
+		}
+		c.AdmitReserved()
 	}
 	host := c.Host()
 	if s.perAddr[host] >= s.limits().MaxConnectionsPerAddress {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/adhocd/adhocd/config"
+	"github.com/adhocd/adhocd/server"
 )
 
 // checkConfigCmd loads and validates a configuration, as the server would
@@ -151,4 +153,32 @@ func probe(addr, domain string, timeout time.Duration) error {
 // xmlAttr escapes s for an attribute in single quotes.
 func xmlAttr(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", "'", "&apos;").Replace(s)
+}
+
+// statusCmd prints the running server's status report, the figures of the
+// operator's status command, asked through the control socket: it works
+// when the c2s listener is full or stuck.
+func statusCmd(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs, cfgPath := newFlags("status", "[--config FILE]", stderr)
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("status takes no arguments")
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	figures, err := server.ControlStatus(ctx, cfg.Storage.Path)
+	if err != nil {
+		return fmt.Errorf("no server answers on %s's control socket: %w", cfg.Storage.Path, err)
+	}
+	for _, f := range figures {
+		fmt.Fprintf(stdout, "%-42s %s\n", f.Label+":", f.Value)
+	}
+	return nil
 }

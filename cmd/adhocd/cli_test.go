@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // exitCode runs bin and returns its combined output and exit status.
@@ -37,7 +38,7 @@ func TestHelpAndUsage(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("adhocd %v exited %d: %s", args, code, out)
 		}
-		for _, cmd := range []string{"serve", "user", "check-config", "healthcheck", "version", "help"} {
+		for _, cmd := range []string{"serve", "user", "status", "check-config", "healthcheck", "version", "help"} {
 			if !strings.Contains(out, "\n  "+cmd+" ") {
 				t.Errorf("adhocd %v does not list %s:\n%s", args, cmd, out)
 			}
@@ -184,4 +185,41 @@ func TestHealthcheckAndLockedStore(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "data", "adhocd.pid")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the pid file outlives the server: %v", err)
 	}
+}
+
+// TestStatusThroughControlSocket: adhocd status prints the status
+// command's figures from the running server through its control socket,
+// and says so when no server runs; account operations through the socket
+// leave the admin commands' audit line, naming the local user.
+func TestStatusThroughControlSocket(t *testing.T) {
+	bin := build(t)
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir)
+	if out, code := exitCode(t, bin, "", "status", "--config", cfg); code != 1 || !strings.Contains(out, "no server answers") {
+		t.Fatalf("status with no server: %d %s", code, out)
+	}
+	srv, addrs, logs := startAdhocd(t, bin, cfg)
+	next(t, addrs, logs)
+	if out, code := exitCode(t, bin, "pw-bob\n", "user", "add", "bob", "--config", cfg); code != 0 {
+		t.Fatalf("user add through the socket: %d %s", code, out)
+	}
+	out, code := exitCode(t, bin, "", "status", "--config", cfg)
+	if code != 0 {
+		t.Fatalf("status: %d %s", code, out)
+	}
+	for _, want := range []string{"Uptime:", "Version:", "Open connections:", "Bound sessions:", "Online users:", "Goroutines:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	wantAudit := `msg="admin action" by="uid ` + strconv.Itoa(os.Getuid()) + ` on the control socket" command=add targets=[bob] outcome=completed`
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), wantAudit) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no audit line %q in the log:\n%s", wantAudit, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = srv.Process.Signal(syscall.SIGTERM)
+	_ = srv.Wait()
 }

@@ -12,6 +12,9 @@
 //	adhocd user delete  JID [--config FILE]  remove an account, its data and its items
 //	                                         in other rosters
 //	adhocd user list        [--config FILE]  list the accounts
+//	adhocd status           [--config FILE]  print the running server's status report (the
+//	                                         status command's figures, through the control
+//	                                         socket, whatever the c2s listener's state)
 //	adhocd check-config     [--config FILE]  load and validate the configuration and
 //	                                         print what the server would listen on
 //	adhocd healthcheck      [--config FILE]  exit 0 when the server of that configuration
@@ -92,6 +95,7 @@ func commands() []command {
 	return []command{
 		{"serve", "[--config FILE]", "run the server (the default command)", serveCmd},
 		{"user", "add|passwd|disable|enable|delete|list [JID] [--config FILE]", "manage accounts, with the server running or not", userCmd},
+		{"status", "[--config FILE]", "print the running server's status report, through its control socket", statusCmd},
 		{"check-config", "[--config FILE]", "load and validate the configuration, print what the server would listen on", checkConfigCmd},
 		{"healthcheck", "[--config FILE] [--timeout D]", "exit 0 when the server answers an XMPP stream on its c2s port", healthcheckCmd},
 		{"version", "", "print the version", versionCmd},

@@ -52,6 +52,9 @@ type Host interface {
 	EndSessions(user, resource, reason string) int
 	// Status reports the server's counters.
 	Status() modules.Status
+	// StatusFigures is the server's status report, as the status command
+	// and `adhocd status` show it.
+	StatusFigures() []modules.Figure
 	// Logins returns how many times user logged in since the server started,
 	// and when it started.
 	Logins(user string) (count int, since time.Time)

@@ -2,8 +2,6 @@ package admin
 
 import (
 	"context"
-	"fmt"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,7 +13,6 @@ import (
 	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/modules/admin/nodes"
-	"github.com/adhocd/adhocd/modules/version"
 )
 
 // NSOperator is the node namespace of adhocd's own operator commands
@@ -41,37 +38,11 @@ func (m *Module) operatorCommands() []spec {
 }
 
 func (m *Module) status(_ context.Context, _ *adhoc.Request) (*adhoc.Result, []string, error) {
-	st := m.h.Status()
-	uptime := time.Since(st.Started)
-	secs := max(uptime.Seconds(), 1)
-	online := map[string]bool{}
-	for _, s := range m.h.Sessions() {
-		online[s.JID.Bare().String()] = true
+	fields := []form.Field{form.Hidden("FORM_TYPE", form.Value(NSOperator))}
+	for _, f := range m.h.StatusFigures() {
+		fields = append(fields, form.Text(f.Var, form.Label(f.Label), form.Value(f.Value)))
 	}
-	held := 0
-	if r, ok := m.h.Commands().Store().(adhoc.StatsReporter); ok {
-		held = r.Stats().Held
-	}
-	var mem runtime.MemStats
-	runtime.ReadMemStats(&mem)
-	text := func(v, label, value string) form.Field { return form.Text(v, form.Label(label), form.Value(value)) }
-	d := form.New(
-		form.Hidden("FORM_TYPE", form.Value(NSOperator)),
-		text("uptime", "Uptime", uptime.Round(time.Second).String()),
-		text("version", "Version", version.Version()),
-		text("connections", "Open connections", strconv.Itoa(st.Connections)),
-		text("sessions", "Bound sessions", strconv.Itoa(st.Sessions)),
-		text("online-users", "Online users", strconv.Itoa(len(online))),
-		text("stanzas-in", "Stanzas received", strconv.FormatUint(st.StanzasIn, 10)),
-		text("stanzas-out", "Stanzas sent", strconv.FormatUint(st.StanzasOut, 10)),
-		text("stanzas-in-per-second", "Stanzas received per second (since start)", fmt.Sprintf("%.2f", float64(st.StanzasIn)/secs)),
-		text("stanzas-out-per-second", "Stanzas sent per second (since start)", fmt.Sprintf("%.2f", float64(st.StanzasOut)/secs)),
-		text("adhoc-sessions", "Command sessions held", strconv.Itoa(held)),
-		text("memory-heap", "Heap in use (bytes)", strconv.FormatUint(mem.HeapInuse, 10)),
-		text("memory-sys", "Memory from the OS (bytes)", strconv.FormatUint(mem.Sys, 10)),
-		text("goroutines", "Goroutines", strconv.Itoa(runtime.NumGoroutine())),
-	)
-	return &adhoc.Result{Form: d}, nil, nil
+	return &adhoc.Result{Form: form.New(fields...)}, nil, nil
 }
 
 func (m *Module) sessions(_ context.Context, _ *adhoc.Request) (*adhoc.Result, []string, error) {

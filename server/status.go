@@ -1,0 +1,47 @@
+package server
+
+import (
+	"fmt"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/buildinfo"
+	"github.com/adhocd/adhocd/modules"
+)
+
+// StatusFigures is the server's status report, in one place for the
+// operator's status command and `adhocd status` (through the control
+// socket): uptime, version, connections, sessions, online users, stanzas,
+// command sessions, memory and goroutines.
+func (s *Server) StatusFigures() []modules.Figure {
+	st := s.Status()
+	uptime := time.Since(st.Started)
+	secs := max(uptime.Seconds(), 1)
+	held := 0
+	if s.commands != nil {
+		if r, ok := s.commands.Store().(adhoc.StatsReporter); ok {
+			held = r.Stats().Held
+		}
+	}
+	var mem runtime.MemStats
+	runtime.ReadMemStats(&mem)
+	return []modules.Figure{
+		{Var: "uptime", Label: "Uptime", Value: uptime.Round(time.Second).String()},
+		{Var: "version", Label: "Version", Value: buildinfo.Version()},
+		{Var: "connections", Label: "Open connections", Value: strconv.Itoa(st.Connections)},
+		{Var: "sessions", Label: "Bound sessions", Value: strconv.Itoa(st.Sessions)},
+		{Var: "online-users", Label: "Online users", Value: strconv.Itoa(st.OnlineUsers)},
+		{Var: "stanzas-in", Label: "Stanzas received", Value: strconv.FormatUint(st.StanzasIn, 10)},
+		{Var: "stanzas-out", Label: "Stanzas sent", Value: strconv.FormatUint(st.StanzasOut, 10)},
+		{Var: "stanzas-in-per-second", Label: "Stanzas received per second (since start)", Value: fmt.Sprintf("%.2f", float64(st.StanzasIn)/secs)},
+		{Var: "stanzas-out-per-second", Label: "Stanzas sent per second (since start)", Value: fmt.Sprintf("%.2f", float64(st.StanzasOut)/secs)},
+		{Var: "adhoc-sessions", Label: "Command sessions held", Value: strconv.Itoa(held)},
+		{Var: "memory-heap", Label: "Heap in use (bytes)", Value: strconv.FormatUint(mem.HeapInuse, 10)},
+		{Var: "memory-sys", Label: "Memory from the OS (bytes)", Value: strconv.FormatUint(mem.Sys, 10)},
+		{Var: "goroutines", Label: "Goroutines", Value: strconv.Itoa(runtime.NumGoroutine())},
+	}
+}
+
+func (h *host) StatusFigures() []modules.Figure { return h.s.StatusFigures() }
