@@ -14,6 +14,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Bucket names of the bbolt file. Rosters live in one nested bucket per user
@@ -59,7 +60,7 @@ func Open(dir string, timeout time.Duration, opts ...Option) (*Bolt, error) {
 	path := filepath.Join(dir, "adhocd.db")
 	pidFile := filepath.Join(dir, "adhocd.pid")
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		holder := ""
 		if b, err := os.ReadFile(pidFile); err == nil {
 			if pid := strings.TrimSpace(string(b)); pid != "" {
