@@ -164,112 +164,103 @@ func (s settings) signalURL(signal string) string {
 	return u.String()
 }
 
-func (s settings) traceHTTP() []otlptracehttp.Option {
-	var o []otlptracehttp.Option
+// exporterOptions are one exporter package's option constructors: the four
+// exporters (traces and metrics, HTTP and gRPC) take the same settings
+// through four distinct option types.
+type exporterOptions[O any] struct {
+	// endpointURL takes a URL; endpoint a host:port, with path (HTTP only,
+	// nil for gRPC) giving the signal's path.
+	endpointURL func(string) O
+	endpoint    func(string) O
+	path        func(string) O
+	insecure    func() O
+	headers     func(map[string]string) O
+	tls         func(*tls.Config) O
+	// gzip and none are the compression options; none is nil where the
+	// exporter has none (gRPC).
+	gzip, none func() O
+	timeout    func(time.Duration) O
+}
+
+// options turns the settings into one exporter's options; signal is the
+// HTTP path of its signal ("v1/traces"), unused over gRPC, where a URL's path
+// means nothing.
+func options[O any](s settings, x exporterOptions[O], signal string) []O {
+	var o []O
 	switch {
+	case s.url != nil && x.path == nil: // gRPC: http:// means no TLS
+		o = append(o, x.endpointURL(s.url.String()))
 	case s.url != nil:
-		o = append(o, otlptracehttp.WithEndpointURL(s.signalURL("v1/traces")))
+		o = append(o, x.endpointURL(s.signalURL(signal)))
 	case s.hostPort != "":
-		o = append(o, otlptracehttp.WithEndpoint(s.hostPort), otlptracehttp.WithURLPath("/v1/traces"))
+		o = append(o, x.endpoint(s.hostPort))
+		if x.path != nil {
+			o = append(o, x.path("/"+signal))
+		}
 	}
 	if s.insecure {
-		o = append(o, otlptracehttp.WithInsecure())
+		o = append(o, x.insecure())
 	}
 	if s.headers != nil {
-		o = append(o, otlptracehttp.WithHeaders(s.headers))
+		o = append(o, x.headers(s.headers))
 	}
 	if s.tls != nil {
-		o = append(o, otlptracehttp.WithTLSClientConfig(s.tls))
+		o = append(o, x.tls(s.tls))
 	}
-	switch s.compression {
-	case "gzip":
-		o = append(o, otlptracehttp.WithCompression(otlptracehttp.GzipCompression))
-	case "none":
-		o = append(o, otlptracehttp.WithCompression(otlptracehttp.NoCompression))
+	switch {
+	case s.compression == "gzip":
+		o = append(o, x.gzip())
+	case s.compression == "none" && x.none != nil:
+		o = append(o, x.none())
 	}
 	if s.timeout > 0 {
-		o = append(o, otlptracehttp.WithTimeout(s.timeout))
+		o = append(o, x.timeout(s.timeout))
 	}
 	return o
+}
+
+func (s settings) traceHTTP() []otlptracehttp.Option {
+	return options(s, exporterOptions[otlptracehttp.Option]{
+		endpointURL: otlptracehttp.WithEndpointURL, endpoint: otlptracehttp.WithEndpoint, path: otlptracehttp.WithURLPath,
+		insecure: otlptracehttp.WithInsecure, headers: otlptracehttp.WithHeaders, tls: otlptracehttp.WithTLSClientConfig,
+		gzip:    func() otlptracehttp.Option { return otlptracehttp.WithCompression(otlptracehttp.GzipCompression) },
+		none:    func() otlptracehttp.Option { return otlptracehttp.WithCompression(otlptracehttp.NoCompression) },
+		timeout: otlptracehttp.WithTimeout,
+	}, "v1/traces")
 }
 
 func (s settings) metricHTTP() []otlpmetrichttp.Option {
-	var o []otlpmetrichttp.Option
-	switch {
-	case s.url != nil:
-		o = append(o, otlpmetrichttp.WithEndpointURL(s.signalURL("v1/metrics")))
-	case s.hostPort != "":
-		o = append(o, otlpmetrichttp.WithEndpoint(s.hostPort), otlpmetrichttp.WithURLPath("/v1/metrics"))
-	}
-	if s.insecure {
-		o = append(o, otlpmetrichttp.WithInsecure())
-	}
-	if s.headers != nil {
-		o = append(o, otlpmetrichttp.WithHeaders(s.headers))
-	}
-	if s.tls != nil {
-		o = append(o, otlpmetrichttp.WithTLSClientConfig(s.tls))
-	}
-	switch s.compression {
-	case "gzip":
-		o = append(o, otlpmetrichttp.WithCompression(otlpmetrichttp.GzipCompression))
-	case "none":
-		o = append(o, otlpmetrichttp.WithCompression(otlpmetrichttp.NoCompression))
-	}
-	if s.timeout > 0 {
-		o = append(o, otlpmetrichttp.WithTimeout(s.timeout))
-	}
-	return o
+	return options(s, exporterOptions[otlpmetrichttp.Option]{
+		endpointURL: otlpmetrichttp.WithEndpointURL, endpoint: otlpmetrichttp.WithEndpoint, path: otlpmetrichttp.WithURLPath,
+		insecure: otlpmetrichttp.WithInsecure, headers: otlpmetrichttp.WithHeaders, tls: otlpmetrichttp.WithTLSClientConfig,
+		gzip:    func() otlpmetrichttp.Option { return otlpmetrichttp.WithCompression(otlpmetrichttp.GzipCompression) },
+		none:    func() otlpmetrichttp.Option { return otlpmetrichttp.WithCompression(otlpmetrichttp.NoCompression) },
+		timeout: otlpmetrichttp.WithTimeout,
+	}, "v1/metrics")
 }
 
+// The gRPC exporters have no option for "no compression".
+
 func (s settings) traceGRPC() []otlptracegrpc.Option {
-	var o []otlptracegrpc.Option
-	switch {
-	case s.url != nil: // http:// means no TLS; the path means nothing to gRPC
-		o = append(o, otlptracegrpc.WithEndpointURL(s.url.String()))
-	case s.hostPort != "":
-		o = append(o, otlptracegrpc.WithEndpoint(s.hostPort))
-	}
-	if s.insecure {
-		o = append(o, otlptracegrpc.WithInsecure())
-	}
-	if s.headers != nil {
-		o = append(o, otlptracegrpc.WithHeaders(s.headers))
-	}
-	if s.tls != nil {
-		o = append(o, otlptracegrpc.WithTLSCredentials(credentials.NewTLS(s.tls)))
-	}
-	if s.compression == "gzip" { // the gRPC exporters have no option for "none"
-		o = append(o, otlptracegrpc.WithCompressor("gzip"))
-	}
-	if s.timeout > 0 {
-		o = append(o, otlptracegrpc.WithTimeout(s.timeout))
-	}
-	return o
+	return options(s, exporterOptions[otlptracegrpc.Option]{
+		endpointURL: otlptracegrpc.WithEndpointURL, endpoint: otlptracegrpc.WithEndpoint,
+		insecure: otlptracegrpc.WithInsecure, headers: otlptracegrpc.WithHeaders,
+		tls: func(c *tls.Config) otlptracegrpc.Option {
+			return otlptracegrpc.WithTLSCredentials(credentials.NewTLS(c))
+		},
+		gzip:    func() otlptracegrpc.Option { return otlptracegrpc.WithCompressor("gzip") },
+		timeout: otlptracegrpc.WithTimeout,
+	}, "")
 }
 
 func (s settings) metricGRPC() []otlpmetricgrpc.Option {
-	var o []otlpmetricgrpc.Option
-	switch {
-	case s.url != nil: // http:// means no TLS; the path means nothing to gRPC
-		o = append(o, otlpmetricgrpc.WithEndpointURL(s.url.String()))
-	case s.hostPort != "":
-		o = append(o, otlpmetricgrpc.WithEndpoint(s.hostPort))
-	}
-	if s.insecure {
-		o = append(o, otlpmetricgrpc.WithInsecure())
-	}
-	if s.headers != nil {
-		o = append(o, otlpmetricgrpc.WithHeaders(s.headers))
-	}
-	if s.tls != nil {
-		o = append(o, otlpmetricgrpc.WithTLSCredentials(credentials.NewTLS(s.tls)))
-	}
-	if s.compression == "gzip" { // the gRPC exporters have no option for "none"
-		o = append(o, otlpmetricgrpc.WithCompressor("gzip"))
-	}
-	if s.timeout > 0 {
-		o = append(o, otlpmetricgrpc.WithTimeout(s.timeout))
-	}
-	return o
+	return options(s, exporterOptions[otlpmetricgrpc.Option]{
+		endpointURL: otlpmetricgrpc.WithEndpointURL, endpoint: otlpmetricgrpc.WithEndpoint,
+		insecure: otlpmetricgrpc.WithInsecure, headers: otlpmetricgrpc.WithHeaders,
+		tls: func(c *tls.Config) otlpmetricgrpc.Option {
+			return otlpmetricgrpc.WithTLSCredentials(credentials.NewTLS(c))
+		},
+		gzip:    func() otlpmetricgrpc.Option { return otlpmetricgrpc.WithCompressor("gzip") },
+		timeout: otlpmetricgrpc.WithTimeout,
+	}, "")
 }
