@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +15,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/adhocd/adhocd/servertest"
 )
 
 // TestHelmTestPodRuns runs what the rendered helm test Pod runs, on this
@@ -41,7 +42,7 @@ func TestHelmTestPodRuns(t *testing.T) {
 	}
 
 	// adhocd, as the StatefulSet's container.
-	c2sAddr, metricsAddr := freeAddr(t), freeAddr(t)
+	c2sAddr, metricsAddr := servertest.FreeAddr(t), servertest.FreeAddr(t)
 	var cfg map[string]any
 	if err := yaml.Unmarshal([]byte(r.configMaps["chat-adhocd"].Data["config.yaml"]), &cfg); err != nil {
 		t.Fatal(err)
@@ -117,17 +118,6 @@ func podEnv(t *testing.T, r rendered, c corev1.Container) []string {
 		env = append(env, e.Name+"="+v)
 	}
 	return env
-}
-
-// freeAddr returns a 127.0.0.1 address with a port free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // waitReady polls url until it answers 200, for at most 20 seconds.

@@ -62,7 +62,7 @@ func TestImage(t *testing.T) {
 	cfgPath, cfg := imageConfig(t, img)
 
 	// Move the listeners to free loopback ports.
-	c2sAddr, metricsAddr := freePort(t), freePort(t)
+	c2sAddr, metricsAddr := servertest.FreeAddr(t), servertest.FreeAddr(t)
 	moveListeners(t, img, cfgPath, cfg, c2sAddr, metricsAddr)
 
 	// An account, made before the server starts, with the store on the
@@ -370,17 +370,6 @@ func mustRead(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// freePort returns a loopback address whose port was free a moment ago.
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // waitReady polls /readyz until the server serves, or fails when it exits

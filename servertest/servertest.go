@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -173,4 +174,16 @@ func (s *Server) EventuallyDial(t testing.TB, user, password string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// FreeAddr returns a 127.0.0.1 address whose port was free a moment ago, for
+// a process the test starts itself.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

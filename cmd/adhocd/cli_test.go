@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/adhocd/adhocd/servertest"
 )
 
 // exitCode runs bin and returns its combined output and exit status.
@@ -130,24 +132,14 @@ func TestFlagsAfterArguments(t *testing.T) {
 	}
 }
 
-// freePort returns a loopback port nothing listens on.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // TestHealthcheckAndLockedStore: healthcheck says healthy while the server
 // answers and exits 1 once it is gone; a second server on the same store
 // fails saying which process holds it.
 func TestHealthcheckAndLockedStore(t *testing.T) {
 	bin := build(t)
 	dir := t.TempDir()
-	port := freePort(t)
+	_, portText, _ := net.SplitHostPort(servertest.FreeAddr(t))
+	port, _ := strconv.Atoi(portText)
 	cfg := filepath.Join(dir, "config.yaml")
 	yaml := fmt.Sprintf("domain: localhost\nc2s:\n  listen: 127.0.0.1:%d\nstorage:\n  path: data\nlog:\n  level: info\n", port)
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
