@@ -32,7 +32,7 @@ func BenchmarkLoginSCRAM(b *testing.B) {
 // BenchmarkMessageRoundTrip measures a chat message from alice to bob and
 // bob's answer back, both clients logged in over TLS on loopback.
 func BenchmarkMessageRoundTrip(b *testing.B) {
-	_, alice, bob := servertest.TwoUsers(b)
+	_, alice, bob := servertest.TwoUsers(b, servertest.NoRateLimits)
 	ctx := context.Background()
 	for _, c := range []*servertest.Client{alice, bob} {
 		if err := c.SendRaw(ctx, `<presence/>`); err != nil {

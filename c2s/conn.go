@@ -81,6 +81,11 @@ type Env struct {
 	// binding, each as an empty element in its namespace: the router's
 	// (roster versioning) and the modules' (modules.StreamFeatures).
 	Features []xml.Name
+
+	// accounts holds the stanza buckets shared by the streams of one
+	// account (limits.rate.account_stanzas_per_second); its zero value is
+	// ready, and the server's streams share it through their *Env.
+	accounts accountBuckets
 }
 
 // Router is what a stream hands its session to: the router registers a
@@ -144,6 +149,7 @@ type Conn struct {
 	nc   net.Conn // raw, or the TLS connection over it
 	tls  *tls.ConnectionState
 	dec  *wire.Decoder
+	read *countingReader // what dec reads, counted for limits.rate
 	lang string
 	// ws: the stream is framed as XMPP over WebSocket (RFC 7395): <open/>
 	// and <close/> instead of the stream root, one element per message,
@@ -168,12 +174,14 @@ type Conn struct {
 	q   outbound
 
 	authFailures int
+	attempted    string            // the account the current SASL exchange names, once sent
 	cbRefused    bool              // a -PLUS attempt asked for a binding type we lack
 	serverCert   *x509.Certificate // what our TLS handshake sent, when known
 	reserved     bool              // admitted beyond the limit, for administrators only
 	user         string            // localpart once authenticated
 	addr         jid.JID           // full JID once bound
 	sess         Session           // the router's side once bound
+	pacer        *pacer            // limits.rate once bound
 	connected    time.Time
 	lastActive   atomic.Int64 // unix nanoseconds of the last stanza received
 	stanzas      atomic.Uint64
@@ -217,7 +225,8 @@ func NewWebSocket(env *Env, ws *websocket.Conn, remoteAddr string, st *tls.Conne
 func (c *Conn) setIO(nc net.Conn) {
 	l := c.env.Limits()
 	c.nc = nc
-	c.dec = wire.NewDecoder(nc, l.MaxStanzaBytes, l.MaxDepth, l.MaxAttributes)
+	c.read = &countingReader{r: nc}
+	c.dec = wire.NewDecoder(c.read, l.MaxStanzaBytes, l.MaxDepth, l.MaxAttributes)
 	if c.ws {
 		c.dec.Framed = true
 		c.dec.Restart()
@@ -338,6 +347,10 @@ func (c *Conn) run(ctx context.Context) error {
 			if err := c.sess.Route(ctx, el); err != nil {
 				return err
 			}
+			if err := c.pace(ctx); err != nil {
+				return ErrClosed
+			}
+			now = time.Now()
 			continue
 		}
 		if err := c.negotiate(ctx, el); err != nil {
@@ -587,6 +600,7 @@ func (c *Conn) authenticate(ctx context.Context, el *wire.Element) error {
 		return c.saslFailure(auth.TemporaryAuthFailure, "too many failed logins from your address: try again later")
 	}
 	mech := el.Attr("mechanism")
+	c.attempted = ""
 	before := c.State()
 	c.setState(Authenticating)
 	defer func() {
@@ -602,6 +616,7 @@ func (c *Conn) authenticate(ctx context.Context, el *wire.Element) error {
 	if err != nil {
 		return c.authFailed(err, mech)
 	}
+	first := true
 	for {
 		if in == nil {
 			// No initial response: send an empty challenge (RFC 6120 §6.4.2).
@@ -609,6 +624,17 @@ func (c *Conn) authenticate(ctx context.Context, el *wire.Element) error {
 				return err
 			}
 		} else {
+			if first {
+				// The client names its account in its first message: an
+				// account that used up its failures from this address is
+				// refused before its password is checked.
+				first = false
+				c.attempted = c.attemptedUser(mech, in)
+				if c.attempted != "" && c.env.Backoff.blockedAccount(c.Host(), c.attempted, c.env.Limits()) {
+					c.env.Observer.Login(mech, auth.TemporaryAuthFailure)
+					return c.saslFailure(auth.TemporaryAuthFailure, "too many failed logins for this account from your address: try again later")
+				}
+			}
 			out, done, err := ex.Step(ctx, in)
 			if err != nil {
 				return c.authFailed(err, mech)
@@ -619,6 +645,7 @@ func (c *Conn) authenticate(ctx context.Context, el *wire.Element) error {
 					return wire.StreamError(stream.ResourceConstraint, "the server is full: only administrators may connect now")
 				}
 				c.user = ex.Username()
+				c.env.Backoff.succeeded(c.Host(), c.user)
 				c.setState(Authenticated)
 				c.log = c.log.With("user", c.user)
 				c.env.Observer.Login(mech, "success")
@@ -690,7 +717,7 @@ func (c *Conn) authFailed(err error, mech string) error {
 		c.cbRefused = true
 	}
 	if f.Condition == auth.NotAuthorized {
-		c.env.Backoff.failed(c.Host(), c.env.Limits())
+		c.env.Backoff.failed(c.Host(), c.attempted, c.env.Limits())
 	}
 	c.env.Observer.Login(mech, f.Condition)
 	c.log.Info("authentication failed", "mechanism", mech, "condition", f.Condition, "err", f.Err)
@@ -760,6 +787,7 @@ func (c *Conn) bindIQ(ctx context.Context, el *wire.Element) error {
 		return err
 	}
 	c.sess = sess
+	c.pacer = &pacer{read: c.read, charged: c.read.n.Load(), account: c.env.accounts.acquire(c.user)}
 	c.setState(Bound)
 	var b strings.Builder
 	b.WriteString(`<iq` + c.stanzaNS() + ` type='result' id='`)
@@ -919,6 +947,9 @@ func (c *Conn) finish(err error) {
 		c.closeConn()
 	}
 	c.closeQueue()
+	if c.pacer != nil && c.pacer.account != nil {
+		c.env.accounts.release(c.user, c.pacer.account)
+	}
 	if c.state.CompareAndSwap(int32(Bound), int32(Closing)) {
 		c.sess.Unbound()
 	} else {

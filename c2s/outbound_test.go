@@ -121,6 +121,9 @@ func TestSlowReaderDoesNotHoldSenders(t *testing.T) {
 		c.Limits.WriteTimeout = config.Duration(60 * time.Second)
 		c.Limits.MaxOfflineMessages = 100000
 		c.Limits.MaxStanzaBytes = 1 << 20
+		// The flooder's 8 MiB would take half a minute at the default
+		// limits.rate.bytes_per_second: pacing is TestFloodIsPaced's.
+		c.Limits.Rate = config.Rate{}
 	})
 	for _, u := range []string{"slow", "flood", "carol", "dave"} {
 		srv.AddUser(u, "pw")

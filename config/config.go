@@ -139,6 +139,22 @@ type Limits struct {
 	// no available resource (XEP-0160); the next gets service-unavailable.
 	// 0 keeps none: every such message is answered with service-unavailable.
 	MaxOfflineMessages int `yaml:"max_offline_messages"`
+	// MaxOfflineBytes bounds the bytes of the messages kept per account (the
+	// stanzas as kept); a message that would pass it is answered as one
+	// beyond MaxOfflineMessages.
+	MaxOfflineBytes int64 `yaml:"max_offline_bytes"`
+	// MaxOfflineTotalBytes bounds the bytes of offline messages kept for all
+	// accounts together; past it every recipient's next message gets
+	// service-unavailable.
+	MaxOfflineTotalBytes int64 `yaml:"max_offline_total_bytes"`
+	// OfflineTTL is how long an offline message is kept; older ones are
+	// removed in the background and never delivered. 0 keeps them.
+	OfflineTTL Duration `yaml:"offline_ttl"`
+	// MinFreeDiskBytes is the free space the store's filesystem keeps:
+	// below it, writes users cause (offline messages, roster changes,
+	// subscription requests) get resource-constraint, while logins, reads
+	// and administration go on. 0 disables the floor.
+	MinFreeDiskBytes int64 `yaml:"min_free_disk_bytes"`
 	// MaxConnections bounds the open client connections (the next one gets
 	// resource-constraint).
 	MaxConnections int `yaml:"max_connections"`
@@ -160,6 +176,31 @@ type Limits struct {
 	// with temporary-auth-failure until the window has passed.
 	MaxAuthFailuresPerAddress int      `yaml:"max_auth_failures_per_address"`
 	AuthFailureWindow         Duration `yaml:"auth_failure_window"`
+	// MaxAuthFailuresPerAccountAddress failed SASL attempts for one account
+	// from one IP address within AuthFailureWindow make further attempts for
+	// that account from that address fail at once with
+	// temporary-auth-failure; other accounts behind the same address (a NAT,
+	// a load balancer) still log in until MaxAuthFailuresPerAddress.
+	MaxAuthFailuresPerAccountAddress int `yaml:"max_auth_failures_per_account_address"`
+	// Rate paces what an authenticated stream may send (limits.rate.*).
+	Rate Rate `yaml:"rate"`
+}
+
+// Rate is the token buckets that pace a bound stream's input: a stream over
+// its rate is not cut off and loses nothing, the server stops reading from
+// it until the bucket allows (its stanzas wait in its TCP buffer). Each
+// rate of 0 disables its bucket; a burst of 0 is one second's worth.
+type Rate struct {
+	// StanzasPerSecond and BurstStanzas bound the stanzas of one stream.
+	StanzasPerSecond int `yaml:"stanzas_per_second"`
+	BurstStanzas     int `yaml:"burst_stanzas"`
+	// BytesPerSecond and BurstBytes bound the bytes one stream sends.
+	BytesPerSecond int `yaml:"bytes_per_second"`
+	BurstBytes     int `yaml:"burst_bytes"`
+	// AccountStanzasPerSecond and AccountBurstStanzas bound the stanzas of
+	// all the streams of one account together (0: no such limit).
+	AccountStanzasPerSecond int `yaml:"account_stanzas_per_second"`
+	AccountBurstStanzas     int `yaml:"account_burst_stanzas"`
 }
 
 // Metrics configures the HTTP listener for /metrics, /healthz and /readyz.
@@ -373,14 +414,26 @@ func Default() Config {
 			MaxAuthFailures:          3,
 			MaxSessionsPerAccount:    10,
 			MaxOfflineMessages:       100,
+			MaxOfflineBytes:          1 << 20,
+			MaxOfflineTotalBytes:     256 << 20,
+			OfflineTTL:               Duration(30 * 24 * time.Hour),
+			MinFreeDiskBytes:         256 << 20,
 			MaxConnections:           10000,
 			AdminReservedConnections: 8,
 			MaxRosterItems:           1000,
 			StanzaTimeout:            Duration(60 * time.Second),
 
 			MaxConnectionsPerAddress:  200,
-			MaxAuthFailuresPerAddress: 20,
+			MaxAuthFailuresPerAddress: 50,
 			AuthFailureWindow:         Duration(5 * time.Minute),
+
+			MaxAuthFailuresPerAccountAddress: 5,
+			Rate: Rate{
+				StanzasPerSecond: 200,
+				BurstStanzas:     400,
+				BytesPerSecond:   256 << 10,
+				BurstBytes:       1 << 20,
+			},
 		},
 		Adhoc: Adhoc{
 			MaxSessions:        10000,
@@ -508,14 +561,37 @@ func (c *Config) Validate() error {
 		{"limits.max_roster_items", c.Limits.MaxRosterItems},
 		{"limits.max_connections_per_address", c.Limits.MaxConnectionsPerAddress},
 		{"limits.max_auth_failures_per_address", c.Limits.MaxAuthFailuresPerAddress},
+		{"limits.max_auth_failures_per_account_address", c.Limits.MaxAuthFailuresPerAccountAddress},
 		{"adhoc.max_sessions", c.Adhoc.MaxSessions},
 		{"adhoc.max_sessions_per_user", c.Adhoc.MaxSessionsPerUser},
 	}
-	if c.Limits.AdminReservedConnections < 0 {
-		bad("limits.admin_reserved_connections %d: must be 0 or more", c.Limits.AdminReservedConnections)
+	// Counts where 0 means none or off.
+	for _, n := range []struct {
+		name, zero string
+		v          int64
+	}{
+		{"limits.admin_reserved_connections", "none", int64(c.Limits.AdminReservedConnections)},
+		{"limits.max_offline_messages", "none kept", int64(c.Limits.MaxOfflineMessages)},
+		{"limits.min_free_disk_bytes", "no floor", c.Limits.MinFreeDiskBytes},
+		{"limits.rate.stanzas_per_second", "off", int64(c.Limits.Rate.StanzasPerSecond)},
+		{"limits.rate.burst_stanzas", "one second's worth", int64(c.Limits.Rate.BurstStanzas)},
+		{"limits.rate.bytes_per_second", "off", int64(c.Limits.Rate.BytesPerSecond)},
+		{"limits.rate.burst_bytes", "one second's worth", int64(c.Limits.Rate.BurstBytes)},
+		{"limits.rate.account_stanzas_per_second", "off", int64(c.Limits.Rate.AccountStanzasPerSecond)},
+		{"limits.rate.account_burst_stanzas", "one second's worth", int64(c.Limits.Rate.AccountBurstStanzas)},
+	} {
+		if n.v < 0 {
+			bad("%s %d: must be 0 (%s) or more", n.name, n.v, n.zero)
+		}
 	}
-	if c.Limits.MaxOfflineMessages < 0 {
-		bad("limits.max_offline_messages %d: must be 0 (none kept) or more", c.Limits.MaxOfflineMessages)
+	if c.Limits.MaxOfflineBytes <= 0 {
+		bad("limits.max_offline_bytes %d: must be positive", c.Limits.MaxOfflineBytes)
+	}
+	if c.Limits.MaxOfflineTotalBytes <= 0 {
+		bad("limits.max_offline_total_bytes %d: must be positive", c.Limits.MaxOfflineTotalBytes)
+	}
+	if c.Limits.OfflineTTL < 0 {
+		bad("limits.offline_ttl: must not be negative (0 keeps messages)")
 	}
 	for _, p := range positive {
 		if p.v <= 0 {

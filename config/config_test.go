@@ -69,6 +69,15 @@ func TestValidate(t *testing.T) {
 		{"limits: {pre_auth_timeout: 0s}", "limits.pre_auth_timeout"},
 		{"limits: {pre_auth_timeout: soon}", "duration"},
 		{"adhoc: {max_sessions: -1}", "adhoc.max_sessions"},
+		{"limits: {admin_reserved_connections: -1}", "limits.admin_reserved_connections -1: must be 0 (none) or more"},
+		{"limits: {rate: {stanzas_per_second: -5}}", "limits.rate.stanzas_per_second -5: must be 0 (off) or more"},
+		{"limits: {rate: {burst_bytes: -1}}", "limits.rate.burst_bytes"},
+		{"limits: {max_offline_bytes: 0}", "limits.max_offline_bytes 0: must be positive"},
+		{"limits: {max_offline_total_bytes: 0}", "limits.max_offline_total_bytes"},
+		{"limits: {offline_ttl: -1h}", "limits.offline_ttl"},
+		{"limits: {min_free_disk_bytes: -1}", "limits.min_free_disk_bytes"},
+		{"limits: {max_auth_failures_per_account_address: 0}", "limits.max_auth_failures_per_account_address"},
+		{"tls: {reload_interval: -1s}", "tls.reload_interval"},
 		{"log: {level: loud}", "log.level"},
 	} {
 		if _, err := config.Parse([]byte(tc.yaml)); err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -47,6 +47,7 @@ import (
 
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/config"
+	"github.com/adhocd/adhocd/storage"
 )
 
 // Telemetry owns the registry, the meter and tracer providers, the
@@ -224,6 +225,32 @@ func (t *Telemetry) ObserveStore(r adhoc.StatsReporter) error {
 	}, held, ops)
 	if err != nil {
 		return fmt.Errorf("metrics: store callback: %w", err)
+	}
+	return nil
+}
+
+// ObserveOffline exports what offline messages take in the store:
+// adhocd.offline.bytes and adhocd.offline.messages, read from u (the
+// store's own counters) at each collection, and adhocd.offline.limit,
+// limits.max_offline_total_bytes as limit returns it (so that a reload
+// shows).
+func (t *Telemetry) ObserveOffline(u storage.OfflineUsageReporter, limit func() int64) error {
+	m := t.meters.Meter("github.com/adhocd/adhocd/storage")
+	used, err1 := m.Int64ObservableGauge("adhocd.offline.bytes", metric.WithUnit("By"), metric.WithDescription("Bytes of the offline messages kept for all accounts."))
+	msgs, err2 := m.Int64ObservableGauge("adhocd.offline.messages", metric.WithDescription("Offline messages kept for all accounts."))
+	lim, err3 := m.Int64ObservableGauge("adhocd.offline.limit", metric.WithUnit("By"), metric.WithDescription("limits.max_offline_total_bytes: the bytes of offline messages the store keeps at most."))
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return fmt.Errorf("metrics: offline instruments: %w", err)
+	}
+	_, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		b, n := u.OfflineUsage()
+		o.ObserveInt64(used, b)
+		o.ObserveInt64(msgs, n)
+		o.ObserveInt64(lim, limit())
+		return nil
+	}, used, msgs, lim)
+	if err != nil {
+		return fmt.Errorf("metrics: offline callback: %w", err)
 	}
 	return nil
 }

@@ -226,9 +226,10 @@ func (s *Router) outboundSubscription(ctx context.Context, c *session, typ strin
 		return s.bounce(c, el, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest,
 			Text: map[string]string{"en": "cannot subscribe to oneself"}})
 	}
-	var wasFrom, route bool
+	var wasFrom, route, existed, askedBefore bool
 	_, err := s.updateRoster(ctx, c.user, contact, func(it *storage.RosterItem, exists bool) (bool, error) {
 		wasFrom = it.Subscription == storage.SubFrom || it.Subscription == storage.SubBoth
+		existed, askedBefore = exists, it.AskOut
 		route = true
 		switch typ {
 		case "subscribe":
@@ -278,7 +279,20 @@ func (s *Router) outboundSubscription(ctx context.Context, c *session, typ strin
 		return s.bounce(c, el, stanza.Error{Type: stanza.Cancel, Condition: stanza.RemoteServerNotFound})
 	}
 	if err := s.inboundSubscription(ctx, typ, user, contact, out); err != nil {
-		return err
+		var se stanza.Error
+		if typ != "subscribe" || !errors.As(err, &se) {
+			return err
+		}
+		// The contact's server refused to store the request (its roster is
+		// full): the user's roster no longer shows it as asked, and the
+		// user's resource gets the error.
+		if _, uerr := s.updateRoster(ctx, c.user, contact, func(it *storage.RosterItem, _ bool) (bool, error) {
+			it.AskOut = askedBefore
+			return !existed, nil
+		}); uerr != nil {
+			return uerr
+		}
+		return s.bounce(c, el, se)
 	}
 	switch {
 	case typ == "subscribed":
@@ -319,6 +333,16 @@ func (s *Router) inboundSubscription(ctx context.Context, typ string, from, cont
 			}
 			deliver = !it.PendingIn
 			if !existed {
+				// A pending request is kept as a hidden item: it counts
+				// against the contact's limits.max_roster_items as the
+				// items the contact added do.
+				if err := s.checkRosterSize(ctx, contact.Localpart()); err != nil {
+					var se stanza.Error
+					if errors.As(err, &se) {
+						return false, errRosterFullForRequest
+					}
+					return false, err
+				}
 				it.Hidden = true
 			}
 			it.PendingIn = true
@@ -388,6 +412,17 @@ func dropTo(s storage.Subscription) storage.Subscription {
 	}
 	return storage.SubNone
 }
+
+// errRosterFullForRequest answers a subscription request that the contact's
+// server cannot store because the contact's roster, pending requests
+// included, is at limits.max_roster_items. RFC 6121 §3.1.3 has the
+// contact's server keep every request it does not answer at once; one it
+// cannot keep is refused rather than silently dropped, and a presence error
+// (RFC 6120 §8.3) with resource-constraint tells the requester the refusal
+// is the server's, not the contact's (which unsubscribed would claim), and
+// may pass once the contact's roster has room.
+var errRosterFullForRequest = stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint,
+	Text: map[string]string{"en": "the contact's roster is full: the subscription request cannot be stored"}}
 
 // maxPendingContent bounds what is kept of a pending request's content.
 const maxPendingContent = 4096

@@ -145,6 +145,8 @@ func startFuzzServer(f *testing.F) *fuzzServer {
 	cfg.Limits.StanzaTimeout = config.Duration(10 * time.Second)
 	cfg.Limits.WriteTimeout = config.Duration(5 * time.Second)
 	cfg.Limits.MaxAuthFailuresPerAddress = 1 << 30
+	cfg.Limits.MaxAuthFailuresPerAccountAddress = 1 << 30
+	cfg.Limits.Rate = config.Rate{}
 	logs := &fuzzErrorLog{}
 	s, err := New(cfg, WithLogger(slog.New(logs)), WithModules(defaults.Modules()...), WithCommands(adhoctest.Wizard(), adhoctest.Greeting()))
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"reflect"
 
 	"github.com/adhocd/adhocd/config"
+	"github.com/adhocd/adhocd/storage"
 )
 
 // WithReload sets where Reload reads the configuration from (adhocd:
@@ -52,6 +53,9 @@ func (s *Server) Reload(ctx context.Context) (needRestart []string, err error) {
 		}
 	}
 	s.lim.Store(&cfg.Limits)
+	if f, ok := s.store.(storage.DiskFloorSetter); ok {
+		f.SetMinFreeDisk(cfg.Limits.MinFreeDiskBytes)
+	}
 	s.adminCfg.Store(&cfg.Admin)
 	// Only the configured half: an edit-admin running meanwhile keeps its
 	// stored admins.

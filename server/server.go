@@ -248,7 +248,8 @@ func (s *Server) openStore(context.Context) error {
 	if s.store != nil {
 		return nil
 	}
-	st, err := storage.Open(s.cfg.Storage.Path, 5*time.Second, storage.WithLoginTimeDelay(s.cfg.Storage.LoginTimeDelay.D()))
+	st, err := storage.Open(s.cfg.Storage.Path, 5*time.Second, storage.WithLoginTimeDelay(s.cfg.Storage.LoginTimeDelay.D()),
+		storage.WithMinFreeDisk(s.cfg.Limits.MinFreeDiskBytes))
 	if err != nil {
 		return err
 	}

@@ -105,6 +105,10 @@ func StartConfig(t testing.TB, cfg config.Config, opts ...server.Option) *Server
 	return s
 }
 
+// NoRateLimits turns the per-connection and per-account rate limits off
+// (limits.rate.*), for benchmarks that measure the server, not its pacing.
+func NoRateLimits(c *config.Config) { c.Limits.Rate = config.Rate{} }
+
 // WithWebSocket turns on the XMPP-over-WebSocket listener on a loopback
 // port (plain HTTP, as behind a proxy that terminates TLS).
 func WithWebSocket(c *config.Config) { c.WebSocket.Listen = "127.0.0.1:0" }
@@ -150,11 +154,11 @@ func Context(t testing.TB, d time.Duration) context.Context {
 // Wait is how long the tests wait for an answer that should come at once.
 const Wait = 5 * time.Second
 
-// TwoUsers starts a server with the accounts alice (password wonderland)
-// and bob (builder), both logged in.
-func TwoUsers(tb testing.TB) (srv *Server, alice, bob *Client) {
+// TwoUsers starts a server (with opts) with the accounts alice (password
+// wonderland) and bob (builder), both logged in.
+func TwoUsers(tb testing.TB, opts ...Option) (srv *Server, alice, bob *Client) {
 	tb.Helper()
-	srv = Start(tb)
+	srv = Start(tb, opts...)
 	srv.AddUser("alice", "wonderland")
 	srv.AddUser("bob", "builder")
 	return srv, srv.Dial("alice", "wonderland", ""), srv.Dial("bob", "builder", "")

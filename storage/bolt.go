@@ -33,6 +33,7 @@ type Bolt struct {
 	db      *bolt.DB
 	times   *sessionTimes // nil when login times are written at once
 	pidFile string
+	floor   diskFloor
 }
 
 // ErrLocked is what Open returns when another process holds the store.
@@ -81,7 +82,7 @@ func Open(dir string, timeout time.Duration, opts ...Option) (*Bolt, error) {
 				return err
 			}
 		}
-		return nil
+		return initUsage(tx)
 	})
 	if err != nil {
 		db.Close()
@@ -91,7 +92,7 @@ func Open(dir string, timeout time.Duration, opts ...Option) (*Bolt, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	s := &Bolt{db: db, pidFile: pidFile}
+	s := &Bolt{db: db, pidFile: pidFile, floor: diskFloor{dir: dir, interval: freeCacheInterval, min: o.minFreeDisk}}
 	if o.loginTimeDelay > 0 {
 		s.times = newSessionTimes(o.loginTimeDelay)
 		go s.flushLoop()
@@ -192,13 +193,13 @@ func (s *Bolt) DeleteAccount(ctx context.Context, username, bare string) ([]Remo
 		if err := b.Delete([]byte(username)); err != nil {
 			return err
 		}
-		for _, name := range [][]byte{bucketRosters, bucketOffline} {
-			r := tx.Bucket(name)
-			if r.Bucket([]byte(username)) != nil {
-				if err := r.DeleteBucket([]byte(username)); err != nil {
-					return err
-				}
+		if r := tx.Bucket(bucketRosters); r.Bucket([]byte(username)) != nil {
+			if err := r.DeleteBucket([]byte(username)); err != nil {
+				return err
 			}
+		}
+		if err := dropOffline(tx, username); err != nil {
+			return err
 		}
 		var err error
 		removed, err = removeContact(tx.Bucket(bucketRosters), []byte(bare))
@@ -298,69 +299,94 @@ func (s *Bolt) RosterItem(ctx context.Context, username, contact string) (Roster
 	return it, nil
 }
 
-// UpdateRosterItem implements Store.
+// UpdateRosterItem implements Store. Below the free-disk floor it fails
+// with ErrNoSpace.
 func (s *Bolt) UpdateRosterItem(ctx context.Context, username, contact string, fn func(*RosterItem, bool) (bool, error)) (uint64, error) {
 	var ver uint64
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		b, err := userBucket(tx, bucketRosters, username)
-		if err != nil {
-			return err
-		}
-		it := RosterItem{JID: contact, Subscription: SubNone}
-		exists := true
-		if err := getJSON(b, []byte(contact), &it); errors.Is(err, ErrNotFound) {
-			exists = false
-		} else if err != nil {
-			return err
-		}
-		remove, err := fn(&it, exists)
-		if err != nil {
-			return err
-		}
-		if remove {
-			if !exists {
-				ver = version(b)
-				return nil
-			}
-			if err := b.Delete([]byte(contact)); err != nil {
-				return err
-			}
-		} else {
-			it.JID = contact
-			if it.Subscription == "" {
-				it.Subscription = SubNone
-			}
-			if err := putJSON(b, []byte(contact), it); err != nil {
-				return err
-			}
-		}
-		ver = version(b) + 1
-		return b.Put(keyVersion, binary.BigEndian.AppendUint64(nil, ver))
-	})
+	err := s.floor.check()
+	if err == nil {
+		err = s.update(ctx, func(tx *bolt.Tx) error {
+			return s.updateRosterItem(tx, username, contact, fn, &ver)
+		})
+	}
 	if err != nil {
 		return 0, fmt.Errorf("storage: update roster item %q of %q: %w", contact, username, err)
 	}
 	return ver, nil
 }
 
+func (s *Bolt) updateRosterItem(tx *bolt.Tx, username, contact string, fn func(*RosterItem, bool) (bool, error), ver *uint64) error {
+	b, err := userBucket(tx, bucketRosters, username)
+	if err != nil {
+		return err
+	}
+	it := RosterItem{JID: contact, Subscription: SubNone}
+	exists := true
+	if err := getJSON(b, []byte(contact), &it); errors.Is(err, ErrNotFound) {
+		exists = false
+	} else if err != nil {
+		return err
+	}
+	remove, err := fn(&it, exists)
+	if err != nil {
+		return err
+	}
+	if remove {
+		if !exists {
+			*ver = version(b)
+			return nil
+		}
+		if err := b.Delete([]byte(contact)); err != nil {
+			return err
+		}
+	} else {
+		it.JID = contact
+		if it.Subscription == "" {
+			it.Subscription = SubNone
+		}
+		if err := putJSON(b, []byte(contact), it); err != nil {
+			return err
+		}
+	}
+	*ver = version(b) + 1
+	return b.Put(keyVersion, binary.BigEndian.AppendUint64(nil, *ver))
+}
+
 // StoreOffline implements Store. Messages live in one nested bucket per
 // user under offline, keyed by a sequence number so that they come back in
-// order.
-func (s *Bolt) StoreOffline(ctx context.Context, username string, m OfflineMessage, max int) error {
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		b, err := userBucket(tx, bucketOffline, username)
-		if err != nil {
-			return err
-		}
-		if b.Stats().KeyN >= max {
-			return ErrFull
-		}
-		seq, err := b.NextSequence()
-		if err != nil {
-			return err
-		}
-		return putJSON(b, binary.BigEndian.AppendUint64(nil, seq), m)
-	})
+// order, beside the account's usage counter; the store's total is in meta.
+// Below the free-disk floor it fails with ErrNoSpace.
+func (s *Bolt) StoreOffline(ctx context.Context, username string, m OfflineMessage, q OfflineQuota) error {
+	err := s.floor.check()
+	if err == nil {
+		err = s.update(ctx, func(tx *bolt.Tx) error {
+			b, err := userBucket(tx, bucketOffline, username)
+			if err != nil {
+				return err
+			}
+			u, total := decodeUsage(b.Get(keyUsage)), totalUsage(tx)
+			size := int64(len(m.XML))
+			switch {
+			case q.MaxMessages > 0 && u.messages >= int64(q.MaxMessages),
+				q.MaxBytes > 0 && u.bytes+size > q.MaxBytes:
+				return ErrFull
+			case q.MaxTotalBytes > 0 && total.bytes+size > q.MaxTotalBytes:
+				return ErrTotalFull
+			}
+			seq, err := b.NextSequence()
+			if err != nil {
+				return err
+			}
+			if err := putJSON(b, binary.BigEndian.AppendUint64(nil, seq), m); err != nil {
+				return err
+			}
+			add := usage{bytes: size, messages: 1}
+			if err := b.Put(keyUsage, usage{bytes: u.bytes + add.bytes, messages: u.messages + add.messages}.encode()); err != nil {
+				return err
+			}
+			return putTotal(tx, usage{bytes: total.bytes + add.bytes, messages: total.messages + add.messages})
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("storage: offline message for %q: %w", username, err)
 	}
@@ -378,16 +404,15 @@ func (s *Bolt) TakeOffline(ctx context.Context, username string) ([]OfflineMessa
 	var out []OfflineMessage
 	if err == nil && kept {
 		err = s.update(ctx, func(tx *bolt.Tx) error {
-			parent := tx.Bucket(bucketOffline)
-			b := parent.Bucket([]byte(username))
+			b := tx.Bucket(bucketOffline).Bucket([]byte(username))
 			if b == nil {
 				return nil
 			}
 			var err error
-			if out, err = decodeAll[OfflineMessage](b, nil); err != nil {
+			if out, err = decodeAll[OfflineMessage](b, keyUsage); err != nil {
 				return err
 			}
-			return parent.DeleteBucket([]byte(username))
+			return dropOffline(tx, username)
 		})
 	}
 	if err != nil {

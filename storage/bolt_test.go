@@ -301,12 +301,12 @@ func TestOfflineMessages(t *testing.T) {
 	created(t, st, "bob", now)
 	for i, body := range []string{"one", "two", "three"} {
 		m := storage.OfflineMessage{Stamp: now.Add(time.Duration(i) * time.Second), XML: "<message><body>" + body + "</body></message>"}
-		err := st.StoreOffline(ctx, "bob", m, 2)
+		err := st.StoreOffline(ctx, "bob", m, storage.OfflineQuota{MaxMessages: 2})
 		if want := i < 2; (err == nil) != want || (!want && !errors.Is(err, storage.ErrFull)) {
 			t.Fatalf("message %d with a limit of 2: %v", i, err)
 		}
 	}
-	if err := st.StoreOffline(ctx, "nobody", storage.OfflineMessage{XML: "<message/>"}, 2); !errors.Is(err, storage.ErrNotFound) {
+	if err := st.StoreOffline(ctx, "nobody", storage.OfflineMessage{XML: "<message/>"}, storage.OfflineQuota{MaxMessages: 2}); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("an unknown account: %v", err)
 	}
 	if err := st.Close(); err != nil {
@@ -320,7 +320,7 @@ func TestOfflineMessages(t *testing.T) {
 	if again, err := st.TakeOffline(ctx, "bob"); err != nil || len(again) != 0 {
 		t.Fatalf("taken twice: %+v %v", again, err)
 	}
-	if err := st.StoreOffline(ctx, "bob", storage.OfflineMessage{XML: "<message/>"}, 2); err != nil {
+	if err := st.StoreOffline(ctx, "bob", storage.OfflineMessage{XML: "<message/>"}, storage.OfflineQuota{MaxMessages: 2}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.DeleteAccount(ctx, "bob", "bob@localhost"); err != nil {

@@ -21,7 +21,10 @@ import (
 // Option configures Open.
 type Option func(*options)
 
-type options struct{ loginTimeDelay time.Duration }
+type options struct {
+	loginTimeDelay time.Duration
+	minFreeDisk    int64
+}
 
 // WithLoginTimeDelay makes RecordLogin and RecordLogout wait up to d in
 // memory and be written together; 0 writes each at once (one transaction

@@ -22,6 +22,9 @@ var (
 	ErrFull     = errors.New("storage: full")
 )
 
+// Errors that mean a write was refused for lack of room (ErrTotalFull,
+// ErrNoSpace) are in quota.go, with the bounds that give them.
+
 // Credential is one SCRAM credential (RFC 5802 §3) for one hash function.
 type Credential struct {
 	Salt       []byte `json:"salt"`
@@ -144,15 +147,21 @@ type Store interface {
 	// UpdateRosterItem applies fn to the item for contact (the zero item with
 	// JID set if absent) atomically. If fn reports remove, the item is
 	// deleted. It returns the roster version after the change. An error from
-	// fn aborts the change.
+	// fn aborts the change. A store with a free-disk floor returns
+	// ErrNoSpace below it.
 	UpdateRosterItem(ctx context.Context, username, contact string, fn func(item *RosterItem, exists bool) (remove bool, err error)) (uint64, error)
 
-	// StoreOffline keeps m for username unless max messages are kept for
-	// it already (ErrFull). ErrNotFound if there is no such account.
-	StoreOffline(ctx context.Context, username string, m OfflineMessage, max int) error
+	// StoreOffline keeps m for username within q: ErrFull when the
+	// account's messages or bytes would pass q's bounds, ErrTotalFull when
+	// the store's would. ErrNotFound if there is no such account. A store
+	// with a free-disk floor returns ErrNoSpace below it.
+	StoreOffline(ctx context.Context, username string, m OfflineMessage, q OfflineQuota) error
 	// TakeOffline returns the messages kept for username, oldest first, and
 	// removes them.
 	TakeOffline(ctx context.Context, username string) ([]OfflineMessage, error)
+	// ExpireOffline removes up to limit offline messages that arrived
+	// before before, in one transaction, and returns how many it removed.
+	ExpireOffline(ctx context.Context, before time.Time, limit int) (int, error)
 
 	// Setting returns the value stored under key, or ErrNotFound.
 	Setting(ctx context.Context, key string) ([]byte, error)

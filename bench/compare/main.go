@@ -390,6 +390,10 @@ storage:
   scram_iterations: 4096
 limits:
   max_connections_per_address: %d
+  # The peers run without rate limits (no mod_limits, shaper none).
+  rate:
+    stanzas_per_second: 0
+    bytes_per_second: 0
 adhoc:
   max_sessions_per_user: %d
   demo_commands: true

@@ -300,7 +300,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, body := get("/metrics")
-	for _, want := range []string{`adhocd_logins_total{mechanism="SCRAM-SHA-256",outcome="success"} 1`, "adhocd_sessions_bound 1", "go_goroutines", "process_resident_memory_bytes"} {
+	for _, want := range []string{`adhocd_logins_total{mechanism="SCRAM-SHA-256",outcome="success"} 1`, "adhocd_sessions_bound 1", "adhocd_offline_bytes 0", "adhocd_offline_limit_bytes 2.68435456e+08", "go_goroutines", "process_resident_memory_bytes"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}

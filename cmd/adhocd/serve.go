@@ -19,6 +19,7 @@ import (
 	"github.com/adhocd/adhocd/metrics"
 	"github.com/adhocd/adhocd/modules/defaults"
 	"github.com/adhocd/adhocd/server"
+	"github.com/adhocd/adhocd/storage"
 )
 
 // serveCmd runs the server until SIGTERM or SIGINT (or the restart and
@@ -94,6 +95,11 @@ func serveCmd(args []string, _ io.Reader, _, stderr io.Writer) error {
 	if tel != nil {
 		if st, ok := srv.Commands().Store().(adhoc.StatsReporter); ok {
 			if err := tel.ObserveStore(st); err != nil {
+				return err
+			}
+		}
+		if u, ok := srv.Store().(storage.OfflineUsageReporter); ok {
+			if err := tel.ObserveOffline(u, func() int64 { return srv.Config().Limits.MaxOfflineTotalBytes }); err != nil {
 				return err
 			}
 		}

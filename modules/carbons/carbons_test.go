@@ -437,7 +437,7 @@ func TestCarbonsWithoutPresence(t *testing.T) {
 // ping to the server (an IQ served by a module through the mux), over TLS on
 // loopback with the mellium.im/xmpp v0.22.0 client.
 func BenchmarkCarbonsEnable(b *testing.B) {
-	srv := servertest.Start(b)
+	srv := servertest.Start(b, servertest.NoRateLimits)
 	srv.AddUser("alice", "wonderland")
 	c := srv.Dial("alice", "wonderland", "")
 	ctx := servertest.Context(b, 5*time.Second)

@@ -276,7 +276,7 @@ func TestSessionSurvivesRestart(t *testing.T) {
 // BenchmarkOneStageOverLoopback measures one execution of a one-stage
 // command by a mellium client over TLS on loopback, reply parsed.
 func BenchmarkOneStageOverLoopback(b *testing.B) {
-	srv := servertest.StartWith(b, []server.Option{server.WithCommands(adhoctest.Greeting())})
+	srv := servertest.StartWith(b, []server.Option{server.WithCommands(adhoctest.Greeting())}, servertest.NoRateLimits)
 	srv.AddUser("alice", "wonderland")
 	req := adhoc.NewRequester(srv.Dial("alice", "wonderland", "").Session)
 	ctx := context.Background()
