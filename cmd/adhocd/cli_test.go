@@ -215,3 +215,32 @@ func TestStatusThroughControlSocket(t *testing.T) {
 	_ = srv.Process.Signal(syscall.SIGTERM)
 	_ = srv.Wait()
 }
+
+// TestParallelUserCommands: accounts made by several `adhocd user add` at
+// once, with no server running, all land: each waits for the store while
+// another holds it, instead of failing.
+func TestParallelUserCommands(t *testing.T) {
+	bin := build(t)
+	cfg := writeConfig(t, t.TempDir())
+	const n = 8
+	errs := make(chan string, n)
+	for i := range n {
+		go func() {
+			out, code := exitCode(t, bin, "pw\n", "user", "add", "u"+strconv.Itoa(i), "--config", cfg)
+			if code != 0 {
+				errs <- out
+				return
+			}
+			errs <- ""
+		}()
+	}
+	for range n {
+		if e := <-errs; e != "" {
+			t.Errorf("a parallel user add failed: %s", e)
+		}
+	}
+	out, code := exitCode(t, bin, "", "user", "list", "--config", cfg)
+	if code != 0 || strings.Count(out, "@localhost") != n {
+		t.Fatalf("after %d parallel adds, user list: %d %q", n, code, out)
+	}
+}

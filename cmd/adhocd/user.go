@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/term"
@@ -62,10 +63,15 @@ func userCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	resp, err := offline(ctx, cfg, req)
+	resp, err := offline(ctx, cfg, req, 300*time.Millisecond)
 	if errors.Is(err, storage.ErrLocked) {
 		// The server holds the store: it does the work, with its sessions.
 		resp, err = server.Control(ctx, cfg.Storage.Path, req)
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+			// No server answers: another `adhocd user` holds the store for
+			// a moment (accounts made in parallel); wait for it.
+			resp, err = offline(ctx, cfg, req, 10*time.Second)
+		}
 	}
 	if err == nil && resp.Error != "" {
 		err = errors.New(resp.Error)
@@ -81,9 +87,9 @@ func userCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 
 // offline runs a request on the store directly, with the same account
 // operations as the server's but no session to end, or returns
-// storage.ErrLocked when a running server holds the store.
-func offline(ctx context.Context, cfg config.Config, req account.Request) (account.Response, error) {
-	st, err := storage.Open(cfg.Storage.Path, 300*time.Millisecond)
+// storage.ErrLocked when another process has held the store for wait.
+func offline(ctx context.Context, cfg config.Config, req account.Request, wait time.Duration) (account.Response, error) {
+	st, err := storage.Open(cfg.Storage.Path, wait)
 	if err != nil {
 		return account.Response{}, err
 	}
