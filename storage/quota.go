@@ -114,13 +114,8 @@ func initUsage(tx *bolt.Tx) error {
 		return nil
 	}
 	parent := tx.Bucket(bucketOffline)
-	var users [][]byte
-	if err := parent.ForEach(func(k, v []byte) error {
-		if v == nil {
-			users = append(users, bytes.Clone(k))
-		}
-		return nil
-	}); err != nil {
+	users, err := offlineUsers(parent)
+	if err != nil {
 		return err
 	}
 	var total usage
@@ -189,13 +184,8 @@ func (s *Bolt) ExpireOffline(ctx context.Context, before time.Time, limit int) (
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		n = 0
 		parent := tx.Bucket(bucketOffline)
-		var users [][]byte
-		if err := parent.ForEach(func(k, v []byte) error {
-			if v == nil {
-				users = append(users, bytes.Clone(k))
-			}
-			return nil
-		}); err != nil {
+		users, err := offlineUsers(parent)
+		if err != nil {
 			return err
 		}
 		total := totalUsage(tx)
@@ -323,4 +313,17 @@ func (f *diskFloor) check() error {
 		return nil
 	}
 	return fmt.Errorf("%w (%d bytes free, the floor is %d)", ErrNoSpace, free, f.min)
+}
+
+// offlineUsers lists the accounts with a bucket of offline messages under
+// parent, copied out of the transaction's pages.
+func offlineUsers(parent *bolt.Bucket) ([][]byte, error) {
+	var users [][]byte
+	err := parent.ForEach(func(k, v []byte) error {
+		if v == nil {
+			users = append(users, bytes.Clone(k))
+		}
+		return nil
+	})
+	return users, err
 }
