@@ -217,3 +217,101 @@ func TestSlowReaderDoesNotHoldSenders(t *testing.T) {
 	t.Logf("of %d messages: %d written to the socket, %d kept offline, %d answered with an error", n, len(written), len(offline), len(bounced))
 	_ = carolIn
 }
+
+// TestDeadClientLosesOnlyItsSocketBuffers: a client that stops reading and
+// then dies (its socket closed with data unread, as a phone losing its
+// network does, seen from the server as a reset) loses at most what the
+// kernel buffers held: limits.socket_send_buffer keeps the server's send
+// buffer small, so the backlog waits in the outbound queue, and what was
+// never written goes to offline storage or back to the sender. With the
+// kernel's autotuning (socket_send_buffer 0) Linux lets the send buffer grow
+// to 4 MiB and nearly all of such a backlog was lost, answered to nobody.
+// When the account has another resource online, the backlog reaches it
+// instead (RFC 6121 §8.5.3.2.1).
+func TestDeadClientLosesOnlyItsSocketBuffers(t *testing.T) {
+	t.Run("alone", func(t *testing.T) { testDeadClient(t, false) })
+	t.Run("another resource online", func(t *testing.T) { testDeadClient(t, true) })
+}
+
+func testDeadClient(t *testing.T, other bool) {
+	const sndbuf = 64 << 10
+	srv := servertest.Start(t, func(c *config.Config) {
+		c.Limits.SocketSendBuffer = sndbuf
+		// Large: the client must die holding a backlog, not be closed as
+		// a slow client first.
+		c.Limits.MaxOutboundBytes = 16 << 20
+		c.Limits.WriteTimeout = config.Duration(60 * time.Second)
+		c.Limits.MaxOfflineMessages = 100000
+		c.Limits.MaxOfflineBytes = 64 << 20
+		c.Limits.Rate = config.Rate{}
+	})
+	srv.AddUser("dying", "pw")
+	srv.AddUser("flood", "pw")
+	dying := srv.RawDialer(smallReceiveBuffer)
+	dying.Login(srv.ClientTLS, "dying", "pw", "phone")
+	dying.Write(`<presence/>`)
+	dying.Expect(`<presence[^>]*from="dying@localhost/phone"`)
+	// From here on the dying client reads nothing.
+	var desk *reader
+	if other {
+		d := srv.RawLogin("dying", "pw", "desk")
+		desk = readInBackground(d)
+		d.Write(`<presence/>`)
+		desk.waitFor(t, `<presence[^>]*from="dying@localhost/desk"`, 5*time.Second)
+	}
+
+	flood := srv.RawLogin("flood", "pw", "f")
+	floodIn := readInBackground(flood)
+	const n = 300
+	body := strings.Repeat("x", 8<<10)
+	for i := range n {
+		flood.Write(fmt.Sprintf(`<message to='dying@localhost/phone' type='chat' id='flood-%d'><body>%s</body></message>`, i, body))
+	}
+	// The flooder's stream is handled in order: the ping's answer says
+	// that every message was queued for the dying client.
+	flood.Write(`<iq type='get' id='fping' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	floodIn.waitFor(t, `id="fping"`, 20*time.Second)
+	time.Sleep(200 * time.Millisecond) // the writer fills the socket buffers
+
+	// It dies: the TCP connection is closed under TLS with data unread.
+	if tc, ok := dying.Conn.(interface{ NetConn() net.Conn }); ok {
+		tc.NetConn().Close()
+	} else {
+		dying.Conn.Close()
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for isBound(srv, "dying@localhost/phone") {
+		if time.Now().After(deadline) {
+			t.Fatal("the dead client's session did not end")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	againIn := desk
+	if !other {
+		again := srv.RawLogin("dying", "pw", "back")
+		againIn = readInBackground(again)
+		again.Write(`<presence/>`)
+		againIn.waitFor(t, `<presence[^>]*from="dying@localhost/back"`, 5*time.Second)
+	}
+	// Collected until nothing more comes for a second.
+	var offline, bounced []string
+	last, quiet := -1, time.Now()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && time.Since(quiet) < time.Second; time.Sleep(50 * time.Millisecond) {
+		offline, _ = ids(againIn.String())
+		_, bounced = ids(floodIn.String())
+		if got := len(offline) + len(bounced); got != last {
+			last, quiet = got, time.Now()
+		}
+	}
+	lost := n - len(offline) - len(bounced)
+	t.Logf("of %d messages to a client that died: %d kept offline or delivered to its other resource, %d answered with an error, %d lost in the socket buffers", n, len(offline), len(bounced), lost)
+	if len(offline)+len(bounced) == 0 {
+		t.Fatal("nothing was kept offline or answered: the backlog was not in the outbound queue")
+	}
+	// Linux doubles SO_SNDBUF for its bookkeeping; the client's own receive
+	// buffer and the TLS records add a little.
+	if most := (2*sndbuf + 64<<10) / len(body); lost > most {
+		t.Errorf("%d messages lost with the dead client; its socket buffers hold at most %d", lost, most)
+	}
+}

@@ -129,6 +129,14 @@ type Limits struct {
 	// policy-violation once this much is queued, and what it was never sent
 	// goes back to the senders (or to offline storage).
 	MaxOutboundBytes int `yaml:"max_outbound_bytes"`
+	// SocketSendBuffer is the kernel send buffer (SO_SNDBUF) of each client
+	// connection, set at accept; 0 leaves the kernel's autotuning, which on
+	// Linux lets it grow to 4 MiB. What sits there is written as far as the
+	// server can tell, and lost with the connection when the client dies
+	// (without XEP-0198), so a small buffer keeps a slow client's backlog in
+	// its outbound queue, where max_outbound_bytes sees it and what was not
+	// written goes back to the senders or to offline storage.
+	SocketSendBuffer int `yaml:"socket_send_buffer"`
 	// MaxAuthFailures is the number of failed SASL attempts per stream before
 	// the stream is closed (policy-violation).
 	MaxAuthFailures int `yaml:"max_auth_failures"`
@@ -411,6 +419,7 @@ func Default() Config {
 			IdleTimeout:              0,
 			WriteTimeout:             Duration(30 * time.Second),
 			MaxOutboundBytes:         1 << 20,
+			SocketSendBuffer:         64 << 10,
 			MaxAuthFailures:          3,
 			MaxSessionsPerAccount:    10,
 			MaxOfflineMessages:       100,
@@ -600,6 +609,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxOutboundBytes < 16<<10 {
 		bad("limits.max_outbound_bytes %d: must be at least 16384", c.Limits.MaxOutboundBytes)
+	}
+	if n := c.Limits.SocketSendBuffer; n != 0 && (n < 4<<10 || n > 16<<20) {
+		bad("limits.socket_send_buffer %d: must be 0 (the kernel's autotuning) or from 4096 to 16777216", n)
 	}
 	if c.Limits.MaxStanzaBytes < 1024 {
 		bad("limits.max_stanza_bytes %d: must be at least 1024", c.Limits.MaxStanzaBytes)

@@ -246,15 +246,10 @@ func (s *Router) bounceUndelivered(dead *c2s.Conn, el *wire.Element) {
 		if typ == "headline" || typ == "groupchat" {
 			return
 		}
-		others := 0
-		for _, o := range s.availableResources(dead.JID().Localpart(), true) {
-			if o.conn != dead {
-				others++
-			}
-		}
+		others := s.availableExcept(dead.JID().Localpart(), dead)
 		body := el.Sub(xml.Name{Space: stanza.NSClient, Local: "body"}) != nil
 		switch {
-		case body && others == 0:
+		case body && len(others) == 0:
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			err := s.keepOffline(ctx, el, dead.JID().Bare(), dead.JID().Localpart())
 			cancel()
@@ -266,8 +261,16 @@ func (s *Router) bounceUndelivered(dead *c2s.Conn, el *wire.Element) {
 			if errors.As(err, &se) {
 				break
 			}
-		case others > 0 && !strings.Contains(to, "/"):
+		case len(others) > 0 && !strings.Contains(to, "/"):
 			return // the bare JID's other resources have it
+		case body:
+			// To the full JID of a resource that is gone, while the account
+			// has others: delivered to them, as a message to a full JID
+			// with no such resource is (RFC 6121 §8.5.3.2.1).
+			for _, o := range others {
+				s.deliver(o, el)
+			}
+			return
 		}
 	default:
 		return

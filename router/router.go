@@ -345,9 +345,22 @@ func (s *Router) deliverMessage(ctx context.Context, el *wire.Element, to jid.JI
 // presence with a non-negative priority; with highest, only those sharing the
 // highest priority (RFC 6121 §8.5.2.1.1).
 func (s *Router) availableResources(user string, highest bool) []*session {
+	return s.available(user, highest, nil)
+}
+
+// availableExcept returns the sessions of an account at the highest
+// priority among those that sent available presence, other than gone.
+func (s *Router) availableExcept(user string, gone *c2s.Conn) []*session {
+	return s.available(user, true, gone)
+}
+
+func (s *Router) available(user string, highest bool, except *c2s.Conn) []*session {
 	var out []*session
 	best := -1
 	for _, dst := range s.sessions.of(user) {
+		if except != nil && dst.conn == except {
+			continue
+		}
 		dst.pmu.Lock()
 		avail, prio := dst.available, dst.priority
 		dst.pmu.Unlock()

@@ -200,6 +200,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("server: listen: %w", err)
 	}
+	ln = s.withSendBuffer(ln)
 	listeners = append(listeners, ln)
 	wsLn, wsHTTP, err := s.listenWebSocket()
 	if err != nil {

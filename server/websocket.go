@@ -42,6 +42,7 @@ func (s *Server) listenWebSocket() (net.Listener, *http.Server, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("server: websocket listen: %w", err)
 	}
+	ln = s.withSendBuffer(ln)
 	mux := http.NewServeMux()
 	mux.HandleFunc(wc.Path, s.serveWebSocket)
 	mux.HandleFunc(hostMetaPath, s.serveHostMeta)

@@ -233,7 +233,9 @@ func soak(ctx context.Context, o options, log *slog.Logger) (*result, error) {
 	goN(o.size.commands, ld.commands)
 	goN(o.size.churn, ld.churn)
 	goN(o.size.slow, ld.slow)
-	goN(1, func(ctx context.Context, _ int) { ld.offline(ctx, o.size.offline) })
+	if o.size.offline > 0 {
+		goN(1, func(ctx context.Context, _ int) { ld.offline(ctx, o.size.offline) })
+	}
 	if o.size.floodRate > 0 {
 		goN(1, func(ctx context.Context, _ int) { ld.flooder(ctx, o.size.floodRate) })
 	}
