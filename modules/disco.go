@@ -27,12 +27,74 @@ type NodeHandler interface {
 	DiscoItems(ctx context.Context, requester jid.JID, node string) ([]items.Item, error)
 }
 
-// Disco collects what the server JID advertises.
+// AccountNodeHandler answers disco#info and disco#items for nodes of local
+// accounts' bare JIDs (PEP nodes, say), as NodeHandler does for the
+// server's; account is the bare JID asked about.
+type AccountNodeHandler interface {
+	AccountDiscoInfo(ctx context.Context, requester, account jid.JID, node string) (DiscoInfo, error)
+	AccountDiscoItems(ctx context.Context, requester, account jid.JID, node string) ([]items.Item, error)
+}
+
+// Disco collects what the server JID and the accounts' bare JIDs
+// advertise.
 type Disco struct {
 	mu         sync.RWMutex
 	identities []info.Identity
 	features   []string
 	handlers   []NodeHandler
+	// What each account's bare JID advertises (XEP-0030 §3.1: identity
+	// account/registered) and who answers for its nodes.
+	accountFeatures []string
+	accountHandlers []AccountNodeHandler
+}
+
+// accountIdentity is the identity of a local account's bare JID.
+var accountIdentity = info.Identity{Category: "account", Type: "registered"}
+
+// AddAccountFeature advertises features of every account's bare JID.
+func (d *Disco) AddAccountFeature(vars ...string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, v := range vars {
+		if !slices.Contains(d.accountFeatures, v) {
+			d.accountFeatures = append(d.accountFeatures, v)
+		}
+	}
+}
+
+// AddAccountNodeHandler registers h for nodes of the accounts' bare JIDs;
+// items of the root node are the union of what every handler lists for "".
+func (d *Disco) AddAccountNodeHandler(h AccountNodeHandler) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.accountHandlers = append(d.accountHandlers, h)
+}
+
+// AccountInfo answers disco#info on the bare JID of a local account (which
+// the caller knows exists). The root node lists the account identity and
+// the features the modules declared, sorted as XEP-0115 orders them.
+func (d *Disco) AccountInfo(ctx context.Context, requester, account jid.JID, node string) (DiscoInfo, error) {
+	d.mu.RLock()
+	handlers := slices.Clone(d.accountHandlers)
+	out := DiscoInfo{Identities: []info.Identity{accountIdentity}, Features: slices.Clone(d.accountFeatures)}
+	d.mu.RUnlock()
+	if node == "" {
+		slices.Sort(out.Features)
+		return out, nil
+	}
+	return firstInfo(handlers, func(h AccountNodeHandler) (DiscoInfo, error) {
+		return h.AccountDiscoInfo(ctx, requester, account, node)
+	})
+}
+
+// AccountItems answers disco#items on the bare JID of a local account.
+func (d *Disco) AccountItems(ctx context.Context, requester, account jid.JID, node string) ([]items.Item, error) {
+	d.mu.RLock()
+	handlers := slices.Clone(d.accountHandlers)
+	d.mu.RUnlock()
+	return unionItems(handlers, node, func(h AccountNodeHandler) ([]items.Item, error) {
+		return h.AccountDiscoItems(ctx, requester, account, node)
+	})
 }
 
 // AddIdentity advertises an identity of the server JID.
@@ -72,8 +134,13 @@ func (d *Disco) Info(ctx context.Context, requester jid.JID, node string) (Disco
 		slices.Sort(out.Features)
 		return out, nil
 	}
+	return firstInfo(handlers, func(h NodeHandler) (DiscoInfo, error) { return h.DiscoInfo(ctx, requester, node) })
+}
+
+// firstInfo is the answer of the first handler that knows the node.
+func firstInfo[H any](handlers []H, info func(H) (DiscoInfo, error)) (DiscoInfo, error) {
 	for _, h := range handlers {
-		di, err := h.DiscoInfo(ctx, requester, node)
+		di, err := info(h)
 		if errors.Is(err, ErrNoNode) {
 			continue
 		}
@@ -87,10 +154,16 @@ func (d *Disco) Items(ctx context.Context, requester jid.JID, node string) ([]it
 	d.mu.RLock()
 	handlers := slices.Clone(d.handlers)
 	d.mu.RUnlock()
+	return unionItems(handlers, node, func(h NodeHandler) ([]items.Item, error) { return h.DiscoItems(ctx, requester, node) })
+}
+
+// unionItems is, for the root node, what every handler lists, and for
+// another node the answer of the first handler that knows it.
+func unionItems[H any](handlers []H, node string, list func(H) ([]items.Item, error)) ([]items.Item, error) {
 	var all []items.Item
 	found := node == ""
 	for _, h := range handlers {
-		its, err := h.DiscoItems(ctx, requester, node)
+		its, err := list(h)
 		if errors.Is(err, ErrNoNode) {
 			continue
 		}

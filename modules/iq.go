@@ -64,6 +64,13 @@ type Features interface {
 	Features() []string
 }
 
+// AccountFeatures is the capability of a module that serves disco#info
+// features of every local account's bare JID (XEP-0030 §3.1), PEP's
+// (XEP-0163 §6.1) among them.
+type AccountFeatures interface {
+	AccountFeatures() []string
+}
+
 // Identities is the capability of a module that declares disco#info
 // identities of the server JID (XEP-0030 §3.1).
 type Identities interface {

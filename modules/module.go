@@ -8,6 +8,7 @@
 //     context and the payload parsed once), Features and Identities
 //     (disco#info of the server JID);
 //   - stanza.go: AccountIQHandler (IQs to the account's own JID),
+//     BareJIDIQHandler (IQs to any local bare JID, on its account's behalf),
 //     MessageHook (messages sent and received), OfflineStore (XEP-0160),
 //     OnlineHook and ReachableHook (presence), StanzaInterceptor (stanzas
 //     stopped on their way in or out), StreamFeatures, AccountHook

@@ -95,6 +95,20 @@ type AccountIQHandler interface {
 	HandleIQ(ctx context.Context, iq IQ) (xml.TokenReader, error)
 }
 
+// BareJIDIQHandler is the capability of a module that answers IQ requests
+// addressed to a local account's bare JID, the requester's own or another's,
+// which the server answers on the account's behalf (RFC 6121 §8.5.1): a
+// contact's vCard (XEP-0054), last activity (XEP-0012), PEP nodes
+// (XEP-0163) and disco#info (XEP-0030). iq.To is the addressed bare JID and
+// iq.From the requester, whose right to ask the module checks; the router
+// has answered a request to an account that does not exist with
+// service-unavailable already. A request to the requester's own bare JID
+// goes to an AccountIQHandler's route first.
+type BareJIDIQHandler interface {
+	BareJIDRoutes() []Route
+	HandleIQ(ctx context.Context, iq IQ) (xml.TokenReader, error)
+}
+
 // StreamFeatures is the capability of a module that offers stream features
 // to an authenticated stream (RFC 6120 §4.3.2), beside resource binding:
 // each name is written as an empty element in its namespace,

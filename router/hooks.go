@@ -16,9 +16,9 @@ import (
 // modules/stanza.go), in the order the modules started. They are set while
 // the server starts and only read afterwards.
 type hooks struct {
-	// iqs and accountIQs are the IQ routes to the server JID and to an
-	// account's own bare JID.
-	iqs, accountIQs map[modules.Route]iqHandler
+	// iqs, accountIQs and bareIQs are the IQ routes to the server JID, to
+	// an account's own bare JID (or none), and to any local bare JID.
+	iqs, accountIQs, bareIQs map[modules.Route]iqHandler
 	messages        []modules.MessageHook
 	offline         modules.OfflineStore
 	online          []modules.OnlineHook
@@ -38,6 +38,11 @@ func (s *Router) AddModule(m modules.Module) error {
 	}
 	if ah, ok := m.(modules.AccountIQHandler); ok {
 		if err := addRoutes(&h.accountIQs, ah.AccountRoutes(), ah, m.Name()); err != nil {
+			return err
+		}
+	}
+	if bh, ok := m.(modules.BareJIDIQHandler); ok {
+		if err := addRoutes(&h.bareIQs, bh.BareJIDRoutes(), bh, m.Name()); err != nil {
 			return err
 		}
 	}
@@ -62,7 +67,7 @@ func (s *Router) AddModule(m modules.Module) error {
 	return nil
 }
 
-// iqHandler is what modules.IQHandler and modules.AccountIQHandler share.
+// iqHandler is what the IQ handler capabilities share.
 type iqHandler interface {
 	HandleIQ(ctx context.Context, iq modules.IQ) (xml.TokenReader, error)
 }

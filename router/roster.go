@@ -26,7 +26,7 @@ var rosterQuery = xml.Name{Space: roster.NS, Local: "query"}
 
 // accountIQ serves IQs addressed to the user's own account: the roster
 // (RFC 6121 §2), the legacy session IQ and a second bind. It reports whether
-// it handled the IQ.
+// it handled the IQ. disco#info on the account's bare JID is modules/disco's.
 func (s *Router) accountIQ(ctx context.Context, c *session, el *wire.Element) (bool, error) {
 	payload, _ := el.Payload()
 	typ := stanza.IQType(el.Attr("type"))
@@ -41,34 +41,8 @@ func (s *Router) accountIQ(ctx context.Context, c *session, el *wire.Element) (b
 	case xml.Name{Space: c2s.NSBind, Local: "bind"}:
 		return true, s.bounce(c, el, stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAllowed,
 			Text: map[string]string{"en": "a resource is already bound on this stream"}})
-	case xml.Name{Space: nsDiscoInfo, Local: "query"}, xml.Name{Space: nsDiscoItems, Local: "query"}:
-		if el.Attr("to") == "" || typ != stanza.GetIQ {
-			return false, nil // the server's own disco
-		}
-		return true, s.reply(c, el, accountDisco(payload))
 	}
 	return false, nil
-}
-
-// Service discovery (XEP-0030) namespaces.
-const (
-	nsDiscoInfo  = "http://jabber.org/protocol/disco#info"
-	nsDiscoItems = "http://jabber.org/protocol/disco#items"
-)
-
-// accountDisco answers disco#info or disco#items sent to the user's own bare
-// JID, which the server answers for the account (XEP-0030 §3.1, RFC 6121):
-// an account/registered identity and no items. Clients (Converse.js) ask it
-// at login to learn what the account supports.
-func accountDisco(payload xml.Name) []xml.Token {
-	q := xml.StartElement{Name: payload}
-	if payload.Space == nsDiscoItems {
-		return []xml.Token{q, q.End()}
-	}
-	id := xml.StartElement{Name: xml.Name{Space: nsDiscoInfo, Local: "identity"}, Attr: []xml.Attr{
-		{Name: xml.Name{Local: "category"}, Value: "account"}, {Name: xml.Name{Local: "type"}, Value: "registered"}}}
-	feat := xml.StartElement{Name: xml.Name{Space: nsDiscoInfo, Local: "feature"}, Attr: []xml.Attr{{Name: xml.Name{Local: "var"}, Value: nsDiscoInfo}}}
-	return []xml.Token{q, id, id.End(), feat, feat.End(), q.End()}
 }
 
 // reply answers an IQ request with a result carrying payload tokens.

@@ -145,7 +145,7 @@ func (s *Router) routeIQ(ctx context.Context, c *session, el *wire.Element, to j
 			}
 		}
 		if to.String() != "" {
-			return s.unhandled(c, el, request)
+			return s.bareIQ(ctx, c, el, typ, to)
 		}
 		return s.serverIQ(ctx, c, el, typ)
 	case to.Equal(s.domain):
@@ -162,8 +162,29 @@ func (s *Router) routeIQ(ctx context.Context, c *session, el *wire.Element, to j
 		}
 		return s.unhandled(c, el, request)
 	default:
-		return s.unhandled(c, el, request)
+		return s.bareIQ(ctx, c, el, typ, to)
 	}
+}
+
+// bareIQ hands an IQ request to a local bare JID to the module that
+// declared its route (modules.BareJIDIQHandler), once the account is known
+// to exist; anything else is service-unavailable (RFC 6121 §8.5.1).
+func (s *Router) bareIQ(ctx context.Context, c *session, el *wire.Element, typ stanza.IQType, to jid.JID) error {
+	if typ != stanza.GetIQ && typ != stanza.SetIQ {
+		return nil
+	}
+	h := s.hooks.bareIQs[routeOf(el, typ)]
+	if h == nil || to.Localpart() == "" {
+		return s.unhandled(c, el, true)
+	}
+	exists, err := s.accountExists(ctx, to.Localpart())
+	if err != nil {
+		return s.bounce(c, el, stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
+	}
+	if !exists {
+		return s.unhandled(c, el, true)
+	}
+	return s.moduleIQ(ctx, c, el, typ, h, to.Bare())
 }
 
 // unhandled answers an IQ request nobody serves with service-unavailable

@@ -315,6 +315,9 @@ func (s *Server) startModules(ctx context.Context) error {
 		if f, ok := m.(modules.Features); ok {
 			s.disco.AddFeature(f.Features()...)
 		}
+		if f, ok := m.(modules.AccountFeatures); ok {
+			s.disco.AddAccountFeature(f.AccountFeatures()...)
+		}
 		if ids, ok := m.(modules.Identities); ok {
 			for _, id := range ids.Identities() {
 				s.disco.AddIdentity(id)

@@ -77,7 +77,7 @@ func Open(dir string, timeout time.Duration, opts ...Option) (*Bolt, error) {
 	// bbolt's flock; this only names its probable holder.
 	_ = os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600)
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketAccounts, bucketRosters, bucketSettings, bucketOffline} {
+		for _, b := range [][]byte{bucketAccounts, bucketRosters, bucketSettings, bucketOffline, bucketUserData} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -199,6 +199,9 @@ func (s *Bolt) DeleteAccount(ctx context.Context, username, bare string) ([]Remo
 			}
 		}
 		if err := dropOffline(tx, username); err != nil {
+			return err
+		}
+		if err := dropUserData(tx, username); err != nil {
 			return err
 		}
 		var err error

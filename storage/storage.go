@@ -1,6 +1,7 @@
 // Package storage holds what adhocd keeps across restarts: accounts with
 // their SCRAM credentials, rosters, pending subscription requests, offline
-// messages and small server settings.
+// messages, small server settings, and what modules keep per account
+// (UserData: vCards, private XML, blocklists, PEP nodes).
 //
 // Store is the interface the server and its modules use; Open returns the
 // embedded implementation on go.etcd.io/bbolt, a single file with ACID
@@ -167,6 +168,9 @@ type Store interface {
 	Setting(ctx context.Context, key string) ([]byte, error)
 	// PutSetting stores value under key; a nil value deletes the key.
 	PutSetting(ctx context.Context, key string, value []byte) error
+
+	// UserData is what modules keep per account (userdata.go).
+	UserData
 
 	// Close releases the store; it waits for running transactions.
 	Close() error

@@ -1,5 +1,7 @@
-// Package disco answers XEP-0030 service discovery on the server JID from the
-// registry every module publishes into (modules.Disco). Encoding uses
+// Package disco answers XEP-0030 service discovery on the server JID, and on
+// each local account's bare JID (identity account/registered, the features
+// the modules declare, their nodes), from the registry every module
+// publishes into (modules.Disco). Encoding uses
 // mellium.im/xmpp/disco's types; the dispatch is ours because answers depend
 // on who asks.
 package disco
@@ -12,6 +14,7 @@ import (
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/disco"
 	"mellium.im/xmpp/disco/info"
+	"mellium.im/xmpp/disco/items"
 	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/modules"
@@ -23,10 +26,12 @@ type Module struct {
 }
 
 var (
-	_ modules.Module     = (*Module)(nil)
-	_ modules.IQHandler  = (*Module)(nil)
-	_ modules.Features   = (*Module)(nil)
-	_ modules.Identities = (*Module)(nil)
+	_ modules.Module           = (*Module)(nil)
+	_ modules.IQHandler        = (*Module)(nil)
+	_ modules.BareJIDIQHandler = (*Module)(nil)
+	_ modules.AccountFeatures  = (*Module)(nil)
+	_ modules.Features         = (*Module)(nil)
+	_ modules.Identities       = (*Module)(nil)
 )
 
 // New returns the disco module.
@@ -59,16 +64,33 @@ func (*Module) Routes() []modules.Route {
 	return []modules.Route{{Type: stanza.GetIQ, Payload: infoQuery}, {Type: stanza.GetIQ, Payload: itemsQuery}}
 }
 
+// BareJIDRoutes implements modules.BareJIDIQHandler: the same queries on a
+// local account's bare JID.
+func (m *Module) BareJIDRoutes() []modules.Route { return m.Routes() }
+
+// AccountFeatures implements modules.AccountFeatures: the bare JIDs answer
+// both queries too.
+func (*Module) AccountFeatures() []string { return []string{disco.NSInfo, disco.NSItems} }
+
 // Features implements modules.Features.
 func (*Module) Features() []string { return []string{disco.NSInfo, disco.NSItems} }
 
-// HandleIQ implements modules.IQHandler: the registry's answer for the
-// requested node, for this requester. An unknown node is item-not-found.
+// HandleIQ implements modules.IQHandler and modules.BareJIDIQHandler: the
+// registry's answer for the requested node of the server JID or of the
+// account's bare JID, for this requester. An unknown node is
+// item-not-found.
 func (m *Module) HandleIQ(ctx context.Context, iq modules.IQ) (xml.TokenReader, error) {
 	node := nodeOf(iq.Payload)
+	account := iq.To.Localpart() != ""
 	var inner []xml.TokenReader
 	if iq.Payload.Name == infoQuery {
-		di, err := m.reg.Info(ctx, iq.From, node)
+		var di modules.DiscoInfo
+		var err error
+		if account {
+			di, err = m.reg.AccountInfo(ctx, iq.From, iq.To, node)
+		} else {
+			di, err = m.reg.Info(ctx, iq.From, node)
+		}
 		if err != nil {
 			return nil, discoError(err)
 		}
@@ -79,7 +101,13 @@ func (m *Module) HandleIQ(ctx context.Context, iq modules.IQ) (xml.TokenReader, 
 			inner = append(inner, info.Feature{Var: f}.TokenReader())
 		}
 	} else {
-		its, err := m.reg.Items(ctx, iq.From, node)
+		var its []items.Item
+		var err error
+		if account {
+			its, err = m.reg.AccountItems(ctx, iq.From, iq.To, node)
+		} else {
+			its, err = m.reg.Items(ctx, iq.From, node)
+		}
 		if err != nil {
 			return nil, discoError(err)
 		}
