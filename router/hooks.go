@@ -19,11 +19,11 @@ type hooks struct {
 	// iqs, accountIQs and bareIQs are the IQ routes to the server JID, to
 	// an account's own bare JID (or none), and to any local bare JID.
 	iqs, accountIQs, bareIQs map[modules.Route]iqHandler
-	messages        []modules.MessageHook
-	offline         modules.OfflineStore
-	online          []modules.OnlineHook
-	reachable       []modules.ReachableHook
-	interceptors    []modules.StanzaInterceptor
+	messages                 []modules.MessageHook
+	offline                  modules.OfflineStore
+	online                   []modules.OnlineHook
+	reachable                []modules.ReachableHook
+	interceptors             []modules.StanzaInterceptor
 }
 
 // AddModule takes what a started module declares of the router's
