@@ -46,28 +46,3 @@ func TestWireWritesEachNamespaceOnce(t *testing.T) {
 		t.Errorf("message written as\n%s\nwant the body and chat state without repeated namespaces", msg)
 	}
 }
-
-// TestDiscoOfOwnAccount: disco#info and disco#items sent to the user's own
-// bare JID are answered by the server for the account (XEP-0030), with an
-// account/registered identity, as Converse.js asks at every login; another
-// account's bare JID is still not answered for.
-func TestDiscoOfOwnAccount(t *testing.T) {
-	srv := servertest.Start(t)
-	srv.AddUser("alice", "pw")
-	srv.AddUser("bob", "pw")
-	alice := srv.RawLogin("alice", "pw", "web")
-	alice.Write(`<iq type='get' id='i1' to='alice@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
-	info := alice.Expect(`id="i1".*</iq>`)
-	if !strings.Contains(info, `type="result"`) || !strings.Contains(info, `from="alice@localhost"`) ||
-		!strings.Contains(info, `<identity category="account" type="registered"/>`) {
-		t.Fatalf("disco#info of the own account: %s", info)
-	}
-	alice.Write(`<iq type='get' id='i2' to='alice@localhost'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>`)
-	if items := alice.Expect(`id="i2"[^>]*>`); !strings.Contains(items, `type="result"`) {
-		t.Fatalf("disco#items of the own account: %s", items)
-	}
-	alice.Write(`<iq type='get' id='i3' to='bob@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
-	if other := alice.Expect(`id="i3".*</iq>`); !strings.Contains(other, "service-unavailable") {
-		t.Fatalf("disco#info of another account: %s", other)
-	}
-}

@@ -172,6 +172,9 @@ type Limits struct {
 	AdminReservedConnections int `yaml:"admin_reserved_connections"`
 	// MaxRosterItems bounds one account's roster (not-allowed on roster set).
 	MaxRosterItems int `yaml:"max_roster_items"`
+	// MaxBlocklistItems bounds the JIDs one account blocks (XEP-0191): a
+	// block that would pass it is refused whole with not-acceptable.
+	MaxBlocklistItems int `yaml:"max_blocklist_items"`
 	// StanzaTimeout bounds how long a bound client may take to finish a
 	// stanza it started (connection-timeout): a stanza that never ends does
 	// not hold the connection forever.
@@ -192,6 +195,61 @@ type Limits struct {
 	MaxAuthFailuresPerAccountAddress int `yaml:"max_auth_failures_per_account_address"`
 	// Rate paces what an authenticated stream may send (limits.rate.*).
 	Rate Rate `yaml:"rate"`
+	// PEP bounds what each account keeps in its XEP-0163 PEP service.
+	PEP PEPLimits `yaml:"pep"`
+	// SM bounds XEP-0198 stream management.
+	SM SMLimits `yaml:"sm"`
+	// VCard bounds the vCard each account keeps (XEP-0054).
+	VCard VCardLimits `yaml:"vcard"`
+	// Private bounds what each account keeps in private XML storage
+	// (XEP-0049), bookmarks (XEP-0048) among it.
+	Private PrivateLimits `yaml:"private"`
+}
+
+// VCardLimits bound each account's vCard (XEP-0054).
+type VCardLimits struct {
+	// MaxBytes bounds one vCard as stored, its XML written out again; a
+	// larger one is refused with not-acceptable. An avatar in PHOTO/BINVAL
+	// counts as its base64 text, a third larger than the image.
+	MaxBytes int `yaml:"max_bytes"`
+}
+
+// PrivateLimits bound each account's private XML storage (XEP-0049).
+type PrivateLimits struct {
+	// MaxBytes bounds all of one account's fragments together (their keys
+	// and XML as stored); a set that would pass it is refused with
+	// not-acceptable.
+	MaxBytes int64 `yaml:"max_bytes"`
+	// MaxFragmentBytes bounds one fragment as stored (not-acceptable).
+	MaxFragmentBytes int `yaml:"max_fragment_bytes"`
+}
+
+// SMLimits bound XEP-0198 stream management.
+type SMLimits struct {
+	// ResumeTimeout is how long a session whose connection broke waits for
+	// its client to resume it; 0 offers no resumption. Meanwhile its stanzas
+	// wait for it; past it, what the client never acknowledged goes back to
+	// the senders or to offline storage.
+	ResumeTimeout Duration `yaml:"resume_timeout"`
+	// MaxUnacked bounds the stanzas sent to a client and not yet
+	// acknowledged; a client past it is closed with policy-violation.
+	MaxUnacked int `yaml:"max_unacked"`
+}
+
+// PEPLimits bound each account's PEP service (XEP-0163).
+type PEPLimits struct {
+	// MaxNodes is the nodes one account may have (not-allowed past it).
+	MaxNodes int `yaml:"max_nodes"`
+	// MaxItems is the items one node keeps: the oldest goes when a publish
+	// passes a node's pubsub#max_items, and a node asking for more, or for
+	// "max", gets this many.
+	MaxItems int `yaml:"max_items"`
+	// MaxItemBytes bounds one item's payload (not-acceptable with
+	// payload-too-big past it).
+	MaxItemBytes int `yaml:"max_item_bytes"`
+	// MaxAccountBytes bounds the whole of one account's PEP data, nodes and
+	// items (resource-constraint past it).
+	MaxAccountBytes int64 `yaml:"max_account_bytes"`
 }
 
 // Rate is the token buckets that pace a bound stream's input: a stream over
@@ -430,6 +488,7 @@ func Default() Config {
 			MaxConnections:           10000,
 			AdminReservedConnections: 8,
 			MaxRosterItems:           1000,
+			MaxBlocklistItems:        1000,
 			StanzaTimeout:            Duration(60 * time.Second),
 
 			MaxConnectionsPerAddress:  200,
@@ -443,6 +502,15 @@ func Default() Config {
 				BytesPerSecond:   256 << 10,
 				BurstBytes:       1 << 20,
 			},
+			PEP: PEPLimits{
+				MaxNodes:        128,
+				MaxItems:        256,
+				MaxItemBytes:    128 << 10,
+				MaxAccountBytes: 16 << 20,
+			},
+			SM:      SMLimits{ResumeTimeout: Duration(5 * time.Minute), MaxUnacked: 1000},
+			VCard:   VCardLimits{MaxBytes: 128 << 10},
+			Private: PrivateLimits{MaxBytes: 1 << 20, MaxFragmentBytes: 128 << 10},
 		},
 		Adhoc: Adhoc{
 			MaxSessions:        10000,
@@ -568,6 +636,7 @@ func (c *Config) Validate() error {
 		{"limits.max_sessions_per_account", c.Limits.MaxSessionsPerAccount},
 		{"limits.max_connections", c.Limits.MaxConnections},
 		{"limits.max_roster_items", c.Limits.MaxRosterItems},
+		{"limits.max_blocklist_items", c.Limits.MaxBlocklistItems},
 		{"limits.max_connections_per_address", c.Limits.MaxConnectionsPerAddress},
 		{"limits.max_auth_failures_per_address", c.Limits.MaxAuthFailuresPerAddress},
 		{"limits.max_auth_failures_per_account_address", c.Limits.MaxAuthFailuresPerAccountAddress},
@@ -609,6 +678,18 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxOutboundBytes < 16<<10 {
 		bad("limits.max_outbound_bytes %d: must be at least 16384", c.Limits.MaxOutboundBytes)
+	}
+	if p := c.Limits.PEP; p.MaxNodes < 1 || p.MaxItems < 1 || p.MaxItemBytes < 1024 || p.MaxAccountBytes < int64(p.MaxItemBytes) {
+		bad("limits.pep: max_nodes and max_items must be positive, max_item_bytes at least 1024 and max_account_bytes at least max_item_bytes")
+	}
+	if n := c.Limits.VCard.MaxBytes; n < 1024 {
+		bad("limits.vcard.max_bytes %d: must be at least 1024", n)
+	}
+	if p := c.Limits.Private; p.MaxFragmentBytes < 1024 || p.MaxBytes < int64(p.MaxFragmentBytes) {
+		bad("limits.private: max_fragment_bytes %d must be at least 1024, and max_bytes %d at least max_fragment_bytes", p.MaxFragmentBytes, p.MaxBytes)
+	}
+	if c.Limits.SM.ResumeTimeout < 0 || c.Limits.SM.MaxUnacked < 10 {
+		bad("limits.sm: resume_timeout must not be negative and max_unacked at least 10")
 	}
 	if n := c.Limits.SocketSendBuffer; n != 0 && (n < 4<<10 || n > 16<<20) {
 		bad("limits.socket_send_buffer %d: must be 0 (the kernel's autotuning) or from 4096 to 16777216", n)

@@ -44,12 +44,21 @@ type Disco struct {
 	handlers   []NodeHandler
 	// What each account's bare JID advertises (XEP-0030 §3.1: identity
 	// account/registered) and who answers for its nodes.
-	accountFeatures []string
-	accountHandlers []AccountNodeHandler
+	accountIdentities []info.Identity
+	accountFeatures   []string
+	accountHandlers   []AccountNodeHandler
 }
 
 // accountIdentity is the identity of a local account's bare JID.
 var accountIdentity = info.Identity{Category: "account", Type: "registered"}
+
+// AddAccountIdentity advertises an identity of every account's bare JID,
+// beside account/registered (PEP's pubsub/pep, XEP-0163 §6.1).
+func (d *Disco) AddAccountIdentity(id info.Identity) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.accountIdentities = append(d.accountIdentities, id)
+}
 
 // AddAccountFeature advertises features of every account's bare JID.
 func (d *Disco) AddAccountFeature(vars ...string) {
@@ -76,7 +85,7 @@ func (d *Disco) AddAccountNodeHandler(h AccountNodeHandler) {
 func (d *Disco) AccountInfo(ctx context.Context, requester, account jid.JID, node string) (DiscoInfo, error) {
 	d.mu.RLock()
 	handlers := slices.Clone(d.accountHandlers)
-	out := DiscoInfo{Identities: []info.Identity{accountIdentity}, Features: slices.Clone(d.accountFeatures)}
+	out := DiscoInfo{Identities: append([]info.Identity{accountIdentity}, d.accountIdentities...), Features: slices.Clone(d.accountFeatures)}
 	d.mu.RUnlock()
 	if node == "" {
 		slices.Sort(out.Features)

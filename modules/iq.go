@@ -3,6 +3,7 @@ package modules
 import (
 	"context"
 	"encoding/xml"
+	"io"
 
 	"mellium.im/xmpp/disco/info"
 	"mellium.im/xmpp/stanza"
@@ -55,6 +56,25 @@ type IQHandler interface {
 // as they are instead of copying each one.
 type TokenSlice interface {
 	Tokens() []xml.Token
+}
+
+// Tokens returns an answer of toks, built for that answer alone, which the
+// router takes as it is (TokenSlice).
+func Tokens(toks []xml.Token) xml.TokenReader { return &tokenSlice{toks: toks} }
+
+type tokenSlice struct {
+	toks []xml.Token
+	i    int
+}
+
+func (t *tokenSlice) Tokens() []xml.Token { return t.toks }
+
+func (t *tokenSlice) Token() (xml.Token, error) {
+	if t.i >= len(t.toks) {
+		return nil, io.EOF
+	}
+	t.i++
+	return t.toks[t.i-1], nil
 }
 
 // Features is the capability of a module that serves disco#info features

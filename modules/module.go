@@ -36,10 +36,12 @@ import (
 	"time"
 
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/storage"
+	"github.com/adhocd/adhocd/wire"
 )
 
 // Module is one feature of the server.
@@ -110,6 +112,15 @@ type Status struct {
 // status`).
 type Figure struct {
 	Var, Label, Value string
+}
+
+// IQRequester is what the Host offers a module that asks local clients
+// something, found by type assertion: Request sends an IQ get or set
+// carrying payload from the server JID to a local full JID and returns the
+// answer, a result or an error IQ, or ctx's error (XEP-0115: the features
+// behind a caps hash).
+type IQRequester interface {
+	Request(ctx context.Context, to jid.JID, typ stanza.IQType, payload xml.TokenReader) (*wire.Element, error)
 }
 
 // Constructor makes a module.

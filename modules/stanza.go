@@ -3,6 +3,7 @@ package modules
 import (
 	"context"
 	"encoding/xml"
+	"errors"
 
 	"mellium.im/xmpp/jid"
 
@@ -76,6 +77,16 @@ type OnlineHook interface {
 	SessionOnline(ctx context.Context, s Session)
 }
 
+// PresenceHook is the capability of a module that sees the presence each
+// local session broadcasts (RFC 6121 §4.2, §4.4, §4.5), once the router has
+// handled it: XEP-0115 capabilities ride on it, which PEP reads. initial is
+// set on a session's first available presence; el is an unavailable
+// presence when the session goes unavailable. It runs on the session's
+// stream and must not wait on other clients.
+type PresenceHook interface {
+	PresenceBroadcast(ctx context.Context, s Session, el *wire.Element, initial bool)
+}
+
 // ReachableHook is the capability of a module told when a session first
 // becomes a destination of messages to its bare JID: available, with a
 // non-negative priority (RFC 6121 §8.5.2). XEP-0160 delivers kept messages
@@ -129,13 +140,20 @@ type AccountHook interface {
 	AccountDeleted(ctx context.Context, account jid.JID)
 }
 
+// ErrDrop is what InterceptIn returns to drop a stanza silently: the router
+// neither handles it nor answers it (XEP-0191: presence from a blocked JID,
+// which must get no error).
+var ErrDrop = errors.New("modules: stanza dropped")
+
 // StanzaInterceptor is the capability of a module that may stop stanzas on
 // their way through the router (XEP-0191 blocking, say).
 type StanzaInterceptor interface {
 	// InterceptIn sees each stanza a local session sends, its from checked
 	// and its to parsed (the zero JID when it had none), before the router
-	// handles it. It returns nil to let it pass, or the stanza.Error the
-	// sender is answered with instead.
+	// handles it. It returns nil to let it pass, ErrDrop to drop it without
+	// an answer, or the error the sender is answered with instead: one with
+	// a TokenReader method (stanza.Error, or a type of the module's own
+	// that adds an application-specific condition) renders the <error/>.
 	InterceptIn(ctx context.Context, from Session, el *wire.Element, to jid.JID) error
 	// InterceptOut sees each stanza the router is about to queue for a
 	// local session, and returns false to drop it for that session. It

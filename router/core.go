@@ -39,6 +39,8 @@ type Router struct {
 	// StanzasOut counts the stanzas written to clients (c2s.Env.StanzasOut).
 	StanzasOut atomic.Uint64
 
+	reqs requests // the server's IQ requests waiting for answers (request.go)
+
 	loginMu sync.Mutex
 	logins  map[string]int // logins per account since the start
 }

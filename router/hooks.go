@@ -23,6 +23,7 @@ type hooks struct {
 	offline                  modules.OfflineStore
 	online                   []modules.OnlineHook
 	reachable                []modules.ReachableHook
+	presence                 []modules.PresenceHook
 	interceptors             []modules.StanzaInterceptor
 }
 
@@ -57,6 +58,9 @@ func (s *Router) AddModule(m modules.Module) error {
 	}
 	if oh, ok := m.(modules.OnlineHook); ok {
 		h.online = append(h.online, oh)
+	}
+	if ph, ok := m.(modules.PresenceHook); ok {
+		h.presence = append(h.presence, ph)
 	}
 	if rh, ok := m.(modules.ReachableHook); ok {
 		h.reachable = append(h.reachable, rh)
@@ -117,6 +121,13 @@ func (s *Router) messageReceived(ctx context.Context, el *wire.Element, to jid.J
 	}
 	for _, h := range s.hooks.messages {
 		h.MessageReceived(ctx, modules.Message{El: el, To: to}, user, sessions)
+	}
+}
+
+// presenceBroadcast runs the modules' presence hooks.
+func (s *Router) presenceBroadcast(ctx context.Context, c *session, el *wire.Element, initial bool) {
+	for _, h := range s.hooks.presence {
+		h.PresenceBroadcast(ctx, c, el, initial)
 	}
 }
 

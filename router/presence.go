@@ -89,6 +89,9 @@ func (s *Router) broadcast(ctx context.Context, c *session, el *wire.Element, un
 	if nowReachable && !wasReachable {
 		defer s.sessionReachable(ctx, c)
 	}
+	if len(s.hooks.presence) > 0 && (wasAvailable || !unavailable) {
+		defer s.presenceBroadcast(ctx, c, el, initial)
+	}
 	if unavailable && !wasAvailable && len(directed) == 0 {
 		return nil
 	}

@@ -66,9 +66,12 @@ func (s *Router) route(ctx context.Context, c *session, el *wire.Element) error 
 	}
 	if len(s.hooks.interceptors) > 0 {
 		if err := s.interceptIn(ctx, c, el, to); err != nil {
-			var se stanza.Error
-			if errors.As(err, &se) {
-				return s.bounce(c, el, se)
+			if errors.Is(err, modules.ErrDrop) {
+				return nil
+			}
+			var rendered interface{ TokenReader() xml.TokenReader }
+			if errors.As(err, &rendered) {
+				return s.bounceWith(c, el, rendered.TokenReader())
 			}
 			return s.keepStream(c, el, err)
 		}
@@ -202,7 +205,7 @@ func (s *Router) unhandled(c *session, el *wire.Element, request bool) error {
 // service-unavailable.
 func (s *Router) serverIQ(ctx context.Context, c *session, el *wire.Element, typ stanza.IQType) error {
 	if typ == stanza.ResultIQ || typ == stanza.ErrorIQ {
-		s.iqResponse(el)
+		s.iqResponse(c, el)
 		return nil
 	}
 	h := s.hooks.iqs[routeOf(el, typ)]
@@ -275,10 +278,6 @@ func payloadName(el *wire.Element) string {
 	n, _ := el.Payload()
 	return "{" + n.Space + "}" + n.Local
 }
-
-// iqResponse receives results and errors addressed to the server JID; the
-// server does not yet send IQs of its own, so they are dropped.
-func (s *Router) iqResponse(*wire.Element) {}
 
 // routeMessage delivers a message by RFC 6121 §8.5.
 func (s *Router) routeMessage(ctx context.Context, c *session, el *wire.Element, to jid.JID) error {

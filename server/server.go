@@ -16,6 +16,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 
 	"github.com/adhocd/adhocd/account"
@@ -595,6 +596,11 @@ func (h *host) Disco() *modules.Disco                             { return &h.s.
 func (h *host) Commands() *adhoc.Provider                         { return h.s.commands }
 func (h *host) IsAdmin(j jid.JID) bool                            { return h.s.IsAdmin(j) }
 func (h *host) Send(ctx context.Context, r xml.TokenReader) error { return h.s.Send(ctx, r) }
+
+// Request implements modules.IQRequester.
+func (h *host) Request(ctx context.Context, to jid.JID, typ stanza.IQType, payload xml.TokenReader) (*wire.Element, error) {
+	return h.s.router.Request(ctx, to, typ, payload)
+}
 
 func (h *host) Sessions() []modules.SessionInfo { return h.s.Sessions() }
 

@@ -20,6 +20,9 @@ type UserData interface {
 	// UserData returns the account's entries in bucket whose keys start
 	// with prefix, ordered by key.
 	UserData(ctx context.Context, username, bucket, prefix string) ([]Datum, error)
+	// UserDataKeys returns the keys alone, ordered, of the account's
+	// entries in bucket whose keys start with prefix.
+	UserDataKeys(ctx context.Context, username, bucket, prefix string) ([]string, error)
 	// UpdateUserData applies fn to the entries of the account's bucket
 	// whose keys start with prefix, atomically: fn gets them ordered by key
 	// and returns the changes, an entry with a nil Value deleting its key.
@@ -71,6 +74,27 @@ func (s *Bolt) UserData(ctx context.Context, username, bucket, prefix string) ([
 	})
 	if err != nil {
 		return nil, fmt.Errorf("storage: %s of %q: %w", bucket, username, err)
+	}
+	return out, nil
+}
+
+// UserDataKeys implements UserData.
+func (s *Bolt) UserDataKeys(ctx context.Context, username, bucket, prefix string) ([]string, error) {
+	var out []string
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		b := userDataBucket(tx, username, bucket)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		p := []byte(prefix)
+		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+			out = append(out, string(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: keys of %s of %q: %w", bucket, username, err)
 	}
 	return out, nil
 }

@@ -3,6 +3,7 @@ package storage_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/adhocd/adhocd/storage"
@@ -40,6 +41,9 @@ func TestUserData(t *testing.T) {
 	got, err := st.UserData(ctx, "alice", "pep", "node/")
 	if err != nil || len(got) != 2 || got[0].Key != "node/a" || got[1].Key != "node/b" {
 		t.Fatalf("UserData(node/) = %+v, %v; want node/a, node/b", got, err)
+	}
+	if keys, err := st.UserDataKeys(ctx, "alice", "pep", "node/"); err != nil || strings.Join(keys, " ") != "node/a node/b" {
+		t.Fatalf("UserDataKeys(node/) = %q, %v", keys, err)
 	}
 	if n, err := st.UserDataSize(ctx, "alice", "pep"); err != nil || n != int64(len("node/a1node/b2other3")) {
 		t.Fatalf("UserDataSize = %d, %v", n, err)

@@ -1,6 +1,8 @@
 // Package defaults is the constructor table of the modules every adhocd
 // server runs unless told otherwise: XEP-0030 disco, XEP-0050 commands,
-// XEP-0133 administration, XEP-0199 ping and XEP-0092 version. It is a
+// XEP-0133 administration, XEP-0199 ping, XEP-0092 version, XEP-0160
+// offline messages, XEP-0280 carbons, XEP-0163 PEP, XEP-0054 vCards,
+// XEP-0049 private storage, XEP-0012 last activity and XEP-0191 blocking. It is a
 // separate package so that the modules can import package modules without a
 // cycle.
 package defaults
@@ -8,11 +10,16 @@ package defaults
 import (
 	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/modules/admin"
+	"github.com/adhocd/adhocd/modules/blocking"
 	"github.com/adhocd/adhocd/modules/carbons"
 	"github.com/adhocd/adhocd/modules/commands"
 	"github.com/adhocd/adhocd/modules/disco"
+	"github.com/adhocd/adhocd/modules/last"
 	"github.com/adhocd/adhocd/modules/offline"
+	"github.com/adhocd/adhocd/modules/pep"
 	"github.com/adhocd/adhocd/modules/ping"
+	"github.com/adhocd/adhocd/modules/private"
+	"github.com/adhocd/adhocd/modules/vcard"
 	"github.com/adhocd/adhocd/modules/version"
 )
 
@@ -25,6 +32,11 @@ var Table = []modules.Constructor{
 	version.New,
 	offline.New,
 	carbons.New,
+	blocking.New,
+	pep.New,
+	vcard.New,
+	private.New,
+	last.New,
 }
 
 // Modules builds one instance of every module in Table.

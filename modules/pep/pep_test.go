@@ -1,0 +1,412 @@
+package pep_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/adhocd/adhocd/config"
+	"github.com/adhocd/adhocd/servertest"
+	"github.com/adhocd/adhocd/storage"
+)
+
+// PEP (XEP-0163) over TCP: raw clients log in with servertest, send the
+// XEP's requests as they are on the wire and read every stanza the server
+// writes, answering its caps queries (XEP-0115) as a client does.
+
+// client is a logged-in raw client with a reader that splits what the
+// server writes into stanzas.
+type client struct {
+	t   *testing.T
+	raw *servertest.Raw
+	jid string
+
+	mu      sync.Mutex
+	got     []string
+	arrived chan struct{}
+	// features are what the client answers the server's disco#info with.
+	features []string
+}
+
+func login(t *testing.T, srv *servertest.Server, user, resource string, features ...string) *client {
+	t.Helper()
+	c := &client{t: t, raw: srv.RawLogin(user, "pw", resource), jid: user + "@localhost/" + resource,
+		arrived: make(chan struct{}, 1), features: features}
+	go c.read()
+	return c
+}
+
+// read splits the stream into top-level elements and answers the server's
+// disco#info queries with the client's features.
+func (c *client) read() {
+	var captured bytes.Buffer
+	d := xml.NewDecoder(io.TeeReader(c.raw.Conn, &captured))
+	depth, start := 0, int64(0)
+	for {
+		off := d.InputOffset()
+		tok, err := d.RawToken()
+		if err != nil {
+			return
+		}
+		switch tok.(type) {
+		case xml.StartElement:
+			if depth == 0 {
+				start = off
+			}
+			depth++
+		case xml.EndElement:
+			depth--
+			if depth == 0 {
+				s := string(captured.Bytes()[start:d.InputOffset()])
+				if strings.HasPrefix(s, "<iq") && strings.Contains(s, `type="get"`) && strings.Contains(s, "disco#info") {
+					c.answerCaps(s)
+					continue
+				}
+				c.mu.Lock()
+				c.got = append(c.got, s)
+				c.mu.Unlock()
+				select {
+				case c.arrived <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}
+}
+
+var idAttr = regexp.MustCompile(`id="([^"]*)"`)
+var nodeAttr = regexp.MustCompile(`node="([^"]*)"`)
+
+func (c *client) answerCaps(q string) {
+	id := idAttr.FindStringSubmatch(q)[1]
+	node := nodeAttr.FindStringSubmatch(q)
+	var b strings.Builder
+	fmt.Fprintf(&b, `<iq type='result' id='%s' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info' node='%s'><identity category='client' type='pc' name='test'/>`, id, node[1])
+	for _, f := range c.features {
+		fmt.Fprintf(&b, `<feature var='%s'/>`, f)
+	}
+	b.WriteString(`</query></iq>`)
+	c.raw.Write(b.String())
+}
+
+// ver is the XEP-0115 hash of the client's disco#info, as its presence
+// carries it.
+func (c *client) ver() string {
+	f := append([]string(nil), c.features...)
+	sort.Strings(f)
+	s := "client/pc//test<" + strings.Join(f, "<") + "<"
+	sum := sha1.Sum([]byte(s))
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// available sends presence with the client's caps.
+func (c *client) available() {
+	c.raw.Write(`<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://adhocd.test/client' ver='` + c.ver() + `'/></presence>`)
+}
+
+// wait returns the first stanza not yet taken that matches pattern.
+func (c *client) wait(pattern string, d time.Duration) (string, bool) {
+	c.t.Helper()
+	re := regexp.MustCompile(pattern)
+	deadline := time.After(d)
+	for {
+		c.mu.Lock()
+		for i, s := range c.got {
+			if re.MatchString(s) {
+				c.got = append(c.got[:i], c.got[i+1:]...)
+				c.mu.Unlock()
+				return s, true
+			}
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.arrived:
+		case <-deadline:
+			return "", false
+		}
+	}
+}
+
+func (c *client) expect(pattern string) string {
+	c.t.Helper()
+	s, ok := c.wait(pattern, 5*time.Second)
+	if !ok {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.t.Fatalf("%s never received %q; unmatched: %q", c.jid, pattern, c.got)
+	}
+	return s
+}
+
+// none fails if a stanza matching pattern arrives within d.
+func (c *client) none(pattern string, d time.Duration) {
+	c.t.Helper()
+	if s, ok := c.wait(pattern, d); ok {
+		c.t.Errorf("%s received %s", c.jid, s)
+	}
+}
+
+var seq int
+
+// iq sends an IQ and returns its answer.
+func (c *client) iq(typ, to, payload string) string {
+	c.t.Helper()
+	seq++
+	id := fmt.Sprintf("q%d", seq)
+	toAttr := ""
+	if to != "" {
+		toAttr = ` to='` + to + `'`
+	}
+	c.raw.Write(`<iq type='` + typ + `' id='` + id + `'` + toAttr + `>` + payload + `</iq>`)
+	return c.expect(`^<iq[^>]*id="` + id + `"`)
+}
+
+func wantResult(t *testing.T, got string) {
+	t.Helper()
+	if !strings.Contains(got, `type="result"`) {
+		t.Fatalf("want a result, got %s", got)
+	}
+}
+
+func wantError(t *testing.T, got string, conds ...string) {
+	t.Helper()
+	if !strings.Contains(got, `type="error"`) {
+		t.Fatalf("want an error, got %s", got)
+	}
+	for _, c := range conds {
+		if !strings.Contains(got, "<"+c) {
+			t.Errorf("error lacks %s: %s", c, got)
+		}
+	}
+}
+
+const (
+	tune     = "http://jabber.org/protocol/tune"
+	pubsubNS = "http://jabber.org/protocol/pubsub"
+)
+
+func publishTune(artist, id string) string {
+	item := `<item>`
+	if id != "" {
+		item = `<item id='` + id + `'>`
+	}
+	return `<pubsub xmlns='` + pubsubNS + `'><publish node='` + tune + `'>` + item + `<tune xmlns='` + tune + `'><artist>` + artist + `</artist></tune></item></publish></pubsub>`
+}
+
+// befriend makes a and b contacts with a subscription both ways.
+func befriend(t *testing.T, srv *servertest.Server, a, b string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, p := range [][2]string{{a, b}, {b, a}} {
+		_, err := srv.Store().UpdateRosterItem(ctx, p[0], p[1]+"@localhost", func(it *storage.RosterItem, _ bool) (bool, error) {
+			it.Subscription = storage.SubBoth
+			return false, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func start(t *testing.T, users ...string) *servertest.Server {
+	srv := servertest.Start(t)
+	for _, u := range users {
+		srv.AddUser(u, "pw")
+	}
+	return srv
+}
+
+// TestPublishRetrieveAccess: XEP-0163 §7's publish auto-creates the node;
+// the account and a contact with a presence subscription read the items, a
+// stranger gets not-authorized with presence-subscription-required; an open
+// node is readable by anyone, a whitelist node by its owner alone; the
+// newest items come back with max_items, one by id.
+func TestPublishRetrieveAccess(t *testing.T) {
+	srv := start(t, "juliet", "romeo", "stranger")
+	befriend(t, srv, "juliet", "romeo")
+	juliet := login(t, srv, "juliet", "balcony")
+	romeo := login(t, srv, "romeo", "garden")
+	stranger := login(t, srv, "stranger", "street")
+
+	got := juliet.iq("set", "", publishTune("Yes", "current"))
+	wantResult(t, got)
+	if !strings.Contains(got, `<publish node="`+tune+`"><item id="current"></item></publish>`) && !strings.Contains(got, `<item id="current"/>`) {
+		t.Errorf("publish result does not name the item: %s", got)
+	}
+	items := `<pubsub xmlns='` + pubsubNS + `'><items node='` + tune + `'/></pubsub>`
+	for _, c := range []*client{juliet, romeo} {
+		got := c.iq("get", "juliet@localhost", items)
+		wantResult(t, got)
+		if !strings.Contains(got, `<artist>Yes</artist>`) || !strings.Contains(got, `from="juliet@localhost"`) {
+			t.Errorf("%s reading juliet's tune: %s", c.jid, got)
+		}
+	}
+	wantError(t, stranger.iq("get", "juliet@localhost", items), "not-authorized", "presence-subscription-required")
+	wantError(t, stranger.iq("get", "juliet@localhost", `<pubsub xmlns='`+pubsubNS+`'><items node='nothing'/></pubsub>`), "item-not-found")
+	wantError(t, romeo.iq("set", "juliet@localhost", publishTune("Romeo", "")), "forbidden")
+
+	// One node per access model, by publish-options.
+	for _, model := range []string{"open", "whitelist"} {
+		node := "urn:test:" + model
+		wantResult(t, juliet.iq("set", "", `<pubsub xmlns='`+pubsubNS+`'><publish node='`+node+`'><item id='1'><x xmlns='urn:test'/></item></publish>`+
+			`<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>`+pubsubNS+`#publish-options</value></field>`+
+			`<field var='pubsub#access_model'><value>`+model+`</value></field></x></publish-options></pubsub>`))
+	}
+	read := func(c *client, node string) string {
+		return c.iq("get", "juliet@localhost", `<pubsub xmlns='`+pubsubNS+`'><items node='`+node+`'/></pubsub>`)
+	}
+	wantResult(t, read(stranger, "urn:test:open"))
+	wantError(t, read(romeo, "urn:test:whitelist"), "not-allowed", "closed-node")
+	wantResult(t, read(juliet, "urn:test:whitelist"))
+
+	// max_items keeps the newest items; retrieval by count and by id.
+	wantResult(t, juliet.iq("set", "", `<pubsub xmlns='`+pubsubNS+`'><publish node='urn:test:log'><item id='a'><e xmlns='urn:test'>1</e></item></publish>`+
+		`<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>`+pubsubNS+`#publish-options</value></field>`+
+		`<field var='pubsub#max_items'><value>3</value></field></x></publish-options></pubsub>`))
+	for _, id := range []string{"b", "c", "d"} {
+		wantResult(t, juliet.iq("set", "", `<pubsub xmlns='`+pubsubNS+`'><publish node='urn:test:log'><item id='`+id+`'><e xmlns='urn:test'>`+id+`</e></item></publish>`+
+			`<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>`+pubsubNS+`#publish-options</value></field>`+
+			`<field var='pubsub#max_items'><value>3</value></field></x></publish-options></pubsub>`))
+	}
+	got = juliet.iq("get", "", `<pubsub xmlns='`+pubsubNS+`'><items node='urn:test:log'/></pubsub>`)
+	if ids := regexp.MustCompile(`<item id="(\w)"`).FindAllStringSubmatch(got, -1); len(ids) != 3 || ids[0][1] != "b" || ids[2][1] != "d" {
+		t.Errorf("a node of max_items 3 after 4 publishes: %s", got)
+	}
+	got = juliet.iq("get", "", `<pubsub xmlns='`+pubsubNS+`'><items node='urn:test:log' max_items='1'/></pubsub>`)
+	if !strings.Contains(got, `<item id="d"`) || strings.Contains(got, `<item id="c"`) {
+		t.Errorf("max_items='1': %s", got)
+	}
+	got = juliet.iq("get", "", `<pubsub xmlns='`+pubsubNS+`'><items node='urn:test:log'><item id='c'/></items></pubsub>`)
+	if !strings.Contains(got, `<item id="c"`) || strings.Contains(got, `<item id="d"`) {
+		t.Errorf("item c by id: %s", got)
+	}
+
+	// The bare JID's disco says PEP, with publish-options; its items list
+	// the nodes the requester may read.
+	got = romeo.iq("get", "juliet@localhost", `<query xmlns='http://jabber.org/protocol/disco#info'/>`)
+	for _, want := range []string{`category="pubsub" type="pep"`, `var="` + pubsubNS + `#publish-options"`, `category="account" type="registered"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("disco#info of juliet lacks %s: %s", want, got)
+		}
+	}
+	got = romeo.iq("get", "juliet@localhost", `<query xmlns='http://jabber.org/protocol/disco#items'/>`)
+	if !strings.Contains(got, `node="`+tune+`"`) || !strings.Contains(got, `node="urn:test:open"`) || strings.Contains(got, `urn:test:whitelist`) {
+		t.Errorf("disco#items of juliet for romeo: %s", got)
+	}
+}
+
+// TestNotificationsFollowCaps: a publish notifies the sessions whose caps
+// carry node+notify (XEP-0163 §4.2), the owner's and its contacts', and
+// nobody else; a session that becomes available gets the last item
+// (§4.3.2), and a retraction is notified.
+func TestNotificationsFollowCaps(t *testing.T) {
+	srv := start(t, "juliet", "romeo", "nurse")
+	befriend(t, srv, "juliet", "romeo")
+	befriend(t, srv, "juliet", "nurse")
+	want := []string{"http://jabber.org/protocol/disco#info", tune + "+notify"}
+	juliet := login(t, srv, "juliet", "balcony", want...)
+	juliet.available()
+	romeo := login(t, srv, "romeo", "garden", want...)
+	romeo.available()
+	nurse := login(t, srv, "nurse", "kitchen", "http://jabber.org/protocol/disco#info") // no +notify
+	nurse.available()
+	// The caps queries are answered before the next IQ is: a ping fences.
+	for _, c := range []*client{juliet, romeo, nurse} {
+		c.iq("get", "localhost", `<ping xmlns='urn:xmpp:ping'/>`)
+	}
+	time.Sleep(100 * time.Millisecond)
+
+	wantResult(t, juliet.iq("set", "", publishTune("Radiohead", "now")))
+	event := `^<message[^>]*from="juliet@localhost"[^>]*type="headline".*<event xmlns="` + pubsubNS + `#event"><items node="` + tune + `"><item id="now"[^>]*><tune xmlns="` + tune + `"><artist>Radiohead</artist>`
+	romeo.expect(event)
+	juliet.expect(event)
+	nurse.none(`pubsub#event`, 300*time.Millisecond)
+
+	// A new session of romeo gets the last item as it comes online.
+	romeo2 := login(t, srv, "romeo", "phone", want...)
+	romeo2.available()
+	romeo2.expect(event)
+
+	// Retraction (notify_retract is on by default).
+	wantResult(t, juliet.iq("set", "", `<pubsub xmlns='`+pubsubNS+`'><retract node='`+tune+`' notify='true'><item id='now'/></retract></pubsub>`))
+	romeo.expect(`<retract id="now"`)
+	wantError(t, juliet.iq("set", "", `<pubsub xmlns='`+pubsubNS+`'><retract node='`+tune+`'><item id='now'/></retract></pubsub>`), "item-not-found")
+}
+
+// TestPublishOptionsAndOwner: publish-options that differ from the node's
+// configuration are a conflict with precondition-not-met (XEP-0060
+// §7.1.5); the owner reads and changes the configuration (§8.2), after
+// which the publish goes through; purge and delete (§8.4, §8.5) notify,
+// and a deleted node is gone.
+func TestPublishOptionsAndOwner(t *testing.T) {
+	srv := start(t, "juliet")
+	juliet := login(t, srv, "juliet", "balcony", "http://jabber.org/protocol/disco#info", "urn:test:n+notify")
+	juliet.available()
+	juliet.iq("get", "localhost", `<ping xmlns='urn:xmpp:ping'/>`)
+	time.Sleep(100 * time.Millisecond)
+	withOpen := `<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>` + pubsubNS + `#publish-options</value></field><field var='pubsub#access_model'><value>open</value></field></x></publish-options>`
+	pub := func(opts string) string {
+		return juliet.iq("set", "", `<pubsub xmlns='`+pubsubNS+`'><publish node='urn:test:n'><item id='1'><x xmlns='urn:test'/></item></publish>`+opts+`</pubsub>`)
+	}
+	wantResult(t, pub(""))
+	juliet.expect(`pubsub#event`)
+	wantError(t, pub(withOpen), "conflict", "precondition-not-met")
+
+	owner := "http://jabber.org/protocol/pubsub#owner"
+	got := juliet.iq("get", "", `<pubsub xmlns='`+owner+`'><configure node='urn:test:n'/></pubsub>`)
+	if !strings.Contains(got, `var="pubsub#access_model"`) || !regexp.MustCompile(`var="pubsub#access_model"[^>]*>(<[^>]*>)?\s*<value>presence</value>`).MatchString(got) {
+		t.Errorf("configuration form: %s", got)
+	}
+	wantResult(t, juliet.iq("set", "", `<pubsub xmlns='`+owner+`'><configure node='urn:test:n'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>`+pubsubNS+`#node_config</value></field><field var='pubsub#access_model'><value>open</value></field></x></configure></pubsub>`))
+	wantResult(t, pub(withOpen))
+	juliet.expect(`pubsub#event`)
+	wantError(t, juliet.iq("set", "", `<pubsub xmlns='`+owner+`'><configure node='urn:test:n'><x xmlns='jabber:x:data' type='submit'><field var='pubsub#access_model'><value>authorize</value></field></x></configure></pubsub>`),
+		"not-acceptable", "unsupported-access-model")
+
+	wantResult(t, juliet.iq("set", "", `<pubsub xmlns='`+owner+`'><purge node='urn:test:n'/></pubsub>`))
+	juliet.expect(`<purge node="urn:test:n"`)
+	got = juliet.iq("get", "", `<pubsub xmlns='`+pubsubNS+`'><items node='urn:test:n'/></pubsub>`)
+	if strings.Contains(got, "<item ") {
+		t.Errorf("items after a purge: %s", got)
+	}
+	wantResult(t, juliet.iq("set", "", `<pubsub xmlns='`+owner+`'><delete node='urn:test:n'/></pubsub>`))
+	juliet.expect(`<delete node="urn:test:n"`)
+	wantError(t, juliet.iq("get", "", `<pubsub xmlns='`+pubsubNS+`'><items node='urn:test:n'/></pubsub>`), "item-not-found")
+	wantError(t, juliet.iq("set", "", `<pubsub xmlns='`+pubsubNS+`'><subscribe node='urn:test:n' jid='juliet@localhost'/></pubsub>`), "feature-not-implemented", "unsupported")
+}
+
+// TestLimits: limits.pep bounds the nodes of an account (not-allowed), the
+// bytes of an item (not-acceptable with payload-too-big) and "max" items.
+func TestLimits(t *testing.T) {
+	srv := servertest.Start(t, func(c *config.Config) {
+		c.Limits.PEP.MaxNodes = 2
+		c.Limits.PEP.MaxItemBytes = 1024
+		c.Limits.PEP.MaxItems = 2
+	})
+	srv.AddUser("juliet", "pw")
+	juliet := login(t, srv, "juliet", "balcony")
+	pub := func(node, id, body string) string {
+		return juliet.iq("set", "", `<pubsub xmlns='`+pubsubNS+`'><publish node='`+node+`'><item id='`+id+`'><x xmlns='urn:test'>`+body+`</x></item></publish>`+
+			`<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>`+pubsubNS+`#publish-options</value></field><field var='pubsub#max_items'><value>max</value></field></x></publish-options></pubsub>`)
+	}
+	wantResult(t, pub("a", "1", "x"))
+	wantResult(t, pub("b", "1", "x"))
+	wantError(t, pub("c", "1", "x"), "not-allowed")
+	wantError(t, pub("a", "2", strings.Repeat("y", 2000)), "not-acceptable", "payload-too-big")
+	wantResult(t, pub("a", "2", "x"))
+	wantResult(t, pub("a", "3", "x"))
+	got := juliet.iq("get", "", `<pubsub xmlns='`+pubsubNS+`'><items node='a'/></pubsub>`)
+	if n := strings.Count(got, "<item "); n != 2 || strings.Contains(got, `id="1"`) {
+		t.Errorf("max_items max with limits.pep.max_items 2 keeps %d items: %s", n, got)
+	}
+}
