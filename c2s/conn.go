@@ -82,6 +82,8 @@ type Env struct {
 	// (roster versioning) and the modules' (modules.StreamFeatures).
 	Features []xml.Name
 
+	// sm holds the streams that may be resumed (XEP-0198, sm.go).
+	sm smRegistry
 	// accounts holds the stanza buckets shared by the streams of one
 	// account (limits.rate.account_stanzas_per_second); its zero value is
 	// ready, and the server's streams share it through their *Env.
@@ -161,17 +163,23 @@ type Conn struct {
 	state atomic.Int32
 
 	wmu     sync.Mutex
-	outOpen bool      // our stream header for the current stream is sent
-	closed  bool      // our stream is closed; nothing more is written
-	wdSet   time.Time // when the write deadline was last set
+	outOpen bool // our stream header for the current stream is sent
+	closed  bool // our stream is closed; nothing more is written
+	// serverClosed: the server closed the stream (a stream error, the
+	// answer to the client's close): it does not hibernate (sm.go).
+	serverClosed bool
+	wdSet        time.Time // when the write deadline was last set
 
 	// ctx is the context of the stream's handlers; cancel ends it.
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	// The outbound queue of the bound session (outbound.go).
-	qmu sync.Mutex
-	q   outbound
+	// The outbound queue of the bound session (outbound.go), and its
+	// stream management (sm.go).
+	qmu        sync.Mutex
+	q          outbound
+	sm         smState
+	smEnabling bool // an <enabled/> is queued
 
 	authFailures int
 	attempted    string            // the account the current SASL exchange names, once sent
@@ -302,6 +310,13 @@ func (c *Conn) Serve() {
 	defer c.cancel()
 	_ = c.raw.SetReadDeadline(c.connected.Add(c.env.Limits().PreAuthTimeout.D()))
 	err := c.run(c.ctx)
+	var r errResumed
+	if errors.As(err, &r) {
+		// This connection now serves the session it resumed (sm.go).
+		c.setState(Closing)
+		r.old.serveResumed()
+		return
+	}
 	c.finish(err)
 }
 
@@ -309,10 +324,31 @@ func (c *Conn) run(ctx context.Context) error {
 	if err := c.openStream(); err != nil {
 		return err
 	}
+	for c.State() != Bound {
+		el, err := c.dec.Next()
+		if err != nil {
+			return err
+		}
+		c.lastActive.Store(time.Now().UnixNano())
+		if err := c.negotiate(ctx, el); err != nil {
+			return err
+		}
+	}
+	return c.serveBound(ctx)
+}
+
+// serveBound reads and routes the stanzas of the bound session until the
+// stream ends. Once bound, a stream never negotiates again, even after an
+// administrator unbinds it.
+func (c *Conn) serveBound(ctx context.Context) error {
+	// Within a stanza that waits for more bytes: limits.stanza_timeout to
+	// finish it.
+	stanzaDeadline := false
+	c.dec.StanzaWait = func() {
+		stanzaDeadline = true
+		_ = c.raw.SetReadDeadline(time.Now().Add(c.env.Limits().StanzaTimeout.D()))
+	}
 	idle := c.env.Limits().IdleTimeout.D()
-	// established stays true once the session was bound, even after an
-	// administrator unbinds it: a closing stream never negotiates again.
-	established := false
 	// Between stanzas the read deadline is limits.idle_timeout ahead, set
 	// again only once an eighth of it has passed (a busy stream does not
 	// reset its timer for every stanza, and the timeout holds to within an
@@ -320,10 +356,9 @@ func (c *Conn) run(ctx context.Context) error {
 	// limits.stanza_timeout (stanzaDeadline, set by the decoder's
 	// StanzaWait).
 	var idleSet time.Time
-	stanzaDeadline := false
 	now := time.Now()
 	for {
-		if established && (stanzaDeadline || idleSet.IsZero() || idle > 0 && now.Sub(idleSet) >= idle/8) {
+		if stanzaDeadline || idleSet.IsZero() || idle > 0 && now.Sub(idleSet) >= idle/8 {
 			var d time.Time
 			if idle > 0 {
 				d = now.Add(idle)
@@ -337,34 +372,26 @@ func (c *Conn) run(ctx context.Context) error {
 		}
 		now = time.Now()
 		c.lastActive.Store(now.UnixNano())
-		if established {
-			if c.State() != Bound {
-				// Unbound by the server while the stream closes: nothing
-				// more is routed.
-				return ErrClosed
-			}
-			c.stanzas.Add(1)
-			if err := c.sess.Route(ctx, el); err != nil {
+		if c.State() != Bound {
+			// Unbound by the server while the stream closes: nothing
+			// more is routed.
+			return ErrClosed
+		}
+		if el.Start.Name.Space == NSSM {
+			if err := c.smElement(el); err != nil {
 				return err
 			}
-			if err := c.pace(ctx); err != nil {
-				return ErrClosed
-			}
-			now = time.Now()
 			continue
 		}
-		if err := c.negotiate(ctx, el); err != nil {
+		c.stanzas.Add(1)
+		if err := c.sess.Route(ctx, el); err != nil {
 			return err
 		}
-		if c.State() == Bound {
-			established = true
-			// Within a stanza that waits for more bytes:
-			// limits.stanza_timeout to finish it.
-			c.dec.StanzaWait = func() {
-				stanzaDeadline = true
-				_ = c.raw.SetReadDeadline(time.Now().Add(c.env.Limits().StanzaTimeout.D()))
-			}
+		c.sm.in++ // the reader's alone: counted from <enable/> on
+		if err := c.pace(ctx); err != nil {
+			return ErrClosed
 		}
+		now = time.Now()
 	}
 }
 
@@ -485,7 +512,7 @@ func (c *Conn) features() string {
 	b.WriteString("<stream:features" + c.streamPrefix() + ">")
 	switch {
 	case c.State() == Authenticated:
-		b.WriteString(`<bind xmlns='` + NSBind + `'/><session xmlns='` + NSSession + `'><optional/></session>`)
+		b.WriteString(`<bind xmlns='` + NSBind + `'/><session xmlns='` + NSSession + `'><optional/></session><sm xmlns='` + NSSM + `'/>`)
 		for _, f := range c.env.Features {
 			b.WriteString(`<` + f.Local + ` xmlns='`)
 			xml.EscapeText(&b, []byte(f.Space))
@@ -528,6 +555,17 @@ func (c *Conn) negotiate(ctx context.Context, el *wire.Element) error {
 		return c.authenticate(ctx, el)
 	case name.Space == NSSASL && (name.Local == "response" || name.Local == "abort"):
 		return c.saslFailure(auth.MalformedRequest, "no SASL exchange is in progress")
+	case name.Space == NSSM:
+		switch {
+		case c.State() != Authenticated:
+			return wire.StreamError(stream.NotAuthorized, "authenticate first")
+		case name.Local == "resume":
+			return c.resume(ctx, el)
+		case name.Local == "enable" || name.Local == "r":
+			// XEP-0198 §3: stream management is enabled once bound.
+			return c.writeRaw(smFailed(stanza.UnexpectedRequest, ""))
+		}
+		return nil
 	case wire.IsStanza(name):
 		if c.State() != Authenticated {
 			return wire.StreamError(stream.NotAuthorized, "authenticate first")
@@ -881,13 +919,21 @@ var ErrClosed = errors.New("c2s: stream closed")
 
 // Close ends the stream with a stream error (conflict, system-shutdown, …)
 // from any goroutine. The reader then sees the closed connection and cleans up.
+// A session waiting for its client to resume it ends now.
 func (c *Conn) Close(se stream.Error) {
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	c.closeLocked(&se)
+	c.wmu.Unlock()
+	c.qmu.Lock()
+	sleeping := c.sm.hibernating
+	c.qmu.Unlock()
+	if sleeping {
+		c.expire()
+	}
 }
 
 func (c *Conn) closeLocked(se *stream.Error) {
+	c.serverClosed = true
 	if c.closed {
 		return
 	}
@@ -931,6 +977,10 @@ func (c *Conn) closeConn() {
 // finish ends the connection after run returned: a stream error is sent, a
 // clean close is answered with ours, and the session leaves the registry.
 func (c *Conn) finish(err error) {
+	if c.State() == Bound && c.smResumable() && c.broken(err) {
+		c.hibernate()
+		return
+	}
 	var se stream.Error
 	switch {
 	case err == nil, errors.Is(err, io.EOF), errors.Is(err, ErrClosed):
@@ -946,15 +996,8 @@ func (c *Conn) finish(err error) {
 		c.log.Debug("connection ended", "err", err)
 		c.closeConn()
 	}
-	c.closeQueue()
-	if c.pacer != nil && c.pacer.account != nil {
-		c.env.accounts.release(c.user, c.pacer.account)
-	}
-	if c.state.CompareAndSwap(int32(Bound), int32(Closing)) {
-		c.sess.Unbound()
-	} else {
-		c.setState(Closing)
-	}
+	c.releaseAccount()
+	c.endSession()
 }
 
 // NewID returns 128 random bits in hex, for stream ids and resources.

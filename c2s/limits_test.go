@@ -167,7 +167,7 @@ func TestStanzaErrorsAfterBind(t *testing.T) {
 	streamCases := []struct{ name, send, cond string }{
 		{"spoofed from", `<message from='bob@localhost/x' to='bob@localhost'><body>hi</body></message>`, "invalid-from"},
 		{"unsupported element", `<foo/>`, "unsupported-stanza-type"},
-		{"foreign element", `<enable xmlns='urn:xmpp:sm:3'/>`, "unsupported-stanza-type"},
+		{"foreign element", `<enable xmlns='urn:xmpp:nothing:0'/>`, "unsupported-stanza-type"},
 		{"oversized stanza", `<message to='bob@localhost'><body>` + strings.Repeat("b", 5000) + `</body></message>`, "policy-violation"},
 		{"iq without id", `<iq type='get'><ping xmlns='urn:xmpp:ping'/></iq>`, "bad-format"},
 	}

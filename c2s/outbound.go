@@ -32,6 +32,9 @@ import (
 type outItem struct {
 	out *wire.Output
 	el  *wire.Element
+	// nonza items are not stanzas (XEP-0198's <enabled/>): written in
+	// order, never counted; enable turns the counting on once written.
+	nonza, enable bool
 }
 
 // outbound is the queue of one connection; its zero value is ready.
@@ -70,10 +73,15 @@ var ErrUndeliverable = errors.New("c2s: the recipient's stream is closing")
 // waits. An error means el was not taken (the connection is closing, or its
 // queue is over the limit): the caller treats it as undeliverable.
 func (c *Conn) enqueue(el *wire.Element, own bool) error {
+	return c.enqueueItem(outItem{el: el}, own)
+}
+
+func (c *Conn) enqueueItem(it outItem, own bool) error {
 	out := wire.NewOutput()
-	if err := out.EncodeElement(el, c.rootNS()); err != nil {
+	if err := out.EncodeElement(it.el, c.rootNS()); err != nil {
 		return err // out is dropped: its encoder may be mid-element
 	}
+	it.out = out
 	c.qmu.Lock()
 	q := &c.q
 	if q.closed {
@@ -82,6 +90,20 @@ func (c *Conn) enqueue(el *wire.Element, own bool) error {
 		return ErrUndeliverable
 	}
 	limit := c.env.Limits().MaxOutboundBytes
+	if c.sm.hibernating {
+		// Waiting for its client to resume: kept, up to the hard bound,
+		// past which the session ends now.
+		if q.bytes+out.Len() > hardLimitFactor*limit {
+			c.qmu.Unlock()
+			out.Release()
+			go c.expire()
+			return ErrUndeliverable
+		}
+		q.items = append(q.items, it)
+		q.bytes += out.Len()
+		c.qmu.Unlock()
+		return nil
+	}
 	// The clock is read only when slow could say yes.
 	if n := out.Len(); q.bytes != 0 && q.bytes+n > limit && q.slow(n, limit, time.Now()) {
 		// A client that reads slower than it is sent to: closed, and what it
@@ -102,7 +124,7 @@ func (c *Conn) enqueue(el *wire.Element, own bool) error {
 		c.undeliverable(rest)
 		return ErrUndeliverable
 	}
-	q.items = append(q.items, outItem{out: out, el: el})
+	q.items = append(q.items, it)
 	q.bytes += out.Len()
 	start := !q.writing
 	q.writing = true
@@ -155,11 +177,19 @@ func (c *Conn) drain() {
 		c.qmu.Lock()
 		c.q.since = time.Time{}
 		c.q.done(batch)
+		for _, it := range batch[:n] {
+			c.smWritten(it)
+		}
 		c.qmu.Unlock()
 		for _, it := range batch[:n] {
 			it.out.Release()
-			c.env.StanzasOut.Add(1)
-			c.env.Observer.StanzaOut(it.el.Start.Name.Local)
+			if !it.nonza {
+				c.env.StanzasOut.Add(1)
+				c.env.Observer.StanzaOut(it.el.Start.Name.Local)
+			}
+		}
+		if n > 0 {
+			c.smAfterBatch()
 		}
 		if err == nil && cap(batch) <= 64 {
 			clear(batch)
@@ -167,6 +197,18 @@ func (c *Conn) drain() {
 		}
 		if err != nil {
 			c.qmu.Lock()
+			if c.sm.on && c.sm.id != "" && !errors.Is(err, ErrClosed) {
+				// The connection broke under a resumable session: what
+				// was not written waits for the client to resume.
+				unwritten := batch[n:]
+				for _, it := range unwritten {
+					c.q.bytes += it.out.Len()
+				}
+				c.q.items = append(unwritten, c.q.items...)
+				c.q.writing = false
+				c.qmu.Unlock()
+				return
+			}
 			c.q.closed = true
 			c.q.writing = false
 			rest := c.q.take()

@@ -141,6 +141,8 @@ func startFuzzServer(f *testing.F) *fuzzServer {
 	cfg.Limits.MaxDepth = fuzzMaxDepth
 	cfg.Limits.MaxAttributes = fuzzMaxAttrs
 	cfg.Limits.MaxRosterItems = fuzzMaxRoster
+	// A session the input left hibernating (XEP-0198) ends soon after.
+	cfg.Limits.SM.ResumeTimeout = config.Duration(100 * time.Millisecond)
 	cfg.Limits.PreAuthTimeout = config.Duration(10 * time.Second)
 	cfg.Limits.StanzaTimeout = config.Duration(10 * time.Second)
 	cfg.Limits.WriteTimeout = config.Duration(5 * time.Second)
@@ -320,6 +322,7 @@ type fuzzStreamState struct {
 	streamErrors  []string
 	closed        bool // the server closed its stream
 	proceed       bool // the server said <proceed/> (the stream ends there)
+	resumable     bool // the server enabled XEP-0198 resumption: a lost connection hibernates
 }
 
 var fuzzXMLDecl = []byte("<?xml version='1.0'?>")
@@ -366,7 +369,9 @@ func fuzzCheckServerStream(out []byte) (fuzzStreamState, error) {
 			return st, fmt.Errorf("stream %d: a stream after the closed one", i+1)
 		case !last && lastName != xml.Name{Space: c2s.NSSASL, Local: "success"}:
 			return st, fmt.Errorf("stream %d: a new stream header not after <success/>", i+1)
-		case last && !closed && !st.proceed:
+		case last && !closed && !st.proceed && !st.resumable:
+			// A resumable session (XEP-0198) whose client went without
+			// closing its stream hibernates: the server closes no stream.
 			return st, fmt.Errorf("stream %d: the server did not close its stream (last element %v)", i+1, lastName)
 		}
 		st.closed = closed
@@ -538,6 +543,15 @@ func (st *fuzzStreamState) check(el *wire.Element) error {
 		}
 	case wire.IsStanza(name):
 		return st.checkStanza(el)
+	case name.Space == c2s.NSSM && (name.Local == "enabled" || name.Local == "a" || name.Local == "r" || name.Local == "resumed"):
+		if !st.authed {
+			return errors.New("stream management before authentication")
+		}
+		st.resumable = st.resumable || name.Local == "enabled" && el.Attr("resume") == "true"
+	case name.Space == c2s.NSSM && name.Local == "failed":
+		if _, err := fuzzCheckErrorChildren(el, fuzzNSStanzaErr, fuzzStanzaConditions); err != nil {
+			return fmt.Errorf("stream management failure: %w", err)
+		}
 	default:
 		return errors.New("not an element a server sends on a client stream")
 	}
@@ -768,6 +782,10 @@ var fuzzBoundSeeds = []string{
 	`<iq type='get'><ping xmlns='urn:xmpp:ping'/></iq>`,
 	`<foo/>`,
 	`<enable xmlns='urn:xmpp:sm:3'/>`,
+	`<enable xmlns='urn:xmpp:sm:3' resume='true'/><iq type='get' id='p' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq><r xmlns='urn:xmpp:sm:3'/><a xmlns='urn:xmpp:sm:3' h='1'/>`,
+	`<enable xmlns='urn:xmpp:sm:3'/><enable xmlns='urn:xmpp:sm:3'/><a xmlns='urn:xmpp:sm:3' h='4294967295'/>`,
+	`<a xmlns='urn:xmpp:sm:3' h='x'/>`,
+	`<resume xmlns='urn:xmpp:sm:3' previd='00' h='0'/><r xmlns='urn:xmpp:sm:3'/>`,
 	`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHdvbmRlcmxhbmQ=</auth>`,
 	`<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`,
 	`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`,

@@ -117,14 +117,22 @@ func (s *Server) RawLogin(user, password, resource string) *Raw {
 // Login runs STARTTLS, SASL PLAIN and binds resource on a fresh connection.
 func (r *Raw) Login(cfg *tls.Config, user, password, resource string) {
 	r.t.Helper()
+	r.Authenticate(cfg, user, password)
+	r.Write(`<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>` + resource + `</resource></bind></iq>`)
+	r.Expect(`</iq>`)
+}
+
+// Authenticate runs STARTTLS and SASL PLAIN on a fresh connection and
+// restarts the stream, which is left before resource binding (where a
+// XEP-0198 resumption goes); it returns the stream features.
+func (r *Raw) Authenticate(cfg *tls.Config, user, password string) string {
+	r.t.Helper()
 	r.StartTLS(cfg)
 	r.Write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>` +
 		base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+password)) + `</auth>`)
 	r.Expect(`<success`)
 	r.Write(Header)
-	r.Expect(`</stream:features>`)
-	r.Write(`<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>` + resource + `</resource></bind></iq>`)
-	r.Expect(`</iq>`)
+	return r.Expect(`</stream:features>`)
 }
 
 // RawDialer opens a TCP connection to the server with d (to set socket

@@ -469,9 +469,11 @@ func (d *Decoder) StreamHeader() (xml.StartElement, error) {
 	}
 }
 
-// Next reads the Next top-level element of the stream. It returns io.EOF when
-// the client closed its stream, and skips white space between stanzas
-// (keepalives), resetting the byte budget after each element.
+// Next reads the next top-level element of the stream, and skips white
+// space between stanzas (keepalives), resetting the byte budget after each
+// element. The client's closing of its stream (its </stream:stream>, or
+// <close/> over WebSocket) is ErrStreamEnd; a connection that ends without
+// it is io.EOF.
 func (d *Decoder) Next() (*Element, error) {
 	for {
 		t, err := d.token()
@@ -488,11 +490,11 @@ func (d *Decoder) Next() (*Element, error) {
 			d.budget.left = d.maxBytes - 1
 		case xml.EndElement:
 			// The only end tag at this level closes the stream.
-			return nil, io.EOF
+			return nil, ErrStreamEnd
 		case xml.StartElement:
 			if d.Framed && t.Name == (xml.Name{Space: NSFraming, Local: "close"}) {
 				// RFC 7395 §3.6: the client closes its stream.
-				return nil, io.EOF
+				return nil, ErrStreamEnd
 			}
 			if d.StanzaStarted != nil {
 				d.StanzaStarted()
@@ -505,6 +507,10 @@ func (d *Decoder) Next() (*Element, error) {
 		}
 	}
 }
+
+// ErrStreamEnd is what Next returns when the client closes its stream; it
+// is io.EOF too, for callers to whom both ends are the same.
+var ErrStreamEnd = fmt.Errorf("wire: the client closed its stream: %w", io.EOF)
 
 // skipEnd reads the end of an element that must be empty (<open/>).
 func (d *Decoder) skipEnd() error {

@@ -103,7 +103,7 @@ func FuzzDecoder(f *testing.F) {
 // fuzzCheckDecodeErr: the decoder ends with io.EOF or a defined stream error.
 func fuzzCheckDecodeErr(t *testing.T, err error) {
 	t.Helper()
-	if err == io.EOF {
+	if err == io.EOF || err == ErrStreamEnd {
 		return
 	}
 	var se stream.Error

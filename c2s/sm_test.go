@@ -1,0 +1,214 @@
+package c2s_test
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/adhocd/adhocd/config"
+	"github.com/adhocd/adhocd/servertest"
+	"github.com/adhocd/adhocd/storage"
+)
+
+// Stream management (XEP-0198) over TCP, with raw clients.
+
+// q makes a pattern's double quotes match either quote: the server writes
+// some elements with one, some with the other.
+func q(pattern string) string { return strings.ReplaceAll(pattern, `"`, `["']`) }
+
+// dropTCP breaks a raw client's connection under TLS, as a network that
+// goes does: no closing tag, no TLS close_notify.
+func dropTCP(r *servertest.Raw) {
+	if tc, ok := r.Conn.(interface{ NetConn() net.Conn }); ok {
+		tc.NetConn().Close()
+		return
+	}
+	r.Conn.Close()
+}
+
+var enabledID = regexp.MustCompile(`<enabled xmlns="urn:xmpp:sm:3" id="([0-9a-f]+)" resume="true" max="(\d+)"/>`)
+
+// TestSMAcknowledgements: the feature is offered once authenticated;
+// <enable/> is answered <enabled/>; <r/> with the count of stanzas the
+// server handled; the server asks for acknowledgements itself once five
+// stanzas wait for one; an acknowledgement of more than was sent is a
+// stream error; <enable/> before binding fails.
+func TestSMAcknowledgements(t *testing.T) {
+	srv := servertest.Start(t)
+	srv.AddUser("alice", "pw")
+	srv.AddUser("bob", "pw")
+	pre := srv.RawDial()
+	if f := pre.Authenticate(srv.ClientTLS, "alice", "pw"); !strings.Contains(f, `<sm xmlns='urn:xmpp:sm:3'/>`) {
+		t.Fatalf("no stream management among the features after authentication: %s", f)
+	}
+	pre.Write(`<enable xmlns='urn:xmpp:sm:3'/>`)
+	pre.Expect(q(`<failed xmlns="urn:xmpp:sm:3"><unexpected-request`))
+
+	alice := srv.RawLogin("alice", "pw", "a")
+	alice.Write(`<enable xmlns='urn:xmpp:sm:3'/>`)
+	alice.Expect(`<enabled xmlns="urn:xmpp:sm:3"/>`)
+	for i := range 3 {
+		alice.Write(fmt.Sprintf(`<iq type='get' id='p%d' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`, i))
+	}
+	alice.Write(`<r xmlns='urn:xmpp:sm:3'/>`)
+	alice.Expect(q(`<a xmlns="urn:xmpp:sm:3" h="3"/>`))
+
+	in := readInBackground(alice)
+	bob := srv.RawLogin("bob", "pw", "b")
+	for i := range 6 {
+		bob.Write(fmt.Sprintf(`<message to='alice@localhost/a' type='chat' id='m%d'><body>%d</body></message>`, i, i))
+	}
+	in.waitFor(t, `id="m5"`, 5*time.Second)
+	// Three pongs and six messages were written; the server asked.
+	in.waitFor(t, q(`<r xmlns="urn:xmpp:sm:3"/>`), 5*time.Second)
+	alice.Write(`<a xmlns='urn:xmpp:sm:3' h='9'/>`)
+	alice.Write(`<a xmlns='urn:xmpp:sm:3' h='12'/>`)
+	in.waitFor(t, `undefined-condition.*handled-count-too-high`, 5*time.Second)
+}
+
+// TestSMUnacknowledgedGoOffline: without resumption, what a client never
+// acknowledged is not lost with its connection: the messages come back from
+// offline storage at its next login.
+func TestSMUnacknowledgedGoOffline(t *testing.T) {
+	srv := servertest.Start(t)
+	srv.AddUser("alice", "pw")
+	srv.AddUser("bob", "pw")
+	alice := srv.RawLogin("alice", "pw", "phone")
+	alice.Write(`<enable xmlns='urn:xmpp:sm:3'/><presence/>`)
+	alice.Expect(`<enabled`)
+	in := readInBackground(alice)
+	in.waitFor(t, `<presence[^>]*from="alice@localhost/phone"`, 5*time.Second)
+	bob := srv.RawLogin("bob", "pw", "b")
+	for i := range 3 {
+		bob.Write(fmt.Sprintf(`<message to='alice@localhost' type='chat' id='u%d'><body>unacked %d</body></message>`, i, i))
+	}
+	in.waitFor(t, `id="u2"`, 5*time.Second)
+	dropTCP(alice)
+	for deadline := time.Now().Add(5 * time.Second); isBound(srv, "alice@localhost/phone"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the broken session did not end")
+		}
+	}
+	again := srv.RawLogin("alice", "pw", "desk")
+	again.Write(`<presence/>`)
+	got := readInBackground(again)
+	for i := range 3 {
+		got.waitFor(t, fmt.Sprintf(`id="u%d".*<delay`, i), 5*time.Second)
+	}
+}
+
+// TestSMResume: a resumable session whose connection breaks stays bound
+// (its contacts see no unavailable presence) and keeps what is sent to it; a
+// new stream of the same account resumes it with the count of what it
+// received, gets <resumed/> with the count of what the server handled, then
+// what it had not acknowledged and what came meanwhile, in order; the
+// resumed session routes as before.
+func TestSMResume(t *testing.T) {
+	srv := servertest.Start(t)
+	srv.AddUser("alice", "pw")
+	srv.AddUser("bob", "pw")
+	alice := srv.RawLogin("alice", "pw", "phone")
+	alice.Write(`<enable xmlns='urn:xmpp:sm:3' resume='true'/>`)
+	m := enabledID.FindStringSubmatch(alice.Expect(`<enabled[^>]*/>`))
+	if m == nil {
+		t.Fatal("no resumption id in <enabled/>")
+	}
+	id := m[1]
+	if m[2] != "300" {
+		t.Errorf("max = %s, want limits.sm.resume_timeout's 300 s", m[2])
+	}
+	alice.Write(`<presence/>`)
+	aliceIn := readInBackground(alice)
+	aliceIn.waitFor(t, `<presence[^>]*from="alice@localhost/phone"`, 5*time.Second)
+
+	bob := srv.RawLogin("bob", "pw", "b")
+	bobIn := readInBackground(bob)
+	bob.Write(`<message to='alice@localhost/phone' type='chat' id='r1'><body>one</body></message>`)
+	bob.Write(`<message to='alice@localhost/phone' type='chat' id='r2'><body>two</body></message>`)
+	aliceIn.waitFor(t, `id="r2"`, 5*time.Second)
+	// The presence echo and r1 are acknowledged, r2 is not.
+	alice.Write(`<a xmlns='urn:xmpp:sm:3' h='2'/>`)
+	time.Sleep(50 * time.Millisecond)
+	dropTCP(alice)
+	time.Sleep(100 * time.Millisecond)
+	if !isBound(srv, "alice@localhost/phone") {
+		t.Fatal("the resumable session ended with its connection")
+	}
+	bob.Write(`<message to='alice@localhost/phone' type='chat' id='r3'><body>three</body></message>`)
+	bob.Write(`<iq type='get' id='bping' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	bobIn.waitFor(t, `id="bping"`, 5*time.Second)
+	if strings.Contains(bobIn.String(), `type="unavailable"`) || strings.Contains(bobIn.String(), `type="error"`) {
+		t.Fatalf("bob saw alice go or his message bounce while she could resume: %s", bobIn.String())
+	}
+
+	// Another account cannot take the session.
+	mallory := srv.RawDial()
+	srv.AddUser("mallory", "pw")
+	mallory.Authenticate(srv.ClientTLS, "mallory", "pw")
+	mallory.Write(`<resume xmlns='urn:xmpp:sm:3' previd='` + id + `' h='2'/>`)
+	mallory.Expect(q(`<failed xmlns="urn:xmpp:sm:3"><item-not-found`))
+
+	back := srv.RawDial()
+	back.Authenticate(srv.ClientTLS, "alice", "pw")
+	back.Write(`<resume xmlns='urn:xmpp:sm:3' previd='` + id + `' h='2'/>`)
+	backIn := readInBackground(back)
+	// alice sent <enable/>'s successor stanzas: her presence (1).
+	backIn.waitFor(t, q(`<resumed xmlns="urn:xmpp:sm:3" previd="`+id+`" h="1"/>`), 5*time.Second)
+	backIn.waitFor(t, `id="r2".*id="r3"`, 5*time.Second)
+	if strings.Contains(backIn.String(), `id="r1"`) {
+		t.Errorf("r1, acknowledged, was written again: %s", backIn.String())
+	}
+	back.Write(`<message to='bob@localhost/b' type='chat' id='after'><body>back</body></message>`)
+	bobIn.waitFor(t, `id="after"[^>]*from="alice@localhost/phone"|from="alice@localhost/phone"[^>]*id="after"`, 5*time.Second)
+	// The count goes on from what was resent: r2 and r3 are 3 and 4.
+	back.Write(`<a xmlns='urn:xmpp:sm:3' h='4'/><r xmlns='urn:xmpp:sm:3'/>`)
+	backIn.waitFor(t, q(`<a xmlns="urn:xmpp:sm:3" h="2"/>`), 5*time.Second)
+}
+
+// TestSMResumeTimeout: past limits.sm.resume_timeout a broken session ends:
+// its contacts get its unavailable presence, what it never received waits
+// offline, and its id no longer resumes.
+func TestSMResumeTimeout(t *testing.T) {
+	srv := servertest.Start(t, func(c *config.Config) { c.Limits.SM.ResumeTimeout = config.Duration(500 * time.Millisecond) })
+	srv.AddUser("alice", "pw")
+	srv.AddUser("bob", "pw")
+	befriend(t, srv, "alice", "bob")
+	bob := srv.RawLogin("bob", "pw", "b")
+	bob.Write(`<presence/>`)
+	bobIn := readInBackground(bob)
+	alice := srv.RawLogin("alice", "pw", "phone")
+	alice.Write(`<enable xmlns='urn:xmpp:sm:3' resume='true'/>`)
+	id := enabledID.FindStringSubmatch(alice.Expect(`<enabled[^>]*/>`))[1]
+	alice.Write(`<presence/>`)
+	bobIn.waitFor(t, `<presence[^>]*from="alice@localhost/phone"`, 5*time.Second)
+	dropTCP(alice)
+	time.Sleep(100 * time.Millisecond)
+	bob.Write(`<message to='alice@localhost' type='chat' id='late'><body>late</body></message>`)
+	bobIn.waitFor(t, `<presence[^>]*from="alice@localhost/phone"[^>]*type="unavailable"|<presence[^>]*type="unavailable"[^>]*from="alice@localhost/phone"`, 5*time.Second)
+
+	back := srv.RawDial()
+	back.Authenticate(srv.ClientTLS, "alice", "pw")
+	back.Write(`<resume xmlns='urn:xmpp:sm:3' previd='` + id + `' h='0'/>`)
+	back.Expect(q(`<failed xmlns="urn:xmpp:sm:3"><item-not-found`))
+	back.Write(`<iq type='set' id='bind2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>desk</resource></bind></iq>`)
+	back.Expect(`</iq>`)
+	back.Write(`<presence/>`)
+	readInBackground(back).waitFor(t, `id="late".*<delay`, 5*time.Second)
+}
+
+// befriend gives a and b a presence subscription both ways.
+func befriend(t *testing.T, srv *servertest.Server, a, b string) {
+	t.Helper()
+	for _, p := range [][2]string{{a, b}, {b, a}} {
+		_, err := srv.Store().UpdateRosterItem(t.Context(), p[0], p[1]+"@localhost", func(it *storage.RosterItem, _ bool) (bool, error) {
+			it.Subscription = storage.SubBoth
+			return false, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
