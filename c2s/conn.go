@@ -81,6 +81,9 @@ type Env struct {
 	// binding, each as an empty element in its namespace: the router's
 	// (roster versioning) and the modules' (modules.StreamFeatures).
 	Features []xml.Name
+	// Caps, if set, returns the node and hash of the server's disco#info,
+	// which every stream's features carry (XEP-0115 §6.3).
+	Caps func() (node, ver string)
 
 	// sm holds the streams that may be resumed (XEP-0198, sm.go).
 	sm smRegistry
@@ -540,6 +543,14 @@ func (c *Conn) features() string {
 				b.WriteString(`</sasl-channel-binding>`)
 			}
 		}
+	}
+	if c.env.Caps != nil {
+		node, ver := c.env.Caps()
+		b.WriteString(`<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='`)
+		xml.EscapeText(&b, []byte(node))
+		b.WriteString(`' ver='`)
+		xml.EscapeText(&b, []byte(ver))
+		b.WriteString(`'/>`)
 	}
 	b.WriteString("</stream:features>")
 	return b.String()

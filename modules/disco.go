@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 
 	"mellium.im/xmpp/disco/info"
@@ -139,6 +140,11 @@ func (d *Disco) Info(ctx context.Context, requester jid.JID, node string) (Disco
 	handlers := slices.Clone(d.handlers)
 	out := DiscoInfo{Identities: slices.Clone(d.identities), Features: slices.Clone(d.features)}
 	d.mu.RUnlock()
+	if node != "" && strings.HasPrefix(node, CapsNode+"#") {
+		if _, ver := d.Caps(); node == CapsNode+"#"+ver {
+			node = ""
+		}
+	}
 	if node == "" {
 		slices.Sort(out.Features)
 		return out, nil

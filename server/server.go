@@ -331,6 +331,10 @@ func (s *Server) startModules(ctx context.Context) error {
 			s.env.Features = append(s.env.Features, sf.StreamFeatures()...)
 		}
 	}
+	// The server's disco#info is whole once every module has started: its
+	// XEP-0115 hash is computed once, for every stream's features.
+	node, ver := s.disco.Caps()
+	s.env.Caps = func() (string, string) { return node, ver }
 	return nil
 }
 

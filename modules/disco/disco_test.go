@@ -1,6 +1,11 @@
 package disco_test
 
 import (
+	"crypto/sha1"
+	"encoding/base64"
+	"fmt"
+	"regexp"
+	"sort"
 	"strings"
 	"testing"
 
@@ -43,5 +48,44 @@ func TestAccountBareJID(t *testing.T) {
 	alice.Write(`<iq type='get' id='i5' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
 	if got := alice.Expect(`<iq[^>]*id="i5"[^>]*>.*?</iq>`); !strings.Contains(got, `<identity category="server" type="im"`) {
 		t.Errorf("disco#info of the server: %s", got)
+	}
+}
+
+// TestServerCaps: the stream features carry the server's XEP-0115 caps,
+// whose hash is that of its disco#info (§5.1, computed here from the
+// answer), and disco#info of node#ver answers the same as the root node.
+func TestServerCaps(t *testing.T) {
+	srv := servertest.Start(t)
+	srv.AddUser("alice", "pw")
+	raw := srv.RawDial()
+	features := raw.Authenticate(srv.ClientTLS, "alice", "pw")
+	m := regexp.MustCompile(`<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='([^']+)' ver='([^']+)'/>`).FindStringSubmatch(features)
+	if m == nil {
+		t.Fatalf("no caps in the stream features: %s", features)
+	}
+	node, ver := m[1], m[2]
+	raw.Write(`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`)
+	raw.Expect(`</iq>`)
+	for i, n := range []string{"", node + "#" + ver} {
+		q := `<query xmlns='http://jabber.org/protocol/disco#info'/>`
+		if n != "" {
+			q = `<query xmlns='http://jabber.org/protocol/disco#info' node='` + n + `'/>`
+		}
+		raw.Write(fmt.Sprintf(`<iq type='get' id='c%d' to='localhost'>%s</iq>`, i, q))
+		got := raw.Expect(fmt.Sprintf(`<iq[^>]*id="c%d".*?</iq>`, i))
+		var ids, feats []string
+		for _, id := range regexp.MustCompile(`<identity category="([^"]*)" type="([^"]*)"(?: name="([^"]*)")?`).FindAllStringSubmatch(got, -1) {
+			ids = append(ids, id[1]+"/"+id[2]+"//"+id[3])
+		}
+		for _, f := range regexp.MustCompile(`<feature var="([^"]*)"`).FindAllStringSubmatch(got, -1) {
+			feats = append(feats, f[1])
+		}
+		sort.Strings(ids)
+		sort.Strings(feats)
+		s := strings.Join(ids, "<") + "<" + strings.Join(feats, "<") + "<"
+		sum := sha1.Sum([]byte(s))
+		if h := base64.StdEncoding.EncodeToString(sum[:]); h != ver {
+			t.Errorf("disco#info of node %q hashes to %s, the caps say %s: %s", n, h, ver, got)
+		}
 	}
 }

@@ -2,8 +2,6 @@ package pep
 
 import (
 	"context"
-	"crypto/sha1"
-	"encoding/base64"
 	"encoding/xml"
 	"sort"
 	"strings"
@@ -159,27 +157,7 @@ func (m *Module) query(ctx context.Context, to jid.JID, node, ver, hash string) 
 			}
 		}
 	}
-	return f, hash == "sha-1" && verString(ids, feats, forms) == ver
-}
-
-// verString is the XEP-0115 §5.1 verification string hashed with SHA-1 and
-// encoded in Base64.
-func verString(ids, feats, forms []string) string {
-	sort.Strings(ids)
-	sort.Strings(feats)
-	sort.Strings(forms)
-	var b strings.Builder
-	for _, id := range ids {
-		b.WriteString(id + "<")
-	}
-	for _, f := range feats {
-		b.WriteString(f + "<")
-	}
-	for _, f := range forms {
-		b.WriteString(f)
-	}
-	sum := sha1.Sum([]byte(b.String()))
-	return base64.StdEncoding.EncodeToString(sum[:])
+	return f, hash == "sha-1" && modules.CapsHash(ids, feats, forms) == ver
 }
 
 // formString is one extended form's part of the verification string
