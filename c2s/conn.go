@@ -156,6 +156,8 @@ type Conn struct {
 	dec  *wire.Decoder
 	read *countingReader // what dec reads, counted for limits.rate
 	lang string
+	// directTLS: the connection begins with TLS (XEP-0368).
+	directTLS bool
 	// ws: the stream is framed as XMPP over WebSocket (RFC 7395): <open/>
 	// and <close/> instead of the stream root, one element per message,
 	// no STARTTLS (the transport's TLS, if any, is the HTTP connection's).
@@ -324,6 +326,14 @@ func (c *Conn) Serve() {
 }
 
 func (c *Conn) run(ctx context.Context) error {
+	if c.directTLS {
+		if c.env.TLS == nil {
+			return errors.New("c2s: direct TLS without a TLS configuration")
+		}
+		if err := c.handshake(ctx, alpnClient); err != nil {
+			return err
+		}
+	}
 	if err := c.openStream(); err != nil {
 		return err
 	}
@@ -611,13 +621,28 @@ func (c *Conn) startTLS(ctx context.Context) error {
 	if err := c.writeRaw(`<proceed xmlns='` + NSTLS + `'/>`); err != nil {
 		return err
 	}
+	if err := c.handshake(ctx, nil); err != nil {
+		return err
+	}
+	return c.openStream()
+}
+
+// handshake runs TLS as the server over the TCP connection, with the
+// certificate current now, and makes the stream secured; nextProtos are
+// the ALPN protocols offered (direct TLS's xmpp-client).
+func (c *Conn) handshake(ctx context.Context, nextProtos []string) error {
 	cfg := c.env.TLS
+	if c.env.Certificate != nil || nextProtos != nil {
+		cfg = cfg.Clone()
+	}
 	if c.env.Certificate != nil {
 		cert := c.env.Certificate()
-		cfg = cfg.Clone()
 		cfg.GetCertificate = nil
 		cfg.Certificates = []tls.Certificate{cert.TLS}
 		c.serverCert = cert.Leaf
+	}
+	if nextProtos != nil {
+		cfg.NextProtos = nextProtos
 	}
 	tc := tls.Server(c.raw, cfg)
 	hctx, cancel := context.WithTimeout(ctx, c.env.Limits().PreAuthTimeout.D())
@@ -633,8 +658,20 @@ func (c *Conn) startTLS(ctx context.Context) error {
 	c.outOpen = false
 	c.wmu.Unlock()
 	c.setState(Secured)
-	return c.openStream()
+	return nil
 }
+
+// NewDirectTLS returns a stream over a TCP connection that begins with
+// TLS (XEP-0368 direct TLS, ALPN xmpp-client): the handshake runs in Serve,
+// within limits.pre_auth_timeout, and the stream opens secured.
+func NewDirectTLS(env *Env, nc net.Conn) *Conn {
+	c := New(env, nc)
+	c.directTLS = true
+	return c
+}
+
+// alpnClient is the ALPN protocol of direct TLS (XEP-0368 §4).
+var alpnClient = []string{"xmpp-client"}
 
 // authenticate runs one SASL exchange (RFC 6120 §6.4).
 func (c *Conn) authenticate(ctx context.Context, el *wire.Element) error {

@@ -15,7 +15,10 @@ import (
 // default namespace, neither the disco items (nbxmpp 4.2.2, Gajim's
 // library, fails on an <item/> that carries xmlns) nor a message's body.
 func TestWireWritesEachNamespaceOnce(t *testing.T) {
-	srv := servertest.Start(t, func(c *config.Config) { c.Admins = []string{"admin@localhost"} })
+	srv := servertest.Start(t, func(c *config.Config) {
+		c.Admins = []string{"admin@localhost"}
+		c.Limits.MAM.MaxMessages = 0 // the message as sent, without a stanza-id
+	})
 	srv.AddUser("admin", "pw")
 	srv.AddUser("bob", "pw")
 	admin := srv.RawLogin("admin", "pw", "desk")

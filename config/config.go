@@ -49,6 +49,9 @@ type Config struct {
 type C2S struct {
 	// Listen is the TCP address of the listener, host:port.
 	Listen string `yaml:"listen"`
+	// DirectTLSListen is the TCP address of a listener whose connections
+	// begin with TLS (XEP-0368, ALPN xmpp-client), host:port; empty: none.
+	DirectTLSListen string `yaml:"direct_tls_listen"`
 	// RequireTLS makes STARTTLS mandatory before authentication.
 	RequireTLS bool `yaml:"require_tls"`
 	// AllowPlainWithoutTLS offers SASL PLAIN on unencrypted streams. It exists
@@ -199,6 +202,10 @@ type Limits struct {
 	PEP PEPLimits `yaml:"pep"`
 	// SM bounds XEP-0198 stream management.
 	SM SMLimits `yaml:"sm"`
+	// CSI bounds XEP-0352 client state indication.
+	CSI CSILimits `yaml:"csi"`
+	// MAM bounds each account's message archive (XEP-0313).
+	MAM MAMLimits `yaml:"mam"`
 	// VCard bounds the vCard each account keeps (XEP-0054).
 	VCard VCardLimits `yaml:"vcard"`
 	// Private bounds what each account keeps in private XML storage
@@ -222,6 +229,26 @@ type PrivateLimits struct {
 	MaxBytes int64 `yaml:"max_bytes"`
 	// MaxFragmentBytes bounds one fragment as stored (not-acceptable).
 	MaxFragmentBytes int `yaml:"max_fragment_bytes"`
+}
+
+// MAMLimits bound each account's message archive (XEP-0313).
+type MAMLimits struct {
+	// Retention is how long an archived message is kept; 0 keeps it until
+	// MaxMessages pushes it out.
+	Retention Duration `yaml:"retention"`
+	// MaxMessages is the messages one account's archive keeps; the oldest
+	// go first. 0 archives nothing.
+	MaxMessages int `yaml:"max_messages"`
+	// MaxPage is the most messages one query returns (a client asking for
+	// more gets this many, and pages on).
+	MaxPage int `yaml:"max_page"`
+}
+
+// CSILimits bound XEP-0352 client state indication.
+type CSILimits struct {
+	// MaxHeld bounds the stanzas held for one inactive session (after
+	// collapsing); past it what is held is delivered.
+	MaxHeld int `yaml:"max_held"`
 }
 
 // SMLimits bound XEP-0198 stream management.
@@ -509,6 +536,8 @@ func Default() Config {
 				MaxAccountBytes: 16 << 20,
 			},
 			SM:      SMLimits{ResumeTimeout: Duration(5 * time.Minute), MaxUnacked: 1000},
+			CSI:     CSILimits{MaxHeld: 500},
+			MAM:     MAMLimits{Retention: Duration(365 * 24 * time.Hour), MaxMessages: 50000, MaxPage: 250},
 			VCard:   VCardLimits{MaxBytes: 128 << 10},
 			Private: PrivateLimits{MaxBytes: 1 << 20, MaxFragmentBytes: 128 << 10},
 		},
@@ -688,8 +717,14 @@ func (c *Config) Validate() error {
 	if p := c.Limits.Private; p.MaxFragmentBytes < 1024 || p.MaxBytes < int64(p.MaxFragmentBytes) {
 		bad("limits.private: max_fragment_bytes %d must be at least 1024, and max_bytes %d at least max_fragment_bytes", p.MaxFragmentBytes, p.MaxBytes)
 	}
+	if m := c.Limits.MAM; m.Retention < 0 || m.MaxMessages < 0 || m.MaxPage < 1 {
+		bad("limits.mam: retention and max_messages must not be negative, max_page must be positive")
+	}
 	if c.Limits.SM.ResumeTimeout < 0 || c.Limits.SM.MaxUnacked < 10 {
 		bad("limits.sm: resume_timeout must not be negative and max_unacked at least 10")
+	}
+	if n := c.Limits.CSI.MaxHeld; n < 1 {
+		bad("limits.csi.max_held %d: must be positive", n)
 	}
 	if n := c.Limits.SocketSendBuffer; n != 0 && (n < 4<<10 || n > 16<<20) {
 		bad("limits.socket_send_buffer %d: must be 0 (the kernel's autotuning) or from 4096 to 16777216", n)

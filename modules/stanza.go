@@ -61,6 +61,15 @@ type MessageHook interface {
 	MessageReceived(ctx context.Context, m Message, user string, got []Session)
 }
 
+// InboundMessageHook is the capability of a module that sees each message
+// for a local account once, before it is delivered or kept offline, and
+// may return a changed copy to deliver instead (nil: unchanged): XEP-0313
+// archives it and adds the archive's XEP-0359 <stanza-id/>. msg.El must not
+// be changed; a copy shares its tokens.
+type InboundMessageHook interface {
+	MessageInbound(ctx context.Context, msg Message, user string) *wire.Element
+}
+
 // OfflineStore is the capability of the module that keeps the messages sent
 // to an account while no session of it can take them (XEP-0160). A server
 // has at most one; without it such messages are answered
@@ -127,6 +136,22 @@ type BareJIDIQHandler interface {
 // client state indication are offered.
 type StreamFeatures interface {
 	StreamFeatures() []xml.Name
+}
+
+// StreamElementHandler is the capability of a module that handles top-level
+// elements of a bound stream that are not stanzas ("nonzas") in a namespace
+// of its own: XEP-0352's <active/> and <inactive/>. The router hands an
+// element whose name StreamElements declares to HandleStreamElement before
+// any stanza check; an element of a name no module declares, in whatever
+// namespace, still closes the stream with unsupported-stanza-type. Names in
+// jabber:client or XEP-0198's namespace (which the stream handles itself)
+// cannot be declared, nor a name another module declared. The handler runs
+// on the session's stream and must not wait on other clients; a stream
+// error it returns (wire.StreamError) closes the stream, any other error
+// closes it with internal-server-error.
+type StreamElementHandler interface {
+	StreamElements() []xml.Name
+	HandleStreamElement(ctx context.Context, s Session, el *wire.Element) error
 }
 
 // AccountHook is the capability of a module told of accounts created and

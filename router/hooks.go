@@ -8,6 +8,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/adhocd/adhocd/c2s"
 	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/wire"
 )
@@ -20,11 +21,15 @@ type hooks struct {
 	// an account's own bare JID (or none), and to any local bare JID.
 	iqs, accountIQs, bareIQs map[modules.Route]iqHandler
 	messages                 []modules.MessageHook
+	inbound                  []modules.InboundMessageHook
 	offline                  modules.OfflineStore
 	online                   []modules.OnlineHook
 	reachable                []modules.ReachableHook
 	presence                 []modules.PresenceHook
 	interceptors             []modules.StanzaInterceptor
+	// streamElements are the top-level non-stanza elements modules handle
+	// (modules.StreamElementHandler), by name.
+	streamElements map[xml.Name]modules.StreamElementHandler
 }
 
 // AddModule takes what a started module declares of the router's
@@ -47,6 +52,9 @@ func (s *Router) AddModule(m modules.Module) error {
 			return err
 		}
 	}
+	if ih, ok := m.(modules.InboundMessageHook); ok {
+		h.inbound = append(h.inbound, ih)
+	}
 	if mh, ok := m.(modules.MessageHook); ok {
 		h.messages = append(h.messages, mh)
 	}
@@ -67,6 +75,29 @@ func (s *Router) AddModule(m modules.Module) error {
 	}
 	if si, ok := m.(modules.StanzaInterceptor); ok {
 		h.interceptors = append(h.interceptors, si)
+	}
+	if eh, ok := m.(modules.StreamElementHandler); ok {
+		if err := addStreamElements(h, eh, m.Name()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addStreamElements takes the names of a StreamElementHandler: none in
+// jabber:client or XEP-0198's namespace, none another module declared.
+func addStreamElements(h *hooks, eh modules.StreamElementHandler, name string) error {
+	if h.streamElements == nil {
+		h.streamElements = make(map[xml.Name]modules.StreamElementHandler)
+	}
+	for _, n := range eh.StreamElements() {
+		switch {
+		case n.Space == "" || n.Space == stanza.NSClient || n.Space == c2s.NSSM:
+			return fmt.Errorf("router: module %s: stream element {%s}%s: not a namespace of its own", name, n.Space, n.Local)
+		case h.streamElements[n] != nil:
+			return fmt.Errorf("router: module %s: stream element {%s}%s is handled by another module", name, n.Space, n.Local)
+		}
+		h.streamElements[n] = eh
 	}
 	return nil
 }
@@ -102,6 +133,17 @@ func (s *Router) keepOffline(ctx context.Context, el *wire.Element, to jid.JID, 
 		return errRecipientOffline
 	}
 	return s.hooks.offline.KeepOffline(ctx, modules.Message{El: el, To: to}, user)
+}
+
+// messageInbound runs the modules' inbound message hooks on a message for
+// the local account user, and returns what is to be delivered.
+func (s *Router) messageInbound(ctx context.Context, el *wire.Element, to jid.JID, user string) *wire.Element {
+	for _, h := range s.hooks.inbound {
+		if changed := h.MessageInbound(ctx, modules.Message{El: el, To: to}, user); changed != nil {
+			el = changed
+		}
+	}
+	return el
 }
 
 // messageSent and messageReceived run the modules' message hooks.

@@ -23,6 +23,9 @@ import (
 func (s *Router) route(ctx context.Context, c *session, el *wire.Element) error {
 	name := el.Start.Name
 	if !wire.IsStanza(name) {
+		if h := s.hooks.streamElements[name]; h != nil {
+			return s.streamElement(ctx, c, el, h)
+		}
 		if name.Space != stanza.NSClient {
 			return wire.StreamError(stream.UnsupportedStanzaType, fmt.Sprintf("unsupported element {%s}%s", name.Space, name.Local))
 		}
@@ -86,6 +89,20 @@ func (s *Router) route(ctx context.Context, c *session, el *wire.Element) error 
 		err = s.handlePresence(ctx, c, el, to)
 	}
 	return s.keepStream(c, el, err)
+}
+
+// streamElement hands a top-level non-stanza element to the module that
+// declared its name (modules.StreamElementHandler): a stream error it
+// returns closes the stream as it is, any other error with
+// internal-server-error.
+func (s *Router) streamElement(ctx context.Context, c *session, el *wire.Element, h modules.StreamElementHandler) error {
+	err := h.HandleStreamElement(ctx, c, el)
+	var se stream.Error
+	if err == nil || errors.As(err, &se) || errors.Is(err, c2s.ErrClosed) {
+		return err
+	}
+	s.log.Error("stream element failed", "element", "{"+el.Start.Name.Space+"}"+el.Start.Name.Local, "jid", c.addrName, "err", err)
+	return wire.StreamError(stream.InternalServerError, "the server could not handle <"+el.Start.Name.Local+"/>")
 }
 
 // keepStream turns a failure of the server itself (the store refusing a
@@ -320,6 +337,7 @@ func (s *Router) deliverMessage(ctx context.Context, el *wire.Element, to jid.JI
 	user := to.Localpart()
 	if res := to.Resourcepart(); res != "" {
 		if dst := s.sessions.resource(user, res); dst != nil {
+			el = s.messageInbound(ctx, el, to, user)
 			s.deliver(dst, el)
 			s.messageReceived(ctx, el, to, user, dst)
 			return nil
@@ -335,6 +353,7 @@ func (s *Router) deliverMessage(ctx context.Context, el *wire.Element, to jid.JI
 		}
 		return stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}
 	}
+	el = s.messageInbound(ctx, el, to, user)
 	switch typ {
 	case "error":
 		return nil

@@ -80,6 +80,7 @@ type Server struct {
 	ln       net.Listener
 	ctl      net.Listener
 	wsLn     net.Listener // XMPP over WebSocket, when configured
+	tlsLn    net.Listener // direct TLS (XEP-0368), when configured
 	wsHTTP   *http.Server
 	conns    map[*c2s.Conn]struct{}
 	wg       sync.WaitGroup
@@ -210,12 +211,20 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if wsLn != nil {
 		listeners = append(listeners, wsLn)
 	}
+	var tlsLn net.Listener
+	if a := s.cfg.C2S.DirectTLSListen; a != "" {
+		if tlsLn, err = net.Listen("tcp", a); err != nil {
+			return fmt.Errorf("server: direct TLS listen: %w", err)
+		}
+		tlsLn = s.withSendBuffer(tlsLn)
+		listeners = append(listeners, tlsLn)
+	}
 	ctl, err := s.listenControl()
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
-	s.ln, s.ctl, s.wsLn, s.wsHTTP = ln, ctl, wsLn, wsHTTP
+	s.ln, s.ctl, s.wsLn, s.wsHTTP, s.tlsLn = ln, ctl, wsLn, wsHTTP, tlsLn
 	s.mu.Unlock()
 	if wsHTTP != nil {
 		s.wg.Add(1)
@@ -240,7 +249,12 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	go s.serveControl(ctl)
 	s.log.Info("adhocd listening", "domain", s.domain.String(), "c2s", ln.Addr().String(), "require_tls", s.cfg.C2S.RequireTLS)
 	s.wg.Add(1)
-	go s.accept(ln)
+	go s.accept(ln, c2s.New)
+	if tlsLn != nil {
+		s.log.Info("adhocd listening for direct TLS", "addr", tlsLn.Addr().String())
+		s.wg.Add(1)
+		go s.accept(tlsLn, c2s.NewDirectTLS)
+	}
 	return nil
 }
 
@@ -392,6 +406,17 @@ func (s *Server) Addr() net.Addr {
 	return s.ln.Addr()
 }
 
+// DirectTLSAddr returns the direct TLS listener's address, or nil when
+// c2s.direct_tls_listen is not set.
+func (s *Server) DirectTLSAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tlsLn == nil {
+		return nil
+	}
+	return s.tlsLn.Addr()
+}
+
 // Store returns the server's store (open between Start and Shutdown).
 func (s *Server) Store() storage.Store { return s.store }
 
@@ -414,7 +439,9 @@ func (s *Server) Config() config.Config {
 // limits returns the limits in force.
 func (s *Server) limits() config.Limits { return *s.lim.Load() }
 
-func (s *Server) accept(ln net.Listener) {
+// accept serves the connections of a listener, each a stream made by
+// newConn (a plain one, or one that begins with TLS).
+func (s *Server) accept(ln net.Listener, newConn func(*c2s.Env, net.Conn) *c2s.Conn) {
 	defer s.wg.Done()
 	var delay time.Duration
 	for {
@@ -430,7 +457,7 @@ func (s *Server) accept(ln net.Listener) {
 			continue
 		}
 		delay = 0
-		c := c2s.New(s.env, nc)
+		c := newConn(s.env, nc)
 		release, ok := s.admit(c)
 		if !ok {
 			continue
@@ -503,7 +530,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.stopWatch != nil {
 		s.stopWatch()
 	}
-	ln, ctl, wsHTTP := s.ln, s.ctl, s.wsHTTP
+	ln, ctl, wsHTTP, tlsLn := s.ln, s.ctl, s.wsHTTP, s.tlsLn
 	conns := make([]*c2s.Conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
@@ -514,6 +541,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if ln != nil {
 		_ = ln.Close()
 		_ = ctl.Close()
+	}
+	if tlsLn != nil {
+		_ = tlsLn.Close()
 	}
 	if wsHTTP != nil {
 		// Stops accepting; the upgraded streams are among conns.

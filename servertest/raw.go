@@ -35,8 +35,12 @@ func DialRaw(t testing.TB, addr string) *Raw {
 		t.Fatalf("servertest: raw dial: %v", err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &Raw{Conn: c, r: bufio.NewReader(c), t: t}
+	return NewRaw(t, c)
 }
+
+// NewRaw reads and writes raw XML over a connection already open (one
+// that began with TLS, say).
+func NewRaw(t testing.TB, c net.Conn) *Raw { return &Raw{Conn: c, r: bufio.NewReader(c), t: t} }
 
 // Header is the stream header a client sends to this server.
 const Header = wiretest.Header

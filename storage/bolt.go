@@ -34,6 +34,10 @@ type Bolt struct {
 	times   *sessionTimes // nil when login times are written at once
 	pidFile string
 	floor   diskFloor
+	// archiveIDs makes the archive's time-ordered ids, archive queues
+	// what waits to be written (archive.go).
+	archiveIDs archiveIDs
+	archive    archiveQueue
 }
 
 // ErrLocked is what Open returns when another process holds the store.
@@ -77,7 +81,7 @@ func Open(dir string, timeout time.Duration, opts ...Option) (*Bolt, error) {
 	// bbolt's flock; this only names its probable holder.
 	_ = os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600)
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketAccounts, bucketRosters, bucketSettings, bucketOffline, bucketUserData} {
+		for _, b := range [][]byte{bucketAccounts, bucketRosters, bucketSettings, bucketOffline, bucketUserData, bucketArchive} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -97,6 +101,7 @@ func Open(dir string, timeout time.Duration, opts ...Option) (*Bolt, error) {
 		s.times = newSessionTimes(o.loginTimeDelay)
 		go s.flushLoop()
 	}
+	s.archive.start(s)
 	return s, nil
 }
 
@@ -107,7 +112,7 @@ func (s *Bolt) DB() *bolt.DB { return s.db }
 // Close implements Store: it writes the login and logout times still
 // pending, then closes the file.
 func (s *Bolt) Close() error {
-	flushErr := s.closeTimes()
+	flushErr := errors.Join(s.closeTimes(), s.archive.close(s))
 	if b, err := os.ReadFile(s.pidFile); err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(os.Getpid()) {
 		_ = os.Remove(s.pidFile)
 	}
@@ -185,29 +190,37 @@ func (s *Bolt) UpdateAccount(ctx context.Context, username string, fn func(*Acco
 // change.
 func (s *Bolt) DeleteAccount(ctx context.Context, username, bare string) ([]RemovedItem, error) {
 	var removed []RemovedItem
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketAccounts)
-		if b.Get([]byte(username)) == nil {
-			return ErrNotFound
-		}
-		if err := b.Delete([]byte(username)); err != nil {
-			return err
-		}
-		if r := tx.Bucket(bucketRosters); r.Bucket([]byte(username)) != nil {
-			if err := r.DeleteBucket([]byte(username)); err != nil {
+	// What the account's archive has queued goes to disk first, and then
+	// with the account.
+	err := s.writeArchive()
+	if err == nil {
+		err = s.update(ctx, func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketAccounts)
+			if b.Get([]byte(username)) == nil {
+				return ErrNotFound
+			}
+			if err := b.Delete([]byte(username)); err != nil {
 				return err
 			}
-		}
-		if err := dropOffline(tx, username); err != nil {
+			if r := tx.Bucket(bucketRosters); r.Bucket([]byte(username)) != nil {
+				if err := r.DeleteBucket([]byte(username)); err != nil {
+					return err
+				}
+			}
+			if err := dropOffline(tx, username); err != nil {
+				return err
+			}
+			if err := dropUserData(tx, username); err != nil {
+				return err
+			}
+			if err := dropArchive(tx, username); err != nil {
+				return err
+			}
+			var err error
+			removed, err = removeContact(tx.Bucket(bucketRosters), []byte(bare))
 			return err
-		}
-		if err := dropUserData(tx, username); err != nil {
-			return err
-		}
-		var err error
-		removed, err = removeContact(tx.Bucket(bucketRosters), []byte(bare))
-		return err
-	})
+		})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("storage: delete account %q: %w", username, err)
 	}

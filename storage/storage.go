@@ -171,6 +171,8 @@ type Store interface {
 
 	// UserData is what modules keep per account (userdata.go).
 	UserData
+	// Archive is each account's message archive (archive.go).
+	Archive
 
 	// Close releases the store; it waits for running transactions.
 	Close() error

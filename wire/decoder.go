@@ -177,6 +177,29 @@ func (e *Element) Sub(name xml.Name) *Element {
 	return &Element{Start: toks[0].(xml.StartElement), Inner: toks[1 : len(toks)-1]}
 }
 
+// Children returns the child elements named name, in order; an empty name
+// returns every child.
+func (e *Element) Children(name xml.Name) []*Element {
+	var out []*Element
+	depth, from := 0, -1
+	for i, t := range e.Inner {
+		switch t := t.(type) {
+		case xml.StartElement:
+			if depth == 0 && (name == xml.Name{} || t.Name == name) {
+				from = i
+			}
+			depth++
+		case xml.EndElement:
+			depth--
+			if depth == 0 && from >= 0 {
+				out = append(out, &Element{Start: e.Inner[from].(xml.StartElement), Inner: e.Inner[from+1 : i]})
+				from = -1
+			}
+		}
+	}
+	return out
+}
+
 // Text returns the character data directly inside the child named name.
 func (e *Element) Text(name xml.Name) (string, bool) {
 	toks := e.Child(name)

@@ -158,7 +158,11 @@ const (
 // cycle through thousands of client ports, and one of them could hold a
 // port a server is about to listen on.
 var servers = map[string]server{
-	"adhocd":   {port: 15222, node: onlineUsersNum, flow: true, chat: true, logins: true, idle: true, start: startAdhocd, display: "adhocd"},
+	"adhocd": {port: 15222, node: onlineUsersNum, flow: true, chat: true, logins: true, idle: true, start: startAdhocd(""), display: "adhocd"},
+	// adhocd with its message archive (XEP-0313) off: the chat row's ratio
+	// is what archiving every message costs routing.
+	"adhocd-noarchive": {port: 16222, node: onlineUsersNum, flow: true, chat: true, logins: true, idle: true,
+		start: startAdhocd("  mam:\n    max_messages: 0\n"), display: "adhocd, no archive"},
 	"ejabberd": {port: 26222, node: onlineUsersNum, chat: true, logins: true, idle: true, start: startPeer("ejabberd"), display: "ejabberd"},
 	"prosody":  {port: 25222, node: prosodyModules, chat: true, logins: true, idle: true, start: startPeer("prosody"), display: "Prosody"},
 	"ceiling":  {port: 24222, node: onlineUsersNum, start: startCeiling, display: "ceiling"},
@@ -370,7 +374,15 @@ type process struct {
 	stop func()
 }
 
-func startAdhocd(ctx context.Context, o options, dir string, port int) (*process, error) {
+// startAdhocd starts adhocd with extraLimits appended to its limits
+// section.
+func startAdhocd(extraLimits string) func(ctx context.Context, o options, dir string, port int) (*process, error) {
+	return func(ctx context.Context, o options, dir string, port int) (*process, error) {
+		return startAdhocdConfig(ctx, o, dir, port, extraLimits)
+	}
+}
+
+func startAdhocdConfig(ctx context.Context, o options, dir string, port int, extraLimits string) (*process, error) {
 	admins := []string{"admin@localhost"}
 	for i := range users {
 		admins = append(admins, fmt.Sprintf("bench%d@localhost", i))
@@ -394,14 +406,14 @@ limits:
   rate:
     stanzas_per_second: 0
     bytes_per_second: 0
-adhoc:
+%sadhoc:
   max_sessions_per_user: %d
   demo_commands: true
 log:
   level: warn
 debug:
   pprof_listen: 127.0.0.1:%d
-`, strings.Join(admins, ", "), port, o.idle+100, o.sessions, port+pprofOffset)
+`, strings.Join(admins, ", "), port, o.idle+100, extraLimits, o.sessions, port+pprofOffset)
 	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return nil, err

@@ -214,6 +214,9 @@ func TestUserInformation(t *testing.T) {
 	}
 
 	r = e.run(t, "user-stats", adhoc.Values{"accountjid": {"alice@localhost"}})
+	if v := field(r, "archivedmessages"); len(v) != 1 || v[0] != "0" {
+		t.Errorf("archivedmessages %v", v)
+	}
 	if v := field(r, "rostersize"); len(v) != 1 || v[0] != "1" {
 		t.Fatalf("rostersize %v", v)
 	}

@@ -93,7 +93,8 @@ func (m *Module) lastLogin(ctx context.Context, r *adhoc.Request) (*adhoc.Result
 
 // userStats reports what the server measures of an account: the addresses
 // and resources of its sessions, its roster size, the stanzas per second its
-// sessions sent, and its logins per minute since the server started.
+// sessions sent, its logins per minute since the server started, and the
+// messages and bytes of its archive (XEP-0313; not a XEP-0133 field).
 func (m *Module) userStats(ctx context.Context, r *adhoc.Request) (*adhoc.Result, []string, error) {
 	js, err := m.targets(ctx, r, "accountjid", false, true)
 	if err != nil {
@@ -130,6 +131,10 @@ func (m *Module) userStats(ctx context.Context, r *adhoc.Request) (*adhoc.Result
 	if seconds > 0 {
 		rate = float64(stanzas) / seconds * float64(len(resources))
 	}
+	archived, archiveBytes, err := m.h.Store().ArchiveSize(ctx, user)
+	if err != nil {
+		return nil, strs(js), err
+	}
 	logins, since := m.h.Logins(user)
 	perMinute := float64(logins) / max(now.Sub(since).Minutes(), 1.0/60)
 	ipOpts := []form.Option{form.Label("The IP addresses of an account's online sessions")}
@@ -147,6 +152,8 @@ func (m *Module) userStats(ctx context.Context, r *adhoc.Request) (*adhoc.Result
 		form.TextMulti("onlineresources", resOpts...),
 		form.Text("stanzaspersecond", form.Label("The number of stanzas being sent per second by an account"), form.Value(fmt.Sprintf("%.3f", rate))),
 		form.Text("loginsperminute", form.Label("The number of logins per minute for an account"), form.Value(fmt.Sprintf("%.3f", perMinute))),
+		form.Text("archivedmessages", form.Label("Messages in the account's archive (XEP-0313)"), form.Value(strconv.Itoa(archived))),
+		form.Text("archivebytes", form.Label("Bytes of the account's archive"), form.Value(strconv.FormatInt(archiveBytes, 10))),
 	)
 	return &adhoc.Result{Form: d}, strs(js), nil
 }

@@ -2,7 +2,9 @@
 // server runs unless told otherwise: XEP-0030 disco, XEP-0050 commands,
 // XEP-0133 administration, XEP-0199 ping, XEP-0092 version, XEP-0160
 // offline messages, XEP-0280 carbons, XEP-0163 PEP, XEP-0054 vCards,
-// XEP-0049 private storage, XEP-0012 last activity and XEP-0191 blocking. It is a
+// XEP-0049 private storage, XEP-0012 last activity, XEP-0191 blocking and
+// XEP-0352 client state indication (last, so that its interceptor holds only
+// what the others let pass). It is a
 // separate package so that the modules can import package modules without a
 // cycle.
 package defaults
@@ -13,8 +15,10 @@ import (
 	"github.com/adhocd/adhocd/modules/blocking"
 	"github.com/adhocd/adhocd/modules/carbons"
 	"github.com/adhocd/adhocd/modules/commands"
+	"github.com/adhocd/adhocd/modules/csi"
 	"github.com/adhocd/adhocd/modules/disco"
 	"github.com/adhocd/adhocd/modules/last"
+	"github.com/adhocd/adhocd/modules/mam"
 	"github.com/adhocd/adhocd/modules/offline"
 	"github.com/adhocd/adhocd/modules/pep"
 	"github.com/adhocd/adhocd/modules/ping"
@@ -34,9 +38,11 @@ var Table = []modules.Constructor{
 	carbons.New,
 	blocking.New,
 	pep.New,
+	mam.New,
 	vcard.New,
 	private.New,
 	last.New,
+	csi.New,
 }
 
 // Modules builds one instance of every module in Table.

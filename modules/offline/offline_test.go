@@ -75,7 +75,7 @@ func usage(t *testing.T, srv *servertest.Server) (bytes, messages int64) {
 // recipient's reason; the recipient later gets exactly the messages kept,
 // and once they are delivered the account has room again.
 func TestPerAccountBytes(t *testing.T) {
-	srv := servertest.Start(t, func(c *config.Config) { c.Limits.MaxOfflineBytes = 3000 })
+	srv := servertest.Start(t, func(c *config.Config) { c.Limits.MaxOfflineBytes = 3000; noArchive(c) })
 	srv.AddUser("alice", "wonderland")
 	srv.AddUser("bob", "builder")
 	alice := srv.RawLogin("alice", "wonderland", "raw")
@@ -109,7 +109,7 @@ func TestPerAccountBytes(t *testing.T) {
 // message is refused (service-unavailable, wait) while the server goes on
 // serving, and what was kept is delivered; then there is room again.
 func TestTotalBytes(t *testing.T) {
-	srv := servertest.Start(t, func(c *config.Config) { c.Limits.MaxOfflineTotalBytes = 3000 })
+	srv := servertest.Start(t, func(c *config.Config) { c.Limits.MaxOfflineTotalBytes = 3000; noArchive(c) })
 	srv.AddUser("alice", "wonderland")
 	srv.AddUser("bob", "builder")
 	srv.AddUser("carol", "singer")
@@ -221,7 +221,7 @@ func TestDiskFloor(t *testing.T) {
 // background (the store's usage drops to zero without any login) and never
 // delivered; a message sent later is.
 func TestOfflineTTL(t *testing.T) {
-	srv := servertest.Start(t, func(c *config.Config) { c.Limits.OfflineTTL = config.Duration(time.Second) })
+	srv := servertest.Start(t, func(c *config.Config) { c.Limits.OfflineTTL = config.Duration(time.Second); noArchive(c) })
 	srv.AddUser("alice", "wonderland")
 	srv.AddUser("bob", "builder")
 	alice := srv.RawLogin("alice", "wonderland", "raw")
@@ -250,3 +250,7 @@ func TestOfflineTTL(t *testing.T) {
 		t.Fatalf("bob got %v, want only [mnew]", tags)
 	}
 }
+
+// noArchive turns XEP-0313 archiving off: the sizes these tests count are
+// of the messages as sent, without the archive's stanza-id.
+func noArchive(c *config.Config) { c.Limits.MAM.MaxMessages = 0 }

@@ -1,0 +1,178 @@
+package mam
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"strconv"
+	"time"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/adhocd/adhocd/modules"
+	"github.com/adhocd/adhocd/storage"
+	"github.com/adhocd/adhocd/wire"
+)
+
+// queryFields are the fields of the query form (XEP-0313 §5.1, and the
+// extended ones of §4.1.2).
+var queryFields = []struct{ v, typ string }{
+	{"with", "jid-single"}, {"start", "text-single"}, {"end", "text-single"},
+	{"before-id", "text-single"}, {"after-id", "text-single"}, {"ids", "text-multi"},
+}
+
+// queryForm is the answer to a query get: the form the queries submit.
+func queryForm() []xml.Token {
+	q := xml.StartElement{Name: xml.Name{Space: nsMAM, Local: "query"}}
+	x := xml.StartElement{Name: xml.Name{Space: nsXData, Local: "x"}, Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: "form"}}}
+	toks := []xml.Token{q, x}
+	field := func(v, typ, value string) {
+		f := xml.StartElement{Name: xml.Name{Space: nsXData, Local: "field"}, Attr: []xml.Attr{{Name: xml.Name{Local: "var"}, Value: v}, {Name: xml.Name{Local: "type"}, Value: typ}}}
+		toks = append(toks, f)
+		if value != "" {
+			val := xml.StartElement{Name: xml.Name{Space: nsXData, Local: "value"}}
+			toks = append(toks, val, xml.CharData(value), val.End())
+		}
+		toks = append(toks, f.End())
+	}
+	field("FORM_TYPE", "hidden", nsMAM)
+	for _, f := range queryFields {
+		field(f.v, f.typ, "")
+	}
+	return append(toks, x.End(), q.End())
+}
+
+func badRequest(text string) error {
+	return stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: map[string]string{"en": text}}
+}
+
+// parseQuery reads a query's form and result set into a storage query.
+func parseQuery(q *wire.Element, maxPage int) (storage.ArchiveQuery, error) {
+	aq := storage.ArchiveQuery{Max: maxPage}
+	if x := q.Sub(xml.Name{Space: nsXData, Local: "x"}); x != nil {
+		for _, f := range x.Children(xml.Name{Space: nsXData, Local: "field"}) {
+			var vals []string
+			for _, v := range f.Children(xml.Name{Space: nsXData, Local: "value"}) {
+				vals = append(vals, wire.TextOf(append([]xml.Token{v.Start}, append(v.Inner, v.Start.End())...)))
+			}
+			first := ""
+			if len(vals) > 0 {
+				first = vals[0]
+			}
+			var err error
+			switch f.Attr("var") {
+			case "FORM_TYPE":
+				if first != nsMAM {
+					return aq, badRequest("the FORM_TYPE of a query is " + nsMAM)
+				}
+			case "with":
+				if first != "" {
+					var j jid.JID
+					if j, err = jid.Parse(first); err != nil {
+						return aq, stanza.Error{Type: stanza.Modify, Condition: stanza.JIDMalformed}
+					}
+					aq.With = j.String()
+				}
+			case "start":
+				aq.Start, err = parseTime(first)
+			case "end":
+				// Stamps go out in whole seconds (slixmpp 1.8 reads no
+				// fraction): an end in whole seconds takes all of its second.
+				if aq.End, err = parseTime(first); err == nil && !aq.End.IsZero() && aq.End.Nanosecond() == 0 {
+					aq.End = aq.End.Add(time.Second - time.Nanosecond)
+				}
+			case "before-id":
+				aq.BeforeID = first
+			case "after-id":
+				aq.AfterID = first
+			case "ids":
+				aq.IDs = vals
+			}
+			if err != nil {
+				return aq, badRequest(f.Attr("var") + ": " + err.Error())
+			}
+		}
+	}
+	if set := q.Sub(xml.Name{Space: nsRSM, Local: "set"}); set != nil {
+		if m, ok := set.Text(xml.Name{Space: nsRSM, Local: "max"}); ok {
+			n, err := strconv.Atoi(m)
+			if err != nil || n < 0 {
+				return aq, badRequest("<max/> is a count")
+			}
+			aq.Max = min(max(n, 1), maxPage)
+		}
+		if a, ok := set.Text(xml.Name{Space: nsRSM, Local: "after"}); ok && a != "" {
+			aq.AfterID = a
+		}
+		if b, ok := set.Text(xml.Name{Space: nsRSM, Local: "before"}); ok {
+			aq.Last = true
+			if b != "" {
+				aq.BeforeID = b
+			}
+		}
+		if set.Sub(xml.Name{Space: nsRSM, Local: "index"}) != nil {
+			return aq, stanza.Error{Type: stanza.Cancel, Condition: stanza.FeatureNotImplemented, Text: map[string]string{"en": "paging by index is not offered"}}
+		}
+	}
+	return aq, nil
+}
+
+// parseTime reads a XEP-0082 date and time.
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	return time.Parse(time.RFC3339Nano, s)
+}
+
+// query answers a query (XEP-0313 §4): each message of the page as a
+// <result/>, written before the IQ result, which carries the <fin/>.
+func (m *Module) query(ctx context.Context, iq modules.IQ) (xml.TokenReader, error) {
+	q := &wire.Element{Start: iq.Payload, Inner: iq.Inner}
+	aq, err := parseQuery(q, m.h.Config().Limits.MAM.MaxPage)
+	if err != nil {
+		return nil, err
+	}
+	msgs, complete, err := m.store.QueryArchive(ctx, iq.From.Localpart(), aq)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound, Text: map[string]string{"en": "no such message in the archive"}}
+	}
+	if err != nil {
+		return nil, err
+	}
+	queryID := q.Attr("queryid")
+	for _, a := range msgs {
+		iq.Session.Reply(resultMessage(iq.From, queryID, a))
+	}
+	fin := xml.StartElement{Name: xml.Name{Space: nsMAM, Local: "fin"}}
+	if complete {
+		fin.Attr = []xml.Attr{{Name: xml.Name{Local: "complete"}, Value: "true"}}
+	}
+	set := xml.StartElement{Name: xml.Name{Space: nsRSM, Local: "set"}}
+	toks := []xml.Token{fin, set}
+	if len(msgs) > 0 {
+		first := xml.StartElement{Name: xml.Name{Space: nsRSM, Local: "first"}}
+		last := xml.StartElement{Name: xml.Name{Space: nsRSM, Local: "last"}}
+		toks = append(toks, first, xml.CharData(msgs[0].ID), first.End(), last, xml.CharData(msgs[len(msgs)-1].ID), last.End())
+	}
+	return modules.Tokens(append(toks, set.End(), fin.End())), nil
+}
+
+// resultMessage is one archived message as a query's result (XEP-0313
+// §4.2): forwarded with the archive's stamp, to the requesting session.
+func resultMessage(to jid.JID, queryID string, a storage.ArchivedMessage) *wire.Element {
+	res := xml.StartElement{Name: xml.Name{Space: nsMAM, Local: "result"}, Attr: []xml.Attr{{Name: xml.Name{Local: "id"}, Value: a.ID}}}
+	if queryID != "" {
+		res.Attr = append(res.Attr, xml.Attr{Name: xml.Name{Local: "queryid"}, Value: queryID})
+	}
+	fwd := xml.StartElement{Name: xml.Name{Space: nsForward, Local: "forwarded"}}
+	delay := xml.StartElement{Name: xml.Name{Space: nsDelay, Local: "delay"}, Attr: []xml.Attr{{Name: xml.Name{Local: "stamp"}, Value: a.Stamp.UTC().Format(time.RFC3339)}}}
+	inner := []xml.Token{res, fwd, delay, delay.End()}
+	inner = append(inner, wire.Parse(a.XML)...)
+	inner = append(inner, fwd.End(), res.End())
+	el := &wire.Element{Start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "message"}}, Inner: inner}
+	el.SetAttr("to", to.String())
+	el.SetAttr("id", a.ID)
+	return el
+}

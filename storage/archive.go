@@ -1,0 +1,505 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Archive is each account's message archive (XEP-0313): the messages it
+// sent and received, in the order the server handled them, each under an id
+// of its own (the XEP-0359 stanza-id its copy carries). DeleteAccount
+// removes an account's archive with it.
+type Archive interface {
+	// AppendArchive adds m to the account's archive and returns its id
+	// (m.ID is ignored); past q.MaxMessages the oldest go. It may return
+	// before the message is on disk (Bolt writes in batches): every read of
+	// the archive sees it. ErrNotFound if there is no such account; a store
+	// with a free-disk floor returns ErrNoSpace below it.
+	AppendArchive(ctx context.Context, username string, m ArchivedMessage, q ArchiveQuota) (string, error)
+	// QueryArchive returns a page of the account's archive, oldest first,
+	// and whether it reaches the end of what matches in the direction of
+	// the query (XEP-0313's complete).
+	QueryArchive(ctx context.Context, username string, q ArchiveQuery) ([]ArchivedMessage, bool, error)
+	// ExpireArchive removes up to limit archived messages (of any
+	// accounts) older than before, and returns how many it removed.
+	ExpireArchive(ctx context.Context, before time.Time, limit int) (int, error)
+	// ArchiveSize returns the messages and bytes of the account's archive.
+	ArchiveSize(ctx context.Context, username string) (messages int, bytes int64, err error)
+}
+
+// ArchivedMessage is one message of an archive.
+type ArchivedMessage struct {
+	// ID is the archive's id of the message, time-ordered: ids compare as
+	// the messages were archived.
+	ID string `json:"-"`
+	// Stamp is when the server archived it.
+	Stamp time.Time `json:"-"`
+	// With is the other party's JID, as the message names it (full when it
+	// came from or went to a resource).
+	With string `json:"with"`
+	// XML is the whole stanza as kept (wire.Serialize).
+	XML string `json:"xml"`
+}
+
+// ArchiveQuota bounds an account's archive; zero fields set no bound.
+type ArchiveQuota struct {
+	MaxMessages int
+}
+
+// ArchiveQuery selects a page of an archive (XEP-0313 §4.1, XEP-0059).
+type ArchiveQuery struct {
+	// With keeps the messages with this JID: a bare JID matches every
+	// resource of it, a full JID that one, a domain every JID at it. ""
+	// keeps all.
+	With string
+	// Start and End bound the stamps (inclusive); zero: unbounded.
+	Start, End time.Time
+	// AfterID and BeforeID bound the ids (exclusive); "": unbounded. An id
+	// not in the archive is ErrNotFound.
+	AfterID, BeforeID string
+	// IDs, when set, selects those messages alone.
+	IDs []string
+	// Max is the page size (at least 1).
+	Max int
+	// Last pages from the end: the newest Max messages of what matches
+	// (XEP-0059 <before/>).
+	Last bool
+}
+
+// bucketArchive holds one nested bucket per account: key the 8-byte id,
+// value the message as JSON; and the account's counters under keyUsage.
+var bucketArchive = []byte("archive")
+
+// archiveIDs makes ids: nanoseconds since the epoch, kept increasing across
+// calls so that two messages never share one, as 16 hex digits (which sort
+// as the numbers do).
+type archiveIDs struct {
+	mu   sync.Mutex
+	last uint64
+}
+
+func (a *archiveIDs) next(now time.Time) uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := uint64(now.UnixNano())
+	if n <= a.last {
+		n = a.last + 1
+	}
+	a.last = n
+	return n
+}
+
+func archiveKey(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
+
+// ArchiveID renders an archive key as an id.
+func archiveID(k []byte) string { return hex.EncodeToString(k) }
+
+// parseArchiveID reads an id back into its key; false for an id this store
+// never made.
+func parseArchiveID(id string) ([]byte, bool) {
+	k, err := hex.DecodeString(id)
+	return k, err == nil && len(k) == 8
+}
+
+func stampOf(k []byte) time.Time { return time.Unix(0, int64(binary.BigEndian.Uint64(k))).UTC() }
+
+// Archiving is written in batches: AppendArchive takes the id and queues
+// the message, and a writer commits what is queued in one transaction a few
+// milliseconds later (archiveDelay), so that archiving every message costs
+// routing one fsync per batch rather than per message. A read of the
+// archive (a query, its size, expiry) writes what is queued first, and
+// Close does: a query sees every message appended before it. What a crash
+// loses is at most the last archiveDelay of archiving, never a message:
+// delivery does not wait for the archive.
+
+// archiveDelay is how long a queued message waits for its batch;
+// archiveQueueMax how many may wait before an append writes them itself.
+const (
+	archiveDelay    = 5 * time.Millisecond
+	archiveQueueMax = 10000
+)
+
+// archiveQueue holds what waits to be written.
+type archiveQueue struct {
+	mu      sync.Mutex
+	pending []pendingArchive
+	kick    chan struct{} // a batch has begun waiting
+	stop    chan struct{}
+	stopped chan struct{}
+	wmu     sync.Mutex // one batch is written at a time, in order
+	closing sync.Once
+}
+
+type pendingArchive struct {
+	user     string
+	key, val []byte
+	q        ArchiveQuota
+}
+
+func (a *archiveQueue) start(s *Bolt) {
+	a.kick, a.stop, a.stopped = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(a.stopped)
+		for {
+			select {
+			case <-a.stop:
+				return
+			case <-a.kick:
+			}
+			time.Sleep(archiveDelay)
+			if err := s.writeArchive(); err != nil {
+				slog.Warn("archive batch not written", "err", err)
+			}
+		}
+	}()
+}
+
+// close stops the writer and writes what waits.
+func (a *archiveQueue) close(s *Bolt) error {
+	if a.stop == nil {
+		return nil
+	}
+	var err error
+	a.closing.Do(func() {
+		close(a.stop)
+		<-a.stopped
+		err = s.writeArchive()
+	})
+	return err
+}
+
+// AppendArchive implements Archive.
+func (s *Bolt) AppendArchive(ctx context.Context, username string, m ArchivedMessage, q ArchiveQuota) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	if err := s.floor.check(); err != nil {
+		return "", fmt.Errorf("storage: archive for %q: %w", username, err)
+	}
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketAccounts).Get([]byte(username)) == nil {
+			return ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("storage: archive for %q: %w", username, err)
+	}
+	val, err := json.Marshal(m)
+	if err != nil {
+		return "", err
+	}
+	key := archiveKey(s.archiveIDs.next(time.Now()))
+	a := &s.archive
+	a.mu.Lock()
+	a.pending = append(a.pending, pendingArchive{user: username, key: key, val: val, q: q})
+	n := len(a.pending)
+	a.mu.Unlock()
+	switch {
+	case n >= archiveQueueMax:
+		if err := s.writeArchive(); err != nil {
+			return "", fmt.Errorf("storage: archive for %q: %w", username, err)
+		}
+	case n == 1:
+		select {
+		case a.kick <- struct{}{}:
+		default:
+		}
+	}
+	return archiveID(key), nil
+}
+
+// writeArchive commits what waits in one transaction: for each account
+// still there, its messages and counters, and the oldest beyond its quota.
+func (s *Bolt) writeArchive() error {
+	a := &s.archive
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
+	a.mu.Lock()
+	batch := a.pending
+	a.pending = nil
+	a.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, p := range batch {
+			b, err := userBucket(tx, bucketArchive, p.user)
+			if errors.Is(err, ErrNotFound) {
+				continue // the account went meanwhile
+			}
+			if err != nil {
+				return err
+			}
+			if err := appendTo(b, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// appendTo writes one message into an account's archive bucket.
+func appendTo(b *bolt.Bucket, p pendingArchive) error {
+	u := decodeUsage(b.Get(keyUsage))
+	if err := b.Put(p.key, p.val); err != nil {
+		return err
+	}
+	u.messages++
+	u.bytes += int64(len(p.val))
+	if p.q.MaxMessages > 0 {
+		c := b.Cursor()
+		for k, v := c.First(); k != nil && u.messages > int64(p.q.MaxMessages); k, v = c.Next() {
+			if len(k) != 8 {
+				continue
+			}
+			u.messages--
+			u.bytes -= int64(len(v))
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+	}
+	return b.Put(keyUsage, u.encode())
+}
+
+// QueryArchive implements Archive: a walk of the account's bucket from one
+// bound towards the other, keeping what matches, until a page and one more
+// are found.
+func (s *Bolt) QueryArchive(ctx context.Context, username string, q ArchiveQuery) ([]ArchivedMessage, bool, error) {
+	if q.Max < 1 {
+		q.Max = 1
+	}
+	if err := s.writeArchive(); err != nil {
+		return nil, false, fmt.Errorf("storage: query the archive of %q: %w", username, err)
+	}
+	var out []ArchivedMessage
+	complete := true
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketArchive).Bucket([]byte(username))
+		if b == nil {
+			return nil
+		}
+		keep := func(k, v []byte) (bool, error) {
+			if len(k) != 8 {
+				return false, nil // keyUsage
+			}
+			st := stampOf(k)
+			if !q.Start.IsZero() && st.Before(q.Start) || !q.End.IsZero() && st.After(q.End) {
+				return false, nil
+			}
+			var m ArchivedMessage
+			if err := json.Unmarshal(v, &m); err != nil {
+				return false, err
+			}
+			if q.With != "" && !jidMatches(q.With, m.With) {
+				return false, nil
+			}
+			m.ID, m.Stamp = archiveID(k), st
+			out = append(out, m)
+			return true, nil
+		}
+		if len(q.IDs) > 0 {
+			for _, id := range q.IDs {
+				if k, ok := parseArchiveID(id); ok {
+					if v := b.Get(k); v != nil {
+						if _, err := keep(k, v); err != nil {
+							return err
+						}
+					}
+				}
+			}
+			sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+			return nil
+		}
+		lo, hi := []byte(nil), []byte(nil)
+		// A bound by id names a message in the archive (XEP-0313 §4.1.2:
+		// item-not-found otherwise, one expired since, say).
+		if q.AfterID != "" {
+			k, ok := parseArchiveID(q.AfterID)
+			if !ok || b.Get(k) == nil {
+				return ErrNotFound
+			}
+			lo = k
+		}
+		if q.BeforeID != "" {
+			k, ok := parseArchiveID(q.BeforeID)
+			if !ok || b.Get(k) == nil {
+				return ErrNotFound
+			}
+			hi = k
+		}
+		c := b.Cursor()
+		n := 0
+		if !q.Last {
+			var k, v []byte
+			if lo != nil {
+				k, v = c.Seek(lo)
+				if bytes.Equal(k, lo) {
+					k, v = c.Next()
+				}
+			} else {
+				k, v = c.First()
+			}
+			for ; k != nil; k, v = c.Next() {
+				if hi != nil && bytes.Compare(k, hi) >= 0 {
+					break
+				}
+				ok, err := keep(k, v)
+				if err != nil {
+					return err
+				}
+				if ok {
+					if n++; n > q.Max {
+						out, complete = out[:q.Max], false
+						break
+					}
+				}
+			}
+			return nil
+		}
+		var k, v []byte
+		if hi != nil {
+			c.Seek(hi)
+			k, v = c.Prev()
+		} else {
+			k, v = c.Last()
+		}
+		for ; k != nil; k, v = c.Prev() {
+			if lo != nil && bytes.Compare(k, lo) <= 0 {
+				break
+			}
+			ok, err := keep(k, v)
+			if err != nil {
+				return err
+			}
+			if ok {
+				if n++; n > q.Max {
+					out, complete = out[:q.Max], false
+					break
+				}
+			}
+		}
+		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+			out[i], out[j] = out[j], out[i]
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("storage: query the archive of %q: %w", username, err)
+	}
+	return out, complete, nil
+}
+
+// jidMatches applies XEP-0313 §4.1.1's with filter: a full JID matches
+// itself, a bare JID its resources, a domain its JIDs.
+func jidMatches(filter, j string) bool {
+	if filter == j || strings.HasPrefix(j, filter+"/") {
+		return true // itself, or a bare JID's resource
+	}
+	at := strings.IndexByte(j, '@')
+	if at < 0 {
+		return false
+	}
+	domain, _, _ := strings.Cut(j[at+1:], "/")
+	return domain == filter
+}
+
+// ExpireArchive implements Archive, a batch at a time in one transaction:
+// the oldest messages of each account come first in its bucket.
+func (s *Bolt) ExpireArchive(ctx context.Context, before time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, errors.New("storage: expire archives: limit must be positive")
+	}
+	if err := s.writeArchive(); err != nil {
+		return 0, fmt.Errorf("storage: expire archives: %w", err)
+	}
+	n := 0
+	bound := archiveKey(uint64(before.UnixNano()))
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		n = 0
+		parent := tx.Bucket(bucketArchive)
+		var users [][]byte
+		if err := parent.ForEach(func(k, v []byte) error {
+			if v == nil {
+				users = append(users, bytes.Clone(k))
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, user := range users {
+			b := parent.Bucket(user)
+			u := decodeUsage(b.Get(keyUsage))
+			c := b.Cursor()
+			changed := false
+			for k, v := c.First(); k != nil && n < limit; k, v = c.Next() {
+				if len(k) != 8 {
+					continue
+				}
+				if bytes.Compare(k, bound) >= 0 {
+					break
+				}
+				if err := c.Delete(); err != nil {
+					return err
+				}
+				u.messages--
+				u.bytes -= int64(len(v))
+				n++
+				changed = true
+			}
+			if changed {
+				if err := b.Put(keyUsage, u.encode()); err != nil {
+					return err
+				}
+			}
+			if n >= limit {
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("storage: expire archives: %w", err)
+	}
+	return n, nil
+}
+
+// ArchiveSize implements Archive.
+func (s *Bolt) ArchiveSize(ctx context.Context, username string) (int, int64, error) {
+	if err := s.writeArchive(); err != nil {
+		return 0, 0, fmt.Errorf("storage: archive size of %q: %w", username, err)
+	}
+	var u usage
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketArchive).Bucket([]byte(username)); b != nil {
+			u = decodeUsage(b.Get(keyUsage))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("storage: archive size of %q: %w", username, err)
+	}
+	return int(u.messages), u.bytes, nil
+}
+
+// dropArchive removes the account's archive.
+func dropArchive(tx *bolt.Tx, username string) error {
+	parent := tx.Bucket(bucketArchive)
+	if parent.Bucket([]byte(username)) == nil {
+		return nil
+	}
+	return parent.DeleteBucket([]byte(username))
+}
