@@ -864,7 +864,7 @@ func (c *Conn) bindIQ(ctx context.Context, el *wire.Element) error {
 	if err != nil {
 		c.addr = jid.JID{}
 		c.qmu.Lock()
-		c.q.writing = false
+		c.q.stop()
 		c.qmu.Unlock()
 		var se stanza.Error
 		if errors.As(err, &se) {

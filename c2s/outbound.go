@@ -44,6 +44,19 @@ type outbound struct {
 	writing bool      // a writer is draining the queue
 	since   time.Time // when the write in progress began; zero between writes
 	closed  bool      // the connection is gone or going: nothing more is taken
+	// idle, when set, is closed once the writer stops (stop): a resume
+	// waits on it so that no writer of the old connection runs on.
+	idle chan struct{}
+}
+
+// stop records that the writer stopped and wakes whoever waits for it;
+// qmu is held.
+func (q *outbound) stop() {
+	q.writing = false
+	if q.idle != nil {
+		close(q.idle)
+		q.idle = nil
+	}
 }
 
 const (
@@ -165,8 +178,10 @@ func (c *Conn) drain() {
 		if c.q.items == nil && spare != nil {
 			c.q.items, spare = spare, nil
 		}
-		if len(c.q.items) == 0 {
-			c.q.writing = false
+		if len(c.q.items) == 0 || c.sm.hibernating {
+			// Done, or the connection went under a resumable session:
+			// what is queued waits for the client to resume.
+			c.q.stop()
 			c.qmu.Unlock()
 			return
 		}
@@ -197,20 +212,23 @@ func (c *Conn) drain() {
 		}
 		if err != nil {
 			c.qmu.Lock()
-			if c.sm.on && c.sm.id != "" && !errors.Is(err, ErrClosed) {
-				// The connection broke under a resumable session: what
-				// was not written waits for the client to resume.
+			if !c.q.closed && c.sm.on && c.sm.id != "" {
+				// The connection went under a resumable session, broken or
+				// closed by its reader on the way to hibernating: what was
+				// not written waits in the queue. Should the session end
+				// instead, endSession hands it back (closeQueue); had it
+				// ended already, the queue would be closed.
 				unwritten := batch[n:]
 				for _, it := range unwritten {
 					c.q.bytes += it.out.Len()
 				}
 				c.q.items = append(unwritten, c.q.items...)
-				c.q.writing = false
+				c.q.stop()
 				c.qmu.Unlock()
 				return
 			}
 			c.q.closed = true
-			c.q.writing = false
+			c.q.stop()
 			rest := c.q.take()
 			c.q.done(rest)
 			c.qmu.Unlock()

@@ -244,7 +244,6 @@ func (c *Conn) hibernate() {
 	c.releaseAccount()
 	c.qmu.Lock()
 	c.sm.hibernating = true
-	c.q.writing = false
 	c.sm.timer = time.AfterFunc(c.env.Limits().SM.ResumeTimeout.D(), c.expire)
 	slept := c.sm.slept
 	c.qmu.Unlock()
@@ -336,7 +335,21 @@ func (c *Conn) resume(ctx context.Context, el *wire.Element) error {
 // answers <resumed/> and writes again what the client had not received.
 func (c *Conn) takeOver(n *Conn, h uint32) error {
 	c.qmu.Lock()
-	if !c.sm.hibernating || c.State() != Bound {
+	// A writer of the old connection may still be on its way out (it
+	// stops at the closed connection and puts back what it held): it is
+	// waited for, so that nothing of it is written on the new one.
+	for c.q.writing {
+		idle := make(chan struct{})
+		c.q.idle = idle
+		c.qmu.Unlock()
+		select {
+		case <-idle:
+		case <-time.After(5 * time.Second):
+			return n.writeRaw(smFailed(stanza.ItemNotFound, ""))
+		}
+		c.qmu.Lock()
+	}
+	if !c.sm.hibernating || c.q.closed || c.State() != Bound {
 		c.qmu.Unlock()
 		return n.writeRaw(smFailed(stanza.ItemNotFound, ""))
 	}
@@ -359,7 +372,6 @@ func (c *Conn) takeOver(n *Conn, h uint32) error {
 	// stream may be framed differently).
 	queued := c.q.take()
 	c.q.done(queued)
-	c.q.closed = false
 	c.q.writing = true
 	c.qmu.Unlock()
 

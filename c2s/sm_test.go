@@ -212,3 +212,58 @@ func befriend(t *testing.T, srv *servertest.Server, a, b string) {
 		}
 	}
 }
+
+// TestSMResumeKeepsTheBurstOfTheBreak: messages that reach a resumable
+// session while its connection is breaking (the first write to the reset
+// socket fails, the reader has not yet seen the reset) are kept for the
+// resume like those sent once it hibernates: none of them goes to offline
+// storage or elsewhere, all come after <resumed/>, in order.
+func TestSMResumeKeepsTheBurstOfTheBreak(t *testing.T) {
+	srv := servertest.Start(t)
+	srv.AddUser("alice", "pw")
+	srv.AddUser("bob", "pw")
+	bob := srv.RawLogin("bob", "pw", "b")
+	bobIn := readInBackground(bob)
+	for round := range 5 {
+		alice := srv.RawLogin("alice", "pw", "phone")
+		alice.Write(`<enable xmlns='urn:xmpp:sm:3' resume='true'/>`)
+		m := enabledID.FindStringSubmatch(alice.Expect(`<enabled[^>]*/>`))
+		if m == nil {
+			t.Fatal("no resumption id in <enabled/>")
+		}
+		// A reset rather than a close: the server's next write fails.
+		if tc, ok := alice.Conn.(interface{ NetConn() net.Conn }); ok {
+			if tcp, ok := tc.NetConn().(*net.TCPConn); ok {
+				_ = tcp.SetLinger(0)
+			}
+		}
+		dropTCP(alice)
+		const n = 30
+		for i := range n {
+			bob.Write(fmt.Sprintf(`<message to='alice@localhost/phone' type='chat' id='b%d-%d'><body>%d</body></message>`, round, i, i))
+		}
+		bob.Write(fmt.Sprintf(`<iq type='get' id='bping%d' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`, round))
+		bobIn.waitFor(t, fmt.Sprintf(`id="bping%d"`, round), 5*time.Second)
+
+		back := srv.RawDial()
+		back.Authenticate(srv.ClientTLS, "alice", "pw")
+		back.Write(`<resume xmlns='urn:xmpp:sm:3' previd='` + m[1] + `' h='0'/>`)
+		backIn := readInBackground(back)
+		backIn.waitFor(t, `<resumed`, 5*time.Second)
+		var order strings.Builder
+		for i := range n {
+			order.WriteString(fmt.Sprintf(`id="b%d-%d".*`, round, i))
+		}
+		backIn.waitFor(t, order.String(), 5*time.Second)
+		back.Write(fmt.Sprintf(`<a xmlns='urn:xmpp:sm:3' h='%d'/></stream:stream>`, n))
+		back.Conn.Close()
+		for deadline := time.Now().Add(5 * time.Second); isBound(srv, "alice@localhost/phone"); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the closed session did not end")
+			}
+		}
+	}
+	if msgs, err := srv.Store().TakeOffline(t.Context(), "alice"); err != nil || len(msgs) != 0 {
+		t.Errorf("alice has %d offline messages (%v), want none: all came with the resume", len(msgs), err)
+	}
+}

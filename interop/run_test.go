@@ -189,10 +189,18 @@ func (s *script) wait() error {
 		if s.scanErr != nil {
 			s.err = errors.Join(s.err, fmt.Errorf("reading stdout: %w", s.scanErr))
 		}
-		s.t.Logf("%s stdout:\n%s", s.name, s.stdout.String())
-		if e := s.stderr.String(); e != "" {
-			s.t.Logf("%s stderr:\n%s", s.name, e)
-		}
+		// What the script printed is shown when the test fails, after
+		// the test's own errors, which a long output would bury.
+		stdout, stderr := s.stdout.String(), s.stderr.String()
+		s.t.Cleanup(func() {
+			if !s.t.Failed() && !testing.Verbose() {
+				return
+			}
+			s.t.Logf("%s stdout:\n%s", s.name, stdout)
+			if stderr != "" {
+				s.t.Logf("%s stderr:\n%s", s.name, stderr)
+			}
+		})
 		s.restLines = rest
 	})
 	return s.err

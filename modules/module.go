@@ -9,7 +9,9 @@
 //     (disco#info of the server JID);
 //   - stanza.go: AccountIQHandler (IQs to the account's own JID),
 //     BareJIDIQHandler (IQs to any local bare JID, on its account's behalf),
-//     MessageHook (messages sent and received), OfflineStore (XEP-0160),
+//     MessageHook (messages sent and received), OutboundMessageHook and
+//     InboundMessageHook (each message before it is delivered, on its way
+//     out of an account and into one), OfflineStore (XEP-0160),
 //     OnlineHook and ReachableHook (presence), StanzaInterceptor (stanzas
 //     stopped on their way in or out), StreamFeatures, AccountHook
 //     (accounts created and deleted), and Session and Message, what those

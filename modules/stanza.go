@@ -70,6 +70,15 @@ type InboundMessageHook interface {
 	MessageInbound(ctx context.Context, msg Message, user string) *wire.Element
 }
 
+// OutboundMessageHook is the capability of a module that sees each message
+// a local session sends, once the router has taken it (InterceptIn let it
+// through, its type is known) and before it is delivered: XEP-0313 keeps
+// the sender's copy in the archive then, so that the archive holds the
+// message before any answer to it, whatever the load.
+type OutboundMessageHook interface {
+	MessageOutbound(ctx context.Context, m Message)
+}
+
 // OfflineStore is the capability of the module that keeps the messages sent
 // to an account while no session of it can take them (XEP-0160). A server
 // has at most one; without it such messages are answered

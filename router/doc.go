@@ -10,8 +10,10 @@
 //     gets service-unavailable;
 //   - messages: to a full JID, or to the highest-priority available
 //     resources of a bare JID; with none, to the module that keeps offline
-//     messages (modules.OfflineStore); the modules' MessageHooks see what
-//     was sent and received (XEP-0280 carbons);
+//     messages (modules.OfflineStore); the modules' OutboundMessageHooks
+//     see a message before it is delivered (XEP-0313 archives it), their
+//     InboundMessageHooks before it reaches its account, their
+//     MessageHooks what was sent and received (XEP-0280 carbons);
 //   - presence (presence.go): broadcast, probes, directed presence and the
 //     subscription state machine of RFC 6121 §3, with roster updates and
 //     pushes (roster.go).

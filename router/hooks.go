@@ -22,6 +22,7 @@ type hooks struct {
 	iqs, accountIQs, bareIQs map[modules.Route]iqHandler
 	messages                 []modules.MessageHook
 	inbound                  []modules.InboundMessageHook
+	outbound                 []modules.OutboundMessageHook
 	offline                  modules.OfflineStore
 	online                   []modules.OnlineHook
 	reachable                []modules.ReachableHook
@@ -54,6 +55,9 @@ func (s *Router) AddModule(m modules.Module) error {
 	}
 	if ih, ok := m.(modules.InboundMessageHook); ok {
 		h.inbound = append(h.inbound, ih)
+	}
+	if oh, ok := m.(modules.OutboundMessageHook); ok {
+		h.outbound = append(h.outbound, oh)
 	}
 	if mh, ok := m.(modules.MessageHook); ok {
 		h.messages = append(h.messages, mh)
@@ -144,6 +148,14 @@ func (s *Router) messageInbound(ctx context.Context, el *wire.Element, to jid.JI
 		}
 	}
 	return el
+}
+
+// messageOutbound runs the modules' outbound message hooks on a message a
+// session sent, before it is delivered.
+func (s *Router) messageOutbound(ctx context.Context, c *session, el *wire.Element, to jid.JID) {
+	for _, h := range s.hooks.outbound {
+		h.MessageOutbound(ctx, modules.Message{El: el, To: to, Sender: c})
+	}
 }
 
 // messageSent and messageReceived run the modules' message hooks.

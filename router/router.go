@@ -309,6 +309,7 @@ func (s *Router) routeMessage(ctx context.Context, c *session, el *wire.Element,
 		return s.bounce(c, el, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest,
 			Text: map[string]string{"en": "unknown message type"}})
 	}
+	s.messageOutbound(ctx, c, el, to)
 	if err := s.deliverMessage(ctx, el, to); err != nil {
 		var se stanza.Error
 		if errors.As(err, &se) {

@@ -54,7 +54,7 @@ const (
 )
 
 // Module archives messages (modules.InboundMessageHook for what an account
-// receives, modules.MessageHook for what it sends) and answers queries and
+// receives, modules.OutboundMessageHook for what it sends) and answers queries and
 // preferences on the account's own JID.
 type Module struct {
 	h      modules.Host
@@ -71,10 +71,10 @@ func New() modules.Module { return &Module{} }
 
 // Interface guards.
 var (
-	_ modules.InboundMessageHook = (*Module)(nil)
-	_ modules.MessageHook        = (*Module)(nil)
-	_ modules.AccountIQHandler   = (*Module)(nil)
-	_ modules.AccountFeatures    = (*Module)(nil)
+	_ modules.InboundMessageHook  = (*Module)(nil)
+	_ modules.OutboundMessageHook = (*Module)(nil)
+	_ modules.AccountIQHandler    = (*Module)(nil)
+	_ modules.AccountFeatures     = (*Module)(nil)
 )
 
 // Name implements modules.Module.
@@ -210,10 +210,12 @@ func withoutStanzaID(el *wire.Element, own string) *wire.Element {
 
 var sidName = xml.Name{Space: nsSID, Local: "stanza-id"}
 
-// MessageSent implements modules.MessageHook: what a session sent goes into
-// its account's archive (a message to the account itself is archived as
-// received).
-func (m *Module) MessageSent(ctx context.Context, msg modules.Message) {
+// MessageOutbound implements modules.OutboundMessageHook: what a session
+// sent goes into its account's archive before it is delivered, so that an
+// answer, archived on its way in, comes after it (a message to the account
+// itself is archived as received). A message that then bounces stays in
+// the sender's archive: it was sent.
+func (m *Module) MessageOutbound(ctx context.Context, msg modules.Message) {
 	if msg.Sender == nil || !eligible(msg.El) {
 		return
 	}
@@ -223,10 +225,6 @@ func (m *Module) MessageSent(ctx context.Context, msg modules.Message) {
 	}
 	m.archive(ctx, self.Localpart(), msg.To.String(), msg.El)
 }
-
-// MessageReceived implements modules.MessageHook; archiving on the way in is
-// MessageInbound's.
-func (m *Module) MessageReceived(context.Context, modules.Message, string, []modules.Session) {}
 
 // archive keeps el in user's archive, with the other party's JID, if the
 // account's preferences want it, and returns its id.
