@@ -319,10 +319,13 @@ func TestNbxmppPEP(t *testing.T) {
 	if !slices.Contains(disco.Identities, "pubsub/pep") || !slices.Contains(disco.Features, "http://jabber.org/protocol/pubsub#publish-options") {
 		t.Errorf("account disco#info %+v lacks the pubsub/pep identity or pubsub#publish-options", disco)
 	}
-	// The bookmark storage Gajim 1.7.3 would use here: NativeBookmarks
-	// (XEP-0402) only with urn:xmpp:bookmarks:1#compat-pep and
-	// pubsub#config-node-max, which adhocd does not advertise.
-	t.Logf("Gajim 1.7.3 would store bookmarks with %s", disco.GajimBookmarks)
+	// The bookmark storage Gajim 1.7.3 picks: NativeBookmarks (XEP-0402)
+	// with urn:xmpp:bookmarks:1#compat-pep and pubsub#config-node-max,
+	// which say the server keeps XEP-0048 clients' bookmarks the same
+	// list (modules/bookmarks); PrivateBookmarks otherwise.
+	if disco.GajimBookmarks != "NativeBookmarks" {
+		t.Errorf("Gajim 1.7.3 would store bookmarks with %s, want NativeBookmarks (XEP-0402); account features %q", disco.GajimBookmarks, disco.Features)
+	}
 
 	// The avatar, read back.
 	wantMeta := `{"default": "` + avatarID + `", "infos": [{"id": "` + avatarID + `", "type": "image/png", "bytes": ` +

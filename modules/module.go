@@ -125,5 +125,13 @@ type IQRequester interface {
 	Request(ctx context.Context, to jid.JID, typ stanza.IQType, payload xml.TokenReader) (*wire.Element, error)
 }
 
+// ModuleFinder is what the Host offers a module that builds on another,
+// found by type assertion: Module returns the module named name if it
+// started before the one that asks (modules start in order), which then
+// type-asserts it to what it uses (modules/bookmarks finds "pep" so).
+type ModuleFinder interface {
+	Module(name string) (Module, bool)
+}
+
 // Constructor makes a module.
 type Constructor func() Module

@@ -79,6 +79,17 @@ type OutboundMessageHook interface {
 	MessageOutbound(ctx context.Context, m Message)
 }
 
+// PresenceRewriter is the capability of a module that adds to each
+// presence a local session sends, broadcast or directed, once the
+// interceptors let it through and before the router handles it; it returns
+// a changed copy to route instead (nil: unchanged). XEP-0398 puts the
+// account's avatar hash (XEP-0153) in available presence so. el must not
+// be changed; a copy shares its tokens. It runs on the sender's stream
+// and must not wait on other clients.
+type PresenceRewriter interface {
+	RewritePresence(ctx context.Context, from Session, el *wire.Element) *wire.Element
+}
+
 // OfflineStore is the capability of the module that keeps the messages sent
 // to an account while no session of it can take them (XEP-0160). A server
 // has at most one; without it such messages are answered

@@ -23,6 +23,7 @@ type hooks struct {
 	messages                 []modules.MessageHook
 	inbound                  []modules.InboundMessageHook
 	outbound                 []modules.OutboundMessageHook
+	rewriters                []modules.PresenceRewriter
 	offline                  modules.OfflineStore
 	online                   []modules.OnlineHook
 	reachable                []modules.ReachableHook
@@ -55,6 +56,9 @@ func (s *Router) AddModule(m modules.Module) error {
 	}
 	if ih, ok := m.(modules.InboundMessageHook); ok {
 		h.inbound = append(h.inbound, ih)
+	}
+	if pr, ok := m.(modules.PresenceRewriter); ok {
+		h.rewriters = append(h.rewriters, pr)
 	}
 	if oh, ok := m.(modules.OutboundMessageHook); ok {
 		h.outbound = append(h.outbound, oh)
@@ -144,6 +148,17 @@ func (s *Router) keepOffline(ctx context.Context, el *wire.Element, to jid.JID, 
 func (s *Router) messageInbound(ctx context.Context, el *wire.Element, to jid.JID, user string) *wire.Element {
 	for _, h := range s.hooks.inbound {
 		if changed := h.MessageInbound(ctx, modules.Message{El: el, To: to}, user); changed != nil {
+			el = changed
+		}
+	}
+	return el
+}
+
+// rewritePresence runs the modules' presence rewriters on a presence a
+// session sent, and returns what is to be routed.
+func (s *Router) rewritePresence(ctx context.Context, c *session, el *wire.Element) *wire.Element {
+	for _, r := range s.hooks.rewriters {
+		if changed := r.RewritePresence(ctx, c, el); changed != nil {
 			el = changed
 		}
 	}

@@ -86,7 +86,7 @@ func (s *Router) route(ctx context.Context, c *session, el *wire.Element) error 
 	case "message":
 		err = s.routeMessage(ctx, c, el, to)
 	default:
-		err = s.handlePresence(ctx, c, el, to)
+		err = s.handlePresence(ctx, c, s.rewritePresence(ctx, c, el), to)
 	}
 	return s.keepStream(c, el, err)
 }

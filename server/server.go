@@ -638,6 +638,17 @@ func (h *host) Request(ctx context.Context, to jid.JID, typ stanza.IQType, paylo
 
 func (h *host) Sessions() []modules.SessionInfo { return h.s.Sessions() }
 
+// Module implements modules.ModuleFinder: a module started before the one
+// that asks.
+func (h *host) Module(name string) (modules.Module, bool) {
+	for _, m := range h.s.started {
+		if m.Name() == name {
+			return m, true
+		}
+	}
+	return nil, false
+}
+
 func (h *host) UserSessions(user string) []modules.Session { return h.s.router.UserSessions(user) }
 
 func (h *host) EndSessions(user, res, reason string) int { return h.s.EndSessions(user, res, reason) }

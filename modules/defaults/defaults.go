@@ -1,18 +1,22 @@
 // Package defaults is the constructor table of the modules every adhocd
 // server runs unless told otherwise: XEP-0030 disco, XEP-0050 commands,
 // XEP-0133 administration, XEP-0199 ping, XEP-0092 version, XEP-0160
-// offline messages, XEP-0280 carbons, XEP-0163 PEP, XEP-0054 vCards,
-// XEP-0049 private storage, XEP-0012 last activity, XEP-0191 blocking and
-// XEP-0352 client state indication (last, so that its interceptor holds only
-// what the others let pass). It is a
-// separate package so that the modules can import package modules without a
-// cycle.
+// offline messages, XEP-0280 carbons, XEP-0191 blocking, XEP-0163 PEP,
+// XEP-0313 archives, XEP-0054 vCards with XEP-0398 avatar conversion
+// (after PEP and vCards, which it builds on), XEP-0049 private storage,
+// XEP-0402 bookmarks kept one list with XEP-0048 (after PEP and private
+// storage), XEP-0012 last activity and XEP-0352 client state indication
+// (last, so that its interceptor holds only what the others let pass). It
+// is a separate package so that the modules can import package modules
+// without a cycle.
 package defaults
 
 import (
 	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/modules/admin"
+	"github.com/adhocd/adhocd/modules/avatars"
 	"github.com/adhocd/adhocd/modules/blocking"
+	"github.com/adhocd/adhocd/modules/bookmarks"
 	"github.com/adhocd/adhocd/modules/carbons"
 	"github.com/adhocd/adhocd/modules/commands"
 	"github.com/adhocd/adhocd/modules/csi"
@@ -40,7 +44,9 @@ var Table = []modules.Constructor{
 	pep.New,
 	mam.New,
 	vcard.New,
+	avatars.New,
 	private.New,
+	bookmarks.New,
 	last.New,
 	csi.New,
 }

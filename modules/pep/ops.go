@@ -148,28 +148,39 @@ func (m *Module) publish(ctx context.Context, r *request) ([]xml.Token, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := m.put(ctx, r.owner, node, it, opts, true); err != nil {
+		return nil, err
+	}
+	m.changed(ctx, Change{Owner: r.owner, Node: node, Published: []Item{{ID: it.ID, XML: it.XML}}})
+	pub := xml.StartElement{Name: xml.Name{Space: nsPubsub, Local: "publish"}, Attr: []xml.Attr{{Name: xml.Name{Local: "node"}, Value: node}}}
+	ie := xml.StartElement{Name: xml.Name{Space: nsPubsub, Local: "item"}, Attr: []xml.Attr{{Name: xml.Name{Local: "id"}, Value: it.ID}}}
+	return tokensOf(nsPubsub, pub, ie, ie.End(), pub.End()), nil
+}
 
-	user := r.owner.Localpart()
+// put stores it in owner's node, created with opts when absent, and
+// notifies the node's subscribers. strict refuses a node whose
+// configuration differs from opts (XEP-0060 §7.1.5, precondition-not-met);
+// otherwise opts count only for a node that is created.
+func (m *Module) put(ctx context.Context, owner jid.JID, node string, it item, opts map[string]string, strict bool) error {
+	user := owner.Localpart()
 	defer m.lock(user)()
 	var rec record
-	err = m.checkRoom(ctx, user, node, len(it.XML))
+	err := m.checkRoom(ctx, user, node, len(it.XML))
 	if err == nil {
 		err = m.store.UpdateUserData(ctx, user, bucket, nodePrefix(node), func(cur []storage.Datum) ([]storage.Datum, error) {
 			var changes []storage.Datum
 			var err error
-			rec, changes, err = publishChanges(cur, node, it, opts, lim.MaxItems)
+			rec, changes, err = publishChanges(cur, node, it, opts, m.limits().MaxItems, strict)
 			return changes, err
 		})
 	}
 	if err != nil {
-		return nil, storeError(err)
+		return storeError(err)
 	}
 	if rec.Config.Notify {
-		m.notify(ctx, r.owner, node, rec.Config, eventItems(node, []item{it}, rec.Config.Payloads))
+		m.notify(ctx, owner, node, rec.Config, eventItems(node, []item{it}, rec.Config.Payloads))
 	}
-	pub := xml.StartElement{Name: xml.Name{Space: nsPubsub, Local: "publish"}, Attr: []xml.Attr{{Name: xml.Name{Local: "node"}, Value: node}}}
-	ie := xml.StartElement{Name: xml.Name{Space: nsPubsub, Local: "item"}, Attr: []xml.Attr{{Name: xml.Name{Local: "id"}, Value: it.ID}}}
-	return tokensOf(nsPubsub, pub, ie, ie.End(), pub.End()), nil
+	return nil
 }
 
 // checkRoom applies limits.pep.max_nodes (for a node not there yet) and
@@ -202,7 +213,7 @@ func (m *Module) checkRoom(ctx context.Context, user, node string, n int) error 
 // entries (its record first, then its items): the record created or
 // checked against the publish-options, the item stored (a persistent node)
 // and the oldest items beyond max_items removed.
-func publishChanges(cur []storage.Datum, node string, it item, opts map[string]string, limit int) (record, []storage.Datum, error) {
+func publishChanges(cur []storage.Datum, node string, it item, opts map[string]string, limit int, strict bool) (record, []storage.Datum, error) {
 	var rec record
 	exists := len(cur) > 0 && cur[0].Key == recordKey(node)
 	if exists {
@@ -210,7 +221,7 @@ func publishChanges(cur []storage.Datum, node string, it item, opts map[string]s
 		if rec, err = decodeRecord(cur[0].Value); err != nil {
 			return rec, nil, err
 		}
-		if !rec.Config.matches(opts) {
+		if strict && !rec.Config.matches(opts) {
 			return rec, nil, errorOf(stanza.Cancel, stanza.Conflict, "precondition-not-met", "the node's configuration differs from the publish-options")
 		}
 		cur = cur[1:]
@@ -390,11 +401,27 @@ func (m *Module) retract(ctx context.Context, r *request) error {
 	if len(ids) == 0 {
 		return errorOf(stanza.Modify, stanza.BadRequest, "item-required", "")
 	}
-	user := r.owner.Localpart()
+	n := r.verb.attr("notify")
+	if err := m.remove(ctx, r.owner, node, ids, n == "1" || n == "true", true); err != nil {
+		return err
+	}
+	m.changed(ctx, Change{Owner: r.owner, Node: node, Retracted: ids})
+	return nil
+}
+
+// remove retracts the items ids of owner's node and notifies subscribers
+// when notify is set or the node notifies retractions. strict makes an id
+// that is not there item-not-found; otherwise it is skipped.
+func (m *Module) remove(ctx context.Context, owner jid.JID, node string, ids []string, notify, strict bool) error {
+	user := owner.Localpart()
 	defer m.lock(user)()
 	var rec record
-	err = m.store.UpdateUserData(ctx, user, bucket, nodePrefix(node), func(cur []storage.Datum) ([]storage.Datum, error) {
+	var gone []string
+	err := m.store.UpdateUserData(ctx, user, bucket, nodePrefix(node), func(cur []storage.Datum) ([]storage.Datum, error) {
 		if len(cur) == 0 || cur[0].Key != recordKey(node) {
+			if !strict {
+				return nil, nil
+			}
 			return nil, errorOf(stanza.Cancel, stanza.ItemNotFound, "", "no such node")
 		}
 		var err error
@@ -402,29 +429,33 @@ func (m *Module) retract(ctx context.Context, r *request) error {
 			return nil, err
 		}
 		var changes []storage.Datum
+		gone = gone[:0]
 		for _, id := range ids {
 			found := false
 			for _, d := range cur[1:] {
 				found = found || d.Key == itemKey(node, id)
 			}
-			if !found {
+			switch {
+			case found:
+				changes = append(changes, storage.Datum{Key: itemKey(node, id)})
+				gone = append(gone, id)
+			case strict:
 				return nil, errorOf(stanza.Cancel, stanza.ItemNotFound, "", "no such item")
 			}
-			changes = append(changes, storage.Datum{Key: itemKey(node, id)})
 		}
 		return changes, nil
 	})
 	if err != nil {
 		return storeError(err)
 	}
-	if n := r.verb.attr("notify"); n == "1" || n == "true" || rec.Config.NotifyRetract {
+	if len(gone) > 0 && (notify || rec.Config.NotifyRetract) {
 		st := xml.StartElement{Name: xml.Name{Space: nsEvent, Local: "items"}, Attr: []xml.Attr{{Name: xml.Name{Local: "node"}, Value: node}}}
 		toks := []xml.Token{st}
-		for _, id := range ids {
+		for _, id := range gone {
 			re := xml.StartElement{Name: xml.Name{Space: nsEvent, Local: "retract"}, Attr: []xml.Attr{{Name: xml.Name{Local: "id"}, Value: id}}}
 			toks = append(toks, re, re.End())
 		}
-		m.notify(ctx, r.owner, node, rec.Config, append(toks, st.End()))
+		m.notify(ctx, owner, node, rec.Config, append(toks, st.End()))
 	}
 	return nil
 }
@@ -555,5 +586,6 @@ func (m *Module) clear(ctx context.Context, r *request, node bool) error {
 		ev := xml.StartElement{Name: xml.Name{Space: nsEvent, Local: local}, Attr: []xml.Attr{{Name: xml.Name{Local: "node"}, Value: name}}}
 		m.notify(ctx, r.owner, name, rec.Config, []xml.Token{ev, ev.End()})
 	}
+	m.changed(ctx, Change{Owner: r.owner, Node: name, Cleared: true})
 	return nil
 }

@@ -77,6 +77,8 @@ type Module struct {
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 
+	watch watchers // service.go
+
 	// locks serialises the changes of one account's PEP service on this
 	// server, so that the node count and size bounds hold.
 	locks sync.Map // username → *sync.Mutex

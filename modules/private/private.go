@@ -64,6 +64,30 @@ func Key(name xml.Name) string { return "{" + name.Space + "}" + name.Local }
 type Module struct {
 	h   modules.Host
 	log *slog.Logger
+	// providers serve fragments kept elsewhere, by root element name; set
+	// while the modules start (Provide).
+	providers map[xml.Name]Provider
+}
+
+// Provider serves one fragment that another module keeps in a form of its
+// own: XEP-0402's compatibility (modules/bookmarks) keeps the XEP-0048
+// bookmarks, <storage xmlns='storage:bookmarks'/>, as PEP items.
+// GetFragment returns the fragment's XML, or ok false to have what is
+// stored here served; SetFragment takes what a client stores, its XML, or
+// "" for an empty element, instead of this module. Their stanza errors
+// reach the client.
+type Provider interface {
+	GetFragment(ctx context.Context, user string) (x string, ok bool, err error)
+	SetFragment(ctx context.Context, user, x string) error
+}
+
+// Provide has p serve the fragments whose root element is name. It is
+// called while the modules start.
+func (m *Module) Provide(name xml.Name, p Provider) {
+	if m.providers == nil {
+		m.providers = make(map[xml.Name]Provider)
+	}
+	m.providers[name] = p
 }
 
 // New returns the private XML storage module.
@@ -193,6 +217,18 @@ func (m *Module) get(ctx context.Context, user string, frags []fragment) (xml.To
 	toks := []xml.Token{query}
 	for _, f := range frags {
 		asked := f.start()
+		if p := m.providers[asked.Name]; p != nil {
+			x, ok, err := p.GetFragment(ctx, user)
+			if err != nil {
+				return nil, err
+			}
+			if kept := wire.Parse(x); ok {
+				if st, ok := first(kept); ok && st.Name == asked.Name {
+					toks = append(toks, kept...)
+					continue
+				}
+			}
+		}
 		if raw, ok := byKey[Key(asked.Name)]; ok {
 			kept := wire.Parse(string(raw))
 			if st, ok := first(kept); ok && st.Name == asked.Name {
@@ -213,12 +249,34 @@ func (m *Module) get(ctx context.Context, user string, frags []fragment) (xml.To
 // more than limits.private.max_bytes.
 var errFull = errors.New("private: the account's storage is full")
 
-// set stores the fragments of one request, all or none.
+// set stores the fragments of one request, all or none (those a Provider
+// serves first, each on its own).
 func (m *Module) set(ctx context.Context, user string, frags []fragment) error {
 	lim := m.h.Config().Limits.Private
 	changes := make([]storage.Datum, 0, len(frags))
 	at := make(map[string]int, len(frags)) // a key sent twice: the last wins
+	var rest []fragment
 	for _, f := range frags {
+		p := m.providers[f.start().Name]
+		if p == nil {
+			rest = append(rest, f)
+			continue
+		}
+		x := ""
+		if len(f.start().Attr) > 0 || !blank(f[1:len(f)-1]) {
+			if x = wire.Serialize(f, lim.MaxFragmentBytes); x == "" {
+				return stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable,
+					Text: map[string]string{"en": fmt.Sprintf("fragment %s is larger than the %d bytes this server keeps, or not XML", Key(f.start().Name), lim.MaxFragmentBytes)}}
+			}
+		}
+		if err := p.SetFragment(ctx, user, x); err != nil {
+			return err
+		}
+	}
+	if len(rest) == 0 {
+		return nil
+	}
+	for _, f := range rest {
 		d := storage.Datum{Key: Key(f.start().Name)}
 		// An element with no attributes and nothing but white space inside
 		// leaves d.Value nil: it removes the key.

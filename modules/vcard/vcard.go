@@ -55,7 +55,19 @@ const (
 type Module struct {
 	h   modules.Host
 	log *slog.Logger
+	// watchers are told of each vCard a client stores (Watch).
+	watchers []Watcher
 }
+
+// Watcher is told of the vCard an account's client stored, its XML as
+// kept ("" when it removed it), once it is stored; XEP-0398's conversion
+// (modules/avatars) publishes its photo to PEP. It runs on the client's
+// stream. A vCard a module writes to the store itself is not reported.
+type Watcher func(ctx context.Context, user, vcard string)
+
+// Watch has fn told of the vCards clients store. It is called while the
+// modules start.
+func (m *Module) Watch(fn Watcher) { m.watchers = append(m.watchers, fn) }
 
 // New returns the vcard-temp module.
 func New() modules.Module { return &Module{} }
@@ -162,7 +174,13 @@ func (m *Module) set(ctx context.Context, iq modules.IQ) error {
 	err := m.h.Store().UpdateUserData(ctx, user, Bucket, Key, func([]storage.Datum) ([]storage.Datum, error) {
 		return []storage.Datum{{Key: Key, Value: value}}, nil
 	})
-	return storeError(m.log, "store vCard", user, err)
+	if err != nil {
+		return storeError(m.log, "store vCard", user, err)
+	}
+	for _, fn := range m.watchers {
+		fn(ctx, user, string(value))
+	}
+	return nil
 }
 
 // storeError is the stanza error for a failed change of user data: nil for
