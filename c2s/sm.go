@@ -92,6 +92,23 @@ func (r *smRegistry) remove(id string, c *Conn) {
 	}
 }
 
+// EndHibernating ends every session that waits for its client to resume
+// it, as its timeout would: what it was never sent and never acknowledged
+// goes back to the router (to offline storage). The server calls it as it
+// shuts down, before its store closes: a hibernating session has no
+// connection for the shutdown to close.
+func (e *Env) EndHibernating() {
+	e.sm.mu.Lock()
+	conns := make([]*Conn, 0, len(e.sm.byID))
+	for _, c := range e.sm.byID {
+		conns = append(conns, c)
+	}
+	e.sm.mu.Unlock()
+	for _, c := range conns {
+		c.expire()
+	}
+}
+
 // smFailed is <failed/> with a stanza error condition.
 func smFailed(cond stanza.Condition, h string) string {
 	attr := ""

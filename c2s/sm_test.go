@@ -267,3 +267,41 @@ func TestSMResumeKeepsTheBurstOfTheBreak(t *testing.T) {
 		t.Errorf("alice has %d offline messages (%v), want none: all came with the resume", len(msgs), err)
 	}
 }
+
+// TestSMShutdownKeepsWhatHibernates: a server that shuts down while a
+// session waits for its client to resume does not lose what waited: the
+// message the client never acknowledged and the one that came during the
+// break are kept offline, and the client gets both at its next login to
+// the restarted server.
+func TestSMShutdownKeepsWhatHibernates(t *testing.T) {
+	srv := servertest.Start(t)
+	srv.AddUser("alice", "pw")
+	srv.AddUser("bob", "pw")
+	alice := srv.RawLogin("alice", "pw", "phone")
+	alice.Write(`<enable xmlns='urn:xmpp:sm:3' resume='true'/><presence/>`)
+	alice.Expect(`<enabled`)
+	aliceIn := readInBackground(alice)
+	aliceIn.waitFor(t, `<presence[^>]*from="alice@localhost/phone"`, 5*time.Second)
+	bob := srv.RawLogin("bob", "pw", "b")
+	bobIn := readInBackground(bob)
+	bob.Write(`<message to='alice@localhost/phone' type='chat' id='s1'><body>unacked</body></message>`)
+	aliceIn.waitFor(t, `id="s1"`, 5*time.Second)
+	dropTCP(alice)
+	time.Sleep(100 * time.Millisecond)
+	bob.Write(`<message to='alice@localhost/phone' type='chat' id='s2'><body>during the break</body></message>`)
+	bob.Write(`<iq type='get' id='bping' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	bobIn.waitFor(t, `id="bping"`, 5*time.Second)
+	if !isBound(srv, "alice@localhost/phone") {
+		t.Fatal("the resumable session ended with its connection")
+	}
+
+	srv = srv.Restart()
+	again := srv.RawLogin("alice", "pw", "desk")
+	again.Write(`<presence/>`)
+	in := readInBackground(again)
+	in.waitFor(t, `id="s1"`, 5*time.Second)
+	in.waitFor(t, `id="s2"`, 5*time.Second)
+	if got := in.String(); strings.Count(got, `xmlns="urn:xmpp:delay"`) < 2 {
+		t.Errorf("the messages did not come from offline storage with their delay: %s", got)
+	}
+}

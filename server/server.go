@@ -554,6 +554,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, c := range conns {
 		go c.Close(stream.SystemShutdown)
 	}
+	// Sessions waiting for a resume have no connection among conns.
+	if s.env != nil {
+		s.env.EndHibernating()
+	}
 	waited := make(chan struct{})
 	go func() { s.wg.Wait(); close(waited) }()
 	var errs []error
