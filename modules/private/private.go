@@ -39,7 +39,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"strings"
@@ -242,7 +241,7 @@ func (m *Module) get(ctx context.Context, user string, frags []fragment) (xml.To
 		st := asked.Copy()
 		toks = append(toks, st, st.End())
 	}
-	return &reply{toks: append(toks, query.End())}, nil
+	return modules.Tokens(append(toks, query.End())), nil
 }
 
 // errFull is what set's transaction returns when the account would keep
@@ -362,22 +361,3 @@ func storeError(log *slog.Logger, user string, err error) error {
 	log.Warn("store private XML", "user", user, "err", err)
 	return stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError}
 }
-
-// reply is an IQ result's payload, its tokens made for that answer alone
-// (modules.TokenSlice: the router takes them without a copy).
-type reply struct {
-	toks []xml.Token
-	i    int
-}
-
-// Token implements xml.TokenReader.
-func (r *reply) Token() (xml.Token, error) {
-	if r.i >= len(r.toks) {
-		return nil, io.EOF
-	}
-	r.i++
-	return r.toks[r.i-1], nil
-}
-
-// Tokens implements modules.TokenSlice.
-func (r *reply) Tokens() []xml.Token { return r.toks }

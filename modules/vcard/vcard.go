@@ -30,7 +30,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"strings"
@@ -149,7 +148,7 @@ func (m *Module) get(ctx context.Context, user string, own bool) (xml.TokenReade
 		start := xml.StartElement{Name: vcardName}
 		toks = []xml.Token{start, start.End()}
 	}
-	return &reply{toks: toks}, nil
+	return modules.Tokens(toks), nil
 }
 
 // set stores the vCard of the requester, or removes it when the vCard sent
@@ -223,22 +222,3 @@ func first(toks []xml.Token) (xml.StartElement, bool) {
 	st, ok := toks[0].(xml.StartElement)
 	return st, ok
 }
-
-// reply is an IQ result's payload, its tokens made for that answer alone
-// (modules.TokenSlice: the router takes them without a copy).
-type reply struct {
-	toks []xml.Token
-	i    int
-}
-
-// Token implements xml.TokenReader.
-func (r *reply) Token() (xml.Token, error) {
-	if r.i >= len(r.toks) {
-		return nil, io.EOF
-	}
-	r.i++
-	return r.toks[r.i-1], nil
-}
-
-// Tokens implements modules.TokenSlice.
-func (r *reply) Tokens() []xml.Token { return r.toks }
