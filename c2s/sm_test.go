@@ -10,7 +10,6 @@ import (
 
 	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/servertest"
-	"github.com/adhocd/adhocd/storage"
 )
 
 // Stream management (XEP-0198) over TCP, with raw clients.
@@ -175,7 +174,7 @@ func TestSMResumeTimeout(t *testing.T) {
 	srv := servertest.Start(t, func(c *config.Config) { c.Limits.SM.ResumeTimeout = config.Duration(500 * time.Millisecond) })
 	srv.AddUser("alice", "pw")
 	srv.AddUser("bob", "pw")
-	befriend(t, srv, "alice", "bob")
+	srv.Befriend("alice", "bob")
 	bob := srv.RawLogin("bob", "pw", "b")
 	bob.Write(`<presence/>`)
 	bobIn := readInBackground(bob)
@@ -197,20 +196,6 @@ func TestSMResumeTimeout(t *testing.T) {
 	back.Expect(`</iq>`)
 	back.Write(`<presence/>`)
 	readInBackground(back).waitFor(t, `id="late".*<delay`, 5*time.Second)
-}
-
-// befriend gives a and b a presence subscription both ways.
-func befriend(t *testing.T, srv *servertest.Server, a, b string) {
-	t.Helper()
-	for _, p := range [][2]string{{a, b}, {b, a}} {
-		_, err := srv.Store().UpdateRosterItem(t.Context(), p[0], p[1]+"@localhost", func(it *storage.RosterItem, _ bool) (bool, error) {
-			it.Subscription = storage.SubBoth
-			return false, nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 // TestSMResumeKeepsTheBurstOfTheBreak: messages that reach a resumable

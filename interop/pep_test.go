@@ -2,7 +2,6 @@ package interop_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/hex"
@@ -19,7 +18,6 @@ import (
 	"time"
 
 	"github.com/adhocd/adhocd/servertest"
-	"github.com/adhocd/adhocd/storage"
 )
 
 // omemoBundle is what slixmpp_pep.py publishes as an OMEMO (XEP-0384
@@ -51,7 +49,7 @@ func TestSlixmppPEP(t *testing.T) {
 	alice := srv.AddUser("alice", alicePW)
 	bob := srv.AddUser("bob", bobPW)
 	carol := srv.AddUser("carol", carolPW)
-	befriendBoth(t, srv, "alice", "bob")
+	srv.Befriend("alice", "bob")
 
 	avatar := testPNG(t)
 	avatarFile := filepath.Join(t.TempDir(), "avatar.png")
@@ -179,22 +177,6 @@ func TestSlixmppPEP(t *testing.T) {
 		t.Errorf("bob's new session got the nick %q, want %q", s, nick)
 	}
 	one("OK")
-}
-
-// befriendBoth makes a and b contacts with a subscription both ways, in
-// the store, as an accepted subscription exchange leaves them.
-func befriendBoth(t *testing.T, srv *servertest.Server, a, b string) {
-	t.Helper()
-	ctx := context.Background()
-	for _, p := range [][2]string{{a, b}, {b, a}} {
-		_, err := srv.Store().UpdateRosterItem(ctx, p[0], p[1]+"@"+srv.Domain().String(), func(it *storage.RosterItem, _ bool) (bool, error) {
-			it.Subscription = storage.SubBoth
-			return false, nil
-		})
-		if err != nil {
-			t.Fatalf("roster of %s: %v", p[0], err)
-		}
-	}
 }
 
 // testPNG is a small PNG no run has published before.

@@ -19,6 +19,7 @@ import (
 	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/modules/defaults"
 	"github.com/adhocd/adhocd/server"
+	"github.com/adhocd/adhocd/storage"
 	"github.com/adhocd/adhocd/tlscert"
 )
 
@@ -142,6 +143,22 @@ func (s *Server) AddUser(user, password string) string {
 		s.t.Fatalf("servertest: add user %s: %v", user, err)
 	}
 	return user + "@" + s.Domain().String()
+}
+
+// Befriend makes the local accounts a and b contacts with a presence
+// subscription both ways, in the store, as an accepted subscription
+// exchange leaves them.
+func (s *Server) Befriend(a, b string) {
+	s.t.Helper()
+	for _, p := range [][2]string{{a, b}, {b, a}} {
+		_, err := s.Store().UpdateRosterItem(context.Background(), p[0], p[1]+"@"+s.Domain().String(), func(it *storage.RosterItem, _ bool) (bool, error) {
+			it.Subscription = storage.SubBoth
+			return false, nil
+		})
+		if err != nil {
+			s.t.Fatalf("servertest: roster of %s: %v", p[0], err)
+		}
+	}
 }
 
 // Context returns a context that ends after d, or when the test ends.

@@ -23,20 +23,6 @@ func sha(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-// befriend gives a and b a presence subscription both ways.
-func befriend(t *testing.T, srv *servertest.Server, a, b string) {
-	t.Helper()
-	for _, p := range [][2]string{{a, b}, {b, a}} {
-		_, err := srv.Store().UpdateRosterItem(context.Background(), p[0], p[1]+"@localhost", func(it *storage.RosterItem, _ bool) (bool, error) {
-			it.Subscription = storage.SubBoth
-			return false, nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // publish publishes payload as item id of node, from c.
 func publish(t *testing.T, c *servertest.IQClient, node, id, payload string) {
 	t.Helper()
@@ -54,7 +40,7 @@ func TestAvatarConversion(t *testing.T) {
 	srv := servertest.Start(t)
 	srv.AddUser("juliet", "pw")
 	srv.AddUser("romeo", "pw")
-	befriend(t, srv, "juliet", "romeo")
+	srv.Befriend("juliet", "romeo")
 	juliet := servertest.IQLogin(t, srv, "juliet", "pw")
 	romeo := srv.RawLogin("romeo", "pw", "garden")
 	romeo.Write(`<presence/>`)
@@ -131,7 +117,7 @@ func TestAvatarHashFromStoredVCard(t *testing.T) {
 	srv := servertest.Start(t)
 	srv.AddUser("juliet", "pw")
 	srv.AddUser("romeo", "pw")
-	befriend(t, srv, "juliet", "romeo")
+	srv.Befriend("juliet", "romeo")
 	img := []byte("an old photo")
 	err := srv.Store().UpdateUserData(context.Background(), "juliet", "vcard", "vcard", func([]storage.Datum) ([]storage.Datum, error) {
 		return []storage.Datum{{Key: "vcard", Value: []byte(`<vCard xmlns="vcard-temp"><PHOTO><TYPE>image/jpeg</TYPE><BINVAL>` + base64.StdEncoding.EncodeToString(img) + `</BINVAL></PHOTO></vCard>`)}}, nil

@@ -13,7 +13,6 @@ import (
 
 	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/servertest"
-	"github.com/adhocd/adhocd/storage"
 )
 
 // Client State Indication (XEP-0352) over TCP, with servertest raw clients
@@ -136,20 +135,6 @@ func of(sts []stanzaXML, name, from string) []stanzaXML {
 	return out
 }
 
-// befriend gives a and b a presence subscription both ways.
-func befriend(t *testing.T, srv *servertest.Server, a, b string) {
-	t.Helper()
-	for _, p := range [][2]string{{a, b}, {b, a}} {
-		_, err := srv.Store().UpdateRosterItem(t.Context(), p[0], p[1]+"@localhost", func(it *storage.RosterItem, _ bool) (bool, error) {
-			it.Subscription = storage.SubBoth
-			return false, nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // setup starts a server with alice, bob and carol (alice and bob contacts
 // of each other), logs alice in as A1 and bob as B1, both available, and
 // makes A1 inactive.
@@ -159,7 +144,7 @@ func setup(t *testing.T, opts ...servertest.Option) (srv *servertest.Server, a1,
 	for _, u := range []string{"alice", "bob", "carol"} {
 		srv.AddUser(u, "pw-"+u)
 	}
-	befriend(t, srv, "alice", "bob")
+	srv.Befriend("alice", "bob")
 	a1 = login(t, srv, "alice", "A1")
 	a1.available(t)
 	b1 = login(t, srv, "bob", "B1")

@@ -2,7 +2,6 @@ package pep_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/xml"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/servertest"
-	"github.com/adhocd/adhocd/storage"
 )
 
 // PEP (XEP-0163) over TCP: raw clients log in with servertest, send the
@@ -203,21 +201,6 @@ func publishTune(artist, id string) string {
 	return `<pubsub xmlns='` + pubsubNS + `'><publish node='` + tune + `'>` + item + `<tune xmlns='` + tune + `'><artist>` + artist + `</artist></tune></item></publish></pubsub>`
 }
 
-// befriend makes a and b contacts with a subscription both ways.
-func befriend(t *testing.T, srv *servertest.Server, a, b string) {
-	t.Helper()
-	ctx := context.Background()
-	for _, p := range [][2]string{{a, b}, {b, a}} {
-		_, err := srv.Store().UpdateRosterItem(ctx, p[0], p[1]+"@localhost", func(it *storage.RosterItem, _ bool) (bool, error) {
-			it.Subscription = storage.SubBoth
-			return false, nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 func start(t *testing.T, users ...string) *servertest.Server {
 	srv := servertest.Start(t)
 	for _, u := range users {
@@ -233,7 +216,7 @@ func start(t *testing.T, users ...string) *servertest.Server {
 // newest items come back with max_items, one by id.
 func TestPublishRetrieveAccess(t *testing.T) {
 	srv := start(t, "juliet", "romeo", "stranger")
-	befriend(t, srv, "juliet", "romeo")
+	srv.Befriend("juliet", "romeo")
 	juliet := login(t, srv, "juliet", "balcony")
 	romeo := login(t, srv, "romeo", "garden")
 	stranger := login(t, srv, "stranger", "street")
@@ -311,8 +294,8 @@ func TestPublishRetrieveAccess(t *testing.T) {
 // (§4.3.2), and a retraction is notified.
 func TestNotificationsFollowCaps(t *testing.T) {
 	srv := start(t, "juliet", "romeo", "nurse")
-	befriend(t, srv, "juliet", "romeo")
-	befriend(t, srv, "juliet", "nurse")
+	srv.Befriend("juliet", "romeo")
+	srv.Befriend("juliet", "nurse")
 	want := []string{"http://jabber.org/protocol/disco#info", tune + "+notify"}
 	juliet := login(t, srv, "juliet", "balcony", want...)
 	juliet.available()
