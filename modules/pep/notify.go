@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
+	"sort"
+	"strings"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -120,15 +122,18 @@ func (m *Module) sendLast(ctx context.Context, s modules.Session, f map[string]b
 			owners = append(owners, j)
 		}
 	}
-	for _, owner := range owners {
-		nodes, err := m.nodes(ctx, owner.Localpart())
-		if err != nil {
-			continue
+	// The nodes the session wants, from its caps: a client asks for a few
+	// (avatars, nick, OMEMO devices, bookmarks), and each is one read of
+	// each owner, however many items the owners keep.
+	var wanted []string
+	for feature, on := range f {
+		if node, ok := strings.CutSuffix(feature, "+notify"); ok && on && node != "" {
+			wanted = append(wanted, node)
 		}
-		for _, node := range nodes {
-			if !f[node+"+notify"] {
-				continue
-			}
+	}
+	sort.Strings(wanted)
+	for _, owner := range owners {
+		for _, node := range wanted {
 			rec, err := m.record(ctx, owner.Localpart(), node)
 			if err != nil || rec.Last == "" || !rec.Config.Notify || rec.Config.SendLast == "never" {
 				continue
