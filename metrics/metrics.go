@@ -255,6 +255,11 @@ func (t *Telemetry) ObserveOffline(u storage.OfflineUsageReporter, limit func() 
 	return nil
 }
 
+// MeterProvider is where the server's modules get their meters
+// (server.WithMeterProvider): their instruments are exported with the
+// server's own.
+func (t *Telemetry) MeterProvider() metric.MeterProvider { return t.meters }
+
 // Commands returns the observer to give the adhoc provider: each request
 // is counted, timed and traced as one span carrying node, action, stage and
 // outcome.

@@ -52,7 +52,7 @@ func instrumentedWith(t *testing.T, tcfg config.Config, opts []metrics.Option, e
 	}
 	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
 	srvOpts := append([]server.Option{server.WithObserver(tel.Server()), server.WithCommandObserver(tel.Commands()),
-		server.WithCommands(adhoctest.Wizard(), adhoctest.Greeting())}, extra...)
+		server.WithMeterProvider(tel.MeterProvider()), server.WithCommands(adhoctest.Wizard(), adhoctest.Greeting())}, extra...)
 	srv := servertest.StartWith(t, srvOpts, cfgOpts...)
 	if err := tel.ObserveStore(srv.Commands().Store().(adhoc.StatsReporter)); err != nil {
 		t.Fatal(err)
@@ -543,5 +543,53 @@ func TestDashboardMetricsExist(t *testing.T) {
 	}
 	if n < 10 {
 		t.Fatalf("only %d metric references found in the dashboard", n)
+	}
+}
+
+// TestModuleMetrics: the modules' counters are exported with the server's
+// own: a chat message between two accounts is archived on both sides
+// (adhocd.mam.archived in and out), a message to an account that is
+// offline is kept and then delivered from offline storage, a vCard set
+// counts, and a blocked contact's message counts as refused.
+func TestModuleMetrics(t *testing.T) {
+	srv, tel := instrumented(t, nil, nil)
+	srv.AddUser("alice", "wonderland")
+	srv.AddUser("bob", "builder")
+	srv.AddUser("carol", "pw")
+	alice := srv.RawLogin("alice", "wonderland", "a")
+	alice.Write(`<presence/>`)
+	alice.Expect(`<presence`)
+	bob := srv.RawLogin("bob", "builder", "b")
+	bob.Write(`<presence/>`)
+	bob.Expect(`<presence`)
+	alice.Write(`<message to='bob@localhost' type='chat' id='m1'><body>hi</body></message>`)
+	bob.Expect(`id="m1"`)
+	alice.Write(`<message to='carol@localhost' type='chat' id='m2'><body>for later</body></message>`)
+	alice.Write(`<iq type='set' id='v1'><vCard xmlns='vcard-temp'><FN>Alice</FN></vCard></iq>`)
+	alice.Expect(`id="v1"`)
+	bob.Write(`<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='alice@localhost'/></block></iq>`)
+	bob.Expect(`id="b1"`)
+	alice.Write(`<message to='bob@localhost' type='chat' id='m3'><body>blocked</body></message>`)
+	alice.Expect(`id="m3"[^>]*type="error"|type="error"[^>]*id="m3"`)
+	carol := srv.RawLogin("carol", "pw", "c")
+	carol.Write(`<presence/>`)
+	carol.Expect(`id="m2"`)
+
+	mfs := scrape(t, tel)
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"adhocd_mam_archived_total", map[string]string{"direction": "out"}, 2},
+		{"adhocd_mam_archived_total", map[string]string{"direction": "in"}, 2},
+		{"adhocd_offline_kept_total", nil, 1},
+		{"adhocd_offline_delivered_total", nil, 1},
+		{"adhocd_vcard_stored_total", nil, 1},
+		{"adhocd_blocking_refused_total", map[string]string{"direction": "from"}, 1},
+	} {
+		if got := value(mfs, c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
 	}
 }

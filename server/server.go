@@ -15,6 +15,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
@@ -48,8 +50,10 @@ type Server struct {
 	modules     []modules.Module
 	commands    *adhoc.Provider
 	cmdObserver func(context.Context, adhoc.Event)
-	extra       []adhoc.Command
-	disco       modules.Disco
+	// meters gives each module its meter (modules.Metered); nil: none.
+	meters metric.MeterProvider
+	extra  []adhoc.Command
+	disco  modules.Disco
 	// accountHooks are the modules' modules.AccountHook, in start order.
 	accountHooks []modules.AccountHook
 
@@ -148,6 +152,11 @@ func WithCommandObserver(f func(context.Context, adhoc.Event)) Option {
 // WithObserver receives the server's events (the metrics package implements
 // it).
 func WithObserver(o Observer) Option { return func(s *Server) { s.metrics = o } }
+
+// WithMeterProvider gives the modules their meters from mp (metrics'
+// Telemetry.MeterProvider), each named after its module; without it their
+// instruments record nothing.
+func WithMeterProvider(mp metric.MeterProvider) Option { return func(s *Server) { s.meters = mp } }
 
 // New returns a server for cfg. It has no side effects: Start opens the store,
 // loads the certificate and listens.
@@ -320,7 +329,7 @@ func (s *Server) startRouter(ctx context.Context) error {
 // its router capabilities and its disco features.
 func (s *Server) startModules(ctx context.Context) error {
 	for _, m := range s.modules {
-		if err := m.Start(ctx, &host{s: s, log: s.log.With("module", m.Name())}); err != nil {
+		if err := m.Start(ctx, &host{s: s, log: s.log.With("module", m.Name()), name: m.Name()}); err != nil {
 			return fmt.Errorf("server: start module %s: %w", m.Name(), err)
 		}
 		s.started = append(s.started, m)
@@ -620,8 +629,9 @@ func (s *Server) Send(ctx context.Context, r xml.TokenReader) error { return s.r
 
 // host is the modules.Host a module sees.
 type host struct {
-	s   *Server
-	log *slog.Logger
+	s    *Server
+	log  *slog.Logger
+	name string // the module's
 }
 
 var _ modules.Host = (*host)(nil)
@@ -641,6 +651,15 @@ func (h *host) Request(ctx context.Context, to jid.JID, typ stanza.IQType, paylo
 }
 
 func (h *host) Sessions() []modules.SessionInfo { return h.s.Sessions() }
+
+// Meter implements modules.Metered: the module's meter, one that records
+// nothing without WithMeterProvider.
+func (h *host) Meter() metric.Meter {
+	if h.s.meters == nil {
+		return noop.NewMeterProvider().Meter("")
+	}
+	return h.s.meters.Meter("github.com/adhocd/adhocd/modules/" + h.name)
+}
 
 // Module implements modules.ModuleFinder: a module started before the one
 // that asks.

@@ -77,7 +77,7 @@ func serveCmd(args []string, _ io.Reader, _, stderr io.Writer) error {
 				log.Warn("metrics shutdown", "err", err)
 			}
 		}()
-		opts = append(opts, server.WithObserver(tel.Server()), server.WithCommandObserver(tel.Commands()))
+		opts = append(opts, server.WithObserver(tel.Server()), server.WithCommandObserver(tel.Commands()), server.WithMeterProvider(tel.MeterProvider()))
 	}
 	srv, err := server.New(cfg, opts...)
 	if err != nil {

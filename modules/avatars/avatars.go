@@ -46,6 +46,8 @@ import (
 	"strings"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"mellium.im/xmpp/jid"
 
 	"github.com/adhocd/adhocd/modules"
@@ -81,6 +83,9 @@ type Module struct {
 	domain jid.JID
 	pep    service
 	hashes *lru.Cache[string, string] // username → hash, noAvatar for none
+	// converted counts the avatars converted, by where they were set
+	// (pep, vcard); hashed the presences given the avatar's hash.
+	converted, hashed metric.Int64Counter
 }
 
 // New returns the avatar conversion module; it builds on the modules pep
@@ -100,6 +105,8 @@ func (m *Module) Name() string { return "avatars" }
 // nothing and advertises nothing.
 func (m *Module) Start(_ context.Context, h modules.Host) error {
 	m.h, m.log, m.domain = h, h.Logger(), h.Domain()
+	m.converted = modules.Counter(h, "adhocd.avatars.converted", "Avatars converted between XEP-0084 and vCards (XEP-0398), by where they were set (pep, vcard).")
+	m.hashed = modules.Counter(h, "adhocd.avatars.presence_hashes", "Available presences the server gave the account's avatar hash (XEP-0153).")
 	finder, ok := h.(modules.ModuleFinder)
 	if !ok {
 		return nil
@@ -180,7 +187,9 @@ func (m *Module) metadataChanged(ctx context.Context, c pep.Change) {
 		m.hashes.Add(user, noAvatar)
 		if err := m.setPhoto(ctx, user, "", ""); err != nil {
 			m.log.Warn("vCard photo not removed", "user", user, "err", err)
+			return
 		}
+		m.converted.Add(ctx, 1, fromPEP)
 		return
 	}
 	data, _, err := m.pep.NodeItems(ctx, c.Owner, nodeData)
@@ -205,7 +214,9 @@ func (m *Module) metadataChanged(ctx context.Context, c pep.Change) {
 		}
 		if err := m.setPhoto(ctx, user, typ, b64); err != nil {
 			m.log.Warn("vCard photo not set", "user", user, "err", err)
+			return
 		}
+		m.converted.Add(ctx, 1, fromPEP)
 		return
 	}
 	m.log.Info("avatar metadata names no published data: not put in the vCard", "user", user, "id", in.id)
@@ -286,7 +297,9 @@ func (m *Module) vcardStored(ctx context.Context, user, x string) {
 		empty := xml.StartElement{Name: xml.Name{Space: nodeMeta, Local: "metadata"}}
 		if err := m.pep.Publish(ctx, owner, nodeMeta, pep.Item{XML: wire.Serialize([]xml.Token{empty, empty.End()}, math.MaxInt)}, nil); err != nil {
 			m.log.Warn("empty avatar metadata not published", "user", user, "err", err)
+			return
 		}
+		m.converted.Add(ctx, 1, fromVCard)
 		return
 	}
 	img, err := base64.StdEncoding.DecodeString(b64)
@@ -314,7 +327,14 @@ func (m *Module) vcardStored(ctx context.Context, user, x string) {
 		return
 	}
 	m.hashes.Add(user, id)
+	m.converted.Add(ctx, 1, fromVCard)
 }
+
+// The attributes of the converted counter.
+var (
+	fromPEP   = metric.WithAttributes(attribute.String("from", "pep"))
+	fromVCard = metric.WithAttributes(attribute.String("from", "vcard"))
+)
 
 // hash returns the account's avatar hash, noAvatar for none: from the
 // cache, else the PEP metadata, else the vCard.
@@ -376,6 +396,7 @@ func (m *Module) RewritePresence(ctx context.Context, from modules.Session, el *
 	xs, ps := xml.StartElement{Name: updateName}, xml.StartElement{Name: photoUpd}
 	out := make([]xml.Token, 0, len(inner)+5)
 	out = append(append(out, inner...), xs, ps, xml.CharData(h), ps.End(), xs.End())
+	m.hashed.Add(ctx, 1)
 	return &wire.Element{Start: el.Start.Copy(), Inner: out}
 }
 

@@ -73,6 +73,7 @@ import (
 	"maps"
 	"sync"
 
+	"go.opentelemetry.io/otel/metric"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
@@ -95,10 +96,14 @@ const Bucket = "blocklist"
 // a stanza interceptor, a presence hook (to know each session's presence),
 // account hooks (to forget a deleted account's list) and the disco feature.
 type Module struct {
-	h      modules.Host
-	log    *slog.Logger
-	domain string
-	cache  *cache
+	// refused counts the stanzas stopped by a blocklist, by direction:
+	// to (the sender blocked the recipient), from (the recipient blocked
+	// the sender), out (dropped on the way to a session).
+	refused metric.Int64Counter
+	h       modules.Host
+	log     *slog.Logger
+	domain  string
+	cache   *cache
 
 	// writing serialises changes, so that each is cached in the order it
 	// was stored.
@@ -134,6 +139,7 @@ func (m *Module) Start(_ context.Context, h modules.Host) error {
 	m.writing = make(chan struct{}, 1)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.warming = make(map[string]bool)
+	m.refused = modules.Counter(h, "adhocd.blocking.refused", "Stanzas stopped by a XEP-0191 blocklist, by direction: to (the sender blocks the recipient), from (the recipient blocks the sender), out (dropped on the way to a session).")
 	return nil
 }
 

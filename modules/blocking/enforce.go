@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
@@ -34,6 +36,7 @@ func (m *Module) InterceptIn(ctx context.Context, from modules.Session, el *wire
 		return nil // the account itself, or the server's JID
 	}
 	if !own.empty() && own.blocks(to.String()) {
+		m.refused.Add(ctx, 1, dirTo)
 		return errBlocked{}
 	}
 	if !local || contact == "" {
@@ -46,8 +49,16 @@ func (m *Module) InterceptIn(ctx context.Context, from modules.Session, el *wire
 	if theirs.empty() || !theirs.blocks(sender.String()) {
 		return nil
 	}
+	m.refused.Add(ctx, 1, dirFrom)
 	return refusal(el)
 }
+
+// The attributes of the refused counter.
+var (
+	dirTo   = metric.WithAttributes(attribute.String("direction", "to"))
+	dirFrom = metric.WithAttributes(attribute.String("direction", "from"))
+	dirOut  = metric.WithAttributes(attribute.String("direction", "out"))
+)
 
 // errUnavailable answers what a blocked JID sends the user: the user
 // appears offline (§3.3).
@@ -105,12 +116,14 @@ func (m *Module) InterceptOut(dst modules.Session, el *wire.Element) bool {
 	if l, ok := m.cache.get(user); !ok {
 		m.warm(user)
 	} else if l.blocks(from) {
+		m.refused.Add(context.Background(), 1, dirOut)
 		return false
 	}
 	if fromLocal && fromUser != "" {
 		if l, ok := m.cache.get(fromUser); !ok {
 			m.warm(fromUser)
 		} else if !l.empty() && l.blocks(dj.String()) {
+			m.refused.Add(context.Background(), 1, dirOut)
 			return false
 		}
 	}

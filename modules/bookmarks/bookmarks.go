@@ -47,6 +47,8 @@ import (
 	"slices"
 	"strings"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
@@ -100,6 +102,9 @@ type Module struct {
 	// private is set when modules/private serves storage:bookmarks
 	// through this module.
 	private bool
+	// converted counts the lists converted, by the protocol they came in
+	// (xep0402, xep0048).
+	converted metric.Int64Counter
 }
 
 // New returns the bookmarks conversion module. It builds on the modules
@@ -122,6 +127,7 @@ func (m *Module) Name() string { return "bookmarks" }
 // nothing, and advertises nothing.
 func (m *Module) Start(_ context.Context, h modules.Host) error {
 	m.h, m.log, m.domain = h, h.Logger(), h.Domain()
+	m.converted = modules.Counter(h, "adhocd.bookmarks.converted", "Bookmark changes converted between XEP-0402 and XEP-0048, by the protocol they came in (xep0402, xep0048).")
 	finder, ok := h.(modules.ModuleFinder)
 	if !ok {
 		return nil
@@ -294,8 +300,16 @@ func (m *Module) rooms(ctx context.Context, owner jid.JID) ([]room, bool, error)
 func (m *Module) nativeChanged(ctx context.Context, c pep.Change) {
 	if err := m.mirror(ctx, c.Owner); err != nil {
 		m.log.Warn("XEP-0048 bookmarks not updated", "account", c.Owner, "err", err)
+		return
 	}
+	m.converted.Add(ctx, 1, fromNative)
 }
+
+// The attributes of the converted counter.
+var (
+	fromNative = metric.WithAttributes(attribute.String("from", "xep0402"))
+	fromLegacy = metric.WithAttributes(attribute.String("from", "xep0048"))
+)
 
 // mirror publishes the XEP-0402 list as XEP-0048 <storage/>.
 func (m *Module) mirror(ctx context.Context, owner jid.JID) error {
@@ -327,7 +341,9 @@ func (m *Module) legacyChanged(ctx context.Context, c pep.Change) {
 	}
 	if err != nil {
 		m.log.Warn("XEP-0048 bookmarks not converted", "account", c.Owner, "err", err)
+		return
 	}
+	m.converted.Add(ctx, 1, fromLegacy)
 }
 
 // apply makes the XEP-0402 node hold rooms: changed and new rooms are
@@ -406,6 +422,7 @@ func (m *Module) SetFragment(ctx context.Context, user, x string) error {
 	if err := m.apply(ctx, owner, rooms, true); err != nil {
 		return err
 	}
+	m.converted.Add(ctx, 1, fromLegacy)
 	return m.dropPrivate(ctx, user)
 }
 

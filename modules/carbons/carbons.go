@@ -32,6 +32,8 @@ import (
 	"encoding/xml"
 	"slices"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
@@ -55,6 +57,8 @@ const (
 // the server JID and on the account's own), a message hook for the copies,
 // and the disco feature.
 type Module struct {
+	// copies counts the carbons delivered, by kind (sent, received).
+	copies metric.Int64Counter
 	h      modules.Host
 	domain jid.JID
 }
@@ -76,6 +80,7 @@ func (m *Module) Name() string { return "carbons" }
 // Start implements modules.Module.
 func (m *Module) Start(_ context.Context, h modules.Host) error {
 	m.h, m.domain = h, h.Domain()
+	m.copies = modules.Counter(h, "adhocd.carbons.copies", "Message carbons delivered, by kind (sent, received).")
 	return nil
 }
 
@@ -138,6 +143,7 @@ func (m *Module) MessageReceived(_ context.Context, msg modules.Message, user st
 			fwd = forwarded("received", msg.El)
 		}
 		dst.Deliver(carbonFor(dst, msg.El, fwd))
+		m.copies.Add(context.Background(), 1, received)
 	}
 }
 
@@ -161,9 +167,16 @@ func (m *Module) MessageSent(_ context.Context, msg modules.Message) {
 	for _, dst := range dsts {
 		if dst != msg.Sender {
 			dst.Deliver(carbonFor(dst, msg.El, fwd))
+			m.copies.Add(context.Background(), 1, sent)
 		}
 	}
 }
+
+// The attributes of the copies counter.
+var (
+	sent     = metric.WithAttributes(attribute.String("kind", "sent"))
+	received = metric.WithAttributes(attribute.String("kind", "received"))
+)
 
 // carbonFor wraps the forwarded tokens for one session: from its bare JID, to
 // its full JID, of the original's type (XEP-0280 §7, §8).

@@ -47,6 +47,7 @@ import (
 	"encoding/xml"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stream"
 
@@ -60,8 +61,11 @@ const NS = "urn:xmpp:csi:0"
 // Module is XEP-0352 on the module API: the stream feature, the handler of
 // <active/> and <inactive/>, and the interceptor that holds stanzas.
 type Module struct {
-	maxHeld int
-	domain  string
+	// held and collapsed count the stanzas held while inactive and the
+	// held ones a newer one replaced.
+	held, collapsed metric.Int64Counter
+	maxHeld         int
+	domain          string
 	// now is the clock of the delay stamps.
 	now func() time.Time
 }
@@ -86,6 +90,8 @@ func (m *Module) Start(_ context.Context, h modules.Host) error {
 		m.maxHeld = 1
 	}
 	m.domain = h.Domain().String()
+	m.held = modules.Counter(h, "adhocd.csi.held", "Stanzas held for inactive sessions (XEP-0352).")
+	m.collapsed = modules.Counter(h, "adhocd.csi.collapsed", "Held stanzas dropped for a newer one of the same sender and kind (presence, chat states).")
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package csi
 
 import (
+	"context"
 	"encoding/xml"
 	"sync"
 	"time"
@@ -86,9 +87,16 @@ func (st *state) out(m *Module, s modules.Session, el *wire.Element) bool {
 		return true
 	}
 	urgent, key := classify(el)
-	if st.inactive && !urgent && st.hold(entry{el: el, since: m.now(), key: key}, m.maxHeld) {
-		st.mu.Unlock()
-		return false
+	if st.inactive && !urgent {
+		if kept, replaced := st.hold(entry{el: el, since: m.now(), key: key}, m.maxHeld); kept {
+			st.mu.Unlock()
+			ctx := context.Background()
+			m.held.Add(ctx, 1)
+			if replaced {
+				m.collapsed.Add(ctx, 1)
+			}
+			return false
+		}
 	}
 	if st.flushing {
 		if st.live >= m.maxHeld {
@@ -110,16 +118,16 @@ func (st *state) out(m *Module, s modules.Session, el *wire.Element) bool {
 	return true
 }
 
-// hold keeps e (the caller holds mu), dropping the stanza it collapses,
-// and reports false when the session already holds max stanzas and e
-// replaces none of them.
-func (st *state) hold(e entry, max int) bool {
+// hold keeps e (the caller holds mu), dropping the stanza it collapses
+// (replaced), and reports kept false when the session already holds max
+// stanzas and e replaces none of them.
+func (st *state) hold(e entry, max int) (kept, replaced bool) {
 	i, replaces := -1, false
 	if e.key.kind != keepAll {
 		i, replaces = st.last[e.key]
 	}
 	if !replaces && st.live >= max {
-		return false
+		return false, false
 	}
 	if replaces {
 		st.held[i] = entry{}
@@ -133,7 +141,7 @@ func (st *state) hold(e entry, max int) bool {
 	if len(st.held) >= 2*max && len(st.held) >= 2*st.live {
 		st.compact()
 	}
-	return true
+	return true, replaces
 }
 
 // compact removes the entries collapsed away, so that held stays within

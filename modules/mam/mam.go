@@ -33,6 +33,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
@@ -57,10 +59,13 @@ const (
 // receives, modules.OutboundMessageHook for what it sends) and answers queries and
 // preferences on the account's own JID.
 type Module struct {
-	h      modules.Host
-	store  storage.Store
-	log    *slog.Logger
-	domain jid.JID
+	// archived counts the messages archived, by direction (in, out);
+	// queries the archive queries answered.
+	archived, queries metric.Int64Counter
+	h                 modules.Host
+	store             storage.Store
+	log               *slog.Logger
+	domain            jid.JID
 
 	stop context.CancelFunc
 	done sync.WaitGroup
@@ -82,6 +87,8 @@ func (m *Module) Name() string { return "mam" }
 
 // Start implements modules.Module: the expiry loop starts.
 func (m *Module) Start(_ context.Context, h modules.Host) error {
+	m.archived = modules.Counter(h, "adhocd.mam.archived", "Messages archived (XEP-0313), by direction: in (received by the account), out (sent by it).")
+	m.queries = modules.Counter(h, "adhocd.mam.queries", "Archive queries answered.")
 	m.h, m.store, m.log, m.domain = h, h.Store(), h.Logger(), h.Domain()
 	ctx, cancel := context.WithCancel(context.Background())
 	m.stop = cancel
@@ -161,6 +168,7 @@ func (m *Module) MessageInbound(ctx context.Context, msg modules.Message, user s
 	if !ok {
 		return clean
 	}
+	m.archived.Add(ctx, 1, dirIn)
 	sid := xml.StartElement{Name: sidName, Attr: []xml.Attr{
 		{Name: xml.Name{Local: "by"}, Value: own}, {Name: xml.Name{Local: "id"}, Value: id}}}
 	inner := make([]xml.Token, 0, len(el.Inner)+2)
@@ -223,8 +231,16 @@ func (m *Module) MessageOutbound(ctx context.Context, msg modules.Message) {
 	if msg.To.Domainpart() == m.domain.Domainpart() && msg.To.Localpart() == self.Localpart() {
 		return
 	}
-	m.archive(ctx, self.Localpart(), msg.To.String(), msg.El)
+	if _, ok := m.archive(ctx, self.Localpart(), msg.To.String(), msg.El); ok {
+		m.archived.Add(ctx, 1, dirOut)
+	}
 }
+
+// The attributes of the archived counter.
+var (
+	dirIn  = metric.WithAttributes(attribute.String("direction", "in"))
+	dirOut = metric.WithAttributes(attribute.String("direction", "out"))
+)
 
 // archive keeps el in user's archive, with the other party's JID, if the
 // account's preferences want it, and returns its id.

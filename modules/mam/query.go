@@ -134,6 +134,7 @@ func (m *Module) query(ctx context.Context, iq modules.IQ) (xml.TokenReader, err
 	if err != nil {
 		return nil, err
 	}
+	m.queries.Add(ctx, 1)
 	msgs, complete, err := m.store.QueryArchive(ctx, iq.From.Localpart(), aq)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound, Text: map[string]string{"en": "no such message in the archive"}}

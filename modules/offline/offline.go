@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/modules"
@@ -38,8 +39,11 @@ const nsDelay = "urn:xmpp:delay"
 // (modules.OfflineStore) in the server's store, and delivers them when a
 // session becomes reachable (modules.ReachableHook).
 type Module struct {
-	h   modules.Host
-	log *slog.Logger
+	// kept and delivered count the messages kept offline and delivered
+	// from offline storage.
+	kept, delivered metric.Int64Counter
+	h               modules.Host
+	log             *slog.Logger
 
 	stop context.CancelFunc // ends the expiry loop
 	done sync.WaitGroup
@@ -60,6 +64,8 @@ func (m *Module) Name() string { return "offline" }
 
 // Start implements modules.Module.
 func (m *Module) Start(_ context.Context, h modules.Host) error {
+	m.kept = modules.Counter(h, "adhocd.offline.kept", "Messages kept for offline accounts (XEP-0160).")
+	m.delivered = modules.Counter(h, "adhocd.offline.delivered", "Messages delivered from offline storage.")
 	m.h, m.log = h, h.Logger()
 	ctx, cancel := context.WithCancel(context.Background())
 	m.stop = cancel
@@ -160,6 +166,7 @@ func (m *Module) KeepOffline(ctx context.Context, msg modules.Message, user stri
 	err := m.h.Store().StoreOffline(ctx, user, storage.OfflineMessage{Stamp: time.Now().UTC(), XML: raw}, q)
 	switch {
 	case err == nil:
+		m.kept.Add(ctx, 1)
 		return nil
 	case errors.Is(err, storage.ErrFull):
 		return stanza.Error{Type: stanza.Wait, Condition: stanza.ServiceUnavailable,
@@ -215,5 +222,6 @@ func (m *Module) SessionReachable(ctx context.Context, s modules.Session) {
 		}}
 		el.Inner = append(el.Inner, delay, xml.CharData("Offline Storage"), delay.End())
 		s.Reply(el)
+		m.delivered.Add(ctx, 1)
 	}
 }

@@ -32,6 +32,7 @@ func (m *Module) notify(ctx context.Context, owner jid.JID, node string, c nodeC
 	for _, s := range m.subscribers(ctx, owner, c) {
 		if sessionCaps(s).wants(node) {
 			s.Deliver(eventMessage(owner, s.JID(), inner))
+			m.notified.Add(ctx, 1)
 		}
 	}
 }
@@ -150,6 +151,7 @@ func (m *Module) sendLast(ctx context.Context, s modules.Session, f map[string]b
 				continue
 			}
 			s.Deliver(eventMessage(owner, s.JID(), eventItems(node, []item{it}, rec.Config.Payloads)))
+			m.notified.Add(ctx, 1)
 		}
 	}
 }

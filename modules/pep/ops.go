@@ -177,6 +177,7 @@ func (m *Module) put(ctx context.Context, owner jid.JID, node string, it item, o
 	if err != nil {
 		return storeError(err)
 	}
+	m.published.Add(ctx, 1)
 	if rec.Config.Notify {
 		m.notify(ctx, owner, node, rec.Config, eventItems(node, []item{it}, rec.Config.Payloads))
 	}

@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"go.opentelemetry.io/otel/metric"
 	"mellium.im/xmpp/disco/info"
 	"mellium.im/xmpp/disco/items"
 	"mellium.im/xmpp/jid"
@@ -66,12 +67,15 @@ var features = []string{
 // the account's own JID and on any local bare JID, a presence hook for caps
 // and last items, the disco of the bare JIDs.
 type Module struct {
-	h      modules.Host
-	req    modules.IQRequester
-	store  storage.Store
-	log    *slog.Logger
-	domain jid.JID
-	caps   *capsCache
+	// published counts items published (by clients and by other modules);
+	// notified the notifications delivered.
+	published, notified metric.Int64Counter
+	h                   modules.Host
+	req                 modules.IQRequester
+	store               storage.Store
+	log                 *slog.Logger
+	domain              jid.JID
+	caps                *capsCache
 
 	ctx  context.Context // ends at Stop: caps queries
 	stop context.CancelFunc
@@ -101,6 +105,8 @@ func (m *Module) Name() string { return "pep" }
 
 // Start implements modules.Module.
 func (m *Module) Start(_ context.Context, h modules.Host) error {
+	m.published = modules.Counter(h, "adhocd.pep.published", "Items published to PEP nodes (XEP-0163), by clients and by the server's conversions.")
+	m.notified = modules.Counter(h, "adhocd.pep.notifications", "PEP event notifications delivered to sessions, last items on login among them.")
 	m.h, m.store, m.log, m.domain = h, h.Store(), h.Logger(), h.Domain()
 	m.req, _ = h.(modules.IQRequester)
 	m.caps = newCapsCache()

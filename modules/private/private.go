@@ -43,6 +43,7 @@ import (
 	"math"
 	"strings"
 
+	"go.opentelemetry.io/otel/metric"
 	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/modules"
@@ -61,8 +62,10 @@ func Key(name xml.Name) string { return "{" + name.Space + "}" + name.Local }
 
 // Module serves jabber:iq:private on the accounts' own bare JIDs.
 type Module struct {
-	h   modules.Host
-	log *slog.Logger
+	// stored counts the fragments clients stored (removals among them).
+	stored metric.Int64Counter
+	h      modules.Host
+	log    *slog.Logger
 	// providers serve fragments kept elsewhere, by root element name; set
 	// while the modules start (Provide).
 	providers map[xml.Name]Provider
@@ -105,6 +108,7 @@ func (m *Module) Name() string { return "private" }
 // Start implements modules.Module.
 func (m *Module) Start(_ context.Context, h modules.Host) error {
 	m.h, m.log = h, h.Logger()
+	m.stored = modules.Counter(h, "adhocd.private.stored", "Private XML fragments stored by clients (XEP-0049), removals and bookmarks among them.")
 	return nil
 }
 
@@ -271,6 +275,7 @@ func (m *Module) set(ctx context.Context, user string, frags []fragment) error {
 		if err := p.SetFragment(ctx, user, x); err != nil {
 			return err
 		}
+		m.stored.Add(ctx, 1)
 	}
 	if len(rest) == 0 {
 		return nil
@@ -322,6 +327,9 @@ func (m *Module) set(ctx context.Context, user string, frags []fragment) error {
 	if errors.Is(err, errFull) {
 		return stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable,
 			Text: map[string]string{"en": fmt.Sprintf("the account would keep %d bytes of private XML, more than the %d this server keeps", after, lim.MaxBytes)}}
+	}
+	if err == nil {
+		m.stored.Add(ctx, int64(len(changes)))
 	}
 	return storeError(m.log, user, err)
 }

@@ -34,6 +34,7 @@ import (
 	"math"
 	"strings"
 
+	"go.opentelemetry.io/otel/metric"
 	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/modules"
@@ -52,8 +53,10 @@ const (
 
 // Module serves vcard-temp on the accounts' bare JIDs.
 type Module struct {
-	h   modules.Host
-	log *slog.Logger
+	// stored counts the vCards clients stored (removals among them).
+	stored metric.Int64Counter
+	h      modules.Host
+	log    *slog.Logger
 	// watchers are told of each vCard a client stores (Watch).
 	watchers []Watcher
 }
@@ -85,6 +88,7 @@ func (m *Module) Name() string { return "vcard" }
 // Start implements modules.Module.
 func (m *Module) Start(_ context.Context, h modules.Host) error {
 	m.h, m.log = h, h.Logger()
+	m.stored = modules.Counter(h, "adhocd.vcard.stored", "vCards stored by clients (XEP-0054), removals among them.")
 	return nil
 }
 
@@ -176,6 +180,7 @@ func (m *Module) set(ctx context.Context, iq modules.IQ) error {
 	if err != nil {
 		return storeError(m.log, "store vCard", user, err)
 	}
+	m.stored.Add(ctx, 1)
 	for _, fn := range m.watchers {
 		fn(ctx, user, string(value))
 	}
