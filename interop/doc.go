@@ -29,6 +29,17 @@
 // c2s.channel_binding off. Without python3-nbxmpp the nbxmpp test is
 // skipped, or fails under CI, like the slixmpp tests.
 //
+// The IM features (issue 17) are each driven by the plugin an app would
+// use: carbons_test.go (xep_0280), pep_test.go (xep_0163, xep_0084,
+// xep_0172, xep_0118, an OMEMO bundle through xep_0060, and nbxmpp's
+// avatars and XEP-0402 bookmarks as Gajim stores them), userdata_test.go
+// (xep_0054, xep_0049, xep_0048, xep_0012), blocking_test.go (xep_0191),
+// mam_test.go (xep_0313 and nbxmpp's MAM as Gajim syncs), sm_test.go
+// (xep_0198 resumption, xep_0115 caps), csi_test.go (xep_0352),
+// privatepep_test.go (xep_0223), avatars_test.go (XEP-0398: xep_0084 and
+// xep_0153 clients see one avatar) and bookmarks_test.go (XEP-0402 items
+// read and written through xep_0048 in private storage and in PEP).
+//
 // On a developer machine without python3-slixmpp the tests are skipped. When
 // the environment variable CI is set (as .ci/run does with CI=true) a missing
 // slixmpp is a failure instead, so CI never passes by silently skipping.
