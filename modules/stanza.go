@@ -90,6 +90,20 @@ type PresenceRewriter interface {
 	RewritePresence(ctx context.Context, from Session, el *wire.Element) *wire.Element
 }
 
+// CopyHook is the capability of a module that gives sessions copies of
+// messages delivered to other sessions of their account (XEP-0280's
+// received carbons). When a session's stream ends with m, a message to its
+// full JID, unacknowledged (XEP-0198), the router hands m to the account's
+// other sessions (RFC 6121 §8.5.3.2.1) with these rules: HasCopy reports
+// whether session s of user already got a copy of m, and is skipped so that
+// no client shows the message twice; Personal reports whether m is meant
+// for the session it was addressed to alone (XEP-0280's <private/>), and is
+// then kept offline for the account's next session instead.
+type CopyHook interface {
+	HasCopy(m Message, user string, s Session) bool
+	Personal(m Message) bool
+}
+
 // OfflineStore is the capability of the module that keeps the messages sent
 // to an account while no session of it can take them (XEP-0160). A server
 // has at most one; without it such messages are answered

@@ -251,6 +251,11 @@ func (s *Router) bounceUndelivered(dead *c2s.Conn, el *wire.Element) {
 		others := s.availableExcept(dead.JID().Localpart(), dead)
 		body := el.Sub(xml.Name{Space: stanza.NSClient, Local: "body"}) != nil
 		switch {
+		case body && len(others) > 0 && strings.Contains(to, "/") && s.personal(el):
+			// For that resource alone: kept for the account's next
+			// session rather than shown on the others.
+			others = nil
+			fallthrough
 		case body && len(others) == 0:
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			err := s.keepOffline(ctx, el, dead.JID().Bare(), dead.JID().Localpart())
@@ -268,9 +273,12 @@ func (s *Router) bounceUndelivered(dead *c2s.Conn, el *wire.Element) {
 		case body:
 			// To the full JID of a resource that is gone, while the account
 			// has others: delivered to them, as a message to a full JID
-			// with no such resource is (RFC 6121 §8.5.3.2.1).
+			// with no such resource is (RFC 6121 §8.5.3.2.1), but not to
+			// those that already have a copy (a received carbon).
 			for _, o := range others {
-				s.deliver(o, el)
+				if !s.hasCopy(el, dead.JID().Localpart(), o) {
+					s.deliver(o, el)
+				}
 			}
 			return
 		}

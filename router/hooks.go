@@ -24,6 +24,7 @@ type hooks struct {
 	inbound                  []modules.InboundMessageHook
 	outbound                 []modules.OutboundMessageHook
 	rewriters                []modules.PresenceRewriter
+	copies                   []modules.CopyHook
 	offline                  modules.OfflineStore
 	online                   []modules.OnlineHook
 	reachable                []modules.ReachableHook
@@ -56,6 +57,9 @@ func (s *Router) AddModule(m modules.Module) error {
 	}
 	if ih, ok := m.(modules.InboundMessageHook); ok {
 		h.inbound = append(h.inbound, ih)
+	}
+	if ch, ok := m.(modules.CopyHook); ok {
+		h.copies = append(h.copies, ch)
 	}
 	if pr, ok := m.(modules.PresenceRewriter); ok {
 		h.rewriters = append(h.rewriters, pr)
@@ -152,6 +156,28 @@ func (s *Router) messageInbound(ctx context.Context, el *wire.Element, to jid.JI
 		}
 	}
 	return el
+}
+
+// personal reports whether a module says el is for the session it was
+// addressed to alone (modules.CopyHook).
+func (s *Router) personal(el *wire.Element) bool {
+	for _, h := range s.hooks.copies {
+		if h.Personal(modules.Message{El: el}) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasCopy reports whether a module gave c a copy of el, a message for
+// another session of user (modules.CopyHook).
+func (s *Router) hasCopy(el *wire.Element, user string, c *session) bool {
+	for _, h := range s.hooks.copies {
+		if h.HasCopy(modules.Message{El: el}, user, c) {
+			return true
+		}
+	}
+	return false
 }
 
 // rewritePresence runs the modules' presence rewriters on a presence a

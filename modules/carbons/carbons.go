@@ -71,6 +71,7 @@ var (
 	_ modules.IQHandler        = (*Module)(nil)
 	_ modules.AccountIQHandler = (*Module)(nil)
 	_ modules.MessageHook      = (*Module)(nil)
+	_ modules.CopyHook         = (*Module)(nil)
 	_ modules.Features         = (*Module)(nil)
 )
 
@@ -123,6 +124,22 @@ func (m *Module) enabled(user string) []modules.Session {
 		}
 	}
 	return out
+}
+
+// HasCopy implements modules.CopyHook: a session that enabled carbons got
+// a <received/> copy of an eligible message delivered to another session
+// of its account (MessageReceived), unless it sent the message itself.
+func (m *Module) HasCopy(msg modules.Message, _ string, s modules.Session) bool {
+	on, _ := s.Value(enabledKey{}).(bool)
+	return on && s.JID().String() != msg.El.Attr("from") && carbonEligible(msg.El, false)
+}
+
+// Personal implements modules.CopyHook: a message marked <private/> or
+// with the XEP-0334 <no-copy/> hint is meant for its recipient's session
+// alone.
+func (m *Module) Personal(msg modules.Message) bool {
+	return msg.El.Sub(xml.Name{Space: nsCarbons, Local: "private"}) != nil ||
+		msg.El.Sub(xml.Name{Space: nsHints, Local: "no-copy"}) != nil
 }
 
 // MessageReceived sends a <received/> copy of a message just delivered to

@@ -456,3 +456,73 @@ func BenchmarkCarbonsEnable(b *testing.B) {
 		})
 	}
 }
+
+// TestCarbonsUnackedNotRepeated: alice's phone uses stream management and
+// closes its stream with messages it never acknowledged. The router hands
+// them to her other sessions (RFC 6121 §8.5.3.2.1), except to those that
+// already got them as received carbons: the desk with carbons on sees each
+// message once, as a carbon; the laptop without carbons gets the messages
+// themselves. A message marked <private/> goes to neither: it waits in
+// offline storage for the account's next session.
+func TestCarbonsUnackedNotRepeated(t *testing.T) {
+	srv := servertest.Start(t)
+	srv.AddUser("alice", "wonderland")
+	srv.AddUser("bob", "builder")
+	desk := login(srv, "alice", "wonderland", "desk")
+	laptop := login(srv, "alice", "wonderland", "laptop")
+	phone := login(srv, "alice", "wonderland", "phone")
+	bob := login(srv, "bob", "builder", "b")
+	if r := setCarbons(t, desk, "enable", ""); r.Type != "result" {
+		t.Fatalf("desk: enable: %q", r.XML)
+	}
+	for _, s := range []*session{desk, laptop, phone} {
+		available(t, s, 0)
+	}
+	phone.Write(`<enable xmlns='urn:xmpp:sm:3'/>`)
+	phone.Expect(`<enabled`)
+	for i := range 3 {
+		bob.Write(`<message to='alice@localhost/phone' type='chat' id='u` + strconv.Itoa(i) + `'><body>unacked ` + strconv.Itoa(i) + `</body></message>`)
+	}
+	bob.Write(`<message to='alice@localhost/phone' type='chat' id='p0'><body>unacked private</body><private xmlns='urn:xmpp:carbons:2'/></message>`)
+	phone.Expect(`id="p0"`)
+	phone.Write(`</stream:stream>`)
+	phone.Expect(`</stream:stream>`)
+	phoneBound := func() bool {
+		for _, si := range srv.Sessions() {
+			if si.JID.String() == phone.jid {
+				return true
+			}
+		}
+		return false
+	}
+	for deadline := time.Now().Add(5 * time.Second); phoneBound(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the phone's session did not end")
+		}
+	}
+	got := fence(t, bob, desk, laptop)
+	var carbons, plain int
+	for _, st := range got[desk] {
+		switch {
+		case st.Received != nil:
+			carbons++
+		case strings.HasPrefix(st.Body, "unacked"):
+			plain++
+		}
+	}
+	if carbons != 3 || plain != 0 {
+		t.Errorf("desk got %d carbons and %d repeats of the phone's unacknowledged messages, want 3 and 0: %v", carbons, plain, got[desk])
+	}
+	var direct int
+	for _, st := range got[laptop] {
+		if strings.HasPrefix(st.Body, "unacked") {
+			direct++
+		}
+	}
+	if direct != 3 {
+		t.Errorf("laptop (no carbons) got %d of the phone's 3 unacknowledged messages (and not the private one): %v", direct, got[laptop])
+	}
+	back := login(srv, "alice", "wonderland", "phone2")
+	back.Write(`<presence/>`)
+	back.Expect(`id="p0"`)
+}
