@@ -25,8 +25,10 @@ type Archive interface {
 	// AppendArchive adds m to the account's archive and returns its id
 	// (m.ID is ignored); past q.MaxMessages the oldest go. It may return
 	// before the message is on disk (Bolt writes in batches): every read of
-	// the archive sees it. ErrNotFound if there is no such account; a store
-	// with a free-disk floor returns ErrNoSpace below it.
+	// the archive sees it. A message for an account that does not exist is
+	// not kept (it may still get an id: the check is not on the path of
+	// every message); a store with a free-disk floor returns ErrNoSpace
+	// below it.
 	AppendArchive(ctx context.Context, username string, m ArchivedMessage, q ArchiveQuota) (string, error)
 	// QueryArchive returns a page of the account's archive, oldest first,
 	// and whether it reaches the end of what matches in the direction of
@@ -188,15 +190,9 @@ func (s *Bolt) AppendArchive(ctx context.Context, username string, m ArchivedMes
 	if err := s.floor.check(); err != nil {
 		return "", fmt.Errorf("storage: archive for %q: %w", username, err)
 	}
-	err := s.view(ctx, func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketAccounts).Get([]byte(username)) == nil {
-			return ErrNotFound
-		}
-		return nil
-	})
-	if err != nil {
-		return "", fmt.Errorf("storage: archive for %q: %w", username, err)
-	}
+	// Whether the account exists is not read here, on the path of every
+	// message: the batch skips an account that is not there (or went
+	// meanwhile).
 	val, err := json.Marshal(m)
 	if err != nil {
 		return "", err
@@ -234,16 +230,26 @@ func (s *Bolt) writeArchive() error {
 	if len(batch) == 0 {
 		return nil
 	}
+	// Each account's messages of the batch, in order: one bucket lookup
+	// and one usage update per account, not per message.
+	byUser := make(map[string][]pendingArchive)
+	var users []string
+	for _, p := range batch {
+		if _, ok := byUser[p.user]; !ok {
+			users = append(users, p.user)
+		}
+		byUser[p.user] = append(byUser[p.user], p)
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, p := range batch {
-			b, err := userBucket(tx, bucketArchive, p.user)
+		for _, user := range users {
+			b, err := userBucket(tx, bucketArchive, user)
 			if errors.Is(err, ErrNotFound) {
-				continue // the account went meanwhile
+				continue // no such account, or it went meanwhile
 			}
 			if err != nil {
 				return err
 			}
-			if err := appendTo(b, p); err != nil {
+			if err := appendTo(b, byUser[user]); err != nil {
 				return err
 			}
 		}
@@ -251,17 +257,20 @@ func (s *Bolt) writeArchive() error {
 	})
 }
 
-// appendTo writes one message into an account's archive bucket.
-func appendTo(b *bolt.Bucket, p pendingArchive) error {
+// appendTo writes messages, in order, into an account's archive bucket,
+// and removes the oldest past the quota of the last.
+func appendTo(b *bolt.Bucket, ps []pendingArchive) error {
 	u := decodeUsage(b.Get(keyUsage))
-	if err := b.Put(p.key, p.val); err != nil {
-		return err
+	for _, p := range ps {
+		if err := b.Put(p.key, p.val); err != nil {
+			return err
+		}
+		u.messages++
+		u.bytes += int64(len(p.val))
 	}
-	u.messages++
-	u.bytes += int64(len(p.val))
-	if p.q.MaxMessages > 0 {
+	if q := ps[len(ps)-1].q; q.MaxMessages > 0 {
 		c := b.Cursor()
-		for k, v := c.First(); k != nil && u.messages > int64(p.q.MaxMessages); k, v = c.Next() {
+		for k, v := c.First(); k != nil && u.messages > int64(q.MaxMessages); k, v = c.Next() {
 			if len(k) != 8 {
 				continue
 			}

@@ -141,6 +141,11 @@ func (s *Bolt) CreateAccount(ctx context.Context, a Account) error {
 	if a.Username == "" {
 		return errors.New("storage: create account: empty username")
 	}
+	// Archived messages still queued for an account of that name that
+	// no longer exists are dropped now, not kept for the new one.
+	if err := s.writeArchive(); err != nil {
+		return fmt.Errorf("storage: create account %q: %w", a.Username, err)
+	}
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAccounts)
 		if b.Get([]byte(a.Username)) != nil {

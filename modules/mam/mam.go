@@ -33,6 +33,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/expirable"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"mellium.im/xmpp/jid"
@@ -67,6 +68,9 @@ type Module struct {
 	log               *slog.Logger
 	domain            jid.JID
 
+	// prefsCache holds accounts' preferences for prefsTTL (prefs.go).
+	prefsCache *expirable.LRU[string, prefs]
+
 	stop context.CancelFunc
 	done sync.WaitGroup
 }
@@ -80,16 +84,30 @@ var (
 	_ modules.OutboundMessageHook = (*Module)(nil)
 	_ modules.AccountIQHandler    = (*Module)(nil)
 	_ modules.AccountFeatures     = (*Module)(nil)
+	_ modules.AccountHook         = (*Module)(nil)
 )
 
 // Name implements modules.Module.
 func (m *Module) Name() string { return "mam" }
+
+// prefsCacheSize bounds the accounts whose preferences are kept in memory.
+const prefsCacheSize = 100000
+
+// AccountCreated implements modules.AccountHook.
+func (m *Module) AccountCreated(context.Context, jid.JID) {}
+
+// AccountDeleted implements modules.AccountHook: the account's preferences
+// went with its data; a new account of that name starts with the default.
+func (m *Module) AccountDeleted(_ context.Context, account jid.JID) {
+	m.prefsCache.Remove(account.Localpart())
+}
 
 // Start implements modules.Module: the expiry loop starts.
 func (m *Module) Start(_ context.Context, h modules.Host) error {
 	m.archived = modules.Counter(h, "adhocd.mam.archived", "Messages archived (XEP-0313), by direction: in (received by the account), out (sent by it).")
 	m.queries = modules.Counter(h, "adhocd.mam.queries", "Archive queries answered.")
 	m.h, m.store, m.log, m.domain = h, h.Store(), h.Logger(), h.Domain()
+	m.prefsCache = expirable.NewLRU[string, prefs](prefsCacheSize, nil, prefsTTL)
 	ctx, cancel := context.WithCancel(context.Background())
 	m.stop = cancel
 	m.done.Go(func() { m.expireLoop(ctx) })

@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"slices"
+	"time"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -31,16 +32,29 @@ const (
 	maxPrefJIDs = 1000
 )
 
+// prefsTTL is how long an account's preferences are kept in memory: read
+// on the path of every message otherwise. A change on this server replaces
+// them at once; the TTL bounds how long a change made elsewhere (another
+// replica, once there are several) takes to count.
+const prefsTTL = 30 * time.Second
+
 func (m *Module) prefs(ctx context.Context, user string) (prefs, error) {
-	p := prefs{Default: "always"}
-	b, err := m.store.UserDatum(ctx, user, prefsBucket, prefsKey)
-	if errors.Is(err, storage.ErrNotFound) {
+	if p, ok := m.prefsCache.Get(user); ok {
 		return p, nil
 	}
-	if err != nil {
+	p := prefs{Default: "always"}
+	b, err := m.store.UserDatum(ctx, user, prefsBucket, prefsKey)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+	case err != nil:
 		return p, err
+	default:
+		if err := json.Unmarshal(b, &p); err != nil {
+			return p, err
+		}
 	}
-	return p, json.Unmarshal(b, &p)
+	m.prefsCache.Add(user, p)
+	return p, nil
 }
 
 // wanted applies the preferences to a message with the JID with.
@@ -131,5 +145,6 @@ func (m *Module) setPrefs(ctx context.Context, iq modules.IQ) (xml.TokenReader, 
 	if err != nil {
 		return nil, err
 	}
+	m.prefsCache.Add(iq.From.Localpart(), p)
 	return modules.Tokens(p.tokens()), nil
 }
