@@ -41,6 +41,17 @@ type Archive interface {
 	ArchiveSize(ctx context.Context, username string) (messages int, bytes int64, err error)
 }
 
+// ArchiveUsageReporter is implemented by stores that count what all the
+// accounts' archives hold together, for the status report.
+type ArchiveUsageReporter interface {
+	// ArchiveUsage returns the messages and bytes of every account's
+	// archive together, as ArchiveSize counts them.
+	ArchiveUsage(ctx context.Context) (messages, bytes int64, err error)
+}
+
+// Interface guard.
+var _ ArchiveUsageReporter = (*Bolt)(nil)
+
 // ArchivedMessage is one message of an archive.
 type ArchivedMessage struct {
 	// ID is the archive's id of the message, time-ordered: ids compare as
@@ -193,9 +204,9 @@ func (s *Bolt) AppendArchive(ctx context.Context, username string, m ArchivedMes
 	// Whether the account exists is not read here, on the path of every
 	// message: the batch skips an account that is not there (or went
 	// meanwhile).
-	val, err := json.Marshal(m)
+	val, err := encodeArchived(m)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("storage: archive for %q: %w", username, err)
 	}
 	key := archiveKey(s.archiveIDs.next(time.Now()))
 	a := &s.archive
@@ -215,6 +226,34 @@ func (s *Bolt) AppendArchive(ctx context.Context, username string, m ArchivedMes
 		}
 	}
 	return archiveID(key), nil
+}
+
+// A message is kept as the byte archivedV1, the length of With (a
+// uvarint), With, and the XML as it is: nothing to encode on the path of
+// every message. (JSON, which the first archives of this version kept, is
+// still read.)
+const archivedV1 = 0x01
+
+func encodeArchived(m ArchivedMessage) ([]byte, error) {
+	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(m.With)+len(m.XML))
+	b = append(b, archivedV1)
+	b = binary.AppendUvarint(b, uint64(len(m.With)))
+	b = append(b, m.With...)
+	return append(b, m.XML...), nil
+}
+
+// decodeArchived reads what encodeArchived wrote, into m's With and XML.
+func decodeArchived(v []byte, m *ArchivedMessage) error {
+	if len(v) == 0 || v[0] != archivedV1 {
+		return json.Unmarshal(v, m)
+	}
+	n, k := binary.Uvarint(v[1:])
+	if k <= 0 || uint64(len(v)-1-k) < n {
+		return errors.New("storage: archived message: bad length")
+	}
+	m.With = string(v[1+k : 1+k+int(n)])
+	m.XML = string(v[1+k+int(n):])
+	return nil
 }
 
 // writeArchive commits what waits in one transaction: for each account
@@ -310,7 +349,7 @@ func (s *Bolt) QueryArchive(ctx context.Context, username string, q ArchiveQuery
 				return false, nil
 			}
 			var m ArchivedMessage
-			if err := json.Unmarshal(v, &m); err != nil {
+			if err := decodeArchived(v, &m); err != nil {
 				return false, err
 			}
 			if q.With != "" && !jidMatches(q.With, m.With) {
@@ -502,6 +541,42 @@ func (s *Bolt) ArchiveSize(ctx context.Context, username string) (int, int64, er
 		return 0, 0, fmt.Errorf("storage: archive size of %q: %w", username, err)
 	}
 	return int(u.messages), u.bytes, nil
+}
+
+// ArchiveUsage implements ArchiveUsageReporter. What is queued is written
+// first, as for ArchiveSize (nothing to do when nothing waits); then one
+// read transaction adds up the accounts' usage counters, one read per
+// account and none per message.
+func (s *Bolt) ArchiveUsage(ctx context.Context) (int64, int64, error) {
+	if err := s.writeArchive(); err != nil {
+		return 0, 0, fmt.Errorf("storage: archive usage: %w", err)
+	}
+	var total usage
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		parent := tx.Bucket(bucketArchive)
+		c := parent.Cursor()
+		n := 0
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if v != nil {
+				continue // not an account's bucket
+			}
+			if n++; n%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			if b := parent.Bucket(k); b != nil {
+				u := decodeUsage(b.Get(keyUsage))
+				total.messages += u.messages
+				total.bytes += u.bytes
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("storage: archive usage: %w", err)
+	}
+	return total.messages, total.bytes, nil
 }
 
 // dropArchive removes the account's archive.

@@ -263,22 +263,23 @@ var (
 // archive keeps el in user's archive, with the other party's JID, if the
 // account's preferences want it, and returns its id.
 func (m *Module) archive(ctx context.Context, user, with string, el *wire.Element) (string, bool) {
-	lim := m.h.Config().Limits.MAM
+	cfg := m.h.Config()
+	lim := cfg.Limits.MAM
 	if lim.MaxMessages == 0 {
 		return "", false
 	}
-	w, err := jid.Parse(with)
-	if err != nil {
+	full, bare, ok := normalJID(with)
+	if !ok {
 		return "", false
 	}
-	if !m.wanted(ctx, user, w) {
+	if !m.wanted(ctx, user, bare) {
 		return "", false
 	}
-	x := wire.Serialize(append(append([]xml.Token{el.Start}, el.Inner...), el.Start.End()), m.h.Config().Limits.MaxStanzaBytes*2)
+	x := wire.Serialize(append(append([]xml.Token{el.Start}, el.Inner...), el.Start.End()), cfg.Limits.MaxStanzaBytes*2)
 	if x == "" {
 		return "", false
 	}
-	id, err := m.store.AppendArchive(ctx, user, storage.ArchivedMessage{With: w.String(), XML: x}, storage.ArchiveQuota{MaxMessages: lim.MaxMessages})
+	id, err := m.store.AppendArchive(ctx, user, storage.ArchivedMessage{With: full, XML: x}, storage.ArchiveQuota{MaxMessages: lim.MaxMessages})
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return "", false
@@ -287,6 +288,47 @@ func (m *Module) archive(ctx context.Context, user, with string, el *wire.Elemen
 		return "", false
 	}
 	return id, true
+}
+
+// normalJID returns a JID in its normal form (RFC 7622), whole and bare.
+// The JIDs archived are those the router wrote, nearly always in normal
+// form already and in ASCII: those are taken as they are, since PRECIS
+// would not change them, and the rest are parsed.
+func normalJID(s string) (full, bare string, ok bool) {
+	at, slash := -1, len(s)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '/':
+			slash = i
+		case c == '@' && at < 0:
+			at = i
+			continue
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '.', c == '-', c == '_':
+			continue
+		}
+		if c == '/' {
+			break
+		}
+		return parseJID(s)
+	}
+	if slash == 0 || at == 0 || at+1 == slash || slash == len(s)-1 || len(s) > 1023 {
+		return parseJID(s)
+	}
+	for i := slash + 1; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e {
+			return parseJID(s)
+		}
+	}
+	return s, s[:slash], true
+}
+
+func parseJID(s string) (full, bare string, ok bool) {
+	j, err := jid.Parse(s)
+	if err != nil {
+		return "", "", false
+	}
+	return j.String(), j.Bare().String(), true
 }
 
 // ExpiryBatch is the most archived messages removed in one transaction.

@@ -58,12 +58,11 @@ func (m *Module) prefs(ctx context.Context, user string) (prefs, error) {
 }
 
 // wanted applies the preferences to a message with the JID with.
-func (m *Module) wanted(ctx context.Context, user string, with jid.JID) bool {
+func (m *Module) wanted(ctx context.Context, user, bare string) bool {
 	p, err := m.prefs(ctx, user)
 	if err != nil {
 		return true
 	}
-	bare := with.Bare().String()
 	switch {
 	case slices.Contains(p.Never, bare):
 		return false
