@@ -219,6 +219,7 @@ func TestDefaultValues(t *testing.T) {
 			t.Fatalf("Service %s has a WebSocket port by default: %+v", svc.Name, p)
 		}
 	}
+	checkDirectTLS(t, r, cfg, 0, 0)
 	if r.ingress != nil {
 		t.Fatalf("an Ingress is rendered by default: %s", r.ingress.Name)
 	}
@@ -281,6 +282,85 @@ func TestFullValues(t *testing.T) {
 		t.Fatal("c2s.channelBinding: false did not reach c2s.channel_binding")
 	}
 	checkWebSocket(t, r, cfg)
+	checkDirectTLS(t, r, cfg, 5224, 30523)
+	if np := r.networkPolicy; !slices.Equal(policyPorts(np.Spec.Ingress[0]), []string{"xmpp-client", "xmpps-client", "xmpp-websocket"}) {
+		t.Fatalf("NetworkPolicy client ports: %q", policyPorts(np.Spec.Ingress[0]))
+	}
+	l := cfg.Limits
+	want := config.Limits{
+		MaxBlocklistItems: 200,
+		PEP:               config.PEPLimits{MaxNodes: 64, MaxItems: 100, MaxItemBytes: 65536, MaxAccountBytes: 8 << 20},
+		SM:                config.SMLimits{ResumeTimeout: config.Duration(2 * time.Minute), MaxUnacked: 500},
+		CSI:               config.CSILimits{MaxHeld: 250},
+		MAM:               config.MAMLimits{Retention: config.Duration(720 * time.Hour), MaxMessages: 10000, MaxPage: 100},
+		VCard:             config.VCardLimits{MaxBytes: 65536},
+		Private:           config.PrivateLimits{MaxFragmentBytes: 65536, MaxBytes: 512 << 10},
+	}
+	if l.MaxBlocklistItems != want.MaxBlocklistItems || l.PEP != want.PEP || l.SM != want.SM || l.CSI != want.CSI ||
+		l.MAM != want.MAM || l.VCard != want.VCard || l.Private != want.Private {
+		t.Fatalf("rendered limits: blocklist %d, pep %+v, sm %+v, csi %+v, mam %+v, vcard %+v, private %+v",
+			l.MaxBlocklistItems, l.PEP, l.SM, l.CSI, l.MAM, l.VCard, l.Private)
+	}
+}
+
+// checkDirectTLS checks the XEP-0368 listener: with port 0 it is off (no
+// c2s.direct_tls_listen and no xmpps-client port anywhere); else adhocd
+// listens on :port, the pod exposes that port as xmpps-client, and the c2s
+// and headless Services route it (the c2s one on nodePort, 0: any).
+func checkDirectTLS(t *testing.T, r rendered, cfg config.Config, port, nodePort int32) {
+	t.Helper()
+	c := r.statefulSet.Spec.Template.Spec.Containers[0]
+	if port == 0 {
+		if cfg.C2S.DirectTLSListen != "" {
+			t.Fatalf("c2s.direct_tls_listen %q, want none", cfg.C2S.DirectTLSListen)
+		}
+		if p := containerPort(c, "xmpps-client"); p != nil {
+			t.Fatalf("the pod exposes a direct TLS port: %+v", p)
+		}
+		for _, svc := range r.services {
+			if p := servicePort(svc, "xmpps-client"); p != nil {
+				t.Fatalf("Service %s has a direct TLS port: %+v", svc.Name, p)
+			}
+		}
+		return
+	}
+	if want := fmt.Sprintf(":%d", port); cfg.C2S.DirectTLSListen != want {
+		t.Fatalf("c2s.direct_tls_listen %q, want %q", cfg.C2S.DirectTLSListen, want)
+	}
+	cp := containerPort(c, "xmpps-client")
+	if cp == nil || cp.ContainerPort != port || cp.Protocol != corev1.ProtocolTCP {
+		t.Fatalf("container port xmpps-client %+v, adhocd listens on %s", cp, cfg.C2S.DirectTLSListen)
+	}
+	sp := servicePort(service(r, r.statefulSet.Name), "xmpps-client")
+	if sp == nil || sp.Port != port || sp.TargetPort.StrVal != cp.Name || sp.NodePort != nodePort {
+		t.Fatalf("c2s Service port xmpps-client: %+v", sp)
+	}
+	if hp := servicePort(service(r, r.statefulSet.Name+"-headless"), "xmpps-client"); hp == nil || hp.Port != port || hp.TargetPort.StrVal != cp.Name {
+		t.Fatalf("headless Service port xmpps-client: %+v", hp)
+	}
+}
+
+// TestDirectTLS checks c2s.directTLS beside the defaults of the other
+// values: off, on at its default port, and on another port with a node port.
+func TestDirectTLS(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		set            string
+		port, nodePort int32
+	}{
+		{"off", "c2s.directTLS.enabled=false", 0, 0},
+		{"on", "c2s.directTLS.enabled=true", 5223, 0},
+		{"node port", "c2s.directTLS.enabled=true,c2s.directTLS.port=5270,c2s.directTLS.nodePort=30523,c2s.service.type=NodePort", 5270, 30523},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := decode(t, run(t, "template", "chat", chartDir(), "--set", tc.set))
+			cfg := loadConfig(t, r.configMaps["chat-adhocd"])
+			checkDirectTLS(t, r, cfg, tc.port, tc.nodePort)
+			if cfg.C2S.Listen != ":5222" {
+				t.Fatalf("c2s.listen %q, want :5222", cfg.C2S.Listen)
+			}
+		})
+	}
 }
 
 // checkWebSocket checks the WebSocket settings of ci/full-values.yaml: the
@@ -410,6 +490,17 @@ func TestSchemaRefusesUnknownValues(t *testing.T) {
 		{"c2s.service.type=NodePort,c2s.service.loadBalancerSourceRanges={10.0.0.0/8}", "loadBalancerSourceRanges needs c2s.service.type LoadBalancer"},
 		{"probes.liveness.successThreshold=2", "successThreshold"},
 		{"serviceAccount.annotation.x=y", "annotation"},
+		{"c2s.directTLS.enabled=true,c2s.directTLS.port=5222", "c2s.directTLS.port 5222 is also c2s.port"},
+		{"c2s.directTLS.enabled=true,websocket.enabled=true,websocket.port=5223", "c2s.directTLS.port 5223 is also websocket.port"},
+		{"c2s.directTLS.enabled=true,c2s.directTLS.nodePort=30523", "c2s.directTLS.nodePort needs c2s.service.type NodePort or LoadBalancer"},
+		{"c2s.directTLS.port=0", "port"},
+		{"limits.pep.maxAccountBytes=2048", "limits.pep.maxAccountBytes 2048 is less than limits.pep.maxItemBytes 131072"},
+		{"limits.private.maxBytes=2048", "limits.private.maxBytes 2048 is less than limits.private.maxFragmentBytes 131072"},
+		{"limits.sm.maxUnacked=5", "maxUnacked"},
+		{"limits.mam.retention=1y", "retention"},
+		{"limits.mam.maxPage=0", "maxPage"},
+		{"limits.csi.maxHold=10", "maxHold"},
+		{"limits.vcard.maxBytes=100", "maxBytes"},
 	} {
 		out, errOut, err := runHelm(t, "template", "chat", chartDir(), "--set", tc.set)
 		if err == nil || !strings.Contains(errOut, tc.want) {

@@ -129,3 +129,71 @@ func TestArchive(t *testing.T) {
 		t.Errorf("a new alice has the old one's archive: %d", n)
 	}
 }
+
+// TestArchiveUsage: the total of all archives is what the accounts'
+// sizes add up to, a message counted as soon as it is appended (queued or
+// written); it follows the per-account bound, expiry and the deletion of
+// an account, and is the same after the store is opened again.
+func TestArchiveUsage(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st := open(t, dir)
+	usage := func(st *storage.Bolt, wantMessages int64) int64 {
+		t.Helper()
+		n, b, err := st.ArchiveUsage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sumN, sumB int64
+		for _, u := range []string{"alice", "bob"} {
+			un, ub, err := st.ArchiveSize(ctx, u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sumN, sumB = sumN+int64(un), sumB+ub
+		}
+		if n != wantMessages || n != sumN || b != sumB || (n > 0) != (b > 0) {
+			t.Fatalf("archive usage %d messages, %d bytes; want %d messages, the accounts' sizes add up to %d, %d", n, b, wantMessages, sumN, sumB)
+		}
+		return b
+	}
+	usage(st, 0)
+	for _, u := range []string{"alice", "bob"} {
+		if err := st.CreateAccount(ctx, storage.Account{Username: u}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendN := func(user string, n int, q storage.ArchiveQuota) {
+		t.Helper()
+		for i := range n {
+			m := storage.ArchivedMessage{With: "carol@example.org", XML: fmt.Sprintf("<message><body>%s %d</body></message>", user, i)}
+			if _, err := st.AppendArchive(ctx, user, m, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	appendN("alice", 3, storage.ArchiveQuota{})
+	usage(st, 3) // right after the appends: what is queued counts
+	appendN("bob", 4, storage.ArchiveQuota{MaxMessages: 2})
+	usage(st, 5) // bob keeps his newest 2
+	if n, err := st.ExpireArchive(ctx, time.Now().Add(time.Minute), 1); err != nil || n != 1 {
+		t.Fatalf("expire: %d %v", n, err)
+	}
+	usage(st, 4)
+	if _, err := st.DeleteAccount(ctx, "bob", "bob@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	b := usage(st, 2)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st = open(t, dir)
+	if got := usage(st, 2); got != b {
+		t.Fatalf("after reopening: %d bytes, before %d", got, b)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, _, err := st.ArchiveUsage(cancelled); !errors.Is(err, context.Canceled) {
+		t.Fatalf("with a cancelled context: %v", err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -191,13 +192,32 @@ func TestStatusThroughControlSocket(t *testing.T) {
 		t.Fatalf("status with no server: %d %s", code, out)
 	}
 	srv, addrs, logs := startAdhocd(t, bin, cfg)
-	next(t, addrs, logs)
+	addr := next(t, addrs, logs)
 	if out, code := exitCode(t, bin, "pw-bob\n", "user", "add", "bob", "--config", cfg); code != 0 {
 		t.Fatalf("user add through the socket: %d %s", code, out)
 	}
-	out, code := exitCode(t, bin, "", "status", "--config", cfg)
+	// bob writes to root, who is offline: archived on both sides, and
+	// kept offline for root.
+	bob := servertest.DialRaw(t, addr)
+	bob.Login(clientTLS(t, dir), "bob", "pw-bob", "term")
+	bob.Write(`<message to='root@localhost' type='chat' id='m1'><body>are you there?</body></message>`)
+	stored := regexp.MustCompile(`Offline messages waiting: +[1-9]`)
+	var out string
+	var code int
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		// Once the router has handled the message.
+		if out, code = exitCode(t, bin, "", "status", "--config", cfg); code != 0 || stored.MatchString(out) || time.Now().After(deadline) {
+			break
+		}
+	}
 	if code != 0 {
 		t.Fatalf("status: %d %s", code, out)
+	}
+	for _, want := range []string{`Archived messages \(all accounts\): +2\n`, `Archived messages \(bytes\): +[1-9][0-9]*\n`,
+		`Offline messages waiting: +1\n`, `Offline messages waiting \(bytes\): +[1-9][0-9]*\n`} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("status lacks %s:\n%s", want, out)
+		}
 	}
 	for _, want := range []string{"Uptime:", "Version:", "Open connections:", "Bound sessions:", "Online users:", "Goroutines:"} {
 		if !strings.Contains(out, want) {

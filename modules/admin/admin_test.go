@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -664,6 +665,70 @@ func TestOperatorCommands(t *testing.T) {
 	}
 	if !strings.HasPrefix(note(e.runOperator(t, "ping"), adhoc.NoteInfo), "pong at ") {
 		t.Fatal("ping")
+	}
+}
+
+// TestStatusStores: the status command reports what the stores hold: all
+// archives together (what alice and bob exchanged, archived on both sides)
+// and the offline messages (the one waiting for carol, who is offline),
+// the same figures the store counts.
+func TestStatusStores(t *testing.T) {
+	e := setup(t)
+	for _, u := range []string{"alice", "bob", "carol"} {
+		e.srv.AddUser(u, "pw")
+	}
+	figures := func() map[string]string {
+		t.Helper()
+		r := e.runOperator(t, "status")
+		got := map[string]string{}
+		for _, f := range []string{"archive-messages", "archive-bytes", "offline-messages", "offline-bytes"} {
+			if v := field(r, f); len(v) == 1 {
+				got[f] = v[0]
+			}
+		}
+		return got
+	}
+	if got := figures(); got["archive-messages"] != "0" || got["archive-bytes"] != "0" || got["offline-messages"] != "0" || got["offline-bytes"] != "0" {
+		t.Fatalf("status of empty stores: %v", got)
+	}
+
+	alice := login(t, e.srv, "alice", "pw")
+	bob := login(t, e.srv, "bob", "pw")
+	for i := range 3 {
+		id := fmt.Sprintf("m%d", i)
+		if err := alice.SendRaw(ctx(t), `<message to='bob@localhost' type='chat' id='`+id+`'><body>hello `+id+`</body></message>`); err != nil {
+			t.Fatal(err)
+		}
+		bob.Next(wait, func(s servertest.Stanza) bool { return s.Name == "message" && s.Attrs["id"] == id })
+	}
+	if err := alice.SendRaw(ctx(t), `<message to='carol@localhost' type='chat' id='c0'><body>call me</body></message>`); err != nil {
+		t.Fatal(err)
+	}
+	// carol's message is kept offline once the router has handled it.
+	var got map[string]string
+	for deadline := time.Now().Add(wait); ; time.Sleep(20 * time.Millisecond) {
+		if got = figures(); got["offline-messages"] == "1" || time.Now().After(deadline) {
+			break
+		}
+	}
+	t.Logf("status: %v", got)
+	st := e.srv.Store()
+	var messages, size int64
+	for _, u := range []string{"alice", "bob", "carol"} {
+		n, b, err := st.ArchiveSize(ctx(t), u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		messages, size = messages+int64(n), size+b
+	}
+	// alice's 4 sent, bob's 3 received and carol's 1, archived while she
+	// is offline.
+	if messages != 8 || got["archive-messages"] != fmt.Sprint(messages) || got["archive-bytes"] != fmt.Sprint(size) {
+		t.Errorf("status archive-messages %s, archive-bytes %s; the archives hold %d messages, %d bytes", got["archive-messages"], got["archive-bytes"], messages, size)
+	}
+	offBytes, offMessages := st.(storage.OfflineUsageReporter).OfflineUsage()
+	if got["offline-messages"] != "1" || offMessages != 1 || got["offline-bytes"] != fmt.Sprint(offBytes) || offBytes == 0 {
+		t.Errorf("status offline-messages %s, offline-bytes %s; the store keeps %d messages, %d bytes", got["offline-messages"], got["offline-bytes"], offMessages, offBytes)
 	}
 }
 
