@@ -9,8 +9,8 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
-	"os"
-	"path/filepath"
+	"image/png"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -38,50 +38,31 @@ import (
 func TestSlixmppAvatarConversion(t *testing.T) {
 	requireSlixmpp(t)
 	srv := servertest.Start(t)
-	const alicePW, bobPW, carolPW = "avatar-alice", "avatar-bob", "avatar-carol"
-	alice := srv.AddUser("alice", alicePW)
-	bob := srv.AddUser("bob", bobPW)
-	carol := srv.AddUser("carol", carolPW)
+	_, args := addAccounts(t, srv, "avatar", "alice", "bob", "carol")
 	srv.Befriend("alice", "bob")
 	srv.Befriend("carol", "bob")
 
-	dir := t.TempDir()
-	aliceImg, carolImg := testJPEG(t), testPNG(t)
-	aliceFile, carolFile := filepath.Join(dir, "alice.jpg"), filepath.Join(dir, "carol.png")
-	for f, b := range map[string][]byte{aliceFile: aliceImg, carolFile: carolImg} {
-		if err := os.WriteFile(f, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	aliceImg, carolImg := testImage(t, encodeJPEG), testImage(t, png.Encode)
+	aliceFile, carolFile := tempFile(t, "alice.jpg", aliceImg), tempFile(t, "carol.png", carolImg)
 	aliceID, carolID := sha1Hex(aliceImg), sha1Hex(carolImg)
 
-	args := append(serverArgs(t, srv),
-		"--alice-jid", alice, "--alice-password", alicePW,
-		"--bob-jid", bob, "--bob-password", bobPW,
-		"--carol-jid", carol, "--carol-password", carolPW,
+	args = append(args,
 		"--alice-avatar", aliceFile, "--alice-type", "image/jpeg",
 		"--carol-avatar", carolFile,
 		"--timeout", "30",
 	)
-	if os.Getenv("AVATARS_DEBUG") != "" {
-		args = append(args, "--debug")
-	}
-	lines := runScript(t, 45*time.Second, "slixmpp_avatars.py", args...)
+	lines := runScript(t, 45*time.Second, "slixmpp_avatars.py", withDebug(args, "AVATARS_DEBUG")...)
 
 	got := map[string]string{}
-	ok := false
-	for _, line := range lines {
-		word, rest, _ := strings.Cut(line, " ")
+	ok := scanLines(lines, func(word, rest string) {
 		switch word {
-		case "OK":
-			ok = true
 		case "STEP_FAILED":
 			t.Errorf("slixmpp: %s", rest)
 		case "CAPS_QUERIED", "PUBLISHED", "AVATAR_UPDATE", "VCARD_PHOTO", "AVATAR_META", "AVATAR_DATA":
 			who, v, _ := strings.Cut(rest, " ")
 			got[word+" "+who] = v
 		}
-	}
+	})
 	if !ok {
 		t.Error("script did not print OK")
 	}
@@ -140,22 +121,26 @@ func TestSlixmppAvatarConversion(t *testing.T) {
 	}
 }
 
-// testJPEG is a small JPEG no run has published before.
-func testJPEG(t *testing.T) []byte {
+// testImage is a small image no run has published before, encoded with
+// encode.
+func testImage(t *testing.T, encode func(io.Writer, image.Image) error) []byte {
 	t.Helper()
 	seed, _ := hex.DecodeString(randomHex(t, 3))
 	img := image.NewRGBA(image.Rect(0, 0, 16, 16))
 	for x := range 16 {
 		for y := range 16 {
-			img.Set(x, y, color.RGBA{seed[0] ^ uint8(x*16), seed[1] ^ uint8(y*16), ^seed[2], 255})
+			img.Set(x, y, color.RGBA{seed[0] ^ uint8(x*16), seed[1] ^ uint8(y*16), seed[2], 255})
 		}
 	}
 	var b bytes.Buffer
-	if err := jpeg.Encode(&b, img, nil); err != nil {
+	if err := encode(&b, img); err != nil {
 		t.Fatal(err)
 	}
 	return b.Bytes()
 }
+
+// encodeJPEG is jpeg.Encode with the default options.
+func encodeJPEG(w io.Writer, img image.Image) error { return jpeg.Encode(w, img, nil) }
 
 // sha1Hex is the SHA-1 of b in hex, as XEP-0084 and XEP-0153 name images.
 func sha1Hex(b []byte) string {

@@ -2,10 +2,7 @@ package interop_test
 
 import (
 	"cmp"
-	"encoding/json"
-	"os"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -63,30 +60,19 @@ func TestBookmarksAcrossProtocols(t *testing.T) {
 		"--pep", mustJSON(pep),
 		"--timeout", "30",
 	)
-	if os.Getenv("BOOKMARKS_DEBUG") != "" {
-		args = append(args, "--debug")
-	}
-	lines := runScript(t, 45*time.Second, "slixmpp_bookmarks.py", args...)
+	lines := runScript(t, 45*time.Second, "slixmpp_bookmarks.py", withDebug(args, "BOOKMARKS_DEBUG")...)
 
 	got := map[string][]bookmark{}
 	var published []string
-	ok := false
-	for _, line := range lines {
-		word, rest, _ := strings.Cut(line, " ")
+	ok := scanLines(lines, func(word, rest string) {
 		switch word {
-		case "OK":
-			ok = true
 		case "PUBLISHED":
 			published = append(published, rest)
 		case "ROOMS":
-			label, js, _ := strings.Cut(rest, " ")
-			var b []bookmark
-			if err := json.Unmarshal([]byte(js), &b); err != nil {
-				t.Fatalf("%s: %v", line, err)
-			}
+			label, b := cutJSON[[]bookmark](t, word, rest)
 			got[label] = b
 		}
-	}
+	})
 	if !ok {
 		t.Error("script did not print OK")
 	}

@@ -1,7 +1,6 @@
 package interop_test
 
 import (
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -23,34 +22,15 @@ import (
 func TestSlixmppCarbons(t *testing.T) {
 	requireSlixmpp(t)
 	srv := servertest.Start(t)
-	const alicePW, bobPW = "carbons-alice", "carbons-bob"
-	alice := srv.AddUser("alice", alicePW)
-	bob := srv.AddUser("bob", bobPW)
+	jids, args := addAccounts(t, srv, "carbons", "alice", "bob")
+	alice, bob := jids[0], jids[1]
 	tag := "carbons-" + randomHex(t, 6)
 
-	args := append(serverArgs(t, srv),
-		"--alice-jid", alice, "--alice-password", alicePW,
-		"--bob-jid", bob, "--bob-password", bobPW,
-		"--tag", tag,
-		"--timeout", "60",
-	)
-	if os.Getenv("CARBONS_DEBUG") != "" {
-		args = append(args, "--debug")
-	}
-	lines := runScript(t, 90*time.Second, "slixmpp_carbons.py", args...)
+	args = append(args, "--tag", tag, "--timeout", "60")
+	lines := runScript(t, 90*time.Second, "slixmpp_carbons.py", withDebug(args, "CARBONS_DEBUG")...)
 
-	var enabled, carbons, received []string
-	for _, line := range lines {
-		word, rest, _ := strings.Cut(line, " ")
-		switch word {
-		case "ENABLED":
-			enabled = append(enabled, rest)
-		case "CARBON":
-			carbons = append(carbons, rest)
-		case "RECEIVED":
-			received = append(received, rest)
-		}
-	}
+	printed := byWord(lines)
+	enabled, carbons, received := printed["ENABLED"], printed["CARBON"], printed["RECEIVED"]
 	if !slices.Contains(lines, "OK") {
 		t.Fatalf("script did not print OK")
 	}

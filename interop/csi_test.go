@@ -1,7 +1,6 @@
 package interop_test
 
 import (
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,24 +25,14 @@ import (
 func TestSlixmppCSI(t *testing.T) {
 	requireSlixmpp(t)
 	srv := servertest.Start(t)
-	const alicePW, bobPW = "csi-alice", "csi-bob"
-	alice := srv.AddUser("alice", alicePW)
-	bob := srv.AddUser("bob", bobPW)
+	_, args := addAccounts(t, srv, "csi", "alice", "bob")
 	srv.Befriend("alice", "bob")
 	tag := "csi-" + randomHex(t, 6)
 	body := randomBody(t)
 
-	args := append(serverArgs(t, srv),
-		"--alice-jid", alice, "--alice-password", alicePW,
-		"--bob-jid", bob, "--bob-password", bobPW,
-		"--tag", tag, "--body", body,
-		"--timeout", "30",
-	)
-	if os.Getenv("CSI_DEBUG") != "" {
-		args = append(args, "--debug")
-	}
+	args = append(args, "--tag", tag, "--body", body, "--timeout", "30")
 	start := time.Now().Add(-time.Second)
-	lines := runScript(t, 45*time.Second, "slixmpp_csi.py", args...)
+	lines := runScript(t, 45*time.Second, "slixmpp_csi.py", withDebug(args, "CSI_DEBUG")...)
 	end := time.Now().Add(time.Second)
 
 	if !slices.Contains(lines, "OK") {

@@ -19,7 +19,10 @@
 // complete, cancel) against the server, and as a provider a slixmpp bot
 // offers a command on its full JID that adhocd's own Go requester
 // (adhoc.Requester), logged in as another user, runs through the server.
-// The scripts share their login code in testdata/common.py.
+// The slixmpp scripts share their login code in testdata/common.py, the
+// nbxmpp scripts theirs and their step runner in testdata/nbxmpp_common.py,
+// and both their flags in testdata/flags.py; the tests share the accounts
+// and flags they give a script and the reading of its lines (lines_test.go).
 //
 // nbxmpp_test.go runs admin commands and the wizard through nbxmpp's AdHoc
 // module (Debian's python3-nbxmpp, Gajim's library, on a GLib main loop the

@@ -1,8 +1,6 @@
 package interop_test
 
 import (
-	"encoding/json"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -45,35 +43,22 @@ type nbMessage struct {
 func TestNbxmppCarbons(t *testing.T) {
 	requireNbxmpp(t)
 	srv := servertest.Start(t)
-	const alicePW, bobPW = "nbcarbons-alice", "nbcarbons-bob"
-	alice := srv.AddUser("alice", alicePW)
-	bob := srv.AddUser("bob", bobPW)
+	jids, args := addAccounts(t, srv, "nbcarbons", "alice", "bob")
+	alice, bob := jids[0], jids[1]
 	tag := "nbcarbons-" + randomHex(t, 6)
 
-	args := append(serverArgs(t, srv),
-		"--alice-jid", alice, "--alice-password", alicePW,
-		"--bob-jid", bob, "--bob-password", bobPW,
-		"--tag", tag,
-		"--timeout", "40",
-	)
-	if os.Getenv("CARBONS_DEBUG") != "" {
-		args = append(args, "--debug")
-	}
-	lines := runScript(t, 60*time.Second, "nbxmpp_carbons.py", args...)
+	args = append(args, "--tag", tag, "--timeout", "40")
+	lines := runScript(t, 60*time.Second, "nbxmpp_carbons.py", withDebug(args, "CARBONS_DEBUG")...)
 
 	logins := map[string]string{}
 	var disco, enabled, timeouts, errs []string
 	messages := map[string][]nbMessage{}
 	carbons := map[string][]nbMessage{}
-	ok := false
-	for _, line := range lines {
-		word, rest, _ := strings.Cut(line, " ")
-		role, js, _ := strings.Cut(rest, " ")
+	ok := scanLines(lines, func(word, rest string) {
 		switch word {
-		case "OK":
-			ok = true
 		case "LOGIN":
-			logins[role] = js
+			role, jid, _ := strings.Cut(rest, " ")
+			logins[role] = jid
 		case "DISCO":
 			disco = append(disco, rest)
 		case "ENABLED":
@@ -82,18 +67,14 @@ func TestNbxmppCarbons(t *testing.T) {
 			timeouts = append(timeouts, rest)
 		case "ERROR":
 			errs = append(errs, rest)
-		case "MESSAGE", "CARBON":
-			var m nbMessage
-			if err := json.Unmarshal([]byte(js), &m); err != nil {
-				t.Fatalf("%s: %v", line, err)
-			}
-			if word == "MESSAGE" {
-				messages[role] = append(messages[role], m)
-			} else {
-				carbons[role] = append(carbons[role], m)
-			}
+		case "MESSAGE":
+			role, m := cutJSON[nbMessage](t, word, rest)
+			messages[role] = append(messages[role], m)
+		case "CARBON":
+			role, m := cutJSON[nbMessage](t, word, rest)
+			carbons[role] = append(carbons[role], m)
 		}
-	}
+	})
 	if !ok {
 		t.Error("script did not print OK")
 	}

@@ -2,15 +2,10 @@ package interop_test
 
 import (
 	"bytes"
-	"crypto/sha1"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"image"
-	"image/color"
 	"image/png"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,19 +40,13 @@ type omemoBundle struct {
 func TestSlixmppPEP(t *testing.T) {
 	requireSlixmpp(t)
 	srv := servertest.Start(t)
-	const alicePW, bobPW, carolPW = "pep-alice", "pep-bob", "pep-carol"
-	alice := srv.AddUser("alice", alicePW)
-	bob := srv.AddUser("bob", bobPW)
-	carol := srv.AddUser("carol", carolPW)
+	jids, args := addAccounts(t, srv, "pep", "alice", "bob", "carol")
+	alice := jids[0]
 	srv.Befriend("alice", "bob")
 
-	avatar := testPNG(t)
-	avatarFile := filepath.Join(t.TempDir(), "avatar.png")
-	if err := os.WriteFile(avatarFile, avatar, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha1.Sum(avatar)
-	avatarID := hex.EncodeToString(sum[:])
+	avatar := testImage(t, png.Encode)
+	avatarFile := tempFile(t, "avatar.png", avatar)
+	avatarID := sha1Hex(avatar)
 	nick := "Alice " + randomHex(t, 3) + " ✓"
 	artist, title := "Artist "+randomHex(t, 3), "Title "+randomHex(t, 3)
 	key := func(n int) string {
@@ -71,28 +60,18 @@ func TestSlixmppPEP(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	args := append(serverArgs(t, srv),
-		"--alice-jid", alice, "--alice-password", alicePW,
-		"--bob-jid", bob, "--bob-password", bobPW,
-		"--carol-jid", carol, "--carol-password", carolPW,
+	args = append(args,
 		"--avatar", avatarFile,
 		"--nick", nick,
 		"--artist", artist, "--title", title,
 		"--omemo", string(omemo),
 		"--timeout", "90",
 	)
-	if os.Getenv("PEP_DEBUG") != "" {
-		args = append(args, "--debug")
-	}
-	lines := runScript(t, 120*time.Second, "slixmpp_pep.py", args...)
+	lines := runScript(t, 120*time.Second, "slixmpp_pep.py", withDebug(args, "PEP_DEBUG")...)
 
-	got := map[string][]string{}
-	for _, line := range lines {
-		word, rest, _ := strings.Cut(line, " ")
-		got[word] = append(got[word], rest)
-		if word == "STEP_FAILED" {
-			t.Errorf("slixmpp: %s", rest)
-		}
+	got := byWord(lines)
+	for _, f := range got["STEP_FAILED"] {
+		t.Errorf("slixmpp: %s", f)
 	}
 	one := func(word string) (string, bool) {
 		t.Helper()
@@ -179,23 +158,6 @@ func TestSlixmppPEP(t *testing.T) {
 	one("OK")
 }
 
-// testPNG is a small PNG no run has published before.
-func testPNG(t *testing.T) []byte {
-	t.Helper()
-	seed, _ := hex.DecodeString(randomHex(t, 3))
-	img := image.NewRGBA(image.Rect(0, 0, 16, 16))
-	for x := range 16 {
-		for y := range 16 {
-			img.Set(x, y, color.RGBA{seed[0] ^ uint8(x*16), seed[1] ^ uint8(y*16), seed[2], 255})
-		}
-	}
-	var b bytes.Buffer
-	if err := png.Encode(&b, img); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
 // nbBookmark is a XEP-0402 bookmark as nbxmpp_pep.py passes and prints it.
 type nbBookmark struct {
 	JID      string  `json:"jid"`
@@ -219,13 +181,9 @@ func TestNbxmppPEP(t *testing.T) {
 	srv := servertest.Start(t)
 	const pw = "gajim-pep-pw"
 	user := srv.AddUser("gajim", pw)
-	avatar := testPNG(t)
-	avatarFile := filepath.Join(t.TempDir(), "avatar.png")
-	if err := os.WriteFile(avatarFile, avatar, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha1.Sum(avatar)
-	avatarID := hex.EncodeToString(sum[:])
+	avatar := testImage(t, png.Encode)
+	avatarFile := tempFile(t, "avatar.png", avatar)
+	avatarID := sha1Hex(avatar)
 	str := func(s string) *string { return &s }
 	marks := []nbBookmark{
 		{JID: "tea-" + randomHex(t, 3) + "@conference.localhost", Name: str("Tea ✓ " + randomHex(t, 2)), Nick: str("gajim"), Autojoin: true},
@@ -241,10 +199,7 @@ func TestNbxmppPEP(t *testing.T) {
 		"--bookmarks", string(marksJSON),
 		"--timeout", "60",
 	)
-	if os.Getenv("PEP_DEBUG") != "" {
-		args = append(args, "--debug")
-	}
-	lines := runScript(t, 90*time.Second, "nbxmpp_pep.py", args...)
+	lines := runScript(t, 90*time.Second, "nbxmpp_pep.py", withDebug(args, "PEP_DEBUG")...)
 
 	done := map[string]bool{}
 	access := map[string]string{}
@@ -255,19 +210,15 @@ func TestNbxmppPEP(t *testing.T) {
 		Features       []string `json:"features"`
 		GajimBookmarks string   `json:"gajim_bookmarks"`
 	}
-	ok := false
-	for _, line := range lines {
-		word, rest, _ := strings.Cut(line, " ")
+	ok := scanLines(lines, func(word, rest string) {
 		switch word {
-		case "OK":
-			ok = true
 		case "DONE":
 			done[rest] = true
 		case "ERROR":
 			t.Errorf("nbxmpp: %s", rest)
 		case "ACCOUNT_DISCO":
 			if err := json.Unmarshal([]byte(rest), &disco); err != nil {
-				t.Fatalf("%s: %v", line, err)
+				t.Fatalf("%s %s: %v", word, rest, err)
 			}
 		case "AVATAR_META":
 			meta = rest
@@ -279,14 +230,10 @@ func TestNbxmppPEP(t *testing.T) {
 				access[f[0]+" "+f[1]] = f[2]
 			}
 		case "BOOKMARKS":
-			label, js, _ := strings.Cut(rest, " ")
-			var b []nbBookmark
-			if err := json.Unmarshal([]byte(js), &b); err != nil {
-				t.Fatalf("%s: %v", line, err)
-			}
+			label, b := cutJSON[[]nbBookmark](t, word, rest)
 			bookmarks[label] = b
 		}
-	}
+	})
 	if !ok {
 		t.Error("script did not print OK")
 	}

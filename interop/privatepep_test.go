@@ -2,7 +2,6 @@ package interop_test
 
 import (
 	"encoding/json"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -28,32 +27,16 @@ import (
 func TestSlixmppPrivatePEP(t *testing.T) {
 	requireSlixmpp(t)
 	srv := servertest.Start(t)
-	const alicePW, bobPW, carolPW = "private-alice", "private-bob", "private-carol"
-	alice := srv.AddUser("alice", alicePW)
-	bob := srv.AddUser("bob", bobPW)
-	carol := srv.AddUser("carol", carolPW)
+	_, args := addAccounts(t, srv, "private", "alice", "bob", "carol")
 	srv.Befriend("alice", "bob")
 	nick := "Alice " + randomHex(t, 3)
 	version := randomHex(t, 4)
 	text := "private " + randomHex(t, 8) + " ✓ ünïcode"
 
-	args := append(serverArgs(t, srv),
-		"--alice-jid", alice, "--alice-password", alicePW,
-		"--bob-jid", bob, "--bob-password", bobPW,
-		"--carol-jid", carol, "--carol-password", carolPW,
-		"--nick", nick, "--version", version, "--text", text,
-		"--timeout", "40",
-	)
-	if os.Getenv("PEP_DEBUG") != "" {
-		args = append(args, "--debug")
-	}
-	lines := runScript(t, 60*time.Second, "slixmpp_private_pep.py", args...)
+	args = append(args, "--nick", nick, "--version", version, "--text", text, "--timeout", "40")
+	lines := runScript(t, 60*time.Second, "slixmpp_private_pep.py", withDebug(args, "PEP_DEBUG")...)
 
-	got := map[string][]string{}
-	for _, line := range lines {
-		word, rest, _ := strings.Cut(line, " ")
-		got[word] = append(got[word], rest)
-	}
+	got := byWord(lines)
 	if _, ok := got["OK"]; !ok {
 		t.Fatal("script did not print OK")
 	}

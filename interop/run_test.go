@@ -226,6 +226,17 @@ func randomHex(t *testing.T, n int) string {
 	return hex.EncodeToString(b)
 }
 
+// tempFile writes b to a file called name in a folder of the test's and
+// returns its path.
+func tempFile(t *testing.T, name string, b []byte) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(f, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 // randomBody returns a message body no run has sent before.
 func randomBody(t *testing.T) string {
 	t.Helper()

@@ -2,7 +2,6 @@ package interop_test
 
 import (
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,35 +35,24 @@ import (
 func TestSlixmppSMResumption(t *testing.T) {
 	requireSlixmpp(t)
 	srv := servertest.Start(t)
-	const alicePW, bobPW = "sm-alice", "sm-bob"
-	alice := srv.AddUser("alice", alicePW)
-	bob := srv.AddUser("bob", bobPW)
+	_, args := addAccounts(t, srv, "sm", "alice", "bob")
 	tag := "sm-" + randomHex(t, 6)
 	const before, replies, inflight, away = 7, 3, 2, 3
 
-	args := append(serverArgs(t, srv),
-		"--alice-jid", alice, "--alice-password", alicePW,
-		"--bob-jid", bob, "--bob-password", bobPW,
+	args = append(args,
 		"--tag", tag,
 		"--before", strconv.Itoa(before), "--replies", strconv.Itoa(replies),
 		"--inflight", strconv.Itoa(inflight), "--away", strconv.Itoa(away),
 		"--timeout", "90",
 	)
-	if os.Getenv("SM_DEBUG") != "" {
-		args = append(args, "--debug")
-	}
-	lines := runScript(t, 120*time.Second, "slixmpp_sm.py", args...)
+	lines := runScript(t, 120*time.Second, "slixmpp_sm.py", withDebug(args, "SM_DEBUG")...)
 
-	got := map[string][]string{}
+	got := byWord(lines)
 	received := map[string]map[string]int{"alice": {}, "bob": {}}
-	for _, line := range lines {
-		word, rest, _ := strings.Cut(line, " ")
-		got[word] = append(got[word], rest)
-		if word == "RECEIVED" {
-			role, body, _ := strings.Cut(rest, " ")
-			if m := received[role]; m != nil {
-				m[body]++
-			}
+	for _, r := range got["RECEIVED"] {
+		role, body, _ := strings.Cut(r, " ")
+		if m := received[role]; m != nil {
+			m[body]++
 		}
 	}
 	if _, ok := got["OK"]; !ok {
@@ -186,10 +174,7 @@ func TestSlixmppCaps(t *testing.T) {
 		"--tag", "caps", "--caps",
 		"--timeout", "60",
 	)
-	if os.Getenv("SM_DEBUG") != "" {
-		args = append(args, "--debug")
-	}
-	lines := runScript(t, 90*time.Second, "slixmpp_sm.py", args...)
+	lines := runScript(t, 90*time.Second, "slixmpp_sm.py", withDebug(args, "SM_DEBUG")...)
 
 	var features []string // "<hash> <node> <ver>", or "-"
 	stored, computed := "", map[string][]string{}

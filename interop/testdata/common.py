@@ -18,7 +18,6 @@ Lines on stdout every Client prints:
 Scripts import this module after putting their own folder on sys.path.
 """
 
-import argparse
 import asyncio
 import json
 import logging
@@ -29,6 +28,8 @@ import traceback
 
 import slixmpp
 
+import flags
+
 TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 SCRAM_MECHS = {"SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1"}
 
@@ -36,6 +37,20 @@ SCRAM_MECHS = {"SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM
 def say(*words):
     """Print one result line for the Go test, at once."""
     print(*words, flush=True)
+
+
+async def until(changed, test, seconds, why):
+    """Wait until test() is true, checking it again whenever the
+    asyncio.Event changed is set; after seconds in all, raise RuntimeError
+    with why (a string, or a function that says what is still missing)."""
+    async def wait():
+        while not test():
+            changed.clear()
+            await changed.wait()
+    try:
+        await asyncio.wait_for(wait(), seconds)
+    except asyncio.TimeoutError:
+        raise RuntimeError(why() if callable(why) else why) from None
 
 
 class Client(slixmpp.ClientXMPP):
@@ -115,17 +130,9 @@ def parser(doc, logins=("",), jid_help=None, tls_max=False, timeout=30.0):
     adds --tls-max (for Client's tls_max); timeout is the default of
     --timeout, in seconds.
     """
-    p = argparse.ArgumentParser(description=doc.splitlines()[0])
-    p.add_argument("--host", required=True)
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--cafile", required=True)
-    for prefix in logins:
-        p.add_argument("--%sjid" % prefix, required=True, help=jid_help)
-        p.add_argument("--%spassword" % prefix, required=True)
+    p = flags.parser(doc, logins, jid_help, timeout, "log slixmpp's XML to stderr")
     if tls_max:
         p.add_argument("--tls-max", choices=sorted(TLS_VERSIONS), help="highest TLS version to offer")
-    p.add_argument("--timeout", type=float, default=timeout)
-    p.add_argument("--debug", action="store_true", help="log slixmpp's XML to stderr")
     return p
 
 

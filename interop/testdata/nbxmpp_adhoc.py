@@ -35,31 +35,25 @@ the other steps still run. Exits 0 when every step ran, 1 on any other
 error, 2 on the overall timeout.
 """
 
-import argparse
 import json
-import logging
+import os
 import sys
-import traceback
 
-from gi.repository import Gio, GLib
+# nbxmpp_common.py sits next to this script; leave no __pycache__ in the tree.
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from nbxmpp.client import Client
-from nbxmpp.const import AdHocAction, ConnectionProtocol, ConnectionType
-from nbxmpp.errors import BaseError, StanzaError
-from nbxmpp.modules import dataforms
-from nbxmpp.protocol import JID, Presence
-from nbxmpp.structs import AdHocCommand
+from nbxmpp.const import AdHocAction  # noqa: E402
+from nbxmpp.modules import dataforms  # noqa: E402
+from nbxmpp.structs import AdHocCommand  # noqa: E402
+
+import nbxmpp_common as common  # noqa: E402
+from nbxmpp_common import say  # noqa: E402
 
 NS_ADMIN = "http://jabber.org/protocol/admin"
 ADD_USER = NS_ADMIN + "#add-user"
 USERS_NUM = NS_ADMIN + "#get-registered-users-num"
 WIZARD = "urn:adhocd:demo:wizard"
-TASK_TIMEOUT = 10  # seconds, for each request
-
-
-def say(label, *rest):
-    """Print one result line for the Go test, at once."""
-    print(label, *rest, flush=True)
 
 
 def form_json(node):
@@ -99,14 +93,6 @@ def command_json(cmd):
     }
 
 
-def error_json(error):
-    return {
-        "class": type(error).__name__,
-        "condition": getattr(error, "condition", None) if isinstance(error, StanzaError) else None,
-        "text": str(error),
-    }
-
-
 def submit_form(stage, values):
     """The form Gajim's DataFormWidget submits: the stage's own form (with
     its labels, options and other fields), the values the user typed set on
@@ -124,104 +110,24 @@ def submit_form(stage, values):
     return form
 
 
-class Run:
-    """The steps, as a generator driven by the tasks' callbacks."""
+class Run(common.AccountRun):
+    """The steps."""
 
-    def __init__(self, args, loop):
-        self.args = args
-        self.loop = loop
-        self.status = 1
-        self.client = Client()
-        self.client.set_username(JID.from_string(args.jid).localpart)
-        self.client.set_domain(JID.from_string(args.jid).domain)
-        self.client.set_resource("nbxmpp-interop")
-        self.client.set_password(args.password)
-        # Gajim's custom host: "host:port", TCP, the connection type chosen.
-        self.client.set_custom_host("%s:%d" % (args.host, args.port),
-                                    ConnectionProtocol.TCP, ConnectionType.START_TLS)
-        # Gajim passes the certificates the user accepted before; nbxmpp then
-        # forgives UNKNOWN_CA for exactly those, and no other error.
-        self.client.set_accepted_certificates([Gio.TlsCertificate.new_from_file(args.cafile)])
-        self.client.subscribe("connected", self._on_connected)
-        self.client.subscribe("connection-failed", self._on_failed)
-        self.client.subscribe("disconnected", self._on_disconnected)
-        if args.debug:
-            self.client.subscribe("stanza-sent", lambda _c, _s, data: print("SENT:", data, file=sys.stderr))
-            self.client.subscribe("stanza-received", lambda _c, _s, data: print("RECV:", data, file=sys.stderr))
-        self.steps = None
-        # done: every step ran; finished: the main loop was told to end.
-        self.done = False
-        self.finished = False
-
-    def start(self):
-        self.client.connect()
-
-    def stop(self, status):
-        """End the main loop with status, unless it ended already."""
-        if self.finished:
-            return
-        self.finished = True
-        self.status = status
-        self.loop.quit()
-
-    def _on_failed(self, client, _signal):
-        print("FAIL connection failed: %s" % (client.get_error(),), file=sys.stderr, flush=True)
-        self.stop(1)
-
-    def _on_disconnected(self, client, _signal):
-        if self.done:
-            self.stop(0)
-            return
-        print("FAIL disconnected: %s" % (client.get_error(),), file=sys.stderr, flush=True)
-        self.stop(1)
-
-    def _on_connected(self, client, _signal):
-        mech = getattr(getattr(client, "_sasl", None), "_mechanism", None)
-        say("LOGIN", json.dumps({
-            "jid": str(client.get_bound_jid()),
-            "mechanism": mech.name if mech is not None else None,
-            # GLib's name of it, such as tls-1-3.
-            "tls_version": getattr(client.tls_version, "value_nick", None),
-        }))
-        client.send_stanza(Presence())
-        self.steps = self._steps()
-        self._advance(None)
-
-    def _advance(self, value):
-        try:
-            task = self.steps.send(value)
-        except StopIteration:
-            say("OK")
-            # Close the stream and wait for the server's end of it, or
-            # give up waiting after a while: the steps are done anyway.
-            self.done = True
-            self.client.disconnect()
-            GLib.timeout_add_seconds(5, lambda: self.stop(0) and False)
-            return
-        except Exception as e:  # noqa: BLE001 - any failure ends the run
-            traceback.print_exc()
-            print("FAIL %s: %s" % (type(e).__name__, e), file=sys.stderr, flush=True)
-            self.stop(1)
-            return
-        task.add_done_callback(self._on_task_done, weak=False)
-
-    def _on_task_done(self, task):
-        try:
-            result = task.finish()
-        except BaseError as e:
-            result = e
-        GLib.idle_add(lambda: self._advance(result) and False)
+    def login_json(self, client):
+        info = super().login_json(client)
+        # GLib's name of it, such as tls-1-3.
+        info["tls_version"] = getattr(client.tls_version, "value_nick", None)
+        return info
 
     def _execute(self, label, cmd, action, form=None):
         """Send one command request; yields the task, returns the stage or
         None when it failed (reported as ERROR)."""
         say("SENT", label, json.dumps({"action": action.value, "form": form_json(form)}))
-        result = yield self.client.get_module("AdHoc").execute_command(
-            cmd, action=action, dataform=form, timeout=TASK_TIMEOUT)
-        if isinstance(result, BaseError):
-            say("ERROR", label, json.dumps(error_json(result)))
-            return None
-        say("RESPONSE", label, json.dumps(command_json(result)))
+        adhoc = self.client.get_module("AdHoc")
+        result = yield from self.run(label, lambda **kw: adhoc.execute_command(
+            cmd, action=action, dataform=form, **kw))
+        if result is not None:
+            say("RESPONSE", label, json.dumps(command_json(result)))
         return result
 
     def _submit(self, label, stage, values):
@@ -231,12 +137,13 @@ class Run:
             raise RuntimeError("%s: no form to submit" % label)
         return (yield from self._execute(label, stage, stage.default, submit_form(stage, values)))
 
-    def _steps(self):
+    def steps(self):
+        yield self.login("nbxmpp-interop")
         a = self.args
         server = a.server
-        listed = yield self.client.get_module("AdHoc").request_command_list(server, timeout=TASK_TIMEOUT)
-        if isinstance(listed, BaseError):
-            say("ERROR", "commands", json.dumps(error_json(listed)))
+        adhoc = self.client.get_module("AdHoc")
+        listed = yield from self.run("commands", lambda **kw: adhoc.request_command_list(server, **kw))
+        if listed is None:
             listed = [AdHocCommand(jid=server, node=n, name=None) for n in (ADD_USER, USERS_NUM, WIZARD)]
         else:
             say("COMMANDS", json.dumps([{"jid": str(c.jid), "node": c.node, "name": c.name} for c in listed]))
@@ -275,12 +182,7 @@ class Run:
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--host", required=True)
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--cafile", required=True)
-    p.add_argument("--jid", required=True, help="the administrator")
-    p.add_argument("--password", required=True)
+    p = common.parser(__doc__, jid_help="the administrator")
     p.add_argument("--server", required=True, help="the JID whose commands are run")
     p.add_argument("--new-jid", required=True, help="add-user")
     p.add_argument("--new-password", required=True)
@@ -288,24 +190,7 @@ def main():
     p.add_argument("--color", required=True)
     p.add_argument("--contact", required=True, help="the wizard's second stage")
     p.add_argument("--comment", required=True, help="the wizard's last stage")
-    p.add_argument("--timeout", type=float, default=40.0)
-    p.add_argument("--debug", action="store_true", help="log nbxmpp and its XML to stderr")
-    args = p.parse_args()
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO if args.debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-
-    loop = GLib.MainLoop()
-    run = Run(args, loop)
-
-    def on_timeout():
-        print("FAIL timeout after %.0fs" % args.timeout, file=sys.stderr, flush=True)
-        run.stop(2)
-        return False
-
-    GLib.timeout_add(int(args.timeout * 1000), on_timeout)
-    GLib.idle_add(lambda: run.start() and False)
-    loop.run()
-    sys.exit(run.status)
+    common.main(Run, p.parse_args())
 
 
 if __name__ == "__main__":

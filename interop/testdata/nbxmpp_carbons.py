@@ -2,7 +2,7 @@
 """Message Carbons (XEP-0280) with nbxmpp, the way Gajim 1.7 turns them on and reads them.
 
 Gajim's library, nbxmpp (Debian's python3-nbxmpp 4.2.2), on a GLib main
-loop. Three nbxmpp clients in one loop, each logged in as nbxmpp_pep.py
+loop. Three nbxmpp clients in one loop, each logged in as nbxmpp_common.py
 does (STARTTLS to --host:--port, only the certificate in --cafile
 accepted, nbxmpp's SASL mechanisms):
 
@@ -64,92 +64,40 @@ A step that fails prints ERROR or TIMEOUT and the next steps run. Exits 0
 when every step ran, 1 on any other error, 2 on the overall timeout.
 """
 
-import argparse
 import json
-import logging
+import os
 import sys
-import traceback
 
-from gi.repository import Gio, GLib
+# nbxmpp_common.py sits next to this script; leave no __pycache__ in the tree.
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import nbxmpp
-from nbxmpp.client import Client
-from nbxmpp.const import ConnectionProtocol, ConnectionType
-from nbxmpp.errors import BaseError, StanzaError
-from nbxmpp.namespaces import Namespace
-from nbxmpp.protocol import JID, Presence
-from nbxmpp.structs import StanzaHandler
-from nbxmpp.util import generate_id
+import nbxmpp  # noqa: E402
+from nbxmpp.namespaces import Namespace  # noqa: E402
+from nbxmpp.protocol import Presence  # noqa: E402
+from nbxmpp.structs import StanzaHandler  # noqa: E402
+from nbxmpp.util import generate_id  # noqa: E402
 
-TASK_TIMEOUT = 10  # seconds, for each request
+import nbxmpp_common as common  # noqa: E402
+from nbxmpp_common import say  # noqa: E402
+
 WAIT = 5  # seconds for a message or a carbon to arrive
-
-
-def say(label, *rest):
-    """Print one result line for the Go test, at once."""
-    print(label, *rest, flush=True)
-
-
-def error_json(error):
-    return {
-        "class": type(error).__name__,
-        "condition": getattr(error, "condition", None) if isinstance(error, StanzaError) else None,
-        "text": str(error),
-    }
 
 
 def jid_str(jid):
     return None if jid is None else str(jid)
 
 
-class Session:
+class Session(common.Session):
     """One nbxmpp client, and what Gajim's message handler saw of it."""
 
     def __init__(self, run, role, jid, password, resource):
-        a = run.args
-        self.run = run
-        self.role = role
+        super().__init__(run, jid, password, resource, role=role)
         self.messages = []  # the MESSAGE dicts
         self.carbons = []  # the CARBON dicts
-        self.on_connected = None
-        self.leaving = False  # disconnect called
-        self.gone = False
-        c = Client()
-        jid = JID.from_string(jid)
-        c.set_username(jid.localpart)
-        c.set_domain(jid.domain)
-        c.set_resource(resource)
-        c.set_password(password)
-        c.set_custom_host("%s:%d" % (a.host, a.port), ConnectionProtocol.TCP, ConnectionType.START_TLS)
-        c.set_accepted_certificates([Gio.TlsCertificate.new_from_file(a.cafile)])
-        c.subscribe("connected", self._on_connected)
-        c.subscribe("connection-failed", self._on_failed)
-        c.subscribe("disconnected", self._on_disconnected)
-        if a.debug:
-            c.subscribe("stanza-sent", lambda _c, _s, data: print(role, "SENT:", data, file=sys.stderr))
-            c.subscribe("stanza-received", lambda _c, _s, data: print(role, "RECV:", data, file=sys.stderr))
         # Where Gajim's Message module reads messages: after nbxmpp's own
         # handlers (message 5 and 10, receipts, chat markers 15, ...).
-        c.register_handler(StanzaHandler(name="message", callback=self._on_message, priority=50))
-        self.client = c
-
-    def _on_connected(self, client, _signal):
-        say("LOGIN", self.role, client.get_bound_jid())
-        cb, self.on_connected = self.on_connected, None
-        if cb is not None:
-            cb()
-
-    def _on_failed(self, client, _signal):
-        print("FAIL %s: connection failed: %s" % (self.role, client.get_error()), file=sys.stderr, flush=True)
-        self.run.stop(1)
-
-    def _on_disconnected(self, client, _signal):
-        self.gone = True
-        if self.run.done:
-            self.run.disconnected()
-            return
-        print("FAIL %s: disconnected: %s" % (self.role, client.get_error()), file=sys.stderr, flush=True)
-        self.run.stop(1)
+        self.client.register_handler(StanzaHandler(name="message", callback=self._on_message, priority=50))
 
     def _on_message(self, _client, stanza, properties):
         if properties.is_mam_message or properties.is_pubsub:
@@ -187,136 +135,30 @@ class Session:
         return any(c["body"] == body and c["is_" + kind] for c in self.carbons)
 
 
-class Run:
-    """The steps, as a generator: each yields a function that starts
-    something and is given resume, to call with the outcome."""
+class Run(common.Run):
+    """The steps."""
 
-    def __init__(self, args, loop):
-        self.args = args
-        self.loop = loop
-        self.status = 1
-        self.sessions = []
-        self.steps = None
-        self.finished = False
-        self.done = False
-        self.waiter = None  # a check run when a message came in
-        self.callback = None  # the task callback pending
+    def order(self, sessions):
+        """The phone leaves first, so that desk, still online, would get
+        what the server does with the phone's unacknowledged messages."""
+        return sorted(sessions, key=lambda s: s.role != "phone")
 
-    def start(self):
-        self.steps = self._steps()
-        self._advance(None)
-
-    def stop(self, status):
-        if self.finished:
-            return
-        self.finished = True
-        self.status = status
-        self.loop.quit()
-
-    def disconnected(self):
-        """Log the sessions out one after the other, the phone first, and
-        stop once all are gone. Each next one leaves a second after the
-        one before is gone, so that desk, still online, would get what the
-        server does with the phone's unacknowledged messages."""
-        for i, s in enumerate(sorted(self.sessions, key=lambda s: s.role != "phone")):
-            if not s.gone:
-                if not s.leaving:
-                    s.leaving = True
-                    if i == 0:
-                        s.client.disconnect()
-                    else:
-                        GLib.timeout_add_seconds(1, lambda c=s.client: c.disconnect() and False)
-                return
-        self.stop(0)
-
-    # Driving the steps.
-
-    def _advance(self, value):
-        try:
-            call = self.steps.send(value)
-        except StopIteration:
-            say("OK")
-            self.done = True
-            self.disconnected()
-            GLib.timeout_add_seconds(5, lambda: self.stop(0) and False)
-            return
-        except Exception as e:  # noqa: BLE001 - any failure ends the run
-            traceback.print_exc()
-            print("FAIL %s: %s" % (type(e).__name__, e), file=sys.stderr, flush=True)
-            self.stop(1)
-            return
-        call(self._resume)
-
-    def _resume(self, value):
-        GLib.idle_add(lambda: self._advance(value) and False)
-
-    def poke(self):
-        if self.waiter is not None:
-            self.waiter()
-
-    def connect(self, session):
-        """A waitable: log session in."""
-        def call(resume):
-            session.on_connected = lambda: resume(True)
-            session.client.connect()
-        return call
-
-    def task(self, start):
-        """A waitable for an nbxmpp task: start(callback=, timeout=)."""
-        def call(resume):
-            def on_done(task):
-                self.callback = None
-                try:
-                    result = task.finish()
-                except BaseError as e:
-                    result = e
-                except Exception as e:  # noqa: BLE001 - nbxmpp raises others on bad replies
-                    traceback.print_exc()
-                    result = e
-                resume(result)
-            # The callback goes in with the call: nbxmpp refuses callbacks
-            # on a finished task. nbxmpp holds it by a weak reference: the
-            # run holds it until it is called.
-            self.callback = on_done
-            start(callback=on_done, timeout=TASK_TIMEOUT)
-        return call
-
-    def _run(self, label, start):
-        """Run an nbxmpp task; its result, or None after printing ERROR."""
-        result = yield self.task(start)
-        if isinstance(result, Exception):
-            say("ERROR", label, json.dumps(error_json(result)))
-            return None
-        return result
+    def logged_in(self, session):
+        say("LOGIN", session.role, session.client.get_bound_jid())
 
     def iq(self, session, iq):
         """A waitable: send iq; the answer, or None after TASK_TIMEOUT."""
         def call(resume):
-            session.client.send_stanza(iq, callback=lambda _c, answer: resume(answer), timeout=TASK_TIMEOUT)
+            session.client.send_stanza(iq, callback=lambda _c, answer: resume(answer), timeout=common.TASK_TIMEOUT)
         return call
 
     def until(self, what, test):
         """A waitable: until test() is true, or WAIT seconds passed (then
         TIMEOUT what is printed)."""
-        def call(resume):
-            def check():
-                if test():
-                    self.waiter = None
-                    resume(True)
-                    return True
-                return False
-            if check():
-                return
-            self.waiter = check
-
-            def timeout():
-                if self.waiter is check:
-                    self.waiter = None
-                    say("TIMEOUT", what)
-                    resume(False)
-                return False
-            GLib.timeout_add_seconds(WAIT, timeout)
-        return call
+        def expired():
+            say("TIMEOUT", what)
+            return False
+        return self.wait(test, WAIT, expired)
 
     # The sessions.
 
@@ -329,7 +171,7 @@ class Run:
             # Gajim's discover_server_info, and Carbons.pass_disco with it.
             domain = s.client.get_bound_jid().domain
             disco = s.client.get_module("Discovery")
-            info = yield from self._run(role + " disco", lambda **kw: disco.disco_info(domain, **kw))
+            info = yield from self.run(role + " disco", lambda **kw: disco.disco_info(domain, **kw))
             if info is not None:
                 carbons = Namespace.CARBONS in info.features
                 say("DISCO", role, info.jid, "carbons" if carbons else "no-carbons")
@@ -340,7 +182,7 @@ class Run:
                     say("ENABLED", role, answer.getType() if answer is not None else "timeout")
         s.client.send_stanza(Presence())
         ping = s.client.get_module("Ping")
-        yield from self._run(role + " ping", lambda **kw: ping.ping(s.client.get_bound_jid().domain, **kw))
+        yield from self.run(role + " ping", lambda **kw: ping.ping(s.client.get_bound_jid().domain, **kw))
         return s
 
     @staticmethod
@@ -358,7 +200,7 @@ class Run:
             msg.setTag("no-copy", namespace=Namespace.MSG_HINTS)
         src.client.send_stanza(msg)
 
-    def _steps(self):
+    def steps(self):
         a = self.args
         desk = yield from self.login("desk", a.alice_jid, a.alice_password, "desk", True)
         phone = yield from self.login("phone", a.alice_jid, a.alice_password, "phone", True)
@@ -399,33 +241,9 @@ class Run:
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--host", required=True)
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--cafile", required=True)
-    p.add_argument("--alice-jid", required=True, help="a bare JID")
-    p.add_argument("--alice-password", required=True)
-    p.add_argument("--bob-jid", required=True, help="a bare JID")
-    p.add_argument("--bob-password", required=True)
+    p = common.parser(__doc__, logins=("alice-", "bob-"), jid_help="a bare JID")
     p.add_argument("--tag", required=True, help="first word of every body")
-    p.add_argument("--timeout", type=float, default=40.0)
-    p.add_argument("--debug", action="store_true", help="log nbxmpp and its XML to stderr")
-    args = p.parse_args()
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO if args.debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-
-    loop = GLib.MainLoop()
-    run = Run(args, loop)
-
-    def on_timeout():
-        print("FAIL timeout after %.0fs" % args.timeout, file=sys.stderr, flush=True)
-        run.stop(2)
-        return False
-
-    GLib.timeout_add(int(args.timeout * 1000), on_timeout)
-    GLib.idle_add(lambda: run.start() and False)
-    loop.run()
-    sys.exit(run.status)
+    common.main(Run, p.parse_args())
 
 
 if __name__ == "__main__":

@@ -82,14 +82,7 @@ class Inbox:
         self.changed.set()
 
     async def wait(self, what, test):
-        async def until():
-            while not test():
-                self.changed.clear()
-                await self.changed.wait()
-        try:
-            await asyncio.wait_for(until(), STEP)
-        except asyncio.TimeoutError:
-            raise RuntimeError("%s did not get %s" % (self.role, what)) from None
+        await common.until(self.changed, test, STEP, "%s did not get %s" % (self.role, what))
 
     async def message(self, body):
         await self.wait("the message %r" % body, lambda: body in self.messages)

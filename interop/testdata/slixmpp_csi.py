@@ -118,14 +118,8 @@ class Alice(common.Client):
         self._record(msg, "chatstate", msg["chat_state"], None)
 
     async def until(self, what, test):
-        async def wait():
-            while not test():
-                self.changed.clear()
-                await self.changed.wait()
-        try:
-            await asyncio.wait_for(wait(), STEP)
-        except asyncio.TimeoutError:
-            raise RuntimeError("alice did not get %s (in phase %s)" % (what, self.phase)) from None
+        await common.until(self.changed, test, STEP,
+                           lambda: "alice did not get %s (in phase %s)" % (what, self.phase))
 
     async def set_state(self, phase, active):
         # What comes from now on is of the new phase: the stanzas <active/>

@@ -94,14 +94,8 @@ class Inbox:
         self.changed.set()
 
     async def message(self, body):
-        async def until():
-            while body not in self.bodies:
-                self.changed.clear()
-                await self.changed.wait()
-        try:
-            await asyncio.wait_for(until(), STEP)
-        except asyncio.TimeoutError:
-            raise RuntimeError("%s did not get %r" % (self.role, body)) from None
+        await common.until(self.changed, lambda: body in self.bodies, STEP,
+                           "%s did not get %r" % (self.role, body))
 
 
 def result_json(msg):

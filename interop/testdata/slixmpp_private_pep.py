@@ -119,14 +119,9 @@ class Bob(common.Client):
 
     async def nick(self, nick):
         """Wait for the notification of nick; report any of the notes."""
-        def seen():
-            return any(n == NS_NICK and (p.text or "") == nick for n, p in self.events)
-        try:
-            while not seen():
-                self.changed.clear()
-                await asyncio.wait_for(self.changed.wait(), STEP)
-        except asyncio.TimeoutError:
-            raise RuntimeError("bob was not notified of the nick %r" % nick) from None
+        await common.until(self.changed,
+                           lambda: any(n == NS_NICK and (p.text or "") == nick for n, p in self.events),
+                           STEP, "bob was not notified of the nick %r" % nick)
         say("NICK_NOTIFIED", nick)
         for node, payload in self.events:
             if node == NS_NOTES:

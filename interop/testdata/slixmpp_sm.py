@@ -101,15 +101,10 @@ class Received:
 
     async def wait_for(self, bodies):
         """Wait until every body of bodies arrived."""
-        async def until():
-            while not all(b in self.bodies for b in bodies):
-                self.changed.clear()
-                await self.changed.wait()
-        try:
-            await asyncio.wait_for(until(), STEP)
-        except asyncio.TimeoutError:
-            missing = [b for b in bodies if b not in self.bodies]
-            raise RuntimeError("%s did not receive %r" % (self.role, missing)) from None
+        def missing():
+            return [b for b in bodies if b not in self.bodies]
+        await common.until(self.changed, lambda: not missing(), STEP,
+                           lambda: "%s did not receive %r" % (self.role, missing()))
 
 
 def sm_state(client):
