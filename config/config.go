@@ -97,9 +97,13 @@ type TLS struct {
 	ReloadInterval Duration `yaml:"reload_interval"`
 }
 
-// Storage configures the embedded bbolt store.
+// Storage configures where adhocd keeps its data: the embedded bbolt store
+// (the default), or a PostgreSQL database (postgres.go).
 type Storage struct {
-	// Path is the folder holding the database and the generated certificate.
+	// Backend is bolt (the bbolt file under Path) or postgres (Postgres).
+	Backend string `yaml:"backend"`
+	// Path is the folder holding the bbolt database, the generated
+	// certificate and the control socket (with either backend).
 	Path string `yaml:"path"`
 	// SCRAMIterations is the PBKDF2 iteration count for new passwords.
 	SCRAMIterations int `yaml:"scram_iterations"`
@@ -107,6 +111,9 @@ type Storage struct {
 	// may wait in memory to be written together with others (0: each is
 	// written at once, one transaction per login and per logout).
 	LoginTimeDelay Duration `yaml:"login_time_delay"`
+	// Postgres configures the PostgreSQL backend (storage.backend:
+	// postgres).
+	Postgres PostgresStorage `yaml:"postgres"`
 }
 
 // Limits bound what a client may make the server do. All are enforced on
@@ -492,9 +499,14 @@ func Default() Config {
 		WebSocket: WebSocket{Path: "/xmpp-websocket"},
 		TLS:       TLS{ReloadInterval: Duration(time.Minute)},
 		Storage: Storage{
+			Backend:         BackendBolt,
 			Path:            "data",
 			SCRAMIterations: 4096,
 			LoginTimeDelay:  Duration(time.Second),
+			Postgres: PostgresStorage{
+				MaxConns:       DefaultPostgresMaxConns,
+				ConnectTimeout: Duration(DefaultPostgresConnectTimeout),
+			},
 		},
 		Limits: Limits{
 			MaxStanzaBytes:           256 << 10,
@@ -654,6 +666,7 @@ func (c *Config) Validate() error {
 	if d := c.Storage.LoginTimeDelay.D(); d < 0 || d > time.Minute {
 		bad("storage.login_time_delay %v: must be between 0 and 1m", d)
 	}
+	c.Storage.validate(bad)
 	positive := []struct {
 		name string
 		v    int

@@ -268,10 +268,14 @@ func (s *Server) Start(ctx context.Context) (err error) {
 }
 
 // openStore opens the bbolt store of storage.path, unless WithStore gave
-// one.
+// one. The postgres backend is refused until it exists (issue 18), rather
+// than keeping the data in a local file the operator did not ask for.
 func (s *Server) openStore(context.Context) error {
 	if s.store != nil {
 		return nil
+	}
+	if b := s.cfg.Storage.Backend; b == config.BackendPostgres {
+		return fmt.Errorf("server: storage.backend %s: not available yet in this build", b)
 	}
 	st, err := storage.Open(s.cfg.Storage.Path, 5*time.Second, storage.WithLoginTimeDelay(s.cfg.Storage.LoginTimeDelay.D()),
 		storage.WithMinFreeDisk(s.cfg.Limits.MinFreeDiskBytes))
