@@ -221,7 +221,9 @@ func (m *Module) SessionReachable(ctx context.Context, s modules.Session) {
 			{Name: xml.Name{Local: "stamp"}, Value: msg.Stamp.UTC().Format("2006-01-02T15:04:05.000Z")},
 		}}
 		el.Inner = append(el.Inner, delay, xml.CharData("Offline Storage"), delay.End())
-		s.Reply(el)
+		// Counted before it is handed on, so that whoever sees the
+		// message also sees the count.
 		m.delivered.Add(ctx, 1)
+		s.Reply(el)
 	}
 }
