@@ -76,6 +76,13 @@ func errTooManySessions() Error {
 	return cmdErr(stanza.Cancel, stanza.NotAllowed, "", "you have too many open command sessions: complete or cancel one first")
 }
 
+// errSessionChanged answers a stage submitted twice at once through two
+// servers that share the session: one wins, the other is told to look
+// again (RFC 6120 §8.3.3.4 conflict; the session goes on).
+func errSessionChanged() Error {
+	return cmdErr(stanza.Wait, stanza.Conflict, "", "the session was changed by another request at the same time: retry")
+}
+
 // PayloadError is a submission the stage cannot accept; it is answered with
 // bad-payload and its message.
 type PayloadError struct {

@@ -389,8 +389,13 @@ func (p *Provider) show(ctx context.Context, c *Command, s *Session, iq stanza.I
 	}
 	s.Updated = p.now()
 	if err := p.store.Put(ctx, s); err != nil {
-		if errors.Is(err, ErrTooManySessions) {
+		switch {
+		case errors.Is(err, ErrTooManySessions):
 			return nil, errTooManySessions()
+		case errors.Is(err, ErrSessionChanged):
+			return nil, errSessionChanged()
+		case errors.Is(err, ErrSessionEnded):
+			return nil, errSessionExpired()
 		}
 		return nil, fmt.Errorf("adhoc: store session: %w", err)
 	}

@@ -20,6 +20,9 @@ var (
 	ErrSessionEnded = errors.New("adhoc: session ended")
 	// ErrTooManySessions: the owner already holds its maximum of sessions.
 	ErrTooManySessions = errors.New("adhoc: too many sessions for this requester")
+	// ErrSessionChanged: a store shared by several servers found the
+	// session changed by another one since it was read (Session.Revision).
+	ErrSessionChanged = errors.New("adhoc: the session changed meanwhile")
 )
 
 // Session is the state of one command execution between stages. It is plain
@@ -41,6 +44,11 @@ type Session struct {
 	Updated time.Time `json:"updated"`
 	// Expires is when the session times out unless used again.
 	Expires time.Time `json:"expires"`
+	// Revision is the version of the session a store read, for a store
+	// that several servers share and that updates optimistically: Put
+	// refuses with ErrSessionChanged a session another server changed
+	// since. 0 for a session never stored; stores in one process ignore it.
+	Revision int64 `json:"-"`
 }
 
 // merged returns the values of every stage up to (not including) stage n;

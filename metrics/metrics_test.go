@@ -207,6 +207,7 @@ func TestCommandCounters(t *testing.T) {
 }
 
 func TestEvictionsCounted(t *testing.T) {
+	servertest.Embedded(t) // the in-memory session store evicts; the shared one does not
 	srv, tel := instrumented(t, nil, nil, func(c *config.Config) { c.Adhoc.MaxSessions = 5 })
 	srv.AddUser("alice", "wonderland")
 	req := adhoc.NewRequester(srv.Dial("alice", "wonderland", "").Session)

@@ -550,6 +550,7 @@ func TestDiscoPingVersion(t *testing.T) {
 }
 
 func TestGracefulShutdown(t *testing.T) {
+	servertest.Embedded(t) // the bbolt file, unlocked at shutdown
 	srv := servertest.Start(t)
 	srv.AddUser("alice", "wonderland")
 	r := srv.RawLogin("alice", "wonderland", "raw")

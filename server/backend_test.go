@@ -13,11 +13,11 @@ import (
 	"github.com/adhocd/adhocd/server"
 )
 
-// TestPostgresBackendNotYetAvailable: a configuration that selects the
-// PostgreSQL backend is valid, but this build cannot serve it, and says so
-// at start instead of keeping the data in a bbolt file the operator did not
-// ask for; nothing listens and no database file appears.
-func TestPostgresBackendNotYetAvailable(t *testing.T) {
+// TestPostgresBackendUnreachable: with the PostgreSQL backend selected and
+// no database answering, the server does not start, says which database it
+// could not reach, and does not fall back to a bbolt file the operator did
+// not ask for: nothing listens and no database file appears.
+func TestPostgresBackendUnreachable(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -42,8 +42,8 @@ func TestPostgresBackendNotYetAvailable(t *testing.T) {
 		_ = srv.Shutdown(ctx)
 		t.Fatal("the server started with storage.backend postgres")
 	}
-	if want := "storage.backend postgres: not available yet in this build"; !strings.Contains(err.Error(), want) {
-		t.Fatalf("start failed with %q, want it to say %q", err, want)
+	if want := `database "adhocd" on 127.0.0.1:1 as "adhocd"`; !strings.Contains(err.Error(), want) {
+		t.Fatalf("start failed with %q, want it to name the database: %q", err, want)
 	}
 	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		c.Close()

@@ -30,6 +30,8 @@ import (
 	"github.com/adhocd/adhocd/router"
 	"github.com/adhocd/adhocd/storage"
 	"github.com/adhocd/adhocd/storage/adhocsessions"
+	"github.com/adhocd/adhocd/storage/backend"
+	"github.com/adhocd/adhocd/storage/postgres"
 	"github.com/adhocd/adhocd/tlscert"
 	"github.com/adhocd/adhocd/wire"
 )
@@ -267,18 +269,13 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	return nil
 }
 
-// openStore opens the bbolt store of storage.path, unless WithStore gave
-// one. The postgres backend is refused until it exists (issue 18), rather
-// than keeping the data in a local file the operator did not ask for.
-func (s *Server) openStore(context.Context) error {
+// openStore opens the store storage.backend names (package
+// storage/backend), unless WithStore gave one.
+func (s *Server) openStore(ctx context.Context) error {
 	if s.store != nil {
 		return nil
 	}
-	if b := s.cfg.Storage.Backend; b == config.BackendPostgres {
-		return fmt.Errorf("server: storage.backend %s: not available yet in this build", b)
-	}
-	st, err := storage.Open(s.cfg.Storage.Path, 5*time.Second, storage.WithLoginTimeDelay(s.cfg.Storage.LoginTimeDelay.D()),
-		storage.WithMinFreeDisk(s.cfg.Limits.MinFreeDiskBytes))
+	st, err := backend.Open(ctx, s.cfg, backend.Options{Log: s.log.With("component", "storage")})
 	if err != nil {
 		return err
 	}
@@ -316,7 +313,7 @@ func (s *Server) startRouter(ctx context.Context) error {
 	if err := s.loadAccess(ctx); err != nil {
 		return err
 	}
-	provider, err := s.newProvider()
+	provider, err := s.newProvider(ctx)
 	if err != nil {
 		return err
 	}
@@ -383,13 +380,25 @@ func (s *Server) bootstrapAdmin(ctx context.Context) error {
 
 // newProvider makes the XEP-0050 provider with the session store that
 // adhoc.* configures: an LRU in memory, or with adhoc.persist the LRU in
-// front of a bucket of the server's bbolt file.
-func (s *Server) newProvider() (*adhoc.Provider, error) {
+// front of a bucket of the server's bbolt file; on the PostgreSQL backend
+// always the table every replica shares.
+func (s *Server) newProvider(ctx context.Context) (*adhoc.Provider, error) {
 	a := s.cfg.Adhoc
 	mem := adhoc.NewMemoryStore(a.MaxSessions, a.SessionTTL.D(), a.MaxSessionsPerUser)
 	opts := []adhoc.Option{adhoc.WithStore(mem), adhoc.WithLogger(s.log.With("component", "adhoc"))}
 	if s.cmdObserver != nil {
 		opts = append(opts, adhoc.WithObserver(s.cmdObserver))
+	}
+	if pg, ok := s.store.(*postgres.Store); ok {
+		// Every replica shares the sessions and their ids' secret, so
+		// that a session goes on whichever replica its next stage reaches
+		// (adhoc.persist is implied).
+		ps := postgres.NewSessionStore(pg.DB(), a.SessionTTL.D(), a.MaxSessionsPerUser)
+		secret, err := ps.Secret(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return adhoc.NewProvider(append(opts, adhoc.WithStore(ps), adhoc.WithSecret(secret))...), nil
 	}
 	if a.Persist {
 		b, ok := s.store.(interface{ DB() *bolt.DB })

@@ -20,6 +20,7 @@ import (
 	"github.com/adhocd/adhocd/modules/defaults"
 	"github.com/adhocd/adhocd/server"
 	"github.com/adhocd/adhocd/storage"
+	"github.com/adhocd/adhocd/storage/postgres/pgtest"
 	"github.com/adhocd/adhocd/tlscert"
 )
 
@@ -72,10 +73,48 @@ func StartWith(t testing.TB, srvOpts []server.Option, opts ...Option) *Server {
 	return StartConfig(t, cfg, srvOpts...)
 }
 
+// BackendEnv names the environment variable that picks the storage
+// backend of every test server: "postgres" runs each on a new database of
+// a throwaway PostgreSQL server (package pgtest; shared by the whole run
+// under pgrun), anything else on the configuration's own backend (a bbolt
+// file in the test's folder by default). The whole suite runs both ways in
+// CI.
+const BackendEnv = "ADHOCD_TEST_BACKEND"
+
+// Postgres reports whether BackendEnv asks for the PostgreSQL backend.
+func Postgres() bool { return os.Getenv(BackendEnv) == config.BackendPostgres }
+
+// Embedded keeps the test's servers on the configuration's own backend
+// (the bbolt file by default) whatever BackendEnv says: for a test of what
+// the embedded store alone does (its file and its lock, its free-disk
+// floor, the in-memory command sessions). Not for parallel tests.
+func Embedded(t testing.TB) {
+	t.Helper()
+	if tt, ok := t.(interface{ Setenv(k, v string) }); ok {
+		tt.Setenv(BackendEnv, "")
+		return
+	}
+	t.Fatal("servertest.Embedded needs a *testing.T or *testing.B")
+}
+
+// UseBackend points cfg at the backend BackendEnv asks for: with
+// "postgres", a new database of its own unless cfg names one already
+// (a restart on the same data keeps it).
+func UseBackend(t testing.TB, cfg *config.Config) {
+	t.Helper()
+	if !Postgres() || cfg.Storage.Backend == config.BackendPostgres {
+		return
+	}
+	cfg.Storage.Backend = config.BackendPostgres
+	cfg.Storage.Postgres.DSN = pgtest.Start(t)
+}
+
 // StartConfig starts a server with cfg as it is (its storage folder is kept,
-// so a second server can be started on the first one's data).
+// so a second server can be started on the first one's data), on the
+// backend BackendEnv asks for (UseBackend).
 func StartConfig(t testing.TB, cfg config.Config, opts ...server.Option) *Server {
 	t.Helper()
+	UseBackend(t, &cfg)
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: lvl}))

@@ -95,15 +95,19 @@ type ArchiveQuery struct {
 // value the message as JSON; and the account's counters under keyUsage.
 var bucketArchive = []byte("archive")
 
-// archiveIDs makes ids: nanoseconds since the epoch, kept increasing across
-// calls so that two messages never share one, as 16 hex digits (which sort
-// as the numbers do).
-type archiveIDs struct {
+// ArchiveClock makes archive ids: nanoseconds since the epoch, kept
+// increasing across the calls of one process so that two messages never
+// share one. Every backend makes its ids so: they sort as the messages were
+// archived, tell their stamp, and survive a move between backends
+// (storage.Transfer keeps them).
+type ArchiveClock struct {
 	mu   sync.Mutex
 	last uint64
 }
 
-func (a *archiveIDs) next(now time.Time) uint64 {
+// Next returns an id for a message archived at now: now in nanoseconds, or
+// one more than the last id returned when that is not earlier.
+func (a *ArchiveClock) Next(now time.Time) uint64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	n := uint64(now.UnixNano())
@@ -114,9 +118,25 @@ func (a *archiveIDs) next(now time.Time) uint64 {
 	return n
 }
 
+// FormatArchiveID renders an id as the 16 hex digits clients see (which
+// sort as the numbers do).
+func FormatArchiveID(n uint64) string { return fmt.Sprintf("%016x", n) }
+
+// ParseArchiveID reads an id back; false for a string no store makes.
+func ParseArchiveID(id string) (uint64, bool) {
+	k, ok := parseArchiveID(id)
+	if !ok {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(k), true
+}
+
+// ArchiveStamp is the time an id tells: when its message was archived.
+func ArchiveStamp(n uint64) time.Time { return time.Unix(0, int64(n)).UTC() }
+
 func archiveKey(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
 
-// ArchiveID renders an archive key as an id.
+// archiveID renders an archive key as an id.
 func archiveID(k []byte) string { return hex.EncodeToString(k) }
 
 // parseArchiveID reads an id back into its key; false for an id this store
@@ -126,7 +146,7 @@ func parseArchiveID(id string) ([]byte, bool) {
 	return k, err == nil && len(k) == 8
 }
 
-func stampOf(k []byte) time.Time { return time.Unix(0, int64(binary.BigEndian.Uint64(k))).UTC() }
+func stampOf(k []byte) time.Time { return ArchiveStamp(binary.BigEndian.Uint64(k)) }
 
 // Archiving is written in batches: AppendArchive takes the id and queues
 // the message, and a writer commits what is queued in one transaction a few
@@ -208,7 +228,7 @@ func (s *Bolt) AppendArchive(ctx context.Context, username string, m ArchivedMes
 	if err != nil {
 		return "", fmt.Errorf("storage: archive for %q: %w", username, err)
 	}
-	key := archiveKey(s.archiveIDs.next(time.Now()))
+	key := archiveKey(s.archiveIDs.Next(time.Now()))
 	a := &s.archive
 	a.mu.Lock()
 	a.pending = append(a.pending, pendingArchive{user: username, key: key, val: val, q: q})
@@ -308,6 +328,7 @@ func appendTo(b *bolt.Bucket, ps []pendingArchive) error {
 		u.bytes += int64(len(p.val))
 	}
 	if q := ps[len(ps)-1].q; q.MaxMessages > 0 {
+		var gone [][]byte
 		c := b.Cursor()
 		for k, v := c.First(); k != nil && u.messages > int64(q.MaxMessages); k, v = c.Next() {
 			if len(k) != 8 {
@@ -315,12 +336,25 @@ func appendTo(b *bolt.Bucket, ps []pendingArchive) error {
 			}
 			u.messages--
 			u.bytes -= int64(len(v))
-			if err := c.Delete(); err != nil {
-				return err
-			}
+			gone = append(gone, bytes.Clone(k))
+		}
+		if err := deleteKeys(b, gone); err != nil {
+			return err
 		}
 	}
 	return b.Put(keyUsage, u.encode())
+}
+
+// deleteKeys deletes keys from b. A walk collects them first: in a bucket
+// written earlier in the same transaction, bbolt's Cursor.Next after
+// Cursor.Delete can skip the key that follows the deleted one.
+func deleteKeys(b *bolt.Bucket, keys [][]byte) error {
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // QueryArchive implements Archive: a walk of the account's bucket from one
@@ -454,8 +488,14 @@ func (s *Bolt) QueryArchive(ctx context.Context, username string, q ArchiveQuery
 // jidMatches applies XEP-0313 §4.1.1's with filter: a full JID matches
 // itself, a bare JID its resources, a domain its JIDs.
 func jidMatches(filter, j string) bool {
-	if filter == j || strings.HasPrefix(j, filter+"/") {
-		return true // itself, or a bare JID's resource
+	if filter == j {
+		return true
+	}
+	if strings.Contains(filter, "/") {
+		return false // a full JID: that one alone (a resource may hold "/")
+	}
+	if strings.HasPrefix(j, filter+"/") {
+		return true // a bare JID's resource
 	}
 	at := strings.IndexByte(j, '@')
 	if at < 0 {
@@ -492,7 +532,7 @@ func (s *Bolt) ExpireArchive(ctx context.Context, before time.Time, limit int) (
 			b := parent.Bucket(user)
 			u := decodeUsage(b.Get(keyUsage))
 			c := b.Cursor()
-			changed := false
+			var gone [][]byte
 			for k, v := c.First(); k != nil && n < limit; k, v = c.Next() {
 				if len(k) != 8 {
 					continue
@@ -500,15 +540,15 @@ func (s *Bolt) ExpireArchive(ctx context.Context, before time.Time, limit int) (
 				if bytes.Compare(k, bound) >= 0 {
 					break
 				}
-				if err := c.Delete(); err != nil {
-					return err
-				}
+				gone = append(gone, bytes.Clone(k))
 				u.messages--
 				u.bytes -= int64(len(v))
 				n++
-				changed = true
 			}
-			if changed {
+			if err := deleteKeys(b, gone); err != nil {
+				return err
+			}
+			if len(gone) > 0 {
 				if err := b.Put(keyUsage, u.encode()); err != nil {
 					return err
 				}

@@ -36,7 +36,7 @@ type Bolt struct {
 	floor   diskFloor
 	// archiveIDs makes the archive's time-ordered ids, archive queues
 	// what waits to be written (archive.go).
-	archiveIDs archiveIDs
+	archiveIDs ArchiveClock
 	archive    archiveQueue
 }
 
@@ -158,13 +158,14 @@ func (s *Bolt) CreateAccount(ctx context.Context, a Account) error {
 // Account implements Store.
 func (s *Bolt) Account(ctx context.Context, username string) (Account, error) {
 	var a Account
+	unwritten := s.unwritten(username)
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		return getJSON(tx.Bucket(bucketAccounts), []byte(username), &a)
 	})
 	if err != nil {
 		return Account{}, fmt.Errorf("storage: account %q: %w", username, err)
 	}
-	s.overlay(&a)
+	unwritten.apply(&a)
 	return a, nil
 }
 
@@ -176,7 +177,7 @@ func (s *Bolt) UpdateAccount(ctx context.Context, username string, fn func(*Acco
 		if err := getJSON(b, []byte(username), &a); err != nil {
 			return err
 		}
-		s.overlay(&a)
+		s.unwritten(username).apply(&a)
 		if err := fn(&a); err != nil {
 			return err
 		}
@@ -270,6 +271,7 @@ func removeContact(rosters *bolt.Bucket, contact []byte) ([]RemovedItem, error) 
 // Accounts implements Store.
 func (s *Bolt) Accounts(ctx context.Context) ([]Account, error) {
 	var all []Account
+	unwritten := s.unwritten("")
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		var err error
 		all, err = decodeAll[Account](tx.Bucket(bucketAccounts), nil)
@@ -279,7 +281,7 @@ func (s *Bolt) Accounts(ctx context.Context) ([]Account, error) {
 		return nil, fmt.Errorf("storage: accounts: %w", err)
 	}
 	for i := range all {
-		s.overlay(&all[i])
+		unwritten.apply(&all[i])
 	}
 	return all, nil
 }

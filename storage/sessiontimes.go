@@ -114,8 +114,11 @@ func (s *Bolt) record(username string, t times) error {
 	if st.closed {
 		return errClosed
 	}
+	_, had := st.pending[username]
 	st.pending[username] = st.pending[username].merge(t)
-	if n := len(st.pending); n == 1 || n >= batchLimit {
+	// A kick starts the delay (the first account of a batch) or ends it (a
+	// full batch); the same account again does neither.
+	if n := len(st.pending); !had && (n == 1 || n >= batchLimit) {
 		select {
 		case st.kick <- struct{}{}:
 		default:
@@ -124,18 +127,40 @@ func (s *Bolt) record(username string, t times) error {
 	return nil
 }
 
-// overlay applies the times not yet written to a, as read from the file.
-func (s *Bolt) overlay(a *Account) {
+// unwritten returns the times not yet written of username ("" for every
+// account), to apply to accounts read from the file afterwards. It is
+// taken before the read: a batch that flush writes in between is then
+// either in the copy or in what the read sees, where a look at pending and
+// flushing after the read could miss one that flush wrote and cleared
+// meanwhile.
+func (s *Bolt) unwritten(username string) pendingTimes {
 	st := s.times
 	if st == nil {
-		return
+		return nil
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if t, ok := st.flushing[a.Username]; ok {
-		t.apply(a)
+	out := pendingTimes{}
+	for _, m := range []map[string]times{st.flushing, st.pending} {
+		if username != "" {
+			if t, ok := m[username]; ok {
+				out[username] = out[username].merge(t)
+			}
+			continue
+		}
+		for u, t := range m {
+			out[u] = out[u].merge(t)
+		}
 	}
-	if t, ok := st.pending[a.Username]; ok {
+	return out
+}
+
+// pendingTimes are the times not yet written, by account.
+type pendingTimes map[string]times
+
+// apply sets a's times to the unwritten ones where those are later.
+func (p pendingTimes) apply(a *Account) {
+	if t, ok := p[a.Username]; ok {
 		t.apply(a)
 	}
 }

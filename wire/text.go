@@ -71,3 +71,28 @@ func Parse(s string) []xml.Token {
 		out = append(out, xml.CopyToken(t))
 	}
 }
+
+// SerializeElement renders a whole element as Serialize does: "" when its
+// text is longer than limit.
+func SerializeElement(el *Element, limit int) string {
+	whole := make([]xml.Token, 0, len(el.Inner)+2)
+	whole = append(append(append(whole, el.Start), el.Inner...), el.Start.End())
+	return Serialize(whole, limit)
+}
+
+// ParseElement reads back what SerializeElement stored; false when s is
+// not one whole element.
+func ParseElement(s string) (*Element, bool) {
+	toks := Parse(s)
+	if len(toks) < 2 {
+		return nil, false
+	}
+	start, ok := toks[0].(xml.StartElement)
+	if !ok {
+		return nil, false
+	}
+	if end, ok := toks[len(toks)-1].(xml.EndElement); !ok || end.Name != start.Name {
+		return nil, false
+	}
+	return &Element{Start: start, Inner: toks[1 : len(toks)-1]}, true
+}

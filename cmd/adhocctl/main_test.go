@@ -435,6 +435,9 @@ func TestREADMETranscript(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The README's commands run on the embedded default (config.yaml's
+	// bbolt store): so does its server, whatever backend the suite runs on.
+	t.Setenv(servertest.BackendEnv, "")
 	// Loopback port 0 and no other listener, whatever config.yaml says.
 	cfg.C2S.Listen = "127.0.0.1:0"
 	cfg.Metrics.Listen, cfg.Debug.PprofListen = "", ""

@@ -63,7 +63,11 @@ func checkConfigCmd(args []string, _ io.Reader, stdout, stderr io.Writer) error 
 		w("pprof", "%s", cfg.Debug.PprofListen)
 	}
 	w("otel", "%s", cfg.OTel.Exporter)
-	w("storage", "%s", storagePath)
+	if cfg.Storage.Backend == config.BackendPostgres {
+		w("storage", "postgres %s (certificate and control socket in %s)", cfg.Storage.Postgres.RedactedDSN(), storagePath)
+	} else {
+		w("storage", "%s", storagePath)
+	}
 	if cfg.TLS.CertFile == "" {
 		w("tls", "a self-signed certificate for %s, kept in %s", cfg.Domain, storagePath)
 	} else {

@@ -12,6 +12,8 @@
 //	adhocd user delete  JID [--config FILE]  remove an account, its data and its items
 //	                                         in other rosters
 //	adhocd user list        [--config FILE]  list the accounts
+//	adhocd migrate bolt-to-postgres [--from DIR] [--dsn DSN] [--config FILE]
+//	                                         copy the bbolt store (stopped) into PostgreSQL
 //	adhocd status           [--config FILE]  print the running server's status report (the
 //	                                         status command's figures, through the control
 //	                                         socket, whatever the c2s listener's state)
@@ -95,6 +97,7 @@ func commands() []command {
 	return []command{
 		{"serve", "[--config FILE]", "run the server (the default command)", serveCmd},
 		{"user", "add|passwd|disable|enable|delete|list [JID] [--config FILE]", "manage accounts, with the server running or not", userCmd},
+		{"migrate", migrateUsage, "copy a single node's bbolt store into a PostgreSQL database", migrateCmd},
 		{"status", "[--config FILE]", "print the running server's status report, through its control socket", statusCmd},
 		{"check-config", "[--config FILE]", "load and validate the configuration, print what the server would listen on", checkConfigCmd},
 		{"healthcheck", "[--config FILE] [--timeout D]", "exit 0 when the server answers an XMPP stream on its c2s port", healthcheckCmd},

@@ -17,6 +17,7 @@ import (
 	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/server"
 	"github.com/adhocd/adhocd/storage"
+	"github.com/adhocd/adhocd/storage/backend"
 )
 
 const userUsage = "add|passwd|disable|enable|delete|list [JID] [--config FILE]"
@@ -63,7 +64,18 @@ func userCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	resp, err := offline(ctx, cfg, req, 300*time.Millisecond)
+	var resp account.Response
+	if cfg.Storage.Backend == config.BackendPostgres {
+		// The database is shared: no lock tells whether a server runs
+		// here. One that answers on the control socket does the work,
+		// with its sessions; without one, the database directly.
+		resp, err = server.Control(ctx, cfg.Storage.Path, req)
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+			resp, err = offline(ctx, cfg, req, 0)
+		}
+	} else {
+		resp, err = offline(ctx, cfg, req, 300*time.Millisecond)
+	}
 	if errors.Is(err, storage.ErrLocked) {
 		// The server holds the store: it does the work, with its sessions.
 		resp, err = server.Control(ctx, cfg.Storage.Path, req)
@@ -85,11 +97,11 @@ func userCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// offline runs a request on the store directly, with the same account
+// offline runs a request on the store (of either backend) directly, with the same account
 // operations as the server's but no session to end, or returns
 // storage.ErrLocked when another process has held the store for wait.
 func offline(ctx context.Context, cfg config.Config, req account.Request, wait time.Duration) (account.Response, error) {
-	st, err := storage.Open(cfg.Storage.Path, wait)
+	st, err := backend.Open(ctx, cfg, backend.Options{Wait: wait})
 	if err != nil {
 		return account.Response{}, err
 	}

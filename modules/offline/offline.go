@@ -156,9 +156,7 @@ func (m *Module) KeepOffline(ctx context.Context, msg modules.Message, user stri
 	if lim.MaxOfflineMessages <= 0 || el.Sub(xml.Name{Space: stanza.NSClient, Local: "body"}) == nil {
 		return errRecipientOffline
 	}
-	whole := make([]xml.Token, 0, len(el.Inner)+2)
-	whole = append(append(append(whole, el.Start), el.Inner...), el.Start.End())
-	raw := wire.Serialize(whole, 2*lim.MaxStanzaBytes)
+	raw := wire.SerializeElement(el, 2*lim.MaxStanzaBytes)
 	if raw == "" {
 		return errRecipientOffline
 	}
@@ -205,17 +203,11 @@ func (m *Module) SessionReachable(ctx context.Context, s modules.Session) {
 		if msg.Stamp.Before(expired) {
 			continue
 		}
-		toks := wire.Parse(msg.XML)
-		var start xml.StartElement
-		ok := len(toks) >= 2
-		if ok {
-			start, ok = toks[0].(xml.StartElement)
-		}
+		el, ok := wire.ParseElement(msg.XML)
 		if !ok {
 			m.log.Warn("offline message unreadable", "user", user)
 			continue
 		}
-		el := &wire.Element{Start: start, Inner: toks[1 : len(toks)-1]}
 		delay := xml.StartElement{Name: xml.Name{Space: nsDelay, Local: "delay"}, Attr: []xml.Attr{
 			{Name: xml.Name{Local: "from"}, Value: from},
 			{Name: xml.Name{Local: "stamp"}, Value: msg.Stamp.UTC().Format("2006-01-02T15:04:05.000Z")},

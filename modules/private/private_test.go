@@ -190,6 +190,7 @@ func TestPrivateLimits(t *testing.T) {
 // TestPrivateDiskFloor: below the store's free-disk floor a set gets
 // resource-constraint (wait), while reads and removals go on.
 func TestPrivateDiskFloor(t *testing.T) {
+	servertest.Embedded(t) // the free-disk floor is the bbolt store's
 	srv := servertest.Start(t, func(c *config.Config) { c.Limits.MinFreeDiskBytes = 1 << 62 })
 	srv.AddUser("hamlet", "denmark")
 	hamlet := servertest.IQLogin(t, srv, "hamlet", "denmark")

@@ -184,6 +184,7 @@ func TestVCardLimit(t *testing.T) {
 // TestVCardDiskFloor: below the store's free-disk floor a set gets
 // resource-constraint (wait), while reads and removals go on.
 func TestVCardDiskFloor(t *testing.T) {
+	servertest.Embedded(t) // the free-disk floor is the bbolt store's
 	srv := servertest.Start(t, func(c *config.Config) { c.Limits.MinFreeDiskBytes = 1 << 62 })
 	srv.AddUser("alice", "wonderland")
 	alice := servertest.IQLogin(t, srv, "alice", "wonderland")

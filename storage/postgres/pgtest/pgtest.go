@@ -98,12 +98,34 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
+// PortEnv is the environment variable that points Start at a cluster
+// already running on that port of 127.0.0.1 (with Superuser let in from
+// loopback without a password), in place of one of its own: pgrun starts
+// one for a whole `go test ./...`, so that every package's databases are
+// on one server. NewCluster still starts a server of its own.
+const PortEnv = "ADHOCD_PGTEST_PORT"
+
 // Start returns the DSN of a new, empty database (owned by Superuser) on
-// a running cluster: the package's shared one under Main, else one started
-// for this test alone. It skips the test when PostgreSQL is not installed,
-// or fails it if CI is set. The database is dropped at the test's cleanup.
+// a running cluster: the one PortEnv names, else the package's shared one
+// under Main, else one started for this test alone. It skips the test when
+// PostgreSQL is not installed, or fails it if CI is set. The database is
+// dropped at the test's cleanup.
 func Start(t testing.TB) string {
 	t.Helper()
+	if port := os.Getenv(PortEnv); port != "" {
+		shared.once.Do(func() {
+			p, err := strconv.Atoi(port)
+			if err != nil || p <= 0 || p > 65535 {
+				shared.err = fmt.Errorf("%s=%q: not a port", PortEnv, port)
+				return
+			}
+			shared.c = &Cluster{Port: p} // not ours to stop
+		})
+		if shared.err != nil {
+			t.Fatalf("pgtest: %v", shared.err)
+		}
+		return shared.c.CreateDatabase(t)
+	}
 	requireBinaries(t)
 	if !shared.main {
 		return NewCluster(t).CreateDatabase(t)
@@ -114,6 +136,13 @@ func Start(t testing.TB) string {
 	}
 	return shared.c.CreateDatabase(t)
 }
+
+// Serve starts a cluster that is nobody's test's: pgrun's, for the test
+// binaries it runs (PortEnv). Close stops it.
+func Serve() (*Cluster, error) { return start() }
+
+// Close stops a cluster of Serve at once and removes its folder.
+func (c *Cluster) Close() { c.close() }
 
 // NewCluster starts a cluster for the test alone, stopped and removed at its
 // cleanup; it skips or fails as Start does without the binaries.
@@ -154,7 +183,9 @@ func (c *Cluster) DSN(role, db string) string {
 // test's cleanup (with the sessions still on it).
 func (c *Cluster) CreateDatabase(t testing.TB) string {
 	t.Helper()
-	name := fmt.Sprintf("t%d_%s", c.dbs.Add(1), strings.ToLower(nonIdent.ReplaceAllString(t.Name(), "_")))
+	// The pid keeps apart the databases of test binaries that share a
+	// cluster (PortEnv).
+	name := fmt.Sprintf("t%d_%d_%s", os.Getpid(), c.dbs.Add(1), strings.ToLower(nonIdent.ReplaceAllString(t.Name(), "_")))
 	if len(name) > 63 {
 		name = name[:63]
 	}
@@ -422,7 +453,11 @@ func (c *Cluster) close() {
 	c.remove()
 }
 
-func (c *Cluster) remove() { _ = os.RemoveAll(c.dir) }
+func (c *Cluster) remove() {
+	if c.dir != "" { // "": PortEnv's, not ours
+		_ = os.RemoveAll(c.dir)
+	}
+}
 
 // freePort returns a TCP port of 127.0.0.1 that nothing listens on now.
 func freePort() (int, error) {

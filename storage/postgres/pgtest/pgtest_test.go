@@ -34,6 +34,7 @@ func query(t *testing.T, dsn, sql string) (string, error) {
 // TestStartAlone: without Main, Start gives a database on a server that
 // the test's cleanup stops; it is PostgreSQL 15, on loopback only, in UTF8.
 func TestStartAlone(t *testing.T) {
+	t.Setenv(pgtest.PortEnv, "") // a server of its own, even under pgrun
 	var port string
 	t.Run("server", func(t *testing.T) {
 		dsn := pgtest.Start(t)

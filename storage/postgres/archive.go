@@ -1,0 +1,213 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/adhocd/adhocd/storage"
+)
+
+// The archive's ids are storage.ArchiveClock's nanoseconds, the bigint key
+// of the archive table; a message's stamp is the time its id tells (the
+// stamp column holds it to the microsecond, for expiry by its index).
+// Replicas make ids each with their own clock: two messages of one account
+// archived in the same nanosecond on two replicas collide on the primary
+// key, and the second takes the next id (appendTries). Ids from replicas
+// whose clocks differ interleave as those clocks do: run NTP.
+
+// appendTries bounds the ids AppendArchive tries when one is taken.
+const appendTries = 8
+
+// AppendArchive implements storage.Archive, in one round trip: the insert
+// and the trim past q.MaxMessages are one batch, which PostgreSQL runs as
+// one implicit transaction, committed without waiting for its WAL to reach
+// the disk (synchronous_commit off for that transaction alone): a crash of
+// the database server may lose the last few hundred milliseconds of
+// archive, never the consistency of the rest, while routing does not wait
+// for a flush per message. A message for an account that does not exist
+// is not kept.
+func (s *Store) AppendArchive(ctx context.Context, username string, m storage.ArchivedMessage, q storage.ArchiveQuota) (string, error) {
+	for range appendTries {
+		n := s.clock.Next(time.Now())
+		var b pgx.Batch
+		b.Queue(`SELECT set_config('synchronous_commit', 'off', true)`)
+		ins := b.Queue(`INSERT INTO archive (username, id, stamp, with_jid, xml) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
+			username, int64(n), storage.ArchiveStamp(n), m.With, m.XML)
+		inserted := false
+		ins.Exec(func(tag pgconn.CommandTag) error {
+			inserted = tag.RowsAffected() == 1
+			return nil
+		})
+		if q.MaxMessages > 0 {
+			b.Queue(`DELETE FROM archive WHERE username = $1 AND id IN (
+				SELECT id FROM archive WHERE username = $1 ORDER BY id
+				LIMIT greatest((SELECT messages FROM archive_usage WHERE username = $1) - $2, 0))`, username, q.MaxMessages)
+		}
+		err := s.db.pool.SendBatch(ctx, &b).Close()
+		switch {
+		case pgCode(err) == codeForeignKeyViolation:
+			return storage.FormatArchiveID(n), nil // no such account: not kept
+		case err != nil:
+			return "", wrap(err, "archive for %q", username)
+		case inserted:
+			return storage.FormatArchiveID(n), nil
+		}
+	}
+	return "", fmt.Errorf("storage: archive for %q: %d ids taken in a row", username, appendTries)
+}
+
+// withFilter is the SQL condition of XEP-0313's with filter (a full JID
+// matches itself, a bare JID its resources too, a domain every JID at it),
+// with its argument numbered n.
+func withFilter(with string, n int) (string, any) {
+	switch {
+	case strings.Contains(with, "/"):
+		// That one alone (a resource may hold "/"); with_bare for the index.
+		return fmt.Sprintf("(with_bare = split_part($%d, '/', 1) AND with_jid = $%[1]d)", n), with
+	case strings.Contains(with, "@"):
+		return fmt.Sprintf("with_bare = $%d", n), with
+	default:
+		return fmt.Sprintf("(with_bare = $%d OR right(with_bare, length($%[1]d) + 1) = '@' || $%[1]d)", n), with
+	}
+}
+
+// QueryArchive implements storage.Archive: one SELECT in id order from one
+// bound towards the other, a page and one more, by the primary key or, for
+// a JID, by archive_with.
+func (s *Store) QueryArchive(ctx context.Context, username string, q storage.ArchiveQuery) ([]storage.ArchivedMessage, bool, error) {
+	if q.Max < 1 {
+		q.Max = 1
+	}
+	conds := []string{"username = $1"}
+	args := []any{username}
+	arg := func(v any) int {
+		args = append(args, v)
+		return len(args)
+	}
+	if q.With != "" {
+		cond, v := withFilter(q.With, len(args)+1)
+		args = append(args, v)
+		conds = append(conds, cond)
+	}
+	if !q.Start.IsZero() {
+		conds = append(conds, fmt.Sprintf("id >= $%d", arg(q.Start.UnixNano())))
+	}
+	if !q.End.IsZero() {
+		conds = append(conds, fmt.Sprintf("id <= $%d", arg(q.End.UnixNano())))
+	}
+	if len(q.IDs) > 0 {
+		var ids []int64
+		for _, id := range q.IDs {
+			if n, ok := storage.ParseArchiveID(id); ok {
+				ids = append(ids, int64(n))
+			}
+		}
+		conds = append(conds, fmt.Sprintf("id = ANY($%d)", arg(ids)))
+		out, err := s.queryArchive(ctx, `SELECT id, with_jid, xml FROM archive WHERE `+strings.Join(conds, " AND ")+` ORDER BY id`, args)
+		if err != nil {
+			return nil, false, wrap(err, "query the archive of %q", username)
+		}
+		return out, true, nil
+	}
+	// A bound by id names a message in the archive (XEP-0313 §4.1.2:
+	// item-not-found otherwise).
+	for _, b := range []struct {
+		id, op string
+	}{{q.AfterID, ">"}, {q.BeforeID, "<"}} {
+		if b.id == "" {
+			continue
+		}
+		n, ok := storage.ParseArchiveID(b.id)
+		if ok {
+			err := s.db.pool.QueryRow(ctx, `SELECT true FROM archive WHERE username = $1 AND id = $2`, username, int64(n)).Scan(&ok)
+			if errors.Is(err, pgx.ErrNoRows) {
+				ok = false
+			} else if err != nil {
+				return nil, false, wrap(err, "query the archive of %q", username)
+			}
+		}
+		if !ok {
+			return nil, false, wrap(storage.ErrNotFound, "query the archive of %q: id %q", username, b.id)
+		}
+		conds = append(conds, fmt.Sprintf("id %s $%d", b.op, arg(int64(n))))
+	}
+	order := "ASC"
+	if q.Last {
+		order = "DESC"
+	}
+	out, err := s.queryArchive(ctx, `SELECT id, with_jid, xml FROM archive WHERE `+strings.Join(conds, " AND ")+
+		` ORDER BY id `+order+fmt.Sprintf(` LIMIT $%d`, arg(q.Max+1)), args)
+	if err != nil {
+		return nil, false, wrap(err, "query the archive of %q", username)
+	}
+	complete := len(out) <= q.Max
+	if !complete {
+		out = out[:q.Max]
+	}
+	if q.Last {
+		slices.Reverse(out)
+	}
+	return out, complete, nil
+}
+
+func (s *Store) queryArchive(ctx context.Context, sql string, args []any) ([]storage.ArchivedMessage, error) {
+	rows, err := s.db.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.ArchivedMessage, error) {
+		var m storage.ArchivedMessage
+		var id int64
+		err := r.Scan(&id, &m.With, &m.XML)
+		m.ID, m.Stamp = storage.FormatArchiveID(uint64(id)), storage.ArchiveStamp(uint64(id))
+		return m, err
+	})
+}
+
+// ExpireArchive implements storage.Archive: the oldest first, by the
+// stamp's index, in one statement.
+func (s *Store) ExpireArchive(ctx context.Context, before time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, errors.New("storage: expire archives: limit must be positive")
+	}
+	tag, err := s.db.pool.Exec(ctx, `DELETE FROM archive WHERE (username, id) IN (
+		SELECT username, id FROM archive WHERE stamp < $1 AND id < $2 ORDER BY stamp LIMIT $3)`,
+		before, before.UnixNano(), limit)
+	if err != nil {
+		return 0, wrap(err, "expire archives")
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// ArchiveSize implements storage.Archive, from the counters the triggers
+// keep: a message counts the bytes of its with and its xml.
+func (s *Store) ArchiveSize(ctx context.Context, username string) (int, int64, error) {
+	var messages, bytes int64
+	err := s.db.pool.QueryRow(ctx, `SELECT messages, bytes FROM archive_usage WHERE username = $1`, username).Scan(&messages, &bytes)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = nil
+	}
+	if err != nil {
+		return 0, 0, wrap(err, "archive size of %q", username)
+	}
+	return int(messages), bytes, nil
+}
+
+// ArchiveUsage implements storage.ArchiveUsageReporter: one sum over the
+// accounts' counters.
+func (s *Store) ArchiveUsage(ctx context.Context) (int64, int64, error) {
+	var messages, bytes int64
+	err := s.db.pool.QueryRow(ctx, `SELECT coalesce(sum(messages), 0)::bigint, coalesce(sum(bytes), 0)::bigint FROM archive_usage`).
+		Scan(&messages, &bytes)
+	if err != nil {
+		return 0, 0, wrap(err, "archive usage")
+	}
+	return messages, bytes, nil
+}
