@@ -36,6 +36,7 @@ type Config struct {
 	WebSocket WebSocket `yaml:"websocket"`
 	TLS       TLS       `yaml:"tls"`
 	Storage   Storage   `yaml:"storage"`
+	Cluster   Cluster   `yaml:"cluster"`
 	Limits    Limits    `yaml:"limits"`
 	Metrics   Metrics   `yaml:"metrics"`
 	Adhoc     Adhoc     `yaml:"adhoc"`
@@ -508,6 +509,7 @@ func Default() Config {
 				ConnectTimeout: Duration(DefaultPostgresConnectTimeout),
 			},
 		},
+		Cluster: Cluster{Lease: Duration(DefaultClusterLease)},
 		Limits: Limits{
 			MaxStanzaBytes:           256 << 10,
 			MaxDepth:                 64,
@@ -667,6 +669,7 @@ func (c *Config) Validate() error {
 		bad("storage.login_time_delay %v: must be between 0 and 1m", d)
 	}
 	c.Storage.validate(bad)
+	c.Cluster.validate(c.Storage.Backend, bad)
 	positive := []struct {
 		name string
 		v    int

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"mellium.im/xmpp/stream"
 
 	"github.com/adhocd/adhocd/c2s"
+	"github.com/adhocd/adhocd/cluster"
 	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/storage"
@@ -41,6 +43,10 @@ type Router struct {
 
 	reqs requests // the server's IQ requests waiting for answers (request.go)
 
+	// cluster is the directory and bus of the replicas (cluster.go); nil
+	// for one process.
+	cluster *cluster.Cluster
+
 	loginMu sync.Mutex
 	logins  map[string]int // logins per account since the start
 }
@@ -55,6 +61,10 @@ type Options struct {
 	Observer c2s.Observer
 	// Limits returns the limits in force (a reload may change them).
 	Limits func() config.Limits
+	// Cluster, when set, routes to the sessions of the other replicas
+	// too (cluster.go); the caller hands its envelopes to HandleEnvelope
+	// and its reaps to Reaped.
+	Cluster *cluster.Cluster
 }
 
 // New returns a router with no modules and no sessions.
@@ -68,8 +78,12 @@ func New(o Options) *Router {
 		limits:     o.Limits,
 		sessions:   &sessions{byUser: make(map[string]map[string]*session)},
 		logins:     make(map[string]int),
+		cluster:    o.Cluster,
 	}
 	r.sessions.maxPerUser = func() int { return r.limits().MaxSessionsPerAccount }
+	if r.cluster != nil {
+		r.sessions.remoteOf = r.remoteOf
+	}
 	return r
 }
 
@@ -88,6 +102,13 @@ type session struct {
 	log      *slog.Logger
 	// values are what modules keep for the session (modules.Session).
 	values sync.Map
+	// stream identifies the session in the cluster directory; since is
+	// when it was bound.
+	stream string
+	since  time.Time
+	// remote is set for a session bound on another replica (cluster.go):
+	// conn is nil, what is sent to it is forwarded there.
+	remote *remote
 
 	// Presence state, guarded by pmu.
 	pmu        sync.Mutex
@@ -105,9 +126,16 @@ var (
 
 // Bind implements c2s.Router: c becomes the session of full.
 func (s *Router) Bind(ctx context.Context, c *c2s.Conn, full jid.JID) (c2s.Session, error) {
-	sess := &session{r: s, conn: c, user: full.Localpart(), addr: full, addrName: full.String(), log: c.Log()}
+	sess := &session{r: s, conn: c, user: full.Localpart(), addr: full, addrName: full.String(), log: c.Log(),
+		stream: newStreamID(), since: time.Now().UTC()}
 	if err := s.sessions.bind(sess, full); err != nil {
 		return nil, err
+	}
+	if s.cluster != nil {
+		if err := s.clusterBind(ctx, sess, s.limits().MaxSessionsPerAccount); err != nil {
+			s.sessions.unbind(sess)
+			return nil, err
+		}
 	}
 	s.onBound(ctx, sess)
 	return sess, nil
@@ -141,6 +169,10 @@ func (c *session) SetValue(key, value any) { c.values.Store(key, value) }
 // session now, not when its reader notices, so that what runs next
 // already sees it gone and its contacts have its unavailable presence.
 func (s *Router) end(c *session, se stream.Error) {
+	if c.remote != nil {
+		s.endRemote(c, se)
+		return
+	}
 	c.conn.Close(se)
 	if c.conn.Unbind() {
 		s.onUnbound(c)
@@ -171,9 +203,11 @@ func (s *Router) EndBlocked(keep func(jid.JID) bool) {
 	}
 }
 
-// UserSessions returns the bound sessions of the local account user.
+// UserSessions returns the sessions of the local account user bound on
+// this replica (what modules keep per session lives here).
 func (s *Router) UserSessions(user string) []modules.Session {
-	conns := s.sessions.of(user)
+	conns := s.sessions.localOf(user)
+	slices.SortFunc(conns, func(a, b *session) int { return strings.Compare(a.addr.Resourcepart(), b.addr.Resourcepart()) })
 	out := make([]modules.Session, len(conns))
 	for i, c := range conns {
 		out[i] = c
@@ -194,6 +228,40 @@ func (s *Router) Sessions() []modules.SessionInfo {
 		c.pmu.Unlock()
 		out = append(out, info)
 	}
+	return append(out, s.remoteSessions()...)
+}
+
+// remoteSessions lists the sessions of the other replicas, as Sessions
+// does (Remote names the replica); none without a cluster, or when the
+// directory cannot be read (logged).
+func (s *Router) remoteSessions() []modules.SessionInfo {
+	if s.cluster == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), directoryTimeout)
+	defer cancel()
+	users, err := s.cluster.Users(ctx)
+	var byUser map[string][]cluster.Entry
+	if err == nil {
+		byUser, err = s.cluster.ResourcesOf(ctx, users)
+	}
+	if err != nil {
+		s.log.Warn("cluster: list the sessions", "err", err)
+		return nil
+	}
+	var out []modules.SessionInfo
+	self := s.cluster.Replica()
+	for _, es := range byUser {
+		for _, e := range es {
+			if e.Replica == self {
+				continue
+			}
+			if c, ok := s.remoteSession(e); ok {
+				out = append(out, modules.SessionInfo{JID: c.addr, Remote: "replica " + e.Replica, Since: e.Since,
+					Available: e.Available, Priority: e.Priority})
+			}
+		}
+	}
 	return out
 }
 
@@ -201,6 +269,17 @@ func (s *Router) Sessions() []modules.SessionInfo {
 // to, and of the stanzas received and sent since the start.
 func (s *Router) Count() (sessions, users int, in, out uint64) {
 	sessions, users = s.sessions.count()
+	if s.cluster != nil {
+		// Every replica's: the directory counts them.
+		ctx, cancel := context.WithTimeout(context.Background(), directoryTimeout)
+		u, n, err := s.cluster.Online(ctx)
+		cancel()
+		if err == nil {
+			sessions, users = n, u
+		} else {
+			s.log.Warn("cluster: count the sessions", "err", err)
+		}
+	}
 	return sessions, users, s.stanzasIn.Load(), s.StanzasOut.Load()
 }
 
@@ -226,12 +305,16 @@ func (s *Router) countLogin(user string) {
 // unless they are errors, headlines or group chat; presence is dropped.
 // What the server itself sent (roster pushes, announcements) is dropped.
 func (s *Router) Undeliverable(dead *c2s.Conn, els []*wire.Element) {
+	gone := func(c *session) bool { return c.conn == dead }
 	for _, el := range els {
-		s.bounceUndelivered(dead, el)
+		s.bounceUndeliveredTo(dead.JID(), gone, el)
 	}
 }
 
-func (s *Router) bounceUndelivered(dead *c2s.Conn, el *wire.Element) {
+// bounceUndeliveredTo answers, as Undeliverable does, a stanza that could
+// not reach the session of addr: gone tells that session among the account's (nil: none
+// of them is, it left already).
+func (s *Router) bounceUndeliveredTo(addr jid.JID, gone func(*session) bool, el *wire.Element) {
 	from, to := el.Attr("from"), el.Attr("to")
 	typ := el.Attr("type")
 	if from == "" || from == s.domain.String() || typ == "error" {
@@ -248,7 +331,7 @@ func (s *Router) bounceUndelivered(dead *c2s.Conn, el *wire.Element) {
 		if typ == "headline" || typ == "groupchat" {
 			return
 		}
-		others := s.availableExcept(dead.JID().Localpart(), dead)
+		others := s.available(addr.Localpart(), true, gone)
 		body := el.Sub(xml.Name{Space: stanza.NSClient, Local: "body"}) != nil
 		switch {
 		case body && len(others) > 0 && strings.Contains(to, "/") && s.personal(el):
@@ -258,7 +341,7 @@ func (s *Router) bounceUndelivered(dead *c2s.Conn, el *wire.Element) {
 			fallthrough
 		case body && len(others) == 0:
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			err := s.keepOffline(ctx, el, dead.JID().Bare(), dead.JID().Localpart())
+			err := s.keepOffline(ctx, el, addr.Bare(), addr.Localpart())
 			cancel()
 			if err == nil {
 				return
@@ -276,7 +359,7 @@ func (s *Router) bounceUndelivered(dead *c2s.Conn, el *wire.Element) {
 			// with no such resource is (RFC 6121 §8.5.3.2.1), but not to
 			// those that already have a copy (a received carbon).
 			for _, o := range others {
-				if !s.hasCopy(el, dead.JID().Localpart(), o) {
+				if !s.hasCopy(el, addr.Localpart(), o) {
 					s.deliver(o, el)
 				}
 			}

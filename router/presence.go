@@ -86,6 +86,9 @@ func (s *Router) broadcast(ctx context.Context, c *session, el *wire.Element, un
 	// destination of messages to the bare JID (XEP-0160).
 	nowReachable := c.available && c.priority >= 0
 	c.pmu.Unlock()
+	if !unavailable {
+		s.publish(c) // with a cluster, its priority and presence to the directory
+	}
 	if nowReachable && !wasReachable {
 		defer s.sessionReachable(ctx, c)
 	}
@@ -177,12 +180,18 @@ func (s *Router) sendPresenceOf(user string, dst *session) {
 func (s *Router) sendUnavailableOf(ctx context.Context, user string, to jid.JID) {
 	for _, src := range s.sessions.of(user) {
 		if src.isAvailable() {
-			p := &wire.Element{Start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "presence"}}}
-			p.SetAttr("type", "unavailable")
-			p.SetAttr("from", src.addr.String())
-			s.deliverPresence(ctx, p, to)
+			s.deliverPresence(ctx, unavailableFrom(src.addr), to)
 		}
 	}
+}
+
+// unavailableFrom is the unavailable presence of a session (from its
+// full JID, to no one yet).
+func unavailableFrom(addr jid.JID) *wire.Element {
+	p := &wire.Element{Start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "presence"}}}
+	p.SetAttr("type", "unavailable")
+	p.SetAttr("from", addr.String())
+	return p
 }
 
 // deliverPresence delivers availability presence to a JID: one resource for a

@@ -40,7 +40,8 @@ const maxPendingRequests = 4096
 // carrying payload from the server JID to the local full JID to, and
 // returns the answer (a result or an error IQ) or ctx's error.
 func (s *Router) Request(ctx context.Context, to jid.JID, typ stanza.IQType, payload xml.TokenReader) (*wire.Element, error) {
-	dst := s.sessions.resource(to.Localpart(), to.Resourcepart())
+	// A session of this replica: the answer comes back here.
+	dst := s.sessions.local(to.Localpart(), to.Resourcepart())
 	if dst == nil || !s.isLocal(to) {
 		return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}
 	}

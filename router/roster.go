@@ -295,15 +295,13 @@ func (s *Router) onBound(ctx context.Context, c *session) {
 // to everyone who had it, and it leaves the registry.
 func (s *Router) onUnbound(c *session) {
 	ctx := context.Background()
-	{
-		p := &wire.Element{Start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "presence"}}}
-		p.SetAttr("type", "unavailable")
-		p.SetAttr("from", c.addr.String())
-		if err := s.broadcast(ctx, c, p, true); err != nil {
-			s.log.Warn("broadcast unavailable", "jid", c.addr.String(), "err", err)
-		}
+	if err := s.broadcast(ctx, c, unavailableFrom(c.addr), true); err != nil {
+		s.log.Warn("broadcast unavailable", "jid", c.addr.String(), "err", err)
 	}
 	s.sessions.unbind(c)
+	if s.cluster != nil {
+		s.clusterUnbind(c)
+	}
 	if err := s.store.RecordLogout(c.user, time.Now().UTC()); err != nil {
 		s.log.Warn("record logout", "user", c.user, "err", err)
 	}

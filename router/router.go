@@ -388,17 +388,14 @@ func (s *Router) availableResources(user string, highest bool) []*session {
 	return s.available(user, highest, nil)
 }
 
-// availableExcept returns the sessions of an account at the highest
-// priority among those that sent available presence, other than gone.
-func (s *Router) availableExcept(user string, gone *c2s.Conn) []*session {
-	return s.available(user, true, gone)
-}
-
-func (s *Router) available(user string, highest bool, except *c2s.Conn) []*session {
+// available returns the sessions of an account that sent available
+// presence with a non-negative priority, but those gone reports (nil: none
+// is left out); with highest, only those at the highest priority.
+func (s *Router) available(user string, highest bool, gone func(*session) bool) []*session {
 	var out []*session
 	best := -1
 	for _, dst := range s.sessions.of(user) {
-		if except != nil && dst.conn == except {
+		if gone != nil && gone(dst) {
 			continue
 		}
 		dst.pmu.Lock()
@@ -442,6 +439,15 @@ func (s *Router) deliver(dst *session, el *wire.Element) { s.send(dst, el, false
 func (s *Router) deliverOwn(c *session, el *wire.Element) { s.send(c, el, true) }
 
 func (s *Router) send(dst *session, el *wire.Element, own bool) {
+	if dst.remote != nil {
+		// Its replica applies the interceptors, with what it keeps for
+		// the session.
+		if !s.forward(dst, el) {
+			stream := dst.remote.stream
+			s.bounceUndeliveredTo(dst.addr, func(c *session) bool { return c.remote != nil && c.remote.stream == stream }, el)
+		}
+		return
+	}
 	if len(s.hooks.interceptors) > 0 && !s.interceptOut(dst, el) {
 		return
 	}
@@ -451,7 +457,7 @@ func (s *Router) send(dst *session, el *wire.Element, own bool) {
 	}
 	switch err := deliver(el); {
 	case errors.Is(err, c2s.ErrUndeliverable):
-		s.bounceUndelivered(dst.conn, el)
+		s.bounceUndeliveredTo(dst.addr, func(c *session) bool { return c.conn == dst.conn }, el)
 	case err != nil:
 		s.log.Error("stanza not encoded", "kind", el.Start.Name.Local, "to", dst.addr.String(), "err", err)
 	}

@@ -82,6 +82,7 @@ func (s *Server) SetAccessLists(ctx context.Context, black, white []string) erro
 	}
 	s.router.Access().Set(b, w)
 	s.router.EndBlocked(s.IsAdmin)
+	s.settingsChanged(ctx, settingsAccess)
 	return nil
 }
 

@@ -18,7 +18,11 @@ func (s *Server) Admins() (configured, stored []string) { return s.admins.Lists(
 // SetAdmins replaces the stored administrators (bare JIDs); those of the
 // configuration stay administrators whatever is stored.
 func (s *Server) SetAdmins(ctx context.Context, stored []string) error {
-	return s.admins.Set(ctx, stored)
+	if err := s.admins.Set(ctx, stored); err != nil {
+		return err
+	}
+	s.settingsChanged(ctx, settingsAdmins)
+	return nil
 }
 
 // Sessions lists the bound sessions, in no particular order.

@@ -41,6 +41,7 @@ func (s *Server) Reload(ctx context.Context) (needRestart []string, err error) {
 		{"c2s", cur.C2S, cfg.C2S},
 		{"tls", cur.TLS, cfg.TLS},
 		{"storage", cur.Storage, cfg.Storage},
+		{"cluster", cur.Cluster, cfg.Cluster},
 		{"metrics", cur.Metrics, cfg.Metrics},
 		{"adhoc", cur.Adhoc, cfg.Adhoc},
 		{"log", cur.Log, cfg.Log},

@@ -25,6 +25,7 @@ import (
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/auth"
 	"github.com/adhocd/adhocd/c2s"
+	"github.com/adhocd/adhocd/cluster"
 	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/router"
@@ -62,7 +63,10 @@ type Server struct {
 	// router routes the bound sessions' stanzas; env is what every c2s
 	// stream shares. Both are made by Start.
 	router *router.Router
-	env    *c2s.Env
+	// cluster is the directory and bus of the replicas (cluster.go); nil
+	// for one process.
+	cluster *cluster.Cluster
+	env     *c2s.Env
 
 	lifecycle func(restart bool)
 	reload    func() (config.Config, error)
@@ -202,9 +206,10 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			_ = ln.Close()
 		}
 		s.stopModules(ctx)
+		_ = s.closeCluster()
 		_ = s.closeStore()
 	}()
-	for _, step := range []func(context.Context) error{s.openStore, s.loadTLS, s.startRouter, s.startModules, s.bootstrapAdmin} {
+	for _, step := range []func(context.Context) error{s.openStore, s.openCluster, s.loadTLS, s.startRouter, s.startModules, s.bootstrapAdmin} {
 		if err := step(ctx); err != nil {
 			return err
 		}
@@ -303,7 +308,8 @@ func (s *Server) loadTLS(context.Context) error {
 // startRouter makes the router and what the streams share, with the stored
 // administrators and access lists, and the XEP-0050 provider.
 func (s *Server) startRouter(ctx context.Context) error {
-	s.router = router.New(router.Options{Domain: s.domain, Store: s.store, Log: s.log, Observer: s.metrics, Limits: s.limits})
+	s.router = router.New(router.Options{Domain: s.domain, Store: s.store, Log: s.log, Observer: s.metrics, Limits: s.limits, Cluster: s.cluster})
+	s.wireCluster()
 	s.env = &c2s.Env{Domain: s.domain, C2S: s.cfg.C2S, Limits: s.limits, TLS: s.tlsConfig, Auth: s.auth,
 		Backoff: &s.authBackoff, Observer: s.metrics, Router: s.router, Log: s.log, StanzasOut: &s.router.StanzasOut,
 		Features: s.router.StreamFeatures(), Certificate: s.certs.Current, IsAdmin: s.IsAdmin}
@@ -593,6 +599,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-waited
 	}
 	s.stopModules(ctx)
+	if err := s.closeCluster(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := s.closeStore(); err != nil {
 		errs = append(errs, err)
 	}
@@ -605,7 +614,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Ready() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.ln != nil && !s.stopping
+	return s.ln != nil && !s.stopping && (s.cluster == nil || !s.cluster.Fenced())
 }
 
 // Stopping reports whether shutdown has begun.

@@ -1,0 +1,184 @@
+package server_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/adhocd/adhocd/cluster/redistest"
+	"github.com/adhocd/adhocd/config"
+	"github.com/adhocd/adhocd/servertest"
+	"github.com/adhocd/adhocd/storage/postgres/pgtest"
+)
+
+// replicas starts n servers of one domain on one PostgreSQL database and
+// one Redis: a cluster, as n pods of the chart's Deployment.
+func replicas(t *testing.T, n int, opts ...servertest.Option) []*servertest.Server {
+	t.Helper()
+	dsn := pgtest.Start(t)
+	rd := redistest.Start(t)
+	var out []*servertest.Server
+	for i := range n {
+		cfg := servertest.Config(t.TempDir())
+		cfg.Storage.Backend, cfg.Storage.Postgres.DSN = config.BackendPostgres, dsn
+		cfg.Cluster.Redis.Addr = rd.Addr()
+		cfg.Cluster.Replica = string(rune('a' + i))
+		for _, o := range opts {
+			o(&cfg)
+		}
+		out = append(out, servertest.StartConfig(t, cfg))
+	}
+	return out
+}
+
+const wait = 10 * time.Second
+
+// TestClusterRouting: users on different replicas reach each other as on
+// one server. Presence goes both ways (broadcast and the probe of a
+// contact online elsewhere), messages to full and bare JIDs arrive, an IQ
+// and its answer cross, a message to a bare JID goes to the resource of
+// highest priority whatever its replica, and one for an account online
+// nowhere is kept offline and delivered on another replica.
+func TestClusterRouting(t *testing.T) {
+	rs := replicas(t, 3)
+	a, b, c := rs[0], rs[1], rs[2]
+	a.AddUser("alice", "pw-alice")
+	a.AddUser("bob", "pw-bob")
+	a.Befriend("alice", "bob")
+
+	alice := a.RawLogin("alice", "pw-alice", "laptop")
+	alice.Write(`<presence/>`)
+	alice.Expect(`<presence[^>]*from=["']alice@localhost/laptop["']`) // her own, reflected
+
+	bob := b.RawLogin("bob", "pw-bob", "phone")
+	bob.Write(`<presence><priority>1</priority></presence>`)
+	// Bob hears of alice on replica a (the directory answers his probe),
+	// alice of bob (his broadcast, forwarded to her replica).
+	bob.Expect(`<presence[^>]*from=["']alice@localhost/laptop["']`)
+	alice.Expect(`<presence[^>]*from=["']bob@localhost/phone["']`)
+
+	alice.Write(`<message to='bob@localhost/phone' type='chat' id='m1'><body>to the phone</body></message>`)
+	if got := bob.Expect(`to the phone(?s:.*?)</message>`); !strings.Contains(got, "alice@localhost/laptop") {
+		t.Fatalf("bob's message from alice: %s", got)
+	}
+	bob.Write(`<message to='alice@localhost' type='chat' id='m2'><body>to the bare JID</body></message>`)
+	alice.Expect(`to the bare JID`)
+
+	// An IQ to a full JID on another replica, and its answer back.
+	alice.Write(`<iq type='get' id='v1' to='bob@localhost/phone'><query xmlns='jabber:iq:version'/></iq>`)
+	bob.Expect(`<iq[^>]*id=["']v1["']`)
+	bob.Write(`<iq type='result' id='v1' to='alice@localhost/laptop'><query xmlns='jabber:iq:version'><name>raw</name></query></iq>`)
+	if got := alice.Expect(`<iq[^>]*id=["']v1["'](?s:.*?)</iq>`); !strings.Contains(got, "<name>raw</name>") || !strings.Contains(got, `type="result"`) && !strings.Contains(got, `type='result'`) {
+		t.Fatalf("alice's answer from bob on another replica: %s", got)
+	}
+
+	// Bob's second resource, on replica c, has the higher priority: a
+	// message to his bare JID goes there alone.
+	bob2 := c.RawLogin("bob", "pw-bob", "desk")
+	bob2.Write(`<presence><priority>5</priority></presence>`)
+	bob2.Expect(`<presence[^>]*from=["']bob@localhost/desk["']`)
+	bob.Expect(`<presence[^>]*from=["']bob@localhost/desk["']`) // his own other resource
+	alice.Expect(`<presence[^>]*from=["']bob@localhost/desk["']`)
+	alice.Write(`<message to='bob@localhost' type='chat' id='m3'><body>highest priority</body></message>`)
+	bob2.Expect(`highest priority`)
+	if got, ok := bob.ReadUntil(`highest priority`, 500*time.Millisecond); ok {
+		t.Fatalf("the resource of lower priority got the message too: %s", got)
+	}
+
+	// Carol is online nowhere: kept offline, delivered on another replica.
+	a.AddUser("carol", "pw-carol")
+	alice.Write(`<message to='carol@localhost' type='chat' id='m4'><body>while you were away</body></message>`)
+	carol := c.RawLogin("carol", "pw-carol", "tablet")
+	carol.Write(`<presence/>`)
+	carol.Expect(`while you were away`)
+
+	// Alice leaves: bob's resources on both other replicas hear it.
+	alice.Write(`</stream:stream>`)
+	bob.Expect(`<presence[^>]*from=["']alice@localhost/laptop["'][^>]*type=["']unavailable["']|<presence[^>]*type=["']unavailable["'][^>]*from=["']alice@localhost/laptop["']`)
+	bob2.Expect(`<presence[^>]*from=["']alice@localhost/laptop["'][^>]*type=["']unavailable["']|<presence[^>]*type=["']unavailable["'][^>]*from=["']alice@localhost/laptop["']`)
+}
+
+// TestClusterSessions: what an administrator and the session rules see
+// across replicas. A resource bound on another replica is a conflict there
+// (the older stream ends), the per-account session cap counts every
+// replica's sessions, every replica counts and lists every session, and
+// ending a user's sessions from one replica ends them on all.
+func TestClusterSessions(t *testing.T) {
+	rs := replicas(t, 3, func(c *config.Config) { c.Limits.MaxSessionsPerAccount = 2 })
+	a, b, c := rs[0], rs[1], rs[2]
+	a.AddUser("alice", "pw-alice")
+
+	first := a.RawLogin("alice", "pw-alice", "laptop")
+	b.RawLogin("alice", "pw-alice", "laptop") // the same full JID on replica b
+	if got, ok := first.ClosedByServer(wait); !ok || !strings.Contains(got, "conflict") {
+		t.Fatalf("the older session of the resource, on another replica: %q (closed %v), want a conflict stream error", got, ok)
+	}
+
+	c.RawLogin("alice", "pw-alice", "phone") // two sessions now: b and c
+	third := a.RawDial()
+	third.Authenticate(a.ClientTLS, "alice", "pw-alice")
+	third.Write(`<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>desk</resource></bind></iq>`)
+	if got := third.Expect(`</iq>`); !strings.Contains(got, "resource-constraint") {
+		t.Fatalf("a third session with two on other replicas and a cap of 2: %s, want resource-constraint", got)
+	}
+
+	for _, r := range rs {
+		var jids []string
+		for _, s := range r.Sessions() {
+			jids = append(jids, s.JID.String())
+		}
+		if len(jids) != 2 || !strings.Contains(strings.Join(jids, " "), "alice@localhost/laptop") || !strings.Contains(strings.Join(jids, " "), "alice@localhost/phone") {
+			t.Fatalf("sessions as replica %s lists them: %v, want alice's laptop and phone", r.Config().Cluster.Replica, jids)
+		}
+	}
+
+	if n := a.EndSessions("alice", "", "ended by an administrator"); n != 2 {
+		t.Fatalf("ending alice's sessions from replica a ended %d, want 2", n)
+	}
+	deadline := time.Now().Add(wait)
+	for len(b.Sessions()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s := b.Sessions(); len(s) != 0 {
+		t.Fatalf("sessions left after ending them from another replica: %v", s)
+	}
+}
+
+// TestClusterSettings: administrators and access lists edited at run time
+// through one replica are in force on the others within a second; a
+// session the new blacklist refuses ends on the replica that holds it.
+func TestClusterSettings(t *testing.T) {
+	rs := replicas(t, 2)
+	a, b := rs[0], rs[1]
+	a.AddUser("alice", "pw-alice")
+	bob, err := jid.Parse("bob@localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetAdmins(context.Background(), []string{"bob@localhost"}); err != nil {
+		t.Fatal(err)
+	}
+	within := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not seen on the other replica within a second", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	within("bob made an administrator", func() bool { return b.IsAdmin(bob) })
+
+	alice := b.RawLogin("alice", "pw-alice", "laptop")
+	if err := a.SetAccessLists(context.Background(), []string{"alice@localhost"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	within("the blacklist", func() bool { black, _ := b.AccessLists(); return len(black) == 1 })
+	if got, ok := alice.ClosedByServer(wait); !ok || !strings.Contains(got, "not-authorized") {
+		t.Fatalf("alice's session on the other replica after the blacklist: %q (closed %v)", got, ok)
+	}
+}
