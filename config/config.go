@@ -44,6 +44,7 @@ type Config struct {
 	OTel      OTel      `yaml:"otel"`
 	Log       Log       `yaml:"log"`
 	Debug     Debug     `yaml:"debug"`
+	Shutdown  Shutdown  `yaml:"shutdown"`
 }
 
 // C2S configures the client-to-server listener.
@@ -308,6 +309,17 @@ type Rate struct {
 type Metrics struct {
 	// Listen is host:port; empty disables the listener.
 	Listen string `yaml:"listen"`
+}
+
+// Shutdown configures how the server stops (SIGTERM, the shutdown
+// command, a rollout).
+type Shutdown struct {
+	// Drain spreads the closing of the client connections over this long:
+	// the server turns not ready at once, then closes its streams in
+	// slices (system-shutdown, each session unbound at once), so that the
+	// clients of a replica in a cluster reconnect to the others a few at a
+	// time rather than all in the same second. 0 closes them all at once.
+	Drain Duration `yaml:"drain"`
 }
 
 // Debug configures what helps find where the server spends its time.
@@ -670,6 +682,9 @@ func (c *Config) Validate() error {
 	}
 	c.Storage.validate(bad)
 	c.Cluster.validate(c.Storage.Backend, bad)
+	if c.Shutdown.Drain < 0 {
+		bad("shutdown.drain %s: must not be negative", c.Shutdown.Drain.D())
+	}
 	positive := []struct {
 		name string
 		v    int

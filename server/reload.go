@@ -48,6 +48,7 @@ func (s *Server) Reload(ctx context.Context) (needRestart []string, err error) {
 		{"websocket", cur.WebSocket, cfg.WebSocket},
 		{"otel", cur.OTel, cfg.OTel},
 		{"debug", cur.Debug, cfg.Debug},
+		{"shutdown", cur.Shutdown, cfg.Shutdown},
 	} {
 		if !reflect.DeepEqual(k.old, k.new) {
 			needRestart = append(needRestart, k.name)

@@ -578,10 +578,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		_ = wsHTTP.Close()
 	}
 	// In parallel: a client that does not read holds its own close for up
-	// to write_timeout, and no other's.
-	for _, c := range conns {
-		go c.Close(stream.SystemShutdown)
-	}
+	// to write_timeout, and no other's; spread over shutdown.drain.
+	s.drain(ctx, conns)
 	// Sessions waiting for a resume have no connection among conns.
 	if s.env != nil {
 		s.env.EndHibernating()
@@ -607,6 +605,33 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.log.Info("adhocd stopped")
 	return errors.Join(errs...)
+}
+
+// drain closes conns with system-shutdown, each on its own goroutine,
+// spread evenly over shutdown.drain (all at once without one, and the rest
+// at once when ctx ends first). Ready is false from the start, so that a
+// load balancer sends no new clients meanwhile.
+func (s *Server) drain(ctx context.Context, conns []*c2s.Conn) {
+	d := s.cfg.Shutdown.Drain.D()
+	start := time.Now()
+	if d > 0 && len(conns) > 1 {
+		s.log.Info("draining connections", "connections", len(conns), "over", d)
+	}
+	for i, c := range conns {
+		if d > 0 && len(conns) > 1 {
+			at := start.Add(d * time.Duration(i) / time.Duration(len(conns)))
+			if wait := time.Until(at); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+					d = 0 // the rest at once
+				}
+			}
+		}
+		go c.Close(stream.SystemShutdown)
+	}
 }
 
 // Ready reports whether the server serves: listening, store open, and no
