@@ -262,13 +262,26 @@ func (c *Cluster) receive(ps *redis.PubSub, channels []string, dispatch func(*re
 	interval := c.lease / 3
 	last := time.Now()
 	down := false
+	setDown := func(v bool) {
+		if v != down {
+			down = v
+			if v {
+				c.subsDown.Add(1)
+			} else {
+				c.subsDown.Add(-1)
+			}
+		}
+	}
+	defer setDown(false)
 	for c.ctx.Err() == nil {
 		if ps == nil {
+			setDown(true)
 			if !c.sleep(min(interval, 250*time.Millisecond)) {
 				return
 			}
 			if ps = c.replaceSub(nil, channels); ps != nil {
 				last = time.Now()
+				setDown(false) // newSub read the confirmations
 			}
 			continue
 		}
@@ -290,8 +303,8 @@ func (c *Cluster) receive(ps *redis.PubSub, channels []string, dispatch func(*re
 			}
 			if !down {
 				c.log.Warn("cluster: subscription lost, reconnecting", "channels", channels, "err", err)
-				down = true
 			}
+			setDown(true)
 			if !c.sleep(min(interval, 250*time.Millisecond)) {
 				return
 			}
@@ -302,8 +315,8 @@ func (c *Cluster) receive(ps *redis.PubSub, channels []string, dispatch func(*re
 		case *redis.Subscription:
 			if down {
 				c.log.Info("cluster: subscribed again", "channel", m.Channel)
-				down = false
 			}
+			setDown(false)
 		case *redis.Message:
 			dispatch(m)
 			last = time.Now() // a wait for a worker is not silence

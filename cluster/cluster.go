@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -121,6 +122,9 @@ type Cluster struct {
 
 	subMu sync.Mutex
 	subs  []*redis.PubSub // the two subscriptions, for Close
+	// subsDown counts the subscriptions that lost their connection and
+	// are not subscribed again yet (Up).
+	subsDown atomic.Int32
 
 	jobs       chan wire
 	handler    sync.Mutex // guards fn and handlerSet's closing
@@ -289,6 +293,13 @@ func (c *Cluster) Fenced() bool {
 	defer c.st.mu.Unlock()
 	return c.st.fenced
 }
+
+// Up reports whether this replica takes part in the cluster: not fenced,
+// and subscribed to its channels (after a cut, go-redis subscribes again
+// on its own, a moment after the lease may be back): what a readiness
+// probe should follow, since stanzas sent to a replica that is not
+// subscribed reach no one.
+func (c *Cluster) Up() bool { return !c.Fenced() && c.subsDown.Load() == 0 }
 
 // OnReap sets what runs on the one replica that wins the reaping of a dead
 // replica (its lease expired): fn gets the dead replica's id and its

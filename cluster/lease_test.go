@@ -152,7 +152,7 @@ func TestReapOnce(t *testing.T) {
 // returns.
 func TestFence(t *testing.T) {
 	srv := redistest.Start(t)
-	p := newProxy(t, srv.Addr())
+	p := redistest.NewProxy(t, srv.Addr())
 	a := open(t, p.Addr(), "a", lease)
 	b := open(t, srv.Addr(), "b", lease)
 	reapsB := onReap(b)
@@ -228,7 +228,7 @@ func TestFence(t *testing.T) {
 // not return when it registers again.
 func TestFenceStale(t *testing.T) {
 	srv := redistest.Start(t)
-	p := newProxy(t, srv.Addr())
+	p := redistest.NewProxy(t, srv.Addr())
 	a := open(t, p.Addr(), "a", lease)
 	alice := mustBind(t, a, entry("", "alice", "phone", "a1"))
 	mustBind(t, a, entry("", "bob", "desk", "a2"))
@@ -384,7 +384,7 @@ func TestClose(t *testing.T) {
 // error.
 func TestCloseAfterReap(t *testing.T) {
 	srv := redistest.Start(t)
-	p := newProxy(t, srv.Addr())
+	p := redistest.NewProxy(t, srv.Addr())
 	a := open(t, p.Addr(), "a", lease)
 	b := open(t, srv.Addr(), "b", lease)
 	reapsB := onReap(b)

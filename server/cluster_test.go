@@ -18,13 +18,23 @@ import (
 // one Redis: a cluster, as n pods of the chart's Deployment.
 func replicas(t *testing.T, n int, opts ...servertest.Option) []*servertest.Server {
 	t.Helper()
-	dsn := pgtest.Start(t)
 	rd := redistest.Start(t)
+	addrs := make([]string, n)
+	for i := range addrs {
+		addrs[i] = rd.Addr()
+	}
+	return replicasOn(t, pgtest.Start(t), addrs, opts...)
+}
+
+// replicasOn starts one replica on dsn per Redis address of redis (the
+// Redis itself, or a proxy to it).
+func replicasOn(t *testing.T, dsn string, redis []string, opts ...servertest.Option) []*servertest.Server {
+	t.Helper()
 	var out []*servertest.Server
-	for i := range n {
+	for i, addr := range redis {
 		cfg := servertest.Config(t.TempDir())
 		cfg.Storage.Backend, cfg.Storage.Postgres.DSN = config.BackendPostgres, dsn
-		cfg.Cluster.Redis.Addr = rd.Addr()
+		cfg.Cluster.Redis.Addr = addr
 		cfg.Cluster.Replica = string(rune('a' + i))
 		for _, o := range opts {
 			o(&cfg)
@@ -32,6 +42,18 @@ func replicas(t *testing.T, n int, opts ...servertest.Option) []*servertest.Serv
 		out = append(out, servertest.StartConfig(t, cfg))
 	}
 	return out
+}
+
+// eventually polls ok for up to d.
+func eventually(t *testing.T, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 const wait = 10 * time.Second
@@ -138,13 +160,7 @@ func TestClusterSessions(t *testing.T) {
 	if n := a.EndSessions("alice", "", "ended by an administrator"); n != 2 {
 		t.Fatalf("ending alice's sessions from replica a ended %d, want 2", n)
 	}
-	deadline := time.Now().Add(wait)
-	for len(b.Sessions()) > 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if s := b.Sessions(); len(s) != 0 {
-		t.Fatalf("sessions left after ending them from another replica: %v", s)
-	}
+	eventually(t, wait, "no session left after ending them from another replica", func() bool { return len(b.Sessions()) == 0 })
 }
 
 // TestClusterSettings: administrators and access lists edited at run time
@@ -161,24 +177,77 @@ func TestClusterSettings(t *testing.T) {
 	if err := a.SetAdmins(context.Background(), []string{"bob@localhost"}); err != nil {
 		t.Fatal(err)
 	}
-	within := func(what string, ok func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(time.Second)
-		for !ok() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s not seen on the other replica within a second", what)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	within("bob made an administrator", func() bool { return b.IsAdmin(bob) })
+	eventually(t, time.Second, "bob made an administrator, on the other replica", func() bool { return b.IsAdmin(bob) })
 
 	alice := b.RawLogin("alice", "pw-alice", "laptop")
 	if err := a.SetAccessLists(context.Background(), []string{"alice@localhost"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	within("the blacklist", func() bool { black, _ := b.AccessLists(); return len(black) == 1 })
+	eventually(t, time.Second, "the blacklist, on the other replica", func() bool { black, _ := b.AccessLists(); return len(black) == 1 })
 	if got, ok := alice.ClosedByServer(wait); !ok || !strings.Contains(got, "not-authorized") {
 		t.Fatalf("alice's session on the other replica after the blacklist: %q (closed %v)", got, ok)
+	}
+}
+
+// TestClusterFencing cuts one replica from Redis (a proxy between them)
+// for more than a lease: that replica closes its streams with
+// system-shutdown and turns not ready, while the other goes on; once Redis
+// is reachable again it is ready, and a user logging in there again is
+// reachable from the other replica.
+func TestClusterFencing(t *testing.T) {
+	const lease = 3 * time.Second
+	rd := redistest.Start(t)
+	cut := redistest.NewProxy(t, rd.Addr())
+	rs := replicasOn(t, pgtest.Start(t), []string{rd.Addr(), cut.Addr()}, func(c *config.Config) { c.Cluster.Lease = config.Duration(lease) })
+	a, b := rs[0], rs[1]
+	a.AddUser("alice", "pw-alice")
+	a.AddUser("bob", "pw-bob")
+	alice := b.RawLogin("alice", "pw-alice", "laptop")
+
+	cut.Cut()
+	if got, ok := alice.ClosedByServer(3 * lease); !ok || !strings.Contains(got, "system-shutdown") {
+		t.Fatalf("a stream of the replica cut from Redis: %q (closed %v), want system-shutdown", got, ok)
+	}
+	if b.Ready() {
+		t.Fatal("the fenced replica is ready")
+	}
+	if !a.Ready() {
+		t.Fatal("the other replica is not ready")
+	}
+
+	cut.Restore()
+	eventually(t, 3*lease, "the replica ready again once Redis is back", b.Ready)
+	alice = b.RawLogin("alice", "pw-alice", "laptop")
+	bob := a.RawLogin("bob", "pw-bob", "phone")
+	bob.Write(`<message to='alice@localhost/laptop' type='chat' id='m1'><body>are you back?</body></message>`)
+	alice.Expect(`are you back\?`)
+}
+
+// TestClusterRedisRestart restarts Redis (empty: nothing persisted) under
+// two replicas with a user on each: no stream closes, every replica writes
+// its sessions back, and the users reach each other again.
+func TestClusterRedisRestart(t *testing.T) {
+	rd := redistest.Start(t)
+	rs := replicasOn(t, pgtest.Start(t), []string{rd.Addr(), rd.Addr()}, func(c *config.Config) { c.Cluster.Lease = config.Duration(3 * time.Second) })
+	a, b := rs[0], rs[1]
+	a.AddUser("alice", "pw-alice")
+	a.AddUser("bob", "pw-bob")
+	alice := a.RawLogin("alice", "pw-alice", "laptop")
+	bob := b.RawLogin("bob", "pw-bob", "phone")
+	eventually(t, wait, "both sessions listed", func() bool { return len(a.Sessions()) == 2 })
+
+	rd.Stop()
+	if err := rd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 4*wait, "the directory rebuilt with both sessions", func() bool { return len(a.Sessions()) == 2 && len(b.Sessions()) == 2 })
+	bob.Write(`<message to='alice@localhost/laptop' type='chat' id='m1'><body>after the restart</body></message>`)
+	alice.Expect(`after the restart`)
+	alice.Write(`<message to='bob@localhost/phone' type='chat' id='m2'><body>and back</body></message>`)
+	bob.Expect(`and back`)
+	for _, r := range []*servertest.Raw{alice, bob} {
+		if got, closed := r.ClosedByServer(100 * time.Millisecond); closed {
+			t.Fatalf("a stream closed across the Redis restart: %q", got)
+		}
 	}
 }

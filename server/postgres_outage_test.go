@@ -12,7 +12,8 @@ import (
 // TestPostgresOutage stops the PostgreSQL server under a running adhocd
 // and starts it again: meanwhile a stanza that needs the store is answered
 // with an error of type wait and a login fails with temporary-auth-failure,
-// while the stream already open stays open; once the database is back the
+// while the stream already open stays open and the server stays ready;
+// once the database is back the
 // same stanza and a new login work, without restarting adhocd.
 func TestPostgresOutage(t *testing.T) {
 	pg := pgtest.NewCluster(t)
@@ -34,6 +35,11 @@ func TestPostgresOutage(t *testing.T) {
 	_, err := srv.DialErr("bob", "pw-bob", "phone")
 	if err == nil || !strings.Contains(err.Error(), "temporary-auth-failure") {
 		t.Fatalf("login with the database down: want temporary-auth-failure, got %v", err)
+	}
+	// Readiness does not follow the shared database: every replica would
+	// leave the Service at once.
+	if !srv.Ready() {
+		t.Fatal("not ready while PostgreSQL is down")
 	}
 	// The stream is still open and served.
 	if a := alice.IQ("get", "localhost", `<ping xmlns='urn:xmpp:ping'/>`); a.Type != "result" {

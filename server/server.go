@@ -634,12 +634,14 @@ func (s *Server) drain(ctx context.Context, conns []*c2s.Conn) {
 	}
 }
 
-// Ready reports whether the server serves: listening, store open, and no
-// shutdown begun (for /readyz).
+// Ready reports whether the server serves: listening, store open, no
+// shutdown begun, and in a cluster taking part in it (cluster.Cluster Up:
+// not fenced, subscribed to its channels) (for /readyz). PostgreSQL is not
+// asked: an outage of the shared database must not empty the Service.
 func (s *Server) Ready() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.ln != nil && !s.stopping && (s.cluster == nil || !s.cluster.Fenced())
+	return s.ln != nil && !s.stopping && (s.cluster == nil || s.cluster.Up())
 }
 
 // Stopping reports whether shutdown has begun.

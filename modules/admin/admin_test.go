@@ -704,10 +704,11 @@ func TestStatusStores(t *testing.T) {
 	if err := alice.SendRaw(ctx(t), `<message to='carol@localhost' type='chat' id='c0'><body>call me</body></message>`); err != nil {
 		t.Fatal(err)
 	}
-	// carol's message is kept offline once the router has handled it.
+	// carol's message is kept offline once the router has handled it, and
+	// alice's copy archived once it is sent (after it was kept).
 	var got map[string]string
 	for deadline := time.Now().Add(wait); ; time.Sleep(20 * time.Millisecond) {
-		if got = figures(); got["offline-messages"] == "1" || time.Now().After(deadline) {
+		if got = figures(); got["offline-messages"] == "1" && got["archive-messages"] == "8" || time.Now().After(deadline) {
 			break
 		}
 	}
