@@ -24,7 +24,6 @@ package redistest
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -39,13 +38,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/adhocd/adhocd/internal/childproc"
 )
 
 // Binary is Debian's Redis server program.
@@ -73,10 +73,7 @@ type Server struct {
 }
 
 // process is one run of redis-server.
-type process struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed when it has exited
-}
+type process = childproc.Process
 
 // Start starts a Redis server for the test alone, stopped at its cleanup.
 // It skips the test when redis-server is not installed, or fails it if CI
@@ -190,7 +187,7 @@ func (s *Server) first(t testing.TB) {
 	// again on another.
 	var err error
 	for try := 0; ; try++ {
-		if s.port, err = freePort(); err == nil {
+		if s.port, err = childproc.FreePort(); err == nil {
 			err = s.Start()
 		}
 		if err == nil {
@@ -239,69 +236,26 @@ func (s *Server) Start() error {
 	if s.proc != nil {
 		return errors.New("redistest: the server is running")
 	}
-	logPath := filepath.Join(s.dir, "redis.log")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	log, err := childproc.OpenLog(filepath.Join(s.dir, "redis.log"))
 	if err != nil {
 		return fmt.Errorf("redistest: %w", err)
 	}
-	defer logFile.Close()
-	logStart, _ := logFile.Seek(0, 2)
+	defer log.Close()
 	cmd := exec.Command(Binary, s.args()...)
 	cmd.Dir = s.dir
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{}
-	dieWithParent(cmd.SysProcAttr)
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		// The parent-death signal follows the thread that forked, not the
-		// process: this goroutine keeps its thread (never unlocked, the
-		// thread ends with it) for as long as the server runs.
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			close(p.done)
-			return
-		}
-		started <- nil
-		_ = cmd.Wait()
-		close(p.done)
-	}()
-	if err := <-started; err != nil {
+	cmd.Stdout, cmd.Stderr = log, log
+	p, err := childproc.Start(cmd)
+	if err != nil {
 		return fmt.Errorf("redistest: start redis-server: %w", err)
 	}
 	s.proc = p
-	if err := s.waitReady(p); err != nil {
+	if err := p.WaitReady(10*time.Second, 20*time.Millisecond, s.ping); err != nil {
 		s.stop(p, syscall.SIGKILL)
 		s.proc = nil
-		out, _ := os.ReadFile(logPath)
-		if int64(len(out)) >= logStart {
-			out = out[logStart:]
-		}
-		return fmt.Errorf("redistest: redis-server on port %d: %w\n%s", s.port, err, bytes.TrimSpace(out))
+		return fmt.Errorf("redistest: redis-server on port %d: %w\n%s", s.port, err, log.Tail())
 	}
 	return nil
-}
-
-// waitReady returns when the server answers PING, or fails when it exits
-// or takes more than ten seconds.
-func (s *Server) waitReady(p *process) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := s.ping()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no answer to PING after 10s: %w", err)
-		}
-		select {
-		case <-p.done:
-			return errors.New("the server exited")
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }
 
 // ping sends PING (after AUTH with a password) in Redis's protocol and
@@ -368,22 +322,4 @@ func (s *Server) Kill() {
 
 // stop signals the server by its pid and waits for it to exit, killing it
 // after ten seconds. The caller holds mu.
-func (s *Server) stop(p *process, sig syscall.Signal) {
-	_ = p.cmd.Process.Signal(sig)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// freePort returns a TCP port of 127.0.0.1 that nothing listens on now.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
+func (s *Server) stop(p *process, sig syscall.Signal) { p.Stop(sig, 10*time.Second) }

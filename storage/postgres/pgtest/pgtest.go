@@ -30,7 +30,6 @@
 package pgtest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -41,7 +40,6 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,6 +49,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/adhocd/adhocd/internal/childproc"
 )
 
 // BinDir holds the PostgreSQL 15 programs of Debian's postgresql-15.
@@ -75,10 +75,7 @@ type Cluster struct {
 }
 
 // process is one run of the postmaster.
-type process struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed when it has exited
-}
+type process = childproc.Process
 
 var shared struct {
 	main bool // Main runs the tests
@@ -251,7 +248,7 @@ func start() (*Cluster, error) {
 	// A free port now may be taken by the time the server binds it: try
 	// again on another.
 	for try := 0; ; try++ {
-		if c.Port, err = freePort(); err == nil {
+		if c.Port, err = childproc.FreePort(); err == nil {
 			err = c.Start()
 		}
 		if err == nil {
@@ -309,13 +306,11 @@ func (c *Cluster) Start() error {
 	if c.proc != nil {
 		return errors.New("pgtest: the server is running")
 	}
-	logPath := filepath.Join(c.dir, "postgres.log")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	log, err := childproc.OpenLog(filepath.Join(c.dir, "postgres.log"))
 	if err != nil {
 		return err
 	}
-	defer logFile.Close()
-	logStart, _ := logFile.Seek(0, 2)
+	defer log.Close()
 	cmd := c.command(filepath.Join(BinDir, "postgres"), "-D", c.data(),
 		"-c", "listen_addresses=127.0.0.1",
 		"-c", "port="+strconv.Itoa(c.Port),
@@ -326,39 +321,16 @@ func (c *Cluster) Start() error {
 		"-c", "shared_buffers=16MB",
 		"-c", "max_connections=200",
 	)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	dieWithParent(cmd.SysProcAttr)
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		// The parent-death signal follows the thread that forked, not the
-		// process: this goroutine keeps its thread (never unlocked, the
-		// thread ends with it) for as long as the postmaster runs.
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			close(p.done)
-			return
-		}
-		started <- nil
-		_ = cmd.Wait()
-		close(p.done)
-	}()
-	if err := <-started; err != nil {
+	cmd.Stdout, cmd.Stderr = log, log
+	p, err := childproc.Start(cmd)
+	if err != nil {
 		return fmt.Errorf("pgtest: start postgres: %w", err)
 	}
 	c.proc = p
 	if err := c.waitReady(p); err != nil {
 		c.stop(p, syscall.SIGQUIT)
 		c.proc = nil
-		out, _ := os.ReadFile(logPath)
-		if int64(len(out)) >= logStart {
-			out = out[logStart:]
-		}
-		return fmt.Errorf("pgtest: postgres on port %d: %w\n%s", c.Port, err, bytes.TrimSpace(out))
+		return fmt.Errorf("pgtest: postgres on port %d: %w\n%s", c.Port, err, log.Tail())
 	}
 	return nil
 }
@@ -366,27 +338,16 @@ func (c *Cluster) Start() error {
 // waitReady returns when the server answers a query, or fails when it
 // exits or takes more than half a minute.
 func (c *Cluster) waitReady(p *process) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for {
-		cctx, ccancel := context.WithTimeout(ctx, time.Second)
-		conn, err := pgx.Connect(cctx, c.DSN(Superuser, "postgres"))
+	return p.WaitReady(30*time.Second, 50*time.Millisecond, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, c.DSN(Superuser, "postgres"))
 		if err == nil {
-			err = conn.Ping(cctx)
+			err = conn.Ping(ctx)
 			conn.Close(context.Background())
 		}
-		ccancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-p.done:
-			return errors.New("the server exited")
-		case <-ctx.Done():
-			return fmt.Errorf("not accepting connections after 30s: %w", err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return err
+	})
 }
 
 // Stop shuts the server down (fast: sessions are ended, what is committed
@@ -416,22 +377,17 @@ func (c *Cluster) Kill() {
 // to its backends too) and waits for it and them to exit, killing it after
 // ten seconds. The caller holds mu.
 func (c *Cluster) stop(p *process, sig syscall.Signal) {
-	pid := p.cmd.Process.Pid
+	pid := p.Pid()
 	kids := children(pid)
-	_ = p.cmd.Process.Signal(sig)
 	if sig == syscall.SIGKILL {
+		p.Signal(sig)
 		for _, k := range kids {
 			if isChild(k, pid) { // not a pid reused meanwhile
 				_ = syscall.Kill(k, syscall.SIGKILL)
 			}
 		}
 	}
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
+	p.Stop(sig, 10*time.Second)
 	// A server refuses to start while processes of the one before hold its
 	// shared memory: wait for them too (each ends when it sees the
 	// postmaster gone).
@@ -457,14 +413,4 @@ func (c *Cluster) remove() {
 	if c.dir != "" { // "": PortEnv's, not ours
 		_ = os.RemoveAll(c.dir)
 	}
-}
-
-// freePort returns a TCP port of 127.0.0.1 that nothing listens on now.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }

@@ -6,13 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 )
-
-// dieWithParent has the kernel kill the process when the thread that
-// starts it ends (PR_SET_PDEATHSIG, which Go sets after changing the
-// credentials: the change would clear it).
-func dieWithParent(a *syscall.SysProcAttr) { a.Pdeathsig = syscall.SIGKILL }
 
 // children returns the processes whose parent is pid (the postmaster's
 // backends and helpers, each in a session of its own).

@@ -4,10 +4,6 @@ package pgtest
 
 import "syscall"
 
-// dieWithParent does nothing where there is no parent-death signal: a test
-// binary that dies there leaves its server running.
-func dieWithParent(*syscall.SysProcAttr) {}
-
 // children is not known here: Kill ends the postmaster alone, and its
 // backends end when they see it gone.
 func children(int) []int { return nil }
