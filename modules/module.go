@@ -95,6 +95,10 @@ type SessionInfo struct {
 	Priority  int
 	// Stanzas is how many stanzas the session has sent.
 	Stanzas uint64
+	// Replica names the replica that holds the session when it is
+	// another one of the cluster (Remote is then "replica" and that
+	// name, LastActive and Stanzas are unknown); empty for this one.
+	Replica string
 }
 
 // Status is what the server counts about itself.

@@ -258,7 +258,7 @@ func (s *Router) remoteSessions() []modules.SessionInfo {
 			}
 			if c, ok := s.remoteSession(e); ok {
 				out = append(out, modules.SessionInfo{JID: c.addr, Remote: "replica " + e.Replica, Since: e.Since,
-					Available: e.Available, Priority: e.Priority})
+					Available: e.Available, Priority: e.Priority, Replica: e.Replica})
 			}
 		}
 	}

@@ -8,8 +8,11 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/cluster/redistest"
 	"github.com/adhocd/adhocd/config"
+	"github.com/adhocd/adhocd/modules/admin"
+	"github.com/adhocd/adhocd/server"
 	"github.com/adhocd/adhocd/servertest"
 	"github.com/adhocd/adhocd/storage/postgres/pgtest"
 )
@@ -32,16 +35,21 @@ func replicasOn(t *testing.T, dsn string, redis []string, opts ...servertest.Opt
 	t.Helper()
 	var out []*servertest.Server
 	for i, addr := range redis {
-		cfg := servertest.Config(t.TempDir())
-		cfg.Storage.Backend, cfg.Storage.Postgres.DSN = config.BackendPostgres, dsn
-		cfg.Cluster.Redis.Addr = addr
-		cfg.Cluster.Replica = string(rune('a' + i))
-		for _, o := range opts {
-			o(&cfg)
-		}
-		out = append(out, servertest.StartConfig(t, cfg))
+		out = append(out, servertest.StartConfig(t, replicaConfig(t, dsn, addr, i, opts...)))
 	}
 	return out
+}
+
+// replicaConfig is the configuration of replica i (named a, b, c…).
+func replicaConfig(t *testing.T, dsn, redis string, i int, opts ...servertest.Option) config.Config {
+	cfg := servertest.Config(t.TempDir())
+	cfg.Storage.Backend, cfg.Storage.Postgres.DSN = config.BackendPostgres, dsn
+	cfg.Cluster.Redis.Addr = redis
+	cfg.Cluster.Replica = string(rune('a' + i))
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return cfg
 }
 
 // eventually polls ok for up to d.
@@ -249,5 +257,43 @@ func TestClusterRedisRestart(t *testing.T) {
 		if got, closed := r.ClosedByServer(100 * time.Millisecond); closed {
 			t.Fatalf("a stream closed across the Redis restart: %q", got)
 		}
+	}
+}
+
+// TestClusterRestartIsPerReplica: the XEP-0133 restart command run on one
+// replica restarts that replica alone, says so in its note, and announces
+// it to that replica's users, not to those of the others.
+func TestClusterRestartIsPerReplica(t *testing.T) {
+	dsn, rd := pgtest.Start(t), redistest.Start(t)
+	admins := func(c *config.Config) { c.Admins = []string{"root@localhost"} }
+	stopped := make(chan bool, 1)
+	a := servertest.StartConfig(t, replicaConfig(t, dsn, rd.Addr(), 0, admins), server.WithLifecycle(func(restart bool) { stopped <- restart }))
+	b := servertest.StartConfig(t, replicaConfig(t, dsn, rd.Addr(), 1, admins))
+	a.AddUser("root", "toor")
+	a.AddUser("alice", "pw-alice")
+	a.AddUser("bob", "pw-bob")
+	alice := a.RawLogin("alice", "pw-alice", "laptop")
+	bob := b.RawLogin("bob", "pw-bob", "phone")
+
+	root := adhoc.NewRequester(a.Dial("root", "toor", "").Session)
+	r, err := root.Run(context.Background(), a.Domain(), admin.Node("restart"), func(context.Context, *adhoc.Response) (adhoc.Action, adhoc.Values, error) {
+		return adhoc.Complete, adhoc.Values{"announcement": {"this replica restarts"}}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var notes []string
+	for _, n := range r.Notes {
+		notes = append(notes, n.Text)
+	}
+	if text := strings.Join(notes, " "); !strings.Contains(text, "this replica will restart") || !strings.Contains(text, "other replicas of the cluster go on") {
+		t.Fatalf("restart's note in a cluster: %q", text)
+	}
+	alice.Expect(`this replica restarts`)
+	if got, ok := bob.ReadUntil(`this replica restarts`, 300*time.Millisecond); ok {
+		t.Fatalf("a user of another replica got the announcement: %s", got)
+	}
+	if restart := <-stopped; !restart {
+		t.Fatal("restart stopped the replica without restarting it")
 	}
 }

@@ -20,7 +20,8 @@ const minStopDelay = 500 * time.Millisecond
 // after the chosen delay (none: at once) every stream is closed with
 // system-shutdown and the store is closed cleanly. adhocd then exits 0, or
 // for a restart executes itself again (exit status 75 if it cannot, for a
-// supervisor to restart it).
+// supervisor to restart it). In a cluster they act on the replica that
+// runs them, and say so.
 func (m *Module) lifecycleCommands() []spec {
 	stop := func(name, label, title, instr, delayLabel string, restart bool) spec {
 		return spec{
@@ -40,14 +41,21 @@ func (m *Module) lifecycleCommands() []spec {
 					n, _ := strconv.Atoi(s) // the form already checked it is an option
 					delay = time.Duration(n) * time.Second
 				}
+				// In a cluster this replica alone stops: the announcement
+				// goes to its users, and the note says so.
+				cluster := m.h.Config().Cluster.Enabled()
 				sent := 0
 				if text := strings.Join(r.Values["announcement"], "\n"); text != "" {
-					sent = m.broadcast(ctx, text)
+					sent = m.broadcast(ctx, text, cluster)
 				}
 				time.AfterFunc(max(delay, minStopDelay), func() { m.h.Stop(restart) })
 				verb := "shut down"
 				if restart {
 					verb = "restart"
+				}
+				if cluster {
+					return done("this replica will %s in %s, the other replicas of the cluster go on (their clients are not affected; a restart of the whole cluster is a rollout); the announcement went to its %s",
+						verb, delay, plural(sent, "session", "sessions")), nil, nil
 				}
 				return done("the service will %s in %s; the announcement went to %s", verb, delay, plural(sent, "session", "sessions")), nil, nil
 			},

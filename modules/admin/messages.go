@@ -19,17 +19,21 @@ func (m *Module) messageCommands() []spec {
 		},
 		run: func(ctx context.Context, r *adhoc.Request) (*adhoc.Result, []string, error) {
 			text := strings.Join(r.Values["announcement"], "\n")
-			n := m.broadcast(ctx, text)
+			n := m.broadcast(ctx, text, false)
 			return done("sent the announcement to %s", plural(n, "session", "sessions")), nil, nil
 		},
 	}}
 }
 
-// broadcast sends a message from the server JID to every bound session and
-// returns to how many it went.
-func (m *Module) broadcast(ctx context.Context, text string) int {
+// broadcast sends a message from the server JID to every bound session
+// (with local, those of this replica alone) and returns to how many it
+// went.
+func (m *Module) broadcast(ctx context.Context, text string, local bool) int {
 	n := 0
 	for _, s := range m.h.Sessions() {
+		if local && s.Replica != "" {
+			continue
+		}
 		if m.message(ctx, s.JID, "Announcement", text) {
 			n++
 		}
