@@ -297,3 +297,21 @@ func TestClusterRestartIsPerReplica(t *testing.T) {
 		t.Fatal("restart stopped the replica without restarting it")
 	}
 }
+
+// TestClusterMOTDOnce: replicas configured with the same admin.motd
+// deliver it once per account, not once per replica: its version comes
+// from its text, and the claim of it is a row lock in the shared store.
+func TestClusterMOTDOnce(t *testing.T) {
+	rs := replicas(t, 2, func(c *config.Config) { c.Admin.MOTD = "hello, cluster" })
+	a, b := rs[0], rs[1]
+	a.AddUser("alice", "pw-alice")
+	onA := a.RawLogin("alice", "pw-alice", "laptop")
+	onA.Write(`<presence/>`)
+	onA.Expect(`hello, cluster`)
+	onB := b.RawLogin("alice", "pw-alice", "phone")
+	onB.Write(`<presence/>`)
+	onB.Expect(`<presence[^>]*from=["']alice@localhost/phone["']`)
+	if got, ok := onB.ReadUntil(`hello, cluster`, 500*time.Millisecond); ok {
+		t.Fatalf("the message of the day came again through the other replica: %s", got)
+	}
+}

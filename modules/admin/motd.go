@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"hash/fnv"
 	"strings"
 	"time"
 
@@ -65,7 +66,7 @@ func (m *Module) motdCommands() []spec {
 		return opts
 	}
 	setMOTD := func(ctx context.Context, r *adhoc.Request) (*adhoc.Result, []string, error) {
-		n, err := m.setMOTD(ctx, strings.Join(r.Values["motd"], "\n"))
+		n, err := m.setMOTD(ctx, strings.Join(r.Values["motd"], "\n"), time.Now().UnixNano())
 		if err != nil {
 			return nil, nil, err
 		}
@@ -171,8 +172,8 @@ func (m *Module) message(ctx context.Context, to jid.JID, subject, text string) 
 // setMOTD stores a new message of the day and delivers it at once to every
 // available session (each account claims the version once); it returns how
 // many sessions got it.
-func (m *Module) setMOTD(ctx context.Context, text string) (int, error) {
-	v := motd{Text: text, Version: time.Now().UnixNano()}
+func (m *Module) setMOTD(ctx context.Context, text string, version int64) (int, error) {
+	v := motd{Text: text, Version: version}
 	raw, _ := json.Marshal(v)
 	if err := m.h.Store().PutSetting(ctx, storage.SettingMOTD, raw); err != nil {
 		return 0, err
@@ -199,7 +200,10 @@ func (m *Module) setMOTD(ctx context.Context, text string) (int, error) {
 }
 
 // configMOTD applies admin.motd from config.yaml when it is set and differs
-// from the message of the day in force.
+// from the message of the day in force. Its version comes from the text,
+// not the clock: replicas of a cluster that start together with the same
+// admin.motd store the same version, so that each account gets it once
+// rather than once per replica.
 func (m *Module) configMOTD(ctx context.Context, cfg config.Config) {
 	text := cfg.Admin.MOTD
 	if text == "" {
@@ -208,7 +212,9 @@ func (m *Module) configMOTD(ctx context.Context, cfg config.Config) {
 	if cur, ok, err := m.loadMOTD(ctx); err != nil || (ok && cur.Text == text) {
 		return
 	}
-	if _, err := m.setMOTD(ctx, text); err != nil {
+	h := fnv.New64a()
+	h.Write([]byte(text))
+	if _, err := m.setMOTD(ctx, text, int64(h.Sum64()>>1)|1); err != nil {
 		m.log.Error("apply admin.motd", "err", err)
 	}
 }
