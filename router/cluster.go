@@ -203,8 +203,10 @@ func (s *Router) Reaped(ctx context.Context, dead string, gone []cluster.Entry) 
 // OnFence): this replica lost the directory for a full lease, its clients
 // reconnect to another.
 func (s *Router) Fence() {
+	// In parallel, as at shutdown: a client that does not read holds its
+	// own close for up to write_timeout, and no other's.
 	for _, c := range s.sessions.all() {
-		s.end(c, wire.StreamError(stream.SystemShutdown, "this server lost the cluster: reconnect"))
+		go s.end(c, wire.StreamError(stream.SystemShutdown, "this server lost the cluster: reconnect"))
 	}
 }
 
@@ -258,8 +260,8 @@ func (s *Router) clusterUnbind(c *session) {
 // remoteOf returns the sessions of user on other replicas; none when the
 // directory cannot be read (logged).
 func (s *Router) remoteOf(user string) []*session {
-	if s.cluster == nil {
-		return nil
+	if s.cluster == nil || s.cluster.Fenced() {
+		return nil // fenced: this replica has no view of the others
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), directoryTimeout)
 	defer cancel()
