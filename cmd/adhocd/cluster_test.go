@@ -31,26 +31,29 @@ func clusterConfig(t *testing.T, dir, dsn, redis, replica string, lease time.Dur
 	return cfg
 }
 
-// TestClusterReplicaKilled runs two adhocd processes as one cluster and
+// TestClusterReplicaKilled runs three adhocd processes as one cluster and
 // SIGKILLs one. A message sent to a user of the dead replica before the
 // directory forgets it is kept offline (its replica no longer listens),
-// the user's contacts on the other replica are told it is unavailable
-// within about a lease, and the user, logging in again on the surviving
-// replica, gets the message.
+// the user's contacts on both other replicas are told it is unavailable
+// within about a lease, the survivors go on routing between themselves,
+// and the user, logging in again on a surviving replica, gets the message.
 func TestClusterReplicaKilled(t *testing.T) {
 	const lease = 3 * time.Second
 	bin := build(t)
 	dsn := pgtest.Start(t)
 	rd := redistest.Start(t)
-	d1, d2 := t.TempDir(), t.TempDir()
+	d1, d2, d3 := t.TempDir(), t.TempDir(), t.TempDir()
 	cfg1 := clusterConfig(t, d1, dsn, rd.Addr(), "one", lease)
 	cfg2 := clusterConfig(t, d2, dsn, rd.Addr(), "two", lease)
+	cfg3 := clusterConfig(t, d3, dsn, rd.Addr(), "three", lease)
 	_, addrs1, logs1 := startAdhocd(t, bin, cfg1)
 	addr1 := next(t, addrs1, logs1)
 	p2, addrs2, logs2 := startAdhocd(t, bin, cfg2)
 	addr2 := next(t, addrs2, logs2)
+	_, addrs3, logs3 := startAdhocd(t, bin, cfg3)
+	addr3 := next(t, addrs3, logs3)
 
-	for _, u := range []string{"alice", "bob"} {
+	for _, u := range []string{"alice", "bob", "carol"} {
 		if out, err := runCmd(t, bin, "pw-"+u+"\n", "user", "add", u+"@localhost", "--config", cfg1); err != nil {
 			t.Fatalf("user add %s: %v\n%s", u, err, out)
 		}
@@ -63,7 +66,7 @@ func TestClusterReplicaKilled(t *testing.T) {
 	}
 	st := postgres.NewStore(db)
 	defer st.Close()
-	for _, p := range [][2]string{{"alice", "bob"}, {"bob", "alice"}} {
+	for _, p := range [][2]string{{"alice", "bob"}, {"bob", "alice"}, {"carol", "bob"}, {"bob", "carol"}, {"alice", "carol"}, {"carol", "alice"}} {
 		if _, err := st.UpdateRosterItem(ctx, p[0], p[1]+"@localhost", func(it *storage.RosterItem, _ bool) (bool, error) {
 			it.Subscription = storage.SubBoth
 			return false, nil
@@ -88,6 +91,8 @@ func TestClusterReplicaKilled(t *testing.T) {
 	bob := login(addr2, d2, "bob", "phone")
 	bob.Expect(`from=["']alice@localhost/laptop["']`)
 	alice.Expect(`<presence[^>]*from=["']bob@localhost/phone["']`)
+	carol := login(addr3, d3, "carol", "tablet")
+	carol.Expect(`<presence[^>]*from=["']bob@localhost/phone["']`)
 
 	if err := p2.Process.Kill(); err != nil { // SIGKILL: no goodbye to the cluster
 		t.Fatal(err)
@@ -103,6 +108,11 @@ func TestClusterReplicaKilled(t *testing.T) {
 	if took := time.Since(killed); took > 3*lease {
 		t.Errorf("bob announced unavailable %s after his replica died, want within about a lease (%s)", took, lease)
 	}
+	if got, ok := carol.ReadUntil(unavailable, 4*lease); !ok {
+		t.Fatalf("carol, on the third replica, was not told bob is unavailable; she read %q\nreplica three:\n%s", got, logs3.String())
+	}
+	carol.Write(`<message to='alice@localhost' type='chat' id='c1'><body>still here</body></message>`)
+	alice.Expect(`still here`)
 	if got, ok := alice.ReadUntil(`<message[^>]*type=["']error["']`, 200*time.Millisecond); ok {
 		t.Fatalf("the message to bob bounced: %s", got)
 	}
