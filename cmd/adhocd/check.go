@@ -68,6 +68,14 @@ func checkConfigCmd(args []string, _ io.Reader, stdout, stderr io.Writer) error 
 	} else {
 		w("storage", "%s", storagePath)
 	}
+	switch r := cfg.Cluster.Redis; {
+	case !cfg.Cluster.Enabled():
+		w("cluster", "off (one process)")
+	case r.SentinelMaster != "":
+		w("cluster", "redis master %q through Sentinels %s (lease %s)", r.SentinelMaster, strings.Join(r.Sentinels(), ", "), cfg.Cluster.Lease.D())
+	default:
+		w("cluster", "redis %s (lease %s)", r.Addr, cfg.Cluster.Lease.D())
+	}
 	if cfg.TLS.CertFile == "" {
 		w("tls", "a self-signed certificate for %s, kept in %s", cfg.Domain, storagePath)
 	} else {

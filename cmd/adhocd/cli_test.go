@@ -104,13 +104,33 @@ func TestCheckConfig(t *testing.T) {
 		t.Fatalf("check-config exited %d: %s", code, out)
 	}
 	for _, want := range []string{"the configuration is valid", "domain:    chat.example", "c2s:       127.0.0.1:15299 (STARTTLS required)",
-		"metrics:   127.0.0.1:19099", "storage:   " + filepath.Join(dir, "data"), "admins:    root@chat.example", "websocket: off"} {
+		"metrics:   127.0.0.1:19099", "storage:   " + filepath.Join(dir, "data"), "admins:    root@chat.example", "websocket: off", "cluster:   off (one process)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("check-config does not say %q:\n%s", want, out)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "data")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("check-config created the store: %v", err)
+	}
+	// A replica of a cluster: the database with its password hidden, and
+	// the Redis of the directory.
+	clusterYAML := "domain: chat.example\nstorage:\n  path: data\n  backend: postgres\n  postgres:\n    dsn: postgres://adhocd:s3cret@db.example/adhocd\n" +
+		"cluster:\n  redis:\n    addr: redis.example:6379\n"
+	if err := os.WriteFile(cfg, []byte(clusterYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code = exitCode(t, bin, "", "check-config", "--config", cfg)
+	if code != 0 {
+		t.Fatalf("check-config of a replica exited %d: %s", code, out)
+	}
+	for _, want := range []string{"storage:   postgres postgres://adhocd:xxxxx@db.example/adhocd (certificate and control socket in " + filepath.Join(dir, "data") + ")",
+		"cluster:   redis redis.example:6379 (lease 20s)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check-config of a replica does not say %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "s3cret") {
+		t.Errorf("check-config printed the database password:\n%s", out)
 	}
 	if err := os.WriteFile(cfg, []byte("domain: localhost\nlimits:\n  max_stanza_byte: 10\n"), 0o600); err != nil {
 		t.Fatal(err)
