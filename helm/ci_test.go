@@ -19,6 +19,9 @@ var ciChecks = map[string]func(t *testing.T, r rendered){
 	// TestFullValues checks it value by value.
 	"full-values.yaml": func(*testing.T, rendered) {},
 
+	// Three replicas on PostgreSQL and Redis (cluster_test.go).
+	"cluster-values.yaml": checkClusterValues,
+
 	"networkpolicy-values.yaml": func(t *testing.T, r rendered) {
 		np := r.networkPolicy
 		if np == nil {
@@ -185,11 +188,9 @@ func TestCIValues(t *testing.T) {
 			}
 			run(t, "lint", "--strict", chartDir(), "-f", f)
 			r := decode(t, run(t, "template", "chat", chartDir(), "-f", f))
-			if r.statefulSet == nil {
-				t.Fatal("no StatefulSet")
-			}
-			cfg := loadConfig(t, r.configMaps[r.statefulSet.Name])
-			if e := env(r.statefulSet.Spec.Template.Spec.Containers[0], "ADHOCD_ADMIN_JID"); e != nil {
+			name, pod := r.workload(t)
+			cfg := loadConfig(t, r.configMaps[name])
+			if e := env(pod.Spec.Containers[0], "ADHOCD_ADMIN_JID"); e != nil {
 				// adhocd refuses a bootstrap JID of another domain.
 				if _, domain, _ := strings.Cut(e.Value, "@"); !strings.EqualFold(domain, cfg.Domain) {
 					t.Fatalf("ADHOCD_ADMIN_JID %s is not on %s", e.Value, cfg.Domain)

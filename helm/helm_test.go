@@ -55,6 +55,9 @@ func runHelm(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	if len(args) > 0 && args[0] == "template" {
+		args = append(slices.Clip(args), "--kube-version", kubeVersion)
+	}
 	var out, errb bytes.Buffer
 	cmd := exec.CommandContext(ctx, helm(t), args...)
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -62,11 +65,18 @@ func runHelm(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	return out.String(), errb.String(), err
 }
 
+// kubeVersion is the Kubernetes version helm template renders for: the
+// oldest the chart's kubeVersion allows (the sleep action of the
+// Deployment's preStop hook). A helm built with go install, as CI's is,
+// otherwise assumes 1.20 and refuses the chart.
+const kubeVersion = "1.30.0"
+
 // strict decodes YAML into v, refusing unknown fields.
 func strict(doc []byte, v any) error { return yaml.UnmarshalStrict(doc, v) }
 
 type rendered struct {
-	statefulSet    *appsv1.StatefulSet
+	statefulSet    *appsv1.StatefulSet // storage.backend bolt
+	deployment     *appsv1.Deployment  // storage.backend postgres
 	services       []*corev1.Service
 	configMaps     map[string]*corev1.ConfigMap
 	secrets        []*corev1.Secret
@@ -100,6 +110,9 @@ func decode(t *testing.T, out string) rendered {
 		case "StatefulSet":
 			r.statefulSet = &appsv1.StatefulSet{}
 			err = strict([]byte(doc), r.statefulSet)
+		case "Deployment":
+			r.deployment = &appsv1.Deployment{}
+			err = strict([]byte(doc), r.deployment)
 		case "Service":
 			s := &corev1.Service{}
 			err = strict([]byte(doc), s)
@@ -141,6 +154,22 @@ func decode(t *testing.T, out string) rendered {
 	return r
 }
 
+// workload returns the name and the pod template of adhocd's StatefulSet or
+// Deployment, failing the test unless exactly one was rendered.
+func (r rendered) workload(t *testing.T) (string, corev1.PodTemplateSpec) {
+	t.Helper()
+	switch {
+	case r.statefulSet != nil && r.deployment != nil:
+		t.Fatalf("both a StatefulSet (%s) and a Deployment (%s)", r.statefulSet.Name, r.deployment.Name)
+	case r.statefulSet != nil:
+		return r.statefulSet.Name, r.statefulSet.Spec.Template
+	case r.deployment != nil:
+		return r.deployment.Name, r.deployment.Spec.Template
+	}
+	t.Fatal("no StatefulSet or Deployment")
+	return "", corev1.PodTemplateSpec{}
+}
+
 func chartDir() string { return filepath.Join("adhocd") }
 
 // TestLint lints the chart with its defaults; TestCIValues lints it with
@@ -154,8 +183,8 @@ func TestLint(t *testing.T) {
 func TestDefaultValues(t *testing.T) {
 	r := decode(t, run(t, "template", "chat", chartDir(), "--namespace", "xmpp"))
 	sts := r.statefulSet
-	if sts == nil || *sts.Spec.Replicas != 1 || len(sts.Spec.VolumeClaimTemplates) != 1 {
-		t.Fatalf("statefulset: %+v", sts)
+	if sts == nil || *sts.Spec.Replicas != 1 || len(sts.Spec.VolumeClaimTemplates) != 1 || r.deployment != nil {
+		t.Fatalf("statefulset: %+v, deployment %v", sts, r.deployment != nil)
 	}
 	pod := sts.Spec.Template.Spec
 	c := pod.Containers[0]
@@ -199,6 +228,10 @@ func TestDefaultValues(t *testing.T) {
 	cfg := loadConfig(t, r.configMaps["chat-adhocd"])
 	if cfg.Domain != "localhost" || cfg.Storage.Path != "/data" || !cfg.Adhoc.Persist || cfg.Metrics.Listen != ":9090" {
 		t.Fatalf("rendered config: %+v", cfg)
+	}
+	// bolt, one process: no cluster, every connection closed at once, no preStop hook.
+	if cfg.Storage.Backend != config.BackendBolt || cfg.Cluster.Enabled() || cfg.Shutdown.Drain != 0 || c.Lifecycle != nil {
+		t.Fatalf("storage %+v, cluster %+v, shutdown %+v, lifecycle %+v", cfg.Storage, cfg.Cluster, cfg.Shutdown, c.Lifecycle)
 	}
 	def := config.Default()
 	if cfg.Limits != def.Limits || cfg.Admin.IdleAfter != def.Admin.IdleAfter {
@@ -309,7 +342,8 @@ func TestFullValues(t *testing.T) {
 // and headless Services route it (the c2s one on nodePort, 0: any).
 func checkDirectTLS(t *testing.T, r rendered, cfg config.Config, port, nodePort int32) {
 	t.Helper()
-	c := r.statefulSet.Spec.Template.Spec.Containers[0]
+	name, pod := r.workload(t)
+	c := pod.Spec.Containers[0]
 	if port == 0 {
 		if cfg.C2S.DirectTLSListen != "" {
 			t.Fatalf("c2s.direct_tls_listen %q, want none", cfg.C2S.DirectTLSListen)
@@ -331,11 +365,11 @@ func checkDirectTLS(t *testing.T, r rendered, cfg config.Config, port, nodePort 
 	if cp == nil || cp.ContainerPort != port || cp.Protocol != corev1.ProtocolTCP {
 		t.Fatalf("container port xmpps-client %+v, adhocd listens on %s", cp, cfg.C2S.DirectTLSListen)
 	}
-	sp := servicePort(service(r, r.statefulSet.Name), "xmpps-client")
+	sp := servicePort(service(r, name), "xmpps-client")
 	if sp == nil || sp.Port != port || sp.TargetPort.StrVal != cp.Name || sp.NodePort != nodePort {
 		t.Fatalf("c2s Service port xmpps-client: %+v", sp)
 	}
-	if hp := servicePort(service(r, r.statefulSet.Name+"-headless"), "xmpps-client"); hp == nil || hp.Port != port || hp.TargetPort.StrVal != cp.Name {
+	if hp := servicePort(service(r, name+"-headless"), "xmpps-client"); hp == nil || hp.Port != port || hp.TargetPort.StrVal != cp.Name {
 		t.Fatalf("headless Service port xmpps-client: %+v", hp)
 	}
 }
@@ -577,10 +611,10 @@ func secretRef(e *corev1.EnvVar) *corev1.SecretKeySelector {
 	return e.ValueFrom.SecretKeyRef
 }
 
-// checkTestPod checks the helm test hook: a Pod of the StatefulSet's image
-// that runs adhocctl as jid, with the password from secret's key, against
-// the c2s Service in namespace, checking the certificate against the
-// tls.existingSecret the StatefulSet mounts (else --insecure).
+// checkTestPod checks the helm test hook: a Pod of the server's image that
+// runs adhocctl as jid, with the password from secret's key, against the
+// c2s Service in namespace, checking the certificate against the
+// tls.existingSecret the server's pods mount (else --insecure).
 func checkTestPod(t *testing.T, r rendered, namespace, jid, secret, key string) {
 	t.Helper()
 	p := r.testPod
@@ -597,12 +631,13 @@ func checkTestPod(t *testing.T, r rendered, namespace, jid, secret, key string) 
 		t.Fatalf("test Pod containers: %+v", p.Spec.Containers)
 	}
 	c := p.Spec.Containers[0]
-	server := r.statefulSet.Spec.Template.Spec.Containers[0]
+	_, serverPod := r.workload(t)
+	server := serverPod.Spec.Containers[0]
 	if c.Image != server.Image || !slices.Equal(c.Command, []string{"/usr/local/bin/adhocctl"}) {
 		t.Fatalf("test Pod runs %q from %s, the server is %s", c.Command, c.Image, server.Image)
 	}
 	var tlsSecret string
-	for _, v := range r.statefulSet.Spec.Template.Spec.Volumes {
+	for _, v := range serverPod.Spec.Volumes {
 		if v.Name == "tls" {
 			tlsSecret = v.Secret.SecretName
 		}

@@ -117,7 +117,9 @@ func serveCmd(args []string, _ io.Reader, _, stderr io.Writer) error {
 	}()
 	<-ctx.Done()
 	log.Info("shutting down", "cause", context.Cause(ctx), "restart", restart.Load())
-	sctx, scancel := context.WithTimeout(context.Background(), 20*time.Second)
+	// The drain, then as long again as a shutdown without one may take
+	// (streams that do not read, the store's last writes).
+	sctx, scancel := context.WithTimeout(context.Background(), srv.Config().Shutdown.Drain.D()+20*time.Second)
 	defer scancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		return err

@@ -121,3 +121,136 @@ empty (adhocd derives it from each request).
 {{- printf "%s://%s%s" $scheme $host $ws.path -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+"true" when the pods form a cluster (config.yaml: cluster.redis): Redis is
+named (redis.addr or redis.sentinel.master) on the postgres backend; else
+empty. adhocd refuses Redis on bolt, and so does adhocd.validate.
+*/}}
+{{- define "adhocd.clustered" -}}
+{{- if and (eq .Values.storage.backend "postgres") (or .Values.redis.addr .Values.redis.sentinel.master) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* The Deployment's default pod anti-affinity: preferably one replica per node. */}}
+{{- define "adhocd.podAntiAffinity" -}}
+preferredDuringSchedulingIgnoredDuringExecution:
+  - weight: 100
+    podAffinityTerm:
+      topologyKey: kubernetes.io/hostname
+      labelSelector:
+        matchLabels:
+          {{- include "adhocd.selectorLabels" . | nindent 10 }}
+{{- end -}}
+
+{{/*
+Seconds the preStop hook sleeps: lifecycle.preStopSleepSeconds on the
+Deployment; the StatefulSet's single replica has no other replica to send
+clients to, and no hook.
+*/}}
+{{- define "adhocd.preStopSeconds" -}}
+{{- ternary (int .Values.lifecycle.preStopSleepSeconds) 0 (eq .Values.storage.backend "postgres") -}}
+{{- end -}}
+
+{{/*
+The seconds of config.yaml's shutdown.drain: shutdown.drainSeconds, else on
+the Deployment what the grace period leaves after the preStop hook and
+adhocd.stopMarginSeconds, else (the StatefulSet) 0: every connection
+closed at once.
+*/}}
+{{- define "adhocd.drainSeconds" -}}
+{{- $d := .Values.shutdown.drainSeconds -}}
+{{- if not (kindIs "invalid" $d) -}}
+{{- int $d -}}
+{{- else if eq .Values.storage.backend "postgres" -}}
+{{- sub (sub (int .Values.terminationGracePeriodSeconds) (int (include "adhocd.preStopSeconds" .))) (int (include "adhocd.stopMarginSeconds" .)) -}}
+{{- else -}}
+0
+{{- end -}}
+{{- end -}}
+
+{{/*
+Seconds of the grace period kept after the drain: the last connections'
+system-shutdown and the store's close happen then, before the kubelet's
+SIGKILL.
+*/}}
+{{- define "adhocd.stopMarginSeconds" -}}
+5
+{{- end -}}
+
+{{/*
+Checks across values that JSON schema cannot make, or cannot word: each
+fails the render with what to change, rather than rendering pods that
+adhocd refuses, that lose data or that serve different certificates.
+Included once, by configmap.yaml.
+*/}}
+{{- define "adhocd.validate" -}}
+{{- $v := .Values -}}
+{{- $replicas := int $v.replicaCount -}}
+{{- $redis := or $v.redis.addr $v.redis.sentinel.master -}}
+{{- if eq $v.storage.backend "bolt" -}}
+{{- if gt $replicas 1 -}}
+{{- fail (printf "replicaCount %d needs storage.backend: postgres: bolt is a file on one pod's volume, so a second replica would have accounts and messages of its own; set storage.backend: postgres with postgres.dsn and redis.addr (see docs/clustering.md), or replicaCount: 1" $replicas) -}}
+{{- end -}}
+{{- if $v.postgres.dsn -}}
+{{- fail "postgres.dsn is set but storage.backend is bolt: set storage.backend: postgres, or remove postgres.dsn" -}}
+{{- end -}}
+{{- if $redis -}}
+{{- fail "redis is set (redis.addr or redis.sentinel.master) but storage.backend is bolt: a cluster needs storage.backend: postgres, the replicas sharing one database" -}}
+{{- end -}}
+{{- else -}}
+{{- $dsn := trim $v.postgres.dsn -}}
+{{- if not $dsn -}}
+{{- fail "storage.backend postgres needs postgres.dsn, e.g. postgres://adhocd@db.example:5432/adhocd?sslmode=verify-full (the password from postgres.existingSecret)" -}}
+{{- end -}}
+{{- $withPassword := false -}}
+{{- if or (hasPrefix "postgres://" $dsn) (hasPrefix "postgresql://" $dsn) -}}
+{{- $u := urlParse $dsn -}}
+{{- $withPassword = or (contains ":" $u.userinfo) (regexMatch "(^|&)password=" $u.query) -}}
+{{- else -}}
+{{- $withPassword = regexMatch "(^|\\s)password\\s*=" $dsn -}}
+{{- end -}}
+{{- if $withPassword -}}
+{{- fail "postgres.dsn holds a password, which would be written in the ConfigMap: remove it from the DSN and name the Secret that holds it in postgres.existingSecret (and postgres.existingSecretKey)" -}}
+{{- end -}}
+{{- if $v.persistence.existingClaim -}}
+{{- fail "persistence.existingClaim is for storage.backend bolt: on postgres the pods keep nothing of their own (an emptyDir at /data); remove it" -}}
+{{- end -}}
+{{- if and (gt $replicas 1) (not $redis) -}}
+{{- fail (printf "replicaCount %d on storage.backend postgres needs redis.addr (or redis.sentinel.master): without Redis the replicas share the data but not the sessions, and a message to a user connected to another replica would go to offline storage" $replicas) -}}
+{{- end -}}
+{{- end -}}
+{{- if and (gt $replicas 1) (not $v.tls.existingSecret) -}}
+{{- fail (printf "replicaCount %d needs tls.existingSecret: without it each pod generates a self-signed certificate of its own, and a client would see another certificate at each reconnection; make a kubernetes.io/tls Secret for %s (cert-manager, or kubectl create secret tls) and name it in tls.existingSecret" $replicas $v.domain) -}}
+{{- end -}}
+{{- if and $v.redis.existingSecret (not $redis) -}}
+{{- fail "redis.existingSecret is set without redis.addr or redis.sentinel.master" -}}
+{{- end -}}
+{{- if and $v.redis.sentinel.master (not $v.redis.sentinel.addrs) -}}
+{{- fail "redis.sentinel.master is set: redis.sentinel.addrs must list the Sentinels (host:port)" -}}
+{{- end -}}
+{{- if and $v.redis.sentinel.addrs (not $v.redis.sentinel.master) -}}
+{{- fail "redis.sentinel.addrs is set without redis.sentinel.master, the name of the master the Sentinels watch" -}}
+{{- end -}}
+{{- if and $v.redis.sentinel.master $v.redis.addr -}}
+{{- fail "redis.addr and redis.sentinel.master are both set: with Sentinel the master's address comes from the Sentinels; remove redis.addr" -}}
+{{- end -}}
+{{- if and $v.redis.caSecret (not $v.redis.tls) -}}
+{{- fail "redis.caSecret is set but redis.tls is false" -}}
+{{- end -}}
+{{- if and $v.postgres.caSecret (ne $v.storage.backend "postgres") -}}
+{{- fail "postgres.caSecret is set but storage.backend is bolt" -}}
+{{- end -}}
+{{- $grace := int $v.terminationGracePeriodSeconds -}}
+{{- $preStop := int (include "adhocd.preStopSeconds" .) -}}
+{{- $drain := int (include "adhocd.drainSeconds" .) -}}
+{{- $margin := int (include "adhocd.stopMarginSeconds" .) -}}
+{{- if or (lt $drain 0) (gt (add $drain $preStop $margin) $grace) -}}
+{{- if kindIs "invalid" $v.shutdown.drainSeconds -}}
+{{- fail (printf "lifecycle.preStopSleepSeconds %d leaves no time to drain connections in terminationGracePeriodSeconds %d (%d s are kept for adhocd's last closes): raise terminationGracePeriodSeconds or lower lifecycle.preStopSleepSeconds" $preStop $grace $margin) -}}
+{{- else -}}
+{{- fail (printf "shutdown.drainSeconds %d and the preStop hook's %d s do not fit in terminationGracePeriodSeconds %d with %d s left for adhocd's last closes: the kubelet would kill adhocd in the middle of the drain; lower shutdown.drainSeconds to at most %d (or leave it empty for that), or raise terminationGracePeriodSeconds" $drain $preStop $grace $margin (sub (sub $grace $preStop) $margin)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
