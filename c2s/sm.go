@@ -299,13 +299,16 @@ func (c *Conn) endSession() {
 	if id != "" {
 		c.env.sm.remove(id, c)
 	}
+	// What was never acknowledged is answered (kept offline, mostly)
+	// before the session leaves the registry: a login that sees it gone
+	// finds those messages kept.
+	if len(unacked) > 0 {
+		c.env.Router.Undeliverable(c, unacked)
+	}
 	if c.state.CompareAndSwap(int32(Bound), int32(Closing)) {
 		c.sess.Unbound()
 	} else {
 		c.setState(Closing)
-	}
-	if len(unacked) > 0 {
-		c.env.Router.Undeliverable(c, unacked)
 	}
 }
 
