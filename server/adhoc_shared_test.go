@@ -6,23 +6,23 @@ import (
 	"testing"
 
 	"github.com/adhocd/adhocd/adhoc/adhoctest"
-	"github.com/adhocd/adhocd/config"
+	"github.com/adhocd/adhocd/cluster/redistest"
 	"github.com/adhocd/adhocd/server"
 	"github.com/adhocd/adhocd/servertest"
 	"github.com/adhocd/adhocd/storage/postgres/pgtest"
 )
 
-// TestAdhocSessionOnAnotherServer: two servers on one PostgreSQL database
-// share their XEP-0050 sessions. A command started on the first goes on
-// on the second from the same full JID, with what the first stage took;
-// another account cannot continue it there; and a session completed on
-// the second is ended for the first too.
+// TestAdhocSessionOnAnotherServer: two replicas of a cluster share their
+// XEP-0050 sessions (in PostgreSQL). A command started on the first goes
+// on on the second from the same full JID (the client reconnected there),
+// with what the first stage took; another account cannot continue it
+// there; and a session canceled on the second is ended for the first too.
 func TestAdhocSessionOnAnotherServer(t *testing.T) {
-	dsn := pgtest.Start(t)
+	dsn, rd := pgtest.Start(t), redistest.Start(t)
+	i := 0
 	start := func() *servertest.Server {
-		cfg := servertest.Config(t.TempDir())
-		cfg.Storage.Backend, cfg.Storage.Postgres.DSN = config.BackendPostgres, dsn
-		return servertest.StartConfig(t, cfg, server.WithCommands(adhoctest.Wizard()))
+		i++
+		return servertest.StartConfig(t, replicaConfig(t, dsn, rd.Addr(), i-1), server.WithCommands(adhoctest.Wizard()))
 	}
 	a, b := start(), start()
 	a.AddUser("alice", "pw-alice")
