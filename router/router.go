@@ -344,9 +344,15 @@ func (s *Router) deliverMessage(ctx context.Context, el *wire.Element, to jid.JI
 			return nil
 		}
 	}
-	exists, err := s.accountExists(ctx, user)
-	if err != nil {
-		return err
+	// One look at the account's sessions (with a cluster, one read of
+	// the directory) serves the checks below.
+	sessions := s.sessions.of(user)
+	exists := len(sessions) > 0
+	if !exists {
+		var err error
+		if exists, err = s.accountStored(ctx, user); err != nil {
+			return err
+		}
 	}
 	if !exists {
 		if typ == "error" || typ == "headline" {
@@ -361,12 +367,12 @@ func (s *Router) deliverMessage(ctx context.Context, el *wire.Element, to jid.JI
 	case "groupchat":
 		return stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}
 	case "headline":
-		for _, dst := range s.availableResources(user, false) {
+		for _, dst := range availableIn(sessions, false, nil) {
 			s.deliver(dst, el)
 		}
 		return nil
 	}
-	dsts := s.availableResources(user, true)
+	dsts := availableIn(sessions, true, nil)
 	if len(dsts) == 0 {
 		if err := s.keepOffline(ctx, el, to, user); err != nil {
 			return err
@@ -381,20 +387,20 @@ func (s *Router) deliverMessage(ctx context.Context, el *wire.Element, to jid.JI
 	return nil
 }
 
-// availableResources returns an account's sessions that sent available
-// presence with a non-negative priority; with highest, only those sharing the
-// highest priority (RFC 6121 §8.5.2.1.1).
-func (s *Router) availableResources(user string, highest bool) []*session {
-	return s.available(user, highest, nil)
-}
 
 // available returns the sessions of an account that sent available
 // presence with a non-negative priority, but those gone reports (nil: none
 // is left out); with highest, only those at the highest priority.
 func (s *Router) available(user string, highest bool, gone func(*session) bool) []*session {
+	return availableIn(s.sessions.of(user), highest, gone)
+}
+
+// availableIn is available among sessions, an account's (RFC 6121
+// §8.5.2.1.1: with highest, those sharing the highest priority).
+func availableIn(sessions []*session, highest bool, gone func(*session) bool) []*session {
 	var out []*session
 	best := -1
-	for _, dst := range s.sessions.of(user) {
+	for _, dst := range sessions {
 		if gone != nil && gone(dst) {
 			continue
 		}
@@ -419,6 +425,11 @@ func (s *Router) accountExists(ctx context.Context, user string) (bool, error) {
 	if len(s.sessions.of(user)) > 0 {
 		return true, nil
 	}
+	return s.accountStored(ctx, user)
+}
+
+// accountStored reports whether the store has the account.
+func (s *Router) accountStored(ctx context.Context, user string) (bool, error) {
 	_, err := s.store.Account(ctx, user)
 	switch {
 	case err == nil:

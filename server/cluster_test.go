@@ -17,6 +17,7 @@ import (
 	"github.com/adhocd/adhocd/modules/admin"
 	"github.com/adhocd/adhocd/server"
 	"github.com/adhocd/adhocd/servertest"
+	"github.com/adhocd/adhocd/storage"
 	"github.com/adhocd/adhocd/storage/postgres/pgtest"
 )
 
@@ -124,6 +125,10 @@ func TestClusterRouting(t *testing.T) {
 	// Carol is online nowhere: kept offline, delivered on another replica.
 	a.AddUser("carol", "pw-carol")
 	alice.Write(`<message to='carol@localhost' type='chat' id='m4'><body>while you were away</body></message>`)
+	eventually(t, wait, "the message kept offline", func() bool {
+		_, n := c.Store().(storage.OfflineUsageReporter).OfflineUsage()
+		return n == 1
+	})
 	carol := c.RawLogin("carol", "pw-carol", "tablet")
 	carol.Write(`<presence/>`)
 	carol.Expect(`while you were away`)
