@@ -387,7 +387,6 @@ func (s *Router) deliverMessage(ctx context.Context, el *wire.Element, to jid.JI
 	return nil
 }
 
-
 // available returns the sessions of an account that sent available
 // presence with a non-negative priority, but those gone reports (nil: none
 // is left out); with highest, only those at the highest priority.
