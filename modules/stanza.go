@@ -219,3 +219,25 @@ type StanzaInterceptor interface {
 	// runs in the sender's goroutine and must not block.
 	InterceptOut(to Session, el *wire.Element) bool
 }
+
+// DomainHandler is the capability of a module that serves a domain of its
+// own beside the server's: a service on a subdomain, as a XEP-0045 group
+// chat service on conference.DOMAIN or a XEP-0363 upload service. The
+// router hands it every stanza a local session addresses to one of its
+// domains (the domain itself or any JID at it): IQs and messages as they
+// come, and available and unavailable presence, directed presence being
+// tracked as for any JID (a session that ends sends its unavailable
+// presence to the services it sent presence to). The module answers and
+// sends through Host.Send, from JIDs of its domains to local JIDs.
+type DomainHandler interface {
+	// Domains lists the domains served, none the server's own; each is
+	// served by one module.
+	Domains() []string
+	// HandleStanza handles el (iq, message or presence), which the local
+	// session from sent to to, a JID of one of the module's domains; the
+	// from attribute is stamped. An error that renders as an <error/>
+	// (a stanza.Error, or an error with a TokenReader method) is the
+	// answer to the sender; other errors are logged and answered with
+	// internal-server-error.
+	HandleStanza(ctx context.Context, from jid.JID, el *wire.Element, to jid.JID) error
+}

@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"encoding/xml"
+	"errors"
 	"fmt"
 
 	"mellium.im/xmpp/jid"
@@ -33,6 +34,9 @@ type hooks struct {
 	// streamElements are the top-level non-stanza elements modules handle
 	// (modules.StreamElementHandler), by name.
 	streamElements map[xml.Name]modules.StreamElementHandler
+	// services are the modules' own domains (modules.DomainHandler), by
+	// domain.
+	services map[string]modules.DomainHandler
 }
 
 // AddModule takes what a started module declares of the router's
@@ -93,7 +97,55 @@ func (s *Router) AddModule(m modules.Module) error {
 			return err
 		}
 	}
+	if dh, ok := m.(modules.DomainHandler); ok {
+		for _, d := range dh.Domains() {
+			j, err := jid.New("", d, "")
+			switch {
+			case err != nil:
+				return fmt.Errorf("router: module %s: domain %q: %w", m.Name(), d, err)
+			case j.Domainpart() == s.domain.Domainpart():
+				return fmt.Errorf("router: module %s: the server's own domain %s is not a service's", m.Name(), d)
+			case h.services[j.Domainpart()] != nil:
+				return fmt.Errorf("router: module %s: domain %s is served by another module", m.Name(), d)
+			}
+			if h.services == nil {
+				h.services = make(map[string]modules.DomainHandler)
+			}
+			h.services[j.Domainpart()] = dh
+		}
+	}
 	return nil
+}
+
+// service returns the module serving to's domain, or nil.
+func (s *Router) service(to jid.JID) modules.DomainHandler {
+	if len(s.hooks.services) == 0 {
+		return nil
+	}
+	return s.hooks.services[to.Domainpart()]
+}
+
+// toService hands a local session's stanza to the module serving its
+// domain and answers the sender with the error it returns (a presence's
+// too: the sender is found by its from).
+func (s *Router) toService(ctx context.Context, h modules.DomainHandler, from jid.JID, el *wire.Element, to jid.JID) {
+	err := h.HandleStanza(ctx, from, el, to)
+	if err == nil {
+		return
+	}
+	var se stanza.Error
+	if !errors.As(err, &se) {
+		var rendered interface{ TokenReader() xml.TokenReader }
+		if errors.As(err, &rendered) {
+			if c := s.sessions.local(from.Localpart(), from.Resourcepart()); c != nil {
+				_ = s.bounceWith(c, el, rendered.TokenReader())
+			}
+			return
+		}
+		s.log.Error("service stanza", "to", to.String(), "kind", el.Start.Name.Local, "err", err)
+		se = stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError}
+	}
+	s.sendError(from.String(), el, se)
 }
 
 // addStreamElements takes the names of a StreamElementHandler: none in

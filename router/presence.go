@@ -196,7 +196,16 @@ func unavailableFrom(addr jid.JID) *wire.Element {
 
 // deliverPresence delivers availability presence to a JID: one resource for a
 // full JID, every available resource for a bare one (RFC 6121 §8.5.2.1.1).
-func (s *Router) deliverPresence(_ context.Context, el *wire.Element, to jid.JID) {
+func (s *Router) deliverPresence(ctx context.Context, el *wire.Element, to jid.JID) {
+	if h := s.service(to); h != nil {
+		// A local session's presence to a service (a room): the service
+		// handles it, as it handles the session's unavailable presence
+		// when it ends.
+		if from, err := jid.Parse(el.Attr("from")); err == nil && s.isLocal(from) {
+			s.toService(ctx, h, from, withTo(el, to.String()), to)
+		}
+		return
+	}
 	if !s.isLocal(to) || to.Localpart() == "" {
 		return
 	}

@@ -79,6 +79,12 @@ func (s *Router) route(ctx context.Context, c *session, el *wire.Element) error 
 			return s.keepStream(c, el, err)
 		}
 	}
+	if name.Local != "presence" {
+		if h := s.service(to); h != nil {
+			s.toService(ctx, h, c.addr, el, to)
+			return nil
+		}
+	}
 	var err error
 	switch name.Local {
 	case "iq":
