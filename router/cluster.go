@@ -293,3 +293,32 @@ func (s *Router) Lost(_ context.Context, lost []cluster.Entry) {
 		}
 	}
 }
+
+// EndRemote ends user's sessions on the replicas of a cluster, but the
+// one bound to except, from outside any of them (adhocd user on a host
+// where no server runs): each session's replica is asked to close its
+// stream with not-authorized and reason. It returns how many it asked.
+func EndRemote(ctx context.Context, cl *cluster.Cluster, domain, user, except, reason string) int {
+	ctx, cancel := context.WithTimeout(ctx, directoryTimeout)
+	defer cancel()
+	es, err := cl.Resources(ctx, user)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range es {
+		if e.Resource == except {
+			continue
+		}
+		to, err := jid.New(e.User, domain, e.Resource)
+		if err != nil {
+			continue
+		}
+		ok, err := cl.Send(ctx, e.Replica, cluster.Envelope{Kind: kindEnd, To: to.String(), Stream: e.Stream,
+			Args: map[string]string{"condition": stream.NotAuthorized.Err, "text": reason}})
+		if err == nil && ok {
+			n++
+		}
+	}
+	return n
+}

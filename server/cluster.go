@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"os"
 
 	"github.com/adhocd/adhocd/cluster"
@@ -16,20 +17,38 @@ import (
 // openCluster joins the cluster that cluster.redis names (docs/clustering.md);
 // without one the server is a single process and this does nothing.
 func (s *Server) openCluster(ctx context.Context) error {
-	c := s.cfg.Cluster
-	if !c.Enabled() || s.cluster != nil {
+	if !s.cfg.Cluster.Enabled() || s.cluster != nil {
 		return nil
 	}
+	o, err := ClusterOptions(s.cfg, replicaID(s.cfg.Cluster.Replica), s.log.With("component", "cluster"))
+	if err != nil {
+		return err
+	}
+	cl, err := cluster.Open(ctx, o)
+	if err != nil {
+		return fmt.Errorf("server: join the cluster: %w", err)
+	}
+	s.cluster = cl
+	s.log.Info("joined the cluster", "replica", cl.Replica())
+	return nil
+}
+
+// ClusterOptions are the cluster.Options of cfg's cluster section for the
+// replica id (the password from ADHOCD_REDIS_PASSWORD when set, the CA
+// bundle read), for the server and for the tools that reach a cluster
+// from outside (adhocd user).
+func ClusterOptions(cfg config.Config, id string, log *slog.Logger) (cluster.Options, error) {
+	c := cfg.Cluster
 	o := cluster.Options{
 		Addr:           c.Redis.Addr,
 		Password:       c.Redis.Password,
 		SentinelMaster: c.Redis.SentinelMaster,
 		SentinelAddrs:  c.Redis.Sentinels(),
-		Domain:         s.domain.String(),
-		Replica:        replicaID(c.Replica),
-		Address:        s.cfg.C2S.Listen,
+		Domain:         cfg.Domain,
+		Replica:        id,
+		Address:        cfg.C2S.Listen,
 		Lease:          c.Lease.D(),
-		Log:            s.log.With("component", "cluster"),
+		Log:            log,
 	}
 	if p := os.Getenv(config.RedisPasswordEnv); p != "" {
 		o.Password = p
@@ -39,22 +58,16 @@ func (s *Server) openCluster(ctx context.Context) error {
 		if c.Redis.CAFile != "" {
 			pem, err := os.ReadFile(c.Redis.CAFile)
 			if err != nil {
-				return fmt.Errorf("server: cluster.redis.ca_file: %w", err)
+				return o, fmt.Errorf("server: cluster.redis.ca_file: %w", err)
 			}
 			tc.RootCAs = x509.NewCertPool()
 			if !tc.RootCAs.AppendCertsFromPEM(pem) {
-				return fmt.Errorf("server: cluster.redis.ca_file %s: no PEM certificate in it", c.Redis.CAFile)
+				return o, fmt.Errorf("server: cluster.redis.ca_file %s: no PEM certificate in it", c.Redis.CAFile)
 			}
 		}
 		o.TLS = tc
 	}
-	cl, err := cluster.Open(ctx, o)
-	if err != nil {
-		return fmt.Errorf("server: join the cluster: %w", err)
-	}
-	s.cluster = cl
-	s.log.Info("joined the cluster", "replica", cl.Replica())
-	return nil
+	return o, nil
 }
 
 // wireCluster hands the cluster's envelopes and events to the router.
@@ -85,7 +98,11 @@ func (s *Server) closeCluster() error {
 // replicaID names this replica in the directory: the configured name or
 // the host name (a pod's name), and a random boot epoch, so that a replica
 // restarted under the same name is not taken for the one that was.
-func replicaID(name string) string {
+func replicaID(name string) string { return ReplicaID(name) }
+
+// ReplicaID is a new id for a member of the cluster named name (the host
+// name when empty), with a random boot epoch.
+func ReplicaID(name string) string {
 	if name == "" {
 		name, _ = os.Hostname()
 	}

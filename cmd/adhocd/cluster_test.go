@@ -37,6 +37,8 @@ func clusterConfig(t *testing.T, dir, dsn, redis, replica string, lease time.Dur
 // the user's contacts on both other replicas are told it is unavailable
 // within about a lease, the survivors go on routing between themselves,
 // and the user, logging in again on a surviving replica, gets the message.
+// Then adhocd user, run where no server is, disables the user: the session
+// on a surviving replica ends.
 func TestClusterReplicaKilled(t *testing.T) {
 	const lease = 3 * time.Second
 	bin := build(t)
@@ -119,5 +121,15 @@ func TestClusterReplicaKilled(t *testing.T) {
 	bob = login(addr1, d1, "bob", "phone")
 	if got := bob.Expect(`sent as your server died(?s:.*?)</message>`); !strings.Contains(got, "alice@localhost/laptop") {
 		t.Fatalf("bob's kept message: %s", got)
+	}
+
+	// adhocd user on the dead replica's host, where no server answers: it
+	// changes the database and ends bob's session on replica one through
+	// the directory.
+	if out, err := runCmd(t, bin, "", "user", "disable", "bob@localhost", "--config", cfg2); err != nil {
+		t.Fatalf("user disable with no server on this host: %v\n%s", err, out)
+	}
+	if got, ok := bob.ClosedByServer(10 * time.Second); !ok || !strings.Contains(got, "not-authorized") {
+		t.Fatalf("bob's session on another replica after adhocd user disable: %q (closed %v)", got, ok)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"syscall"
@@ -14,7 +15,9 @@ import (
 	"golang.org/x/term"
 
 	"github.com/adhocd/adhocd/account"
+	"github.com/adhocd/adhocd/cluster"
 	"github.com/adhocd/adhocd/config"
+	"github.com/adhocd/adhocd/router"
 	"github.com/adhocd/adhocd/server"
 	"github.com/adhocd/adhocd/storage"
 	"github.com/adhocd/adhocd/storage/backend"
@@ -97,16 +100,32 @@ func userCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// offline runs a request on the store (of either backend) directly, with the same account
-// operations as the server's but no session to end, or returns
+// offline runs a request on the store (of either backend) directly, with
+// the same account operations as the server's, or returns
 // storage.ErrLocked when another process has held the store for wait.
+// With no server here there is no session here to end; in a cluster the
+// account's sessions on every replica are ended through the directory
+// (this process joins the cluster for the moment it takes).
 func offline(ctx context.Context, cfg config.Config, req account.Request, wait time.Duration) (account.Response, error) {
 	st, err := backend.Open(ctx, cfg, backend.Options{Wait: wait})
 	if err != nil {
 		return account.Response{}, err
 	}
 	defer st.Close()
-	return account.New(st, cfg.Domain, cfg.Storage.SCRAMIterations, account.NoSessions{}).Do(ctx, req), nil
+	var sessions account.Sessions = account.NoSessions{}
+	if cfg.Cluster.Enabled() && req.Op != "add" && req.Op != "enable" && req.Op != "list" {
+		o, err := server.ClusterOptions(cfg, server.ReplicaID("adhocd-user"), slog.New(slog.DiscardHandler))
+		if err != nil {
+			return account.Response{}, err
+		}
+		cl, err := cluster.Open(ctx, o)
+		if err != nil {
+			return account.Response{}, fmt.Errorf("reach the cluster to end the account's sessions: %w", err)
+		}
+		defer cl.Close()
+		sessions = clusterSessions{cl: cl, domain: cfg.Domain}
+	}
+	return account.New(st, cfg.Domain, cfg.Storage.SCRAMIterations, sessions).Do(ctx, req), nil
 }
 
 // readPassword reads a password: from a terminal without echo, asked twice;
@@ -138,4 +157,19 @@ func readPassword(stdin io.Reader, prompt io.Writer) (string, error) {
 		return "", errors.New("empty password on standard input")
 	}
 	return pw, nil
+}
+
+// clusterSessions are the account's sessions on the replicas of a cluster,
+// seen from outside it: they are ended through the directory; contacts
+// online on the replicas are not told of a deletion (no roster push) until
+// they fetch their roster again.
+type clusterSessions struct {
+	account.NoSessions
+	cl     *cluster.Cluster
+	domain string
+}
+
+// EndSessions implements account.Sessions.
+func (c clusterSessions) EndSessions(user, except, reason string) int {
+	return router.EndRemote(context.Background(), c.cl, c.domain, user, except, reason)
 }
