@@ -22,6 +22,20 @@
 //     the wizard's first stage leave that many sessions open, and as many
 //     again show that adhoc.max_sessions (10000) bounds them.
 //
+// Further contenders measure adhocd's scale-out (issue 18) beside the
+// single node on its bbolt file: adhocd-pg, one adhocd on PostgreSQL
+// (storage.backend: postgres), and adhocd-cluster, two adhocd replicas of
+// one domain on one PostgreSQL database and one Redis (cluster.redis),
+// which compare starts for them as child processes (backing.go). Every
+// workload's connections alternate between the two replicas (adhocbench
+// --server with both addresses): in the chat run the partners of each pair
+// are on different replicas, so that every message crosses from one to the
+// other through Redis. adhocd-pg-noarchive and adhocd-cluster-noarchive
+// are the same two without the message archive, whose writes are on the
+// message path. Their ratio columns are theirs ÷ adhocd's, the single node
+// measured in the same run; their memory rows are the adhocd processes'
+// alone, without PostgreSQL and Redis.
+//
 // The load generator is adhocbench (cmd/adhocbench), which shares the cores
 // with the server under test, as the issue's reference figures did.
 package main
@@ -41,6 +55,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -134,18 +149,31 @@ func run(ctx context.Context, args []string) error {
 
 // server is how one contender is started and driven.
 type server struct {
-	port    int
-	node    string // the one-stage command
-	flow    bool   // runs the three-stage demo wizard
-	chat    bool   // routes chat messages between clients
-	logins  bool   // has accounts to log in to
-	idle    bool   // holds idle authenticated connections
-	start   func(ctx context.Context, o options, dir string, port int) (*process, error)
-	display string
+	port     int
+	node     string // the one-stage command
+	flow     bool   // runs the three-stage demo wizard
+	chat     bool   // routes chat messages between clients
+	logins   bool   // has accounts to log in to
+	idle     bool   // holds idle authenticated connections
+	sessions bool   // keeps command sessions in its memory (their cost is measured)
+	// scaleOut: adhocd on PostgreSQL, alone or as a cluster; its ratio
+	// column is its figure ÷ adhocd's, not adhocd's ÷ its.
+	scaleOut bool
+	start    func(ctx context.Context, o options, dir string, port int) (*process, error)
+	display  string
 }
 
-// pprofOffset places adhocd's debug.pprof_listen port above its c2s port.
-const pprofOffset = 1000
+// noArchive turns adhocd's message archive (XEP-0313) off, in its limits
+// section.
+const noArchive = "  mam:\n    max_messages: 0\n"
+
+// pprofOffset places adhocd's debug.pprof_listen port above its c2s port,
+// and metricsOffset its metrics.listen (the scale-out contenders', for
+// /readyz).
+const (
+	pprofOffset   = 1000
+	metricsOffset = 2000
+)
 
 const (
 	onlineUsersNum = "http://jabber.org/protocol/admin#get-online-users-num"
@@ -158,11 +186,26 @@ const (
 // cycle through thousands of client ports, and one of them could hold a
 // port a server is about to listen on.
 var servers = map[string]server{
-	"adhocd": {port: 15222, node: onlineUsersNum, flow: true, chat: true, logins: true, idle: true, start: startAdhocd(""), display: "adhocd"},
+	"adhocd": {port: 15222, node: onlineUsersNum, flow: true, chat: true, logins: true, idle: true, sessions: true,
+		start: startAdhocd(""), display: "adhocd"},
 	// adhocd with its message archive (XEP-0313) off: the chat row's ratio
 	// is what archiving every message costs routing.
-	"adhocd-noarchive": {port: 16222, node: onlineUsersNum, flow: true, chat: true, logins: true, idle: true,
-		start: startAdhocd("  mam:\n    max_messages: 0\n"), display: "adhocd, no archive"},
+	"adhocd-noarchive": {port: 16222, node: onlineUsersNum, flow: true, chat: true, logins: true, idle: true, sessions: true,
+		start: startAdhocd(noArchive), display: "adhocd, no archive"},
+	// The scale-out contenders: adhocd on PostgreSQL, one process, and two
+	// replicas on one PostgreSQL and one Redis (c2s ports 21222 and 21223),
+	// and both without the message archive, whose writes are on the
+	// message path (a transaction per copy on PostgreSQL). Their command
+	// sessions are rows of the database, so that their cost in memory is
+	// not measured.
+	"adhocd-pg": {port: 18222, node: onlineUsersNum, flow: true, chat: true, logins: true, idle: true, scaleOut: true,
+		start: startScaleOut(1, ""), display: "adhocd on PostgreSQL"},
+	"adhocd-cluster": {port: 21222, node: onlineUsersNum, flow: true, chat: true, logins: true, idle: true, scaleOut: true,
+		start: startScaleOut(2, ""), display: "adhocd cluster, 2 replicas"},
+	"adhocd-pg-noarchive": {port: 27222, node: onlineUsersNum, flow: true, chat: true, logins: true, idle: true, scaleOut: true,
+		start: startScaleOut(1, noArchive), display: "adhocd on PostgreSQL, no archive"},
+	"adhocd-cluster-noarchive": {port: 30222, node: onlineUsersNum, flow: true, chat: true, logins: true, idle: true, scaleOut: true,
+		start: startScaleOut(2, noArchive), display: "adhocd cluster, no archive"},
 	"ejabberd": {port: 26222, node: onlineUsersNum, chat: true, logins: true, idle: true, start: startPeer("ejabberd"), display: "ejabberd"},
 	"prosody":  {port: 25222, node: prosodyModules, chat: true, logins: true, idle: true, start: startPeer("prosody"), display: "Prosody"},
 	"ceiling":  {port: 24222, node: onlineUsersNum, start: startCeiling, display: "ceiling"},
@@ -207,16 +250,19 @@ func measure(ctx context.Context, o options, name string, s server) (*result, er
 		return nil, err
 	}
 	defer p.stop()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+	addr := p.addr
+	if addr == "" {
+		addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+	}
 	r := &result{oneStage: map[int]*bench{}}
 	// Memory first, on a fresh process: the throughput runs would leave
 	// garbage and grown pools in the figures.
 	sleep(ctx, o.settle)
-	if r.idle, err = treeRSS(p.pid); err != nil {
+	if r.idle, err = treeRSS(p.pids...); err != nil {
 		return nil, err
 	}
 	if s.idle && o.idle > 0 {
-		if r.idleConn, err = idleCost(ctx, o, addr, p.pid); err != nil {
+		if r.idleConn, err = idleCost(ctx, o, addr, p.pids); err != nil {
 			return nil, err
 		}
 	}
@@ -245,7 +291,7 @@ func measure(ctx context.Context, o options, name string, s server) (*result, er
 			return nil, err
 		}
 	}
-	if s.flow && o.sessions > 0 {
+	if s.sessions && o.sessions > 0 {
 		if err := sessionCost(ctx, o, addr, s.port+pprofOffset, r); err != nil {
 			return nil, err
 		}
@@ -253,8 +299,8 @@ func measure(ctx context.Context, o options, name string, s server) (*result, er
 	return r, nil
 }
 
-// runBench runs adhocbench with args against the server at addr and reads
-// its JSON report.
+// runBench runs adhocbench with args against the server at addr (or the
+// replicas, comma-separated) and reads its JSON report.
 func runBench(ctx context.Context, o options, addr string, args ...string) (*bench, error) {
 	label := strings.Join(args, " ")
 	cmd := exec.CommandContext(ctx, filepath.Join(o.bin, "adhocbench"),
@@ -283,9 +329,10 @@ func runBench(ctx context.Context, o options, addr string, args ...string) (*ben
 }
 
 // idleCost holds o.idle connections, each of its own account, and returns
-// the server's RSS with them, less its RSS before.
-func idleCost(ctx context.Context, o options, addr string, pid int) (int64, error) {
-	before, err := treeRSS(pid)
+// the server's RSS with them (all its processes' together), less its RSS
+// before.
+func idleCost(ctx context.Context, o options, addr string, pids []int) (int64, error) {
+	before, err := treeRSS(pids...)
 	if err != nil {
 		return 0, err
 	}
@@ -308,7 +355,7 @@ func idleCost(ctx context.Context, o options, addr string, pid int) (int64, erro
 		return 0, fmt.Errorf("idle connections: %q %v\n%s", line, err, stderr.String())
 	}
 	sleep(ctx, o.settle)
-	with, err := treeRSS(pid)
+	with, err := treeRSS(pids...)
 	if err != nil {
 		return 0, err
 	}
@@ -368,9 +415,13 @@ func liveHeap(ctx context.Context, port int) (int64, error) {
 	return 0, errors.New("no HeapAlloc in the heap profile")
 }
 
-// process is a started server.
+// process is a started server: the PIDs whose memory is its own (one, or
+// each replica's), the address adhocbench connects to when it is not the
+// contender's port on 127.0.0.1 (replicas' addresses, comma-separated),
+// and how to stop it.
 type process struct {
-	pid  int
+	pids []int
+	addr string
 	stop func()
 }
 
@@ -383,6 +434,22 @@ func startAdhocd(extraLimits string) func(ctx context.Context, o options, dir st
 }
 
 func startAdhocdConfig(ctx context.Context, o options, dir string, port int, extraLimits string) (*process, error) {
+	path := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(path, []byte(adhocdConfig(o, port, extraLimits, "", "")), 0o644); err != nil {
+		return nil, err
+	}
+	bin := filepath.Join(o.bin, "adhocd")
+	if err := addAccounts(ctx, o, path, 1); err != nil {
+		return nil, err
+	}
+	return startProcess(ctx, dir, port, bin, "--config", path)
+}
+
+// adhocdConfig is adhocd's configuration for the benchmark, with c2s on
+// port and debug.pprof_listen on port+pprofOffset; extraLimits is appended
+// to its limits section, extraStorage to its storage section and
+// extraSections to the whole.
+func adhocdConfig(o options, port int, extraLimits, extraStorage, extraSections string) string {
 	admins := []string{"admin@localhost"}
 	for i := range users {
 		admins = append(admins, fmt.Sprintf("bench%d@localhost", i))
@@ -391,7 +458,7 @@ func startAdhocdConfig(ctx context.Context, o options, dir string, port int, ext
 	// 4096 SCRAM iterations, and room for the 1,000 idle
 	// connections from one address and the open command sessions of the
 	// memory runs; everything else is the default configuration.
-	cfg := fmt.Sprintf(`domain: localhost
+	return fmt.Sprintf(`domain: localhost
 admins: [%s]
 c2s:
   listen: 127.0.0.1:%d
@@ -400,7 +467,7 @@ c2s:
 storage:
   path: data
   scram_iterations: 4096
-limits:
+%slimits:
   max_connections_per_address: %d
   # The peers run without rate limits (no mod_limits, shaper none).
   rate:
@@ -413,20 +480,118 @@ log:
   level: warn
 debug:
   pprof_listen: 127.0.0.1:%d
-`, strings.Join(admins, ", "), port, o.idle+100, extraLimits, o.sessions, port+pprofOffset)
-	path := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		return nil, err
-	}
+%s`, strings.Join(admins, ", "), port, extraStorage, o.idle+100, extraLimits, o.sessions, port+pprofOffset, extraSections)
+}
+
+// addAccounts makes the benchmark's accounts with `adhocd user add` on the
+// store of the configuration at path (the bbolt file, or the PostgreSQL
+// database when no server runs yet), parallel at a time (one for bbolt,
+// whose file one process holds at a time).
+func addAccounts(ctx context.Context, o options, path string, parallel int) error {
 	bin := filepath.Join(o.bin, "adhocd")
-	for _, u := range accounts(o) {
-		cmd := exec.CommandContext(ctx, bin, "user", "add", "--config", path, u+"@localhost")
-		cmd.Stdin = strings.NewReader(password + "\n")
-		if out, err := cmd.CombinedOutput(); err != nil && !strings.Contains(string(out), "exists") {
-			return nil, fmt.Errorf("adhocd user add %s: %v %s", u, err, out)
-		}
+	names := make(chan string)
+	errs := make(chan error, parallel)
+	for range cap(errs) {
+		go func() {
+			var first error
+			for u := range names {
+				if first != nil {
+					continue
+				}
+				cmd := exec.CommandContext(ctx, bin, "user", "add", "--config", path, u+"@localhost")
+				cmd.Stdin = strings.NewReader(password + "\n")
+				if out, err := cmd.CombinedOutput(); err != nil && !strings.Contains(string(out), "exists") {
+					first = fmt.Errorf("adhocd user add %s: %v %s", u, err, out)
+				}
+			}
+			errs <- first
+		}()
 	}
-	return startProcess(ctx, dir, port, bin, "--config", path)
+	for _, u := range accounts(o) {
+		names <- u
+	}
+	close(names)
+	var err error
+	for range cap(errs) {
+		err = errors.Join(err, <-errs)
+	}
+	return err
+}
+
+// startScaleOut starts adhocd on PostgreSQL, with extraLimits appended to
+// its limits section: one process (replicas 1), or a cluster of replicas
+// on one PostgreSQL database and one Redis, replica n on c2s port
+// port+n-1. It starts PostgreSQL (and Redis) first, makes the accounts in
+// the database, then the replicas, and returns when each is ready
+// (/readyz); stop stops the replicas, then Redis and PostgreSQL.
+func startScaleOut(replicas int, extraLimits string) func(ctx context.Context, o options, dir string, port int) (*process, error) {
+	return func(ctx context.Context, o options, dir string, port int) (_ *process, err error) {
+		var stops []func() // in the order to run them
+		p := &process{stop: func() {
+			for _, stop := range stops {
+				stop()
+			}
+		}}
+		defer func() {
+			if err != nil {
+				p.stop()
+			}
+		}()
+		pg, err := startPostgres(ctx)
+		if err != nil {
+			return nil, err
+		}
+		stops = append(stops, pg.stop)
+		fmt.Fprintf(os.Stderr, "   PostgreSQL on port %d (PID %d)\n", pg.port, pg.pid)
+		extraStorage := fmt.Sprintf("  backend: postgres\n  postgres:\n    dsn: %s\n", pg.pgDSN())
+		cluster := ""
+		if replicas > 1 {
+			rd, err := startRedis(ctx, filepath.Join(dir, "redis"))
+			if err != nil {
+				return nil, err
+			}
+			stops = append([]func(){rd.stop}, stops...)
+			fmt.Fprintf(os.Stderr, "   Redis on port %d (PID %d)\n", rd.port, rd.pid)
+			cluster = fmt.Sprintf("cluster:\n  redis:\n    addr: 127.0.0.1:%d\n", rd.port)
+		}
+		var addrs, paths []string
+		for n := 1; n <= replicas; n++ {
+			rdir := filepath.Join(dir, fmt.Sprintf("r%d", n))
+			if err := os.MkdirAll(rdir, 0o755); err != nil {
+				return nil, err
+			}
+			rport := port + n - 1
+			extra := fmt.Sprintf("metrics:\n  listen: 127.0.0.1:%d\n", rport+metricsOffset)
+			if cluster != "" {
+				extra += cluster + fmt.Sprintf("  replica: r%d\n", n)
+			}
+			path := filepath.Join(rdir, "config.yaml")
+			if err := os.WriteFile(path, []byte(adhocdConfig(o, rport, extraLimits, extraStorage, extra)), 0o644); err != nil {
+				return nil, err
+			}
+			paths = append(paths, path)
+			addrs = append(addrs, net.JoinHostPort("127.0.0.1", strconv.Itoa(rport)))
+		}
+		// One database: the accounts are every replica's.
+		began := time.Now()
+		if err := addAccounts(ctx, o, paths[0], 4); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(os.Stderr, "   %d accounts made in the database in %.1f s\n", len(accounts(o)), time.Since(began).Seconds())
+		for n, path := range paths {
+			rp, err := startProcess(ctx, filepath.Dir(path), port+n, filepath.Join(o.bin, "adhocd"), "--config", path)
+			if err != nil {
+				return nil, err
+			}
+			stops = append([]func(){rp.stop}, stops...)
+			p.pids = append(p.pids, rp.pids...)
+			if err := waitReady(ctx, port+n+metricsOffset); err != nil {
+				return nil, err
+			}
+		}
+		p.addr = strings.Join(addrs, ",")
+		return p, nil
+	}
 }
 
 func startCeiling(ctx context.Context, o options, dir string, port int) (*process, error) {
@@ -448,14 +613,8 @@ func startProcess(ctx context.Context, dir string, port int, bin string, args ..
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
-	p := &process{pid: cmd.Process.Pid, stop: func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
+	p := &process{pids: []int{cmd.Process.Pid}, stop: func() {
+		stopPID(cmd.Process, syscall.SIGTERM, exited, 15*time.Second)
 	}}
 	if err := waitPort(ctx, port, exited); err != nil {
 		p.stop()
@@ -498,7 +657,7 @@ func startPeer(name string) func(ctx context.Context, o options, dir string, por
 		if err != nil {
 			return nil, fmt.Errorf("%s start printed %q, not a PID", o.peersScript, out)
 		}
-		return &process{pid: pid, stop: func() {
+		return &process{pids: []int{pid}, stop: func() {
 			stop := exec.Command(o.peersScript, "stop", name, dir)
 			stop.Stdout, stop.Stderr = os.Stderr, os.Stderr
 			if err := stop.Run(); err != nil {
@@ -527,9 +686,9 @@ func accountCount(o options) int { return max(users, o.idle) }
 // its executable and libraries, which are clean and shared).
 type memory struct{ rss, anon int64 }
 
-// treeRSS is the resident memory of pid and its descendants (ejabberd's
+// treeRSS is the resident memory of pids and their descendants (ejabberd's
 // beam.smp has helper children), from /proc.
-func treeRSS(pid int) (memory, error) {
+func treeRSS(pids ...int) (memory, error) {
 	children := map[int][]int{}
 	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
 	for _, p := range procs {
@@ -552,13 +711,13 @@ func treeRSS(pid int) (memory, error) {
 		children[parent] = append(children[parent], child)
 	}
 	var total memory
-	queue := []int{pid}
+	queue := slices.Clone(pids)
 	for len(queue) > 0 {
 		p := queue[0]
 		queue = queue[1:]
 		m, err := status(p)
 		if err != nil {
-			if p == pid {
+			if slices.Contains(pids, p) {
 				return total, err
 			}
 			continue
@@ -639,10 +798,16 @@ func versions(o options) string {
 		return strings.TrimSpace(string(b))
 	}
 	adhocd := out("git", "describe", "--always", "--dirty")
-	return fmt.Sprintf("adhocd %s (%s), ejabberd %s, Prosody %s",
+	v := fmt.Sprintf("adhocd %s (%s), ejabberd %s, Prosody %s",
 		adhocd, out("go", "env", "GOVERSION"),
 		out("dpkg-query", "-W", "-f", "${Version}", "ejabberd"),
 		out("dpkg-query", "-W", "-f", "${Version}", "prosody"))
+	if slices.ContainsFunc(o.servers, func(s string) bool { return servers[s].scaleOut }) {
+		v += fmt.Sprintf(", PostgreSQL %s, Redis %s",
+			out("dpkg-query", "-W", "-f", "${Version}", "postgresql-15"),
+			out("dpkg-query", "-W", "-f", "${Version}", "redis-server"))
+	}
+	return v
 }
 
 type report struct {
@@ -660,9 +825,10 @@ func (r report) write(w io.Writer) {
 			cols = append(cols, s)
 		}
 	}
+	// The ratio columns, each against adhocd of the same run.
 	peers := []string{}
 	for _, s := range cols {
-		if s != "adhocd" {
+		if s != "adhocd" && r.results["adhocd"] != nil {
 			peers = append(peers, s)
 		}
 	}
@@ -671,7 +837,11 @@ func (r report) write(w io.Writer) {
 		fmt.Fprintf(w, " %s |", servers[s].display)
 	}
 	for _, p := range peers {
-		fmt.Fprintf(w, " adhocd ÷ %s |", servers[p].display)
+		if servers[p].scaleOut {
+			fmt.Fprintf(w, " %s ÷ adhocd |", servers[p].display)
+		} else {
+			fmt.Fprintf(w, " adhocd ÷ %s |", servers[p].display)
+		}
 	}
 	fmt.Fprint(w, "\n|---|")
 	for range len(cols) + len(peers) {
@@ -687,11 +857,19 @@ func (r report) write(w io.Writer) {
 				fmt.Fprint(w, " — |")
 			}
 		}
-		a, aok := value(r.results["adhocd"])
+		var a float64
+		aok := false
+		if len(peers) > 0 {
+			a, aok = value(r.results["adhocd"])
+		}
 		for _, p := range peers {
-			if v, ok := value(r.results[p]); ok && aok && v > 0 {
+			v, ok := value(r.results[p])
+			switch {
+			case ok && aok && servers[p].scaleOut && a > 0:
+				fmt.Fprintf(w, " ×%.2f |", v/a)
+			case ok && aok && !servers[p].scaleOut && v > 0:
 				fmt.Fprintf(w, " ×%.2f |", a/v)
-			} else {
+			default:
 				fmt.Fprint(w, " — |")
 			}
 		}
@@ -740,6 +918,10 @@ func (r report) write(w io.Writer) {
 	}, megabytes)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Prosody 0.12 has no get-online-users-num: its one-stage rows run modules#list, its lightest admin command. The ceiling answers every request with a canned reply after tokenising it with encoding/xml; the peers have no multi-stage command, so the wizard rows are adhocd's alone. The ceiling routes no messages.")
+	if slices.ContainsFunc(cols, func(s string) bool { return servers[s].scaleOut }) {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "adhocd on PostgreSQL and the cluster run on a PostgreSQL 15 of their own (durable: PostgreSQL's defaults), started for them on this machine; the cluster's two replicas share it and a Redis. Every workload's connections alternate between the replicas: in the chat row the two clients of each pair are on different replicas, so that every message crosses between them through Redis. Their ratio columns are theirs ÷ adhocd's, the single node on its bbolt file; their memory rows count the adhocd processes alone (both replicas together), not PostgreSQL or Redis; their command sessions are kept in the database, so their memory is not measured.")
+	}
 	for _, s := range cols {
 		if b := r.results[s].chat; b != nil && (b.Delivered != b.Sent || len(b.Errors) > 0) {
 			fmt.Fprintf(w, "\n%s's chat run: %d messages sent, %d delivered, errors %v.\n", servers[s].display, b.Sent, b.Delivered, b.Errors)

@@ -49,7 +49,9 @@ type chatResult struct {
 // full JID, one at a time, the next when the partner has answered the last
 // (answering the partner's own messages meanwhile), until --count or
 // --duration. Each receiver measures the delivery latency of the messages
-// it receives, from the time of sending carried in their id.
+// it receives, from the time of sending carried in their id. With several
+// servers (--server) client i connects to o.server(i): partners are on
+// different servers, and each message crosses from one to the other.
 func loadChat(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 	if o.clients < 2 || o.clients%2 != 0 {
 		return nil, fmt.Errorf("--chat: --clients must be an even number of at least 2, not %d", o.clients)
@@ -62,7 +64,7 @@ func loadChat(ctx context.Context, o options, stderr io.Writer) (*report, error)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := dial(ctx, o, o.user(i))
+			c, err := dial(ctx, o, i)
 			if err == nil {
 				// Available, as a chat client is.
 				err = c.send(`<presence/>`)
@@ -106,7 +108,7 @@ func loadChat(ctx context.Context, o options, stderr io.Writer) (*report, error)
 	go func() { wg.Wait(); close(done) }()
 	progress(stderr, "messages", &delivered, done)
 	elapsed := time.Since(epoch).Seconds()
-	rep := &report{Workload: "chat", Clients: o.clients, Pairs: o.clients / 2, Node: "chat to the partner's full JID",
+	rep := &report{Workload: "chat", Clients: o.clients, Servers: len(o.servers), Pairs: o.clients / 2, Node: "chat to the partner's full JID",
 		Seconds: elapsed, Errors: map[string]int{}}
 	var all []time.Duration
 	for _, r := range results {

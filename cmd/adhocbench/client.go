@@ -38,8 +38,11 @@ type client struct {
 	tag []byte
 }
 
-func dial(ctx context.Context, o options, user string) (*client, error) {
-	nc, err := dialTCP(ctx, o.server)
+// dial connects connection i to its server (o.server(i)) and logs it in
+// as its user (o.user(i)).
+func dial(ctx context.Context, o options, i int) (*client, error) {
+	user := o.user(i)
+	nc, err := dialTCP(ctx, o.server(i))
 	if err != nil {
 		return nil, err
 	}
@@ -408,14 +411,15 @@ func (c *client) skipResult(id string) (ok bool, err error) {
 	}
 }
 
-// loginLoop logs user in and out again and again until ctx ends (or
-// o.count logins), calling observe with the time from dialling to the bound
-// resource; it returns the logins that succeeded.
-func loginLoop(ctx context.Context, o options, user string, errs map[string]int, observe func(time.Duration)) int64 {
+// loginLoop logs connection i's user in and out again and again, on its
+// server, until ctx ends (or o.count logins), calling observe with the time
+// from dialling to the bound resource; it returns the logins that
+// succeeded.
+func loginLoop(ctx context.Context, o options, i int, errs map[string]int, observe func(time.Duration)) int64 {
 	var ok int64
 	for n := 0; o.count == 0 || n < o.count; n++ {
 		begin := time.Now()
-		c, err := dial(ctx, o, user)
+		c, err := dial(ctx, o, i)
 		if ctx.Err() != nil {
 			if err == nil {
 				c.close()

@@ -28,6 +28,12 @@
 // stanzas received, by condition. --count is then originals per client.
 // --json prints the report as JSON.
 //
+// --server may name several servers, separated by commas: replicas of one
+// domain (an adhocd cluster). Connection i then connects to the (i mod
+// n)-th, so that every workload's connections are spread evenly over them,
+// and with --chat the two partners of each pair (2k and 2k+1) are on
+// different servers, every message crossing from one to another.
+//
 // The client is written on encoding/xml directly rather than on an XMPP
 // library so that the load generator costs as little CPU as possible on a
 // machine whose cores it shares with the server under test; the chat loop
@@ -41,6 +47,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"slices"
@@ -52,11 +59,12 @@ import (
 )
 
 type options struct {
-	server, domain, users, password, mech, node, flow string
-	tls, insecure, asJSON, logins, chat               bool
-	clients, count, idle                              int
-	duration, timeout                                 time.Duration
-	scram                                             *scramClients
+	domain, users, password, mech, node, flow string
+	servers                                   []string // --server, split at commas
+	tls, insecure, asJSON, logins, chat       bool
+	clients, count, idle                      int
+	duration, timeout                         time.Duration
+	scram                                     *scramClients
 }
 
 func main() {
@@ -70,7 +78,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	o := options{scram: &scramClients{}}
 	fs := flag.NewFlagSet("adhocbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.server, "server", "127.0.0.1:5222", "host:port of the server")
+	server := fs.String("server", "127.0.0.1:5222", "host:port of the server, or of several (comma-separated): connection i uses the (i mod n)-th")
 	fs.StringVar(&o.domain, "domain", "localhost", "the XMPP domain")
 	fs.StringVar(&o.users, "users", "bench%d", "user name, or pattern with %d numbered per connection")
 	fs.StringVar(&o.password, "password", "", "the users' password")
@@ -90,6 +98,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	servers, err := parseServers(*server)
+	if err != nil {
+		return err
+	}
+	o.servers = servers
 	flow, err := parseFlow(o.flow)
 	if err != nil {
 		return err
@@ -149,6 +162,22 @@ func parseFlow(s string) ([]step, error) {
 	return out, nil
 }
 
+// parseServers splits --server at its commas.
+func parseServers(s string) ([]string, error) {
+	var out []string
+	for _, a := range strings.Split(s, ",") {
+		a = strings.TrimSpace(a)
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return nil, fmt.Errorf("--server: %q is not host:port", a)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// server is the address connection i connects to.
+func (o options) server(i int) string { return o.servers[i%len(o.servers)] }
+
 func (o options) user(i int) string {
 	if strings.Contains(o.users, "%d") {
 		return fmt.Sprintf(o.users, i)
@@ -160,6 +189,7 @@ func (o options) user(i int) string {
 type report struct {
 	Workload    string         `json:"workload"` // command, login or chat
 	Clients     int            `json:"clients"`
+	Servers     int            `json:"servers"` // the connections spread over them (--server)
 	Node        string         `json:"node"`
 	Stages      int            `json:"stages_per_flow"`
 	Seconds     float64        `json:"seconds"`
@@ -184,16 +214,24 @@ func (r *report) print(w io.Writer) {
 	what := "request"
 	if r.Workload == "chat" {
 		what = "delivery"
-		fmt.Fprintf(w, "%d clients (%d pairs), %s, %.1f s\n", r.Clients, r.Pairs, r.Node, r.Seconds)
+		fmt.Fprintf(w, "%d clients (%d pairs), %s%s, %.1f s\n", r.Clients, r.Pairs, r.Node, r.across(), r.Seconds)
 		fmt.Fprintf(w, "messages: %d sent, %d delivered (%.0f/s); answered originals: %d (%.0f/s)\n", r.Sent, r.Delivered, r.MsgPerSec, r.Flows, r.FlowsPerSec)
 	} else {
-		fmt.Fprintf(w, "%d clients, %s, %d stage(s) per flow, %.1f s\n", r.Clients, r.Node, r.Stages, r.Seconds)
+		fmt.Fprintf(w, "%d clients%s, %s, %d stage(s) per flow, %.1f s\n", r.Clients, r.across(), r.Node, r.Stages, r.Seconds)
 		fmt.Fprintf(w, "flows: %d (%.0f/s); requests: %d (%.0f/s)\n", r.Flows, r.FlowsPerSec, r.Requests, r.ReqPerSec)
 	}
 	fmt.Fprintf(w, "%s latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n", what, r.Latency["p50"], r.Latency["p90"], r.Latency["p99"], r.Latency["max"])
 	if len(r.Errors) > 0 || r.LoginErrors > 0 {
 		fmt.Fprintf(w, "errors: %v, failed logins: %d\n", r.Errors, r.LoginErrors)
 	}
+}
+
+// across names the servers the connections were spread over, if several.
+func (r *report) across() string {
+	if r.Servers < 2 {
+		return ""
+	}
+	return fmt.Sprintf(" across %d servers", r.Servers)
 }
 
 // load runs the workload and measures it.
@@ -222,10 +260,10 @@ func load(ctx context.Context, o options, flow []step, stderr io.Writer) (*repor
 			if o.logins {
 				loggedIn.Done()
 				<-ready
-				res.flows = loginLoop(ctx, o, o.user(i), res.errors, observe)
+				res.flows = loginLoop(ctx, o, i, res.errors, observe)
 				return
 			}
-			c, err := dial(ctx, o, o.user(i))
+			c, err := dial(ctx, o, i)
 			loggedIn.Done()
 			if err != nil {
 				res.login = err
@@ -258,7 +296,7 @@ func load(ctx context.Context, o options, flow []step, stderr io.Writer) (*repor
 	if o.logins {
 		what, workload = "login "+o.mech, "login"
 	}
-	rep := &report{Workload: workload, Clients: o.clients, Node: what, Stages: 1 + len(flow), Seconds: elapsed, Errors: map[string]int{}}
+	rep := &report{Workload: workload, Clients: o.clients, Servers: len(o.servers), Node: what, Stages: 1 + len(flow), Seconds: elapsed, Errors: map[string]int{}}
 	var all []time.Duration
 	for _, r := range results {
 		all = rep.add(r, all, stderr)
@@ -344,7 +382,7 @@ func holdIdle(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		}
 	}()
 	for i := 0; i < o.idle; i++ {
-		c, err := dial(ctx, o, o.user(i))
+		c, err := dial(ctx, o, i)
 		if err != nil {
 			return fmt.Errorf("connection %d: %w", i, err)
 		}

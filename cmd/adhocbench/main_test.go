@@ -13,10 +13,17 @@ import (
 	"time"
 
 	"github.com/adhocd/adhocd/adhoc/adhoctest"
+	"github.com/adhocd/adhocd/cluster/redistest"
 	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/server"
 	"github.com/adhocd/adhocd/servertest"
+	"github.com/adhocd/adhocd/storage/postgres/pgtest"
 )
+
+// TestMain shares one PostgreSQL server among the tests that need one
+// (TestChatAcrossReplicas, and every test server when
+// ADHOCD_TEST_BACKEND=postgres), each on a database of its own.
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func start(t *testing.T) *servertest.Server {
 	t.Helper()
@@ -352,3 +359,90 @@ func (fakeConn) RemoteAddr() net.Addr             { return nil }
 func (fakeConn) SetDeadline(time.Time) error      { return nil }
 func (fakeConn) SetReadDeadline(time.Time) error  { return nil }
 func (fakeConn) SetWriteDeadline(time.Time) error { return nil }
+
+// TestServersSpread: with two servers in --server, connection i logs in
+// to the (i mod 2)-th, whatever the workload: each server counts the
+// logins of its own half of the users, none of the other half's.
+func TestServersSpread(t *testing.T) {
+	a, b := start(t), start(t)
+	var out, errb strings.Builder
+	args := []string{"--server", a.Addr + "," + b.Addr, "--password", "pw", "--json", "--logins", "--clients", "4", "--count", "3"}
+	if err := run(args, &out, &errb); err != nil {
+		t.Fatalf("adhocbench: %v\n%s", err, errb.String())
+	}
+	var r report
+	if err := json.Unmarshal([]byte(out.String()), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Servers != 2 || r.Flows != 12 || len(r.Errors) != 0 {
+		t.Fatalf("%+v", r)
+	}
+	for i := range 4 {
+		user := fmt.Sprintf("bench%d", i)
+		var got [2]int
+		got[0], _ = a.Logins(user)
+		got[1], _ = b.Logins(user)
+		want := [2]int{3, 0}
+		if i%2 == 1 {
+			want = [2]int{0, 3}
+		}
+		if got != want {
+			t.Fatalf("%s: %v logins on the first and the second server, want %v", user, got, want)
+		}
+	}
+}
+
+// TestServerList: --server refuses an entry that is not host:port.
+func TestServerList(t *testing.T) {
+	var out, errb strings.Builder
+	err := run([]string{"--server", "127.0.0.1:5222,", "--password", "pw", "--count", "1"}, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "not host:port") {
+		t.Fatalf("a trailing comma: %v", err)
+	}
+}
+
+// TestChatAcrossReplicas: two replicas of one domain (on one PostgreSQL
+// database and one Redis, as an adhocd cluster), the partners of each pair
+// on different replicas: every message crosses between the replicas and is
+// delivered, and each replica served its half of the clients.
+func TestChatAcrossReplicas(t *testing.T) {
+	dsn := pgtest.Start(t)
+	rd := redistest.Start(t)
+	var rs []*servertest.Server
+	for _, name := range []string{"r1", "r2"} {
+		cfg := servertest.Config(t.TempDir())
+		cfg.C2S.RequireTLS = false
+		cfg.C2S.AllowPlainWithoutTLS = true
+		cfg.Storage.Backend, cfg.Storage.Postgres.DSN = config.BackendPostgres, dsn
+		cfg.Cluster.Redis.Addr = rd.Addr()
+		cfg.Cluster.Replica = name
+		rs = append(rs, servertest.StartConfig(t, cfg))
+	}
+	for i := range 4 {
+		rs[0].AddUser(fmt.Sprintf("bench%d", i), "pw") // one database: an account of both
+	}
+	var out, errb strings.Builder
+	args := []string{"--server", rs[0].Addr + "," + rs[1].Addr, "--password", "pw", "--json", "--chat", "--clients", "4", "--count", "20"}
+	if err := run(args, &out, &errb); err != nil {
+		t.Fatalf("adhocbench: %v\n%s", err, errb.String())
+	}
+	var r report
+	if err := json.Unmarshal([]byte(out.String()), &r); err != nil {
+		t.Fatal(err)
+	}
+	const originals = 4 * 20
+	if r.Servers != 2 || r.Pairs != 2 || r.LoginErrors != 0 || len(r.Errors) != 0 ||
+		r.Sent != 2*originals || r.Delivered != r.Sent || r.Flows != originals {
+		t.Fatalf("%+v\n%s", r, errb.String())
+	}
+	checkLatency(t, r)
+	for i := range 4 {
+		user := fmt.Sprintf("bench%d", i)
+		if n, _ := rs[i%2].Logins(user); n != 1 {
+			t.Fatalf("%s logged in %d times on replica %d, want once", user, n, i%2+1)
+		}
+		if n, _ := rs[1-i%2].Logins(user); n != 0 {
+			t.Fatalf("%s logged in %d times on replica %d, want never", user, n, 2-i%2)
+		}
+	}
+}
