@@ -55,6 +55,12 @@ func (s *Store) CreateAccount(ctx context.Context, a storage.Account) error {
 	if a.Username == "" {
 		return errors.New("storage: create account: empty username")
 	}
+	// Archived messages still queued for an account of that name that no
+	// longer exists are written (and skipped) now, not kept for the new
+	// one.
+	if err := s.writeArchive(ctx); err != nil {
+		return wrap(err, "create account %q", a.Username)
+	}
 	_, err := s.db.pool.Exec(ctx, `INSERT INTO accounts (`+accountColumns+`) VALUES (`+accountValues+`)`, accountArgs(a)...)
 	if pgCode(err) == codeUniqueViolation {
 		err = storage.ErrExists
@@ -94,7 +100,13 @@ func (s *Store) UpdateAccount(ctx context.Context, username string, fn func(*sto
 // those rosters' versions locked first, as UpdateRosterItem locks them.
 func (s *Store) DeleteAccount(ctx context.Context, username, bare string) ([]storage.RemovedItem, error) {
 	var removed []storage.RemovedItem
-	err := s.write(ctx, func(tx pgx.Tx) error {
+	// What the account's archive has queued goes in first, and then with
+	// the account.
+	err := s.writeArchive(ctx)
+	if err != nil {
+		return nil, wrap(err, "delete account %q", username)
+	}
+	err = s.write(ctx, func(tx pgx.Tx) error {
 		removed = nil
 		tag, err := tx.Exec(ctx, `DELETE FROM accounts WHERE username = $1`, username)
 		if err != nil {
@@ -146,7 +158,8 @@ func (s *Store) Accounts(ctx context.Context) ([]storage.Account, error) {
 }
 
 // RecordLogin implements storage.Store: one UPDATE, at once (there is no
-// batch to lose when a replica dies), which keeps the later time.
+// batch to lose when a replica dies), which keeps the later time, in one
+// round trip.
 func (s *Store) RecordLogin(username string, at time.Time) error {
 	return s.recordTime(username, "last_login", at)
 }
@@ -163,7 +176,13 @@ func (s *Store) RecordLogout(username string, at time.Time) error {
 func (s *Store) recordTime(username, column string, at time.Time) error {
 	ctx, cancel := context.WithTimeout(context.Background(), statementTimeout)
 	defer cancel()
-	_, err := s.db.pool.Exec(ctx, `UPDATE accounts SET `+column+` = $2
+	// Committed without waiting for the WAL flush (for this transaction
+	// alone): a login time lost with the database server's crash is
+	// worth less than a flush on the path of every login.
+	var b pgx.Batch
+	b.Queue(`SELECT set_config('synchronous_commit', 'off', true)`)
+	b.Queue(`UPDATE accounts SET `+column+` = $2
 		WHERE username = $1 AND created <= $2 AND (`+column+` IS NULL OR `+column+` < $2)`, username, at)
+	err := s.db.pool.SendBatch(ctx, &b).Close()
 	return wrap(err, "record %s of %q", column, username)
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -22,45 +25,205 @@ import (
 // key, and the second takes the next id (appendTries). Ids from replicas
 // whose clocks differ interleave as those clocks do: run NTP.
 
-// appendTries bounds the ids AppendArchive tries when one is taken.
-const appendTries = 8
+// Archiving is written in batches, as the bbolt store writes it:
+// AppendArchive takes the id and queues the message, and a writer commits
+// what is queued in one transaction a few milliseconds later
+// (archiveDelay), one INSERT of every queued row, so that archiving every
+// message costs routing neither a round trip nor a commit per message. The
+// transaction commits with synchronous_commit off (for it alone): a crash
+// of the database server may lose the last fraction of a second of
+// archive, never its consistency. A read of the archive through this
+// store (a query, a size, expiry, a deletion or re-creation of the
+// account) writes what is queued first; another replica sees a message
+// once its batch is committed, a few milliseconds later.
+//
+// The batch skips rows of accounts that do not exist (an INSERT … SELECT
+// joined with accounts). Should it fail (two replicas made the same id for
+// one account, or an account went between the read and the write), each
+// of its messages is written alone, taking a new id where its own is taken
+// (appendTries); a message that still cannot be written is logged and
+// lost, as bbolt loses a batch its disk refuses.
 
-// AppendArchive implements storage.Archive, in one round trip: the insert
-// and the trim past q.MaxMessages are one batch, which PostgreSQL runs as
-// one implicit transaction, committed without waiting for its WAL to reach
-// the disk (synchronous_commit off for that transaction alone): a crash of
-// the database server may lose the last few hundred milliseconds of
-// archive, never the consistency of the rest, while routing does not wait
-// for a flush per message. A message for an account that does not exist
-// is not kept.
+const (
+	// archiveDelay is how long the first queued message waits for others.
+	archiveDelay = 5 * time.Millisecond
+	// archiveQueueMax is the batch past which AppendArchive writes at once.
+	archiveQueueMax = 512
+	// appendTries bounds the ids a message written alone tries.
+	appendTries = 8
+)
+
+// archiveQueue is the store's archive writer.
+type archiveQueue struct {
+	mu      sync.Mutex
+	pending []pendingArchive
+	kick    chan struct{} // a batch has begun waiting
+	stop    chan struct{}
+	stopped chan struct{}
+	wmu     sync.Mutex // one batch is written at a time, in order
+	closing sync.Once
+}
+
+type pendingArchive struct {
+	user string
+	id   uint64
+	m    storage.ArchivedMessage
+	q    storage.ArchiveQuota
+}
+
+// start runs the writer until close.
+func (a *archiveQueue) start(s *Store) {
+	a.kick, a.stop, a.stopped = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(a.stopped)
+		for {
+			select {
+			case <-a.stop:
+				return
+			case <-a.kick:
+			}
+			t := time.NewTimer(archiveDelay)
+			select {
+			case <-a.stop:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			if err := s.writeArchive(context.Background()); err != nil {
+				slog.Default().Warn("postgres: write the archive", "err", err)
+			}
+		}
+	}()
+}
+
+// close stops the writer and writes what is queued.
+func (a *archiveQueue) close(s *Store) error {
+	var err error
+	a.closing.Do(func() {
+		close(a.stop)
+		<-a.stopped
+		ctx, cancel := context.WithTimeout(context.Background(), statementTimeout)
+		defer cancel()
+		err = s.writeArchive(ctx)
+	})
+	return err
+}
+
+// AppendArchive implements storage.Archive: the message is queued with its
+// id and written with the next batch.
 func (s *Store) AppendArchive(ctx context.Context, username string, m storage.ArchivedMessage, q storage.ArchiveQuota) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	n := s.clock.Next(time.Now())
+	a := &s.archive
+	a.mu.Lock()
+	a.pending = append(a.pending, pendingArchive{user: username, id: n, m: m, q: q})
+	queued := len(a.pending)
+	a.mu.Unlock()
+	switch {
+	case queued >= archiveQueueMax:
+		if err := s.writeArchive(ctx); err != nil {
+			return "", wrap(err, "archive for %q", username)
+		}
+	case queued == 1:
+		select {
+		case a.kick <- struct{}{}:
+		default:
+		}
+	}
+	return storage.FormatArchiveID(n), nil
+}
+
+// writeArchive commits what is queued: one INSERT of every row whose
+// account exists, then the trim of each account past its quota, in one
+// transaction; on failure each message alone (writeOne).
+func (s *Store) writeArchive(ctx context.Context) error {
+	a := &s.archive
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
+	a.mu.Lock()
+	batch := a.pending
+	a.pending = nil
+	a.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	users := make([]string, len(batch))
+	ids := make([]int64, len(batch))
+	stamps := make([]time.Time, len(batch))
+	withs := make([]string, len(batch))
+	xmls := make([]string, len(batch))
+	quota := map[string]int{} // the last message's quota of each account
+	for i, p := range batch {
+		users[i], ids[i], stamps[i], withs[i], xmls[i] = p.user, int64(p.id), storage.ArchiveStamp(p.id), p.m.With, p.m.XML
+		quota[p.user] = p.q.MaxMessages
+	}
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		var b pgx.Batch
+		b.Queue(`SELECT set_config('synchronous_commit', 'off', true)`)
+		b.Queue(`INSERT INTO archive (username, id, stamp, with_jid, xml)
+			SELECT u.username, u.id, u.stamp, u.with_jid, u.xml
+			FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[]) AS u(username, id, stamp, with_jid, xml)
+			WHERE EXISTS (SELECT 1 FROM accounts a WHERE a.username = u.username)`, users, ids, stamps, withs, xmls)
+		// In username order, as the triggers lock the usage rows: two
+		// replicas' batches do not wait for each other in a circle.
+		for _, user := range slices.Sorted(maps.Keys(quota)) {
+			if max := quota[user]; max > 0 {
+				queueTrim(&b, user, max)
+			}
+		}
+		return tx.SendBatch(ctx, &b).Close()
+	})
+	if err == nil {
+		return nil
+	}
+	var errs []error
+	for _, p := range batch {
+		if err := s.writeOne(ctx, p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// queueTrim queues the removal of the account's oldest messages past max.
+func queueTrim(b *pgx.Batch, user string, max int) {
+	b.Queue(`DELETE FROM archive WHERE username = $1 AND id IN (
+		SELECT id FROM archive WHERE username = $1 ORDER BY id
+		LIMIT greatest((SELECT messages FROM archive_usage WHERE username = $1) - $2, 0))`, user, max)
+}
+
+// writeOne writes one message of a batch that failed, under a new id when
+// its own is taken; a message of an account that does not exist is not
+// kept.
+func (s *Store) writeOne(ctx context.Context, p pendingArchive) error {
+	n := p.id
 	for range appendTries {
-		n := s.clock.Next(time.Now())
 		var b pgx.Batch
 		b.Queue(`SELECT set_config('synchronous_commit', 'off', true)`)
 		ins := b.Queue(`INSERT INTO archive (username, id, stamp, with_jid, xml) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
-			username, int64(n), storage.ArchiveStamp(n), m.With, m.XML)
+			p.user, int64(n), storage.ArchiveStamp(n), p.m.With, p.m.XML)
 		inserted := false
 		ins.Exec(func(tag pgconn.CommandTag) error {
 			inserted = tag.RowsAffected() == 1
 			return nil
 		})
-		if q.MaxMessages > 0 {
-			b.Queue(`DELETE FROM archive WHERE username = $1 AND id IN (
-				SELECT id FROM archive WHERE username = $1 ORDER BY id
-				LIMIT greatest((SELECT messages FROM archive_usage WHERE username = $1) - $2, 0))`, username, q.MaxMessages)
+		if p.q.MaxMessages > 0 {
+			queueTrim(&b, p.user, p.q.MaxMessages)
 		}
 		err := s.db.pool.SendBatch(ctx, &b).Close()
 		switch {
 		case pgCode(err) == codeForeignKeyViolation:
-			return storage.FormatArchiveID(n), nil // no such account: not kept
+			return nil // no such account: not kept
 		case err != nil:
-			return "", wrap(err, "archive for %q", username)
+			return wrap(err, "archive for %q", p.user)
 		case inserted:
-			return storage.FormatArchiveID(n), nil
+			return nil
 		}
+		n = s.clock.Next(time.Now()) // the id was taken (another replica's)
 	}
-	return "", fmt.Errorf("storage: archive for %q: %d ids taken in a row", username, appendTries)
+	return fmt.Errorf("storage: archive for %q: %d ids taken in a row", p.user, appendTries)
 }
 
 // withFilter is the SQL condition of XEP-0313's with filter (a full JID
@@ -84,6 +247,9 @@ func withFilter(with string, n int) (string, any) {
 func (s *Store) QueryArchive(ctx context.Context, username string, q storage.ArchiveQuery) ([]storage.ArchivedMessage, bool, error) {
 	if q.Max < 1 {
 		q.Max = 1
+	}
+	if err := s.writeArchive(ctx); err != nil {
+		return nil, false, wrap(err, "query the archive of %q", username)
 	}
 	conds := []string{"username = $1"}
 	args := []any{username}
@@ -177,6 +343,9 @@ func (s *Store) ExpireArchive(ctx context.Context, before time.Time, limit int) 
 	if limit <= 0 {
 		return 0, errors.New("storage: expire archives: limit must be positive")
 	}
+	if err := s.writeArchive(ctx); err != nil {
+		return 0, wrap(err, "expire archives")
+	}
 	tag, err := s.db.pool.Exec(ctx, `DELETE FROM archive WHERE (username, id) IN (
 		SELECT username, id FROM archive WHERE stamp < $1 AND id < $2 ORDER BY stamp LIMIT $3)`,
 		before, before.UnixNano(), limit)
@@ -189,6 +358,9 @@ func (s *Store) ExpireArchive(ctx context.Context, before time.Time, limit int) 
 // ArchiveSize implements storage.Archive, from the counters the triggers
 // keep: a message counts the bytes of its with and its xml.
 func (s *Store) ArchiveSize(ctx context.Context, username string) (int, int64, error) {
+	if err := s.writeArchive(ctx); err != nil {
+		return 0, 0, wrap(err, "archive size of %q", username)
+	}
 	var messages, bytes int64
 	err := s.db.pool.QueryRow(ctx, `SELECT messages, bytes FROM archive_usage WHERE username = $1`, username).Scan(&messages, &bytes)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -203,6 +375,9 @@ func (s *Store) ArchiveSize(ctx context.Context, username string) (int, int64, e
 // ArchiveUsage implements storage.ArchiveUsageReporter: one sum over the
 // accounts' counters.
 func (s *Store) ArchiveUsage(ctx context.Context) (int64, int64, error) {
+	if err := s.writeArchive(ctx); err != nil {
+		return 0, 0, wrap(err, "archive usage")
+	}
 	var messages, bytes int64
 	err := s.db.pool.QueryRow(ctx, `SELECT coalesce(sum(messages), 0)::bigint, coalesce(sum(bytes), 0)::bigint FROM archive_usage`).
 		Scan(&messages, &bytes)

@@ -39,8 +39,9 @@ import (
 // Times are kept to the microsecond (timestamptz); archive ids keep their
 // nanoseconds.
 type Store struct {
-	db    *DB
-	clock storage.ArchiveClock // the archive's ids (archive.go)
+	db      *DB
+	clock   storage.ArchiveClock // the archive's ids (archive.go)
+	archive archiveQueue         // its batches (archive.go)
 }
 
 // Interface guards.
@@ -53,16 +54,21 @@ var (
 )
 
 // NewStore returns the store on db, which it owns: Close closes db.
-func NewStore(db *DB) *Store { return &Store{db: db} }
+func NewStore(db *DB) *Store {
+	s := &Store{db: db}
+	s.archive.start(s)
+	return s
+}
 
 // DB returns the database the store is on.
 func (s *Store) DB() *DB { return s.db }
 
-// Close implements storage.Store: it closes the pool, waiting for the
-// connections in use.
+// Close implements storage.Store: it writes the archive's queued messages
+// and closes the pool, waiting for the connections in use.
 func (s *Store) Close() error {
+	err := s.archive.close(s)
 	s.db.Close()
-	return nil
+	return wrap(err, "close")
 }
 
 // statementTimeout bounds the methods of storage.Store that take no

@@ -111,6 +111,9 @@ func (s *Store) ImportArchive(ctx context.Context, username string, msgs []stora
 		}
 		ids[i] = n
 	}
+	if err := s.writeArchive(ctx); err != nil {
+		return wrap(err, "import the archive of %q", username)
+	}
 	err := s.write(ctx, func(tx pgx.Tx) error {
 		var b pgx.Batch
 		for i, m := range msgs {
