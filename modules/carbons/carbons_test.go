@@ -185,11 +185,17 @@ func fence(t *testing.T, from *session, to ...*session) map[*session][]wireStanz
 }
 
 // available sends available presence with a priority and waits until the
-// server reflects it to the session itself (RFC 6121 §4.2.2).
+// server reflects it to the session itself (RFC 6121 §4.2.2) and has done
+// with it: a ping's answer comes once the presence's handling (offline
+// messages taken for the session among it) has ended, as the session's
+// stanzas are handled in order.
 func available(t *testing.T, s *session, prio int) {
 	t.Helper()
 	s.Write(`<presence><priority>` + strconv.Itoa(prio) + `</priority></presence>`)
 	s.Expect(`<presence[^>]* from=["']` + regexp.QuoteMeta(s.jid) + `["']`)
+	id := "after-presence-" + strconv.FormatInt(seq.Add(1), 10)
+	s.Write(`<iq type='get' id='` + id + `'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	s.Expect(`id=["']` + id + `["']`)
 }
 
 // TestCarbons: alice is online with A1 (carbons on) and A2 (off), bob with
