@@ -37,6 +37,7 @@ type Config struct {
 	TLS       TLS       `yaml:"tls"`
 	Storage   Storage   `yaml:"storage"`
 	Cluster   Cluster   `yaml:"cluster"`
+	MUC       MUC       `yaml:"muc"`
 	Limits    Limits    `yaml:"limits"`
 	Metrics   Metrics   `yaml:"metrics"`
 	Adhoc     Adhoc     `yaml:"adhoc"`
@@ -522,6 +523,7 @@ func Default() Config {
 			},
 		},
 		Cluster: Cluster{Lease: Duration(DefaultClusterLease)},
+		MUC:     DefaultMUC(),
 		Limits: Limits{
 			MaxStanzaBytes:           256 << 10,
 			MaxDepth:                 64,
@@ -682,6 +684,7 @@ func (c *Config) Validate() error {
 	}
 	c.Storage.validate(bad)
 	c.Cluster.validate(c.Storage.Backend, bad)
+	c.MUC.validate(c.Domain, bad)
 	if c.Shutdown.Drain < 0 {
 		bad("shutdown.drain %s: must not be negative", c.Shutdown.Drain.D())
 	}

@@ -5,7 +5,8 @@
 // XEP-0313 archives, XEP-0054 vCards with XEP-0398 avatar conversion
 // (after PEP and vCards, which it builds on), XEP-0049 private storage,
 // XEP-0402 bookmarks kept one list with XEP-0048 (after PEP and private
-// storage), XEP-0012 last activity and XEP-0352 client state indication
+// storage), XEP-0012 last activity, the XEP-0045 group chat service
+// (muc.*) and XEP-0352 client state indication
 // (last, so that its interceptor holds only what the others let pass). It
 // is a separate package so that the modules can import package modules
 // without a cycle.
@@ -23,6 +24,7 @@ import (
 	"github.com/adhocd/adhocd/modules/disco"
 	"github.com/adhocd/adhocd/modules/last"
 	"github.com/adhocd/adhocd/modules/mam"
+	"github.com/adhocd/adhocd/modules/muc"
 	"github.com/adhocd/adhocd/modules/offline"
 	"github.com/adhocd/adhocd/modules/pep"
 	"github.com/adhocd/adhocd/modules/ping"
@@ -48,6 +50,7 @@ var Table = []modules.Constructor{
 	private.New,
 	bookmarks.New,
 	last.New,
+	muc.FromConfig,
 	csi.New,
 }
 

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"mellium.im/xmpp/stanza"
+
+	"github.com/adhocd/adhocd/modules"
 )
 
 // The nodes of one account live in its "pep" user data (storage.UserData):
@@ -91,9 +93,9 @@ type field struct {
 
 func boolField(v, label string, p func(*nodeConfig) *bool) field {
 	return field{v: v, label: label, typ: "boolean",
-		get: func(c *nodeConfig) string { return formBool(*p(c)) },
+		get: func(c *nodeConfig) string { return modules.FormBool(*p(c)) },
 		set: func(c *nodeConfig, s string) error {
-			b, err := parseBool(s)
+			b, err := modules.ParseFormBool(s)
 			*p(c) = b
 			return err
 		}}
@@ -160,24 +162,6 @@ func fieldOf(v string) *field {
 		}
 	}
 	return nil
-}
-
-func formBool(b bool) string {
-	if b {
-		return "1"
-	}
-	return "0"
-}
-
-// parseBool reads a XEP-0004 boolean.
-func parseBool(s string) (bool, error) {
-	switch s {
-	case "1", "true":
-		return true, nil
-	case "0", "false":
-		return false, nil
-	}
-	return false, fmt.Errorf("%q is not a boolean", s)
 }
 
 // formValues reads a submitted data form (XEP-0004): its FORM_TYPE and the
