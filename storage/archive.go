@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sort"
 	"strings"
 	"sync"
@@ -164,53 +163,10 @@ const (
 	archiveQueueMax = 10000
 )
 
-// archiveQueue holds what waits to be written.
-type archiveQueue struct {
-	mu      sync.Mutex
-	pending []pendingArchive
-	kick    chan struct{} // a batch has begun waiting
-	stop    chan struct{}
-	stopped chan struct{}
-	wmu     sync.Mutex // one batch is written at a time, in order
-	closing sync.Once
-}
-
 type pendingArchive struct {
 	user     string
 	key, val []byte
 	q        ArchiveQuota
-}
-
-func (a *archiveQueue) start(s *Bolt) {
-	a.kick, a.stop, a.stopped = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(a.stopped)
-		for {
-			select {
-			case <-a.stop:
-				return
-			case <-a.kick:
-			}
-			time.Sleep(archiveDelay)
-			if err := s.writeArchive(); err != nil {
-				slog.Warn("archive batch not written", "err", err)
-			}
-		}
-	}()
-}
-
-// close stops the writer and writes what waits.
-func (a *archiveQueue) close(s *Bolt) error {
-	if a.stop == nil {
-		return nil
-	}
-	var err error
-	a.closing.Do(func() {
-		close(a.stop)
-		<-a.stopped
-		err = s.writeArchive()
-	})
-	return err
 }
 
 // AppendArchive implements Archive.
@@ -229,21 +185,8 @@ func (s *Bolt) AppendArchive(ctx context.Context, username string, m ArchivedMes
 		return "", fmt.Errorf("storage: archive for %q: %w", username, err)
 	}
 	key := archiveKey(s.archiveIDs.Next(time.Now()))
-	a := &s.archive
-	a.mu.Lock()
-	a.pending = append(a.pending, pendingArchive{user: username, key: key, val: val, q: q})
-	n := len(a.pending)
-	a.mu.Unlock()
-	switch {
-	case n >= archiveQueueMax:
-		if err := s.writeArchive(); err != nil {
-			return "", fmt.Errorf("storage: archive for %q: %w", username, err)
-		}
-	case n == 1:
-		select {
-		case a.kick <- struct{}{}:
-		default:
-		}
+	if err := s.archive.Add(ctx, pendingArchive{user: username, key: key, val: val, q: q}); err != nil {
+		return "", fmt.Errorf("storage: archive for %q: %w", username, err)
 	}
 	return archiveID(key), nil
 }
@@ -276,19 +219,12 @@ func decodeArchived(v []byte, m *ArchivedMessage) error {
 	return nil
 }
 
-// writeArchive commits what waits in one transaction: for each account
-// still there, its messages and counters, and the oldest beyond its quota.
-func (s *Bolt) writeArchive() error {
-	a := &s.archive
-	a.wmu.Lock()
-	defer a.wmu.Unlock()
-	a.mu.Lock()
-	batch := a.pending
-	a.pending = nil
-	a.mu.Unlock()
-	if len(batch) == 0 {
-		return nil
-	}
+// writeArchive commits what waits (archive.Flush).
+func (s *Bolt) writeArchive() error { return s.archive.Flush(context.Background()) }
+
+// writeBatch commits a batch in one transaction: for each account still
+// there, its messages and counters, and the oldest beyond its quota.
+func (s *Bolt) writeBatch(_ context.Context, batch []pendingArchive) error {
 	// Each account's messages of the batch, in order: one bucket lookup
 	// and one usage update per account, not per message.
 	byUser := make(map[string][]pendingArchive)

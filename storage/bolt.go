@@ -37,7 +37,7 @@ type Bolt struct {
 	// archiveIDs makes the archive's time-ordered ids, archive queues
 	// what waits to be written (archive.go).
 	archiveIDs ArchiveClock
-	archive    archiveQueue
+	archive    BatchQueue[pendingArchive]
 }
 
 // ErrLocked is what Open returns when another process holds the store.
@@ -101,7 +101,7 @@ func Open(dir string, timeout time.Duration, opts ...Option) (*Bolt, error) {
 		s.times = newSessionTimes(o.loginTimeDelay)
 		go s.flushLoop()
 	}
-	s.archive.start(s)
+	s.archive.Start(archiveDelay, archiveQueueMax, "archive", s.writeBatch)
 	return s, nil
 }
 
@@ -112,7 +112,7 @@ func (s *Bolt) DB() *bolt.DB { return s.db }
 // Close implements Store: it writes the login and logout times still
 // pending, then closes the file.
 func (s *Bolt) Close() error {
-	flushErr := errors.Join(s.closeTimes(), s.archive.close(s))
+	flushErr := errors.Join(s.closeTimes(), s.archive.Close(context.Background()))
 	if b, err := os.ReadFile(s.pidFile); err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(os.Getpid()) {
 		_ = os.Remove(s.pidFile)
 	}

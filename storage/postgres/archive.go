@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -53,60 +51,11 @@ const (
 	appendTries = 8
 )
 
-// archiveQueue is the store's archive writer.
-type archiveQueue struct {
-	mu      sync.Mutex
-	pending []pendingArchive
-	kick    chan struct{} // a batch has begun waiting
-	stop    chan struct{}
-	stopped chan struct{}
-	wmu     sync.Mutex // one batch is written at a time, in order
-	closing sync.Once
-}
-
 type pendingArchive struct {
 	user string
 	id   uint64
 	m    storage.ArchivedMessage
 	q    storage.ArchiveQuota
-}
-
-// start runs the writer until close.
-func (a *archiveQueue) start(s *Store) {
-	a.kick, a.stop, a.stopped = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(a.stopped)
-		for {
-			select {
-			case <-a.stop:
-				return
-			case <-a.kick:
-			}
-			t := time.NewTimer(archiveDelay)
-			select {
-			case <-a.stop:
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			if err := s.writeArchive(context.Background()); err != nil {
-				slog.Default().Warn("postgres: write the archive", "err", err)
-			}
-		}
-	}()
-}
-
-// close stops the writer and writes what is queued.
-func (a *archiveQueue) close(s *Store) error {
-	var err error
-	a.closing.Do(func() {
-		close(a.stop)
-		<-a.stopped
-		ctx, cancel := context.WithTimeout(context.Background(), statementTimeout)
-		defer cancel()
-		err = s.writeArchive(ctx)
-	})
-	return err
 }
 
 // AppendArchive implements storage.Archive: the message is queued with its
@@ -116,39 +65,19 @@ func (s *Store) AppendArchive(ctx context.Context, username string, m storage.Ar
 		return "", err
 	}
 	n := s.clock.Next(time.Now())
-	a := &s.archive
-	a.mu.Lock()
-	a.pending = append(a.pending, pendingArchive{user: username, id: n, m: m, q: q})
-	queued := len(a.pending)
-	a.mu.Unlock()
-	switch {
-	case queued >= archiveQueueMax:
-		if err := s.writeArchive(ctx); err != nil {
-			return "", wrap(err, "archive for %q", username)
-		}
-	case queued == 1:
-		select {
-		case a.kick <- struct{}{}:
-		default:
-		}
+	if err := s.archive.Add(ctx, pendingArchive{user: username, id: n, m: m, q: q}); err != nil {
+		return "", wrap(err, "archive for %q", username)
 	}
 	return storage.FormatArchiveID(n), nil
 }
 
-// writeArchive commits what is queued: one INSERT of every row whose
-// account exists, then the trim of each account past its quota, in one
+// writeArchive commits what is queued (archive.Flush).
+func (s *Store) writeArchive(ctx context.Context) error { return s.archive.Flush(ctx) }
+
+// writeBatch commits a batch: one INSERT of every row whose account
+// exists, then the trim of each account past its quota, in one
 // transaction; on failure each message alone (writeOne).
-func (s *Store) writeArchive(ctx context.Context) error {
-	a := &s.archive
-	a.wmu.Lock()
-	defer a.wmu.Unlock()
-	a.mu.Lock()
-	batch := a.pending
-	a.pending = nil
-	a.mu.Unlock()
-	if len(batch) == 0 {
-		return nil
-	}
+func (s *Store) writeBatch(ctx context.Context, batch []pendingArchive) error {
 	users := make([]string, len(batch))
 	ids := make([]int64, len(batch))
 	stamps := make([]time.Time, len(batch))

@@ -40,8 +40,8 @@ import (
 // nanoseconds.
 type Store struct {
 	db      *DB
-	clock   storage.ArchiveClock // the archive's ids (archive.go)
-	archive archiveQueue         // its batches (archive.go)
+	clock   storage.ArchiveClock               // the archive's ids (archive.go)
+	archive storage.BatchQueue[pendingArchive] // its batches (archive.go)
 }
 
 // Interface guards.
@@ -56,7 +56,7 @@ var (
 // NewStore returns the store on db, which it owns: Close closes db.
 func NewStore(db *DB) *Store {
 	s := &Store{db: db}
-	s.archive.start(s)
+	s.archive.Start(archiveDelay, archiveQueueMax, "postgres archive", s.writeBatch)
 	return s
 }
 
@@ -66,7 +66,9 @@ func (s *Store) DB() *DB { return s.db }
 // Close implements storage.Store: it writes the archive's queued messages
 // and closes the pool, waiting for the connections in use.
 func (s *Store) Close() error {
-	err := s.archive.close(s)
+	ctx, cancel := context.WithTimeout(context.Background(), statementTimeout)
+	defer cancel()
+	err := s.archive.Close(ctx)
 	s.db.Close()
 	return wrap(err, "close")
 }
