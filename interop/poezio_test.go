@@ -160,11 +160,16 @@ func (p *poezio) adhoc(jid, node, title string) {
 	if first < 0 || at < 0 {
 		p.fail("no line of %s in the command list", node)
 	}
+	// One Down at a time, each waited for until the highlight moved: keys
+	// sent while poezio is still drawing the list can be lost on a loaded
+	// machine, and the Enter would then run another command.
 	for range at - first {
+		before := p.styledScreen()
 		p.keys("Down")
+		p.waitStyled("the highlight to move down", 10*time.Second, func(s string) bool { return s != before })
 	}
 	p.keys("Enter")
-	p.waitFor(title, 15*time.Second)
+	p.waitFor(title, 30*time.Second)
 }
 
 // TestPoezioAdminCommands drives poezio 0.14 (Debian's poezio, on slixmpp

@@ -259,6 +259,30 @@ func (term *terminal) screen() string {
 	return out
 }
 
+// styledScreen is screen with its colours and attributes as escape
+// sequences, where a highlighted line differs from a plain one.
+func (term *terminal) styledScreen() string {
+	term.t.Helper()
+	out, err := term.tmux("capture-pane", "-p", "-e", "-J", "-t", "main")
+	if err != nil {
+		term.fail("capture: %v", err)
+	}
+	return out
+}
+
+// waitStyled polls styledScreen every 100 ms until ok accepts it; the test
+// fails, showing the screen, after timeout.
+func (term *terminal) waitStyled(what string, timeout time.Duration, ok func(styled string) bool) {
+	term.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !ok(term.styledScreen()) {
+		if time.Now().After(deadline) {
+			term.fail("waited %s for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // waitFor waits until the screen shows text and returns the screen; the test
 // fails, showing the screen, if it does not within timeout.
 func (term *terminal) waitFor(text string, timeout time.Duration) string {
