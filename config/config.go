@@ -46,6 +46,12 @@ type Config struct {
 	Log       Log       `yaml:"log"`
 	Debug     Debug     `yaml:"debug"`
 	Shutdown  Shutdown  `yaml:"shutdown"`
+
+	// Components are the XEP-0114 external components (config/components.go).
+	Components Components `yaml:"components"`
+
+	// HTTPUpload is the XEP-0363 file upload service (config/upload.go).
+	HTTPUpload HTTPUpload `yaml:"http_upload"`
 }
 
 // C2S configures the client-to-server listener.
@@ -577,6 +583,10 @@ func Default() Config {
 		Admin: Admin{IdleAfter: Duration(5 * time.Minute)},
 		OTel:  OTel{Exporter: "none"},
 		Log:   Log{Level: "info", Format: "text"},
+
+		Components: DefaultComponents(),
+
+		HTTPUpload: DefaultHTTPUpload(),
 	}
 }
 
@@ -601,6 +611,7 @@ func Load(path string) (Config, error) {
 			*p = filepath.Join(base, *p)
 		}
 	}
+	cfg.Components.resolve(base)
 	return cfg, nil
 }
 
@@ -685,6 +696,9 @@ func (c *Config) Validate() error {
 	c.Storage.validate(bad)
 	c.Cluster.validate(c.Storage.Backend, bad)
 	c.MUC.validate(c.Domain, bad)
+	c.Components.validate(c.Domain, c.MUC, bad)
+	c.HTTPUpload.validate(c.Domain, map[string]string{"c2s.listen": c.C2S.Listen, "c2s.direct_tls_listen": c.C2S.DirectTLSListen,
+		"websocket.listen": c.WebSocket.Listen, "metrics.listen": c.Metrics.Listen, "debug.pprof_listen": c.Debug.PprofListen}, bad)
 	if c.Shutdown.Drain < 0 {
 		bad("shutdown.drain %s: must not be negative", c.Shutdown.Drain.D())
 	}

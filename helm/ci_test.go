@@ -22,6 +22,9 @@ var ciChecks = map[string]func(t *testing.T, r rendered){
 	// Three replicas on PostgreSQL and Redis (cluster_test.go).
 	"cluster-values.yaml": checkClusterValues,
 
+	// The XEP-0363 upload service with its Ingress and volume (upload_test.go).
+	"upload-values.yaml": checkUploadValues,
+
 	"networkpolicy-values.yaml": func(t *testing.T, r rendered) {
 		np := r.networkPolicy
 		if np == nil {

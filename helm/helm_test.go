@@ -84,7 +84,8 @@ type rendered struct {
 	networkPolicy  *networkingv1.NetworkPolicy
 	testPod        *corev1.Pod // the helm test hook
 	pdb            *policyv1.PodDisruptionBudget
-	ingress        *networkingv1.Ingress
+	ingress        *networkingv1.Ingress     // the last one rendered
+	ingresses      []*networkingv1.Ingress   // all, in order
 	other          map[string]map[string]any // kind → object (CRDs)
 }
 
@@ -140,6 +141,7 @@ func decode(t *testing.T, out string) rendered {
 		case "Ingress":
 			r.ingress = &networkingv1.Ingress{}
 			err = strict([]byte(doc), r.ingress)
+			r.ingresses = append(r.ingresses, r.ingress)
 		case "ServiceMonitor":
 			m := map[string]any{}
 			err = yaml.Unmarshal([]byte(doc), &m)

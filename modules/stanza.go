@@ -227,8 +227,15 @@ type StanzaInterceptor interface {
 // domains (the domain itself or any JID at it): IQs and messages as they
 // come, and available and unavailable presence, directed presence being
 // tracked as for any JID (a session that ends sends its unavailable
-// presence to the services it sent presence to). The module answers and
-// sends through Host.Send, from JIDs of its domains to local JIDs.
+// presence to the services it sent presence to). A JID at the domain in a
+// roster is a contact as any other: the service gets the presence of an
+// account subscribed to it, a probe from the account's bare JID when one
+// of its sessions comes online with a subscription to it, and the
+// subscription stanzas the account sends it once the account's roster has
+// them (RFC 6121 §3). The module answers and sends through Host.Send, from
+// JIDs of its domains to local JIDs; Host.Send takes the subscription
+// stanzas and probes from such a JID as a contact's server's, through the
+// local account's roster.
 type DomainHandler interface {
 	// Domains lists the domains served, none the server's own; each is
 	// served by one module.

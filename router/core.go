@@ -438,9 +438,15 @@ func (s *Router) Send(ctx context.Context, r xml.TokenReader) error {
 	case "message":
 		return s.deliverMessage(ctx, el, to)
 	case "presence":
+		if handled, err := s.servicePresence(ctx, el, to); handled {
+			return err
+		}
 		s.deliverPresence(ctx, el, to)
 		return nil
 	case "iq":
+		if !s.isLocal(to) {
+			return stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}
+		}
 		if dst := s.sessions.resource(to.Localpart(), to.Resourcepart()); dst != nil {
 			s.deliver(dst, el)
 			return nil

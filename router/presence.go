@@ -40,7 +40,13 @@ func (s *Router) handlePresence(ctx context.Context, c *session, el *wire.Elemen
 		}
 		return s.outboundSubscription(ctx, c, typ, to.Bare(), el)
 	case "probe":
-		if to.Localpart() == "" {
+		if h := s.service(to); h != nil {
+			// A contact at a service's domain (an external component)
+			// answers for itself.
+			s.toService(ctx, h, c.addr, el, to)
+			return nil
+		}
+		if to.Localpart() == "" || !s.isLocal(to) {
 			return nil
 		}
 		it, err := s.store.RosterItem(ctx, c.user, to.Bare().String())
@@ -129,11 +135,21 @@ func (s *Router) broadcast(ctx context.Context, c *session, el *wire.Element, un
 	}
 	for _, it := range roster {
 		j, err := jid.Parse(it.JID)
-		if err != nil || !s.isLocal(j) {
+		if err != nil {
+			continue
+		}
+		// A contact at a service's domain (an external component) is
+		// probed (RFC 6121 §4.3.1) and answers with its presence.
+		h := s.service(j)
+		if h == nil && !s.isLocal(j) {
 			continue
 		}
 		if it.Subscription == storage.SubTo || it.Subscription == storage.SubBoth {
-			s.sendPresenceOf(j.Localpart(), c)
+			if h != nil {
+				s.toService(ctx, h, c.addr, subscriptionStanza("probe", c.addr.Bare(), j, nil), j)
+			} else {
+				s.sendPresenceOf(j.Localpart(), c)
+			}
 		}
 		if it.PendingIn {
 			s.deliver(c, subscriptionStanza("subscribe", j, c.addr.Bare(), wire.Parse(it.PendingContent)))
@@ -222,6 +238,50 @@ func (s *Router) deliverPresence(ctx context.Context, el *wire.Element, to jid.J
 	}
 }
 
+// servicePresence handles the presence a module sends (Send) from a JID
+// that is not local, a service's (an external component's contacts), when
+// it is more than availability: a subscription stanza goes through the
+// local contact's roster as RFC 6121 §3 has a contact's server handle
+// one, and a probe is answered on the user's behalf (§4.3.2) when the
+// prober is subscribed to the user. It reports whether it handled el.
+func (s *Router) servicePresence(ctx context.Context, el *wire.Element, to jid.JID) (bool, error) {
+	typ := el.Attr("type")
+	switch typ {
+	case "subscribe", "subscribed", "unsubscribe", "unsubscribed", "probe":
+	default:
+		return false, nil
+	}
+	from, err := jid.Parse(el.Attr("from"))
+	if err != nil || s.isLocal(from) {
+		return false, nil
+	}
+	if !s.isLocal(to) || to.Localpart() == "" {
+		return true, nil
+	}
+	if typ != "probe" {
+		out := subscriptionStanza(typ, from.Bare(), to.Bare(), el.Inner)
+		if id := el.Attr("id"); id != "" {
+			out.SetAttr("id", id)
+		}
+		return true, s.inboundSubscription(ctx, typ, from.Bare(), to.Bare(), out)
+	}
+	it, err := s.store.RosterItem(ctx, to.Localpart(), from.Bare().String())
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return true, nil
+	case err != nil:
+		return true, err
+	}
+	if it.Subscription == storage.SubFrom || it.Subscription == storage.SubBoth {
+		for _, src := range s.sessions.of(to.Localpart()) {
+			if p := src.currentPresence(); p != nil {
+				s.deliverPresence(ctx, p, from)
+			}
+		}
+	}
+	return true, nil
+}
+
 // withTo returns a copy of el addressed to to, sharing its content.
 func withTo(el *wire.Element, to string) *wire.Element {
 	cp := &wire.Element{Start: el.Start.Copy(), Inner: el.Inner}
@@ -296,7 +356,7 @@ func (s *Router) outboundSubscription(ctx context.Context, c *session, typ strin
 	if id := el.Attr("id"); id != "" {
 		out.SetAttr("id", id)
 	}
-	if !s.isLocal(contact) {
+	if !s.isLocal(contact) && s.service(contact) == nil {
 		return s.bounce(c, el, stanza.Error{Type: stanza.Cancel, Condition: stanza.RemoteServerNotFound})
 	}
 	if err := s.inboundSubscription(ctx, typ, user, contact, out); err != nil {
@@ -332,6 +392,15 @@ func (s *Router) outboundSubscription(ctx context.Context, c *session, typ strin
 // contact's roster and delivers it to the contact (RFC 6121 §3.1.3, §3.2.3,
 // §3.3.3, §3.4.3).
 func (s *Router) inboundSubscription(ctx context.Context, typ string, from, contact jid.JID, out *wire.Element) error {
+	if !s.isLocal(contact) {
+		// A contact at a service's domain (an external component) keeps
+		// its own roster: the service gets the stanza. Others are
+		// unreachable without server-to-server.
+		if h := s.service(contact); h != nil {
+			s.toService(ctx, h, from, out, contact)
+		}
+		return nil
+	}
 	exists, err := s.accountExists(ctx, contact.Localpart())
 	if err != nil {
 		return err

@@ -49,6 +49,9 @@ func (s *Server) Reload(ctx context.Context) (needRestart []string, err error) {
 		{"otel", cur.OTel, cfg.OTel},
 		{"debug", cur.Debug, cfg.Debug},
 		{"shutdown", cur.Shutdown, cfg.Shutdown},
+		{"muc", cur.MUC, cfg.MUC},
+		{"components", cur.Components, cfg.Components},
+		{"http_upload", cur.HTTPUpload, cfg.HTTPUpload},
 	} {
 		if !reflect.DeepEqual(k.old, k.new) {
 			needRestart = append(needRestart, k.name)

@@ -6,7 +6,8 @@
 // (after PEP and vCards, which it builds on), XEP-0049 private storage,
 // XEP-0402 bookmarks kept one list with XEP-0048 (after PEP and private
 // storage), XEP-0012 last activity, the XEP-0045 group chat service
-// (muc.*) and XEP-0352 client state indication
+// (muc.*), the XEP-0363 file upload service (http_upload.*, off by
+// default) and XEP-0352 client state indication
 // (last, so that its interceptor holds only what the others let pass). It
 // is a separate package so that the modules can import package modules
 // without a cycle.
@@ -20,6 +21,7 @@ import (
 	"github.com/adhocd/adhocd/modules/bookmarks"
 	"github.com/adhocd/adhocd/modules/carbons"
 	"github.com/adhocd/adhocd/modules/commands"
+	"github.com/adhocd/adhocd/modules/component"
 	"github.com/adhocd/adhocd/modules/csi"
 	"github.com/adhocd/adhocd/modules/disco"
 	"github.com/adhocd/adhocd/modules/last"
@@ -29,6 +31,7 @@ import (
 	"github.com/adhocd/adhocd/modules/pep"
 	"github.com/adhocd/adhocd/modules/ping"
 	"github.com/adhocd/adhocd/modules/private"
+	"github.com/adhocd/adhocd/modules/upload"
 	"github.com/adhocd/adhocd/modules/vcard"
 	"github.com/adhocd/adhocd/modules/version"
 )
@@ -51,6 +54,8 @@ var Table = []modules.Constructor{
 	bookmarks.New,
 	last.New,
 	muc.FromConfig,
+	upload.FromConfig,
+	component.FromConfig,
 	csi.New,
 }
 

@@ -122,6 +122,45 @@ empty (adhocd derives it from each request).
 {{- end -}}
 {{- end -}}
 
+{{/* "true" when the upload service's files have a volume of their own, at /uploads; else empty. */}}
+{{- define "adhocd.uploadVolume" -}}
+{{- if and .Values.httpUpload.enabled .Values.httpUpload.persistence.enabled -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* The upload service's domain: httpUpload.domain, else upload.<domain>. */}}
+{{- define "adhocd.uploadDomain" -}}
+{{- .Values.httpUpload.domain | default (printf "upload.%s" (lower .Values.domain)) -}}
+{{- end -}}
+
+{{/* The host names the upload Ingress routes: httpUpload.ingress.hosts, else the service domain. */}}
+{{- define "adhocd.uploadHosts" -}}
+{{- .Values.httpUpload.ingress.hosts | default (list (include "adhocd.uploadDomain" .)) | toJson -}}
+{{- end -}}
+
+{{/*
+The base of the slots' URLs (config.yaml: http_upload.public_url):
+httpUpload.publicURL, else with the Ingress on the first Ingress host
+(unless a wildcard) with https:// when a tls entry covers it (or names no
+hosts), else empty (adhocd's default: the service domain and the port).
+*/}}
+{{- define "adhocd.uploadPublicURL" -}}
+{{- $up := .Values.httpUpload -}}
+{{- if $up.publicURL -}}
+{{- $up.publicURL -}}
+{{- else if and $up.enabled $up.ingress.enabled (not (contains "*" (first (include "adhocd.uploadHosts" . | fromJsonArray)))) -}}
+{{- $host := first (include "adhocd.uploadHosts" . | fromJsonArray) -}}
+{{- $scheme := "http" -}}
+{{- range $up.ingress.tls -}}
+{{- if or (not .hosts) (has $host .hosts) -}}
+{{- $scheme = "https" -}}
+{{- end -}}
+{{- end -}}
+{{- printf "%s://%s/" $scheme $host -}}
+{{- end -}}
+{{- end -}}
+
 {{/*
 "true" when the pods form a cluster (config.yaml: cluster.redis): Redis is
 named (redis.addr or redis.sentinel.master) on the postgres backend; else

@@ -108,6 +108,11 @@ for their place under the workload's spec: include it right after
               containerPort: {{ int .Values.websocket.port }}
               protocol: TCP
             {{- end }}
+            {{- if .Values.httpUpload.enabled }}
+            - name: http-upload
+              containerPort: {{ int .Values.httpUpload.port }}
+              protocol: TCP
+            {{- end }}
           {{- if .Values.probes.startup.enabled }}
           startupProbe:
             {{- include "adhocd.probe" (list . "startup" "/readyz") | nindent 12 }}
@@ -139,6 +144,11 @@ for their place under the workload's spec: include it right after
           volumeMounts:
             - name: data
               mountPath: /data
+            {{- if include "adhocd.uploadVolume" . }}
+            # The uploaded files (http_upload.path).
+            - name: uploads
+              mountPath: /uploads
+            {{- end }}
             - name: config
               mountPath: /etc/adhocd/config.yaml
               subPath: config.yaml
@@ -200,6 +210,11 @@ for their place under the workload's spec: include it right after
           persistentVolumeClaim:
             claimName: {{ . }}
         {{- end }}
+        {{- end }}
+        {{- if and (include "adhocd.uploadVolume" .) .Values.httpUpload.persistence.existingClaim }}
+        - name: uploads
+          persistentVolumeClaim:
+            claimName: {{ .Values.httpUpload.persistence.existingClaim }}
         {{- end }}
         {{- with .Values.extraVolumes }}
         {{- toYaml . | nindent 8 }}
