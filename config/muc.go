@@ -2,6 +2,7 @@ package config
 
 import (
 	"strings"
+	"time"
 
 	"mellium.im/xmpp/jid"
 )
@@ -30,12 +31,21 @@ type MUC struct {
 	// limits.max_stanza_bytes anyway.
 	MaxSubjectBytes int `yaml:"max_subject_bytes"`
 	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// ArchiveMaxMessages bounds the messages one persistent room's archive
+	// keeps (XEP-0313 on the room's JID), the oldest going first; 0
+	// archives no room (the rooms offer no archive and no moderation).
+	ArchiveMaxMessages int `yaml:"archive_max_messages"`
+	// ArchiveRetention is how long a room's archived message is kept,
+	// removed in the background; 0 keeps it until ArchiveMaxMessages
+	// pushes it out.
+	ArchiveRetention Duration `yaml:"archive_retention"`
 }
 
 // DefaultMUC is the muc section's default.
 func DefaultMUC() MUC {
 	return MUC{Enabled: true, Name: "Chatrooms", MaxRooms: 10000, MaxRoomsPerUser: 100, MaxOccupants: 1000,
-		HistoryLength: 50, MaxAffiliations: 1000, MaxSubjectBytes: 1024, MaxMessageBytes: 16 << 10}
+		HistoryLength: 50, MaxAffiliations: 1000, MaxSubjectBytes: 1024, MaxMessageBytes: 16 << 10,
+		ArchiveMaxMessages: 10000, ArchiveRetention: Duration(8760 * time.Hour)}
 }
 
 // ServiceDomain is the service's domain for the server domain.
@@ -66,5 +76,11 @@ func (m *MUC) validate(domain string, bad func(format string, args ...any)) {
 		if f.v < 1 {
 			bad("muc.%s %d: must be positive", f.name, f.v)
 		}
+	}
+	if m.ArchiveMaxMessages < 0 {
+		bad("muc.archive_max_messages %d: must be 0 (no archive) or more", m.ArchiveMaxMessages)
+	}
+	if m.ArchiveRetention < 0 {
+		bad("muc.archive_retention %s: must be 0 (no expiry) or more", time.Duration(m.ArchiveRetention))
 	}
 }

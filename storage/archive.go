@@ -297,111 +297,105 @@ func deleteKeys(b *bolt.Bucket, keys [][]byte) error {
 // bound towards the other, keeping what matches, until a page and one more
 // are found.
 func (s *Bolt) QueryArchive(ctx context.Context, username string, q ArchiveQuery) ([]ArchivedMessage, bool, error) {
-	if q.Max < 1 {
-		q.Max = 1
-	}
 	if err := s.writeArchive(); err != nil {
 		return nil, false, fmt.Errorf("storage: query the archive of %q: %w", username, err)
 	}
 	var out []ArchivedMessage
 	complete := true
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketArchive).Bucket([]byte(username))
-		if b == nil {
-			return nil
+		var err error
+		out, complete, err = queryBucket(tx.Bucket(bucketArchive).Bucket([]byte(username)), q)
+		return err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("storage: query the archive of %q: %w", username, err)
+	}
+	return out, complete, nil
+}
+
+// queryBucket answers q from one archive's bucket (an account's or a
+// room's; nil for an archive never written): a walk from one bound towards
+// the other, keeping what matches, until a page and one more are found.
+func queryBucket(b *bolt.Bucket, q ArchiveQuery) ([]ArchivedMessage, bool, error) {
+	if q.Max < 1 {
+		q.Max = 1
+	}
+	if b == nil {
+		if q.AfterID != "" || q.BeforeID != "" {
+			return nil, false, ErrNotFound
 		}
-		keep := func(k, v []byte) (bool, error) {
-			if len(k) != 8 {
-				return false, nil // keyUsage
-			}
-			st := stampOf(k)
-			if !q.Start.IsZero() && st.Before(q.Start) || !q.End.IsZero() && st.After(q.End) {
-				return false, nil
-			}
-			var m ArchivedMessage
-			if err := decodeArchived(v, &m); err != nil {
-				return false, err
-			}
-			if q.With != "" && !jidMatches(q.With, m.With) {
-				return false, nil
-			}
-			m.ID, m.Stamp = archiveID(k), st
-			out = append(out, m)
-			return true, nil
+		return nil, true, nil
+	}
+	var out []ArchivedMessage
+	complete := true
+	keep := func(k, v []byte) (bool, error) {
+		if len(k) != 8 {
+			return false, nil // keyUsage
 		}
-		if len(q.IDs) > 0 {
-			for _, id := range q.IDs {
-				if k, ok := parseArchiveID(id); ok {
-					if v := b.Get(k); v != nil {
-						if _, err := keep(k, v); err != nil {
-							return err
-						}
+		st := stampOf(k)
+		if !q.Start.IsZero() && st.Before(q.Start) || !q.End.IsZero() && st.After(q.End) {
+			return false, nil
+		}
+		var m ArchivedMessage
+		if err := decodeArchived(v, &m); err != nil {
+			return false, err
+		}
+		if q.With != "" && !jidMatches(q.With, m.With) {
+			return false, nil
+		}
+		m.ID, m.Stamp = archiveID(k), st
+		out = append(out, m)
+		return true, nil
+	}
+	if len(q.IDs) > 0 {
+		for _, id := range q.IDs {
+			if k, ok := parseArchiveID(id); ok {
+				if v := b.Get(k); v != nil {
+					if _, err := keep(k, v); err != nil {
+						return nil, false, err
 					}
 				}
 			}
-			sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-			return nil
 		}
-		lo, hi := []byte(nil), []byte(nil)
-		// A bound by id names a message in the archive (XEP-0313 §4.1.2:
-		// item-not-found otherwise, one expired since, say).
-		if q.AfterID != "" {
-			k, ok := parseArchiveID(q.AfterID)
-			if !ok || b.Get(k) == nil {
-				return ErrNotFound
-			}
-			lo = k
+		sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+		return out, true, nil
+	}
+	lo, hi := []byte(nil), []byte(nil)
+	// A bound by id names a message in the archive (XEP-0313 §4.1.2:
+	// item-not-found otherwise, one expired since, say).
+	if q.AfterID != "" {
+		k, ok := parseArchiveID(q.AfterID)
+		if !ok || b.Get(k) == nil {
+			return nil, false, ErrNotFound
 		}
-		if q.BeforeID != "" {
-			k, ok := parseArchiveID(q.BeforeID)
-			if !ok || b.Get(k) == nil {
-				return ErrNotFound
-			}
-			hi = k
+		lo = k
+	}
+	if q.BeforeID != "" {
+		k, ok := parseArchiveID(q.BeforeID)
+		if !ok || b.Get(k) == nil {
+			return nil, false, ErrNotFound
 		}
-		c := b.Cursor()
-		n := 0
-		if !q.Last {
-			var k, v []byte
-			if lo != nil {
-				k, v = c.Seek(lo)
-				if bytes.Equal(k, lo) {
-					k, v = c.Next()
-				}
-			} else {
-				k, v = c.First()
-			}
-			for ; k != nil; k, v = c.Next() {
-				if hi != nil && bytes.Compare(k, hi) >= 0 {
-					break
-				}
-				ok, err := keep(k, v)
-				if err != nil {
-					return err
-				}
-				if ok {
-					if n++; n > q.Max {
-						out, complete = out[:q.Max], false
-						break
-					}
-				}
-			}
-			return nil
-		}
+		hi = k
+	}
+	c := b.Cursor()
+	n := 0
+	if !q.Last {
 		var k, v []byte
-		if hi != nil {
-			c.Seek(hi)
-			k, v = c.Prev()
+		if lo != nil {
+			k, v = c.Seek(lo)
+			if bytes.Equal(k, lo) {
+				k, v = c.Next()
+			}
 		} else {
-			k, v = c.Last()
+			k, v = c.First()
 		}
-		for ; k != nil; k, v = c.Prev() {
-			if lo != nil && bytes.Compare(k, lo) <= 0 {
+		for ; k != nil; k, v = c.Next() {
+			if hi != nil && bytes.Compare(k, hi) >= 0 {
 				break
 			}
 			ok, err := keep(k, v)
 			if err != nil {
-				return err
+				return nil, false, err
 			}
 			if ok {
 				if n++; n > q.Max {
@@ -410,13 +404,32 @@ func (s *Bolt) QueryArchive(ctx context.Context, username string, q ArchiveQuery
 				}
 			}
 		}
-		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-			out[i], out[j] = out[j], out[i]
+		return out, complete, nil
+	}
+	var k, v []byte
+	if hi != nil {
+		c.Seek(hi)
+		k, v = c.Prev()
+	} else {
+		k, v = c.Last()
+	}
+	for ; k != nil; k, v = c.Prev() {
+		if lo != nil && bytes.Compare(k, lo) <= 0 {
+			break
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, false, fmt.Errorf("storage: query the archive of %q: %w", username, err)
+		ok, err := keep(k, v)
+		if err != nil {
+			return nil, false, err
+		}
+		if ok {
+			if n++; n > q.Max {
+				out, complete = out[:q.Max], false
+				break
+			}
+		}
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
 	}
 	return out, complete, nil
 }
@@ -465,31 +478,11 @@ func (s *Bolt) ExpireArchive(ctx context.Context, before time.Time, limit int) (
 			return err
 		}
 		for _, user := range users {
-			b := parent.Bucket(user)
-			u := decodeUsage(b.Get(keyUsage))
-			c := b.Cursor()
-			var gone [][]byte
-			for k, v := c.First(); k != nil && n < limit; k, v = c.Next() {
-				if len(k) != 8 {
-					continue
-				}
-				if bytes.Compare(k, bound) >= 0 {
-					break
-				}
-				gone = append(gone, bytes.Clone(k))
-				u.messages--
-				u.bytes -= int64(len(v))
-				n++
-			}
-			if err := deleteKeys(b, gone); err != nil {
+			gone, err := expireBucket(parent.Bucket(user), bound, limit-n)
+			if err != nil {
 				return err
 			}
-			if len(gone) > 0 {
-				if err := b.Put(keyUsage, u.encode()); err != nil {
-					return err
-				}
-			}
-			if n >= limit {
+			if n += gone; n >= limit {
 				break
 			}
 		}
@@ -499,6 +492,33 @@ func (s *Bolt) ExpireArchive(ctx context.Context, before time.Time, limit int) (
 		return 0, fmt.Errorf("storage: expire archives: %w", err)
 	}
 	return n, nil
+}
+
+// expireBucket removes up to limit messages of one archive's bucket whose
+// keys are below bound, the oldest first, with its usage counter; it
+// returns how many it removed.
+func expireBucket(b *bolt.Bucket, bound []byte, limit int) (int, error) {
+	u := decodeUsage(b.Get(keyUsage))
+	c := b.Cursor()
+	var gone [][]byte
+	for k, v := c.First(); k != nil && len(gone) < limit; k, v = c.Next() {
+		if len(k) != 8 {
+			continue
+		}
+		if bytes.Compare(k, bound) >= 0 {
+			break
+		}
+		gone = append(gone, bytes.Clone(k))
+		u.messages--
+		u.bytes -= int64(len(v))
+	}
+	if len(gone) == 0 {
+		return 0, nil
+	}
+	if err := deleteKeys(b, gone); err != nil {
+		return 0, err
+	}
+	return len(gone), b.Put(keyUsage, u.encode())
 }
 
 // ArchiveSize implements Archive.

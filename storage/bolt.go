@@ -38,6 +38,8 @@ type Bolt struct {
 	// what waits to be written (archive.go).
 	archiveIDs ArchiveClock
 	archive    BatchQueue[pendingArchive]
+	// roomArchive queues the rooms' archived messages (rooms.go).
+	roomArchive BatchQueue[pendingRoomArchive]
 }
 
 // ErrLocked is what Open returns when another process holds the store.
@@ -81,7 +83,7 @@ func Open(dir string, timeout time.Duration, opts ...Option) (*Bolt, error) {
 	// bbolt's flock; this only names its probable holder.
 	_ = os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600)
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketAccounts, bucketRosters, bucketSettings, bucketOffline, bucketUserData, bucketArchive} {
+		for _, b := range [][]byte{bucketAccounts, bucketRosters, bucketSettings, bucketOffline, bucketUserData, bucketArchive, bucketRooms, bucketRoomArchive} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -102,6 +104,7 @@ func Open(dir string, timeout time.Duration, opts ...Option) (*Bolt, error) {
 		go s.flushLoop()
 	}
 	s.archive.Start(archiveDelay, archiveQueueMax, "archive", s.writeBatch)
+	s.roomArchive.Start(archiveDelay, archiveQueueMax, "room archive", s.writeRoomBatch)
 	return s, nil
 }
 
@@ -112,7 +115,7 @@ func (s *Bolt) DB() *bolt.DB { return s.db }
 // Close implements Store: it writes the login and logout times still
 // pending, then closes the file.
 func (s *Bolt) Close() error {
-	flushErr := errors.Join(s.closeTimes(), s.archive.Close(context.Background()))
+	flushErr := errors.Join(s.closeTimes(), s.archive.Close(context.Background()), s.roomArchive.Close(context.Background()))
 	if b, err := os.ReadFile(s.pidFile); err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(os.Getpid()) {
 		_ = os.Remove(s.pidFile)
 	}

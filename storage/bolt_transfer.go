@@ -163,29 +163,104 @@ func (s *Bolt) ImportArchive(ctx context.Context, username string, msgs []Archiv
 		if err != nil {
 			return err
 		}
-		u := decodeUsage(b.Get(keyUsage))
-		for _, m := range msgs {
-			k, ok := parseArchiveID(m.ID)
-			if !ok {
-				return fmt.Errorf("archive id %q: not 16 hex digits", m.ID)
-			}
-			if b.Get(k) != nil {
-				continue
-			}
-			v, err := encodeArchived(m)
-			if err != nil {
-				return err
-			}
-			if err := b.Put(k, v); err != nil {
-				return err
-			}
-			u.messages++
-			u.bytes += int64(len(v))
-		}
-		return b.Put(keyUsage, u.encode())
+		return importInto(b, msgs)
 	})
 	if err != nil {
 		return fmt.Errorf("storage: import the archive of %q: %w", username, err)
+	}
+	return nil
+}
+
+// importInto writes msgs with their ids into an archive's bucket, those
+// it holds already skipped, with its usage counter.
+func importInto(b *bolt.Bucket, msgs []ArchivedMessage) error {
+	u := decodeUsage(b.Get(keyUsage))
+	for _, m := range msgs {
+		k, ok := parseArchiveID(m.ID)
+		if !ok {
+			return fmt.Errorf("archive id %q: not 16 hex digits", m.ID)
+		}
+		if b.Get(k) != nil {
+			continue
+		}
+		v, err := encodeArchived(m)
+		if err != nil {
+			return err
+		}
+		if err := b.Put(k, v); err != nil {
+			return err
+		}
+		u.messages++
+		u.bytes += int64(len(v))
+	}
+	return b.Put(keyUsage, u.encode())
+}
+
+// ExportRooms implements Exporter.
+func (s *Bolt) ExportRooms(ctx context.Context) ([]StoredRoom, error) {
+	var out []StoredRoom
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		parent := tx.Bucket(bucketRooms)
+		for _, service := range subBuckets(parent) {
+			err := parent.Bucket(service).ForEach(func(k, v []byte) error {
+				out = append(out, StoredRoom{Service: string(service), Name: string(k), State: bytes.Clone(v)})
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: export rooms: %w", err)
+	}
+	return out, nil
+}
+
+// ImportRoom implements Importer.
+func (s *Bolt) ImportRoom(ctx context.Context, r StoredRoom) error {
+	err := checkRoomKey(r.Service, r.Name)
+	if err == nil {
+		err = s.update(ctx, func(tx *bolt.Tx) error {
+			b, err := tx.Bucket(bucketRooms).CreateBucketIfNotExists([]byte(r.Service))
+			if err != nil {
+				return err
+			}
+			if b.Get([]byte(r.Name)) != nil {
+				return ErrExists
+			}
+			return b.Put([]byte(r.Name), r.State)
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("storage: import room %q of %q: %w", r.Name, r.Service, err)
+	}
+	return nil
+}
+
+// ImportRoomArchive implements Importer, as ImportArchive does.
+func (s *Bolt) ImportRoomArchive(ctx context.Context, service, room string, msgs []ArchivedMessage) error {
+	err := s.roomArchive.Flush(ctx)
+	if err == nil {
+		err = s.update(ctx, func(tx *bolt.Tx) error {
+			rooms := tx.Bucket(bucketRooms).Bucket([]byte(service))
+			if rooms == nil || rooms.Get([]byte(room)) == nil {
+				return ErrNotFound
+			}
+			svc, err := tx.Bucket(bucketRoomArchive).CreateBucketIfNotExists([]byte(service))
+			if err != nil {
+				return err
+			}
+			b, err := svc.CreateBucketIfNotExists([]byte(room))
+			if err != nil {
+				return err
+			}
+			return importInto(b, msgs)
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("storage: import the archive of room %q of %q: %w", room, service, err)
 	}
 	return nil
 }

@@ -1,7 +1,8 @@
 // Package storage holds what adhocd keeps across restarts: accounts with
 // their SCRAM credentials, rosters, pending subscription requests, offline
 // messages, small server settings, and what modules keep per account
-// (UserData: vCards, private XML, blocklists, PEP nodes).
+// (UserData: vCards, private XML, blocklists, PEP nodes), message
+// archives, and the group chat service's persistent rooms with theirs.
 //
 // Store is the interface the server and its modules use; Open returns the
 // embedded implementation on go.etcd.io/bbolt, a single file with ACID
@@ -173,6 +174,10 @@ type Store interface {
 	UserData
 	// Archive is each account's message archive (archive.go).
 	Archive
+	// Rooms and RoomArchive are the group chat service's persistent
+	// rooms and their archives (rooms.go).
+	Rooms
+	RoomArchive
 
 	// Close releases the store; it waits for running transactions.
 	Close() error

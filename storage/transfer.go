@@ -16,6 +16,9 @@ import (
 // do: TakeOffline deletes what it reads, AppendArchive makes new ids, and
 // nothing lists the settings or an account's user data buckets.
 //
+// The group chat service's stored rooms move with their archives, after
+// the accounts.
+//
 // What is not moved: ad-hoc command sessions in progress (adhoc.persist),
 // which end with the move, and login times waiting to be written (Close
 // the source first: it writes them).
@@ -39,6 +42,9 @@ type Exporter interface {
 	// ExportAccount returns what the account keeps but its archive, as
 	// one consistent read; ErrNotFound if there is no such account.
 	ExportAccount(ctx context.Context, username string) (AccountData, error)
+	// ExportRooms returns every stored room of every service, ordered by
+	// service and name (their archives are read with QueryRoomArchive).
+	ExportRooms(ctx context.Context) ([]StoredRoom, error)
 }
 
 // Importer writes what an Exporter read, as it was.
@@ -51,6 +57,13 @@ type Importer interface {
 	// message whose id the archive holds already is skipped. No quota
 	// applies: the source kept them.
 	ImportArchive(ctx context.Context, username string, msgs []ArchivedMessage) error
+	// ImportRoom stores the room as it is; ErrExists if a room of that
+	// service and name is stored (nothing changes).
+	ImportRoom(ctx context.Context, r StoredRoom) error
+	// ImportRoomArchive adds msgs to the stored room's archive as
+	// ImportArchive adds an account's; ErrNotFound if the room is not
+	// stored.
+	ImportRoomArchive(ctx context.Context, service, room string, msgs []ArchivedMessage) error
 }
 
 // TransferReport counts what Transfer moved.
@@ -63,6 +76,10 @@ type TransferReport struct {
 	Offline            int
 	UserData           int
 	Archived           int
+	// Rooms were created; RoomsExisting were there already (their
+	// archive was completed); RoomArchived counts their messages copied.
+	Rooms, RoomsExisting int
+	RoomArchived         int
 }
 
 // transferPage is how many archived messages move at once.
@@ -132,22 +149,65 @@ func Transfer(ctx context.Context, from Store, to Store, progress func(TransferR
 			progress(r)
 		}
 	}
+	rooms, err := ex.ExportRooms(ctx)
+	if err != nil {
+		return r, err
+	}
+	for _, room := range rooms {
+		switch err := im.ImportRoom(ctx, room); {
+		case errors.Is(err, ErrExists):
+			r.RoomsExisting++
+		case err != nil:
+			return r, fmt.Errorf("storage: transfer room %q of %q: %w", room.Name, room.Service, err)
+		default:
+			r.Rooms++
+		}
+		n, err := transferPages(ctx, func(q ArchiveQuery) ([]ArchivedMessage, bool, error) {
+			return from.QueryRoomArchive(ctx, room.Service, room.Name, q)
+		}, func(msgs []ArchivedMessage) error {
+			return im.ImportRoomArchive(ctx, room.Service, room.Name, msgs)
+		})
+		r.RoomArchived += n
+		if err != nil {
+			return r, fmt.Errorf("storage: transfer the archive of room %q of %q: %w", room.Name, room.Service, err)
+		}
+	}
+	if progress != nil && len(rooms) > 0 {
+		progress(r)
+	}
 	return r, nil
 }
 
 // transferArchive copies one account's archive, page by page, oldest
 // first.
 func transferArchive(ctx context.Context, from Store, to Importer, username string) (int, error) {
+	n, err := transferPages(ctx, func(q ArchiveQuery) ([]ArchivedMessage, bool, error) {
+		return from.QueryArchive(ctx, username, q)
+	}, func(msgs []ArchivedMessage) error {
+		return to.ImportArchive(ctx, username, msgs)
+	})
+	if err != nil {
+		return n, fmt.Errorf("storage: transfer the archive of %q: %w", username, err)
+	}
+	return n, nil
+}
+
+// transferPages copies an archive page by page, oldest first: query reads
+// a page, put writes it.
+func transferPages(ctx context.Context, query func(ArchiveQuery) ([]ArchivedMessage, bool, error), put func([]ArchivedMessage) error) (int, error) {
 	n := 0
 	after := ""
 	for {
-		page, complete, err := from.QueryArchive(ctx, username, ArchiveQuery{AfterID: after, Max: transferPage})
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		page, complete, err := query(ArchiveQuery{AfterID: after, Max: transferPage})
 		if err != nil {
-			return n, fmt.Errorf("storage: transfer the archive of %q: %w", username, err)
+			return n, err
 		}
 		if len(page) > 0 {
-			if err := to.ImportArchive(ctx, username, page); err != nil {
-				return n, fmt.Errorf("storage: transfer the archive of %q: %w", username, err)
+			if err := put(page); err != nil {
+				return n, err
 			}
 			n += len(page)
 			after = page[len(page)-1].ID

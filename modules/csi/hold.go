@@ -213,7 +213,7 @@ func release(e entry, domain string) *wire.Element {
 	if domain != "" {
 		attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "from"}, Value: domain})
 	}
-	attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "stamp"}, Value: e.since.UTC().Format("2006-01-02T15:04:05.000Z")})
+	attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "stamp"}, Value: modules.Stamp(e.since)})
 	delay := xml.StartElement{Name: xml.Name{Space: nsDelay, Local: "delay"}, Attr: attrs}
 	inner := make([]xml.Token, 0, len(e.el.Inner)+2)
 	inner = append(inner, e.el.Inner...)

@@ -44,11 +44,16 @@ import (
 	"github.com/adhocd/adhocd/wire"
 )
 
-// Namespaces of the archive and what it rides on.
+// Namespaces of the archive and what it rides on; NS, NSExtended and
+// NSStanzaID for other archives too (modules/muc's rooms).
 const (
-	nsMAM     = "urn:xmpp:mam:2"
-	nsMAMExt  = "urn:xmpp:mam:2#extended"
-	nsSID     = "urn:xmpp:sid:0"
+	NS         = "urn:xmpp:mam:2"
+	NSExtended = "urn:xmpp:mam:2#extended"
+	NSStanzaID = "urn:xmpp:sid:0"
+
+	nsMAM     = NS
+	nsMAMExt  = NSExtended
+	nsSID     = NSStanzaID
 	nsRSM     = "http://jabber.org/protocol/rsm"
 	nsForward = "urn:xmpp:forward:0"
 	nsDelay   = "urn:xmpp:delay"
@@ -143,7 +148,7 @@ func (m *Module) HandleIQ(ctx context.Context, iq modules.IQ) (xml.TokenReader, 
 	}
 	switch {
 	case iq.Payload.Name.Local == "query" && iq.Type == stanza.GetIQ:
-		return modules.Tokens(queryForm()), nil
+		return modules.Tokens(QueryForm()), nil
 	case iq.Payload.Name.Local == "query":
 		return m.query(ctx, iq)
 	case iq.Type == stanza.GetIQ:

@@ -15,6 +15,11 @@ import (
 	"github.com/adhocd/adhocd/wire"
 )
 
+// The query's form, its parsing, its results and its <fin/> serve every
+// archive that speaks this protocol: an account's (this package's query)
+// and a group chat room's (modules/muc), so that both read a query and
+// page alike.
+
 // queryFields are the fields of the query form (XEP-0313 §5.1, and the
 // extended ones of §4.1.2).
 var queryFields = []struct{ v, typ string }{
@@ -22,8 +27,9 @@ var queryFields = []struct{ v, typ string }{
 	{"before-id", "text-single"}, {"after-id", "text-single"}, {"ids", "text-multi"},
 }
 
-// queryForm is the answer to a query get: the form the queries submit.
-func queryForm() []xml.Token {
+// QueryForm is the answer to a query get (XEP-0313 §5.1): the <query/>
+// with the form the queries submit.
+func QueryForm() []xml.Token {
 	q := xml.StartElement{Name: xml.Name{Space: nsMAM, Local: "query"}}
 	x := xml.StartElement{Name: xml.Name{Space: nsXData, Local: "x"}, Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: "form"}}}
 	toks := []xml.Token{q, x}
@@ -47,8 +53,11 @@ func badRequest(text string) error {
 	return stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: map[string]string{"en": text}}
 }
 
-// parseQuery reads a query's form and result set into a storage query.
-func parseQuery(q *wire.Element, maxPage int) (storage.ArchiveQuery, error) {
+// ParseQuery reads a query's form and result set (XEP-0313 §4, XEP-0059)
+// into a storage query of at most maxPage messages; what it cannot take is
+// the stanza error to answer (bad-request, jid-malformed,
+// feature-not-implemented for paging by index).
+func ParseQuery(q *wire.Element, maxPage int) (storage.ArchiveQuery, error) {
 	aq := storage.ArchiveQuery{Max: maxPage}
 	if x := q.Sub(xml.Name{Space: nsXData, Local: "x"}); x != nil {
 		for _, f := range x.Children(xml.Name{Space: nsXData, Local: "field"}) {
@@ -130,22 +139,35 @@ func parseTime(s string) (time.Time, error) {
 // <result/>, written before the IQ result, which carries the <fin/>.
 func (m *Module) query(ctx context.Context, iq modules.IQ) (xml.TokenReader, error) {
 	q := &wire.Element{Start: iq.Payload, Inner: iq.Inner}
-	aq, err := parseQuery(q, m.h.Config().Limits.MAM.MaxPage)
+	aq, err := ParseQuery(q, m.h.Config().Limits.MAM.MaxPage)
 	if err != nil {
 		return nil, err
 	}
 	m.queries.Add(ctx, 1)
 	msgs, complete, err := m.store.QueryArchive(ctx, iq.From.Localpart(), aq)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound, Text: map[string]string{"en": "no such message in the archive"}}
-	}
 	if err != nil {
-		return nil, err
+		return nil, QueryError(err)
 	}
 	queryID := q.Attr("queryid")
 	for _, a := range msgs {
-		iq.Session.Reply(resultMessage(iq.From, queryID, a))
+		iq.Session.Reply(ResultMessage(jid.JID{}, iq.From, queryID, a))
 	}
+	return modules.Tokens(Fin(msgs, complete)), nil
+}
+
+// QueryError is the answer to a query the archive failed: item-not-found
+// for an id it does not hold (storage.ErrNotFound, XEP-0313 §4.1.2), err
+// itself otherwise.
+func QueryError(err error) error {
+	if errors.Is(err, storage.ErrNotFound) {
+		return stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound, Text: map[string]string{"en": "no such message in the archive"}}
+	}
+	return err
+}
+
+// Fin is the <fin/> that ends the answer to a query (XEP-0313 §4.3): its
+// complete flag, and the result set's first and last ids.
+func Fin(msgs []storage.ArchivedMessage, complete bool) []xml.Token {
 	fin := xml.StartElement{Name: xml.Name{Space: nsMAM, Local: "fin"}}
 	if complete {
 		fin.Attr = []xml.Attr{{Name: xml.Name{Local: "complete"}, Value: "true"}}
@@ -157,22 +179,26 @@ func (m *Module) query(ctx context.Context, iq modules.IQ) (xml.TokenReader, err
 		last := xml.StartElement{Name: xml.Name{Space: nsRSM, Local: "last"}}
 		toks = append(toks, first, xml.CharData(msgs[0].ID), first.End(), last, xml.CharData(msgs[len(msgs)-1].ID), last.End())
 	}
-	return modules.Tokens(append(toks, set.End(), fin.End())), nil
+	return append(toks, set.End(), fin.End())
 }
 
-// resultMessage is one archived message as a query's result (XEP-0313
-// §4.2): forwarded with the archive's stamp, to the requesting session.
-func resultMessage(to jid.JID, queryID string, a storage.ArchivedMessage) *wire.Element {
+// ResultMessage is one archived message as a query's result (XEP-0313
+// §4.2): forwarded with the archive's stamp, from the archive (from; none
+// for an account's own, which its server sends) to the requesting session.
+func ResultMessage(from, to jid.JID, queryID string, a storage.ArchivedMessage) *wire.Element {
 	res := xml.StartElement{Name: xml.Name{Space: nsMAM, Local: "result"}, Attr: []xml.Attr{{Name: xml.Name{Local: "id"}, Value: a.ID}}}
 	if queryID != "" {
 		res.Attr = append(res.Attr, xml.Attr{Name: xml.Name{Local: "queryid"}, Value: queryID})
 	}
 	fwd := xml.StartElement{Name: xml.Name{Space: nsForward, Local: "forwarded"}}
-	delay := xml.StartElement{Name: xml.Name{Space: nsDelay, Local: "delay"}, Attr: []xml.Attr{{Name: xml.Name{Local: "stamp"}, Value: a.Stamp.UTC().Format(time.RFC3339)}}}
+	delay := xml.StartElement{Name: xml.Name{Space: nsDelay, Local: "delay"}, Attr: []xml.Attr{{Name: xml.Name{Local: "stamp"}, Value: modules.Stamp(a.Stamp)}}}
 	inner := []xml.Token{res, fwd, delay, delay.End()}
 	inner = append(inner, wire.Parse(a.XML)...)
 	inner = append(inner, fwd.End(), res.End())
 	el := &wire.Element{Start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "message"}}, Inner: inner}
+	if f := from.String(); f != "" {
+		el.SetAttr("from", f)
+	}
 	el.SetAttr("to", to.String())
 	el.SetAttr("id", a.ID)
 	return el

@@ -99,6 +99,11 @@ type change struct {
 func (m *Module) adminSet(ctx context.Context, r *room, from jid.JID, items []*wire.Element) error {
 	actor := r.occupantOf(from)
 	actorAff := r.affiliation(from.Bare().String())
+	if from.Equal(m.domain) {
+		// The service itself (a server administrator's command,
+		// commands.go) acts as an owner.
+		actorAff = Owner
+	}
 	actorRole := RoleNone
 	actorNick := ""
 	if actor != nil {
@@ -158,8 +163,18 @@ func (m *Module) adminSet(ctx context.Context, r *room, from jid.JID, items []*w
 	if len(affs) > m.opts.MaxAffiliations && len(affs) > len(r.Affiliations) {
 		return errorOf(stanza.Wait, stanza.ResourceConstraint, "the room has too many affiliations")
 	}
-	if slices.ContainsFunc(changes, func(c change) bool { return c.aff != "" }) && !slices.Contains(slices.Collect(maps.Values(affs)), Owner) {
+	affChange := slices.ContainsFunc(changes, func(c change) bool { return c.aff != "" })
+	if affChange && !slices.Contains(slices.Collect(maps.Values(affs)), Owner) {
 		return errorOf(stanza.Cancel, stanza.Conflict, "the room's last owner cannot give up ownership")
+	}
+	if affChange {
+		// The affiliations as they will be are stored first: changes the
+		// store refuses are not made.
+		next := r.State
+		next.Affiliations = affs
+		if err := m.save(ctx, r, next); err != nil {
+			return err
+		}
 	}
 	for _, c := range changes {
 		if c.role != "" {

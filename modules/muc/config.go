@@ -27,6 +27,8 @@ type field struct {
 	options       func(m *Module) []string
 	get           func(c *Config) string
 	set           func(m *Module, c *Config, v string) error
+	// show, when set, tells whether the form has the field.
+	show func(m *Module) bool
 }
 
 func boolField(v, label string, p func(c *Config) *bool) field {
@@ -118,6 +120,15 @@ var fields = []field{
 			return nil
 		}},
 	choiceField("muc#roomconfig_allowpm", "Who may send private messages", []string{PMAnyone, PMParticipants, PMModerators, PMNone}, func(c *Config) *string { return &c.AllowPM }),
+	withShow(boolField("muc#roomconfig_enablearchiving", "Archive the messages of the persistent room (XEP-0313)", func(c *Config) *bool { return &c.Archive }),
+		(*Module).archives),
+}
+
+// withShow is f shown in the form only when show says so; submitted, it is
+// taken all the same (and has no effect).
+func withShow(f field, show func(*Module) bool) field {
+	f.show = show
+	return f
 }
 
 // fieldAliases are other names clients send for a field (Prosody's).
@@ -143,6 +154,9 @@ func (m *Module) configForm(r *room) node {
 		formField("FORM_TYPE", "hidden", "", nil, nsRoomConfig),
 	)
 	for _, f := range fields {
+		if f.show != nil && !f.show(m) {
+			continue
+		}
 		var opts []string
 		if f.options != nil {
 			opts = f.options(m)
@@ -217,8 +231,7 @@ func (m *Module) ownerIQ(ctx context.Context, r *room, from jid.JID, typ string,
 		return []node{elem(nsOwner, "query").add(m.configForm(r))}, nil
 	}
 	if d := q.Sub(xml.Name{Space: nsOwner, Local: "destroy"}); d != nil {
-		m.destroyRoom(ctx, r, d)
-		return nil, nil
+		return nil, m.destroyRoom(ctx, r, d)
 	}
 	x := q.Sub(xml.Name{Space: nsXData, Local: "x"})
 	if x == nil {
@@ -229,7 +242,7 @@ func (m *Module) ownerIQ(ctx context.Context, r *room, from jid.JID, typ string,
 		if r.Locked {
 			// The initial configuration cancelled: the new room goes
 			// (XEP-0045 §10.1.3).
-			m.destroyRoom(ctx, r, nil)
+			return nil, m.destroyRoom(ctx, r, nil)
 		}
 		return nil, nil
 	case "submit":
@@ -240,6 +253,14 @@ func (m *Module) ownerIQ(ctx context.Context, r *room, from jid.JID, typ string,
 	if err != nil {
 		return nil, err
 	}
+	// Stored first (or removed from the store, made temporary): a
+	// configuration the store refuses is not taken.
+	next := r.State
+	next.Config, next.Locked = c, false
+	if err := m.save(ctx, r, next); err != nil {
+		return nil, err
+	}
+	m.loadHistory(ctx, r)
 	old := r.Config
 	r.Config = c
 	wasLocked := r.Locked
@@ -276,8 +297,13 @@ func (m *Module) ownerIQ(ctx context.Context, r *room, from jid.JID, typ string,
 
 // destroyRoom removes every occupant, each told with an unavailable
 // presence carrying the <destroy/> of the request (its reason and
-// alternate venue, XEP-0045 §10.9), and ends the room.
-func (m *Module) destroyRoom(ctx context.Context, r *room, req *wire.Element) {
+// alternate venue, XEP-0045 §10.9), and ends the room. A stored room is
+// removed from the store (its archive with it) first; when the store
+// refuses, nothing changes and the error is the requester's answer.
+func (m *Module) destroyRoom(ctx context.Context, r *room, req *wire.Element) error {
+	if err := m.forget(ctx, r); err != nil {
+		return err
+	}
 	var d *node
 	if req != nil {
 		n := elem(nsUser, "destroy", "jid", req.Attr("jid"))
@@ -296,4 +322,5 @@ func (m *Module) destroyRoom(ctx context.Context, r *room, req *wire.Element) {
 		r.removeOccupant(o.nick)
 	}
 	m.destroy(r)
+	return nil
 }

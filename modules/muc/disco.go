@@ -2,6 +2,7 @@ package muc
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/modules"
 )
 
@@ -28,13 +30,33 @@ func (m *Module) DiscoItems(_ context.Context, _ jid.JID, node string) ([]items.
 	return []items.Item{{JID: m.domain, Name: m.opts.Name}}, nil
 }
 
-// serviceFeatures are the features of the service's JID.
-var serviceFeatures = []string{nsDiscoInfo, nsDiscoItems, nsMUC, nsOccupantID, nsPing, nsSelfPing, nsStableID}
+// serviceFeatures are the features of the service's JID; the
+// administration commands (commands.go) are XEP-0050 commands on it.
+var serviceFeatures = []string{adhoc.NS, nsDiscoInfo, nsDiscoItems, nsMUC, nsOccupantID, nsPing, nsSelfPing, nsStableID}
 
-// serviceInfo is disco#info of the service (XEP-0045 §6.2).
-func (m *Module) serviceInfo(discoNode string) ([]node, error) {
+// serviceInfo is disco#info of the service (XEP-0045 §6.2), or of one of
+// its command nodes for requester (XEP-0050 §2.3, §2.4; forbidden for one
+// who may not run the command).
+func (m *Module) serviceInfo(ctx context.Context, requester jid.JID, discoNode string) ([]node, error) {
 	if discoNode != "" {
-		return nil, errorOf(stanza.Cancel, stanza.ItemNotFound, "")
+		ids, feats, ok, err := m.h.Commands().Info(ctx, m.domain, requester, discoNode, "")
+		var ae adhoc.Error
+		switch {
+		case !ok:
+			return nil, errorOf(stanza.Cancel, stanza.ItemNotFound, "")
+		case errors.As(err, &ae):
+			return nil, ae.Stanza
+		case err != nil:
+			return nil, err
+		}
+		q := elem(nsDiscoInfo, "query", "node", discoNode)
+		for _, id := range ids {
+			q = q.add(elem(nsDiscoInfo, "identity", "category", id.Category, "type", id.Type, "name", id.Name))
+		}
+		for _, f := range feats {
+			q = q.add(elem(nsDiscoInfo, "feature", "var", f))
+		}
+		return []node{q}, nil
 	}
 	q := elem(nsDiscoInfo, "query").add(elem(nsDiscoInfo, "identity", "category", "conference", "type", "text", "name", m.opts.Name))
 	for _, f := range serviceFeatures {
@@ -43,21 +65,35 @@ func (m *Module) serviceInfo(discoNode string) ([]node, error) {
 	return []node{q}, nil
 }
 
-// serviceItems lists the public rooms (XEP-0045 §6.3): not hidden, not
-// locked, by name.
-func (m *Module) serviceItems(discoNode string) ([]node, error) {
-	if discoNode != "" {
-		return nil, errorOf(stanza.Cancel, stanza.ItemNotFound, "")
-	}
+// allRooms is every room of the service, unlocked, in no order.
+func (m *Module) allRooms() []*room {
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	rooms := make([]*room, 0, len(m.rooms))
 	for _, r := range m.rooms {
 		rooms = append(rooms, r)
 	}
-	m.mu.Unlock()
+	return rooms
+}
+
+// serviceItems lists the public rooms (XEP-0045 §6.3): not hidden, not
+// locked, by JID; on the commands node, the commands requester may run
+// (XEP-0050 §2.2).
+func (m *Module) serviceItems(ctx context.Context, requester jid.JID, discoNode string) ([]node, error) {
+	switch discoNode {
+	case "":
+	case adhoc.NS:
+		q := elem(nsDiscoItems, "query", "node", discoNode)
+		for _, it := range m.h.Commands().Items(ctx, m.domain, requester, "") {
+			q = q.add(elem(nsDiscoItems, "item", "jid", it.JID.String(), "node", it.Node, "name", it.Name))
+		}
+		return []node{q}, nil
+	default:
+		return nil, errorOf(stanza.Cancel, stanza.ItemNotFound, "")
+	}
 	type listed struct{ jid, name string }
 	var out []listed
-	for _, r := range rooms {
+	for _, r := range m.allRooms() {
 		r.mu.Lock()
 		if !r.gone && !r.Locked && r.Config.Public {
 			out = append(out, listed{r.jid.String(), r.title()})
@@ -88,7 +124,7 @@ func (r *room) features() []string {
 		}
 		return no
 	}
-	return []string{
+	return append([]string{
 		nsDiscoInfo, nsMUC, nsOccupantID, nsSelfPing, nsStableID,
 		pick(r.Config.Public, "muc_public", "muc_hidden"),
 		pick(r.Config.MembersOnly, "muc_membersonly", "muc_open"),
@@ -96,7 +132,7 @@ func (r *room) features() []string {
 		pick(r.Config.Persistent, "muc_persistent", "muc_temporary"),
 		pick(r.nonAnonymous(), "muc_nonanonymous", "muc_semianonymous"),
 		pick(r.Config.Password != "", "muc_passwordprotected", "muc_unsecured"),
-	}
+	}, r.archiveFeatures()...) // archive.go
 }
 
 // roomInfo is disco#info of a room: its identity, features and the

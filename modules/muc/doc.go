@@ -48,28 +48,65 @@
 //     on a higher affiliation, admins and owners keep their roles, admins
 //     manage members and outcasts, owners every affiliation, and the last
 //     owner stays (conflict).
-//   - XEP-0410 self-ping (iq.go): a ping to one's own room JID is answered
-//     by the room while the session is in it under that nickname, and
-//     not-acceptable otherwise. Other requests to occupants are not
-//     forwarded (feature-not-implemented).
+//   - requests to occupants (forward.go): the XEP-0410 self-ping to one's
+//     own room JID is answered by the room while the session is in it
+//     under that nickname, and not-acceptable otherwise; other requests go,
+//     as Prosody passes them, to the occupant's latest session from the
+//     sender's room JID under an id of the room's, and the answer (from that
+//     session only) back from the room JID asked; a vCard or PEP request
+//     goes to the user's bare JID. At most 20 per user and 1000 in all wait,
+//     each 30 s (then recipient-unavailable).
+//   - administration (commands.go): XEP-0050 commands on the service's JID
+//     for the server's administrators (list-rooms, destroy-room,
+//     set-affiliation, as an owner), run by the server's provider; see
+//     docs/admin-commands.md.
 //   - XEP-0421 occupant ids in every presence and message from an occupant:
-//     an HMAC of the room and the user's bare JID with a random key of the
-//     module's, stable per room and user while the module runs, unguessable
-//     outside; ids a client put in its stanzas are removed.
+//     an HMAC of the room and the user's bare JID with a random key the
+//     service makes once and keeps in the store's settings, stable per room
+//     and user across restarts, unguessable outside; ids a client put in its
+//     stanzas are removed.
+//   - persistent rooms (persist.go): a persistent room is in the store
+//     (storage.Rooms, both backends) with its configuration, affiliations
+//     and subject, written when a change is decided and before anyone sees
+//     it; a change the store refuses is not made (resource-constraint on a
+//     full disk, internal-server-error otherwise). At start the stored
+//     rooms come back, without occupants; a temporary room does not, and a
+//     destroyed room, or one made temporary, leaves the store.
+//   - XEP-0313 archives of rooms (archive.go): a persistent room with
+//     muc#roomconfig_enablearchiving (on by default, as Prosody) archives
+//     its groupchat messages with a body and its subject changes
+//     (storage.RoomArchive), each relayed with a XEP-0359 stanza id by the
+//     room; queries on the room's JID, read and answered by modules/mam's
+//     code (form, with an occupant's room JID, start, end, before-id,
+//     after-id, ids, result set paging, fin), by who may enter (members in
+//     a members-only room, never outcasts), real JIDs shown to who may see
+//     them. The join history of a stored room comes back from its archive
+//     after a restart.
+//   - XEP-0425 moderation (moderate.go, version 0.3,
+//     urn:xmpp:message-moderate:1 with urn:xmpp:message-retract:1; the 0.2
+//     form, urn:xmpp:message-moderate:0 in a XEP-0422 <apply-to/>, which
+//     the clients of Debian 12 send, is accepted and answered too): a
+//     moderator retracts a message by its stanza id; every occupant is
+//     told, the archive keeps a tombstone in its place, the history drops
+//     it. forbidden for others, item-not-found for an unknown id.
 //
-// Bounds (Options): rooms of the service and per creating user, occupants
-// per room (a room's maxusers is within it; owners and admins enter a full
-// room up to the service's bound, as §7.2.9 asks), sessions per nickname,
+// Bounds (Options): rooms of the service and per creating user (stored
+// rooms among them), occupants per room (a room's maxusers is within it;
+// owners and admins enter a full room up to the service's bound, as
+// §7.2.9 asks), sessions per nickname,
 // history length, subject and message size, affiliations per room, items
-// of an admin request. A room past a bound is refused with
+// of an admin request, messages of a room's archive and how long they are
+// kept (expired in the background). A room past a bound is refused with
 // resource-constraint (service-wide) or not-allowed (per user, §10.1.1); a
 // subject or message too long with policy-violation (RFC 6120 §8.3.3.12:
 // a local policy, here a size), with a text giving the limit.
 //
-// Rooms are in memory: a persistent room outlives its occupants but not the
-// server. What a room is apart from its occupants is State, a struct of
-// exported fields with JSON tags, for a store to keep later; the occupant
-// id key would then have to be kept too.
+// What a room is apart from its occupants is State, a struct of exported
+// fields with JSON tags: the store keeps it as that JSON, which the store
+// does not read (a field added here needs no migration). Rooms across the
+// replicas of a cluster are not shared: each replica loads the stored
+// rooms at its start and then goes its own way (disable the service in a
+// cluster).
 //
 // Concurrency: the module's map of rooms has a mutex, and each room one that
 // covers its changes and the stanzas they send, so that every occupant sees

@@ -2,15 +2,17 @@ package muc
 
 import (
 	"context"
+	"encoding/xml"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/wire"
 )
 
-// handleIQ answers an IQ get or set to the service, a room or an occupant;
-// an error it returns is the answer.
+// handleIQ answers an IQ get or set to the service or a room, or forwards
+// one to an occupant (forward.go); an error it returns is the answer.
 func (m *Module) handleIQ(ctx context.Context, from jid.JID, el *wire.Element, to jid.JID) error {
 	name, n := el.Payload()
 	if n != 1 {
@@ -22,11 +24,11 @@ func (m *Module) handleIQ(ctx context.Context, from jid.JID, el *wire.Element, t
 	var err error
 	switch {
 	case to.Localpart() == "":
-		res, err = m.serviceIQ(typ, q)
+		res, err = m.serviceIQ(ctx, from, el, q)
 	case to.Resourcepart() == "":
 		res, err = m.roomIQ(ctx, from, typ, q, to)
 	default:
-		res, err = m.occupantIQ(from, typ, q, to)
+		return m.occupantIQ(ctx, from, el, q, to)
 	}
 	if err != nil {
 		return err
@@ -40,14 +42,18 @@ func (m *Module) handleIQ(ctx context.Context, from jid.JID, el *wire.Element, t
 // (RFC 6120 §8.4).
 var unsupported = errorOf(stanza.Cancel, stanza.ServiceUnavailable, "")
 
-// serviceIQ answers disco and ping of the service's JID.
-func (m *Module) serviceIQ(typ string, q *wire.Element) ([]node, error) {
-	switch {
-	case typ == "get" && q.Start.Name.Space == nsDiscoInfo && q.Start.Name.Local == "query":
-		return m.serviceInfo(q.Attr("node"))
-	case typ == "get" && q.Start.Name.Space == nsDiscoItems && q.Start.Name.Local == "query":
-		return m.serviceItems(q.Attr("node"))
-	case typ == "get" && q.Start.Name.Space == nsPing && q.Start.Name.Local == "ping":
+// serviceIQ answers disco, ping and the administration commands
+// (commands.go) of the service's JID.
+func (m *Module) serviceIQ(ctx context.Context, from jid.JID, el, q *wire.Element) ([]node, error) {
+	typ := el.Attr("type")
+	switch name := q.Start.Name; {
+	case name == xml.Name{Space: adhoc.NS, Local: "command"}:
+		return m.commandsIQ(ctx, from, el, q)
+	case typ == "get" && name == xml.Name{Space: nsDiscoInfo, Local: "query"}:
+		return m.serviceInfo(ctx, from, q.Attr("node"))
+	case typ == "get" && name == xml.Name{Space: nsDiscoItems, Local: "query"}:
+		return m.serviceItems(ctx, from, q.Attr("node"))
+	case typ == "get" && name == xml.Name{Space: nsPing, Local: "ping"}:
 		return nil, nil
 	}
 	return nil, unsupported
@@ -66,6 +72,8 @@ func (m *Module) roomIQ(ctx context.Context, from jid.JID, typ string, q *wire.E
 	}
 	name := q.Start.Name
 	switch {
+	case name.Space == nsMAM || isModeration(name):
+		return m.archiveIQ(ctx, r, from, typ, q) // archive.go, moderate.go
 	case name.Local != "query" && !(name.Space == nsPing && name.Local == "ping"):
 	case name.Space == nsDiscoInfo && typ == "get":
 		return m.roomInfo(r, q.Attr("node"))
@@ -79,30 +87,4 @@ func (m *Module) roomIQ(ctx context.Context, from jid.JID, typ string, q *wire.E
 		return nil, nil
 	}
 	return nil, unsupported
-}
-
-// occupantIQ answers requests to an occupant's room JID: the XEP-0410
-// self-ping, which the room answers itself for a session that is in the
-// room under that nickname (not-acceptable otherwise, which tells the
-// client to join again). Other requests are not forwarded to occupants.
-func (m *Module) occupantIQ(from jid.JID, typ string, q *wire.Element, to jid.JID) ([]node, error) {
-	r := m.lookup(to.Localpart())
-	if r == nil {
-		return nil, notOccupant
-	}
-	defer r.mu.Unlock()
-	o := r.occupantOf(from)
-	if o == nil {
-		return nil, notOccupant
-	}
-	if typ == "get" && q.Start.Name.Space == nsPing && q.Start.Name.Local == "ping" {
-		if o.nick != to.Resourcepart() {
-			return nil, notOccupant
-		}
-		return nil, nil
-	}
-	if r.occupants[to.Resourcepart()] == nil {
-		return nil, errorOf(stanza.Cancel, stanza.ItemNotFound, "no occupant has that nickname")
-	}
-	return nil, errorOf(stanza.Cancel, stanza.FeatureNotImplemented, "the room does not forward requests to occupants")
 }

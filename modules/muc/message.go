@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
+	"maps"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -49,11 +50,12 @@ func (m *Module) handleMessage(ctx context.Context, from jid.JID, el *wire.Eleme
 // notOccupant is the answer to a message or IQ from someone not in the room.
 var notOccupant = errorOf(stanza.Modify, stanza.NotAcceptable, "you are not in this room")
 
-// payloadOf is what the room relays of el: its children without the MUC
-// payloads and occupant ids the sender put in, within maxBytes (as XML),
-// and that text (for the history).
-func (m *Module) payloadOf(el *wire.Element) ([]xml.Token, string, error) {
-	payload := without(el.Inner, mucChild)
+// payloadOf is what r relays of el: its children without the MUC
+// payloads, occupant ids and stanza ids by r that the sender put in,
+// within maxBytes (as XML), and that text (for the history).
+func (m *Module) payloadOf(r *room, el *wire.Element) ([]xml.Token, string, error) {
+	own := ownStanzaID(r)
+	payload := withoutElems(el.Inner, func(st xml.StartElement) bool { return mucChild(st.Name) || own(st) })
 	text := wire.Serialize(payload, m.opts.MaxMessageBytes)
 	if text == "" && len(payload) > 0 {
 		return nil, "", errorOf(stanza.Modify, stanza.PolicyViolation,
@@ -64,7 +66,9 @@ func (m *Module) payloadOf(el *wire.Element) ([]xml.Token, string, error) {
 
 // groupchat relays an occupant's message to every occupant (XEP-0045
 // §7.4), and keeps it in the history when it has a body. A message with a
-// subject and no body changes the subject (§8.1).
+// subject and no body changes the subject (§8.1), stored first in a
+// persistent room. Both go into the room's archive when it keeps one, and
+// out with their stanza id (archive.go).
 func (m *Module) groupchat(ctx context.Context, r *room, o *occupant, el *wire.Element) error {
 	if o == nil {
 		return notOccupant
@@ -80,14 +84,32 @@ func (m *Module) groupchat(ctx context.Context, r *room, o *occupant, el *wire.E
 		return errorOf(stanza.Modify, stanza.PolicyViolation,
 			fmt.Sprintf("the subject is longer than the limit of %d bytes", m.opts.MaxSubjectBytes))
 	}
-	payload, text, err := m.payloadOf(el)
+	payload, text, err := m.payloadOf(r, el)
 	if err != nil {
 		return err
 	}
+	if isSubject {
+		// The new subject is stored before anyone sees it.
+		next := r.State
+		next.Subject, next.SubjectBy = subject, o.nick
+		if err := m.save(ctx, r, next); err != nil {
+			return err
+		}
+	}
+	hasBody := el.Sub(bodyName) != nil
 	oid := elem(nsOccupantID, "occupant-id", "id", o.id)
 	msg := stanzaOf("message", occupantJID(r, o.nick), "", "groupchat", el.Attr("id"))
 	msg.raw = payload
 	msg = msg.add(oid)
+	sid := ""
+	if isSubject || hasBody {
+		sid = m.archive(ctx, r, o, msg)
+	}
+	extra := oid.tokens(nil)
+	if sid != "" {
+		msg = msg.add(stanzaID(r, sid))
+		extra = stanzaID(r, sid).tokens(extra)
+	}
 	for _, v := range r.list() {
 		for _, s := range v.sessions {
 			m.sendTo(ctx, msg, s.jid)
@@ -96,20 +118,22 @@ func (m *Module) groupchat(ctx context.Context, r *room, o *occupant, el *wire.E
 	switch {
 	case isSubject:
 		r.Subject, r.SubjectBy = subject, o.nick
-	case el.Sub(bodyName) != nil:
-		m.keep(r, o.nick, el.Attr("id"), text+wire.Serialize(oid.tokens(nil), 1024))
+	case hasBody:
+		m.keep(ctx, r, HistoryEntry{Nick: o.nick, ID: el.Attr("id"), StanzaID: sid, Payload: text + wire.Serialize(extra, 2048)})
 	}
 	return nil
 }
 
-// keep adds a message to the history, within the room's length.
-func (m *Module) keep(r *room, nick, id, payload string) {
+// keep adds e, stamped now, to the history, within the room's length.
+func (m *Module) keep(ctx context.Context, r *room, e HistoryEntry) {
+	m.loadHistory(ctx, r)
 	n := r.maxHistory(m.opts.HistoryLength)
 	if n == 0 {
 		r.History = nil
 		return
 	}
-	r.History = append(r.History, HistoryEntry{Nick: nick, Stamp: m.now(), Payload: payload, ID: id})
+	e.Stamp = m.now()
+	r.History = append(r.History, e)
 	if over := len(r.History) - n; over > 0 {
 		r.History = append(r.History[:0:0], r.History[over:]...)
 	}
@@ -140,7 +164,7 @@ func (m *Module) private(ctx context.Context, r *room, o *occupant, el *wire.Ele
 	if !allowed {
 		return errorOf(stanza.Auth, stanza.Forbidden, "private messages are not allowed in this room")
 	}
-	payload, _, err := m.payloadOf(el)
+	payload, _, err := m.payloadOf(r, el)
 	if err != nil {
 		return err
 	}
@@ -171,6 +195,12 @@ func (m *Module) invite(ctx context.Context, r *room, o *occupant, from jid.JID,
 		if a := r.affiliation(invitee.String()); a.rank() < Member.rank() {
 			if len(r.Affiliations) >= m.opts.MaxAffiliations {
 				return errorOf(stanza.Wait, stanza.ResourceConstraint, "the room has too many affiliations")
+			}
+			next := r.State
+			next.Affiliations = maps.Clone(r.Affiliations)
+			next.Affiliations[invitee.String()] = Member
+			if err := m.save(ctx, r, next); err != nil {
+				return err
 			}
 			r.setAffiliation(invitee.String(), Member)
 		}

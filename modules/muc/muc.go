@@ -2,7 +2,6 @@ package muc
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/xml"
 	"fmt"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/modules"
+	"github.com/adhocd/adhocd/storage"
 	"github.com/adhocd/adhocd/wire"
 )
 
@@ -47,6 +47,13 @@ type Options struct {
 	// outcasts) of one room (default 1000): one more is refused with
 	// resource-constraint.
 	MaxAffiliations int
+	// ArchiveMaxMessages bounds the messages a persistent room's archive
+	// keeps (default 10000), the oldest going first; negative: no room is
+	// archived (archive.go).
+	ArchiveMaxMessages int
+	// ArchiveRetention is how long an archived message is kept; zero
+	// keeps it until ArchiveMaxMessages pushes it out.
+	ArchiveRetention time.Duration
 }
 
 // Defaults of Options.
@@ -59,6 +66,7 @@ const (
 	defaultMaxSubject      = 1024
 	defaultMaxMessage      = 16 << 10
 	defaultMaxAffiliations = 1000
+	defaultArchiveMessages = 10000
 	// maxSessions bounds the sessions that share one nickname.
 	maxSessions = 10
 )
@@ -82,6 +90,9 @@ func (o *Options) setDefaults(server string) {
 	def(&o.MaxSubjectBytes, defaultMaxSubject)
 	def(&o.MaxMessageBytes, defaultMaxMessage)
 	def(&o.MaxAffiliations, defaultMaxAffiliations)
+	if o.ArchiveMaxMessages == 0 {
+		o.ArchiveMaxMessages = defaultArchiveMessages
+	}
 }
 
 // Module is the group chat service on the module API: a DomainHandler
@@ -99,6 +110,11 @@ type Module struct {
 	key []byte
 	// now is the clock (history stamps).
 	now func() time.Time
+	// store keeps the persistent rooms and their archives (persist.go,
+	// archive.go); stop and done end the archive's expiry.
+	store storage.Store
+	stop  context.CancelFunc
+	done  sync.WaitGroup
 
 	// mu guards rooms and created. Lock order: a room's lock, then mu;
 	// mu is never held while waiting for a room's lock.
@@ -106,6 +122,8 @@ type Module struct {
 	rooms map[string]*room
 	// created counts the existing rooms each bare JID created.
 	created map[string]int
+	// fwd is the IQ requests forwarded to occupants (forward.go).
+	fwd forwards
 }
 
 // New returns the group chat service with opts.
@@ -120,7 +138,17 @@ func FromConfig() modules.Module { return &Module{fromConfig: true, now: time.No
 func options(c config.MUC, domain string) Options {
 	return Options{Domain: c.ServiceDomain(domain), Name: c.Name, MaxRooms: c.MaxRooms, MaxRoomsPerUser: c.MaxRoomsPerUser,
 		MaxOccupants: c.MaxOccupants, HistoryLength: c.HistoryLength, MaxSubjectBytes: c.MaxSubjectBytes,
-		MaxMessageBytes: c.MaxMessageBytes, MaxAffiliations: c.MaxAffiliations}
+		MaxMessageBytes: c.MaxMessageBytes, MaxAffiliations: c.MaxAffiliations,
+		ArchiveMaxMessages: archiveMax(c.ArchiveMaxMessages), ArchiveRetention: c.ArchiveRetention.D()}
+}
+
+// archiveMax is Options.ArchiveMaxMessages for muc.archive_max_messages,
+// whose 0 archives nothing.
+func archiveMax(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // Interface guards: the capabilities the server finds on the module.
@@ -133,9 +161,11 @@ var (
 // Name implements modules.Module.
 func (m *Module) Name() string { return "muc" }
 
-// Start implements modules.Module: it takes its domain and registers the
-// service among the server's disco items.
-func (m *Module) Start(_ context.Context, h modules.Host) error {
+// Start implements modules.Module: it takes its domain, loads the
+// persistent rooms and the occupant id key (persist.go), starts the
+// archive's expiry and registers the service among the server's disco
+// items.
+func (m *Module) Start(ctx context.Context, h modules.Host) error {
 	if m.fromConfig {
 		c := h.Config().MUC
 		if !c.Enabled {
@@ -149,20 +179,26 @@ func (m *Module) Start(_ context.Context, h modules.Host) error {
 	if err != nil {
 		return fmt.Errorf("muc: domain %q: %w", m.opts.Domain, err)
 	}
-	m.h, m.log, m.domain = h, h.Logger(), d
-	m.key = make([]byte, 32)
-	if _, err := rand.Read(m.key); err != nil {
-		return fmt.Errorf("muc: occupant id key: %w", err)
-	}
+	m.h, m.log, m.domain, m.store = h, h.Logger(), d, h.Store()
 	m.rooms = make(map[string]*room)
 	m.created = make(map[string]int)
+	if err := m.load(ctx); err != nil {
+		return err
+	}
+	m.startExpiry()
 	h.Disco().AddNodeHandler(m)
-	return nil
+	return m.addCommands(h)
 }
 
-// Stop implements modules.Module. Rooms live in memory only: they end
-// with the server, whose streams are closed by then.
+// Stop implements modules.Module: the archive's expiry ends, and the
+// rooms in memory with their occupants (the server's streams are closed by
+// then); the persistent rooms are in the store, written at each change.
 func (m *Module) Stop(context.Context) error {
+	if m.stop != nil {
+		m.stop()
+		m.done.Wait()
+		m.stop = nil
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.rooms = map[string]*room{}
@@ -188,6 +224,7 @@ func (m *Module) HandleStanza(ctx context.Context, from jid.JID, el *wire.Elemen
 	switch el.Start.Name.Local {
 	case "iq":
 		if typ == "result" || typ == "error" {
+			m.forwardAnswer(ctx, from, el, to)
 			return nil
 		}
 		return m.handleIQ(ctx, from, el, to)
@@ -248,7 +285,7 @@ func (m *Module) open(local string, creator jid.JID) (r *room, created bool, err
 			m.mu.Unlock()
 			return nil, false, errorOf(stanza.Modify, stanza.JIDMalformed, "")
 		}
-		r := &room{jid: j, occupants: map[string]*occupant{}, State: State{
+		r := &room{jid: j, occupants: map[string]*occupant{}, historyLoaded: true, archiveOn: m.archives(), State: State{
 			JID:          j.String(),
 			Created:      m.now(),
 			Creator:      c,
@@ -295,6 +332,7 @@ func (m *Module) defaultConfig() Config {
 		Whois:         WhoisModerators,
 		HistoryLength: min(defaultRoomHistory, m.opts.HistoryLength),
 		AllowPM:       PMAnyone,
+		Archive:       true,
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/wire"
 )
 
@@ -307,6 +308,11 @@ func historyLimitOf(x *wire.Element, now time.Time) historyLimit {
 // payload and the attributes the room writes, close to the characters of
 // the stanza as sent.
 func (m *Module) sendHistory(ctx context.Context, r *room, to jid.JID, limit historyLimit) {
+	m.loadHistory(ctx, r)
+	if ret := m.opts.ArchiveRetention; ret > 0 && r.archiving() && limit.since.Before(m.now().Add(-ret)) {
+		// What the archive no longer holds is not history either.
+		limit.since = m.now().Add(-ret)
+	}
 	first := len(r.History)
 	chars := 0
 	for i := len(r.History) - 1; i >= 0; i-- {
@@ -326,7 +332,7 @@ func (m *Module) sendHistory(ctx context.Context, r *room, to jid.JID, limit his
 	for _, e := range r.History[first:] {
 		msg := stanzaOf("message", occupantJID(r, e.Nick), "", "groupchat", e.ID)
 		msg.raw = wire.Parse(e.Payload)
-		msg = msg.add(elem(nsDelay, "delay", "from", r.jid.String(), "stamp", e.Stamp.UTC().Format(time.RFC3339Nano)))
+		msg = msg.add(elem(nsDelay, "delay", "from", r.jid.String(), "stamp", modules.Stamp(e.Stamp)))
 		m.sendTo(ctx, msg, to)
 	}
 }

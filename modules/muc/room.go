@@ -100,6 +100,11 @@ type Config struct {
 	HistoryLength int `json:"history_length"`
 	// AllowPM is who may send private messages (PMAnyone …).
 	AllowPM string `json:"allow_pm"`
+	// Archive keeps the room's messages in its archive (XEP-0313) while
+	// the room is persistent and the service archives
+	// (Options.ArchiveMaxMessages); on by default, as Prosody's
+	// muc_log_by_default.
+	Archive bool `json:"archive"`
 }
 
 // HistoryEntry is one message the room keeps for those who join later.
@@ -112,11 +117,15 @@ type HistoryEntry struct {
 	Payload string `json:"payload"`
 	// ID is the message's id attribute, kept as XEP-0045's stable ids ask.
 	ID string `json:"id,omitempty"`
+	// StanzaID is the message's id in the room's archive (XEP-0359), ""
+	// when it was not archived; Payload carries its <stanza-id/> then.
+	StanzaID string `json:"stanza_id,omitempty"`
 }
 
 // State is what a room is, apart from who is in it: what a persistent
-// room would keep across restarts. Rooms are in memory only for now; this
-// struct is kept serialisable (JSON) so that a store can keep it later.
+// room keeps across restarts, as JSON in the store (storage.Rooms; see
+// persist.go), but for its History, which comes back from the room's
+// archive.
 type State struct {
 	// JID is the room's bare JID.
 	JID     string    `json:"jid"`
@@ -152,6 +161,11 @@ type room struct {
 	// gone is set when the room was destroyed: a caller that found it in
 	// the module's map looks again.
 	gone bool
+	// stored is set while the store holds the room (persist.go);
+	// historyLoaded once History holds what the room's archive gave back
+	// after a start (set at once for a room made since); archiveOn while
+	// the service archives rooms at all.
+	stored, historyLoaded, archiveOn bool
 }
 
 // affiliation is bare's affiliation.

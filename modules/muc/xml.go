@@ -98,6 +98,12 @@ func statusNodes(codes ...string) []node {
 // except those drop rejects, as tokens; character data between children is
 // kept. The result shares no slice with toks.
 func without(toks []xml.Token, drop func(xml.Name) bool) []xml.Token {
+	return withoutElems(toks, func(st xml.StartElement) bool { return drop(st.Name) })
+}
+
+// withoutElems is without, deciding on a child's start tag (its name and
+// attributes).
+func withoutElems(toks []xml.Token, drop func(xml.StartElement) bool) []xml.Token {
 	out := make([]xml.Token, 0, len(toks))
 	depth := 0
 	skipping := false
@@ -105,7 +111,7 @@ func without(toks []xml.Token, drop func(xml.Name) bool) []xml.Token {
 		switch t := t.(type) {
 		case xml.StartElement:
 			if depth == 0 {
-				skipping = drop(t.Name)
+				skipping = drop(t)
 			}
 			depth++
 		case xml.EndElement:

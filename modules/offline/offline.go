@@ -210,7 +210,7 @@ func (m *Module) SessionReachable(ctx context.Context, s modules.Session) {
 		}
 		delay := xml.StartElement{Name: xml.Name{Space: nsDelay, Local: "delay"}, Attr: []xml.Attr{
 			{Name: xml.Name{Local: "from"}, Value: from},
-			{Name: xml.Name{Local: "stamp"}, Value: msg.Stamp.UTC().Format("2006-01-02T15:04:05.000Z")},
+			{Name: xml.Name{Local: "stamp"}, Value: modules.Stamp(msg.Stamp)},
 		}}
 		el.Inner = append(el.Inner, delay, xml.CharData("Offline Storage"), delay.End())
 		// Counted before it is handed on, so that whoever sees the

@@ -174,14 +174,36 @@ func withFilter(with string, n int) (string, any) {
 // bound towards the other, a page and one more, by the primary key or, for
 // a JID, by archive_with.
 func (s *Store) QueryArchive(ctx context.Context, username string, q storage.ArchiveQuery) ([]storage.ArchivedMessage, bool, error) {
-	if q.Max < 1 {
-		q.Max = 1
-	}
 	if err := s.writeArchive(ctx); err != nil {
 		return nil, false, wrap(err, "query the archive of %q", username)
 	}
-	conds := []string{"username = $1"}
-	args := []any{username}
+	out, complete, err := s.queryIn(ctx, archiveOf{"archive", []string{"username"}, []any{username}}, q)
+	if err != nil {
+		return nil, false, wrap(err, "query the archive of %q", username)
+	}
+	return out, complete, nil
+}
+
+// archiveOf names one archive: its table (archive, muc_archive) and the
+// columns and values of its key (an account's username; a room's service
+// and name).
+type archiveOf struct {
+	table string
+	cols  []string
+	vals  []any
+}
+
+// queryIn answers q from one archive (QueryArchive, QueryRoomArchive).
+func (s *Store) queryIn(ctx context.Context, a archiveOf, q storage.ArchiveQuery) ([]storage.ArchivedMessage, bool, error) {
+	if q.Max < 1 {
+		q.Max = 1
+	}
+	var conds []string
+	args := append([]any(nil), a.vals...)
+	for i, c := range a.cols {
+		conds = append(conds, fmt.Sprintf("%s = $%d", c, i+1))
+	}
+	key := strings.Join(conds, " AND ")
 	arg := func(v any) int {
 		args = append(args, v)
 		return len(args)
@@ -205,9 +227,9 @@ func (s *Store) QueryArchive(ctx context.Context, username string, q storage.Arc
 			}
 		}
 		conds = append(conds, fmt.Sprintf("id = ANY($%d)", arg(ids)))
-		out, err := s.queryArchive(ctx, `SELECT id, with_jid, xml FROM archive WHERE `+strings.Join(conds, " AND ")+` ORDER BY id`, args)
+		out, err := s.queryArchive(ctx, `SELECT id, with_jid, xml FROM `+a.table+` WHERE `+strings.Join(conds, " AND ")+` ORDER BY id`, args)
 		if err != nil {
-			return nil, false, wrap(err, "query the archive of %q", username)
+			return nil, false, err
 		}
 		return out, true, nil
 	}
@@ -221,15 +243,16 @@ func (s *Store) QueryArchive(ctx context.Context, username string, q storage.Arc
 		}
 		n, ok := storage.ParseArchiveID(b.id)
 		if ok {
-			err := s.db.pool.QueryRow(ctx, `SELECT true FROM archive WHERE username = $1 AND id = $2`, username, int64(n)).Scan(&ok)
+			err := s.db.pool.QueryRow(ctx, `SELECT true FROM `+a.table+` WHERE `+key+fmt.Sprintf(` AND id = $%d`, len(a.vals)+1),
+				append(append([]any(nil), a.vals...), int64(n))...).Scan(&ok)
 			if errors.Is(err, pgx.ErrNoRows) {
 				ok = false
 			} else if err != nil {
-				return nil, false, wrap(err, "query the archive of %q", username)
+				return nil, false, err
 			}
 		}
 		if !ok {
-			return nil, false, wrap(storage.ErrNotFound, "query the archive of %q: id %q", username, b.id)
+			return nil, false, fmt.Errorf("id %q: %w", b.id, storage.ErrNotFound)
 		}
 		conds = append(conds, fmt.Sprintf("id %s $%d", b.op, arg(int64(n))))
 	}
@@ -237,10 +260,10 @@ func (s *Store) QueryArchive(ctx context.Context, username string, q storage.Arc
 	if q.Last {
 		order = "DESC"
 	}
-	out, err := s.queryArchive(ctx, `SELECT id, with_jid, xml FROM archive WHERE `+strings.Join(conds, " AND ")+
+	out, err := s.queryArchive(ctx, `SELECT id, with_jid, xml FROM `+a.table+` WHERE `+strings.Join(conds, " AND ")+
 		` ORDER BY id `+order+fmt.Sprintf(` LIMIT $%d`, arg(q.Max+1)), args)
 	if err != nil {
-		return nil, false, wrap(err, "query the archive of %q", username)
+		return nil, false, err
 	}
 	complete := len(out) <= q.Max
 	if !complete {

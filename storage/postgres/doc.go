@@ -50,6 +50,16 @@
 //     with a revision for optimistic updates and an ended flag for
 //     tombstones; indexed by owner and by expiry.
 //
+// And from 0002_muc.sql, the group chat service's:
+//
+//   - muc_rooms (service, room; PK both): each persistent room's state as
+//     the module wrote it (bytea, read by no query).
+//   - muc_archive (service, room → muc_rooms, id; PK the three): each
+//     room's archive, laid out as an account's (stamp, with_jid, with_bare,
+//     xml; the same indexes); muc_archive_usage (service, room →
+//     muc_rooms) counts its messages. Deleting a room's row deletes its
+//     archive (ON DELETE CASCADE).
+//
 // Why so: names compared or ordered (usernames, JIDs, buckets, setting
 // keys, session ids) are text COLLATE "C", which compares bytes as bbolt
 // does, whatever locale the database was made with, and lets a B-tree serve

@@ -117,8 +117,8 @@ func TestOpenMigrates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"accounts", "adhoc_sessions", "archive", "archive_usage", "offline_messages", "offline_total",
-		"offline_usage", "roster_items", "roster_versions", "schema_migrations", "settings", "user_data"}
+	want := []string{"accounts", "adhoc_sessions", "archive", "archive_usage", "muc_archive", "muc_archive_usage", "muc_rooms",
+		"offline_messages", "offline_total", "offline_usage", "roster_items", "roster_versions", "schema_migrations", "settings", "user_data"}
 	if !slices.Equal(tables, want) {
 		t.Fatalf("tables %q\nwant   %q", tables, want)
 	}

@@ -42,6 +42,8 @@ type Store struct {
 	db      *DB
 	clock   storage.ArchiveClock               // the archive's ids (archive.go)
 	archive storage.BatchQueue[pendingArchive] // its batches (archive.go)
+	// roomArchive queues the rooms' archived messages (rooms.go).
+	roomArchive storage.BatchQueue[pendingRoomArchive]
 }
 
 // Interface guards.
@@ -57,6 +59,7 @@ var (
 func NewStore(db *DB) *Store {
 	s := &Store{db: db}
 	s.archive.Start(archiveDelay, archiveQueueMax, "postgres archive", s.writeBatch)
+	s.roomArchive.Start(archiveDelay, archiveQueueMax, "postgres room archive", s.writeRoomBatch)
 	return s
 }
 
@@ -68,7 +71,7 @@ func (s *Store) DB() *DB { return s.db }
 func (s *Store) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), statementTimeout)
 	defer cancel()
-	err := s.archive.Close(ctx)
+	err := errors.Join(s.archive.Close(ctx), s.roomArchive.Close(ctx))
 	s.db.Close()
 	return wrap(err, "close")
 }

@@ -67,6 +67,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"Settings", settingCases},
 		{"UserData", userDataCases},
 		{"Archive", archiveCases},
+		{"Rooms", roomCases},
 		{"Transfer", transferCases},
 		{"Concurrency", concurrencyCases},
 	}
