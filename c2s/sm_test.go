@@ -290,3 +290,59 @@ func TestSMShutdownKeepsWhatHibernates(t *testing.T) {
 		t.Errorf("the messages did not come from offline storage with their delay: %s", got)
 	}
 }
+
+// TestSMMaxUnacked: limits.sm.max_unacked bounds what waits for a client's
+// acknowledgement: a client that acknowledges keeps its stream however
+// much it receives, one that lets more than the bound wait is closed with
+// policy-violation, and what it never acknowledged is not lost: the
+// messages come back from offline storage at its next login, and those it
+// acknowledged do not come again.
+func TestSMMaxUnacked(t *testing.T) {
+	const limit = 10
+	srv := servertest.Start(t, func(c *config.Config) { c.Limits.SM.MaxUnacked = limit })
+	srv.AddUser("alice", "pw")
+	srv.AddUser("bob", "pw")
+	alice := srv.RawLogin("alice", "pw", "phone")
+	alice.Write(`<enable xmlns='urn:xmpp:sm:3'/>`)
+	alice.Expect(`<enabled`)
+	in := readInBackground(alice)
+	bob := srv.RawLogin("bob", "pw", "b")
+	send := func(from, to int) {
+		for i := from; i < to; i++ {
+			bob.Write(fmt.Sprintf(`<message to='alice@localhost/phone' type='chat' id='k%d'><body>%d</body></message>`, i, i))
+		}
+	}
+	// Eight, acknowledged; then eight more: never more than the bound
+	// waits, the stream stays.
+	send(0, 8)
+	in.waitFor(t, `id="k7"`, 5*time.Second)
+	alice.Write(`<a xmlns='urn:xmpp:sm:3' h='8'/><r xmlns='urn:xmpp:sm:3'/>`)
+	in.waitFor(t, q(`<a xmlns="urn:xmpp:sm:3" h="\d+"/>`), 5*time.Second)
+	send(8, 16)
+	in.waitFor(t, `id="k15"`, 5*time.Second)
+	if !isBound(srv, "alice@localhost/phone") || strings.Contains(in.String(), "policy-violation") {
+		t.Fatalf("closed with %d stanzas unacknowledged, the bound being %d: %s", 8, limit, in.String())
+	}
+	// Three more: eleven wait, one past the bound.
+	send(16, 19)
+	in.waitFor(t, `<stream:error><policy-violation[^>]*/><text[^>]*>more than 10 stanzas not acknowledged \(limits.sm.max_unacked\)`, 5*time.Second)
+	for deadline := time.Now().Add(5 * time.Second); isBound(srv, "alice@localhost/phone"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the closed session did not end")
+		}
+	}
+
+	again := srv.RawLogin("alice", "pw", "desk")
+	again.Write(`<presence/>`)
+	got := readInBackground(again)
+	for i := 8; i < 19; i++ {
+		got.waitFor(t, fmt.Sprintf(`id="k%d".*<delay`, i), 5*time.Second)
+	}
+	again.Write(`<iq type='get' id='fence' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	got.waitFor(t, `id="fence"`, 5*time.Second)
+	for i := range 8 {
+		if strings.Contains(got.String(), fmt.Sprintf(`id="k%d"`, i)) {
+			t.Errorf("k%d, acknowledged, came again: %s", i, got.String())
+		}
+	}
+}

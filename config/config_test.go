@@ -22,6 +22,14 @@ func TestShippedConfigLoads(t *testing.T) {
 	if cfg.Limits != def.Limits || cfg.Adhoc != def.Adhoc || cfg.Admin != def.Admin || cfg.OTel != def.OTel {
 		t.Fatalf("config.yaml disagrees with Default():\n%+v\n%+v", cfg.Limits, def.Limits)
 	}
+	if cfg.MUC != def.MUC || cfg.HTTPUpload.MaxFileBytes != def.HTTPUpload.MaxFileBytes || cfg.HTTPUpload.Enabled ||
+		cfg.HTTPUpload.Listen != def.HTTPUpload.Listen || cfg.HTTPUpload.ExpireAfter != def.HTTPUpload.ExpireAfter ||
+		cfg.HTTPUpload.QuotaTotalBytes != def.HTTPUpload.QuotaTotalBytes || cfg.HTTPUpload.QuotaPerUserBytes != def.HTTPUpload.QuotaPerUserBytes ||
+		cfg.HTTPUpload.SlotLifetime != def.HTTPUpload.SlotLifetime || cfg.HTTPUpload.MaxPendingSlots != def.HTTPUpload.MaxPendingSlots ||
+		cfg.Components.Listen != def.Components.Listen || len(cfg.Components.Services) != 0 {
+		t.Fatalf("config.yaml's muc, http_upload or components disagree with Default():\n%+v %+v %+v\n%+v %+v %+v",
+			cfg.MUC, cfg.HTTPUpload, cfg.Components, def.MUC, def.HTTPUpload, def.Components)
+	}
 	if !filepath.IsAbs(cfg.Storage.Path) || filepath.Base(cfg.Storage.Path) != "data" {
 		t.Fatalf("storage path not resolved against the file: %q", cfg.Storage.Path)
 	}

@@ -39,13 +39,21 @@ type MUC struct {
 	// removed in the background; 0 keeps it until ArchiveMaxMessages
 	// pushes it out.
 	ArchiveRetention Duration `yaml:"archive_retention"`
+	// MessageRate bounds the messages and presence updates one occupant
+	// sends to its rooms, per second on average (group chat, private
+	// messages, subject changes, status changes), with bursts of up to
+	// MessageBurst; past it the stanza is refused with policy-violation
+	// (wait) and goes nowhere. 0: no bound. The connection's own pacing
+	// (limits.rate) applies anyway.
+	MessageRate  float64 `yaml:"message_rate"`
+	MessageBurst int     `yaml:"message_burst"`
 }
 
 // DefaultMUC is the muc section's default.
 func DefaultMUC() MUC {
 	return MUC{Enabled: true, Name: "Chatrooms", MaxRooms: 10000, MaxRoomsPerUser: 100, MaxOccupants: 1000,
 		HistoryLength: 50, MaxAffiliations: 1000, MaxSubjectBytes: 1024, MaxMessageBytes: 16 << 10,
-		ArchiveMaxMessages: 10000, ArchiveRetention: Duration(8760 * time.Hour)}
+		ArchiveMaxMessages: 10000, ArchiveRetention: Duration(8760 * time.Hour), MessageRate: 5, MessageBurst: 25}
 }
 
 // ServiceDomain is the service's domain for the server domain.
@@ -82,5 +90,11 @@ func (m *MUC) validate(domain string, bad func(format string, args ...any)) {
 	}
 	if m.ArchiveRetention < 0 {
 		bad("muc.archive_retention %s: must be 0 (no expiry) or more", time.Duration(m.ArchiveRetention))
+	}
+	if m.MessageRate < 0 {
+		bad("muc.message_rate %g: must be 0 (no bound) or more", m.MessageRate)
+	}
+	if m.MessageRate > 0 && m.MessageBurst < 1 {
+		bad("muc.message_burst %d: must be positive when muc.message_rate is set", m.MessageBurst)
 	}
 }

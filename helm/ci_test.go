@@ -25,6 +25,10 @@ var ciChecks = map[string]func(t *testing.T, r rendered){
 	// The XEP-0363 upload service with its Ingress and volume (upload_test.go).
 	"upload-values.yaml": checkUploadValues,
 
+	// The group chat service's values and two XEP-0114 components with
+	// their Secrets, Service and NetworkPolicy rule (components_test.go).
+	"components-values.yaml": checkComponentsValues,
+
 	"networkpolicy-values.yaml": func(t *testing.T, r rendered) {
 		np := r.networkPolicy
 		if np == nil {

@@ -20,17 +20,10 @@ import (
 func TestSlixmppBlocking(t *testing.T) {
 	requireSlixmpp(t)
 	srv := servertest.Start(t)
-	const blockerPW, blockedPW = "wonderland", "looking-glass"
-	blocker := srv.AddUser("alice", blockerPW)
-	blocked := srv.AddUser("bob", blockedPW)
+	jids, args := addAccounts(t, srv, "blocking", "blocker", "blocked")
+	blocked := jids[1]
 	body := randomBody(t)
-
-	args := append(serverArgs(t, srv),
-		"--blocker-jid", blocker, "--blocker-password", blockerPW,
-		"--blocked-jid", blocked, "--blocked-password", blockedPW,
-		"--body", body,
-		"--timeout", "40",
-	)
+	args = append(args, "--body", body, "--timeout", "40")
 	lines := runScript(t, 60*time.Second, "slixmpp_blocking.py", args...)
 
 	// common.Client's login lines (slixmpp's -PLUS refusals over TLS 1.3,

@@ -1,13 +1,13 @@
 package interop_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +43,83 @@ func converseSite() http.Handler {
 	return mux
 }
 
+// converseRig is what a test that drives Converse.js in Chromium runs
+// against: node, the site that serves Converse (converseSite), a server
+// whose WebSocket listener on loopback admits the site's origin, and the
+// test's artifact directory, where the scripts save their screenshots.
+type converseRig struct {
+	node  string
+	site  *httptest.Server
+	srv   *servertest.Server
+	shots string
+}
+
+// startConverseRig checks for node, the npm packages and Chromium (see
+// requireNode), starts the site and the server with srvOpts and, when not
+// nil, configure applied to its configuration, and stops both when the
+// test ends.
+func startConverseRig(t *testing.T, srvOpts []server.Option, configure servertest.Option) *converseRig {
+	t.Helper()
+	node := requireNode(t, "converse.js", "playwright-core")
+	requireChromium(t)
+	site := httptest.NewServer(converseSite())
+	t.Cleanup(site.Close)
+	opts := []servertest.Option{servertest.WithWebSocket, func(c *config.Config) {
+		c.WebSocket.AllowedOrigins = []string{site.URL}
+	}}
+	if configure != nil {
+		opts = append(opts, configure)
+	}
+	srv := servertest.StartWith(t, srvOpts, opts...)
+	return &converseRig{node: node, site: site, srv: srv, shots: t.ArtifactDir()}
+}
+
+// start runs js/name logged in as jid with password over the server's
+// WebSocket, with the flags every Converse script takes (converse_common.mjs)
+// and then args; the script gives up after timeout, the test kills it a
+// little later.
+func (r *converseRig) start(t *testing.T, timeout time.Duration, name, jid, password string, args ...string) *script {
+	t.Helper()
+	return startProgram(t, timeout+30*time.Second, nil, r.node, append([]string{filepath.Join(jsDir, name),
+		"--url", r.site.URL + "/",
+		"--websocket-url", r.srv.WSURL,
+		"--jid", jid,
+		"--password", password,
+		"--screenshots", r.shots,
+		"--chromium", chromiumPath,
+		"--timeout", strconv.Itoa(int(timeout / time.Second)),
+	}, args...)...)
+}
+
+// converseFacts returns what a Converse script printed, the rest of the
+// last line under each first word. It fails the test for every request the
+// page tried beyond loopback (BLOCKED), for a login by another SASL
+// mechanism than SCRAM-SHA-256, when the script did not print OK, and for
+// each of the screenshots it should have saved that is not in the rig's
+// artifact directory.
+func (r *converseRig) facts(t *testing.T, lines []string, screenshots ...string) map[string]string {
+	t.Helper()
+	got := map[string]string{}
+	ok := scanLines(lines, func(word, rest string) {
+		if word == "BLOCKED" {
+			t.Errorf("the page tried to reach beyond loopback: %s", rest)
+		}
+		got[word] = rest
+	})
+	if m := got["MECHANISM"]; m != "SCRAM-SHA-256" {
+		t.Errorf("Converse logged in with %q, want SCRAM-SHA-256", m)
+	}
+	if !ok {
+		t.Error("the Converse script did not print OK")
+	}
+	for _, name := range screenshots {
+		if _, err := os.Stat(filepath.Join(r.shots, name)); err != nil {
+			t.Errorf("screenshot: %v", err)
+		}
+	}
+	return got
+}
+
 // TestConverse drives Converse.js 14.0.0 (npm converse.js, its dist bundle)
 // in headless Chromium (Debian's, through playwright-core 1.65.1) as an
 // administrator would: it logs in over XMPP over WebSocket (RFC 7395, plain
@@ -54,16 +131,10 @@ func converseSite() http.Handler {
 // message to a roster contact, a Go client on TCP. Screenshots are kept in
 // the test's artifact directory (go test -artifacts).
 func TestConverse(t *testing.T) {
-	node := requireNode(t, "converse.js", "playwright-core")
-	requireChromium(t)
-
-	web := httptest.NewServer(converseSite())
-	t.Cleanup(web.Close)
-	srv := servertest.StartWith(t, []server.Option{server.WithCommands(adhoctest.Wizard())}, func(c *config.Config) {
+	rig := startConverseRig(t, []server.Option{server.WithCommands(adhoctest.Wizard())}, func(c *config.Config) {
 		c.Admins = []string{"admin@localhost"}
-		c.WebSocket.Listen = "127.0.0.1:0"
-		c.WebSocket.AllowedOrigins = []string{web.URL}
 	})
+	srv := rig.srv
 	const adminPW, bobPW = "converse-admin", "bob-the-receiver"
 	admin := srv.AddUser("admin", adminPW)
 	bobJID := srv.AddUser("bob", bobPW)
@@ -83,14 +154,9 @@ func TestConverse(t *testing.T) {
 	newUser, newPW := "dave"+randomHex(t, 4), "pw-"+randomHex(t, 8)
 	body := randomBody(t)
 	wizName, wizColor, wizContact, wizComment := newWizardAnswers(t)
-	shots := t.ArtifactDir()
 
 	start := time.Now()
-	lines := startProgram(t, 150*time.Second, nil, node, filepath.Join(jsDir, "converse.mjs"),
-		"--url", web.URL+"/",
-		"--websocket-url", srv.WSURL,
-		"--jid", admin,
-		"--password", adminPW,
+	lines := rig.start(t, 120*time.Second, "converse.mjs", admin, adminPW,
 		"--domain", srv.Domain().String(),
 		"--new-user", newUser,
 		"--new-password", newPW,
@@ -101,38 +167,14 @@ func TestConverse(t *testing.T) {
 		"--wizard-comment", wizComment,
 		"--to", bobJID,
 		"--body", body,
-		"--screenshots", shots,
-		"--chromium", chromiumPath,
-		"--timeout", "120",
 	).finish()
-	t.Logf("Converse.js ran for %s; screenshots in %s", time.Since(start).Round(time.Millisecond), shots)
-	for _, name := range []string{"converse-online-users.png", "converse-add-user-form.png", "converse-add-user.png",
-		"converse-wizard-prev.png", "converse-wizard.png", "converse-chat.png"} {
-		if _, err := os.Stat(filepath.Join(shots, name)); err != nil {
-			t.Errorf("screenshot: %v", err)
-		}
-	}
-
-	got := map[string]string{}
+	t.Logf("Converse.js ran for %s; screenshots in %s", time.Since(start).Round(time.Millisecond), rig.shots)
+	got := rig.facts(t, lines, "converse-online-users.png", "converse-add-user-form.png", "converse-add-user.png",
+		"converse-wizard-prev.png", "converse-wizard.png", "converse-chat.png")
 	wizard := map[string]converseCommandView{}
-	for _, line := range lines {
-		key, val, _ := strings.Cut(line, " ")
-		if key == "BLOCKED" {
-			t.Errorf("the page tried to reach beyond loopback: %s", val)
-		}
-		if key == "WIZARD" {
-			label, js, _ := strings.Cut(val, " ")
-			var v converseCommandView
-			if err := json.Unmarshal([]byte(js), &v); err != nil {
-				t.Fatalf("%s: %v", line, err)
-			}
-			wizard[label] = v
-			continue
-		}
-		got[key] = val
-	}
-	if m := got["MECHANISM"]; m != "SCRAM-SHA-256" {
-		t.Errorf("Converse logged in with %q, want SCRAM-SHA-256", m)
+	for _, rest := range byWord(lines)["WIZARD"] {
+		label, v := cutJSON[converseCommandView](t, "WIZARD", rest)
+		wizard[label] = v
 	}
 	if got["COMMANDS"] == "" || got["COMMANDS"] == "0" {
 		t.Errorf("Converse listed %q commands on localhost, want the admin commands", got["COMMANDS"])
@@ -147,9 +189,6 @@ func TestConverse(t *testing.T) {
 	}
 	if want := "Completed | added " + newUser + "@localhost"; got["ADD_USER"] != want {
 		t.Errorf("add-user shows %q, want %q", got["ADD_USER"], want)
-	}
-	if _, ok := got["OK"]; !ok {
-		t.Errorf("script did not print OK")
 	}
 	if _, err := srv.DialErr(newUser, newPW, ""); err != nil {
 		t.Errorf("the account add-user made does not log in: %v", err)

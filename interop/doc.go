@@ -43,6 +43,19 @@
 // xep_0153 clients see one avatar) and bookmarks_test.go (XEP-0402 items
 // read and written through xep_0048 in private storage and in PEP).
 //
+// Group chat, file upload and components (issue 19): muc_test.go runs
+// slixmpp's own xep_0045 (create, configure, join, kick) and
+// muc_slixmpp_test.go its ban, history, xep_0249 invitations, subject and
+// password flows; muc_nbxmpp_test.go joins a room through nbxmpp's MUC
+// module as Gajim does, muc_profanity_test.go types /join in Profanity under
+// tmux, and muc_converse_test.go joins and talks in a room from Converse.js
+// over WebSocket; muc_clients_test.go holds what those share. The MUC
+// service's own admin commands run from slixmpp's xep_0050 and nbxmpp's
+// AdHoc module (mucadmin_test.go). upload_test.go PUTs a file through
+// slixmpp's xep_0363 and GETs the same bytes back, and component_test.go
+// connects a slixmpp ComponentXMPP that exchanges messages, disco and pings
+// with a slixmpp user.
+//
 // On a developer machine without python3-slixmpp the tests are skipped. When
 // the environment variable CI is set (as .ci/run does with CI=true) a missing
 // slixmpp is a failure instead, so CI never passes by silently skipping.

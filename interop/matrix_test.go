@@ -25,7 +25,10 @@ type clientRow struct {
 	// version reads the version installed here: the one tested.
 	version                                   func() (string, error)
 	logIn, listCommands, runForms, multiStage []string
-	notes                                     string
+	// groupChat are the tests in which the client joins a XEP-0045 room
+	// of the server's group chat service and talks in it.
+	groupChat []string
+	notes     string
 }
 
 // clientMatrix is the source of README.md's client table.
@@ -44,6 +47,7 @@ var clientMatrix = []clientRow{
 		listCommands: []string{"TestNbxmppAdHoc"},
 		runForms:     []string{"TestNbxmppAdHoc"},
 		multiStage:   []string{"TestNbxmppAdHoc"},
+		groupChat:    []string{"TestNbxmppMUC", "TestNbxmppMUCAdmin"},
 		notes:        "STARTTLS, SCRAM-SHA-256; the command list, add-user, a count, the three-stage wizard with prev, cancel",
 	},
 	{
@@ -62,6 +66,7 @@ var clientMatrix = []clientRow{
 		listCommands: []string{"TestProfanity"},
 		runForms:     []string{"TestProfanity"},
 		multiStage:   []string{"TestProfanityWizard"},
+		groupChat:    []string{"TestProfanityMUC"},
 		notes:        "`/cmd list`, `/cmd exec`, `/form submit` under tmux (`/form` has no prev); chat between two instances; message carbons enabled without an error",
 	},
 	{
@@ -71,6 +76,7 @@ var clientMatrix = []clientRow{
 		listCommands: []string{"TestSlixmppRunsWizard"},
 		runForms:     []string{"TestSlixmppAdminHelpers"},
 		multiStage:   []string{"TestSlixmppRunsWizard"},
+		groupChat:    []string{"TestSlixmppMUC", "TestSlixmppMUCFeatures", "TestSlixmppMUCAdmin"},
 		notes:        "TLS 1.2 and 1.3; bots: handle `failed_all_auth`, or set `c2s.channel_binding: false`; offline messages with XEP-0203 delay",
 	},
 	{
@@ -80,6 +86,7 @@ var clientMatrix = []clientRow{
 		listCommands: []string{"TestConverse"},
 		runForms:     []string{"TestConverse"},
 		multiStage:   []string{"TestConverse"},
+		groupChat:    []string{"TestConverseMUC"},
 		notes:        "its Commands view on the server JID: a one-stage command, add-user, the wizard with Previous (Converse leaves the last stage's text in a reused text box); a message to a TCP client",
 	},
 	{
@@ -140,8 +147,8 @@ const (
 func TestREADMEClientMatrix(t *testing.T) {
 	defined := testFuncs(t)
 	var b strings.Builder
-	b.WriteString("| client | version tested | log in | list commands | run forms | multi-stage | notes |\n")
-	b.WriteString("|---|---|---|---|---|---|---|\n")
+	b.WriteString("| client | version tested | log in | list commands | run forms | multi-stage | group chat | notes |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|\n")
 	var missing []string
 	for _, r := range clientMatrix {
 		v, err := r.version()
@@ -150,7 +157,7 @@ func TestREADMEClientMatrix(t *testing.T) {
 			continue
 		}
 		fmt.Fprintf(&b, "| %s | %s |", r.client, v)
-		for _, tests := range [][]string{r.logIn, r.listCommands, r.runForms, r.multiStage} {
+		for _, tests := range [][]string{r.logIn, r.listCommands, r.runForms, r.multiStage, r.groupChat} {
 			for _, name := range tests {
 				if !defined[name] {
 					t.Errorf("%s: the matrix names %s, which is not a test of this package", r.client, name)

@@ -17,16 +17,9 @@ import (
 func TestSlixmppMUC(t *testing.T) {
 	requireSlixmpp(t)
 	srv := servertest.Start(t)
-	const ownerPW, otherPW = "wonderland", "looking-glass"
-	owner := srv.AddUser("alice", ownerPW)
-	other := srv.AddUser("bob", otherPW)
 	body := randomBody(t)
-	args := append(serverArgs(t, srv),
-		"--owner-jid", owner, "--owner-password", ownerPW,
-		"--other-jid", other, "--other-password", otherPW,
-		"--room", "tea@conference.localhost", "--body", body,
-		"--timeout", "40",
-	)
+	_, args := addAccounts(t, srv, "muc", "owner", "other")
+	args = append(args, "--room", "tea@conference.localhost", "--body", body, "--timeout", "40")
 	lines := runScript(t, 60*time.Second, "slixmpp_muc.py", args...)
 	var got []string
 	for _, line := range lines {

@@ -196,3 +196,29 @@ func unionItems[H any](handlers []H, node string, list func(H) ([]items.Item, er
 	}
 	return all, nil
 }
+
+// ServiceItem is the NodeHandler of a service beside the server (a group
+// chat or upload service on its own domain, a component): the server's
+// disco#items root lists it (XEP-0030 §4.2; XEP-0045 §6.1, XEP-0363 §2
+// ask the server to), and it serves no node of the server JID, its own
+// disco being answered at its JID.
+type ServiceItem struct {
+	JID  jid.JID
+	Name string
+}
+
+var _ NodeHandler = ServiceItem{}
+
+// DiscoInfo implements NodeHandler: no node.
+func (ServiceItem) DiscoInfo(context.Context, jid.JID, string) (DiscoInfo, error) {
+	return DiscoInfo{}, ErrNoNode
+}
+
+// DiscoItems implements NodeHandler: the service is an item of the root
+// node.
+func (s ServiceItem) DiscoItems(_ context.Context, _ jid.JID, node string) ([]items.Item, error) {
+	if node != "" {
+		return nil, ErrNoNode
+	}
+	return []items.Item{{JID: s.JID, Name: s.Name}}, nil
+}

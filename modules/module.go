@@ -12,10 +12,11 @@
 //     MessageHook (messages sent and received), OutboundMessageHook and
 //     InboundMessageHook (each message before it is delivered, on its way
 //     out of an account and into one), OfflineStore (XEP-0160),
-//     OnlineHook and ReachableHook (presence), StanzaInterceptor (stanzas
-//     stopped on their way in or out), StreamFeatures, AccountHook
-//     (accounts created and deleted), and Session and Message, what those
-//     see of a session and of a message.
+//     OnlineHook and ReachableHook (presence), SubscriptionHook (presence
+//     subscriptions approved), StanzaInterceptor (stanzas stopped on their
+//     way in or out), StreamFeatures, AccountHook (accounts created and
+//     deleted), and Session and Message, what those see of a session and
+//     of a message.
 //
 // A module that needs more of the server than Host declares its own narrow
 // interface and finds it on the Host by type assertion (modules/admin's

@@ -138,6 +138,19 @@ type ReachableHook interface {
 	SessionReachable(ctx context.Context, s Session)
 }
 
+// SubscriptionHook is the capability of a module told when a local account
+// approves a contact's presence subscription (RFC 6121 §3.1.5): the
+// account's session sent "subscribed" to a pending request, the account's
+// roster now has the contact with a subscription from or both, and the
+// contact's available resources have the account's current presence.
+// XEP-0163 §6.1.1 sends the contact the last items of the account's PEP
+// nodes then. owner is the account's bare JID, contact the approved bare
+// JID (a local account, or a JID at a service's domain). It runs on the
+// stream of the session that approved and must not wait on other clients.
+type SubscriptionHook interface {
+	SubscriptionApproved(ctx context.Context, owner, contact jid.JID)
+}
+
 // AccountIQHandler is the capability of a module that answers IQ requests a
 // session addresses to its own bare JID, or to no one, which the server
 // answers on the account's behalf (RFC 6120 §10.3.3): XEP-0280's enable and

@@ -30,6 +30,7 @@ type hooks struct {
 	online                   []modules.OnlineHook
 	reachable                []modules.ReachableHook
 	presence                 []modules.PresenceHook
+	subscriptions            []modules.SubscriptionHook
 	interceptors             []modules.StanzaInterceptor
 	// streamElements are the top-level non-stanza elements modules handle
 	// (modules.StreamElementHandler), by name.
@@ -88,6 +89,9 @@ func (s *Router) AddModule(m modules.Module) error {
 	}
 	if rh, ok := m.(modules.ReachableHook); ok {
 		h.reachable = append(h.reachable, rh)
+	}
+	if sh, ok := m.(modules.SubscriptionHook); ok {
+		h.subscriptions = append(h.subscriptions, sh)
 	}
 	if si, ok := m.(modules.StanzaInterceptor); ok {
 		h.interceptors = append(h.interceptors, si)
@@ -288,6 +292,14 @@ func (s *Router) sessionOnline(ctx context.Context, c *session) {
 func (s *Router) sessionReachable(ctx context.Context, c *session) {
 	for _, h := range s.hooks.reachable {
 		h.SessionReachable(ctx, c)
+	}
+}
+
+// subscriptionApproved runs the modules' subscription hooks once owner, a
+// local account, approved contact's presence subscription.
+func (s *Router) subscriptionApproved(ctx context.Context, owner, contact jid.JID) {
+	for _, h := range s.hooks.subscriptions {
+		h.SubscriptionApproved(ctx, owner, contact)
 	}
 }
 

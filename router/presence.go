@@ -382,6 +382,11 @@ func (s *Router) outboundSubscription(ctx context.Context, c *session, typ strin
 				s.deliverPresence(ctx, p, contact)
 			}
 		}
+		if !wasFrom {
+			// The contact receives the user's presence from now on: the
+			// modules hear of it (XEP-0163 §6.1.1, the last PEP items).
+			s.subscriptionApproved(ctx, user, contact)
+		}
 	case typ == "unsubscribed" && wasFrom:
 		s.sendUnavailableOf(ctx, c.user, contact)
 	}

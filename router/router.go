@@ -501,31 +501,10 @@ func (s *Router) bounceWith(c *session, el *wire.Element, errEl xml.TokenReader)
 	return nil
 }
 
-// errorReply is the error answering el (RFC 6120 §8.3), from its
-// addressee to its sender: IQs carry only the error, messages and presence
-// their payload back too.
+// errorReply is modules.ErrorReply, the error answering el (RFC 6120
+// §8.3), shared with the modules that bounce on streams of their own.
 func errorReply(el *wire.Element, errEl xml.TokenReader) (*wire.Element, error) {
-	reply := &wire.Element{Start: xml.StartElement{Name: el.Start.Name}}
-	if id := el.Attr("id"); id != "" {
-		reply.SetAttr("id", id)
-	}
-	reply.SetAttr("type", "error")
-	if to := el.Attr("to"); to != "" {
-		reply.SetAttr("from", to)
-	}
-	if from := el.Attr("from"); from != "" {
-		reply.SetAttr("to", from)
-	}
-	if el.Start.Name.Local != "iq" {
-		// Message and presence errors carry the original payload back.
-		reply.Inner = append(reply.Inner, el.Inner...)
-	}
-	errTokens, err := collect(errEl)
-	if err != nil {
-		return nil, err
-	}
-	reply.Inner = append(reply.Inner, errTokens...)
-	return reply, nil
+	return modules.ErrorReply(el, errEl)
 }
 
 // collect reads a token reader into copied tokens.

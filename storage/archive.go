@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -360,63 +361,42 @@ func queryBucket(b *bolt.Bucket, q ArchiveQuery) ([]ArchivedMessage, bool, error
 		sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 		return out, true, nil
 	}
-	lo, hi := []byte(nil), []byte(nil)
 	// A bound by id names a message in the archive (XEP-0313 §4.1.2:
 	// item-not-found otherwise, one expired since, say).
-	if q.AfterID != "" {
-		k, ok := parseArchiveID(q.AfterID)
-		if !ok || b.Get(k) == nil {
-			return nil, false, ErrNotFound
+	bound := func(id string) ([]byte, bool) {
+		if id == "" {
+			return nil, true
 		}
-		lo = k
+		k, ok := parseArchiveID(id)
+		return k, ok && b.Get(k) != nil
 	}
-	if q.BeforeID != "" {
-		k, ok := parseArchiveID(q.BeforeID)
-		if !ok || b.Get(k) == nil {
-			return nil, false, ErrNotFound
-		}
-		hi = k
+	lo, okLo := bound(q.AfterID)
+	hi, okHi := bound(q.BeforeID)
+	if !okLo || !okHi {
+		return nil, false, ErrNotFound
 	}
+	// Forward from after lo up to hi, or for a Last page back from before
+	// hi down to lo; a Last page is reversed at the end.
 	c := b.Cursor()
-	n := 0
-	if !q.Last {
-		var k, v []byte
-		if lo != nil {
-			k, v = c.Seek(lo)
-			if bytes.Equal(k, lo) {
-				k, v = c.Next()
-			}
-		} else {
-			k, v = c.First()
-		}
-		for ; k != nil; k, v = c.Next() {
-			if hi != nil && bytes.Compare(k, hi) >= 0 {
-				break
-			}
-			ok, err := keep(k, v)
-			if err != nil {
-				return nil, false, err
-			}
-			if ok {
-				if n++; n > q.Max {
-					out, complete = out[:q.Max], false
-					break
-				}
-			}
-		}
-		return out, complete, nil
-	}
 	var k, v []byte
-	if hi != nil {
-		c.Seek(hi)
-		k, v = c.Prev()
-	} else {
-		k, v = c.Last()
-	}
-	for ; k != nil; k, v = c.Prev() {
-		if lo != nil && bytes.Compare(k, lo) <= 0 {
-			break
+	step, past := c.Next, func(k []byte) bool { return hi != nil && bytes.Compare(k, hi) >= 0 }
+	switch {
+	case q.Last:
+		step, past = c.Prev, func(k []byte) bool { return lo != nil && bytes.Compare(k, lo) <= 0 }
+		if hi != nil {
+			c.Seek(hi)
+			k, v = c.Prev()
+		} else {
+			k, v = c.Last()
 		}
+	case lo != nil:
+		if k, v = c.Seek(lo); bytes.Equal(k, lo) {
+			k, v = c.Next()
+		}
+	default:
+		k, v = c.First()
+	}
+	for n := 0; k != nil && !past(k); k, v = step() {
 		ok, err := keep(k, v)
 		if err != nil {
 			return nil, false, err
@@ -428,8 +408,8 @@ func queryBucket(b *bolt.Bucket, q ArchiveQuery) ([]ArchivedMessage, bool, error
 			}
 		}
 	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
+	if q.Last {
+		slices.Reverse(out)
 	}
 	return out, complete, nil
 }

@@ -76,6 +76,25 @@ func checkConfigCmd(args []string, _ io.Reader, stdout, stderr io.Writer) error 
 	default:
 		w("cluster", "redis %s (lease %s)", r.Addr, cfg.Cluster.Lease.D())
 	}
+	if cfg.MUC.Enabled {
+		w("muc", "%s", cfg.MUC.ServiceDomain(cfg.Domain))
+	} else {
+		w("muc", "off")
+	}
+	if up := cfg.HTTPUpload; up.Enabled {
+		w("upload", "%s, HTTP on %s, files in %s", up.ServiceDomain(cfg.Domain), up.Listen, up.Dir(storagePath))
+	} else {
+		w("upload", "off")
+	}
+	if c := cfg.Components; c.Listen == "" || len(c.Services) == 0 {
+		w("components", "off")
+	} else {
+		domains := make([]string, len(c.Services))
+		for i, s := range c.Services {
+			domains[i] = s.Domain
+		}
+		w("components", "%s on %s (secrets are read at start)", strings.Join(domains, ", "), c.Listen)
+	}
 	if cfg.TLS.CertFile == "" {
 		w("tls", "a self-signed certificate for %s, kept in %s", cfg.Domain, storagePath)
 	} else {

@@ -1,10 +1,11 @@
 // converse.mjs drives Converse.js in headless Chromium (through
-// playwright-core, with Debian's /usr/bin/chromium) as a person would: it
-// opens converse.html, logs in over XMPP over WebSocket, opens Settings →
-// Commands, lists the commands of the server JID, runs the one-stage
-// get-online-users-num, the add-user form and the three-stage wizard (Next,
-// Previous, Next, Next, Complete), and sends a chat message to a contact of
-// the roster. It prints one fact a line for interop/converse_test.go:
+// playwright-core, with Debian's /usr/bin/chromium; converse_common.mjs) as
+// a person would: it opens converse.html, logs in over XMPP over WebSocket,
+// opens Settings → Commands, lists the commands of the server JID, runs the
+// one-stage get-online-users-num, the add-user form and the three-stage
+// wizard (Next, Previous, Next, Next, Complete), and sends a chat message to
+// a contact of the roster. It prints one fact a line for
+// interop/converse_test.go:
 //
 //	MECHANISM <SASL mechanism Strophe chose>
 //	COMMANDS <number of commands listed>
@@ -25,20 +26,16 @@
 // converse-add-user-form.png, converse-add-user.png,
 // converse-wizard-prev.png (stage 1 again after Previous),
 // converse-wizard.png (the dialog alone, the wizard completed) and
-// converse-chat.png, or converse-failure.png when a step fails. CONVERSE_LOGLEVEL=debug in the environment logs Converse's
-// console, XMPP traffic included, to stderr.
+// converse-chat.png, or converse-failure.png when a step fails.
+// CONVERSE_LOGLEVEL=debug in the environment logs Converse's console, XMPP
+// traffic included, to stderr.
 
-import { parseArgs } from "node:util";
-import { chromium } from "playwright-core";
+import { converseOptions, printMechanism, runConverse, screenshot, sendMessage } from "./converse_common.mjs";
 
 const NS_ADMIN = "http://jabber.org/protocol/admin";
 
-const { values: opts } = parseArgs({
+const opts = converseOptions("converse.mjs", {
   options: {
-    url: { type: "string" },
-    "websocket-url": { type: "string" },
-    jid: { type: "string" },
-    password: { type: "string" },
     domain: { type: "string", default: "localhost" },
     "new-user": { type: "string" },
     "new-password": { type: "string" },
@@ -49,56 +46,10 @@ const { values: opts } = parseArgs({
     "wizard-comment": { type: "string" },
     to: { type: "string" },
     body: { type: "string" },
-    screenshots: { type: "string" },
-    chromium: { type: "string", default: "/usr/bin/chromium" },
-    timeout: { type: "string", default: "90" },
   },
+  required: ["new-user", "new-password", "to", "body", "wizard-node", "wizard-name", "wizard-color", "wizard-contact", "wizard-comment"],
+  timeout: "90",
 });
-const required = ["url", "websocket-url", "jid", "password", "new-user", "new-password", "to", "body", "screenshots"];
-const wizardOpts = ["wizard-node", "wizard-name", "wizard-color", "wizard-contact", "wizard-comment"];
-for (const name of [...required, ...wizardOpts]) {
-  if (!opts[name]) {
-    console.error(`converse.mjs: --${name} is required`);
-    process.exit(2);
-  }
-}
-
-// step bounds each wait for the UI.
-const step = 20_000;
-let browser, page;
-const deadline = setTimeout(async () => {
-  console.error(`converse.mjs: gave up after ${opts.timeout}s`);
-  await browser?.close().catch(() => {});
-  process.exit(3);
-}, Number(opts.timeout) * 1000);
-
-// Chromium as root, headless, and quiet: nothing of its own goes out (the
-// only network here is loopback). playwright-core adds a fresh temporary
-// --user-data-dir, --no-sandbox and --remote-debugging-pipe.
-const chromiumArgs = [
-  "--headless=new",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-
-// isLoopback tells whether a request stays on this machine.
-function isLoopback(url) {
-  const u = new URL(url);
-  return ["data:", "blob:", "about:"].includes(u.protocol) || ["127.0.0.1", "localhost", "[::1]"].includes(u.hostname);
-}
-
-// screenshot saves what target shows: the page's viewport, or an element
-// (a locator) alone.
-async function screenshot(target, name) {
-  const path = `${opts.screenshots}/${name}`;
-  await target.screenshot(target === page ? { path, fullPage: false } : { path });
-  console.log(`SCREENSHOT ${path}`);
-}
 
 // readCommand returns what the view of a running command shows: the
 // form's heading, instructions and alert, every field (name, what the
@@ -142,7 +93,7 @@ async function readCommand(adhoc, form) {
 // runWizard runs the three-stage wizard from its link in the command list
 // as a person would: fill stage 1, Next, Previous (the answers should be
 // there again), Next, fill stage 2, Next, fill stage 3, Complete.
-async function runWizard(adhoc) {
+async function runWizard(page, adhoc) {
   const node = opts["wizard-node"];
   const link = adhoc.locator(`a[data-command-node="${node}"]`);
   const form = adhoc.locator("li.list-group-item", { has: page.locator(`a[data-command-node="${node}"]`) }).locator("form");
@@ -163,7 +114,7 @@ async function runWizard(adhoc) {
   await press("prev");
   await colour.waitFor();
   await report("stage1-again");
-  await screenshot(page, "converse-wizard-prev.png");
+  await screenshot(opts, page, "converse-wizard-prev.png");
   await press("next");
   await contact.waitFor();
   await report("stage2-again");
@@ -184,68 +135,18 @@ async function runWizard(adhoc) {
   await page.setViewportSize({ width: viewport.width, height: 2800 });
   await adhoc.locator(":scope > .alert").scrollIntoViewIfNeeded();
   await form.scrollIntoViewIfNeeded();
-  await screenshot(page.locator("converse-user-settings-modal .modal-content"), "converse-wizard.png");
+  await screenshot(opts, page.locator("converse-user-settings-modal .modal-content"), "converse-wizard.png");
   await page.setViewportSize(viewport);
   await link.click(); // fold it away
   await form.waitFor({ state: "detached" });
 }
 
-async function run() {
-  browser = await chromium.launch({
-    executablePath: opts.chromium,
-    headless: true,
-    args: chromiumArgs,
-    timeout: step,
-  });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: "en-US" });
-  await context.route("**/*", (route) => {
-    const url = route.request().url();
-    if (isLoopback(url)) {
-      return route.continue();
-    }
-    console.log(`BLOCKED ${url}`);
-    return route.abort("blockedbyclient");
-  });
-  page = await context.newPage();
-  page.setDefaultTimeout(step);
-  page.on("console", (msg) => {
-    if (process.env.CONVERSE_LOGLEVEL || ["error", "warning"].includes(msg.type())) {
-      console.error(`console.${msg.type()}: ${msg.text()}`);
-    }
-  });
-  page.on("pageerror", (err) => console.error(`page error: ${err.message}`));
-
-  await page.goto(opts.url);
-  await page.waitForFunction(() => document.documentElement.dataset.converseLoaded === "true");
-  await page.evaluate((settings) => window.startConverse(settings), {
-    websocket_url: opts["websocket-url"],
-    jid: opts.jid,
-    password: opts.password,
-    auto_login: true,
-    auto_reconnect: false,
-    // No XEP-0156 lookup of https://localhost/.well-known/host-meta.
-    discover_connection_methods: false,
-    assets_path: "/dist/",
-    i18n: "en",
-    // Not fullscreen: its login page shows sponsors' logos from conversejs.org.
-    view_mode: "overlayed",
-    allow_adhoc_commands: true,
-    show_controlbox_by_default: true,
-    play_sounds: false,
-    // The About tab shows sponsors' logos from conversejs.org.
-    show_client_info: false,
-    // OMEMO is beside the point here and fetches its WebAssembly from a
-    // path of its own.
-    blacklisted_plugins: ["converse-omemo"],
-    show_desktop_notifications: false,
-    loglevel: process.env.CONVERSE_LOGLEVEL ?? "warn",
-  });
-
+// drive does what converse.mjs is for, once Converse is logged in.
+async function drive(page) {
   // Logged in: the controlbox shows the settings cog only when connected.
   const cog = page.locator("a.show-client-info");
   await cog.waitFor();
-  const mechanism = await page.evaluate(() => window.adhocdConverse?.api.connection.get()?._sasl_mechanism?.mechname);
-  console.log(`MECHANISM ${mechanism}`);
+  await printMechanism(page);
 
   // Settings → Commands, on the server JID the form proposes (the domain).
   await cog.click();
@@ -271,7 +172,7 @@ async function run() {
   const onlineField = adhoc.locator('input[name="onlineusersnum"]');
   await onlineField.waitFor();
   console.log(`ONLINE_USERS ${await onlineField.inputValue()}`);
-  await screenshot(page, "converse-online-users.png");
+  await screenshot(opts, page, "converse-online-users.png");
   await onlineLink.click(); // fold it away
 
   // A form: fill in the fields and press Complete.
@@ -288,7 +189,7 @@ async function run() {
   await form.locator('[name="password-verify"]').fill(opts["new-password"]);
   const complete = form.locator('input[data-action="complete"]');
   await complete.scrollIntoViewIfNeeded();
-  await screenshot(page, "converse-add-user-form.png");
+  await screenshot(opts, page, "converse-add-user-form.png");
   await complete.click();
   // Completed: the command folds away and the view shows an alert and the
   // server's note above the list.
@@ -299,9 +200,9 @@ async function run() {
   const noteText = (await note.count()) ? (await note.innerText()).trim() : "";
   console.log(`ADD_USER ${(await alert.innerText()).trim()} | ${noteText}`);
   await alert.scrollIntoViewIfNeeded();
-  await screenshot(page, "converse-add-user.png");
+  await screenshot(opts, page, "converse-add-user.png");
 
-  await runWizard(adhoc);
+  await runWizard(page, adhoc);
   await page.keyboard.press("Escape");
   await modal.locator(".modal").waitFor({ state: "hidden" });
 
@@ -311,25 +212,13 @@ async function run() {
   // never opens. The test puts the recipient in the roster beforehand.)
   await page.locator(`converse-roster a.open-chat[data-jid="${opts.to}"]`).click();
   const chat = page.locator(`converse-chat[jid="${opts.to}"]`);
-  const textarea = chat.locator("textarea.chat-textarea");
-  await textarea.fill(opts.body);
-  await textarea.press("Enter");
-  await chat.locator(".chat-msg__text", { hasText: opts.body }).waitFor();
-  console.log("SENT");
-  await screenshot(page, "converse-chat.png");
-
-  await browser.close();
-  console.log("OK");
+  await sendMessage(chat, opts.body);
+  await screenshot(opts, page, "converse-chat.png");
 }
 
-run().then(
-  () => clearTimeout(deadline),
-  async (err) => {
-    console.error(`converse.mjs: ${err?.stack ?? err}`);
-    if (page) {
-      await screenshot(page, "converse-failure.png").catch(() => {});
-    }
-    await browser?.close().catch(() => {});
-    process.exit(1);
-  },
+runConverse(
+  "converse.mjs",
+  opts,
+  { settings: { allow_adhoc_commands: true, show_controlbox_by_default: true }, failureShot: "converse-failure.png" },
+  drive,
 );

@@ -1,8 +1,8 @@
 // converse_muc.mjs drives Converse.js in headless Chromium (through
-// playwright-core, with Debian's /usr/bin/chromium) into a group chat as a
-// person would: it opens converse.html and logs in over XMPP over WebSocket
-// with the room in auto_join_rooms (Converse creates it when it does not
-// exist), waits for the room's view to show that it entered and for the
+// playwright-core, with Debian's /usr/bin/chromium; converse_common.mjs)
+// into a group chat as a person would: it opens converse.html and logs in
+// over XMPP over WebSocket with the room in auto_join_rooms (Converse
+// creates it when it does not exist), waits for the room's view to show that it entered and for the
 // other occupant in the occupant list, types a message in the room's text
 // area and presses Enter, and waits for the other occupant's message to
 // render in the room's view. It prints one fact a line for
@@ -25,113 +25,27 @@
 // CONVERSE_LOGLEVEL=debug in the environment logs Converse's console, XMPP
 // traffic included, to stderr.
 
-import { parseArgs } from "node:util";
-import { chromium } from "playwright-core";
+import { converseOptions, printMechanism, runConverse, screenshot, sendMessage } from "./converse_common.mjs";
 
-const { values: opts } = parseArgs({
+const opts = converseOptions("converse_muc.mjs", {
   options: {
-    url: { type: "string" },
-    "websocket-url": { type: "string" },
-    jid: { type: "string" },
-    password: { type: "string" },
     room: { type: "string" },
     nick: { type: "string" },
     body: { type: "string" },
     reply: { type: "string" },
     "reply-nick": { type: "string" },
-    screenshots: { type: "string" },
-    chromium: { type: "string", default: "/usr/bin/chromium" },
-    timeout: { type: "string", default: "60" },
   },
+  required: ["room", "nick", "body", "reply", "reply-nick"],
+  timeout: "60",
 });
-for (const name of ["url", "websocket-url", "jid", "password", "room", "nick", "body", "reply", "reply-nick", "screenshots"]) {
-  if (!opts[name]) {
-    console.error(`converse_muc.mjs: --${name} is required`);
-    process.exit(2);
-  }
-}
 
-// step bounds each wait for the UI.
-const step = 20_000;
-let browser, page;
-const deadline = setTimeout(async () => {
-  console.error(`converse_muc.mjs: gave up after ${opts.timeout}s`);
-  await browser?.close().catch(() => {});
-  process.exit(3);
-}, Number(opts.timeout) * 1000);
-
-// Chromium as converse.mjs runs it: headless, quiet, loopback only.
-const chromiumArgs = [
-  "--headless=new",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-
-// isLoopback tells whether a request stays on this machine.
-function isLoopback(url) {
-  const u = new URL(url);
-  return ["data:", "blob:", "about:"].includes(u.protocol) || ["127.0.0.1", "localhost", "[::1]"].includes(u.hostname);
-}
-
-async function screenshot(name) {
-  const path = `${opts.screenshots}/${name}`;
-  await page.screenshot({ path, fullPage: false });
-  console.log(`SCREENSHOT ${path}`);
-}
-
-async function run() {
-  browser = await chromium.launch({ executablePath: opts.chromium, headless: true, args: chromiumArgs, timeout: step });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: "en-US" });
-  await context.route("**/*", (route) => {
-    const url = route.request().url();
-    if (isLoopback(url)) {
-      return route.continue();
-    }
-    console.log(`BLOCKED ${url}`);
-    return route.abort("blockedbyclient");
-  });
-  page = await context.newPage();
-  page.setDefaultTimeout(step);
-  page.on("console", (msg) => {
-    if (process.env.CONVERSE_LOGLEVEL || ["error", "warning"].includes(msg.type())) {
-      console.error(`console.${msg.type()}: ${msg.text()}`);
-    }
-  });
-  page.on("pageerror", (err) => console.error(`page error: ${err.message}`));
-
-  await page.goto(opts.url);
-  await page.waitForFunction(() => document.documentElement.dataset.converseLoaded === "true");
-  await page.evaluate((settings) => window.startConverse(settings), {
-    websocket_url: opts["websocket-url"],
-    jid: opts.jid,
-    password: opts.password,
-    auto_login: true,
-    auto_reconnect: false,
-    discover_connection_methods: false,
-    assets_path: "/dist/",
-    i18n: "en",
-    // Not fullscreen: its login page shows sponsors' logos from conversejs.org.
-    view_mode: "overlayed",
-    auto_join_rooms: [{ jid: opts.room, nick: opts.nick }],
-    play_sounds: false,
-    show_client_info: false,
-    blacklisted_plugins: ["converse-omemo"],
-    show_desktop_notifications: false,
-    loglevel: process.env.CONVERSE_LOGLEVEL ?? "warn",
-  });
-
+// drive does what converse_muc.mjs is for, once Converse is logging in and joining the room.
+async function drive(page) {
   // The room's view; entered once its text area is there (Converse shows
   // it only to an occupant) and the occupant list has its own nickname.
   const muc = page.locator(`converse-muc[jid="${opts.room}"]`);
-  const textarea = muc.locator("textarea.chat-textarea");
-  await textarea.waitFor();
-  const mechanism = await page.evaluate(() => window.adhocdConverse?.api.connection.get()?._sasl_mechanism?.mechname);
-  console.log(`MECHANISM ${mechanism}`);
+  await muc.locator("textarea.chat-textarea").waitFor();
+  await printMechanism(page);
   const own = await page.evaluate((jid) => window.adhocdConverse?.state.chatboxes.get(jid)?.get("nick"), opts.room);
   console.log(`ENTERED ${opts.room} ${own}`);
   const occupants = muc.locator("converse-muc-occupant-list-item .occupant-nick");
@@ -139,10 +53,7 @@ async function run() {
   const nicks = (await occupants.allInnerTexts()).map((n) => n.trim()).sort();
   console.log(`OCCUPANTS ${nicks.join(",")}`);
 
-  await textarea.fill(opts.body);
-  await textarea.press("Enter");
-  await muc.locator(".chat-msg__text", { hasText: opts.body }).waitFor();
-  console.log("SENT");
+  await sendMessage(muc, opts.body);
 
   // The other occupant's message, as the view renders it.
   const reply = muc.locator(".chat-msg", { has: page.locator(".chat-msg__text", { hasText: opts.reply }) });
@@ -150,20 +61,12 @@ async function run() {
   const author = (await reply.locator(".chat-msg__author").innerText()).trim();
   const text = (await reply.locator(".chat-msg__text").innerText()).trim();
   console.log(`SHOWN ${JSON.stringify({ author, text })}`);
-  await screenshot("converse-muc.png");
-
-  await browser.close();
-  console.log("OK");
+  await screenshot(opts, page, "converse-muc.png");
 }
 
-run().then(
-  () => clearTimeout(deadline),
-  async (err) => {
-    console.error(`converse_muc.mjs: ${err?.stack ?? err}`);
-    if (page) {
-      await screenshot("converse-muc-failure.png").catch(() => {});
-    }
-    await browser?.close().catch(() => {});
-    process.exit(1);
-  },
+runConverse(
+  "converse_muc.mjs",
+  opts,
+  { settings: { auto_join_rooms: [{ jid: opts.room, nick: opts.nick }] }, failureShot: "converse-muc-failure.png" },
+  drive,
 );

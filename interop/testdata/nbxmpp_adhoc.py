@@ -137,14 +137,15 @@ class Run(common.AccountRun):
             raise RuntimeError("%s: no form to submit" % label)
         return (yield from self._execute(label, stage, stage.default, submit_form(stage, values)))
 
-    def steps(self):
-        yield self.login("nbxmpp-interop")
-        a = self.args
-        server = a.server
+    def commands(self, jid, nodes):
+        """Request jid's command list (COMMANDS); yields the task and
+        returns a function that finds a listed command by its node. When
+        the request fails (reported as ERROR) the commands are built from
+        jid and nodes instead, so that the steps after it still run."""
         adhoc = self.client.get_module("AdHoc")
-        listed = yield from self.run("commands", lambda **kw: adhoc.request_command_list(server, **kw))
+        listed = yield from self.run("commands", lambda **kw: adhoc.request_command_list(jid, **kw))
         if listed is None:
-            listed = [AdHocCommand(jid=server, node=n, name=None) for n in (ADD_USER, USERS_NUM, WIZARD)]
+            listed = [AdHocCommand(jid=jid, node=n, name=None) for n in nodes]
         else:
             say("COMMANDS", json.dumps([{"jid": str(c.jid), "node": c.node, "name": c.name} for c in listed]))
 
@@ -153,6 +154,12 @@ class Run(common.AccountRun):
                 if c.node == node:
                     return c
             raise RuntimeError("the command list has no %s" % node)
+        return command
+
+    def steps(self):
+        yield self.login("nbxmpp-interop")
+        a = self.args
+        command = yield from self.commands(a.server, (ADD_USER, USERS_NUM, WIZARD))
 
         # add-user: the form, then the submission.
         stage = yield from self._execute("add-user-form", command(ADD_USER), AdHocAction.EXECUTE)

@@ -26,7 +26,6 @@ A command that fails is reported, not fatal. Exits 0 when every step ran,
 1 on any other error, 2 on the overall timeout.
 """
 
-import json
 import os
 import sys
 
@@ -36,11 +35,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from nbxmpp.const import AdHocAction  # noqa: E402
 from nbxmpp.modules import dataforms  # noqa: E402
-from nbxmpp.structs import AdHocCommand  # noqa: E402
 
 import nbxmpp_adhoc  # noqa: E402
 import nbxmpp_common as common  # noqa: E402
-from nbxmpp_common import say  # noqa: E402
 
 NS_MUC_COMMANDS = "urn:adhocd:muc"
 LIST_ROOMS = NS_MUC_COMMANDS + "#list-rooms"
@@ -75,19 +72,7 @@ class Run(nbxmpp_adhoc.Run):
     def steps(self):
         yield self.login("nbxmpp-mucadmin")
         a = self.args
-        adhoc = self.client.get_module("AdHoc")
-        listed = yield from self.run("commands", lambda **kw: adhoc.request_command_list(a.service, **kw))
-        if listed is None:
-            listed = [AdHocCommand(jid=a.service, node=n, name=None) for n in (LIST_ROOMS, DESTROY_ROOM)]
-        else:
-            say("COMMANDS", json.dumps([{"jid": str(c.jid), "node": c.node, "name": c.name} for c in listed]))
-
-        def command(node):
-            for c in listed:
-                if c.node == node:
-                    return c
-            raise RuntimeError("the command list has no %s" % node)
-
+        command = yield from self.commands(a.service, (LIST_ROOMS, DESTROY_ROOM))
         yield from self._execute("list-rooms", command(LIST_ROOMS), AdHocAction.EXECUTE)
         stage = yield from self._execute("destroy-room-form", command(DESTROY_ROOM), AdHocAction.EXECUTE)
         if stage is not None:

@@ -145,44 +145,15 @@ func (m *Module) command(sp spec, node string) adhoc.Command {
 		Allow: adhoc.Admins(m.h.IsAdmin),
 		Complete: func(ctx context.Context, r *adhoc.Request) (*adhoc.Result, error) {
 			res, targets, err := sp.run(ctx, r)
-			m.audit(r, sp.name, targets, res, err)
+			modules.AuditAdmin(m.log, r, sp.name, targets, res, err)
 			return res, err
 		},
 	}
 	if sp.fields != nil {
-		c.Stages = []adhoc.Stage{{Form: func(ctx context.Context, _ *adhoc.Request) (*form.Data, error) {
-			fs := []form.Field{form.Title(sp.title), form.Instructions(sp.instr), formType()}
-			return form.New(append(fs, sp.fields(ctx)...)...), nil
-		}}}
+		c.Stages = modules.FormStage(sp.title, sp.instr, NS, sp.fields)
 	}
 	return c
 }
-
-// audit writes the one log line of an admin action.
-func (m *Module) audit(r *adhoc.Request, name string, targets []string, res *adhoc.Result, err error) {
-	if !m.log.Enabled(context.Background(), slog.LevelInfo) {
-		// Not logged: the arguments are not even made.
-		return
-	}
-	outcome := "completed"
-	switch {
-	case err != nil:
-		outcome = "error: " + adhoc.Condition(err)
-	case res != nil:
-		for _, n := range res.Notes {
-			if n.Type == adhoc.NoteError {
-				outcome = "failed: " + n.Text
-			}
-		}
-	}
-	m.log.Info("admin action", "by", r.Requester.Bare().String(), "command", name, "targets", targets, "outcome", outcome)
-}
-
-func formType() form.Field { return formTypeField }
-
-// formTypeField is built once: a form.Field adds a new field to each form it
-// is given.
-var formTypeField = form.Hidden("FORM_TYPE", form.Value(NS))
 
 // failed completes a command with an error note saying what to fix.
 func failed(format string, args ...any) *adhoc.Result {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -226,6 +227,30 @@ func TestUserInformation(t *testing.T) {
 	}
 	if v := field(r, "onlineresources"); len(v) != 1 || v[0] != alice.LocalAddr().Resourcepart() {
 		t.Fatalf("onlineresources %v", v)
+	}
+
+	// A message each way: both are in alice's archive (XEP-0313), which
+	// user-stats reports in messages and bytes.
+	bob := e.srv.Dial("bob", "builder", "")
+	if err := alice.SendRaw(ctx(t), `<message to='`+bob.LocalAddr().String()+`' type='chat' id='m1'><body>hello bob</body></message>`); err != nil {
+		t.Fatal(err)
+	}
+	bob.Next(wait, func(s servertest.Stanza) bool { return s.Name == "message" && s.Attrs["id"] == "m1" })
+	if err := bob.SendRaw(ctx(t), `<message to='`+alice.LocalAddr().String()+`' type='chat' id='m2'><body>hello alice</body></message>`); err != nil {
+		t.Fatal(err)
+	}
+	alice.Next(wait, func(s servertest.Stanza) bool { return s.Name == "message" && s.Attrs["id"] == "m2" })
+	r = e.run(t, "user-stats", adhoc.Values{"accountjid": {"alice@localhost"}})
+	if v := field(r, "archivedmessages"); len(v) != 1 || v[0] != "2" {
+		t.Errorf("archivedmessages after a message each way: %v, want 2", v)
+	}
+	v := field(r, "archivebytes")
+	if len(v) != 1 {
+		t.Fatalf("archivebytes %v", v)
+	}
+	// Each archived message is at least its body.
+	if n, err := strconv.ParseInt(v[0], 10, 64); err != nil || n < int64(len("hello bob")+len("hello alice")) {
+		t.Errorf("archivebytes %q after two messages", v[0])
 	}
 }
 

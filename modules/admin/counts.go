@@ -10,6 +10,7 @@ import (
 	"mellium.im/xmpp/form"
 
 	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/modules"
 )
 
 // population is who is registered, disabled, online, active and idle, as
@@ -105,7 +106,7 @@ func (m *Module) countCommands() []spec {
 					}
 					n = len(k.pick(p))
 				}
-				return &adhoc.Result{Form: form.New(formType(), form.Text(k.numVar, form.Label(k.numLabel), form.Value(strconv.Itoa(n))))}, nil, nil
+				return &adhoc.Result{Form: form.New(modules.FormType(NS), form.Text(k.numVar, form.Label(k.numLabel), form.Value(strconv.Itoa(n))))}, nil, nil
 			},
 		})
 		listTitle := "Requesting List of " + title(k.noun) + " Users"
@@ -132,7 +133,7 @@ func (m *Module) countCommands() []spec {
 				for _, j := range list {
 					opts = append(opts, form.Value(j))
 				}
-				res := &adhoc.Result{Form: form.New(formType(), form.JIDMulti(k.listVar, opts...))}
+				res := &adhoc.Result{Form: form.New(modules.FormType(NS), form.JIDMulti(k.listVar, opts...))}
 				if len(list) < len(all) {
 					res.Notes = []adhoc.Note{{Type: adhoc.NoteInfo, Text: "showing " + strconv.Itoa(len(list)) + " of " + strconv.Itoa(len(all))}}
 				}

@@ -12,6 +12,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/rosterxml"
 	"github.com/adhocd/adhocd/storage"
 )
@@ -75,7 +76,7 @@ func (m *Module) userRoster(ctx context.Context, r *adhoc.Request) (*adhoc.Resul
 		if err != nil {
 			return nil, err
 		}
-		return resultTokens(form.New(formType(), form.JIDMulti("accountjids", form.Value(j.String()))), rosterxml.Query("", items))
+		return resultTokens(form.New(modules.FormType(NS), form.JIDMulti("accountjids", form.Value(j.String()))), rosterxml.Query("", items))
 	})
 }
 
@@ -87,7 +88,7 @@ func (m *Module) lastLogin(ctx context.Context, r *adhoc.Request) (*adhoc.Result
 		if !a.LastLogin.IsZero() {
 			opts = append(opts, form.Value(a.LastLogin.UTC().Format(time.RFC3339)))
 		}
-		return resultTokens(form.New(formType(), form.JIDMulti("accountjids", form.Value(j.String())), form.Text("lastlogin", opts...)), nil)
+		return resultTokens(form.New(modules.FormType(NS), form.JIDMulti("accountjids", form.Value(j.String())), form.Text("lastlogin", opts...)), nil)
 	})
 }
 
@@ -145,7 +146,7 @@ func (m *Module) userStats(ctx context.Context, r *adhoc.Request) (*adhoc.Result
 	for _, r := range resources {
 		resOpts = append(resOpts, form.Value(r))
 	}
-	d := form.New(formType(),
+	d := form.New(modules.FormType(NS),
 		form.JID("accountjid", form.Value(js[0].String())),
 		form.ListMulti("ipaddresses", ipOpts...),
 		form.Text("rostersize", form.Label("Number of roster items for an account"), form.Value(strconv.Itoa(visible))),

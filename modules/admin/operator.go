@@ -38,7 +38,7 @@ func (m *Module) operatorCommands() []spec {
 }
 
 func (m *Module) status(_ context.Context, _ *adhoc.Request) (*adhoc.Result, []string, error) {
-	fields := []form.Field{form.Hidden("FORM_TYPE", form.Value(NSOperator))}
+	fields := []form.Field{modules.FormType(NSOperator)}
 	for _, f := range m.h.StatusFigures() {
 		fields = append(fields, form.Text(f.Var, form.Label(f.Label), form.Value(f.Value)))
 	}

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/servertest"
@@ -35,15 +34,22 @@ func nextID(prefix string) string { return prefix + strconv.FormatInt(seq.Add(1)
 // looked at yet.
 type client struct {
 	*servertest.Raw
-	t       *testing.T
-	jid     string
-	buf     string
-	pending []stanzaOnWire
+	t   *testing.T
+	jid string
+	in  *servertest.Inbox[stanzaOnWire]
 }
 
 func login(t *testing.T, srv *servertest.Server, user, resource string) *client {
 	t.Helper()
-	return &client{Raw: srv.RawLogin(user, "pw-"+user, resource), t: t, jid: user + "@localhost/" + resource}
+	raw, jid := srv.RawLogin(user, "pw-"+user, resource), user+"@localhost/"+resource
+	return &client{Raw: raw, t: t, jid: jid, in: servertest.NewInbox(t, raw, jid, decodeStanza)}
+}
+
+// decodeStanza decodes one stanza the server wrote.
+func decodeStanza(el string) (stanzaOnWire, error) {
+	s := stanzaOnWire{XML: el}
+	err := servertest.DecodeElement(el, &s)
+	return s, err
 }
 
 // stanzaOnWire is a top-level element as the server wrote it.
@@ -112,67 +118,11 @@ func (s stanzaOnWire) blockedCondition() bool {
 	return s.Error != nil && slices.Contains(s.Error.Conditions, anyElem{XMLName: xml.Name{Space: nsErrors, Local: "blocked"}})
 }
 
-const streamOpen = `<stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`
-
-// read takes what the server sent within d and splits the complete
-// top-level elements off into pending.
-func (c *client) read(d time.Duration) {
-	text, _ := c.ReadUntil(`(?s).`, d)
-	c.buf += text
-	doc := streamOpen + c.buf
-	dec := xml.NewDecoder(strings.NewReader(doc))
-	if _, err := dec.Token(); err != nil {
-		c.t.Fatalf("%s: parse: %v", c.jid, err)
-	}
-	done := len(streamOpen)
-	for {
-		off := dec.InputOffset()
-		tok, err := dec.Token()
-		if err != nil {
-			break
-		}
-		st, ok := tok.(xml.StartElement)
-		if !ok {
-			done = int(dec.InputOffset())
-			continue
-		}
-		var s stanzaOnWire
-		if err := dec.DecodeElement(&s, &st); err != nil {
-			break
-		}
-		s.XML = doc[off:dec.InputOffset()]
-		c.pending = append(c.pending, s)
-		done = int(dec.InputOffset())
-	}
-	c.buf = doc[done:]
-}
-
 // next returns the first stanza received that match accepts, waiting up to
 // servertest.Wait for it.
 func (c *client) next(what string, match func(stanzaOnWire) bool) stanzaOnWire {
 	c.t.Helper()
-	deadline := time.Now().Add(servertest.Wait)
-	for {
-		for i, s := range c.pending {
-			if match(s) {
-				c.pending = slices.Delete(c.pending, i, i+1)
-				return s
-			}
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			c.t.Fatalf("%s: no %s; received %q", c.jid, what, c.received())
-		}
-		c.read(left)
-	}
-}
-
-func (c *client) received() []string {
-	var out []string
-	for _, s := range c.pending {
-		out = append(out, s.XML)
-	}
-	return append(out, c.buf)
+	return c.in.Next(what, match)
 }
 
 // iq sends an IQ with a fresh id (the %s in format) and returns the answer.
@@ -206,16 +156,7 @@ func settle(sender *client, recipients ...*client) {
 
 // take removes and returns the pending stanzas match accepts.
 func (c *client) take(match func(stanzaOnWire) bool) []stanzaOnWire {
-	var got, keep []stanzaOnWire
-	for _, s := range c.pending {
-		if match(s) {
-			got = append(got, s)
-		} else {
-			keep = append(keep, s)
-		}
-	}
-	c.pending = keep
-	return got
+	return c.in.Take(match)
 }
 
 // none fails the test if c received a stanza match accepts.

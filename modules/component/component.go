@@ -13,7 +13,6 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	"mellium.im/xmpp/disco/items"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
@@ -110,7 +109,6 @@ func options(c config.Components) (Options, error) {
 var (
 	_ modules.Module        = (*Module)(nil)
 	_ modules.DomainHandler = (*Module)(nil)
-	_ modules.NodeHandler   = (*Module)(nil)
 )
 
 // Name implements modules.Module.
@@ -167,7 +165,10 @@ func (m *Module) Start(_ context.Context, h modules.Host) error {
 		return fmt.Errorf("component: listen: %w", err)
 	}
 	m.ln = ln
-	h.Disco().AddNodeHandler(m)
+	for _, d := range m.domains {
+		// Connected or not: a component's disco#info is its own.
+		h.Disco().AddNodeHandler(modules.ServiceItem{JID: d})
+	}
 	m.wg.Add(1)
 	go m.accept()
 	m.log.Info("listening for components", "addr", ln.Addr().String(), "domains", m.domainNames())
@@ -367,25 +368,6 @@ func (m *Module) toComponent(ctx context.Context, domain string, el *wire.Elemen
 func notConnected(domain string) stanza.Error {
 	return stanza.Error{Type: stanza.Wait, Condition: stanza.ServiceUnavailable,
 		Text: map[string]string{"en": "the component " + domain + " is not connected"}}
-}
-
-// DiscoInfo implements modules.NodeHandler: the module serves no node of
-// the server JID.
-func (m *Module) DiscoInfo(context.Context, jid.JID, string) (modules.DiscoInfo, error) {
-	return modules.DiscoInfo{}, modules.ErrNoNode
-}
-
-// DiscoItems implements modules.NodeHandler: the server's items list every
-// configured component, connected or not (its disco#info is its own).
-func (m *Module) DiscoItems(_ context.Context, _ jid.JID, node string) ([]items.Item, error) {
-	if node != "" {
-		return nil, modules.ErrNoNode
-	}
-	out := make([]items.Item, len(m.domains))
-	for i, d := range m.domains {
-		out[i] = items.Item{JID: d}
-	}
-	return out, nil
 }
 
 // The metrics' attributes.

@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 
-	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 
+	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/wire"
 )
 
@@ -86,13 +86,13 @@ func errorOf(err error) stanza.Error {
 	return stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError}
 }
 
-// bounce answers el, which the component c sent, with se on c's stream;
-// errors and results are never answered.
+// bounce answers el, which the component c sent (in jabber:client by now:
+// toClient), with se on c's stream; errors and results are never answered.
 func (c *conn) bounce(el *wire.Element, se stanza.Error) {
 	if typ := el.Attr("type"); typ == "error" || typ == "result" {
 		return
 	}
-	reply, err := errorReply(el, se)
+	reply, err := modules.ErrorReply(el, se.TokenReader())
 	if err == nil {
 		err = c.enqueue(reply)
 	}
@@ -121,8 +121,9 @@ func (m *Module) undelivered(qs []queued) {
 			// answer to it: nobody left to tell.
 			continue
 		}
-		reply, err := errorReply(el, stanza.Error{Type: stanza.Wait, Condition: stanza.ServiceUnavailable,
-			Text: map[string]string{"en": "the component's connection closed before this could be written to it"}})
+		se := stanza.Error{Type: stanza.Wait, Condition: stanza.ServiceUnavailable,
+			Text: map[string]string{"en": "the component's connection closed before this could be written to it"}}
+		reply, err := modules.ErrorReply(el, se.TokenReader())
 		if err == nil {
 			err = m.h.Send(context.Background(), readerOf(reply))
 		}
@@ -161,30 +162,4 @@ func readerOf(el *wire.Element) xml.TokenReader {
 	toks := make([]xml.Token, 0, len(el.Inner)+1)
 	toks = append(append(toks, el.Start), el.Inner...)
 	return &wire.SliceReader{Toks: toks, Last: el.Start.End()}
-}
-
-// errorReply is the error answering el (RFC 6120 §8.3), from its addressee
-// to its sender: an IQ's carries the error only, a message's or
-// presence's its payload too.
-func errorReply(el *wire.Element, se stanza.Error) (*wire.Element, error) {
-	reply := &wire.Element{Start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: el.Start.Name.Local}}}
-	if id := el.Attr("id"); id != "" {
-		reply.SetAttr("id", id)
-	}
-	reply.SetAttr("type", "error")
-	if to := el.Attr("to"); to != "" {
-		reply.SetAttr("from", to)
-	}
-	if from := el.Attr("from"); from != "" {
-		reply.SetAttr("to", from)
-	}
-	if el.Start.Name.Local != "iq" {
-		reply.Inner = append(reply.Inner, el.Inner...)
-	}
-	buf := &wire.TokenBuffer{}
-	if _, err := xmlstream.Copy(buf, se.TokenReader()); err != nil {
-		return nil, fmt.Errorf("component: error reply: %w", err)
-	}
-	reply.Inner = append(reply.Inner, buf.Toks...)
-	return reply, nil
 }

@@ -86,11 +86,8 @@ func ParseQuery(q *wire.Element, maxPage int) (storage.ArchiveQuery, error) {
 			case "start":
 				aq.Start, err = parseTime(first)
 			case "end":
-				// Stamps go out in whole seconds (slixmpp 1.8 reads no
-				// fraction): an end in whole seconds takes all of its second.
-				if aq.End, err = parseTime(first); err == nil && !aq.End.IsZero() && aq.End.Nanosecond() == 0 {
-					aq.End = aq.End.Add(time.Second - time.Nanosecond)
-				}
+				aq.End, err = parseTime(first)
+				aq.End = widenEnd(aq.End)
 			case "before-id":
 				aq.BeforeID = first
 			case "after-id":
@@ -125,6 +122,23 @@ func ParseQuery(q *wire.Element, maxPage int) (storage.ArchiveQuery, error) {
 		}
 	}
 	return aq, nil
+}
+
+// widenEnd makes an end stamp take all of the unit it is written in.
+// Stamps go out in milliseconds (modules.Stamp) while messages are stored
+// to the nanosecond, so a client that asks for the messages up to a stamp
+// it was sent gets the message of that stamp too; an end in whole seconds,
+// as people and older stamps write it, takes all of its second.
+func widenEnd(end time.Time) time.Time {
+	switch ns := end.Nanosecond(); {
+	case end.IsZero():
+		return end
+	case ns == 0:
+		return end.Add(time.Second - time.Nanosecond)
+	case ns%int(time.Millisecond) == 0:
+		return end.Add(time.Millisecond - time.Nanosecond)
+	}
+	return end
 }
 
 // parseTime reads a XEP-0082 date and time.

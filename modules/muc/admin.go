@@ -30,7 +30,7 @@ var itemName = xml.Name{Space: nsAdmin, Local: "item"}
 // adminIQ is a muc#admin request (XEP-0045 §8, §9, §10): a list of
 // occupants by role or of users by affiliation, or changes of roles and
 // affiliations.
-func (m *Module) adminIQ(ctx context.Context, r *room, from jid.JID, typ string, q *wire.Element) ([]node, error) {
+func (m *Module) adminIQ(ctx context.Context, r *room, from jid.JID, typ string, q *wire.Element) ([]wire.Node, error) {
 	items := q.Children(itemName)
 	if len(items) == 0 || len(items) > maxAdminItems {
 		return nil, errorOf(stanza.Modify, stanza.BadRequest, "expected from 1 to 100 items")
@@ -43,9 +43,9 @@ func (m *Module) adminIQ(ctx context.Context, r *room, from jid.JID, typ string,
 
 // adminList answers the list of one affiliation (to admins and owners) or
 // one role (to moderators).
-func (m *Module) adminList(r *room, from jid.JID, item *wire.Element) ([]node, error) {
+func (m *Module) adminList(r *room, from jid.JID, item *wire.Element) ([]wire.Node, error) {
 	actor := r.occupantOf(from)
-	q := elem(nsAdmin, "query")
+	q := wire.Elem(nsAdmin, "query")
 	if a := Affiliation(item.Attr("affiliation")); a != "" {
 		if a == None || a.rank() < 0 {
 			return nil, errorOf(stanza.Modify, stanza.BadRequest, "no list of affiliation "+string(a))
@@ -63,9 +63,9 @@ func (m *Module) adminList(r *room, from jid.JID, item *wire.Element) ([]node, e
 					nick = os[0].nick
 				}
 			}
-			q = q.add(elem(nsAdmin, "item", "affiliation", string(a), "jid", bare, "nick", nick))
+			q = q.Add(wire.Elem(nsAdmin, "item", "affiliation", string(a), "jid", bare, "nick", nick))
 		}
-		return []node{q}, nil
+		return []wire.Node{q}, nil
 	}
 	role := Role(item.Attr("role"))
 	if role.rank() <= 0 {
@@ -76,11 +76,11 @@ func (m *Module) adminList(r *room, from jid.JID, item *wire.Element) ([]node, e
 	}
 	for _, o := range r.list() {
 		if o.role == role {
-			q = q.add(elem(nsAdmin, "item", "affiliation", string(r.affiliation(o.bare.String())),
+			q = q.Add(wire.Elem(nsAdmin, "item", "affiliation", string(r.affiliation(o.bare.String())),
 				"jid", o.primary().jid.String(), "nick", o.nick, "role", string(role)))
 		}
 	}
-	return []node{q}, nil
+	return []wire.Node{q}, nil
 }
 
 // change is one item of a muc#admin set, checked.

@@ -73,16 +73,16 @@ func (r *room) archiveFeatures() []string {
 // occupant o (nil: the room's own), in r's archive, and returns its id; ""
 // when r keeps no archive or the store refused it (logged: the message
 // goes out all the same).
-func (m *Module) archive(ctx context.Context, r *room, o *occupant, msg node) string {
+func (m *Module) archive(ctx context.Context, r *room, o *occupant, msg wire.Node) string {
 	if !r.archiving() {
 		return ""
 	}
 	with := r.jid.String()
 	if o != nil {
 		with = occupantJID(r, o.nick)
-		msg = msg.add(elem(nsUser, "x").add(elem(nsUser, "item", "jid", o.bare.String())))
+		msg = msg.Add(wire.Elem(nsUser, "x").Add(wire.Elem(nsUser, "item", "jid", o.bare.String())))
 	}
-	x := wire.Serialize(msg.tokens(nil), 2*m.opts.MaxMessageBytes+4096)
+	x := wire.Serialize(msg.Tokens(nil), 2*m.opts.MaxMessageBytes+4096)
 	if x == "" {
 		return ""
 	}
@@ -96,8 +96,8 @@ func (m *Module) archive(ctx context.Context, r *room, o *occupant, msg node) st
 }
 
 // stanzaID is the XEP-0359 element of a message r archived under id.
-func stanzaID(r *room, id string) node {
-	return elem(nsSID, "stanza-id", "by", r.jid.String(), "id", id)
+func stanzaID(r *room, id string) wire.Node {
+	return wire.Elem(nsSID, "stanza-id", "by", r.jid.String(), "id", id)
 }
 
 // ownStanzaID reports a <stanza-id/> that claims to be by r, which a
@@ -140,7 +140,7 @@ func seesRealJIDs(r *room, from jid.JID) bool {
 
 // archiveIQ answers the archive's requests on r's JID: the query form, a
 // query (XEP-0313), a moderation (XEP-0425, moderate.go).
-func (m *Module) archiveIQ(ctx context.Context, r *room, from jid.JID, typ string, q *wire.Element) ([]node, error) {
+func (m *Module) archiveIQ(ctx context.Context, r *room, from jid.JID, typ string, q *wire.Element) ([]wire.Node, error) {
 	if q.Start.Name.Space != nsMAM {
 		return m.moderate(ctx, r, from, typ, q)
 	}
@@ -151,7 +151,7 @@ func (m *Module) archiveIQ(ctx context.Context, r *room, from jid.JID, typ strin
 		return nil, err
 	}
 	if typ == "get" {
-		return []node{nodeOf(mam.QueryForm())}, nil
+		return []wire.Node{nodeOf(mam.QueryForm())}, nil
 	}
 	aq, err := mam.ParseQuery(q, max(m.h.Config().Limits.MAM.MaxPage, 1))
 	if err != nil {
@@ -176,7 +176,7 @@ func (m *Module) archiveIQ(ctx context.Context, r *room, from jid.JID, typ strin
 			m.log.Debug("muc: send", "err", err)
 		}
 	}
-	return []node{nodeOf(mam.Fin(msgs, complete))}, nil
+	return []wire.Node{nodeOf(mam.Fin(msgs, complete))}, nil
 }
 
 // withoutRealJID is an archived message without its muc#user <x/>.
@@ -200,9 +200,9 @@ func elementReader(el *wire.Element) xml.TokenReader {
 }
 
 // nodeOf is the element toks (a start, what it holds, its end) as a node.
-func nodeOf(toks []xml.Token) node {
+func nodeOf(toks []xml.Token) wire.Node {
 	st := toks[0].(xml.StartElement)
-	return node{name: st.Name, attrs: st.Attr, raw: toks[1 : len(toks)-1]}
+	return wire.Node{Name: st.Name, Attr: st.Attr, Raw: toks[1 : len(toks)-1]}
 }
 
 // loadHistory fills the history of a room loaded from the store, once,
@@ -252,7 +252,7 @@ func historyOf(r *room, a storage.ArchivedMessage) (HistoryEntry, bool) {
 	if err != nil || from.Resourcepart() == "" {
 		return HistoryEntry{}, false
 	}
-	payload := append(without(el.Inner, isUserX), stanzaID(r, a.ID).tokens(nil)...)
+	payload := append(without(el.Inner, isUserX), stanzaID(r, a.ID).Tokens(nil)...)
 	return HistoryEntry{Nick: from.Resourcepart(), Stamp: a.Stamp, ID: el.Attr("id"), StanzaID: a.ID,
 		Payload: wire.Serialize(payload, len(a.XML)+1024)}, true
 }

@@ -57,7 +57,7 @@ func (m *Module) addCommands(h modules.Host) error {
 // commandsIQ runs a <command/> request to the service's JID through the
 // server's provider, as the server JID's commands are run, and returns the
 // <command/> answer.
-func (m *Module) commandsIQ(ctx context.Context, from jid.JID, el, q *wire.Element) ([]node, error) {
+func (m *Module) commandsIQ(ctx context.Context, from jid.JID, el, q *wire.Element) ([]wire.Node, error) {
 	if el.Attr("type") != string(stanza.SetIQ) {
 		return nil, errorOf(stanza.Modify, stanza.BadRequest, "commands are run with IQ set")
 	}
@@ -70,24 +70,19 @@ func (m *Module) commandsIQ(ctx context.Context, from jid.JID, el, q *wire.Eleme
 	if err != nil {
 		return nil, fmt.Errorf("muc: command answer: %w", err)
 	}
-	return []node{n}, nil
+	return []wire.Node{n}, nil
 }
-
-// formTypeField is the hidden FORM_TYPE of the commands' forms.
-var formTypeField = form.Hidden("FORM_TYPE", form.Value(NSCommands))
 
 // stageForm is a command's one stage: a form of fields after its title,
-// instructions and FORM_TYPE.
+// instructions and FORM_TYPE, as the server's administration commands
+// have.
 func stageForm(title, instructions string, fields ...form.Field) []adhoc.Stage {
-	return []adhoc.Stage{{Form: func(context.Context, *adhoc.Request) (*form.Data, error) {
-		return form.New(append([]form.Field{form.Title(title), form.Instructions(instructions), formTypeField}, fields...)...), nil
-	}}}
+	return modules.FormStage(title, instructions, NSCommands, func(context.Context) []form.Field { return fields })
 }
 
-// audited wraps a command's work with its audit line, the one modules/admin
-// writes for every administration action (who, which command, which
-// targets, the outcome), and turns a failure the administrator can fix
-// (a problem) into an error note.
+// audited wraps a command's work with the audit line modules/admin writes
+// for every administration action (modules.AuditAdmin), and turns a failure
+// the administrator can fix (a problem) into an error note.
 func (m *Module) audited(name string, run func(ctx context.Context, r *adhoc.Request) (*adhoc.Result, []string, error)) func(context.Context, *adhoc.Request) (*adhoc.Result, error) {
 	return func(ctx context.Context, r *adhoc.Request) (*adhoc.Result, error) {
 		res, targets, err := run(ctx, r)
@@ -95,14 +90,7 @@ func (m *Module) audited(name string, run func(ctx context.Context, r *adhoc.Req
 		if errors.As(err, &p) {
 			res, err = &adhoc.Result{Notes: []adhoc.Note{{Type: adhoc.NoteError, Text: p.Error()}}}, nil
 		}
-		outcome := "completed"
-		switch {
-		case err != nil:
-			outcome = "error: " + adhoc.Condition(err)
-		case p != "":
-			outcome = "failed: " + string(p)
-		}
-		m.log.Info("admin action", "by", r.Requester.Bare().String(), "command", name, "targets", targets, "outcome", outcome)
+		modules.AuditAdmin(m.log, r, name, targets, res, err)
 		return res, err
 	}
 }
@@ -161,9 +149,9 @@ func (m *Module) destroyRoomCommand() adhoc.Command {
 				return nil, []string{req.Values.Get("room")}, err
 			}
 			defer r.mu.Unlock()
-			d := elem(nsOwner, "destroy", "jid", req.Values.Get("venue"))
+			d := wire.Elem(nsOwner, "destroy", "jid", req.Values.Get("venue"))
 			if reason := req.Values.Get("reason"); reason != "" {
-				d = d.add(textElem(nsOwner, "reason", reason))
+				d = d.Add(wire.TextElem(nsOwner, "reason", reason))
 			}
 			told := len(r.occupants)
 			m.destroyRoom(ctx, r, elementOf(d))
@@ -198,9 +186,9 @@ func (m *Module) setAffiliationCommand() adhoc.Command {
 				return nil, targets, err
 			}
 			defer r.mu.Unlock()
-			it := elem(nsAdmin, "item", "affiliation", aff, "jid", user)
+			it := wire.Elem(nsAdmin, "item", "affiliation", aff, "jid", user)
 			if reason := req.Values.Get("reason"); reason != "" {
-				it = it.add(textElem(nsAdmin, "reason", reason))
+				it = it.Add(wire.TextElem(nsAdmin, "reason", reason))
 			}
 			// The service's own JID acts with the owner's rights (adminSet).
 			var se stanza.Error
@@ -238,13 +226,13 @@ func (m *Module) roomOf(v string) (*room, error) {
 }
 
 // elementOf is n as the element a client would have sent.
-func elementOf(n node) *wire.Element {
-	toks := n.tokens(nil)
+func elementOf(n wire.Node) *wire.Element {
+	toks := n.Tokens(nil)
 	return &wire.Element{Start: toks[0].(xml.StartElement), Inner: toks[1 : len(toks)-1]}
 }
 
 // readNode is the one element r reads as a node that writes it again.
-func readNode(r xml.TokenReader) (node, error) {
+func readNode(r xml.TokenReader) (wire.Node, error) {
 	buf := &wire.TokenBuffer{}
 	for {
 		t, err := r.Token()
@@ -255,11 +243,11 @@ func readNode(r xml.TokenReader) (node, error) {
 			break
 		}
 		if err != nil {
-			return node{}, err
+			return wire.Node{}, err
 		}
 	}
 	if len(buf.Elements()) != 1 {
-		return node{}, fmt.Errorf("want one element, got %d", len(buf.Elements()))
+		return wire.Node{}, fmt.Errorf("want one element, got %d", len(buf.Elements()))
 	}
 	return nodeOf(buf.Toks), nil
 }

@@ -147,10 +147,10 @@ func fieldOf(v string) *field {
 }
 
 // configForm renders c as the muc#roomconfig form (XEP-0045 §10.2).
-func (m *Module) configForm(r *room) node {
-	x := elem(nsXData, "x", "type", "form").add(
-		textElem(nsXData, "title", "Configuration of "+r.jid.String()),
-		textElem(nsXData, "instructions", "Submit this form to configure the room; submit it empty to keep the defaults."),
+func (m *Module) configForm(r *room) wire.Node {
+	x := wire.Elem(nsXData, "x", "type", "form").Add(
+		wire.TextElem(nsXData, "title", "Configuration of "+r.jid.String()),
+		wire.TextElem(nsXData, "instructions", "Submit this form to configure the room; submit it empty to keep the defaults."),
 		formField("FORM_TYPE", "hidden", "", nil, nsRoomConfig),
 	)
 	for _, f := range fields {
@@ -161,17 +161,17 @@ func (m *Module) configForm(r *room) node {
 		if f.options != nil {
 			opts = f.options(m)
 		}
-		x = x.add(formField(f.v, f.typ, f.label, opts, f.get(&r.Config)))
+		x = x.Add(formField(f.v, f.typ, f.label, opts, f.get(&r.Config)))
 	}
 	return x
 }
 
 // formField is a data form field with one value and its options.
-func formField(v, typ, label string, options []string, value string) node {
-	f := elem(nsXData, "field", "var", v, "type", typ, "label", label)
-	f = f.add(textElem(nsXData, "value", value))
+func formField(v, typ, label string, options []string, value string) wire.Node {
+	f := wire.Elem(nsXData, "field", "var", v, "type", typ, "label", label)
+	f = f.Add(wire.TextElem(nsXData, "value", value))
 	for _, o := range options {
-		f = f.add(elem(nsXData, "option", "label", o).add(textElem(nsXData, "value", o)))
+		f = f.Add(wire.Elem(nsXData, "option", "label", o).Add(wire.TextElem(nsXData, "value", o)))
 	}
 	return f
 }
@@ -223,12 +223,12 @@ func (m *Module) applyForm(c Config, x *wire.Element) (Config, error) {
 // ownerIQ is a muc#owner request (XEP-0045 §10): the configuration form,
 // its submission or cancellation, or the room's destruction. Only owners
 // may.
-func (m *Module) ownerIQ(ctx context.Context, r *room, from jid.JID, typ string, q *wire.Element) ([]node, error) {
+func (m *Module) ownerIQ(ctx context.Context, r *room, from jid.JID, typ string, q *wire.Element) ([]wire.Node, error) {
 	if r.affiliation(from.Bare().String()) != Owner {
 		return nil, errorOf(stanza.Auth, stanza.Forbidden, "only owners may configure the room")
 	}
 	if typ == "get" {
-		return []node{elem(nsOwner, "query").add(m.configForm(r))}, nil
+		return []wire.Node{wire.Elem(nsOwner, "query").Add(m.configForm(r))}, nil
 	}
 	if d := q.Sub(xml.Name{Space: nsOwner, Local: "destroy"}); d != nil {
 		return nil, m.destroyRoom(ctx, r, d)
@@ -276,7 +276,7 @@ func (m *Module) ownerIQ(ctx context.Context, r *room, from jid.JID, typ string,
 		case old.Whois != c.Whois:
 			codes = append(codes, codeNowSemiAnon)
 		}
-		msg := stanzaOf("message", r.jid.String(), "", "groupchat", "").add(elem(nsUser, "x").add(statusNodes(codes...)...))
+		msg := stanzaOf("message", r.jid.String(), "", "groupchat", "").Add(wire.Elem(nsUser, "x").Add(statusNodes(codes...)...))
 		for _, v := range r.list() {
 			for _, s := range v.sessions {
 				m.sendTo(ctx, msg, s.jid)
@@ -304,14 +304,14 @@ func (m *Module) destroyRoom(ctx context.Context, r *room, req *wire.Element) er
 	if err := m.forget(ctx, r); err != nil {
 		return err
 	}
-	var d *node
+	var d *wire.Node
 	if req != nil {
-		n := elem(nsUser, "destroy", "jid", req.Attr("jid"))
+		n := wire.Elem(nsUser, "destroy", "jid", req.Attr("jid"))
 		if reason, _ := textOf(req, nsOwner, "reason"); reason != "" {
-			n = n.add(textElem(nsUser, "reason", reason))
+			n = n.Add(wire.TextElem(nsUser, "reason", reason))
 		}
 		if pw, ok := textOf(req, nsOwner, "password"); ok && pw != "" {
-			n = n.add(textElem(nsUser, "password", pw))
+			n = n.Add(wire.TextElem(nsUser, "password", pw))
 		}
 		d = &n
 	}

@@ -7,28 +7,13 @@ import (
 	"strconv"
 	"strings"
 
-	"mellium.im/xmpp/disco/items"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/modules"
+	"github.com/adhocd/adhocd/wire"
 )
-
-// DiscoInfo implements modules.NodeHandler: the service serves no node of
-// the server JID.
-func (m *Module) DiscoInfo(context.Context, jid.JID, string) (modules.DiscoInfo, error) {
-	return modules.DiscoInfo{}, modules.ErrNoNode
-}
-
-// DiscoItems implements modules.NodeHandler: the server's items list the
-// service (XEP-0045 §6.1).
-func (m *Module) DiscoItems(_ context.Context, _ jid.JID, node string) ([]items.Item, error) {
-	if node != "" {
-		return nil, modules.ErrNoNode
-	}
-	return []items.Item{{JID: m.domain, Name: m.opts.Name}}, nil
-}
 
 // serviceFeatures are the features of the service's JID; the
 // administration commands (commands.go) are XEP-0050 commands on it.
@@ -37,7 +22,7 @@ var serviceFeatures = []string{adhoc.NS, nsDiscoInfo, nsDiscoItems, nsMUC, nsOcc
 // serviceInfo is disco#info of the service (XEP-0045 §6.2), or of one of
 // its command nodes for requester (XEP-0050 §2.3, §2.4; forbidden for one
 // who may not run the command).
-func (m *Module) serviceInfo(ctx context.Context, requester jid.JID, discoNode string) ([]node, error) {
+func (m *Module) serviceInfo(ctx context.Context, requester jid.JID, discoNode string) ([]wire.Node, error) {
 	if discoNode != "" {
 		ids, feats, ok, err := m.h.Commands().Info(ctx, m.domain, requester, discoNode, "")
 		var ae adhoc.Error
@@ -49,20 +34,20 @@ func (m *Module) serviceInfo(ctx context.Context, requester jid.JID, discoNode s
 		case err != nil:
 			return nil, err
 		}
-		q := elem(nsDiscoInfo, "query", "node", discoNode)
+		q := wire.Elem(nsDiscoInfo, "query", "node", discoNode)
 		for _, id := range ids {
-			q = q.add(elem(nsDiscoInfo, "identity", "category", id.Category, "type", id.Type, "name", id.Name))
+			q = q.Add(wire.Elem(nsDiscoInfo, "identity", "category", id.Category, "type", id.Type, "name", id.Name))
 		}
 		for _, f := range feats {
-			q = q.add(elem(nsDiscoInfo, "feature", "var", f))
+			q = q.Add(wire.Elem(nsDiscoInfo, "feature", "var", f))
 		}
-		return []node{q}, nil
+		return []wire.Node{q}, nil
 	}
-	q := elem(nsDiscoInfo, "query").add(elem(nsDiscoInfo, "identity", "category", "conference", "type", "text", "name", m.opts.Name))
+	q := wire.Elem(nsDiscoInfo, "query").Add(wire.Elem(nsDiscoInfo, "identity", "category", "conference", "type", "text", "name", m.opts.Name))
 	for _, f := range serviceFeatures {
-		q = q.add(elem(nsDiscoInfo, "feature", "var", f))
+		q = q.Add(wire.Elem(nsDiscoInfo, "feature", "var", f))
 	}
-	return []node{q}, nil
+	return []wire.Node{q}, nil
 }
 
 // allRooms is every room of the service, unlocked, in no order.
@@ -79,15 +64,15 @@ func (m *Module) allRooms() []*room {
 // serviceItems lists the public rooms (XEP-0045 §6.3): not hidden, not
 // locked, by JID; on the commands node, the commands requester may run
 // (XEP-0050 §2.2).
-func (m *Module) serviceItems(ctx context.Context, requester jid.JID, discoNode string) ([]node, error) {
+func (m *Module) serviceItems(ctx context.Context, requester jid.JID, discoNode string) ([]wire.Node, error) {
 	switch discoNode {
 	case "":
 	case adhoc.NS:
-		q := elem(nsDiscoItems, "query", "node", discoNode)
+		q := wire.Elem(nsDiscoItems, "query", "node", discoNode)
 		for _, it := range m.h.Commands().Items(ctx, m.domain, requester, "") {
-			q = q.add(elem(nsDiscoItems, "item", "jid", it.JID.String(), "node", it.Node, "name", it.Name))
+			q = q.Add(wire.Elem(nsDiscoItems, "item", "jid", it.JID.String(), "node", it.Node, "name", it.Name))
 		}
-		return []node{q}, nil
+		return []wire.Node{q}, nil
 	default:
 		return nil, errorOf(stanza.Cancel, stanza.ItemNotFound, "")
 	}
@@ -101,11 +86,11 @@ func (m *Module) serviceItems(ctx context.Context, requester jid.JID, discoNode 
 		r.mu.Unlock()
 	}
 	slices.SortFunc(out, func(a, b listed) int { return strings.Compare(a.jid, b.jid) })
-	q := elem(nsDiscoItems, "query")
+	q := wire.Elem(nsDiscoItems, "query")
 	for _, l := range out {
-		q = q.add(elem(nsDiscoItems, "item", "jid", l.jid, "name", l.name))
+		q = q.Add(wire.Elem(nsDiscoItems, "item", "jid", l.jid, "name", l.name))
 	}
-	return []node{q}, nil
+	return []wire.Node{q}, nil
 }
 
 // title is the room's name, or its localpart.
@@ -137,15 +122,15 @@ func (r *room) features() []string {
 
 // roomInfo is disco#info of a room: its identity, features and the
 // XEP-0128 muc#roominfo form.
-func (m *Module) roomInfo(r *room, discoNode string) ([]node, error) {
+func (m *Module) roomInfo(r *room, discoNode string) ([]wire.Node, error) {
 	if discoNode != "" {
 		return nil, errorOf(stanza.Cancel, stanza.ItemNotFound, "")
 	}
-	q := elem(nsDiscoInfo, "query").add(elem(nsDiscoInfo, "identity", "category", "conference", "type", "text", "name", r.title()))
+	q := wire.Elem(nsDiscoInfo, "query").Add(wire.Elem(nsDiscoInfo, "identity", "category", "conference", "type", "text", "name", r.title()))
 	for _, f := range r.features() {
-		q = q.add(elem(nsDiscoInfo, "feature", "var", f))
+		q = q.Add(wire.Elem(nsDiscoInfo, "feature", "var", f))
 	}
-	form := elem(nsXData, "x", "type", "result").add(
+	form := wire.Elem(nsXData, "x", "type", "result").Add(
 		formField("FORM_TYPE", "hidden", "", nil, nsRoomInfo),
 		formField("muc#roominfo_description", "text-single", "Description", nil, r.Config.Description),
 		formField("muc#roominfo_occupants", "text-single", "Number of occupants", nil, strconv.Itoa(len(r.occupants))),
@@ -153,14 +138,14 @@ func (m *Module) roomInfo(r *room, discoNode string) ([]node, error) {
 		formField("muc#roominfo_subjectmod", "boolean", "Participants may change the subject", nil, modules.FormBool(r.Config.ChangeSubject)),
 		formField("muc#roomconfig_roomname", "text-single", "Name", nil, r.Config.Name),
 	)
-	return []node{q.add(form)}, nil
+	return []wire.Node{q.Add(form)}, nil
 }
 
 // roomItems is disco#items of a room: empty, since listing occupants would
 // tell nicknames to anyone who asks (XEP-0045 §6.5 lets a room do so).
-func (m *Module) roomItems(discoNode string) ([]node, error) {
+func (m *Module) roomItems(discoNode string) ([]wire.Node, error) {
 	if discoNode != "" {
 		return nil, errorOf(stanza.Cancel, stanza.ItemNotFound, "")
 	}
-	return []node{elem(nsDiscoItems, "query")}, nil
+	return []wire.Node{wire.Elem(nsDiscoItems, "query")}, nil
 }

@@ -167,10 +167,10 @@ func (m *Module) occupantIQ(ctx context.Context, from jid.JID, el, q *wire.Eleme
 	}
 	req := stanzaOf("iq", via, asked.String(), typ, id)
 	if lang := langOf(el.Start); lang != "" {
-		req.attrs = append(req.attrs, xmlLang(lang))
+		req.Attr = append(req.Attr, xmlLang(lang))
 	}
-	req.raw = el.Inner
-	if err := m.h.Send(ctx, req.reader()); err != nil {
+	req.Raw = el.Inner
+	if err := m.h.Send(ctx, req.Reader()); err != nil {
 		// The session went away meanwhile (service-unavailable).
 		if f := m.fwd.take(id, nil); f != nil {
 			f.timer.Stop()
@@ -193,7 +193,7 @@ func (m *Module) forwardAnswer(ctx context.Context, from jid.JID, el *wire.Eleme
 	}
 	f.timer.Stop()
 	a := stanzaOf("iq", f.target, f.requester.String(), el.Attr("type"), f.id)
-	a.raw = el.Inner
+	a.Raw = el.Inner
 	m.send(ctx, a)
 }
 
@@ -210,10 +210,10 @@ func (m *Module) expire(id string) {
 		m.log.Debug("muc: render a timeout", "err", err)
 		return
 	}
-	if e.name.Space == "" {
-		e.name.Space = stanza.NSClient
+	if e.Name.Space == "" {
+		e.Name.Space = stanza.NSClient
 	}
-	m.send(context.Background(), stanzaOf("iq", f.target, f.requester.String(), "error", f.id).add(e))
+	m.send(context.Background(), stanzaOf("iq", f.target, f.requester.String(), "error", f.id).Add(e))
 }
 
 // askAccount has the server answer a request to an occupant that goes to
@@ -244,7 +244,7 @@ func (m *Module) askAccount(ctx context.Context, from jid.JID, via string, el, q
 		if err != nil {
 			return fmt.Errorf("muc: %s answer: %w", module, err)
 		}
-		reply = reply.add(n)
+		reply = reply.Add(n)
 	}
 	m.send(ctx, reply)
 	return nil

@@ -3,7 +3,6 @@ package muc
 import (
 	"context"
 	"encoding/xml"
-	"io"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -11,6 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
@@ -31,17 +31,8 @@ type sentHost struct {
 
 func (h *sentHost) Send(_ context.Context, r xml.TokenReader) error {
 	buf := &wire.TokenBuffer{}
-	for {
-		t, err := r.Token()
-		if t != nil {
-			_ = buf.EncodeToken(t)
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
+	if _, err := xmlstream.Copy(buf, r); err != nil {
+		return err
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -1,13 +1,11 @@
 package muc_test
 
 import (
-	"encoding/xml"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/modules/muc"
@@ -61,88 +59,34 @@ func (e *env) login(user, resource string) *client {
 		e.srv.AddUser(user, "pw-"+user)
 		e.users[user] = true
 	}
-	return &client{Raw: e.srv.RawLogin(user, "pw-"+user, resource), t: e.t, jid: user + "@localhost/" + resource}
+	raw, jid := e.srv.RawLogin(user, "pw-"+user, resource), user+"@localhost/"+resource
+	return &client{Raw: raw, t: e.t, jid: jid, in: servertest.NewInbox(e.t, raw, jid, e.parse)}
+}
+
+// parse reads one stanza the server wrote into a tree.
+func (e *env) parse(el string) (*servertest.Node, error) {
+	return servertest.ParseXML(e.t, el)[0], nil
 }
 
 // client is one logged-in raw session with what it received and has not
 // looked at yet.
 type client struct {
 	*servertest.Raw
-	t       *testing.T
-	jid     string
-	buf     string
-	pending []*servertest.Node
-}
-
-const streamOpen = `<stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`
-
-// read takes what the server sent within d and moves the complete
-// top-level elements into pending.
-func (c *client) read(d time.Duration) {
-	text, _ := c.ReadUntil(`(?s).`, d)
-	c.buf += text
-	doc := streamOpen + c.buf
-	dec := xml.NewDecoder(strings.NewReader(doc))
-	if _, err := dec.Token(); err != nil {
-		c.t.Fatalf("%s: parse: %v", c.jid, err)
-	}
-	done := len(streamOpen)
-	for {
-		off := dec.InputOffset()
-		tok, err := dec.Token()
-		if err != nil {
-			break
-		}
-		if _, ok := tok.(xml.StartElement); !ok {
-			done = int(dec.InputOffset())
-			continue
-		}
-		if err := dec.Skip(); err != nil {
-			break
-		}
-		end := int(dec.InputOffset())
-		c.pending = append(c.pending, servertest.ParseXML(c.t, doc[off:end])...)
-		done = end
-	}
-	c.buf = doc[done:]
+	t   *testing.T
+	jid string
+	in  *servertest.Inbox[*servertest.Node]
 }
 
 // next returns the first stanza received that match accepts, waiting up
 // to servertest.Wait for it.
 func (c *client) next(what string, match func(*servertest.Node) bool) *servertest.Node {
 	c.t.Helper()
-	deadline := time.Now().Add(servertest.Wait)
-	for {
-		for i, s := range c.pending {
-			if match(s) {
-				c.pending = slices.Delete(c.pending, i, i+1)
-				return s
-			}
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			var got []string
-			for _, s := range c.pending {
-				got = append(got, s.Canon())
-			}
-			c.t.Fatalf("%s: no %s; received %q", c.jid, what, got)
-		}
-		c.read(left)
-	}
+	return c.in.Next(what, match)
 }
 
 // take removes and returns the pending stanzas match accepts.
 func (c *client) take(match func(*servertest.Node) bool) []*servertest.Node {
-	var got, keep []*servertest.Node
-	for _, s := range c.pending {
-		if match(s) {
-			got = append(got, s)
-		} else {
-			keep = append(keep, s)
-		}
-	}
-	c.pending = keep
-	return got
+	return c.in.Take(match)
 }
 
 // iq sends an IQ of type typ to to with payload and returns the answer.

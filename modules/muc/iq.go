@@ -20,7 +20,7 @@ func (m *Module) handleIQ(ctx context.Context, from jid.JID, el *wire.Element, t
 	}
 	q := el.Sub(name)
 	typ := el.Attr("type")
-	var res []node
+	var res []wire.Node
 	var err error
 	switch {
 	case to.Localpart() == "":
@@ -33,7 +33,7 @@ func (m *Module) handleIQ(ctx context.Context, from jid.JID, el *wire.Element, t
 	if err != nil {
 		return err
 	}
-	reply := stanzaOf("iq", to.String(), from.String(), "result", el.Attr("id")).add(res...)
+	reply := stanzaOf("iq", to.String(), from.String(), "result", el.Attr("id")).Add(res...)
 	m.send(ctx, reply)
 	return nil
 }
@@ -44,7 +44,7 @@ var unsupported = errorOf(stanza.Cancel, stanza.ServiceUnavailable, "")
 
 // serviceIQ answers disco, ping and the administration commands
 // (commands.go) of the service's JID.
-func (m *Module) serviceIQ(ctx context.Context, from jid.JID, el, q *wire.Element) ([]node, error) {
+func (m *Module) serviceIQ(ctx context.Context, from jid.JID, el, q *wire.Element) ([]wire.Node, error) {
 	typ := el.Attr("type")
 	switch name := q.Start.Name; {
 	case name == xml.Name{Space: adhoc.NS, Local: "command"}:
@@ -61,7 +61,7 @@ func (m *Module) serviceIQ(ctx context.Context, from jid.JID, el, q *wire.Elemen
 
 // roomIQ answers the requests to a room's bare JID: disco, muc#owner,
 // muc#admin, ping. A locked room is invisible but to its owners.
-func (m *Module) roomIQ(ctx context.Context, from jid.JID, typ string, q *wire.Element, to jid.JID) ([]node, error) {
+func (m *Module) roomIQ(ctx context.Context, from jid.JID, typ string, q *wire.Element, to jid.JID) ([]wire.Node, error) {
 	r := m.lookup(to.Localpart())
 	if r == nil {
 		return nil, errorOf(stanza.Cancel, stanza.ItemNotFound, "no such room")

@@ -1,8 +1,10 @@
 package muc_test
 
 import (
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/adhocd/adhocd/modules/muc"
 	"github.com/adhocd/adhocd/servertest"
@@ -138,4 +140,45 @@ func TestConcurrentOccupants(t *testing.T) {
 	if got, _ := formValue(child(roomInfo(owner, "r"), nsInfo, "query"), "muc#roominfo_occupants"); got != "7" {
 		t.Fatalf("occupants %q", got)
 	}
+}
+
+// TestOccupantRate: past its burst an occupant's messages and presence
+// updates are refused with policy-violation (wait) and reach nobody; the
+// bucket refills at the rate, and another occupant is not held back.
+func TestOccupantRate(t *testing.T) {
+	e := newEnv(t, muc.Options{MessageRate: 0.5, MessageBurst: 3})
+	alice := e.login("alice", "laptop")
+	bob := e.login("bob", "phone")
+	alice.create("r", "alice")
+	bob.join("r", "bob", "")
+	for i := 1; i <= 5; i++ {
+		bob.say("r", "burst "+strconv.Itoa(i))
+	}
+	for i := 1; i <= 3; i++ {
+		alice.heard("r", "bob", "burst "+strconv.Itoa(i))
+	}
+	for i := 4; i <= 5; i++ {
+		wantCond(t, "message past the burst", bob.next("error", func(s *servertest.Node) bool {
+			return s.Name.Local == "message" && s.Attr["type"] == "error"
+		}), "wait policy-violation")
+	}
+	// A presence update past it is refused too, as a presence error.
+	bob.Write(`<presence to='` + occ("r", "bob") + `'><show>away</show></presence>`)
+	wantCond(t, "presence past the burst", bob.next("presence error", func(s *servertest.Node) bool {
+		return s.Name.Local == "presence" && s.Attr["type"] == "error"
+	}), "wait policy-violation")
+	// alice is not limited by bob's bucket.
+	alice.say("r", "alice still speaks")
+	bob.heard("r", "alice", "alice still speaks")
+	settle(bob, alice)
+	alice.none("a message past bob's burst", func(s *servertest.Node) bool {
+		return text(s, "body") == "burst 4" || text(s, "body") == "burst 5"
+	})
+	alice.none("bob's refused presence", func(s *servertest.Node) bool {
+		return s.Name.Local == "presence" && s.Attr["from"] == occ("r", "bob") && text(s, "show") == "away"
+	})
+	// Two seconds give one stanza back.
+	time.Sleep(2100 * time.Millisecond)
+	bob.say("r", "after the wait")
+	alice.heard("r", "bob", "after the wait")
 }

@@ -33,6 +33,9 @@ func (m *Module) handleMessage(ctx context.Context, from jid.JID, el *wire.Eleme
 	}
 	defer r.mu.Unlock()
 	o := r.occupantOf(from)
+	if o != nil && !m.allow(ctx, o) {
+		return tooFast
+	}
 	if to.Resourcepart() != "" {
 		return m.private(ctx, r, o, el, to.Resourcepart())
 	}
@@ -97,24 +100,25 @@ func (m *Module) groupchat(ctx context.Context, r *room, o *occupant, el *wire.E
 		}
 	}
 	hasBody := el.Sub(bodyName) != nil
-	oid := elem(nsOccupantID, "occupant-id", "id", o.id)
+	oid := wire.Elem(nsOccupantID, "occupant-id", "id", o.id)
 	msg := stanzaOf("message", occupantJID(r, o.nick), "", "groupchat", el.Attr("id"))
-	msg.raw = payload
-	msg = msg.add(oid)
+	msg.Raw = payload
+	msg = msg.Add(oid)
 	sid := ""
 	if isSubject || hasBody {
 		sid = m.archive(ctx, r, o, msg)
 	}
-	extra := oid.tokens(nil)
+	extra := oid.Tokens(nil)
 	if sid != "" {
-		msg = msg.add(stanzaID(r, sid))
-		extra = stanzaID(r, sid).tokens(extra)
+		msg = msg.Add(stanzaID(r, sid))
+		extra = stanzaID(r, sid).Tokens(extra)
 	}
 	for _, v := range r.list() {
 		for _, s := range v.sessions {
 			m.sendTo(ctx, msg, s.jid)
 		}
 	}
+	m.metrics.messages.Add(ctx, 1, kindGroupchat)
 	switch {
 	case isSubject:
 		r.Subject, r.SubjectBy = subject, o.nick
@@ -169,11 +173,12 @@ func (m *Module) private(ctx context.Context, r *room, o *occupant, el *wire.Ele
 		return err
 	}
 	msg := stanzaOf("message", occupantJID(r, o.nick), "", el.Attr("type"), el.Attr("id"))
-	msg.raw = payload
-	msg = msg.add(elem(nsUser, "x"), elem(nsOccupantID, "occupant-id", "id", o.id))
+	msg.Raw = payload
+	msg = msg.Add(wire.Elem(nsUser, "x"), wire.Elem(nsOccupantID, "occupant-id", "id", o.id))
 	for _, s := range target.sessions {
 		m.sendTo(ctx, msg, s.jid)
 	}
+	m.metrics.messages.Add(ctx, 1, kindPrivate)
 	return nil
 }
 
@@ -206,21 +211,21 @@ func (m *Module) invite(ctx context.Context, r *room, o *occupant, from jid.JID,
 		}
 	}
 	reason, _ := textOf(inv, nsUser, "reason")
-	invite := elem(nsUser, "invite", "from", from.String())
+	invite := wire.Elem(nsUser, "invite", "from", from.String())
 	if reason != "" {
-		invite = invite.add(textElem(nsUser, "reason", reason))
+		invite = invite.Add(wire.TextElem(nsUser, "reason", reason))
 	}
-	x := elem(nsUser, "x").add(invite)
+	x := wire.Elem(nsUser, "x").Add(invite)
 	if r.Config.Password != "" {
-		x = x.add(textElem(nsUser, "password", r.Config.Password))
+		x = x.Add(wire.TextElem(nsUser, "password", r.Config.Password))
 	}
 	body := from.Bare().String() + " invites you to the room " + r.jid.String()
 	if reason != "" {
 		body += ": " + reason
 	}
 	msg := stanzaOf("message", r.jid.String(), invitee.String(), "normal", "").
-		add(textElem(stanza.NSClient, "body", body), x)
-	if err := m.h.Send(ctx, msg.reader()); err != nil {
+		Add(wire.TextElem(stanza.NSClient, "body", body), x)
+	if err := m.h.Send(ctx, msg.Reader()); err != nil {
 		return errorOf(stanza.Cancel, stanza.ItemNotFound, "the invitation cannot reach "+invitee.String())
 	}
 	return nil

@@ -95,7 +95,7 @@ func parseModeration(q *wire.Element) (moderation, error) {
 }
 
 // moderate answers a moderation request to r (see the top of the file).
-func (m *Module) moderate(ctx context.Context, r *room, from jid.JID, typ string, q *wire.Element) ([]node, error) {
+func (m *Module) moderate(ctx context.Context, r *room, from jid.JID, typ string, q *wire.Element) ([]wire.Node, error) {
 	if !isModeration(q.Start.Name) || !r.archiving() {
 		return nil, unsupported
 	}
@@ -136,9 +136,9 @@ func (m *Module) moderate(ctx context.Context, r *room, from jid.JID, typ string
 		}
 		return nil, m.storeError("retract a message", r, err)
 	}
-	notice := stanzaOf("message", r.jid.String(), "", "groupchat", randomID()).add(retraction(a.ID, by, actor.id, mo.reason)...)
+	notice := stanzaOf("message", r.jid.String(), "", "groupchat", randomID()).Add(retraction(a.ID, by, actor.id, mo.reason)...)
 	if sid := m.archive(ctx, r, nil, notice); sid != "" {
-		notice = notice.add(stanzaID(r, sid))
+		notice = notice.Add(stanzaID(r, sid))
 	}
 	for _, o := range r.list() {
 		for _, s := range o.sessions {
@@ -152,25 +152,25 @@ func (m *Module) moderate(ctx context.Context, r *room, from jid.JID, typ string
 
 // moderated is the <moderated/> of space (nsModerate0 or 1): by whom, with
 // the moderator's occupant id, and more inside.
-func moderated(space, by, occID string, kids ...node) node {
-	return elem(space, "moderated", "by", by).add(elem(nsOccupantID, "occupant-id", "id", occID)).add(kids...)
+func moderated(space, by, occID string, kids ...wire.Node) wire.Node {
+	return wire.Elem(space, "moderated", "by", by).Add(wire.Elem(nsOccupantID, "occupant-id", "id", occID)).Add(kids...)
 }
 
 // reasonNode is a <reason/> in space, or nothing for no reason.
-func reasonNode(space, reason string) []node {
+func reasonNode(space, reason string) []wire.Node {
 	if reason == "" {
 		return nil
 	}
-	return []node{textElem(space, "reason", reason)}
+	return []wire.Node{wire.TextElem(space, "reason", reason)}
 }
 
 // retraction is the notice's payload in both forms: XEP-0425 0.3's
 // <retract/> and 0.2's <apply-to/>.
-func retraction(id, by, occID, reason string) []node {
-	v1 := elem(nsRetract1, "retract", "id", id).add(moderated(nsModerate1, by, occID)).add(reasonNode(nsRetract1, reason)...)
-	v0 := elem(nsFasten, "apply-to", "id", id).add(
-		moderated(nsModerate0, by, occID, elem(nsRetract0, "retract")).add(reasonNode(nsModerate0, reason)...))
-	return []node{v1, v0}
+func retraction(id, by, occID, reason string) []wire.Node {
+	v1 := wire.Elem(nsRetract1, "retract", "id", id).Add(moderated(nsModerate1, by, occID)).Add(reasonNode(nsRetract1, reason)...)
+	v0 := wire.Elem(nsFasten, "apply-to", "id", id).Add(
+		moderated(nsModerate0, by, occID, wire.Elem(nsRetract0, "retract")).Add(reasonNode(nsModerate0, reason)...))
+	return []wire.Node{v1, v0}
 }
 
 // tombstone is the archived message el retracted: its attributes, its
@@ -180,10 +180,10 @@ func tombstone(el *wire.Element, by, occID, reason, stamp string) string {
 	kept := withoutElems(el.Inner, func(st xml.StartElement) bool {
 		return st.Name.Space != nsOccupantID && !isUserX(st.Name)
 	})
-	v1 := elem(nsRetract1, "retracted", "stamp", stamp).add(moderated(nsModerate1, by, occID)).add(reasonNode(nsRetract1, reason)...)
-	v0 := moderated(nsModerate0, by, occID, elem(nsRetract0, "retracted", "stamp", stamp)).add(reasonNode(nsModerate0, reason)...)
-	t := node{name: el.Start.Name, attrs: el.Start.Attr, raw: kept}.add(v1, v0)
-	return wire.Serialize(t.tokens(nil), 1<<20)
+	v1 := wire.Elem(nsRetract1, "retracted", "stamp", stamp).Add(moderated(nsModerate1, by, occID)).Add(reasonNode(nsRetract1, reason)...)
+	v0 := moderated(nsModerate0, by, occID, wire.Elem(nsRetract0, "retracted", "stamp", stamp)).Add(reasonNode(nsModerate0, reason)...)
+	t := wire.Node{Name: el.Start.Name, Attr: el.Start.Attr, Raw: kept}.Add(v1, v0)
+	return wire.Serialize(t.Tokens(nil), 1<<20)
 }
 
 // randomID is an id for a stanza the room writes.

@@ -54,6 +54,12 @@ type Options struct {
 	// ArchiveRetention is how long an archived message is kept; zero
 	// keeps it until ArchiveMaxMessages pushes it out.
 	ArchiveRetention time.Duration
+	// MessageRate bounds the messages and presence updates one occupant
+	// sends, per second on average, with bursts of MessageBurst (at least
+	// 1); past it they are refused with policy-violation (rate.go). Zero:
+	// no bound.
+	MessageRate  float64
+	MessageBurst int
 }
 
 // Defaults of Options.
@@ -124,6 +130,8 @@ type Module struct {
 	created map[string]int
 	// fwd is the IQ requests forwarded to occupants (forward.go).
 	fwd forwards
+	// metrics are the service's instruments (metrics.go).
+	metrics instruments
 }
 
 // New returns the group chat service with opts.
@@ -139,7 +147,8 @@ func options(c config.MUC, domain string) Options {
 	return Options{Domain: c.ServiceDomain(domain), Name: c.Name, MaxRooms: c.MaxRooms, MaxRoomsPerUser: c.MaxRoomsPerUser,
 		MaxOccupants: c.MaxOccupants, HistoryLength: c.HistoryLength, MaxSubjectBytes: c.MaxSubjectBytes,
 		MaxMessageBytes: c.MaxMessageBytes, MaxAffiliations: c.MaxAffiliations,
-		ArchiveMaxMessages: archiveMax(c.ArchiveMaxMessages), ArchiveRetention: c.ArchiveRetention.D()}
+		ArchiveMaxMessages: archiveMax(c.ArchiveMaxMessages), ArchiveRetention: c.ArchiveRetention.D(),
+		MessageRate: c.MessageRate, MessageBurst: c.MessageBurst}
 }
 
 // archiveMax is Options.ArchiveMaxMessages for muc.archive_max_messages,
@@ -155,7 +164,6 @@ func archiveMax(n int) int {
 var (
 	_ modules.Module        = (*Module)(nil)
 	_ modules.DomainHandler = (*Module)(nil)
-	_ modules.NodeHandler   = (*Module)(nil)
 )
 
 // Name implements modules.Module.
@@ -186,7 +194,8 @@ func (m *Module) Start(ctx context.Context, h modules.Host) error {
 		return err
 	}
 	m.startExpiry()
-	h.Disco().AddNodeHandler(m)
+	m.startMetrics(h)
+	h.Disco().AddNodeHandler(modules.ServiceItem{JID: m.domain, Name: m.opts.Name})
 	return m.addCommands(h)
 }
 
@@ -194,6 +203,7 @@ func (m *Module) Start(ctx context.Context, h modules.Host) error {
 // rooms in memory with their occupants (the server's streams are closed by
 // then); the persistent rooms are in the store, written at each change.
 func (m *Module) Stop(context.Context) error {
+	m.stopMetrics()
 	if m.stop != nil {
 		m.stop()
 		m.done.Wait()
@@ -338,15 +348,15 @@ func (m *Module) defaultConfig() Config {
 
 // send delivers one stanza the service wrote; a recipient that went away
 // meanwhile is no error of the sender's.
-func (m *Module) send(ctx context.Context, n node) {
-	if err := m.h.Send(ctx, n.reader()); err != nil {
+func (m *Module) send(ctx context.Context, n wire.Node) {
+	if err := m.h.Send(ctx, n.Reader()); err != nil {
 		m.log.Debug("muc: send", "err", err)
 	}
 }
 
 // sendTo delivers n addressed to to.
-func (m *Module) sendTo(ctx context.Context, n node, to jid.JID) {
-	n.attrs = append(append([]xml.Attr(nil), n.attrs...), xml.Attr{Name: xml.Name{Local: "to"}, Value: to.String()})
+func (m *Module) sendTo(ctx context.Context, n wire.Node, to jid.JID) {
+	n.Attr = append(append([]xml.Attr(nil), n.Attr...), xml.Attr{Name: xml.Name{Local: "to"}, Value: to.String()})
 	m.send(ctx, n)
 }
 

@@ -25,6 +25,8 @@ type occupant struct {
 	sessions []*occSession
 	// id is the XEP-0421 occupant id.
 	id string
+	// rate is what the occupant may still send (rate.go).
+	rate rateBucket
 }
 
 // occSession is one session of the user in the room.

@@ -63,39 +63,39 @@ type presenceOpts struct {
 	// are the item's children (kick, ban).
 	nick, actor, reason string
 	// destroy is the <destroy/> of a destroyed room.
-	destroy *node
+	destroy *wire.Node
 }
 
 // render is o's presence as viewer sees it: with o's real JID when the
 // room is non-anonymous, when viewer is a moderator or is o.
-func (m *Module) render(r *room, o, viewer *occupant, po presenceOpts) node {
+func (m *Module) render(r *room, o, viewer *occupant, po presenceOpts) wire.Node {
 	p := stanzaOf("presence", occupantJID(r, o.nick), "", po.typ, "")
 	if po.inner != nil {
-		p.raw = po.inner
+		p.Raw = po.inner
 	} else {
-		p.raw = o.primary().presence
+		p.Raw = o.primary().presence
 	}
 	real := ""
 	if r.nonAnonymous() || viewer == o || viewer.role == Moderator {
 		real = o.primary().jid.String()
 	}
-	item := elem(nsUser, "item", "affiliation", string(r.affiliation(o.bare.String())), "jid", real, "nick", po.nick, "role", string(o.role))
+	item := wire.Elem(nsUser, "item", "affiliation", string(r.affiliation(o.bare.String())), "jid", real, "nick", po.nick, "role", string(o.role))
 	if po.actor != "" {
-		item = item.add(elem(nsUser, "actor", "nick", po.actor))
+		item = item.Add(wire.Elem(nsUser, "actor", "nick", po.actor))
 	}
 	if po.reason != "" {
-		item = item.add(textElem(nsUser, "reason", po.reason))
+		item = item.Add(wire.TextElem(nsUser, "reason", po.reason))
 	}
-	x := elem(nsUser, "x").add(item)
+	x := wire.Elem(nsUser, "x").Add(item)
 	if po.destroy != nil {
-		x = x.add(*po.destroy)
+		x = x.Add(*po.destroy)
 	}
-	x = x.add(statusNodes(po.codes...)...)
+	x = x.Add(statusNodes(po.codes...)...)
 	if viewer == o {
-		x = x.add(statusNodes(po.selfCodes...)...)
-		x = x.add(statusNodes(codeSelf)...)
+		x = x.Add(statusNodes(po.selfCodes...)...)
+		x = x.Add(statusNodes(codeSelf)...)
 	}
-	p = p.add(x, elem(nsOccupantID, "occupant-id", "id", o.id))
+	p = p.Add(x, wire.Elem(nsOccupantID, "occupant-id", "id", o.id))
 	return p
 }
 
@@ -128,6 +128,9 @@ func (m *Module) available(ctx context.Context, from jid.JID, el *wire.Element, 
 	defer r.mu.Unlock()
 	nick := to.Resourcepart()
 	if o := r.occupantOf(from); o != nil {
+		if !m.allow(ctx, o) {
+			return tooFast
+		}
 		s := o.session(from)
 		s.presence = without(el.Inner, mucChild)
 		if o.nick == nick {
@@ -331,8 +334,8 @@ func (m *Module) sendHistory(ctx context.Context, r *room, to jid.JID, limit his
 	}
 	for _, e := range r.History[first:] {
 		msg := stanzaOf("message", occupantJID(r, e.Nick), "", "groupchat", e.ID)
-		msg.raw = wire.Parse(e.Payload)
-		msg = msg.add(elem(nsDelay, "delay", "from", r.jid.String(), "stamp", modules.Stamp(e.Stamp)))
+		msg.Raw = wire.Parse(e.Payload)
+		msg = msg.Add(wire.Elem(nsDelay, "delay", "from", r.jid.String(), "stamp", modules.Stamp(e.Stamp)))
 		m.sendTo(ctx, msg, to)
 	}
 }
@@ -345,6 +348,6 @@ func (m *Module) sendSubject(ctx context.Context, r *room, to jid.JID) {
 		from = occupantJID(r, r.SubjectBy)
 	}
 	msg := stanzaOf("message", from, "", "groupchat", "")
-	msg = msg.add(textElem(stanza.NSClient, "subject", r.Subject))
+	msg = msg.Add(wire.TextElem(stanza.NSClient, "subject", r.Subject))
 	m.sendTo(ctx, msg, to)
 }

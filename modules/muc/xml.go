@@ -27,69 +27,17 @@ const (
 	nsDiscoItems = "http://jabber.org/protocol/disco#items"
 )
 
-// node is an element the service writes: a name, attributes, text, tokens
-// copied from a client's stanza, and then the children the service adds.
-type node struct {
-	name  xml.Name
-	attrs []xml.Attr
-	text  string
-	kids  []node
-	raw   []xml.Token
-}
-
-// elem returns the element local in space with attributes given as
-// name, value pairs; a pair with an empty value is left out.
-func elem(space, local string, attrs ...string) node {
-	n := node{name: xml.Name{Space: space, Local: local}}
-	for i := 0; i+1 < len(attrs); i += 2 {
-		if attrs[i+1] != "" {
-			n.attrs = append(n.attrs, xml.Attr{Name: xml.Name{Local: attrs[i]}, Value: attrs[i+1]})
-		}
-	}
-	return n
-}
-
-// textElem is an element holding text (which may be empty).
-func textElem(space, local, text string) node {
-	n := elem(space, local)
-	n.text = text
-	return n
-}
-
-// add appends children.
-func (n node) add(kids ...node) node {
-	n.kids = append(n.kids, kids...)
-	return n
-}
-
-// tokens appends n's tokens to dst.
-func (n node) tokens(dst []xml.Token) []xml.Token {
-	st := xml.StartElement{Name: n.name, Attr: n.attrs}
-	dst = append(dst, st)
-	if n.text != "" {
-		dst = append(dst, xml.CharData(n.text))
-	}
-	dst = append(dst, n.raw...)
-	for _, k := range n.kids {
-		dst = k.tokens(dst)
-	}
-	return append(dst, st.End())
-}
-
-// reader is n as a token stream, for Host.Send.
-func (n node) reader() xml.TokenReader { return &wire.SliceReader{Toks: n.tokens(nil)} }
-
 // stanzaOf is a jabber:client stanza (message, presence or iq) from from
 // to to; typ and id are left out when empty.
-func stanzaOf(kind, from, to, typ, id string) node {
-	return elem(stanza.NSClient, kind, "from", from, "to", to, "type", typ, "id", id)
+func stanzaOf(kind, from, to, typ, id string) wire.Node {
+	return wire.Elem(stanza.NSClient, kind, "from", from, "to", to, "type", typ, "id", id)
 }
 
 // statusNodes are muc#user <status/> elements for codes.
-func statusNodes(codes ...string) []node {
-	out := make([]node, 0, len(codes))
+func statusNodes(codes ...string) []wire.Node {
+	out := make([]wire.Node, 0, len(codes))
 	for _, c := range codes {
-		out = append(out, elem(nsUser, "status", "code", c))
+		out = append(out, wire.Elem(nsUser, "status", "code", c))
 	}
 	return out
 }

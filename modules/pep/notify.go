@@ -123,9 +123,34 @@ func (m *Module) sendLast(ctx context.Context, s modules.Session, f map[string]b
 			owners = append(owners, j)
 		}
 	}
-	// The nodes the session wants, from its caps: a client asks for a few
-	// (avatars, nick, OMEMO devices, bookmarks), and each is one read of
-	// each owner, however many items the owners keep.
+	wanted := wantedNodes(f)
+	for _, owner := range owners {
+		m.sendLastOf(ctx, s, owner, wanted)
+	}
+}
+
+// SubscriptionApproved implements modules.SubscriptionHook: a local contact
+// that now receives owner's presence is a new subscriber of owner's nodes
+// (XEP-0163 §6.1.1, XEP-0060 §6.1.7), and each of its available sessions
+// gets the last item of each of owner's nodes it wants by its caps and may
+// read, without waiting for its next presence. A session whose caps are not
+// known yet gets them once they are, as at its first presence.
+func (m *Module) SubscriptionApproved(ctx context.Context, owner, contact jid.JID) {
+	if contact.Domainpart() != m.domain.Domainpart() || contact.Localpart() == "" {
+		return
+	}
+	for _, s := range m.h.UserSessions(contact.Localpart()) {
+		if c := sessionCaps(s); c != nil {
+			m.sendLastOf(ctx, s, owner, wantedNodes(c.features))
+		}
+	}
+}
+
+// wantedNodes lists the nodes caps features ask notifications of
+// (node+"+notify", XEP-0163 §4.2), sorted: a client asks for a few
+// (avatars, nick, OMEMO devices, bookmarks), and each is one read of each
+// owner, however many items the owners keep.
+func wantedNodes(f map[string]bool) []string {
 	var wanted []string
 	for feature, on := range f {
 		if node, ok := strings.CutSuffix(feature, "+notify"); ok && on && node != "" {
@@ -133,25 +158,30 @@ func (m *Module) sendLast(ctx context.Context, s modules.Session, f map[string]b
 		}
 	}
 	sort.Strings(wanted)
-	for _, owner := range owners {
-		for _, node := range wanted {
-			rec, err := m.record(ctx, owner.Localpart(), node)
-			if err != nil || rec.Last == "" || !rec.Config.Notify || rec.Config.SendLast == "never" {
-				continue
-			}
-			if m.mayRead(ctx, owner, s.JID(), rec.Config) != nil {
-				continue
-			}
-			b, err := m.store.UserDatum(ctx, owner.Localpart(), bucket, itemKey(node, rec.Last))
-			if errors.Is(err, storage.ErrNotFound) {
-				continue
-			}
-			it, err := decodeItem(b)
-			if err != nil {
-				continue
-			}
-			s.Deliver(eventMessage(owner, s.JID(), eventItems(node, []item{it}, rec.Config.Payloads)))
-			m.notified.Add(ctx, 1)
+	return wanted
+}
+
+// sendLastOf sends s the last item of each of owner's nodes among wanted
+// that notifies, sends its last item (pubsub#send_last_published_item other
+// than never) and that s may read.
+func (m *Module) sendLastOf(ctx context.Context, s modules.Session, owner jid.JID, wanted []string) {
+	for _, node := range wanted {
+		rec, err := m.record(ctx, owner.Localpart(), node)
+		if err != nil || rec.Last == "" || !rec.Config.Notify || rec.Config.SendLast == "never" {
+			continue
 		}
+		if m.mayRead(ctx, owner, s.JID(), rec.Config) != nil {
+			continue
+		}
+		b, err := m.store.UserDatum(ctx, owner.Localpart(), bucket, itemKey(node, rec.Last))
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		it, err := decodeItem(b)
+		if err != nil {
+			continue
+		}
+		s.Deliver(eventMessage(owner, s.JID(), eventItems(node, []item{it}, rec.Config.Payloads)))
+		m.notified.Add(ctx, 1)
 	}
 }

@@ -12,7 +12,8 @@
 // and receives its notifications when its client asked for them through
 // XEP-0115 caps (node+"+notify", XEP-0163 §4.2). The last item of each node
 // goes to a session when it becomes available and when its caps become
-// known (§4.3.2). Explicit subscriptions, affiliations and collection nodes
+// known (§4.3.2), and to a contact's available sessions when the account
+// approves the contact's presence subscription (§6.1.1). Explicit subscriptions, affiliations and collection nodes
 // are not offered (feature-not-implemented with <unsupported/>): the clients
 // of PEP use the implicit, presence-based ones.
 //
@@ -96,6 +97,7 @@ var (
 	_ modules.AccountIQHandler = (*Module)(nil)
 	_ modules.BareJIDIQHandler = (*Module)(nil)
 	_ modules.PresenceHook     = (*Module)(nil)
+	_ modules.SubscriptionHook = (*Module)(nil)
 	_ modules.AccountFeatures  = (*Module)(nil)
 	_ modules.AccountHook      = (*Module)(nil)
 )

@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/adhocd/adhocd/config"
+	"github.com/adhocd/adhocd/server"
 	"github.com/adhocd/adhocd/servertest"
+	"github.com/adhocd/adhocd/storage"
 )
 
 // PEP (XEP-0163) over TCP: raw clients log in with servertest, send the
@@ -326,6 +328,57 @@ func TestNotificationsFollowCaps(t *testing.T) {
 	wantError(t, juliet.iq("set", "", `<pubsub xmlns='`+pubsubNS+`'><retract node='`+tune+`'><item id='now'/></retract></pubsub>`), "item-not-found")
 }
 
+// TestLastItemOnSubscription: a contact whose presence subscription the
+// account approves gets, at once, on each of its available sessions whose
+// caps ask for the node, the last item of each node it may now read
+// (XEP-0163 §6.1.1), without sending presence again; not the items of a
+// whitelist node, nor of a node that never sends its last item, and
+// nothing before the approval.
+func TestLastItemOnSubscription(t *testing.T) {
+	srv := start(t, "alice", "bob")
+	const secret, quiet = "urn:test:secret", "urn:test:quiet"
+	want := []string{"http://jabber.org/protocol/disco#info", tune + "+notify", secret + "+notify", quiet + "+notify"}
+	alice := login(t, srv, "alice", "home", want...)
+	alice.available()
+	bob := login(t, srv, "bob", "phone", want...)
+	bob.available()
+	bobDesk := login(t, srv, "bob", "desk", "http://jabber.org/protocol/disco#info") // no +notify
+	bobDesk.available()
+	for _, c := range []*client{alice, bob, bobDesk} {
+		c.iq("get", "localhost", `<ping xmlns='urn:xmpp:ping'/>`)
+	}
+	time.Sleep(100 * time.Millisecond)
+
+	wantResult(t, alice.iq("set", "", publishTune("Portishead", "now")))
+	opts := func(field, value string) string {
+		return `<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>` + pubsubNS + `#publish-options</value></field>` +
+			`<field var='` + field + `'><value>` + value + `</value></field></x></publish-options>`
+	}
+	wantResult(t, alice.iq("set", "", `<pubsub xmlns='`+pubsubNS+`'><publish node='`+secret+`'><item id='s'><x xmlns='urn:test'/></item></publish>`+opts("pubsub#access_model", "whitelist")+`</pubsub>`))
+	wantResult(t, alice.iq("set", "", `<pubsub xmlns='`+pubsubNS+`'><publish node='`+quiet+`'><item id='q'><x xmlns='urn:test'/></item></publish>`+opts("pubsub#send_last_published_item", "never")+`</pubsub>`))
+	for _, id := range []string{"now", "s", "q"} {
+		alice.expect(`pubsub#event.*<item id="` + id + `"`) // her own publishes
+	}
+	// The node's access model is presence: bob may not read it yet.
+	wantError(t, bob.iq("get", "alice@localhost", `<pubsub xmlns='`+pubsubNS+`'><items node='`+tune+`'/></pubsub>`), "not-authorized", "presence-subscription-required")
+
+	bob.raw.Write(`<presence type='subscribe' to='alice@localhost'/>`)
+	alice.expect(`^<presence[^>]*from="bob@localhost"[^>]*type="subscribe"|^<presence[^>]*type="subscribe"[^>]*from="bob@localhost"`)
+	bob.none(`pubsub#event`, 300*time.Millisecond)
+
+	alice.raw.Write(`<presence type='subscribed' to='bob@localhost'/>`)
+	bob.expect(`^<presence[^>]*from="alice@localhost/home"`)
+	bob.expect(`^<message[^>]*from="alice@localhost"[^>]*type="headline".*<event xmlns="` + pubsubNS + `#event"><items node="` + tune + `"><item id="now"[^>]*><tune xmlns="` + tune + `"><artist>Portishead</artist>`)
+	bob.none(`node="urn:test:(secret|quiet)"`, 300*time.Millisecond)
+	bobDesk.none(`pubsub#event`, 100*time.Millisecond)
+	alice.none(`pubsub#event`, 100*time.Millisecond)
+
+	// The approval holds: bob reads the node, and later items reach him.
+	wantResult(t, bob.iq("get", "alice@localhost", `<pubsub xmlns='`+pubsubNS+`'><items node='`+tune+`'/></pubsub>`))
+	wantResult(t, alice.iq("set", "", publishTune("Massive Attack", "next")))
+	bob.expect(`<item id="next"[^>]*><tune xmlns="` + tune + `"><artist>Massive Attack</artist>`)
+}
+
 // TestPublishOptionsAndOwner: publish-options that differ from the node's
 // configuration are a conflict with precondition-not-met (XEP-0060
 // §7.1.5); the owner reads and changes the configuration (§8.2), after
@@ -392,4 +445,108 @@ func TestLimits(t *testing.T) {
 	if n := strings.Count(got, "<item "); n != 2 || strings.Contains(got, `id="1"`) {
 		t.Errorf("max_items max with limits.pep.max_items 2 keeps %d items: %s", n, got)
 	}
+}
+
+// TestAccountBytes: limits.pep.max_account_bytes bounds the whole of an
+// account's PEP data: a publish that would take it past the bound is
+// refused with resource-constraint (a wait error: room may come) and
+// stores nothing, and once the account removes items the same publish goes
+// through.
+func TestAccountBytes(t *testing.T) {
+	const limit = 8192
+	srv := servertest.Start(t, func(c *config.Config) {
+		c.Limits.PEP.MaxItemBytes = 4096
+		c.Limits.PEP.MaxAccountBytes = limit
+	})
+	srv.AddUser("juliet", "pw")
+	juliet := login(t, srv, "juliet", "balcony")
+	body := strings.Repeat("z", 3000)
+	pub := func(id string) string {
+		return juliet.iq("set", "", `<pubsub xmlns='`+pubsubNS+`'><publish node='urn:test:big'><item id='`+id+`'><x xmlns='urn:test'>`+body+`</x></item></publish>`+
+			`<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>`+pubsubNS+`#publish-options</value></field><field var='pubsub#max_items'><value>max</value></field></x></publish-options></pubsub>`)
+	}
+	wantResult(t, pub("1"))
+	wantResult(t, pub("2"))
+	got := pub("3")
+	wantError(t, got, "resource-constraint")
+	if !strings.Contains(got, `type="wait"`) {
+		t.Errorf("past max_account_bytes: want a wait error, got %s", got)
+	}
+	size, err := srv.Store().UserDataSize(t.Context(), "juliet", "pep")
+	if err != nil || size > limit {
+		t.Errorf("juliet's PEP data: %d bytes (%v), bound %d", size, err, limit)
+	}
+	items := func() string {
+		return juliet.iq("get", "", `<pubsub xmlns='`+pubsubNS+`'><items node='urn:test:big'/></pubsub>`)
+	}
+	if got := items(); strings.Count(got, "<item ") != 2 || strings.Contains(got, `id="3"`) {
+		t.Errorf("after the refused publish the node holds: %s", got)
+	}
+	// Another node is refused too: the bound is the account's.
+	wantError(t, juliet.iq("set", "", `<pubsub xmlns='`+pubsubNS+`'><publish node='urn:test:other'><item id='o'><x xmlns='urn:test'>`+body+`</x></item></publish></pubsub>`), "resource-constraint")
+
+	wantResult(t, juliet.iq("set", "", `<pubsub xmlns='`+pubsubNS+`'><retract node='urn:test:big'><item id='1'/></retract></pubsub>`))
+	wantResult(t, pub("3"))
+	if got := items(); !strings.Contains(got, `id="2"`) || !strings.Contains(got, `id="3"`) || strings.Contains(got, `id="1"`) {
+		t.Errorf("after a retraction made room: %s", got)
+	}
+}
+
+// TestDiskFloor: below limits.min_free_disk_bytes (the floor set 1 GiB
+// above the real free space) a publish is refused with resource-constraint
+// (wait) and notifies nobody, while reads and retractions go on; with the
+// floor lowered the same publish goes through.
+func TestDiskFloor(t *testing.T) {
+	servertest.Embedded(t)
+	dir := t.TempDir()
+	st, err := storage.Open(dir, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srv := servertest.StartConfig(t, servertest.Config(dir), server.WithStore(st))
+	srv.AddUser("juliet", "pw")
+	srv.AddUser("romeo", "pw")
+	srv.Befriend("juliet", "romeo")
+	want := []string{"http://jabber.org/protocol/disco#info", tune + "+notify"}
+	juliet := login(t, srv, "juliet", "balcony", want...)
+	romeo := login(t, srv, "romeo", "garden", want...)
+	romeo.available()
+	romeo.iq("get", "localhost", `<ping xmlns='urn:xmpp:ping'/>`)
+	time.Sleep(100 * time.Millisecond)
+
+	wantResult(t, juliet.iq("set", "", publishTune("Before", "before")))
+	romeo.expect(`<item id="before"`)
+	free, err := st.FreeDisk()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.SetMinFreeDisk(free + 1<<30)
+
+	got := juliet.iq("set", "", publishTune("Below", "below"))
+	wantError(t, got, "resource-constraint")
+	if !strings.Contains(got, `type="wait"`) {
+		t.Errorf("publish below the floor: want a wait error, got %s", got)
+	}
+	wantError(t, juliet.iq("set", "", `<pubsub xmlns='`+pubsubNS+`'><create node='urn:test:new'/></pubsub>`), "resource-constraint")
+	romeo.none(`<item id="below"`, 300*time.Millisecond)
+	items := `<pubsub xmlns='` + pubsubNS + `'><items node='` + tune + `'/></pubsub>`
+	for _, c := range []*client{juliet, romeo} {
+		got := c.iq("get", "juliet@localhost", items)
+		wantResult(t, got)
+		if !strings.Contains(got, `<artist>Before</artist>`) || strings.Contains(got, "Below") {
+			t.Errorf("%s reads below the floor: %s", c.jid, got)
+		}
+	}
+	got = romeo.iq("get", "juliet@localhost", `<query xmlns='http://jabber.org/protocol/disco#items'/>`)
+	if !strings.Contains(got, `node="`+tune+`"`) || strings.Contains(got, "urn:test:new") {
+		t.Errorf("disco#items below the floor: %s", got)
+	}
+	// A retraction only deletes: it goes through, and is notified.
+	wantResult(t, juliet.iq("set", "", `<pubsub xmlns='`+pubsubNS+`'><retract node='`+tune+`'><item id='before'/></retract></pubsub>`))
+	romeo.expect(`<retract id="before"`)
+
+	st.SetMinFreeDisk(0)
+	wantResult(t, juliet.iq("set", "", publishTune("Again", "again")))
+	romeo.expect(`<item id="again"[^>]*><tune xmlns="` + tune + `"><artist>Again</artist>`)
 }

@@ -65,7 +65,7 @@ func badName(name string) string {
 
 // slot answers a slot request of from: the <slot/>, or the error to
 // answer.
-func (m *Module) slot(ctx context.Context, from jid.JID, q *wire.Element) ([]node, error) {
+func (m *Module) slot(ctx context.Context, from jid.JID, q *wire.Element) ([]wire.Node, error) {
 	outcome := "granted"
 	defer func() { count(ctx, m.slots, "outcome", outcome) }()
 	if from.Localpart() == "" || from.Domainpart() != m.h.Domain().Domainpart() {
@@ -81,7 +81,7 @@ func (m *Module) slot(ctx context.Context, from jid.JID, q *wire.Element) ([]nod
 		outcome = "too-large"
 		return nil, appError{
 			se:  errorOf(stanza.Modify, stanza.NotAcceptable, fmt.Sprintf("File too large. The maximum file size is %d bytes", m.opts.MaxFileBytes)),
-			app: elem(NS, "file-too-large").add(textElem(NS, "max-file-size", strconv.FormatInt(m.opts.MaxFileBytes, 10))),
+			app: wire.Elem(NS, "file-too-large").Add(wire.TextElem(NS, "max-file-size", strconv.FormatInt(m.opts.MaxFileBytes, 10))),
 		}
 	}
 	if floor := m.opts.MinFreeDiskBytes; floor > 0 {
@@ -123,7 +123,7 @@ func (m *Module) slot(ctx context.Context, from jid.JID, q *wire.Element) ([]nod
 		return nil, err
 	}
 	u := m.base.JoinPath(tok, r.name).String()
-	return []node{elem(NS, "slot").add(elem(NS, "put", "url", u), elem(NS, "get", "url", u))}, nil
+	return []wire.Node{wire.Elem(NS, "slot").Add(wire.Elem(NS, "put", "url", u), wire.Elem(NS, "get", "url", u))}, nil
 }
 
 // errQuota is a quota refusal before its retry stamp is known: owner is
@@ -139,5 +139,5 @@ func (m *Module) quotaError(text string, retry time.Time) error {
 	if retry.IsZero() {
 		return se
 	}
-	return appError{se: se, app: elem(NS, "retry", "stamp", retry.UTC().Format(time.RFC3339))}
+	return appError{se: se, app: wire.Elem(NS, "retry", "stamp", retry.UTC().Format(time.RFC3339))}
 }

@@ -146,7 +146,6 @@ func FromConfig() modules.Module { return &Module{fromConfig: true} }
 var (
 	_ modules.Module        = (*Module)(nil)
 	_ modules.DomainHandler = (*Module)(nil)
-	_ modules.NodeHandler   = (*Module)(nil)
 	_ modules.AccountHook   = (*Module)(nil)
 	_ http.Handler          = (*Module)(nil)
 )
@@ -236,7 +235,7 @@ func (m *Module) Start(ctx context.Context, h modules.Host) (err error) {
 		}
 	})
 	m.wg.Go(func() { m.sweepLoop(runCtx) })
-	h.Disco().AddNodeHandler(m)
+	h.Disco().AddNodeHandler(modules.ServiceItem{JID: m.domain, Name: m.opts.Name})
 	m.log.Info("upload service listening", "domain", m.domain.String(), "addr", ln.Addr().String(), "url", m.base.String(), "tls", m.opts.TLS, "dir", m.opts.Dir)
 	return nil
 }
@@ -375,7 +374,7 @@ func (m *Module) HandleStanza(ctx context.Context, from jid.JID, el *wire.Elemen
 		return errorOf(stanza.Modify, stanza.BadRequest, "an IQ request has one child")
 	}
 	q := el.Sub(name)
-	var res []node
+	var res []wire.Node
 	var err error
 	switch {
 	case typ == "get" && name == xml.Name{Space: nsDiscoInfo, Local: "query"}:
@@ -391,8 +390,8 @@ func (m *Module) HandleStanza(ctx context.Context, from jid.JID, el *wire.Elemen
 	if err != nil {
 		return err
 	}
-	reply := elem(stanza.NSClient, "iq", "from", m.domain.String(), "to", from.String(), "type", "result", "id", el.Attr("id")).add(res...)
-	if err := m.h.Send(context.WithoutCancel(ctx), reply.reader()); err != nil {
+	reply := wire.Elem(stanza.NSClient, "iq", "from", m.domain.String(), "to", from.String(), "type", "result", "id", el.Attr("id")).Add(res...)
+	if err := m.h.Send(context.WithoutCancel(ctx), reply.Reader()); err != nil {
 		m.log.Debug("upload: send", "err", err)
 	}
 	return nil

@@ -3,9 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,18 +17,11 @@ var (
 	_ storage.RoomArchive = (*Store)(nil)
 )
 
-// The rooms' archives are written in batches as the accounts' are
-// (archive.go), in a queue of their own: one INSERT of the queued rows
-// whose room is stored (0002_muc.sql), then the trim of each room past its
-// quota; on failure each row alone, under a new id where its own is taken.
-
-// pendingRoomArchive is a room's message waiting for its batch.
-type pendingRoomArchive struct {
-	service, room string
-	id            uint64
-	m             storage.ArchivedMessage
-	q             storage.ArchiveQuota
-}
+// The rooms' archives are written in batches as the accounts' are, by
+// the same code (archive.go, roomArchives), in a queue of their own: one
+// INSERT of the queued rows whose room is stored (0002_muc.sql), then the
+// trim of each room past its quota; on failure each row alone, under a new
+// id where its own is taken.
 
 // checkRoomKey refuses the empty names no room has (the table's CHECK
 // would, with a less telling error).
@@ -96,122 +86,13 @@ func (s *Store) DeleteRoom(ctx context.Context, service, room string) error {
 
 // AppendRoomArchive implements storage.RoomArchive: queued with its id.
 func (s *Store) AppendRoomArchive(ctx context.Context, service, room string, m storage.ArchivedMessage, q storage.ArchiveQuota) (string, error) {
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
-	n := s.clock.Next(time.Now())
-	if err := s.roomArchive.Add(ctx, pendingRoomArchive{service: service, room: room, id: n, m: m, q: q}); err != nil {
-		return "", wrap(err, "archive of room %q of %q", room, service)
-	}
-	return storage.FormatArchiveID(n), nil
-}
-
-// roomKey names a room in a batch.
-type roomKey struct{ service, room string }
-
-func compareRooms(a, b roomKey) int {
-	if c := strings.Compare(a.service, b.service); c != 0 {
-		return c
-	}
-	return strings.Compare(a.room, b.room)
-}
-
-// writeRoomBatch commits a batch of rooms' messages: one INSERT of the
-// rows whose room is stored, then the trims, in one transaction; on
-// failure each message alone.
-func (s *Store) writeRoomBatch(ctx context.Context, batch []pendingRoomArchive) error {
-	services := make([]string, len(batch))
-	rooms := make([]string, len(batch))
-	ids := make([]int64, len(batch))
-	stamps := make([]time.Time, len(batch))
-	withs := make([]string, len(batch))
-	xmls := make([]string, len(batch))
-	quota := map[roomKey]int{} // the last message's quota of each room
-	for i, p := range batch {
-		services[i], rooms[i], ids[i], stamps[i], withs[i], xmls[i] = p.service, p.room, int64(p.id), storage.ArchiveStamp(p.id), p.m.With, p.m.XML
-		quota[roomKey{p.service, p.room}] = p.q.MaxMessages
-	}
-	keys := make([]roomKey, 0, len(quota))
-	for k := range quota {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, compareRooms) // the triggers' lock order
-	err := s.write(ctx, func(tx pgx.Tx) error {
-		var b pgx.Batch
-		b.Queue(`SELECT set_config('synchronous_commit', 'off', true)`)
-		b.Queue(`INSERT INTO muc_archive (service, room, id, stamp, with_jid, xml)
-			SELECT u.service, u.room, u.id, u.stamp, u.with_jid, u.xml
-			FROM unnest($1::text[], $2::text[], $3::bigint[], $4::timestamptz[], $5::text[], $6::text[])
-				AS u(service, room, id, stamp, with_jid, xml)
-			WHERE EXISTS (SELECT 1 FROM muc_rooms r WHERE r.service = u.service AND r.room = u.room)`,
-			services, rooms, ids, stamps, withs, xmls)
-		for _, k := range keys {
-			if max := quota[k]; max > 0 {
-				queueRoomTrim(&b, k, max)
-			}
-		}
-		return tx.SendBatch(ctx, &b).Close()
-	})
-	if err == nil {
-		return nil
-	}
-	var errs []error
-	for _, p := range batch {
-		if err := s.writeRoomOne(ctx, p); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// queueRoomTrim queues the removal of the room's oldest messages past max.
-func queueRoomTrim(b *pgx.Batch, k roomKey, max int) {
-	b.Queue(`DELETE FROM muc_archive WHERE service = $1 AND room = $2 AND id IN (
-		SELECT id FROM muc_archive WHERE service = $1 AND room = $2 ORDER BY id
-		LIMIT greatest((SELECT messages FROM muc_archive_usage WHERE service = $1 AND room = $2) - $3, 0))`, k.service, k.room, max)
-}
-
-// writeRoomOne writes one message of a batch that failed, under a new id
-// when its own is taken; a message of a room not stored is not kept.
-func (s *Store) writeRoomOne(ctx context.Context, p pendingRoomArchive) error {
-	n := p.id
-	for range appendTries {
-		var b pgx.Batch
-		b.Queue(`SELECT set_config('synchronous_commit', 'off', true)`)
-		ins := b.Queue(`INSERT INTO muc_archive (service, room, id, stamp, with_jid, xml) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
-			p.service, p.room, int64(n), storage.ArchiveStamp(n), p.m.With, p.m.XML)
-		inserted := false
-		ins.Exec(func(tag pgconn.CommandTag) error {
-			inserted = tag.RowsAffected() == 1
-			return nil
-		})
-		if p.q.MaxMessages > 0 {
-			queueRoomTrim(&b, roomKey{p.service, p.room}, p.q.MaxMessages)
-		}
-		err := s.db.pool.SendBatch(ctx, &b).Close()
-		switch {
-		case pgCode(err) == codeForeignKeyViolation:
-			return nil // no such room: not kept
-		case err != nil:
-			return wrap(err, "archive of room %q of %q", p.room, p.service)
-		case inserted:
-			return nil
-		}
-		n = s.clock.Next(time.Now())
-	}
-	return fmt.Errorf("storage: archive of room %q of %q: %d ids taken in a row", p.room, p.service, appendTries)
+	return s.appendTo(ctx, roomArchives, &s.roomArchive, []string{service, room}, m, q)
 }
 
 // QueryRoomArchive implements storage.RoomArchive, as QueryArchive.
 func (s *Store) QueryRoomArchive(ctx context.Context, service, room string, q storage.ArchiveQuery) ([]storage.ArchivedMessage, bool, error) {
-	if err := s.roomArchive.Flush(ctx); err != nil {
-		return nil, false, wrap(err, "query the archive of room %q of %q", room, service)
-	}
-	out, complete, err := s.queryIn(ctx, archiveOf{"muc_archive", []string{"service", "room"}, []any{service, room}}, q)
-	if err != nil {
-		return nil, false, wrap(err, "query the archive of room %q of %q", room, service)
-	}
-	return out, complete, nil
+	out, complete, err := s.queryIn(ctx, roomArchives, &s.roomArchive, []string{service, room}, q)
+	return out, complete, wrap(err, "query the archive of room %q of %q", room, service)
 }
 
 // ReplaceRoomArchived implements storage.RoomArchive: one UPDATE of the
@@ -236,19 +117,8 @@ func (s *Store) ReplaceRoomArchived(ctx context.Context, service, room, id, xml 
 // ExpireRoomArchives implements storage.RoomArchive: the oldest first, by
 // the stamp's index, in one statement.
 func (s *Store) ExpireRoomArchives(ctx context.Context, before time.Time, limit int) (int, error) {
-	if limit <= 0 {
-		return 0, errors.New("storage: expire room archives: limit must be positive")
-	}
-	if err := s.roomArchive.Flush(ctx); err != nil {
-		return 0, wrap(err, "expire room archives")
-	}
-	tag, err := s.db.pool.Exec(ctx, `DELETE FROM muc_archive WHERE (service, room, id) IN (
-		SELECT service, room, id FROM muc_archive WHERE stamp < $1 AND id < $2 ORDER BY stamp LIMIT $3)`,
-		before, before.UnixNano(), limit)
-	if err != nil {
-		return 0, wrap(err, "expire room archives")
-	}
-	return int(tag.RowsAffected()), nil
+	n, err := s.expireIn(ctx, roomArchives, &s.roomArchive, before, limit)
+	return n, wrap(err, "expire room archives")
 }
 
 // ExportRooms implements storage.Exporter.
@@ -274,28 +144,5 @@ func (s *Store) ImportRoom(ctx context.Context, r storage.StoredRoom) error {
 // ImportRoomArchive implements storage.Importer: the messages with their
 // ids, those already there skipped.
 func (s *Store) ImportRoomArchive(ctx context.Context, service, room string, msgs []storage.ArchivedMessage) error {
-	ids := make([]uint64, len(msgs))
-	for i, m := range msgs {
-		n, ok := storage.ParseArchiveID(m.ID)
-		if !ok {
-			return fmt.Errorf("storage: import the archive of room %q of %q: archive id %q: not 16 hex digits", room, service, m.ID)
-		}
-		ids[i] = n
-	}
-	if err := s.roomArchive.Flush(ctx); err != nil {
-		return wrap(err, "import the archive of room %q of %q", room, service)
-	}
-	err := s.write(ctx, func(tx pgx.Tx) error {
-		var b pgx.Batch
-		for i, m := range msgs {
-			b.Queue(`INSERT INTO muc_archive (service, room, id, stamp, with_jid, xml) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
-				service, room, int64(ids[i]), storage.ArchiveStamp(ids[i]), m.With, m.XML)
-		}
-		err := tx.SendBatch(ctx, &b).Close()
-		if pgCode(err) == codeForeignKeyViolation {
-			return storage.ErrNotFound
-		}
-		return err
-	})
-	return wrap(err, "import the archive of room %q of %q", room, service)
+	return wrap(s.importIn(ctx, roomArchives, &s.roomArchive, []string{service, room}, msgs), "import the archive of room %q of %q", room, service)
 }

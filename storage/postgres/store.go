@@ -40,10 +40,10 @@ import (
 // nanoseconds.
 type Store struct {
 	db      *DB
-	clock   storage.ArchiveClock               // the archive's ids (archive.go)
-	archive storage.BatchQueue[pendingArchive] // its batches (archive.go)
+	clock   storage.ArchiveClock               // the archives' ids (archive.go)
+	archive storage.BatchQueue[pendingArchive] // the accounts' batches (archive.go)
 	// roomArchive queues the rooms' archived messages (rooms.go).
-	roomArchive storage.BatchQueue[pendingRoomArchive]
+	roomArchive storage.BatchQueue[pendingArchive]
 }
 
 // Interface guards.
@@ -58,8 +58,12 @@ var (
 // NewStore returns the store on db, which it owns: Close closes db.
 func NewStore(db *DB) *Store {
 	s := &Store{db: db}
-	s.archive.Start(archiveDelay, archiveQueueMax, "postgres archive", s.writeBatch)
-	s.roomArchive.Start(archiveDelay, archiveQueueMax, "postgres room archive", s.writeRoomBatch)
+	s.archive.Start(archiveDelay, archiveQueueMax, "postgres archive", func(ctx context.Context, b []pendingArchive) error {
+		return s.writeBatch(ctx, accountArchives, b)
+	})
+	s.roomArchive.Start(archiveDelay, archiveQueueMax, "postgres room archive", func(ctx context.Context, b []pendingArchive) error {
+		return s.writeBatch(ctx, roomArchives, b)
+	})
 	return s
 }
 

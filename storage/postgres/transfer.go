@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/jackc/pgx/v5"
 
@@ -103,24 +102,5 @@ func (s *Store) ImportAccount(ctx context.Context, d storage.AccountData) error 
 // ImportArchive implements storage.Importer: the messages with their ids
 // (and so their stamps), those already there skipped.
 func (s *Store) ImportArchive(ctx context.Context, username string, msgs []storage.ArchivedMessage) error {
-	ids := make([]uint64, len(msgs))
-	for i, m := range msgs {
-		n, ok := storage.ParseArchiveID(m.ID)
-		if !ok {
-			return fmt.Errorf("storage: import the archive of %q: archive id %q: not 16 hex digits", username, m.ID)
-		}
-		ids[i] = n
-	}
-	if err := s.writeArchive(ctx); err != nil {
-		return wrap(err, "import the archive of %q", username)
-	}
-	err := s.write(ctx, func(tx pgx.Tx) error {
-		var b pgx.Batch
-		for i, m := range msgs {
-			b.Queue(`INSERT INTO archive (username, id, stamp, with_jid, xml) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
-				username, int64(ids[i]), storage.ArchiveStamp(ids[i]), m.With, m.XML)
-		}
-		return missingAccount(tx.SendBatch(ctx, &b).Close())
-	})
-	return wrap(err, "import the archive of %q", username)
+	return wrap(s.importIn(ctx, accountArchives, &s.archive, []string{username}, msgs), "import the archive of %q", username)
 }

@@ -170,6 +170,23 @@ func checkSize(t *testing.T, ctx context.Context, s storage.Store, username stri
 	}
 }
 
+// checkExpire calls expire (ExpireArchive, ExpireRoomArchives) with
+// before and a limit of 4 four times and fails the test unless the calls
+// remove 4, 2, 0 and 0 messages: the six stamped before before that the
+// expiry cases append, at most limit a call.
+func checkExpire(t *testing.T, ctx context.Context, name string, expire func(context.Context, time.Time, int) (int, error), before time.Time) {
+	t.Helper()
+	var counts []int
+	for range 4 {
+		n, err := expire(ctx, before, 4)
+		must(t, err, name)
+		counts = append(counts, n)
+	}
+	if fmt.Sprint(counts) != "[4 2 0 0]" {
+		t.Fatalf("%s with limit 4, repeated: removed %v, want [4 2 0 0]", name, counts)
+	}
+}
+
 // testArchiveAppend: AppendArchive returns ids that sort as strings in the
 // order of the appends, ignoring m.ID; the archive gives each message back
 // with its id, its With and XML as they were, and a stamp of its append.
@@ -513,15 +530,7 @@ func testArchiveExpire(t *testing.T, open opener) {
 	checkDistinctStamps(t, alice)
 	checkDistinctStamps(t, bob)
 	before := alice[3].Stamp // after bob[2], before bob[3]
-	var counts []int
-	for range 4 {
-		n, err := s.ExpireArchive(ctx, before, 4)
-		must(t, err, "ExpireArchive")
-		counts = append(counts, n)
-	}
-	if fmt.Sprint(counts) != "[4 2 0 0]" {
-		t.Fatalf("ExpireArchive with limit 4, repeated: removed %v, want [4 2 0 0]", counts)
-	}
+	checkExpire(t, ctx, "ExpireArchive", s.ExpireArchive, before)
 	checkQuery(t, ctx, s, "alice", storage.ArchiveQuery{Max: 100}, alice[3:], true)
 	checkQuery(t, ctx, s, "bob", storage.ArchiveQuery{Max: 100}, bob[3:], true)
 	checkSize(t, ctx, s, "alice", alice[3:])

@@ -293,3 +293,12 @@ Included once, by configmap.yaml.
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+Where a component's secret is mounted (config.yaml:
+components.services[].secret_file), called with its domain: the key of its
+existingSecret, as the file "secret" of a folder named after the domain.
+*/}}
+{{- define "adhocd.componentSecretFile" -}}
+{{- printf "/etc/adhocd/components/%s/secret" . -}}
+{{- end -}}

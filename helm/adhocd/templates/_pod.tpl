@@ -113,6 +113,11 @@ for their place under the workload's spec: include it right after
               containerPort: {{ int .Values.httpUpload.port }}
               protocol: TCP
             {{- end }}
+            {{- if .Values.components.enabled }}
+            - name: xmpp-component
+              containerPort: {{ int .Values.components.port }}
+              protocol: TCP
+            {{- end }}
           {{- if .Values.probes.startup.enabled }}
           startupProbe:
             {{- include "adhocd.probe" (list . "startup" "/readyz") | nindent 12 }}
@@ -168,6 +173,14 @@ for their place under the workload's spec: include it right after
               mountPath: /etc/adhocd/redis-ca
               readOnly: true
             {{- end }}
+            {{- if .Values.components.enabled }}
+            {{- range $i, $c := .Values.components.services }}
+            # The secret of the XEP-0114 component {{ $c.domain }} (components.services[].secret_file).
+            - name: component-{{ $i }}
+              mountPath: {{ dir (include "adhocd.componentSecretFile" $c.domain) }}
+              readOnly: true
+            {{- end }}
+            {{- end }}
             {{- with .Values.extraVolumeMounts }}
             {{- toYaml . | nindent 12 }}
             {{- end }}
@@ -209,6 +222,16 @@ for their place under the workload's spec: include it right after
         - name: data
           persistentVolumeClaim:
             claimName: {{ . }}
+        {{- end }}
+        {{- end }}
+        {{- if .Values.components.enabled }}
+        {{- range $i, $c := .Values.components.services }}
+        - name: component-{{ $i }}
+          secret:
+            secretName: {{ $c.existingSecret }}
+            items:
+              - key: {{ $c.key | default "secret" }}
+                path: {{ base (include "adhocd.componentSecretFile" $c.domain) }}
         {{- end }}
         {{- end }}
         {{- if and (include "adhocd.uploadVolume" .) .Values.httpUpload.persistence.existingClaim }}
