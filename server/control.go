@@ -65,6 +65,7 @@ func (s *Server) serveControl(ln net.Listener) {
 				resp.Error = "malformed request: " + err.Error()
 			case req.Op == opStatus:
 				resp.Figures = s.StatusFigures()
+				s.auditControl(c, account.Request{Op: opStatus}, account.Response{})
 			default:
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				resp.Response = s.Accounts().Do(ctx, req)
@@ -104,8 +105,9 @@ type ControlResponse struct {
 }
 
 // auditControl writes the audit line the admin commands write (modules/admin)
-// for an account operation that came through the control socket, naming the
-// local user that asked.
+// for an operation that came through the control socket (an account
+// operation, or the status report, which has no target), naming the local
+// user that asked.
 func (s *Server) auditControl(c net.Conn, req account.Request, resp account.Response) {
 	by := "the control socket"
 	if uid, ok := peerUID(c); ok {

@@ -63,6 +63,15 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
+// archiveMax is limits.mam.max_messages in the soak: every chat message is
+// archived for both its accounts (XEP-0313), and with the default bound of
+// 50,000 per account the flooder's and the pairs' archives fill for most of
+// an hour, so the store grows, bounded, for the whole run. At 2,000 the
+// bound is reached within the first minutes, and what the soak judges
+// afterwards is whether the store levels off once old messages make room
+// for new ones.
+const archiveMax = 2000
+
 // newServer writes the configuration of a server in dir: loopback, no TLS,
 // PLAIN on the plain stream, the demo commands, metrics and pprof on
 // loopback, and command sessions that expire after sessionTTL.
@@ -84,6 +93,8 @@ storage:
 limits:
   max_connections_per_address: 2000
   max_auth_failures_per_address: 1000000
+  mam:
+    max_messages: %d
 adhoc:
   demo_commands: true
   session_ttl: %s
@@ -94,7 +105,7 @@ debug:
   pprof_listen: %q
 log:
   level: warn
-`, s.addr, s.dataDir, sessionTTL, s.metricsAddr, s.pprofAddr)
+`, s.addr, s.dataDir, archiveMax, sessionTTL, s.metricsAddr, s.pprofAddr)
 	if err := os.WriteFile(s.cfg, []byte(cfg), 0o600); err != nil {
 		return nil, fmt.Errorf("soak: write config: %w", err)
 	}

@@ -104,7 +104,8 @@ func TestCheckConfig(t *testing.T) {
 		t.Fatalf("check-config exited %d: %s", code, out)
 	}
 	for _, want := range []string{"the configuration is valid", "domain:    chat.example", "c2s:       127.0.0.1:15299 (STARTTLS required)",
-		"metrics:   127.0.0.1:19099", "storage:   " + filepath.Join(dir, "data"), "admins:    root@chat.example", "websocket: off", "cluster:   off (one process)"} {
+		"metrics:   127.0.0.1:19099", "storage:   " + filepath.Join(dir, "data"), "admins:    root@chat.example", "websocket: off", "cluster:   off (one process)",
+		"muc:       conference.chat.example", "upload:    off", "components: off"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("check-config does not say %q:\n%s", want, out)
 		}
@@ -131,6 +132,29 @@ func TestCheckConfig(t *testing.T) {
 	}
 	if strings.Contains(out, "s3cret") {
 		t.Errorf("check-config printed the database password:\n%s", out)
+	}
+	// The services: upload with its folder, the components by domain and
+	// never their secrets.
+	servicesYAML := "domain: chat.example\nstorage:\n  path: data\nmuc:\n  domain: rooms.chat.example\n" +
+		"http_upload:\n  enabled: true\n  listen: 127.0.0.1:15281\n" +
+		"components:\n  services:\n    - domain: gw.chat.example\n      secret_env: ADHOCD_TEST_GW_SECRET\n"
+	if err := os.WriteFile(cfg, []byte(servicesYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("ADHOCD_TEST_GW_SECRET", "gw-s3cret")
+	out, code = exitCode(t, bin, "", "check-config", "--config", cfg)
+	if code != 0 {
+		t.Fatalf("check-config of the services exited %d: %s", code, out)
+	}
+	for _, want := range []string{"muc:       rooms.chat.example",
+		"upload:    upload.chat.example, HTTP on 127.0.0.1:15281, files in " + filepath.Join(dir, "data", "upload"),
+		"components: gw.chat.example on 127.0.0.1:5347"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check-config of the services does not say %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "gw-s3cret") {
+		t.Errorf("check-config printed a component's secret:\n%s", out)
 	}
 	if err := os.WriteFile(cfg, []byte("domain: localhost\nlimits:\n  max_stanza_byte: 10\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -202,8 +226,9 @@ func TestHealthcheckAndLockedStore(t *testing.T) {
 
 // TestStatusThroughControlSocket: adhocd status prints the status
 // command's figures from the running server through its control socket,
-// and says so when no server runs; account operations through the socket
-// leave the admin commands' audit line, naming the local user.
+// and says so when no server runs; account operations (add, passwd,
+// disable, enable, delete) and status through the socket leave the admin
+// commands' audit line, naming the local user.
 func TestStatusThroughControlSocket(t *testing.T) {
 	bin := build(t)
 	dir := t.TempDir()
@@ -244,11 +269,37 @@ func TestStatusThroughControlSocket(t *testing.T) {
 			t.Errorf("status lacks %q:\n%s", want, out)
 		}
 	}
-	wantAudit := `msg="admin action" by="uid ` + strconv.Itoa(os.Getuid()) + ` on the control socket" command=add targets=[bob] outcome=completed`
+	// The other account operations, through the socket too.
+	for _, op := range []struct{ stdin, op string }{{"pw-bob-2\n", "passwd"}, {"", "disable"}, {"", "enable"}, {"", "delete"}} {
+		if out, code := exitCode(t, bin, op.stdin, "user", op.op, "bob", "--config", cfg); code != 0 {
+			t.Fatalf("user %s through the socket: %d %s", op.op, code, out)
+		}
+	}
+	// Each operation left the admin commands' audit line, in the order they
+	// ran; status's names no target.
+	by := `msg="admin action" by="uid ` + strconv.Itoa(os.Getuid()) + ` on the control socket" `
+	wantAudit := []string{
+		by + `command=add targets=[bob] outcome=completed`,
+		by + `command=status targets=[] outcome=completed`,
+		by + `command=passwd targets=[bob] outcome=completed`,
+		by + `command=disable targets=[bob] outcome=completed`,
+		by + `command=enable targets=[bob] outcome=completed`,
+		by + `command=delete targets=[bob] outcome=completed`,
+	}
+	inOrder := func(log string) (missing string) {
+		for _, w := range wantAudit {
+			i := strings.Index(log, w)
+			if i < 0 {
+				return w
+			}
+			log = log[i+len(w):]
+		}
+		return ""
+	}
 	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(logs.String(), wantAudit) {
+	for missing := inOrder(logs.String()); missing != ""; missing = inOrder(logs.String()) {
 		if time.Now().After(deadline) {
-			t.Fatalf("no audit line %q in the log:\n%s", wantAudit, logs.String())
+			t.Fatalf("no audit line %q (after the ones before it) in the log:\n%s", missing, logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

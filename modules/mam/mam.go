@@ -289,10 +289,47 @@ func (m *Module) archive(ctx context.Context, user, with string, el *wire.Elemen
 	case errors.Is(err, storage.ErrNotFound):
 		return "", false
 	case err != nil:
-		m.log.Warn("message not archived", "user", user, "err", err)
+		// Below the disk floor every message skips the archive: one line a
+		// minute at most, with the messages skipped since the last one, so
+		// that the log does not grow with the traffic while the disk is full.
+		v, _ := archiveSkips.LoadOrStore(m, &skipLog{})
+		if n := v.(*skipLog).note(time.Now()); n > 0 {
+			m.log.Warn("messages not archived", "skipped", n, "user", user, "err", err)
+		}
 		return "", false
 	}
 	return id, true
+}
+
+// archiveSkips holds each module's skipLog (a *Module to a *skipLog), for
+// archive's warning.
+var archiveSkips sync.Map
+
+// skipLogEvery is how often archive warns at most while messages skip the
+// archive.
+const skipLogEvery = time.Minute
+
+// skipLog counts the messages that skipped the archive since its last
+// warning.
+type skipLog struct {
+	mu      sync.Mutex
+	last    time.Time // of the last warning; zero before the first
+	skipped int       // since then, this one included
+}
+
+// note counts one message skipped at now and returns how many to report
+// in a warning now: the count since the last warning when that is
+// skipLogEvery ago (or there was none), else 0.
+func (l *skipLog) note(now time.Time) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.skipped++
+	if !l.last.IsZero() && now.Sub(l.last) < skipLogEvery {
+		return 0
+	}
+	n := l.skipped
+	l.last, l.skipped = now, 0
+	return n
 }
 
 // normalJID returns a JID in its normal form (RFC 7622), whole and bare.
