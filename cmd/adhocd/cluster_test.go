@@ -19,12 +19,13 @@ import (
 )
 
 // clusterConfig writes the configuration of one replica of a cluster on
-// dsn and Redis at redis, in dir.
-func clusterConfig(t *testing.T, dir, dsn, redis, replica string, lease time.Duration) string {
+// dsn and Redis at redis, in dir; extra is more of config.yaml's top-level
+// sections (metrics, shutdown, limits), appended as it is.
+func clusterConfig(t *testing.T, dir, dsn, redis, replica string, lease time.Duration, extra ...string) string {
 	t.Helper()
 	cfg := filepath.Join(dir, "config.yaml")
 	yaml := fmt.Sprintf("domain: localhost\nc2s:\n  listen: 127.0.0.1:0\nstorage:\n  path: data\n  backend: postgres\n  postgres:\n    dsn: %q\n"+
-		"cluster:\n  redis:\n    addr: %s\n  lease: %s\n  replica: %s\nlog:\n  level: info\n", dsn, redis, lease, replica)
+		"cluster:\n  redis:\n    addr: %s\n  lease: %s\n  replica: %s\nlog:\n  level: info\n", dsn, redis, lease, replica) + strings.Join(extra, "")
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -107,8 +108,14 @@ func TestClusterReplicaKilled(t *testing.T) {
 	if got, ok := alice.ReadUntil(unavailable, 4*lease); !ok {
 		t.Fatalf("alice was not told bob is unavailable within %s of his replica's death; she read %q\nreplica one:\n%s", 4*lease, got, logs1.String())
 	}
-	if took := time.Since(killed); took > 3*lease {
-		t.Errorf("bob announced unavailable %s after his replica died, want within about a lease (%s)", took, lease)
+	// The dead replica's lease key lapses at most a lease after its last
+	// renewal, and a survivor's reaper, every third of a lease, finds it
+	// then: about a lease and a third; two leases leave room for a slow
+	// machine, never for a reap that waits for a second lease.
+	took := time.Since(killed)
+	t.Logf("bob announced unavailable %s after his replica died (lease %s)", took.Round(time.Millisecond), lease)
+	if took > 2*lease {
+		t.Errorf("bob announced unavailable %s after his replica died, want within two leases (%s)", took, 2*lease)
 	}
 	if got, ok := carol.ReadUntil(unavailable, 4*lease); !ok {
 		t.Fatalf("carol, on the third replica, was not told bob is unavailable; she read %q\nreplica three:\n%s", got, logs3.String())
@@ -119,7 +126,11 @@ func TestClusterReplicaKilled(t *testing.T) {
 		t.Fatalf("the message to bob bounced: %s", got)
 	}
 	bob = login(addr1, d1, "bob", "phone")
-	if got := bob.Expect(`sent as your server died(?s:.*?)</message>`); !strings.Contains(got, "alice@localhost/laptop") {
+	got, ok := bob.ReadUntil(`sent as your server died(?s:.*?)</message>`, 10*time.Second)
+	if !ok {
+		t.Fatalf("bob, logged in again, never got the message sent as his replica died; he read %q\nreplica one:\n%s", got, logs1.String())
+	}
+	if !strings.Contains(got, "alice@localhost/laptop") {
 		t.Fatalf("bob's kept message: %s", got)
 	}
 

@@ -2,14 +2,17 @@ package main_test
 
 import (
 	"context"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/adhocd/adhocd/auth"
 	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/servertest"
 	"github.com/adhocd/adhocd/storage"
+	"github.com/adhocd/adhocd/storage/postgres"
 	"github.com/adhocd/adhocd/storage/postgres/pgtest"
 )
 
@@ -18,7 +21,8 @@ import (
 // an offline message, the MOTD, an archived message) and then starts a
 // server on the database: the old password logs in, the offline message
 // and the archive (with its id) are there, and a second run copies
-// nothing twice.
+// nothing twice. Run with --from and --dsn alone (no configuration), it
+// copies the same into another database.
 func TestMigrateBoltToPostgres(t *testing.T) {
 	bin := build(t)
 	dir := t.TempDir()
@@ -72,6 +76,37 @@ func TestMigrateBoltToPostgres(t *testing.T) {
 	if err != nil || !strings.Contains(out, "accounts: 0 copied, 2 there already") || !strings.Contains(out, "archived messages: 1") {
 		t.Fatalf("second migrate: %v\n%s", err, out)
 	}
+
+	// As docs/clustering.md gives it for an operator without the file at
+	// hand: the folder and the database on the command line, no
+	// configuration (and none in the working directory), into an empty
+	// database. It copies the same, and the old password verifies there.
+	dsn2 := pgtest.Start(t)
+	cmd := exec.CommandContext(ctx, bin, "migrate", "bolt-to-postgres", "--from", filepath.Join(dir, "data"), "--dsn", dsn2)
+	cmd.Dir = t.TempDir()
+	raw, err := cmd.CombinedOutput()
+	if out := string(raw); err != nil {
+		t.Fatalf("migrate with --from and --dsn alone: %v\n%s", err, out)
+	} else {
+		for _, want := range []string{"copying " + filepath.Join(dir, "data"), "accounts: 2 copied, 0 there already", "roster items: 1", "offline messages: 1", "archived messages: 1", "done:"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("migrate with --from and --dsn alone does not say %q:\n%s", want, out)
+			}
+		}
+	}
+	db, err := postgres.Open(ctx, config.PostgresStorage{DSN: dsn2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st2 := postgres.NewStore(db)
+	a, err := st2.Account(ctx, "alice")
+	if err != nil || !auth.VerifyPassword(a, "pw-alice") || auth.VerifyPassword(a, "wrong") {
+		t.Fatalf("alice's account copied without a configuration: %v (her password verifies: %v)", err, err == nil && auth.VerifyPassword(a, "pw-alice"))
+	}
+	if msgs, _, err := st2.QueryArchive(ctx, "alice", storage.ArchiveQuery{Max: 10}); err != nil || len(msgs) != 1 || msgs[0].ID != id {
+		t.Fatalf("alice's archive copied without a configuration: %+v %v, want the message with id %s", msgs, err, id)
+	}
+	st2.Close()
 
 	c := servertest.Config(t.TempDir())
 	c.Storage.Backend, c.Storage.Postgres.DSN = config.BackendPostgres, dsn

@@ -65,9 +65,12 @@ func (s *SessionStore) Secret(ctx context.Context) ([]byte, error) {
 		return nil, fmt.Errorf("adhoc sessions: secret: %w", err)
 	}
 	var secret []byte
-	err := s.db.pool.QueryRow(ctx, `WITH made AS (
-			INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING value)
-		SELECT value FROM made UNION ALL SELECT value FROM settings WHERE key = $1 LIMIT 1`, secretSetting, fresh).Scan(&secret)
+	// The no-op update on a conflict returns the row that is there: with
+	// DO NOTHING, a replica that raced another to the first insert saw
+	// neither its own row nor the other's (the statement's snapshot
+	// predates the other's commit) and started without a secret.
+	err := s.db.pool.QueryRow(ctx, `INSERT INTO settings (key, value) VALUES ($1, $2)
+		ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key RETURNING value`, secretSetting, fresh).Scan(&secret)
 	if err != nil {
 		return nil, fmt.Errorf("adhoc sessions: secret: %w", err)
 	}

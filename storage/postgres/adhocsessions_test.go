@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -96,5 +97,38 @@ func TestSessionStore(t *testing.T) {
 	}
 	if st := one.Stats(); st.Held != 0 || st.Refusals != 1 {
 		t.Fatalf("stats %+v: want none held and one refusal", st)
+	}
+}
+
+// TestSecretRace: replicas starting together on a fresh database all get
+// the one secret that the first insert stored (with ON CONFLICT DO
+// NOTHING, a replica that lost the race read no row and did not start:
+// three at once failed about one trial in four).
+func TestSecretRace(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for trial := range 8 {
+		dsn := pgtest.Start(t)
+		stores := make([]*postgres.SessionStore, 3)
+		for i := range stores {
+			db, err := postgres.Open(ctx, config.PostgresStorage{DSN: dsn})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(db.Close)
+			stores[i] = postgres.NewSessionStore(db, time.Minute, 2)
+		}
+		secrets := make([][]byte, len(stores))
+		errs := make([]error, len(stores))
+		var wg sync.WaitGroup
+		for i, s := range stores {
+			wg.Go(func() { secrets[i], errs[i] = s.Secret(ctx) })
+		}
+		wg.Wait()
+		for i := range stores {
+			if errs[i] != nil || len(secrets[i]) != 32 || !bytes.Equal(secrets[i], secrets[0]) {
+				t.Fatalf("trial %d, replica %d: secret %x, %v; replica 0 has %x", trial, i, secrets[i], errs[i], secrets[0])
+			}
+		}
 	}
 }
