@@ -97,8 +97,12 @@ type SessionInfo struct {
 	// Stanzas is how many stanzas the session has sent.
 	Stanzas uint64
 	// Replica names the replica that holds the session when it is
-	// another one of the cluster (Remote is then "replica" and that
-	// name, LastActive and Stanzas are unknown); empty for this one.
+	// another one of the cluster; empty for this one. Remote is then
+	// "replica" and that name, Stanzas is unknown (zero), and LastActive
+	// is what that replica answered when the list was made (to the
+	// millisecond): zero, so that the session counts as idle, when it did
+	// not answer within a second (logged) or the session is not among
+	// the 50,000 most recently active it tells.
 	Replica string
 }
 

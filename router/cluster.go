@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"slices"
+	"strconv"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -36,7 +38,11 @@ import (
 //
 // What stays per replica: the per-session state modules keep
 // (UserSessions lists the local sessions alone), the IQ requests the
-// server sends clients (modules.IQRequester asks local sessions only).
+// server sends clients (modules.IQRequester asks local sessions only),
+// and when each session last sent a stanza, which is not written to the
+// directory (that would be a Redis write per stanza): Sessions, for the
+// administrators' listings alone, asks each other replica for it with one
+// call (kindLastActive).
 
 // The kinds of envelopes replicas send each other.
 const (
@@ -47,6 +53,9 @@ const (
 	// with the stream error of Args condition and text (a resource
 	// conflict, an administrator ending the session).
 	kindEnd = "end"
+	// kindLastActive is a call, with no To: the receiving replica answers
+	// with when each of its sessions last sent a stanza (lastActiveReply).
+	kindLastActive = "last-active"
 )
 
 // remote is where a session bound on another replica lives.
@@ -91,7 +100,11 @@ func (s *Router) remoteSession(e cluster.Entry) (*session, bool) {
 	}
 	c := &session{r: s, user: e.User, addr: addr, addrName: addr.String(),
 		log: s.log.With("jid", addr.String(), "replica", e.Replica), stream: e.Stream,
-		remote: &remote{replica: e.Replica, stream: e.Stream}, available: e.Available, priority: e.Priority, since: e.Since}
+		remote: &remote{replica: e.Replica, stream: e.Stream}, available: e.Available, priority: e.Priority, since: e.Since,
+		// Whether it requested the roster is known to its replica alone:
+		// roster pushes go there, and that replica drops those its
+		// session did not ask for (HandleEnvelope).
+		interested: true}
 	if e.Presence != "" {
 		if p, ok := wire.ParseElement(e.Presence); ok {
 			c.presence = p
@@ -147,8 +160,11 @@ func (s *Router) endRemote(c *session, se stream.Error) {
 }
 
 // HandleEnvelope runs what another replica sent this one (cluster.Cluster
-// Handle); it returns no reply.
+// Handle); it answers the calls of kindLastActive, and nothing else.
 func (s *Router) HandleEnvelope(ctx context.Context, env cluster.Envelope) *cluster.Envelope {
+	if env.Kind == kindLastActive {
+		return s.answerLastActive()
+	}
 	to, err := jid.Parse(env.To)
 	if err != nil || to.Resourcepart() == "" {
 		s.log.Warn("cluster: envelope for no full JID", "kind", env.Kind, "from", env.From, "to", env.To)
@@ -168,6 +184,14 @@ func (s *Router) HandleEnvelope(ctx context.Context, env cluster.Envelope) *clus
 			s.bounceUndeliveredTo(to, nil, el)
 			return nil
 		}
+		if isRosterPush(el) {
+			c.pmu.Lock()
+			interested := c.interested
+			c.pmu.Unlock()
+			if !interested {
+				return nil // RFC 6121 §2.1.6: to resources that requested the roster
+			}
+		}
 		s.send(c, el, false)
 	case kindEnd:
 		if c != nil && c.stream == env.Stream {
@@ -177,6 +201,115 @@ func (s *Router) HandleEnvelope(ctx context.Context, env cluster.Envelope) *clus
 		s.log.Warn("cluster: unknown envelope", "kind", env.Kind, "from", env.From)
 	}
 	return nil
+}
+
+// lastActiveTimeout bounds the wait for the other replicas' answers to
+// kindLastActive, asked in parallel: the sessions of a replica that has
+// not answered by then are listed with a zero LastActive (idle).
+const lastActiveTimeout = time.Second
+
+// maxLastActive caps the sessions one answer to kindLastActive carries,
+// about 45 bytes each in its JSON (some 2 MiB at most): the most recently
+// active are kept, so that those left out (listed with a zero LastActive)
+// are the idlest, and a count of active users is exact unless more than
+// that many sessions of one replica were active within admin.idle_after.
+const maxLastActive = 50_000
+
+// activity is when one local session last sent a stanza.
+type activity struct {
+	stream string
+	last   time.Time
+}
+
+// lastActiveReply is the answer to kindLastActive for acts: Args maps the
+// stream id of each session to its last activity in Unix milliseconds,
+// for the max most recently active sessions.
+func lastActiveReply(acts []activity, max int) *cluster.Envelope {
+	slices.SortFunc(acts, func(a, b activity) int { return b.last.Compare(a.last) })
+	if len(acts) > max {
+		acts = acts[:max]
+	}
+	args := make(map[string]string, len(acts))
+	for _, a := range acts {
+		args[a.stream] = strconv.FormatInt(a.last.UnixMilli(), 10)
+	}
+	return &cluster.Envelope{Args: args}
+}
+
+// parseLastActive reads an answer of lastActiveReply, by stream id; an
+// unreadable value is left out.
+func parseLastActive(env cluster.Envelope) map[string]time.Time {
+	out := make(map[string]time.Time, len(env.Args))
+	for stream, v := range env.Args {
+		if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+			out[stream] = time.UnixMilli(ms)
+		}
+	}
+	return out
+}
+
+// answerLastActive answers kindLastActive with the local sessions'.
+func (s *Router) answerLastActive() *cluster.Envelope {
+	cs := s.sessions.all()
+	acts := make([]activity, 0, len(cs))
+	for _, c := range cs {
+		_, _, last, _ := c.conn.Info()
+		acts = append(acts, activity{stream: c.stream, last: last})
+	}
+	return lastActiveReply(acts, maxLastActive)
+}
+
+// lastActive asks each of replicas, with one call each, in parallel and
+// within lastActiveTimeout, when its sessions last sent a stanza: by
+// replica, then by stream id. A replica that does not answer in time, or
+// no longer listens, is missing from the result; one warning names them.
+func (s *Router) lastActive(replicas []string) map[string]map[string]time.Time {
+	ctx, cancel := context.WithTimeout(context.Background(), lastActiveTimeout)
+	defer cancel()
+	type answer struct {
+		replica string
+		last    map[string]time.Time
+		err     error
+	}
+	answers := make(chan answer, len(replicas))
+	for _, r := range replicas {
+		go func() {
+			env, err := s.cluster.Call(ctx, r, cluster.Envelope{Kind: kindLastActive})
+			a := answer{replica: r, err: err}
+			if err == nil {
+				a.last = parseLastActive(env)
+			}
+			answers <- a
+		}()
+	}
+	out := make(map[string]map[string]time.Time, len(replicas))
+	var silent []string
+	var errs []error
+	for range replicas {
+		a := <-answers
+		if a.err != nil {
+			silent = append(silent, a.replica)
+			errs = append(errs, a.err)
+			continue
+		}
+		out[a.replica] = a.last
+	}
+	if len(silent) > 0 {
+		slices.Sort(silent)
+		s.log.Warn("cluster: no last activity from other replicas: their sessions count as idle",
+			"replicas", silent, "err", errors.Join(errs...))
+	}
+	return out
+}
+
+// isRosterPush reports whether el is a roster push of the server (an IQ
+// set of the roster without a from).
+func isRosterPush(el *wire.Element) bool {
+	if el.Start.Name.Local != "iq" || el.Attr("type") != "set" || el.Attr("from") != "" {
+		return false
+	}
+	payload, _ := el.Payload()
+	return payload == rosterQuery
 }
 
 // Reaped announces the sessions of a replica that died (cluster.Cluster

@@ -232,8 +232,9 @@ func (s *Router) Sessions() []modules.SessionInfo {
 }
 
 // remoteSessions lists the sessions of the other replicas, as Sessions
-// does (Remote names the replica); none without a cluster, or when the
-// directory cannot be read (logged).
+// does (Remote names the replica, LastActive is what their replicas
+// answer, zero for those that did not: lastActive); none without a
+// cluster, or when the directory cannot be read (logged).
 func (s *Router) remoteSessions() []modules.SessionInfo {
 	if s.cluster == nil {
 		return nil
@@ -249,17 +250,29 @@ func (s *Router) remoteSessions() []modules.SessionInfo {
 		s.log.Warn("cluster: list the sessions", "err", err)
 		return nil
 	}
-	var out []modules.SessionInfo
+	var remote []cluster.Entry
+	var replicas []string
 	self := s.cluster.Replica()
 	for _, es := range byUser {
 		for _, e := range es {
 			if e.Replica == self {
 				continue
 			}
-			if c, ok := s.remoteSession(e); ok {
-				out = append(out, modules.SessionInfo{JID: c.addr, Remote: "replica " + e.Replica, Since: e.Since,
-					Available: e.Available, Priority: e.Priority, Replica: e.Replica})
+			remote = append(remote, e)
+			if !slices.Contains(replicas, e.Replica) {
+				replicas = append(replicas, e.Replica)
 			}
+		}
+	}
+	if len(remote) == 0 {
+		return nil
+	}
+	last := s.lastActive(replicas)
+	out := make([]modules.SessionInfo, 0, len(remote))
+	for _, e := range remote {
+		if c, ok := s.remoteSession(e); ok {
+			out = append(out, modules.SessionInfo{JID: c.addr, Remote: "replica " + e.Replica, Since: e.Since,
+				LastActive: last[e.Replica][e.Stream], Available: e.Available, Priority: e.Priority, Replica: e.Replica})
 		}
 	}
 	return out
