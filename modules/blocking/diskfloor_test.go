@@ -3,11 +3,9 @@ package blocking_test
 import (
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/adhocd/adhocd/server"
 	"github.com/adhocd/adhocd/servertest"
-	"github.com/adhocd/adhocd/storage"
 )
 
 // TestBlocklistDiskFloor: below limits.min_free_disk_bytes (the floor set
@@ -17,13 +15,8 @@ import (
 // a push of it. The list is still read and enforced, and an unblock, which
 // only removes, goes on. With the floor lowered the same block succeeds.
 func TestBlocklistDiskFloor(t *testing.T) {
-	servertest.Embedded(t) // the free-disk floor is the bbolt store's
-	dir := t.TempDir()
-	st, err := storage.Open(dir, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	floor := servertest.NewDiskFloor(t) // the free-disk floor is the bbolt store's
+	dir, st := floor.Dir, floor.Store
 	srv := servertest.StartConfig(t, servertest.Config(dir), server.WithStore(st))
 	users(t, srv, "juliet", "romeo", "tybalt")
 	j, j2 := login(t, srv, "juliet", "chamber"), login(t, srv, "juliet", "balcony")
@@ -32,11 +25,7 @@ func TestBlocklistDiskFloor(t *testing.T) {
 	j2.next("the push of the block of tybalt", isPush)
 	romeo, tybalt := login(t, srv, "romeo", "orchard"), login(t, srv, "tybalt", "street")
 
-	free, err := st.FreeDisk()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.SetMinFreeDisk(free + 1<<30)
+	floor.Raise()
 
 	r := j.block("romeo@localhost")
 	if r.Type != "error" || r.condition() != "resource-constraint" || r.Error.Type != "wait" {
@@ -72,7 +61,7 @@ func TestBlocklistDiskFloor(t *testing.T) {
 		t.Errorf("tybalt's message after the unblock: %s", m.XML)
 	}
 
-	st.SetMinFreeDisk(0)
+	floor.Lower()
 	mustResult(t, "block romeo with the floor lowered", j.block("romeo@localhost"))
 	if p := j2.next("the push of the block of romeo", isPush); p.Block == nil || !slices.Equal(p.Block.jids(), []string{"romeo@localhost"}) {
 		t.Errorf("the block push: %s", p.XML)

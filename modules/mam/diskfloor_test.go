@@ -32,13 +32,8 @@ var skipLines = regexp.MustCompile(`(?m)^.*msg="messages not archived".*$`)
 // archive) make one warning, not 40. With the floor lowered messages are
 // archived again.
 func TestArchiveDiskFloor(t *testing.T) {
-	servertest.Embedded(t) // the free-disk floor is the bbolt store's
-	dir := t.TempDir()
-	st, err := storage.Open(dir, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	floor := servertest.NewDiskFloor(t) // the free-disk floor is the bbolt store's
+	dir, st := floor.Dir, floor.Store
 	logs := &servertest.SyncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	srv := servertest.StartConfig(t, servertest.Config(dir), server.WithStore(st), server.WithLogger(logger))
@@ -53,11 +48,7 @@ func TestArchiveDiskFloor(t *testing.T) {
 		t.Fatalf("a message above the floor was not archived: %s", got)
 	}
 
-	free, err := st.FreeDisk()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.SetMinFreeDisk(free + 1<<30)
+	floor.Raise()
 	const n = 20
 	for i := range n {
 		bob.raw.Write(fmt.Sprintf(`<message to='alice@localhost' type='chat' id='s%d'><body>below the floor %d</body></message>`, i, i))
@@ -89,7 +80,7 @@ func TestArchiveDiskFloor(t *testing.T) {
 		t.Errorf("the warning: %s, want the first skip counted and the floor named", lines[0])
 	}
 
-	st.SetMinFreeDisk(0)
+	floor.Lower()
 	bob.raw.Write(`<message to='alice@localhost' type='chat' id='after'><body>after the floor</body></message>`)
 	if got := alice.until(t, `id="after".*?</message>`); !sid.MatchString(got) {
 		t.Errorf("with the floor lowered the message was not archived: %s", got)

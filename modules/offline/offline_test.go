@@ -150,23 +150,15 @@ func TestTotalBytes(t *testing.T) {
 // logins, roster reads and admin commands go on; with the floor lowered
 // the same writes succeed.
 func TestDiskFloor(t *testing.T) {
-	dir := t.TempDir()
-	st, err := storage.Open(dir, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	floor := servertest.NewDiskFloor(t) // the free-disk floor is the bbolt store's
+	dir, st := floor.Dir, floor.Store
 	cfg := servertest.Config(dir)
 	cfg.Admins = []string{"root@localhost"}
 	srv := servertest.StartConfig(t, cfg, server.WithStore(st))
 	srv.AddUser("alice", "wonderland")
 	srv.AddUser("bob", "builder")
 	srv.AddUser("root", "toor")
-	free, err := st.FreeDisk()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.SetMinFreeDisk(free + 1<<30)
+	floor.Raise()
 
 	alice := srv.RawLogin("alice", "wonderland", "raw")
 	send(alice, "off", "bob@localhost", "m0", 100)
@@ -206,7 +198,7 @@ func TestDiskFloor(t *testing.T) {
 	}
 	srv.RawLogin("carol", "c", "desk")
 
-	st.SetMinFreeDisk(0)
+	floor.Lower()
 	bob.Write(`<presence type='unavailable'/>`)
 	ping(bob, "p2")
 	send(alice, "off2", "bob@localhost", "m1", 100)

@@ -17,7 +17,6 @@ import (
 	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/server"
 	"github.com/adhocd/adhocd/servertest"
-	"github.com/adhocd/adhocd/storage"
 )
 
 // PEP (XEP-0163) over TCP: raw clients log in with servertest, send the
@@ -497,13 +496,8 @@ func TestAccountBytes(t *testing.T) {
 // (wait) and notifies nobody, while reads and retractions go on; with the
 // floor lowered the same publish goes through.
 func TestDiskFloor(t *testing.T) {
-	servertest.Embedded(t)
-	dir := t.TempDir()
-	st, err := storage.Open(dir, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	floor := servertest.NewDiskFloor(t) // the free-disk floor is the bbolt store's
+	dir, st := floor.Dir, floor.Store
 	srv := servertest.StartConfig(t, servertest.Config(dir), server.WithStore(st))
 	srv.AddUser("juliet", "pw")
 	srv.AddUser("romeo", "pw")
@@ -517,11 +511,7 @@ func TestDiskFloor(t *testing.T) {
 
 	wantResult(t, juliet.iq("set", "", publishTune("Before", "before")))
 	romeo.expect(`<item id="before"`)
-	free, err := st.FreeDisk()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.SetMinFreeDisk(free + 1<<30)
+	floor.Raise()
 
 	got := juliet.iq("set", "", publishTune("Below", "below"))
 	wantError(t, got, "resource-constraint")
@@ -546,7 +536,7 @@ func TestDiskFloor(t *testing.T) {
 	wantResult(t, juliet.iq("set", "", `<pubsub xmlns='`+pubsubNS+`'><retract node='`+tune+`'><item id='before'/></retract></pubsub>`))
 	romeo.expect(`<retract id="before"`)
 
-	st.SetMinFreeDisk(0)
+	floor.Lower()
 	wantResult(t, juliet.iq("set", "", publishTune("Again", "again")))
 	romeo.expect(`<item id="again"[^>]*><tune xmlns="` + tune + `"><artist>Again</artist>`)
 }
