@@ -611,6 +611,22 @@ func TestDirectedPresence(t *testing.T) {
 	bob.Next(wait, isPresence("unavailable", alice.LocalAddr().String()))
 }
 
+// TestDirectedPresenceToRemoteDomain: without federation a directed
+// presence to another domain comes back as a presence error,
+// remote-server-not-found (cancel), from the address it was sent to and
+// with the id the sender gave it; it used to go nowhere, silently.
+func TestDirectedPresenceToRemoteDomain(t *testing.T) {
+	_, alice, _ := servertest.TwoUsers(t)
+	online(t, alice)
+	if err := alice.SendRaw(ctx(t), `<presence to='juliet@capulet.example' id='dp1'><status>hello</status></presence>`); err != nil {
+		t.Fatal(err)
+	}
+	p := alice.Next(wait, func(s servertest.Stanza) bool { return s.Name == "presence" && s.Attrs["type"] == "error" })
+	if p.Attrs["id"] != "dp1" || p.Attrs["from"] != "juliet@capulet.example" || !strings.Contains(p.XML, "<remote-server-not-found") || !strings.Contains(p.XML, "type='cancel'") && !strings.Contains(p.XML, `type="cancel"`) {
+		t.Fatalf("directed presence to another domain: %s", p.XML)
+	}
+}
+
 func TestIdleTimeout(t *testing.T) {
 	srv := servertest.Start(t, func(c *config.Config) { c.Limits.IdleTimeout = config.Duration(300 * time.Millisecond) })
 	srv.AddUser("alice", "wonderland")

@@ -21,6 +21,12 @@ func (s *Router) handlePresence(ctx context.Context, c *session, el *wire.Elemen
 		if to.String() == "" {
 			return s.broadcast(ctx, c, el, typ == "unavailable")
 		}
+		if !s.isLocal(to) && s.service(to) == nil {
+			// No server-to-server yet: the sender learns that the domain
+			// cannot be reached, as Prosody and ejabberd answer a directed
+			// presence to a server they cannot connect to.
+			return s.bounce(c, el, stanza.Error{Type: stanza.Cancel, Condition: stanza.RemoteServerNotFound})
+		}
 		c.pmu.Lock()
 		if c.directed == nil {
 			c.directed = make(map[string]struct{})
