@@ -27,6 +27,24 @@ type StanzaTracer interface {
 	TraceStanza(ctx context.Context, kind string) (_ context.Context, end func())
 }
 
+// SMObserver is an optional capability of an Observer: it counts what
+// XEP-0198 stream management does (sm.go). The server finds it by type
+// assertion; an Observer without it counts none of it.
+type SMObserver interface {
+	// SMEnabled counts an <enable/> answered <enabled/>.
+	SMEnabled()
+	// SMResumed counts a session resumed by a new stream (<resumed/>).
+	SMResumed()
+	// SMResumeFailed counts a <resume/> answered <failed/>, by reason:
+	// unknown (no hibernating session of the account by that id: never
+	// given, another account's, or forgotten once its timeout ended it),
+	// expired (the session ended as the resumption came), timeout (the old
+	// stream did not let go of the session in time), bad-request (no
+	// previd, or an h that is not a 32-bit count), too-high (an h above
+	// what the server sent) or unexpected (a resume on a bound stream).
+	SMResumeFailed(reason string)
+}
+
 // NopObserver counts nothing.
 type NopObserver struct{}
 

@@ -139,6 +139,7 @@ func (c *Conn) smElement(el *wire.Element) error {
 		}
 		return c.smAck(uint32(h))
 	case "resume":
+		c.smResumeFailed("unexpected")
 		return c.writeRaw(smFailed(stanza.UnexpectedRequest, ""))
 	}
 	return wire.StreamError(stream.UnsupportedStanzaType, "unexpected element <"+el.Start.Name.Local+"/> of stream management")
@@ -188,7 +189,20 @@ func (c *Conn) smEnable(el *wire.Element) error {
 		c.qmu.Unlock()
 		c.env.sm.add(id, c)
 	}
-	return c.enqueueItem(outItem{el: reply, nonza: true, enable: true}, true)
+	if err := c.enqueueItem(outItem{el: reply, nonza: true, enable: true}, true); err != nil {
+		return err
+	}
+	if o, ok := c.env.Observer.(SMObserver); ok {
+		o.SMEnabled()
+	}
+	return nil
+}
+
+// smResumeFailed counts a <failed/> answer to <resume/> (SMObserver).
+func (c *Conn) smResumeFailed(reason string) {
+	if o, ok := c.env.Observer.(SMObserver); ok {
+		o.SMResumeFailed(reason)
+	}
 }
 
 // smWritten counts stanzas just written (qmu held) and reports whether the
@@ -324,10 +338,12 @@ func (errResumed) Error() string { return "c2s: the stream resumed a session" }
 func (c *Conn) resume(ctx context.Context, el *wire.Element) error {
 	h64, err := strconv.ParseUint(el.Attr("h"), 10, 32)
 	if err != nil || el.Attr("previd") == "" {
+		c.smResumeFailed("bad-request")
 		return c.writeRaw(smFailed(stanza.BadRequest, ""))
 	}
 	old := c.env.sm.get(el.Attr("previd"))
 	if old == nil || old.user != c.user {
+		c.smResumeFailed("unknown")
 		return c.writeRaw(smFailed(stanza.ItemNotFound, ""))
 	}
 	// The old connection may still look alive to the server (the client
@@ -340,6 +356,7 @@ func (c *Conn) resume(ctx context.Context, el *wire.Element) error {
 		select {
 		case <-slept:
 		case <-time.After(5 * time.Second):
+			c.smResumeFailed("timeout")
 			return c.writeRaw(smFailed(stanza.ItemNotFound, ""))
 		case <-ctx.Done():
 			return ctx.Err()
@@ -365,18 +382,21 @@ func (c *Conn) takeOver(n *Conn, h uint32) error {
 		select {
 		case <-idle:
 		case <-time.After(5 * time.Second):
+			n.smResumeFailed("timeout")
 			return n.writeRaw(smFailed(stanza.ItemNotFound, ""))
 		}
 		c.qmu.Lock()
 	}
 	if !c.sm.hibernating || c.q.closed || c.State() != Bound {
 		c.qmu.Unlock()
+		n.smResumeFailed("expired")
 		return n.writeRaw(smFailed(stanza.ItemNotFound, ""))
 	}
 	acked := c.sm.out - uint32(len(c.sm.unacked))
 	k := h - acked
 	if int64(k) > int64(len(c.sm.unacked)) {
 		c.qmu.Unlock()
+		n.smResumeFailed("too-high")
 		return n.writeRaw(smFailed(stanza.UnexpectedRequest, strconv.FormatUint(uint64(c.sm.in), 10)))
 	}
 	c.sm.hibernating = false
@@ -406,6 +426,9 @@ func (c *Conn) takeOver(n *Conn, h uint32) error {
 		c.pacer.account = c.env.accounts.acquire(c.user)
 	}
 	c.log.Info("session resumed", "resent", len(resend), "queued", len(queued))
+	if o, ok := c.env.Observer.(SMObserver); ok {
+		o.SMResumed()
+	}
 	err := c.writeRaw(`<resumed xmlns='` + NSSM + `' previd='` + c.sm.id + `' h='` + strconv.FormatUint(uint64(in), 10) + `'/>`)
 	items := make([]outItem, 0, len(resend)+len(queued))
 	for _, el := range resend {

@@ -75,6 +75,9 @@ type Telemetry struct {
 	stanzas     metric.Int64Counter
 	streamErrs  metric.Int64Counter
 	bound       metric.Int64UpDownCounter
+
+	// Stream management (XEP-0198).
+	smEnabled, smResumed, smResumeFailed metric.Int64Counter
 }
 
 // Option configures Telemetry.
@@ -199,6 +202,12 @@ func (t *Telemetry) instruments(m metric.Meter) error {
 	t.streamErrs, err = m.Int64Counter("adhocd.stream.errors", metric.WithDescription("Stream errors sent, by condition."))
 	add(err)
 	t.bound, err = m.Int64UpDownCounter("adhocd.sessions.bound", metric.WithDescription("Client sessions bound now."))
+	add(err)
+	t.smEnabled, err = m.Int64Counter("adhocd.sm.enabled", metric.WithDescription("Streams that enabled stream management (XEP-0198)."))
+	add(err)
+	t.smResumed, err = m.Int64Counter("adhocd.sm.resumed", metric.WithDescription("Hibernating sessions resumed by a new stream (XEP-0198)."))
+	add(err)
+	t.smResumeFailed, err = m.Int64Counter("adhocd.sm.resume_failed", metric.WithDescription("Resumptions refused, by reason: unknown, expired, timeout, bad-request, too-high, unexpected."))
 	add(err)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("metrics: instruments: %w", err)

@@ -6,10 +6,19 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/adhocd/adhocd/c2s"
 )
 
 // serverObserver implements server.Observer on the instruments.
 type serverObserver struct{ t *Telemetry }
+
+// Interface guards: what the server finds on the observer.
+var (
+	_ c2s.Observer     = serverObserver{}
+	_ c2s.SMObserver   = serverObserver{}
+	_ c2s.StanzaTracer = serverObserver{}
+)
 
 // Server returns the observer to give the server (server.WithObserver).
 func (t *Telemetry) Server() serverObserver { return serverObserver{t} }
@@ -45,6 +54,17 @@ func (o serverObserver) StreamError(condition string) {
 }
 
 func (o serverObserver) SessionBound(delta int) { o.t.bound.Add(bg, int64(delta)) }
+
+// SMEnabled implements c2s.SMObserver.
+func (o serverObserver) SMEnabled() { o.t.smEnabled.Add(bg, 1) }
+
+// SMResumed implements c2s.SMObserver.
+func (o serverObserver) SMResumed() { o.t.smResumed.Add(bg, 1) }
+
+// SMResumeFailed implements c2s.SMObserver.
+func (o serverObserver) SMResumeFailed(reason string) {
+	o.t.smResumeFailed.Add(bg, 1, metric.WithAttributes(attribute.String("reason", reason)))
+}
 
 func noEnd() {}
 

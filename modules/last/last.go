@@ -18,6 +18,10 @@
 // The status text of the last unavailable presence (§3's "Heading Home") is
 // not kept: the answer carries seconds only. Nothing is stored; the feature
 // jabber:iq:last is advertised on the server JID and on the bare JIDs.
+//
+// adhocd.last.queries counts the queries the module handles, by target:
+// server (its uptime), self (the account's own) or contact (another
+// account's, refused or not).
 package last
 
 import (
@@ -29,6 +33,8 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/modules"
@@ -44,6 +50,7 @@ type Module struct {
 	h       modules.Host
 	log     *slog.Logger
 	started time.Time
+	queries metric.Int64Counter
 }
 
 // New returns the Last Activity module.
@@ -71,6 +78,7 @@ type statusHost interface {
 // start when the host says when that was, else from the module's.
 func (m *Module) Start(_ context.Context, h modules.Host) error {
 	m.h, m.log, m.started = h, h.Logger(), time.Now()
+	m.queries = modules.Counter(h, "adhocd.last.queries", "Last Activity queries handled (XEP-0012), by target: server (its uptime), self (the account's own), contact (another account's, refused or not).")
 	if sh, ok := h.(statusHost); ok {
 		if t := sh.Status().Started; !t.IsZero() {
 			m.started = t
@@ -88,6 +96,13 @@ func (m *Module) Features() []string { return []string{NS} }
 // AccountFeatures implements modules.AccountFeatures.
 func (m *Module) AccountFeatures() []string { return []string{NS} }
 
+// The target attribute of adhocd.last.queries, built once.
+var (
+	targetServer  = metric.WithAttributeSet(attribute.NewSet(attribute.String("target", "server")))
+	targetSelf    = metric.WithAttributeSet(attribute.NewSet(attribute.String("target", "self")))
+	targetContact = metric.WithAttributeSet(attribute.NewSet(attribute.String("target", "contact")))
+)
+
 var routes = []modules.Route{{Type: stanza.GetIQ, Payload: xml.Name{Space: NS, Local: "query"}}}
 
 // Routes implements modules.IQHandler: the server's uptime.
@@ -103,10 +118,14 @@ func (m *Module) BareJIDRoutes() []modules.Route { return routes }
 // HandleIQ answers a Last Activity query.
 func (m *Module) HandleIQ(ctx context.Context, iq modules.IQ) (xml.TokenReader, error) {
 	if iq.To.Localpart() == "" {
+		m.queries.Add(ctx, 1, targetServer)
 		return answer(time.Since(m.started)), nil
 	}
 	user := iq.To.Localpart()
-	if requester := iq.From.Bare(); !requester.Equal(iq.To) {
+	if requester := iq.From.Bare(); requester.Equal(iq.To) {
+		m.queries.Add(ctx, 1, targetSelf)
+	} else {
+		m.queries.Add(ctx, 1, targetContact)
 		it, err := m.h.Store().RosterItem(ctx, user, requester.String())
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
