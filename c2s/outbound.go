@@ -187,13 +187,21 @@ func (c *Conn) drain() {
 		}
 		batch := c.q.take()
 		c.q.since = time.Now()
+		c.sm.inflight = c.smInflight(batch)
 		c.qmu.Unlock()
 		n, err := c.writeBatch(batch)
 		c.qmu.Lock()
 		c.q.since = time.Time{}
+		c.sm.inflight = 0
 		c.q.done(batch)
 		for _, it := range batch[:n] {
 			c.smWritten(it)
+		}
+		// A client that acknowledged more of the batch than the write
+		// reported before failing has those stanzas: they count as written.
+		for c.sm.early > 0 && n < len(batch) {
+			c.smWritten(batch[n])
+			n++
 		}
 		c.qmu.Unlock()
 		for _, it := range batch[:n] {

@@ -55,6 +55,11 @@ type smState struct {
 	in, out uint32
 	unacked []*wire.Element
 	asked   bool // an <r/> is outstanding
+	// inflight counts the stanzas of the batch being written, which a
+	// client may read and acknowledge before the write returns and
+	// smWritten counts them; early counts those it did (smAck), which
+	// smWritten then counts as written and acknowledged at once.
+	inflight, early uint32
 
 	hibernating bool
 	timer       *time.Timer
@@ -153,13 +158,17 @@ func (c *Conn) smAck(h uint32) error {
 	if !c.sm.on {
 		return nil
 	}
-	acked := c.sm.out - uint32(len(c.sm.unacked))
+	acked := c.sm.out - uint32(len(c.sm.unacked)) + c.sm.early
 	n := h - acked // modulo 2^32, as XEP-0198 §5 counts
-	if int64(n) > int64(len(c.sm.unacked)) {
-		return wire.StreamError(stream.UndefinedCondition, fmt.Sprintf("handled-count-too-high: acknowledged %d stanzas, %d were sent", h, c.sm.out))
+	// What is being written counts as sent: the client may have read it
+	// before the write returned.
+	if int64(n) > int64(len(c.sm.unacked))+int64(c.sm.inflight)-int64(c.sm.early) {
+		return wire.StreamError(stream.UndefinedCondition, fmt.Sprintf("handled-count-too-high: acknowledged %d stanzas, %d were sent", h, c.sm.out+c.sm.inflight-c.sm.early))
 	}
-	clear(c.sm.unacked[:n])
-	c.sm.unacked = c.sm.unacked[n:]
+	dropped := min(n, uint32(len(c.sm.unacked)))
+	clear(c.sm.unacked[:dropped])
+	c.sm.unacked = c.sm.unacked[dropped:]
+	c.sm.early += n - dropped
 	c.sm.asked = false
 	return nil
 }
@@ -218,7 +227,27 @@ func (c *Conn) smWritten(it outItem) {
 		return
 	}
 	c.sm.out++
+	if c.sm.early > 0 {
+		c.sm.early--
+		return
+	}
 	c.sm.unacked = append(c.sm.unacked, it.el)
+}
+
+// smInflight counts the stanzas of batch that smWritten will count once
+// written: those after stream management is on, or after the <enabled/>
+// of the batch turns it on. It runs under qmu as the batch is taken.
+func (c *Conn) smInflight(batch []outItem) uint32 {
+	on, n := c.sm.on, uint32(0)
+	for _, it := range batch {
+		switch {
+		case it.nonza && it.enable:
+			on = true
+		case !it.nonza && on:
+			n++
+		}
+	}
+	return n
 }
 
 // smAfterBatch asks for an acknowledgement when enough is unacknowledged,

@@ -68,16 +68,6 @@ func wantShape(t *testing.T, what string, got *servertest.Node, want string, var
 	}
 }
 
-// ackSettle is how long the basic acking scenario waits before its
-// client acknowledges what it has just read. adhocd counts a stanza as sent
-// only once the write of its batch has returned (Conn.drain calls
-// smWritten after writeBatch), so a client that reads a stanza and acks it
-// at once can be told handled-count-too-high ("acknowledged 1 stanzas, 0
-// were sent"): a race that this scenario, as the XEP prints it, hits about
-// once in 200 runs idle and more often under load. The wait keeps the
-// test about the XEP's shapes; without it, -count=200 shows the race.
-const ackSettle = 50 * time.Millisecond
-
 // TestSMGolden: §2's stream feature, §3's enable, enabled and the failures
 // before binding and on a second enable, §4's "Simple stanza acking", §5's
 // resumption (enable with resume, the stream resumed, the stream timed out)
@@ -167,7 +157,6 @@ func TestSMGolden(t *testing.T) {
 		// "Client acks handling of first server stanza, sends a stanza,
 		// and requests acknowledgement", "Server acks handling of second
 		// client stanza and sends a stanza".
-		time.Sleep(ackSettle)
 		r.Write(`<a xmlns='urn:xmpp:sm:3' h='1'/>
 
 <presence/>
@@ -181,7 +170,6 @@ func TestSMGolden(t *testing.T) {
 		// "Client acks receipt of second server stanza, sends a stanza,
 		// and requests acknowledgement", "Server acknowledges handling of
 		// third client stanza".
-		time.Sleep(ackSettle)
 		r.Write(xep198JIDs.Replace(`<a xmlns='urn:xmpp:sm:3' h='2'/>
 
 <message to='juliet@capulet.lit'>
