@@ -26,6 +26,7 @@ import (
 	"github.com/adhocd/adhocd/adhoc/adhoctest"
 	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/metrics"
+	"github.com/adhocd/adhocd/metrics/metricstest"
 	"github.com/adhocd/adhocd/metrics/otlp/otlptest"
 	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/server"
@@ -79,40 +80,6 @@ func scrape(t *testing.T, tel *metrics.Telemetry) map[string]*dto.MetricFamily {
 	return mfs
 }
 
-// value returns the sample of family name whose labels include want (a
-// counter's value, a gauge's, or a histogram's count); 0 if there is none.
-func value(mfs map[string]*dto.MetricFamily, name string, want map[string]string) float64 {
-	mf := mfs[name]
-	if mf == nil {
-		return 0
-	}
-	sum := 0.0
-	for _, m := range mf.Metric {
-		labels := map[string]string{}
-		for _, l := range m.Label {
-			labels[l.GetName()] = l.GetValue()
-		}
-		match := true
-		for k, v := range want {
-			if labels[k] != v {
-				match = false
-			}
-		}
-		if !match {
-			continue
-		}
-		switch {
-		case m.Counter != nil:
-			sum += m.Counter.GetValue()
-		case m.Gauge != nil:
-			sum += m.Gauge.GetValue()
-		case m.Histogram != nil:
-			sum += float64(m.Histogram.GetSampleCount())
-		}
-	}
-	return sum
-}
-
 // TestCommandCounters runs a known number of commands of each outcome over
 // TCP and checks that every counter moved by exactly that number.
 func TestCommandCounters(t *testing.T) {
@@ -152,7 +119,7 @@ func TestCommandCounters(t *testing.T) {
 	after := scrape(t, tel)
 
 	delta := func(name string, labels map[string]string) float64 {
-		return value(after, name, labels) - value(before, name, labels)
+		return metricstest.Value(after, name, labels) - metricstest.Value(before, name, labels)
 	}
 	const cmds = "adhocd_command_executions_total"
 	for _, c := range []struct {
@@ -181,10 +148,10 @@ func TestCommandCounters(t *testing.T) {
 	if got := delta("adhocd_logins_total", map[string]string{"mechanism": "SCRAM-SHA-256", "outcome": "success"}); got != 1 {
 		t.Errorf("logins moved by %v", got)
 	}
-	if got := value(after, "adhocd_sessions_bound", nil); got != 1 {
+	if got := metricstest.Value(after, "adhocd_sessions_bound", nil); got != 1 {
 		t.Errorf("bound sessions %v", got)
 	}
-	if got := value(after, "adhocd_adhoc_sessions_held", nil); got != 1 {
+	if got := metricstest.Value(after, "adhocd_adhoc_sessions_held", nil); got != 1 {
 		t.Errorf("sessions held %v (the wizard left open)", got)
 	}
 	wantIQs := float64(greetings + 2*cancels + 1 + badActions + 1)
@@ -217,10 +184,10 @@ func TestEvictionsCounted(t *testing.T) {
 		}
 	}
 	mfs := scrape(t, tel)
-	if got := value(mfs, "adhocd_adhoc_store_operations_total", map[string]string{"result": "eviction"}); got != 3 {
+	if got := metricstest.Value(mfs, "adhocd_adhoc_store_operations_total", map[string]string{"result": "eviction"}); got != 3 {
 		t.Fatalf("evictions %v, want 3", got)
 	}
-	if got := value(mfs, "adhocd_adhoc_sessions_held", nil); got != 5 {
+	if got := metricstest.Value(mfs, "adhocd_adhoc_sessions_held", nil); got != 5 {
 		t.Fatalf("held %v, want 5", got)
 	}
 }
@@ -411,7 +378,7 @@ func TestSDKDisabled(t *testing.T) {
 	if _, err := req.Start(ctx(t), domain, adhoctest.TimeNode); err != nil {
 		t.Fatal(err)
 	}
-	if got := value(scrape(t, tel), "adhocd_command_executions_total", map[string]string{"node": adhoctest.TimeNode}); got != 1 {
+	if got := metricstest.Value(scrape(t, tel), "adhocd_command_executions_total", map[string]string{"node": adhoctest.TimeNode}); got != 1 {
 		t.Errorf("/metrics counts %v commands, want 1", got)
 	}
 	if err := tel.Shutdown(ctx(t)); err != nil {
@@ -589,7 +556,7 @@ func TestModuleMetrics(t *testing.T) {
 		{"adhocd_vcard_stored_total", nil, 1},
 		{"adhocd_blocking_refused_total", map[string]string{"direction": "from"}, 1},
 	} {
-		if got := value(mfs, c.name, c.labels); got != c.want {
+		if got := metricstest.Value(mfs, c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/adhocd/adhocd/config"
+	"github.com/adhocd/adhocd/metrics/metricstest"
 	"github.com/adhocd/adhocd/storage"
 )
 
@@ -36,13 +37,13 @@ func TestOfflineUsageGauges(t *testing.T) {
 		t.Fatalf("the store counts %d bytes in %d messages, want 3 messages of over 500 bytes", bytes, msgs)
 	}
 	mfs := scrape(t, tel)
-	if got := value(mfs, "adhocd_offline_bytes", nil); got != float64(bytes) {
+	if got := metricstest.Value(mfs, "adhocd_offline_bytes", nil); got != float64(bytes) {
 		t.Errorf("adhocd_offline_bytes %v, want %d", got, bytes)
 	}
-	if got := value(mfs, "adhocd_offline_messages", nil); got != 3 {
+	if got := metricstest.Value(mfs, "adhocd_offline_messages", nil); got != 3 {
 		t.Errorf("adhocd_offline_messages %v, want 3", got)
 	}
-	if got := value(mfs, "adhocd_offline_limit_bytes", nil); got != 1<<20 {
+	if got := metricstest.Value(mfs, "adhocd_offline_limit_bytes", nil); got != 1<<20 {
 		t.Errorf("adhocd_offline_limit_bytes %v, want %d", got, 1<<20)
 	}
 
@@ -50,7 +51,7 @@ func TestOfflineUsageGauges(t *testing.T) {
 	bob.Write(`<presence/>`)
 	bob.Expect(`(?s)(<body>x+</body>.*){3}`)
 	mfs = scrape(t, tel)
-	if got := value(mfs, "adhocd_offline_bytes", nil); got != 0 {
+	if got := metricstest.Value(mfs, "adhocd_offline_bytes", nil); got != 0 {
 		t.Errorf("adhocd_offline_bytes after delivery %v, want 0", got)
 	}
 	gathered, err := tel.Registry.Gather()
