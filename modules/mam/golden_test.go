@@ -315,12 +315,11 @@ func TestMAMGolden(t *testing.T) {
    </error>
 </iq>`, nil, []string{"{urn:ietf:params:xml:ns:xmpp-stanzas}text"})
 
-	// §4.1.4: "Client requests supported query fields", "Server returns
+	// §4.1.5: "Client requests supported query fields", "Server returns
 	// supported fields": the mandatory fields, of the types the XEP
-	// requires of with, start and end, none of them <required/>. (The
-	// XEP's 'ids' is a list-multi with a XEP-0122 open <validate/>;
-	// adhocd's is a text-multi without one, so only its presence is
-	// checked here.)
+	// requires of with, start and end, none of them <required/>, and
+	// 'ids' as the XEP's form has it: a list-multi with a XEP-0122
+	// <validate/> open to any value, listing no ids.
 	chamber.send(`<iq type='get' id='form1'>
   <query xmlns='urn:xmpp:mam:2'/>
 </iq>`)
@@ -346,7 +345,18 @@ func TestMAMGolden(t *testing.T) {
 			t.Errorf("field %s of type %q, want %s", v, types[v], typ)
 		}
 	}
-	if _, ok := types["ids"]; !ok {
-		t.Errorf("the query form lacks ids: %s", x.Canon())
+	var idsField *servertest.Node
+	for _, f := range x.Kids {
+		if f.Attr["var"] == "ids" {
+			idsField = f
+		}
 	}
+	if idsField == nil {
+		t.Fatalf("the query form lacks ids: %s", x.Canon())
+	}
+	like(t, "the ids field", idsField, `<field xmlns='jabber:x:data' type='list-multi' var='ids'>
+        <validate xmlns="http://jabber.org/protocol/xdata-validate" datatype="xs:string">
+          <open/>
+        </validate>
+      </field>`, nil, nil)
 }

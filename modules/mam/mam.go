@@ -15,8 +15,11 @@
 // extended before-id, after-id and ids, pages forwards (<after/>) or
 // backwards (<before/>, the newest first) by at most limits.mam.max_page,
 // and gets the messages as <result/>s, each a XEP-0297 forward with the
-// archive's XEP-0203 stamp, then the IQ result with <fin/> (complete when
-// the page reaches the end in its direction, first and last ids).
+// archive's XEP-0203 stamp, oldest first or, for a query with the extended
+// <flip-page/>, newest first, then the IQ result with <fin/> (complete when
+// the page reaches the end in its direction, first and last ids). The
+// extended <metadata/> get answers with the first and last messages of the
+// archive, their ids and stamps (metadata.go).
 //
 // An archive keeps limits.mam.max_messages (the oldest go first) and each
 // message limits.mam.retention, removed in the background a batch at a
@@ -134,6 +137,7 @@ func (m *Module) AccountFeatures() []string { return []string{nsMAM, nsMAMExt, n
 var routes = []modules.Route{
 	{Type: stanza.SetIQ, Payload: xml.Name{Space: nsMAM, Local: "query"}},
 	{Type: stanza.GetIQ, Payload: xml.Name{Space: nsMAM, Local: "query"}},
+	{Type: stanza.GetIQ, Payload: xml.Name{Space: nsMAM, Local: "metadata"}},
 	{Type: stanza.GetIQ, Payload: xml.Name{Space: nsMAM, Local: "prefs"}},
 	{Type: stanza.SetIQ, Payload: xml.Name{Space: nsMAM, Local: "prefs"}},
 }
@@ -151,6 +155,8 @@ func (m *Module) HandleIQ(ctx context.Context, iq modules.IQ) (xml.TokenReader, 
 		return modules.Tokens(QueryForm()), nil
 	case iq.Payload.Name.Local == "query":
 		return m.query(ctx, iq)
+	case iq.Payload.Name.Local == "metadata":
+		return m.metadata(ctx, iq.From.Localpart()) // metadata.go
 	case iq.Type == stanza.GetIQ:
 		p, err := m.prefs(ctx, iq.From.Localpart())
 		if err != nil {

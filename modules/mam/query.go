@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
+	"slices"
 	"strconv"
 	"time"
 
@@ -20,31 +21,45 @@ import (
 // and a group chat room's (modules/muc), so that both read a query and
 // page alike.
 
-// queryFields are the fields of the query form (XEP-0313 §5.1, and the
-// extended ones of §4.1.2).
-var queryFields = []struct{ v, typ string }{
-	{"with", "jid-single"}, {"start", "text-single"}, {"end", "text-single"},
-	{"before-id", "text-single"}, {"after-id", "text-single"}, {"ids", "text-multi"},
+// queryFields are the fields of the query form (XEP-0313 §4.1.5 "Retrieving
+// form fields", the extended before-id, after-id and ids among them). ids is a
+// list-multi open to any value (open): the XEP's form has it so, with a
+// XEP-0122 <validate/> saying that the client gives the ids, since the
+// server lists none of them.
+var queryFields = []struct {
+	v, typ string
+	open   bool
+}{
+	{"with", "jid-single", false}, {"start", "text-single", false}, {"end", "text-single", false},
+	{"before-id", "text-single", false}, {"after-id", "text-single", false}, {"ids", "list-multi", true},
 }
 
-// QueryForm is the answer to a query get (XEP-0313 §5.1): the <query/>
-// with the form the queries submit.
+// nsXDataValidate is XEP-0122's, for the <validate/> of ids.
+const nsXDataValidate = "http://jabber.org/protocol/xdata-validate"
+
+// QueryForm is the answer to a query get (XEP-0313 §4.1.5 "Retrieving
+// form fields"): the <query/> with the form the queries submit.
 func QueryForm() []xml.Token {
 	q := xml.StartElement{Name: xml.Name{Space: nsMAM, Local: "query"}}
 	x := xml.StartElement{Name: xml.Name{Space: nsXData, Local: "x"}, Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: "form"}}}
 	toks := []xml.Token{q, x}
-	field := func(v, typ, value string) {
+	field := func(v, typ, value string, open bool) {
 		f := xml.StartElement{Name: xml.Name{Space: nsXData, Local: "field"}, Attr: []xml.Attr{{Name: xml.Name{Local: "var"}, Value: v}, {Name: xml.Name{Local: "type"}, Value: typ}}}
 		toks = append(toks, f)
 		if value != "" {
 			val := xml.StartElement{Name: xml.Name{Space: nsXData, Local: "value"}}
 			toks = append(toks, val, xml.CharData(value), val.End())
 		}
+		if open {
+			val := xml.StartElement{Name: xml.Name{Space: nsXDataValidate, Local: "validate"}, Attr: []xml.Attr{{Name: xml.Name{Local: "datatype"}, Value: "xs:string"}}}
+			o := xml.StartElement{Name: xml.Name{Space: nsXDataValidate, Local: "open"}}
+			toks = append(toks, val, o, o.End(), val.End())
+		}
 		toks = append(toks, f.End())
 	}
-	field("FORM_TYPE", "hidden", nsMAM)
+	field("FORM_TYPE", "hidden", nsMAM, false)
 	for _, f := range queryFields {
-		field(f.v, f.typ, "")
+		field(f.v, f.typ, "", f.open)
 	}
 	return append(toks, x.End(), q.End())
 }
@@ -149,8 +164,31 @@ func parseTime(s string) (time.Time, error) {
 	return time.Parse(time.RFC3339Nano, s)
 }
 
+// Flipped reports whether a query asks for a flipped page (XEP-0313
+// §4.3.4 "Flipped pages", part of urn:xmpp:mam:2#extended): a <flip-page/> in the
+// <query/>, beside its <set/>.
+func Flipped(q *wire.Element) bool {
+	return q.Sub(xml.Name{Space: nsMAM, Local: "flip-page"}) != nil
+}
+
+// SendOrder returns a page (oldest first, as the store returns it) in the
+// order its results are sent: as it is, or newest first when flip
+// (Flipped). Flipping changes the order of sending alone: the page holds
+// what it would hold unflipped, and its <fin/> (Fin, given the page as
+// stored) names the same first (oldest) and last (newest) ids, so that a
+// client pages on with <before/> or <after/> as it would unflipped.
+func SendOrder(msgs []storage.ArchivedMessage, flip bool) []storage.ArchivedMessage {
+	if !flip {
+		return msgs
+	}
+	out := slices.Clone(msgs)
+	slices.Reverse(out)
+	return out
+}
+
 // query answers a query (XEP-0313 §4): each message of the page as a
-// <result/>, written before the IQ result, which carries the <fin/>.
+// <result/>, in SendOrder, written before the IQ result, which carries
+// the <fin/>.
 func (m *Module) query(ctx context.Context, iq modules.IQ) (xml.TokenReader, error) {
 	q := &wire.Element{Start: iq.Payload, Inner: iq.Inner}
 	aq, err := ParseQuery(q, m.h.Config().Limits.MAM.MaxPage)
@@ -163,7 +201,7 @@ func (m *Module) query(ctx context.Context, iq modules.IQ) (xml.TokenReader, err
 		return nil, QueryError(err)
 	}
 	queryID := q.Attr("queryid")
-	for _, a := range msgs {
+	for _, a := range SendOrder(msgs, Flipped(q)) {
 		iq.Session.Reply(ResultMessage(jid.JID{}, iq.From, queryID, a))
 	}
 	return modules.Tokens(Fin(msgs, complete)), nil

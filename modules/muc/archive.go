@@ -28,11 +28,11 @@ import (
 // with its occupants.
 //
 // A query (the form, with, start, end, before-id, after-id, ids, result set
-// paging, pages of at most limits.mam.max_page) is read and answered by the
-// code of modules/mam, the account archive's. Who may query is who may
-// enter (XEP-0313 §5.1.2, as Prosody's mod_muc_mam): not an outcast, in a
-// members-only room a member at least, in a password-protected room an
-// occupant, an admin or an owner.
+// paging, pages of at most limits.mam.max_page, flipped pages) and the
+// archive's metadata are read and answered by the code of modules/mam, the
+// account archive's. Who may query is who may enter (XEP-0313 §5.1.2, as
+// Prosody's mod_muc_mam): not an outcast, in a members-only room a member
+// at least, in a password-protected room an occupant, an admin or an owner.
 //
 // An archive keeps Options.ArchiveMaxMessages, the oldest going first, and
 // each message Options.ArchiveRetention, removed in the background; it goes
@@ -144,11 +144,15 @@ func (m *Module) archiveIQ(ctx context.Context, r *room, from jid.JID, typ strin
 	if q.Start.Name.Space != nsMAM {
 		return m.moderate(ctx, r, from, typ, q)
 	}
-	if !r.archiving() || q.Start.Name.Local != "query" {
+	metadata := typ == "get" && q.Start.Name.Local == "metadata"
+	if !r.archiving() || q.Start.Name.Local != "query" && !metadata {
 		return nil, unsupported
 	}
 	if err := mayReadArchive(r, from); err != nil {
 		return nil, err
+	}
+	if metadata {
+		return m.archiveMetadata(ctx, r)
 	}
 	if typ == "get" {
 		return []wire.Node{nodeOf(mam.QueryForm())}, nil
@@ -167,7 +171,7 @@ func (m *Module) archiveIQ(ctx context.Context, r *room, from jid.JID, typ strin
 	}
 	real := seesRealJIDs(r, from)
 	queryID := q.Attr("queryid")
-	for _, a := range msgs {
+	for _, a := range mam.SendOrder(msgs, mam.Flipped(q)) {
 		if !real {
 			a.XML = withoutRealJID(a.XML)
 		}
@@ -177,6 +181,19 @@ func (m *Module) archiveIQ(ctx context.Context, r *room, from jid.JID, typ strin
 		}
 	}
 	return []wire.Node{nodeOf(mam.Fin(msgs, complete))}, nil
+}
+
+// archiveMetadata answers a metadata get of r's archive (XEP-0313 §5,
+// modules/mam's Metadata).
+func (m *Module) archiveMetadata(ctx context.Context, r *room) ([]wire.Node, error) {
+	toks, err := mam.Metadata(ctx, func(ctx context.Context, q storage.ArchiveQuery) ([]storage.ArchivedMessage, bool, error) {
+		return m.store.QueryRoomArchive(ctx, m.domain.Domainpart(), r.jid.Localpart(), q)
+	})
+	if err != nil {
+		m.log.Warn("muc: the metadata of the archive", "room", r.jid.String(), "err", err)
+		return nil, errorOf(stanza.Wait, stanza.InternalServerError, "")
+	}
+	return []wire.Node{nodeOf(toks)}, nil
 }
 
 // withoutRealJID is an archived message without its muc#user <x/>.

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/adhocd/adhocd/servertest"
 )
@@ -28,6 +29,25 @@ type pepSession struct {
 	raw *servertest.Raw
 	in  *servertest.Inbox[*servertest.Node]
 	jid string
+	// lastSeen is the last item the session got when it came online.
+	lastSeen *servertest.Node
+}
+
+// delayStamp is the stamp of the XEP-0203 <delay/> of a message, a
+// XEP-0082 DateTime.
+func delayStamp(t *testing.T, msg *servertest.Node) time.Time {
+	t.Helper()
+	for _, k := range msg.Kids {
+		if k.Name.Space == "urn:xmpp:delay" && k.Name.Local == "delay" {
+			st, err := time.Parse(time.RFC3339Nano, k.Attr["stamp"])
+			if err != nil {
+				t.Fatalf("the delay of %s: %v", msg.Canon(), err)
+			}
+			return st
+		}
+	}
+	t.Fatalf("no <delay/> in %s", msg.Canon())
+	return time.Time{}
 }
 
 func pepLogin(t *testing.T, srv *servertest.Server, user, resource string) *pepSession {
@@ -196,10 +216,15 @@ func TestPEPGolden(t *testing.T) {
 	// is notified), so that each session that comes online gets that
 	// item (§4.3.2) and the test knows its caps are in force.
 	balcony := pepLogin(t, srv, "juliet", "balcony")
+	beforePub := time.Now()
 	balcony.send(strings.ReplaceAll(strings.ReplaceAll(xepPublish, "Gerald Finzi", "Edward Elgar"), "pub1", "pub0"))
 	if r := balcony.answerTo("pub0"); r.Attr["type"] != "result" {
 		t.Fatalf("the first publish: %s", r.Canon())
 	}
+	afterPub := time.Now()
+	// The sessions come online well after the publish, so that a stamp of
+	// when the item is sent could not pass for when it was published.
+	time.Sleep(50 * time.Millisecond)
 	sessions := []*pepSession{balcony}
 	for _, who := range [][2]string{{"juliet", "chamber"}, {"romeo", "orchard"}, {"nurse", "chamber"}} {
 		sessions = append(sessions, pepLogin(t, srv, who[0], who[1]))
@@ -207,10 +232,10 @@ func TestPEPGolden(t *testing.T) {
 	for _, s := range sessions {
 		s.available(t)
 		last := s.event("the last item of " + s.jid)
-		// "PEP service sends last published item to newly-available
-		// resource". The XEP's example carries a XEP-0203 <delay/>
-		// (XEP-0060 §6.1.7: SHOULD); adhocd sends none, so the example is
-		// compared without it.
+		// §4.3.4's "PEP service sends last published item to
+		// newly-available resource", with its XEP-0203 <delay/> (XEP-0060
+		// §6.1.7: SHOULD), whose stamp is when the item was published:
+		// within the publish, the same for every session.
 		likeXEP(t, "the last item to "+s.jid, last, strings.ReplaceAll(strings.ReplaceAll(`<message from='juliet@capulet.lit'
          to='romeo@montague.lit/orchard'
          type='headline'
@@ -230,7 +255,17 @@ func TestPEPGolden(t *testing.T) {
   </event>
   <delay xmlns='urn:xmpp:delay' stamp='2003-12-13T23:58:37Z'/>
 </message>`, "Gerald Finzi", "Edward Elgar"), "romeo@montague.lit/orchard", s.jid),
-			[]string{"message@id"}, []string{"item@id", "item@publisher"}, []string{"{urn:xmpp:delay}delay"})
+			[]string{"message@id", "delay@stamp"}, []string{"item@id", "item@publisher"}, nil)
+		stamp := delayStamp(t, last)
+		if stamp.Before(beforePub.Truncate(time.Millisecond)) || stamp.After(afterPub) {
+			t.Errorf("the last item to %s is stamped %s, not within its publish (%s to %s)", s.jid, stamp.Format(time.RFC3339Nano), beforePub.Format(time.RFC3339Nano), afterPub.Format(time.RFC3339Nano))
+		}
+		if s != sessions[0] {
+			if first := delayStamp(t, sessions[0].lastSeen); !stamp.Equal(first) {
+				t.Errorf("the last item to %s is stamped %s, to %s %s", s.jid, stamp, sessions[0].jid, first)
+			}
+		}
+		s.lastSeen = last
 	}
 
 	// §1.2 / §7: "Account owner publishes item". XEP-0060 §7.1.2's

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"sort"
 	"strings"
+	"time"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -163,7 +164,8 @@ func wantedNodes(f map[string]bool) []string {
 
 // sendLastOf sends s the last item of each of owner's nodes among wanted
 // that notifies, sends its last item (pubsub#send_last_published_item other
-// than never) and that s may read.
+// than never) and that s may read, with a <delay/> of when it was
+// published (withDelay).
 func (m *Module) sendLastOf(ctx context.Context, s modules.Session, owner jid.JID, wanted []string) {
 	for _, node := range wanted {
 		rec, err := m.record(ctx, owner.Localpart(), node)
@@ -181,7 +183,25 @@ func (m *Module) sendLastOf(ctx context.Context, s modules.Session, owner jid.JI
 		if err != nil {
 			continue
 		}
-		s.Deliver(eventMessage(owner, s.JID(), eventItems(node, []item{it}, rec.Config.Payloads)))
+		s.Deliver(withDelay(eventMessage(owner, s.JID(), eventItems(node, []item{it}, rec.Config.Payloads)), it.Published))
 		m.notified.Add(ctx, 1)
 	}
+}
+
+// nsDelay is XEP-0203's.
+const nsDelay = "urn:xmpp:delay"
+
+// withDelay adds to a notification of a last item, after its <event/>, the
+// XEP-0203 <delay/> stamped with the item's publish time (XEP-0060 §6.1.7:
+// SHOULD; XEP-0163 §4.3.4's "PEP service sends last published item to
+// newly-available resource" has it): the item is not news, and the client
+// learns how old it is. An item without a publish time (every publish
+// stores one) goes without.
+func withDelay(el *wire.Element, published time.Time) *wire.Element {
+	if published.IsZero() {
+		return el
+	}
+	d := xml.StartElement{Name: xml.Name{Space: nsDelay, Local: "delay"}, Attr: []xml.Attr{{Name: xml.Name{Local: "stamp"}, Value: modules.Stamp(published)}}}
+	el.Inner = append(el.Inner, d, d.End())
+	return el
 }

@@ -13,7 +13,8 @@
 // XEP-0115 caps (node+"+notify", XEP-0163 §4.2). The last item of each node
 // goes to a session when it becomes available and when its caps become
 // known (§4.3.2), and to a contact's available sessions when the account
-// approves the contact's presence subscription (§6.1.1). Explicit subscriptions, affiliations and collection nodes
+// approves the contact's presence subscription (§6.1.1), stamped with a
+// XEP-0203 delay of when it was published (XEP-0060 §6.1.7). Explicit subscriptions, affiliations and collection nodes
 // are not offered (feature-not-implemented with <unsupported/>): the clients
 // of PEP use the implicit, presence-based ones.
 //

@@ -348,7 +348,9 @@ func TestLastItemOnSubscription(t *testing.T) {
 	}
 	time.Sleep(100 * time.Millisecond)
 
+	beforePub := time.Now()
 	wantResult(t, alice.iq("set", "", publishTune("Portishead", "now")))
+	afterPub := time.Now()
 	opts := func(field, value string) string {
 		return `<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>` + pubsubNS + `#publish-options</value></field>` +
 			`<field var='` + field + `'><value>` + value + `</value></field></x></publish-options>`
@@ -367,7 +369,14 @@ func TestLastItemOnSubscription(t *testing.T) {
 
 	alice.raw.Write(`<presence type='subscribed' to='bob@localhost'/>`)
 	bob.expect(`^<presence[^>]*from="alice@localhost/home"`)
-	bob.expect(`^<message[^>]*from="alice@localhost"[^>]*type="headline".*<event xmlns="` + pubsubNS + `#event"><items node="` + tune + `"><item id="now"[^>]*><tune xmlns="` + tune + `"><artist>Portishead</artist>`)
+	last := bob.expect(`^<message[^>]*from="alice@localhost"[^>]*type="headline".*<event xmlns="` + pubsubNS + `#event"><items node="` + tune + `"><item id="now"[^>]*><tune xmlns="` + tune + `"><artist>Portishead</artist>`)
+	// The last item carries a XEP-0203 delay of when it was published
+	// (XEP-0060 §6.1.7), after the event.
+	if m := lastDelay.FindStringSubmatch(last); m == nil {
+		t.Errorf("the last item on approval has no delay after its event: %s", last)
+	} else if st, err := time.Parse(time.RFC3339Nano, m[1]); err != nil || st.Before(beforePub.Truncate(time.Millisecond)) || st.After(afterPub) {
+		t.Errorf("the last item on approval is stamped %s, not within its publish (%s to %s)", m[1], beforePub.Format(time.RFC3339Nano), afterPub.Format(time.RFC3339Nano))
+	}
 	bob.none(`node="urn:test:(secret|quiet)"`, 300*time.Millisecond)
 	bobDesk.none(`pubsub#event`, 100*time.Millisecond)
 	alice.none(`pubsub#event`, 100*time.Millisecond)
@@ -375,8 +384,14 @@ func TestLastItemOnSubscription(t *testing.T) {
 	// The approval holds: bob reads the node, and later items reach him.
 	wantResult(t, bob.iq("get", "alice@localhost", `<pubsub xmlns='`+pubsubNS+`'><items node='`+tune+`'/></pubsub>`))
 	wantResult(t, alice.iq("set", "", publishTune("Massive Attack", "next")))
-	bob.expect(`<item id="next"[^>]*><tune xmlns="` + tune + `"><artist>Massive Attack</artist>`)
+	// A notification of a publish is news: no delay.
+	if next := bob.expect(`<item id="next"[^>]*><tune xmlns="` + tune + `"><artist>Massive Attack</artist>`); strings.Contains(next, "urn:xmpp:delay") {
+		t.Errorf("the notification of a publish has a delay: %s", next)
+	}
 }
+
+// lastDelay is the XEP-0203 delay after the event of a last item.
+var lastDelay = regexp.MustCompile(`</event><delay xmlns="urn:xmpp:delay" stamp="([^"]+)"/></message>$`)
 
 // TestPublishOptionsAndOwner: publish-options that differ from the node's
 // configuration are a conflict with precondition-not-met (XEP-0060
