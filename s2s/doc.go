@@ -1,0 +1,47 @@
+// Package s2s is the ground work of server-to-server federation (RFC 6120,
+// issue 20; docs/design-federation.md): how to find a remote domain's
+// server, Server Dialback's keys and elements, and the checks of a peer's
+// certificate. It is library code that nothing imports yet: the router,
+// the server and the configuration do not use it, so federation stays off.
+// The streams, the pool of connections and their queues come in later
+// increments (§10 of the design).
+//
+//   - resolve.go turns a remote domain into an ordered list of targets to
+//     connect to, each saying whether it is direct TLS. A static host map
+//     (the s2s.hosts configuration) comes first, for tests and private
+//     networks; a domain that is an IP address is used as it is; otherwise
+//     DNS SRV records for _xmpp-server._tcp (RFC 6120 §3.2.1) and
+//     _xmpps-server._tcp (XEP-0368, direct TLS) are read at once and merged
+//     into one order, by priority and then by RFC 2782's weighted random
+//     choice within a priority, as XEP-0368 §3 asks. A lone "." target
+//     means the domain offers no service. Only when the domain publishes
+//     no SRV record at all does the domain's own A/AAAA on port 5269 serve
+//     instead (RFC 6120 §3.2.2): not after a "." (XEP-0368 §5), nor after
+//     a lookup that failed with a server error. DNS is behind a
+//     two-method interface (LookupSRV, and optionally LookupHost) that
+//     *net.Resolver implements, so that tests answer it themselves.
+//   - dialback.go makes and checks dialback keys as XEP-0185 recommends
+//     (HMAC-SHA256 keyed with the hexadecimal SHA-256 of a secret, compared
+//     in constant time), and writes and reads the <db:result/> and
+//     <db:verify/> elements of XEP-0220. They are written with the literal
+//     prefix db:, bound to jabber:server:dialback by every stream header,
+//     because ejabberd recognises only those names (design §8); read, they
+//     are recognised by namespace and by an undeclared db prefix alike.
+//   - certs.go verifies a peer's certificate chain and its identity for
+//     the remote domain (RFC 6125, XEP-0178), for SASL EXTERNAL.
+//   - s2stest holds what tests need: a test CA issuing certificates with
+//     the identities of RFC 6125 and XEP-0178 (later: a DNS stub on
+//     loopback and a raw peer that plays a remote server).
+//
+// Why these are written here: mellium.im/xmpp v0.22.0, whose jid, stanza
+// and stream values adhocd uses, has no dialback at all (nor does
+// mellium.im/sasl v0.3.2 have EXTERNAL), and its dial.Dialer with S2S set
+// does not resolve as the specifications say: it lists every
+// _xmpps-server target before every _xmpp-server one instead of merging
+// their priorities, tries direct TLS on port 5270 of a domain without SRV
+// records (a port no specification defines), dials the client ports with
+// NoLookup, knows no static host map, and returns the first TCP connection
+// that succeeds, so that a caller cannot move on to the next target when
+// TLS or the XMPP negotiation fails on one (RFC 6120 §3.2.1). Its server
+// session also reads without the limits of package wire (design §7).
+package s2s
