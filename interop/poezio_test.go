@@ -211,14 +211,30 @@ func TestPoezioAdminCommands(t *testing.T) {
 	// Enter again ends it.
 	text := randomBody(t)
 	p.adhoc("localhost", "http://jabber.org/protocol/admin#announce", "Making an Announcement")
-	p.keys("Enter")
-	p.typeText(text)
-	p.waitFor(text, 10*time.Second)
-	p.keys("Enter", "C-y")
+	submitTextMulti(p, text)
 	p.waitFor("sent the announcement to", 15*time.Second)
 	bob.Next(10*time.Second, func(st servertest.Stanza) bool {
 		return st.Name == "message" && st.Attrs["from"] == "localhost" && strings.Contains(st.XML, text)
 	})
+}
+
+// submitTextMulti types text as the first line of the form's focused
+// text-multi field and submits the form: Enter starts the edit, Enter ends
+// it, C-y submits. Each key is waited for (the screen changes) before the
+// next one: on a loaded machine poezio took keys sent together out of
+// step, typed text went nowhere, or C-y came before the edit ended and the
+// form went without the text.
+func submitTextMulti(p *poezio, text string) {
+	p.t.Helper()
+	before := p.styledScreen()
+	p.keys("Enter")
+	p.waitStyled("the edit of the text-multi field to begin", 10*time.Second, func(s string) bool { return s != before })
+	p.typeText(text)
+	p.waitFor(text, 10*time.Second)
+	before = p.styledScreen()
+	p.keys("Enter")
+	p.waitStyled("the edit of the text-multi field to end", 10*time.Second, func(s string) bool { return s != before })
+	p.keys("C-y")
 }
 
 // wizardColorLabel is the label the wizard gives the colour value color.
@@ -288,16 +304,7 @@ func TestPoezioWizard(t *testing.T) {
 	// Stage 3: Enter edits the text-multi field's first line, Enter
 	// again ends it.
 	p.waitFor("Confirm", 15*time.Second)
-	p.keys("Enter")
-	p.typeText(comment)
-	p.waitFor(comment, 10*time.Second)
-	// The Enter that ends the edit is waited for before the submission:
-	// sent together on a loaded machine, poezio took C-y first and
-	// submitted the stage without the comment.
-	before := p.styledScreen()
-	p.keys("Enter")
-	p.waitStyled("the end of the comment's edit", 10*time.Second, func(s string) bool { return s != before })
-	p.keys("C-y")
+	submitTextMulti(p, comment)
 
 	// The result form echoes every answer, the colour as its value and
 	// the boolean as poezio sent it ("1"), one field a line.

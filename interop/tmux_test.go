@@ -260,14 +260,19 @@ func (term *terminal) screen() string {
 }
 
 // styledScreen is screen with its colours and attributes as escape
-// sequences, where a highlighted line differs from a plain one.
+// sequences, where a highlighted line differs from a plain one, followed by
+// the cursor's position, which moves when a field's edit begins.
 func (term *terminal) styledScreen() string {
 	term.t.Helper()
 	out, err := term.tmux("capture-pane", "-p", "-e", "-J", "-t", "main")
 	if err != nil {
 		term.fail("capture: %v", err)
 	}
-	return out
+	cursor, err := term.tmux("display-message", "-p", "-t", "main", "#{cursor_x},#{cursor_y}")
+	if err != nil {
+		term.fail("cursor: %v", err)
+	}
+	return out + "\ncursor " + cursor
 }
 
 // waitStyled polls styledScreen every 100 ms until ok accepts it; the test
