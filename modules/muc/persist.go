@@ -113,14 +113,7 @@ func (m *Module) decodeRoom(sr storage.StoredRoom) (*room, error) {
 // author.
 func (m *Module) save(ctx context.Context, r *room, st State) error {
 	if !st.Config.Persistent {
-		if !r.stored {
-			return nil
-		}
-		if err := m.store.DeleteRoom(ctx, m.domain.Domainpart(), r.jid.Localpart()); err != nil {
-			return m.storeError("remove the room", r, err)
-		}
-		r.stored = false
-		return nil
+		return m.forget(ctx, r)
 	}
 	st.History, st.Locked = nil, false
 	b, err := json.Marshal(st)
@@ -134,7 +127,7 @@ func (m *Module) save(ctx context.Context, r *room, st State) error {
 	return nil
 }
 
-// forget removes a destroyed room from the store.
+// forget removes a room from the store: destroyed, or made temporary.
 func (m *Module) forget(ctx context.Context, r *room) error {
 	if !r.stored {
 		return nil

@@ -110,12 +110,21 @@ func (ca *CA) NewIntermediate(name string, permitted ...string) (*CA, error) {
 	return newCA(name, ca, permitted)
 }
 
-func newCA(name string, parent *CA, permitted []string) (*CA, error) {
+// newKey makes the P-256 key and the serial number of a new certificate.
+func newKey() (*ecdsa.PrivateKey, *big.Int, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("s2stest: generate key: %w", err)
+		return nil, nil, fmt.Errorf("s2stest: generate key: %w", err)
 	}
 	serial, err := serialNumber()
+	if err != nil {
+		return nil, nil, err
+	}
+	return key, serial, nil
+}
+
+func newCA(name string, parent *CA, permitted []string) (*CA, error) {
+	key, serial, err := newKey()
 	if err != nil {
 		return nil, err
 	}
@@ -197,11 +206,7 @@ type Cert struct {
 }
 
 func issue(o Options, ca *CA) (*Cert, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("s2stest: generate key: %w", err)
-	}
-	serial, err := serialNumber()
+	key, serial, err := newKey()
 	if err != nil {
 		return nil, err
 	}
