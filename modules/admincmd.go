@@ -50,5 +50,12 @@ func AuditAdmin(log *slog.Logger, r *adhoc.Request, command string, targets []st
 			}
 		}
 	}
-	log.Info("admin action", "by", r.Requester.Bare().String(), "command", command, "targets", targets, "outcome", outcome)
+	LogAdminAction(log, r.Requester.Bare().String(), command, targets, outcome)
+}
+
+// LogAdminAction writes the audit line of an administrative action: who
+// took it (a bare JID, or the local user on the control socket), the
+// command, its targets and its outcome. Every way in writes the same line.
+func LogAdminAction(log *slog.Logger, by, command string, targets []string, outcome string) {
+	log.Info("admin action", "by", by, "command", command, "targets", targets, "outcome", outcome)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"mellium.im/xmlstream"
+	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/wire"
 )
@@ -36,4 +37,14 @@ func ErrorReply(el *wire.Element, errEl xml.TokenReader) (*wire.Element, error) 
 	}
 	reply.Inner = append(reply.Inner, buf.Toks...)
 	return reply, nil
+}
+
+// StanzaError is a stanza error of typ and cond with an English text, none
+// when text is empty.
+func StanzaError(typ stanza.ErrorType, cond stanza.Condition, text string) stanza.Error {
+	se := stanza.Error{Type: typ, Condition: cond}
+	if text != "" {
+		se.Text = map[string]string{"en": text}
+	}
+	return se
 }

@@ -395,7 +395,7 @@ func (s *Router) sendError(from string, el *wire.Element, se stanza.Error) {
 	if dst == nil {
 		return
 	}
-	reply, err := errorReply(el, se.TokenReader())
+	reply, err := modules.ErrorReply(el, se.TokenReader())
 	if err != nil {
 		s.log.Warn("undeliverable stanza: no error reply", "err", err)
 		return

@@ -492,19 +492,13 @@ func (s *Router) bounceWith(c *session, el *wire.Element, errEl xml.TokenReader)
 	if el.Attr("type") == "error" || el.Attr("type") == "result" {
 		return nil
 	}
-	reply, err := errorReply(el, errEl)
+	reply, err := modules.ErrorReply(el, errEl)
 	if err != nil {
 		return err
 	}
 	reply.SetAttr("to", c.addrName)
 	s.deliverOwn(c, reply)
 	return nil
-}
-
-// errorReply is modules.ErrorReply, the error answering el (RFC 6120
-// §8.3), shared with the modules that bounce on streams of their own.
-func errorReply(el *wire.Element, errEl xml.TokenReader) (*wire.Element, error) {
-	return modules.ErrorReply(el, errEl)
 }
 
 // collect reads a token reader into copied tokens.

@@ -121,7 +121,7 @@ func (s *Server) auditControl(c net.Conn, req account.Request, resp account.Resp
 	if req.User != "" {
 		targets = []string{req.User}
 	}
-	s.log.Info("admin action", "by", by, "command", req.Op, "targets", targets, "outcome", outcome)
+	modules.LogAdminAction(s.log, by, req.Op, targets, outcome)
 }
 
 // ControlStatus asks a running server's control socket in dir for its

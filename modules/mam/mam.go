@@ -78,6 +78,8 @@ type Module struct {
 
 	// prefsCache holds accounts' preferences for prefsTTL (prefs.go).
 	prefsCache *expirable.LRU[string, prefs]
+	// skips counts the messages that skipped the archive, for its warning.
+	skips skipLog
 
 	stop context.CancelFunc
 	done sync.WaitGroup
@@ -298,18 +300,13 @@ func (m *Module) archive(ctx context.Context, user, with string, el *wire.Elemen
 		// Below the disk floor every message skips the archive: one line a
 		// minute at most, with the messages skipped since the last one, so
 		// that the log does not grow with the traffic while the disk is full.
-		v, _ := archiveSkips.LoadOrStore(m, &skipLog{})
-		if n := v.(*skipLog).note(time.Now()); n > 0 {
+		if n := m.skips.note(time.Now()); n > 0 {
 			m.log.Warn("messages not archived", "skipped", n, "user", user, "err", err)
 		}
 		return "", false
 	}
 	return id, true
 }
-
-// archiveSkips holds each module's skipLog (a *Module to a *skipLog), for
-// archive's warning.
-var archiveSkips sync.Map
 
 // skipLogEvery is how often archive warns at most while messages skip the
 // archive.

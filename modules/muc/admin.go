@@ -10,6 +10,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/canonjid"
+	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/wire"
 )
 
@@ -20,7 +21,7 @@ const maxAdminItems = 100
 func parseBare(s string) (jid.JID, error) {
 	j, err := canonjid.Parse(s)
 	if err != nil || s == "" {
-		return jid.JID{}, errorOf(stanza.Modify, stanza.JIDMalformed, "not a JID: "+s)
+		return jid.JID{}, modules.StanzaError(stanza.Modify, stanza.JIDMalformed, "not a JID: "+s)
 	}
 	return j.Bare(), nil
 }
@@ -33,7 +34,7 @@ var itemName = xml.Name{Space: nsAdmin, Local: "item"}
 func (m *Module) adminIQ(ctx context.Context, r *room, from jid.JID, typ string, q *wire.Element) ([]wire.Node, error) {
 	items := q.Children(itemName)
 	if len(items) == 0 || len(items) > maxAdminItems {
-		return nil, errorOf(stanza.Modify, stanza.BadRequest, "expected from 1 to 100 items")
+		return nil, modules.StanzaError(stanza.Modify, stanza.BadRequest, "expected from 1 to 100 items")
 	}
 	if typ == "get" {
 		return m.adminList(r, from, items[0])
@@ -48,10 +49,10 @@ func (m *Module) adminList(r *room, from jid.JID, item *wire.Element) ([]wire.No
 	q := wire.Elem(nsAdmin, "query")
 	if a := Affiliation(item.Attr("affiliation")); a != "" {
 		if a == None || a.rank() < 0 {
-			return nil, errorOf(stanza.Modify, stanza.BadRequest, "no list of affiliation "+string(a))
+			return nil, modules.StanzaError(stanza.Modify, stanza.BadRequest, "no list of affiliation "+string(a))
 		}
 		if r.affiliation(from.Bare().String()).rank() < Admin.rank() {
-			return nil, errorOf(stanza.Auth, stanza.Forbidden, "only admins and owners see the affiliation lists")
+			return nil, modules.StanzaError(stanza.Auth, stanza.Forbidden, "only admins and owners see the affiliation lists")
 		}
 		for _, bare := range slices.Sorted(maps.Keys(r.Affiliations)) {
 			if r.Affiliations[bare] != a {
@@ -69,10 +70,10 @@ func (m *Module) adminList(r *room, from jid.JID, item *wire.Element) ([]wire.No
 	}
 	role := Role(item.Attr("role"))
 	if role.rank() <= 0 {
-		return nil, errorOf(stanza.Modify, stanza.BadRequest, "expected an item with an affiliation or a role")
+		return nil, modules.StanzaError(stanza.Modify, stanza.BadRequest, "expected an item with an affiliation or a role")
 	}
 	if actor == nil || actor.role != Moderator {
-		return nil, errorOf(stanza.Auth, stanza.Forbidden, "only moderators see the lists of roles")
+		return nil, modules.StanzaError(stanza.Auth, stanza.Forbidden, "only moderators see the lists of roles")
 	}
 	for _, o := range r.list() {
 		if o.role == role {
@@ -118,20 +119,20 @@ func (m *Module) adminSet(ctx context.Context, r *room, from jid.JID, items []*w
 		nick := it.Attr("nick")
 		switch {
 		case c.role != "" && c.aff != "", c.role == "" && c.aff == "":
-			return errorOf(stanza.Modify, stanza.BadRequest, "an item changes a role or an affiliation")
+			return modules.StanzaError(stanza.Modify, stanza.BadRequest, "an item changes a role or an affiliation")
 		case c.role != "":
 			if c.role.rank() < 0 {
-				return errorOf(stanza.Modify, stanza.BadRequest, "no such role: "+string(c.role))
+				return modules.StanzaError(stanza.Modify, stanza.BadRequest, "no such role: "+string(c.role))
 			}
 			if c.target = r.occupants[nick]; c.target == nil {
-				return errorOf(stanza.Cancel, stanza.ItemNotFound, "no occupant has the nickname "+nick)
+				return modules.StanzaError(stanza.Cancel, stanza.ItemNotFound, "no occupant has the nickname "+nick)
 			}
 			if err := checkRole(r, actorAff, actorRole, c); err != nil {
 				return err
 			}
 		default:
 			if c.aff.rank() < 0 {
-				return errorOf(stanza.Modify, stanza.BadRequest, "no such affiliation: "+string(c.aff))
+				return modules.StanzaError(stanza.Modify, stanza.BadRequest, "no such affiliation: "+string(c.aff))
 			}
 			switch {
 			case it.Attr("jid") != "":
@@ -143,7 +144,7 @@ func (m *Module) adminSet(ctx context.Context, r *room, from jid.JID, items []*w
 			case r.occupants[nick] != nil:
 				c.bare = r.occupants[nick].bare.String()
 			default:
-				return errorOf(stanza.Modify, stanza.BadRequest, "an affiliation is changed for a jid (or an occupant's nick)")
+				return modules.StanzaError(stanza.Modify, stanza.BadRequest, "an affiliation is changed for a jid (or an occupant's nick)")
 			}
 			cur := None
 			if a, ok := affs[c.bare]; ok {
@@ -161,11 +162,11 @@ func (m *Module) adminSet(ctx context.Context, r *room, from jid.JID, items []*w
 		changes = append(changes, c)
 	}
 	if len(affs) > m.opts.MaxAffiliations && len(affs) > len(r.Affiliations) {
-		return errorOf(stanza.Wait, stanza.ResourceConstraint, "the room has too many affiliations")
+		return modules.StanzaError(stanza.Wait, stanza.ResourceConstraint, "the room has too many affiliations")
 	}
 	affChange := slices.ContainsFunc(changes, func(c change) bool { return c.aff != "" })
 	if affChange && !slices.Contains(slices.Collect(maps.Values(affs)), Owner) {
-		return errorOf(stanza.Cancel, stanza.Conflict, "the room's last owner cannot give up ownership")
+		return modules.StanzaError(stanza.Cancel, stanza.Conflict, "the room's last owner cannot give up ownership")
 	}
 	if affChange {
 		// The affiliations as they will be are stored first: changes the
@@ -194,15 +195,15 @@ func checkRole(r *room, actorAff Affiliation, actorRole Role, c change) error {
 	targetAff := r.affiliation(c.target.bare.String())
 	switch {
 	case actorRole != Moderator:
-		return errorOf(stanza.Auth, stanza.Forbidden, "only moderators change roles")
+		return modules.StanzaError(stanza.Auth, stanza.Forbidden, "only moderators change roles")
 	case c.role != Moderator && targetAff.rank() >= Admin.rank():
-		return errorOf(stanza.Cancel, stanza.NotAllowed, "admins and owners keep their role")
+		return modules.StanzaError(stanza.Cancel, stanza.NotAllowed, "admins and owners keep their role")
 	case c.role == Moderator && actorAff.rank() < Admin.rank():
-		return errorOf(stanza.Auth, stanza.Forbidden, "only admins and owners give moderation")
+		return modules.StanzaError(stanza.Auth, stanza.Forbidden, "only admins and owners give moderation")
 	case c.target.role == Moderator && c.role != Moderator && actorAff.rank() < Admin.rank():
-		return errorOf(stanza.Cancel, stanza.NotAllowed, "only admins and owners take moderation")
+		return modules.StanzaError(stanza.Cancel, stanza.NotAllowed, "only admins and owners take moderation")
 	case targetAff.rank() > actorAff.rank():
-		return errorOf(stanza.Cancel, stanza.NotAllowed, "the occupant's affiliation is higher than yours")
+		return modules.StanzaError(stanza.Cancel, stanza.NotAllowed, "the occupant's affiliation is higher than yours")
 	}
 	return nil
 }
@@ -215,11 +216,11 @@ func checkAffiliation(actor, cur, next Affiliation) error {
 		return nil
 	case Admin:
 		if cur.rank() >= Admin.rank() || next.rank() >= Admin.rank() {
-			return errorOf(stanza.Cancel, stanza.NotAllowed, "only owners change who is admin or owner")
+			return modules.StanzaError(stanza.Cancel, stanza.NotAllowed, "only owners change who is admin or owner")
 		}
 		return nil
 	}
-	return errorOf(stanza.Auth, stanza.Forbidden, "only admins and owners change affiliations")
+	return modules.StanzaError(stanza.Auth, stanza.Forbidden, "only admins and owners change affiliations")
 }
 
 // applyRole gives the occupant its new role, or kicks it (role none, 307);

@@ -9,6 +9,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/modules/mam"
 	"github.com/adhocd/adhocd/storage"
 	"github.com/adhocd/adhocd/wire"
@@ -118,11 +119,11 @@ func mayReadArchive(r *room, from jid.JID) error {
 	aff := r.affiliation(from.Bare().String())
 	switch {
 	case aff == Outcast:
-		return errorOf(stanza.Auth, stanza.Forbidden, "you are banned from this room")
+		return modules.StanzaError(stanza.Auth, stanza.Forbidden, "you are banned from this room")
 	case r.Config.MembersOnly && aff.rank() < Member.rank():
-		return errorOf(stanza.Auth, stanza.Forbidden, "the archive of a members-only room is for its members")
+		return modules.StanzaError(stanza.Auth, stanza.Forbidden, "the archive of a members-only room is for its members")
 	case r.Config.Password != "" && aff.rank() < Admin.rank() && r.occupantOf(from) == nil:
-		return errorOf(stanza.Auth, stanza.Forbidden, "the archive of a password-protected room is for its occupants")
+		return modules.StanzaError(stanza.Auth, stanza.Forbidden, "the archive of a password-protected room is for its occupants")
 	}
 	return nil
 }
@@ -167,7 +168,7 @@ func (m *Module) archiveIQ(ctx context.Context, r *room, from jid.JID, typ strin
 		return nil, mam.QueryError(err)
 	case err != nil:
 		m.log.Warn("muc: query the archive", "room", r.jid.String(), "err", err)
-		return nil, errorOf(stanza.Wait, stanza.InternalServerError, "")
+		return nil, modules.StanzaError(stanza.Wait, stanza.InternalServerError, "")
 	}
 	real := seesRealJIDs(r, from)
 	queryID := q.Attr("queryid")
@@ -191,7 +192,7 @@ func (m *Module) archiveMetadata(ctx context.Context, r *room) ([]wire.Node, err
 	})
 	if err != nil {
 		m.log.Warn("muc: the metadata of the archive", "room", r.jid.String(), "err", err)
-		return nil, errorOf(stanza.Wait, stanza.InternalServerError, "")
+		return nil, modules.StanzaError(stanza.Wait, stanza.InternalServerError, "")
 	}
 	return []wire.Node{nodeOf(toks)}, nil
 }

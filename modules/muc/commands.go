@@ -59,7 +59,7 @@ func (m *Module) addCommands(h modules.Host) error {
 // <command/> answer.
 func (m *Module) commandsIQ(ctx context.Context, from jid.JID, el, q *wire.Element) ([]wire.Node, error) {
 	if el.Attr("type") != string(stanza.SetIQ) {
-		return nil, errorOf(stanza.Modify, stanza.BadRequest, "commands are run with IQ set")
+		return nil, modules.StanzaError(stanza.Modify, stanza.BadRequest, "commands are run with IQ set")
 	}
 	iq := stanza.IQ{XMLName: el.Start.Name, ID: el.Attr("id"), Type: stanza.SetIQ, From: from, To: m.domain, Lang: langOf(el.Start)}
 	resp, err := m.h.Commands().Handle(ctx, iq, q.Start, q.Inner)

@@ -197,7 +197,7 @@ func formValues(x *wire.Element) (formType string, vals map[string]string) {
 func (m *Module) applyForm(c Config, x *wire.Element) (Config, error) {
 	formType, vals := formValues(x)
 	if formType != "" && formType != nsRoomConfig {
-		return c, errorOf(stanza.Modify, stanza.NotAcceptable, "the form is not a "+nsRoomConfig+" form")
+		return c, modules.StanzaError(stanza.Modify, stanza.NotAcceptable, "the form is not a "+nsRoomConfig+" form")
 	}
 	for v, s := range vals {
 		f := fieldOf(v)
@@ -205,7 +205,7 @@ func (m *Module) applyForm(c Config, x *wire.Element) (Config, error) {
 			continue
 		}
 		if err := f.set(m, &c, s); err != nil {
-			return c, errorOf(stanza.Modify, stanza.NotAcceptable, v+": "+err.Error())
+			return c, modules.StanzaError(stanza.Modify, stanza.NotAcceptable, v+": "+err.Error())
 		}
 	}
 	if s, ok := vals[passwordProtected]; ok {
@@ -214,7 +214,7 @@ func (m *Module) applyForm(c Config, x *wire.Element) (Config, error) {
 		case !protected:
 			c.Password = ""
 		case c.Password == "":
-			return c, errorOf(stanza.Modify, stanza.NotAcceptable, "a password-protected room needs muc#roomconfig_roomsecret")
+			return c, modules.StanzaError(stanza.Modify, stanza.NotAcceptable, "a password-protected room needs muc#roomconfig_roomsecret")
 		}
 	}
 	return c, nil
@@ -225,7 +225,7 @@ func (m *Module) applyForm(c Config, x *wire.Element) (Config, error) {
 // may.
 func (m *Module) ownerIQ(ctx context.Context, r *room, from jid.JID, typ string, q *wire.Element) ([]wire.Node, error) {
 	if r.affiliation(from.Bare().String()) != Owner {
-		return nil, errorOf(stanza.Auth, stanza.Forbidden, "only owners may configure the room")
+		return nil, modules.StanzaError(stanza.Auth, stanza.Forbidden, "only owners may configure the room")
 	}
 	if typ == "get" {
 		return []wire.Node{wire.Elem(nsOwner, "query").Add(m.configForm(r))}, nil
@@ -235,7 +235,7 @@ func (m *Module) ownerIQ(ctx context.Context, r *room, from jid.JID, typ string,
 	}
 	x := q.Sub(xml.Name{Space: nsXData, Local: "x"})
 	if x == nil {
-		return nil, errorOf(stanza.Modify, stanza.BadRequest, "expected a data form or <destroy/>")
+		return nil, modules.StanzaError(stanza.Modify, stanza.BadRequest, "expected a data form or <destroy/>")
 	}
 	switch x.Attr("type") {
 	case "cancel":
@@ -247,7 +247,7 @@ func (m *Module) ownerIQ(ctx context.Context, r *room, from jid.JID, typ string,
 		return nil, nil
 	case "submit":
 	default:
-		return nil, errorOf(stanza.Modify, stanza.BadRequest, "a configuration is submitted or cancelled")
+		return nil, modules.StanzaError(stanza.Modify, stanza.BadRequest, "a configuration is submitted or cancelled")
 	}
 	c, err := m.applyForm(r.Config, x)
 	if err != nil {

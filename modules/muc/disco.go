@@ -28,7 +28,7 @@ func (m *Module) serviceInfo(ctx context.Context, requester jid.JID, discoNode s
 		var ae adhoc.Error
 		switch {
 		case !ok:
-			return nil, errorOf(stanza.Cancel, stanza.ItemNotFound, "")
+			return nil, modules.StanzaError(stanza.Cancel, stanza.ItemNotFound, "")
 		case errors.As(err, &ae):
 			return nil, ae.Stanza
 		case err != nil:
@@ -74,7 +74,7 @@ func (m *Module) serviceItems(ctx context.Context, requester jid.JID, discoNode 
 		}
 		return []wire.Node{q}, nil
 	default:
-		return nil, errorOf(stanza.Cancel, stanza.ItemNotFound, "")
+		return nil, modules.StanzaError(stanza.Cancel, stanza.ItemNotFound, "")
 	}
 	type listed struct{ jid, name string }
 	var out []listed
@@ -124,7 +124,7 @@ func (r *room) features() []string {
 // XEP-0128 muc#roominfo form.
 func (m *Module) roomInfo(r *room, discoNode string) ([]wire.Node, error) {
 	if discoNode != "" {
-		return nil, errorOf(stanza.Cancel, stanza.ItemNotFound, "")
+		return nil, modules.StanzaError(stanza.Cancel, stanza.ItemNotFound, "")
 	}
 	q := wire.Elem(nsDiscoInfo, "query").Add(wire.Elem(nsDiscoInfo, "identity", "category", "conference", "type", "text", "name", r.title()))
 	for _, f := range r.features() {
@@ -145,7 +145,7 @@ func (m *Module) roomInfo(r *room, discoNode string) ([]wire.Node, error) {
 // tell nicknames to anyone who asks (XEP-0045 §6.5 lets a room do so).
 func (m *Module) roomItems(discoNode string) ([]wire.Node, error) {
 	if discoNode != "" {
-		return nil, errorOf(stanza.Cancel, stanza.ItemNotFound, "")
+		return nil, modules.StanzaError(stanza.Cancel, stanza.ItemNotFound, "")
 	}
 	return []wire.Node{wire.Elem(nsDiscoItems, "query")}, nil
 }

@@ -85,9 +85,9 @@ func (fw *forwards) add(f *forwarded, expire func(id string)) (string, error) {
 	defer fw.mu.Unlock()
 	switch {
 	case len(fw.pending) >= maxForwards:
-		return "", errorOf(stanza.Wait, stanza.ResourceConstraint, "the service has too many requests to occupants waiting for an answer")
+		return "", modules.StanzaError(stanza.Wait, stanza.ResourceConstraint, "the service has too many requests to occupants waiting for an answer")
 	case fw.perUser[user] >= maxForwardsPerUser:
-		return "", errorOf(stanza.Wait, stanza.ResourceConstraint,
+		return "", modules.StanzaError(stanza.Wait, stanza.ResourceConstraint,
 			fmt.Sprintf("you have %d requests to occupants waiting for an answer already", maxForwardsPerUser))
 	}
 	if fw.pending == nil {
@@ -155,7 +155,7 @@ func (m *Module) occupantIQ(ctx context.Context, from jid.JID, el, q *wire.Eleme
 		m.send(ctx, stanzaOf("iq", to.String(), from.String(), "result", el.Attr("id")))
 		return nil
 	case target == nil:
-		return errorOf(stanza.Cancel, stanza.ItemNotFound, "no occupant has that nickname")
+		return modules.StanzaError(stanza.Cancel, stanza.ItemNotFound, "no occupant has that nickname")
 	}
 	if module, ok := toAccount[q.Start.Name.Space]; ok {
 		return m.askAccount(ctx, from, via, el, q, to, asked.Bare(), module)
@@ -204,7 +204,7 @@ func (m *Module) expire(id string) {
 	if f == nil {
 		return
 	}
-	se := errorOf(stanza.Wait, stanza.RecipientUnavailable, fmt.Sprintf("the occupant did not answer within %s", forwardTimeout))
+	se := modules.StanzaError(stanza.Wait, stanza.RecipientUnavailable, fmt.Sprintf("the occupant did not answer within %s", forwardTimeout))
 	e, err := readNode(se.TokenReader())
 	if err != nil {
 		m.log.Debug("muc: render a timeout", "err", err)

@@ -8,6 +8,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/wire"
 )
 
@@ -16,7 +17,7 @@ import (
 func (m *Module) handleIQ(ctx context.Context, from jid.JID, el *wire.Element, to jid.JID) error {
 	name, n := el.Payload()
 	if n != 1 {
-		return errorOf(stanza.Modify, stanza.BadRequest, "an IQ request has one child")
+		return modules.StanzaError(stanza.Modify, stanza.BadRequest, "an IQ request has one child")
 	}
 	q := el.Sub(name)
 	typ := el.Attr("type")
@@ -40,7 +41,7 @@ func (m *Module) handleIQ(ctx context.Context, from jid.JID, el *wire.Element, t
 
 // unsupported is the answer to a request the service does not serve
 // (RFC 6120 §8.4).
-var unsupported = errorOf(stanza.Cancel, stanza.ServiceUnavailable, "")
+var unsupported = modules.StanzaError(stanza.Cancel, stanza.ServiceUnavailable, "")
 
 // serviceIQ answers disco, ping and the administration commands
 // (commands.go) of the service's JID.
@@ -64,11 +65,11 @@ func (m *Module) serviceIQ(ctx context.Context, from jid.JID, el, q *wire.Elemen
 func (m *Module) roomIQ(ctx context.Context, from jid.JID, typ string, q *wire.Element, to jid.JID) ([]wire.Node, error) {
 	r := m.lookup(to.Localpart())
 	if r == nil {
-		return nil, errorOf(stanza.Cancel, stanza.ItemNotFound, "no such room")
+		return nil, modules.StanzaError(stanza.Cancel, stanza.ItemNotFound, "no such room")
 	}
 	defer r.mu.Unlock()
 	if r.Locked && r.affiliation(from.Bare().String()) != Owner {
-		return nil, errorOf(stanza.Cancel, stanza.ItemNotFound, "no such room")
+		return nil, modules.StanzaError(stanza.Cancel, stanza.ItemNotFound, "no such room")
 	}
 	name := q.Start.Name
 	switch {

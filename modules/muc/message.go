@@ -9,6 +9,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/wire"
 )
 
@@ -25,11 +26,11 @@ func (m *Module) handleMessage(ctx context.Context, from jid.JID, el *wire.Eleme
 		if typ == "headline" {
 			return nil
 		}
-		return errorOf(stanza.Cancel, stanza.ServiceUnavailable, "the service takes no messages; send them to a room")
+		return modules.StanzaError(stanza.Cancel, stanza.ServiceUnavailable, "the service takes no messages; send them to a room")
 	}
 	r := m.lookup(to.Localpart())
 	if r == nil {
-		return errorOf(stanza.Cancel, stanza.ItemNotFound, "no such room")
+		return modules.StanzaError(stanza.Cancel, stanza.ItemNotFound, "no such room")
 	}
 	defer r.mu.Unlock()
 	o := r.occupantOf(from)
@@ -47,11 +48,11 @@ func (m *Module) handleMessage(ctx context.Context, from jid.JID, el *wire.Eleme
 			return m.invite(ctx, r, o, from, inv)
 		}
 	}
-	return errorOf(stanza.Modify, stanza.BadRequest, "messages to the room are of type groupchat")
+	return modules.StanzaError(stanza.Modify, stanza.BadRequest, "messages to the room are of type groupchat")
 }
 
 // notOccupant is the answer to a message or IQ from someone not in the room.
-var notOccupant = errorOf(stanza.Modify, stanza.NotAcceptable, "you are not in this room")
+var notOccupant = modules.StanzaError(stanza.Modify, stanza.NotAcceptable, "you are not in this room")
 
 // payloadOf is what r relays of el: its children without the MUC
 // payloads, occupant ids and stanza ids by r that the sender put in,
@@ -61,7 +62,7 @@ func (m *Module) payloadOf(r *room, el *wire.Element) ([]xml.Token, string, erro
 	payload := withoutElems(el.Inner, func(st xml.StartElement) bool { return mucChild(st.Name) || own(st) })
 	text := wire.Serialize(payload, m.opts.MaxMessageBytes)
 	if text == "" && len(payload) > 0 {
-		return nil, "", errorOf(stanza.Modify, stanza.PolicyViolation,
+		return nil, "", modules.StanzaError(stanza.Modify, stanza.PolicyViolation,
 			fmt.Sprintf("the message is longer than the room's limit of %d bytes", m.opts.MaxMessageBytes))
 	}
 	return payload, text, nil
@@ -80,11 +81,11 @@ func (m *Module) groupchat(ctx context.Context, r *room, o *occupant, el *wire.E
 	isSubject = isSubject && el.Sub(bodyName) == nil
 	switch {
 	case isSubject && o.role != Moderator && !(r.Config.ChangeSubject && o.role.rank() >= Participant.rank()):
-		return errorOf(stanza.Auth, stanza.Forbidden, "only moderators may change the subject of this room")
+		return modules.StanzaError(stanza.Auth, stanza.Forbidden, "only moderators may change the subject of this room")
 	case o.role.rank() < Participant.rank():
-		return errorOf(stanza.Auth, stanza.Forbidden, "visitors have no voice in this moderated room")
+		return modules.StanzaError(stanza.Auth, stanza.Forbidden, "visitors have no voice in this moderated room")
 	case isSubject && len(subject) > m.opts.MaxSubjectBytes:
-		return errorOf(stanza.Modify, stanza.PolicyViolation,
+		return modules.StanzaError(stanza.Modify, stanza.PolicyViolation,
 			fmt.Sprintf("the subject is longer than the limit of %d bytes", m.opts.MaxSubjectBytes))
 	}
 	payload, text, err := m.payloadOf(r, el)
@@ -147,14 +148,14 @@ func (m *Module) keep(ctx context.Context, r *room, e HistoryEntry) {
 // its sessions, from the sender's room JID and marked with a muc#user <x/>.
 func (m *Module) private(ctx context.Context, r *room, o *occupant, el *wire.Element, nick string) error {
 	if el.Attr("type") == "groupchat" {
-		return errorOf(stanza.Modify, stanza.BadRequest, "a private message is not of type groupchat")
+		return modules.StanzaError(stanza.Modify, stanza.BadRequest, "a private message is not of type groupchat")
 	}
 	if o == nil {
 		return notOccupant
 	}
 	target := r.occupants[nick]
 	if target == nil {
-		return errorOf(stanza.Cancel, stanza.ItemNotFound, "no occupant has that nickname")
+		return modules.StanzaError(stanza.Cancel, stanza.ItemNotFound, "no occupant has that nickname")
 	}
 	allowed := false
 	switch r.Config.AllowPM {
@@ -166,7 +167,7 @@ func (m *Module) private(ctx context.Context, r *room, o *occupant, el *wire.Ele
 		allowed = o.role == Moderator
 	}
 	if !allowed {
-		return errorOf(stanza.Auth, stanza.Forbidden, "private messages are not allowed in this room")
+		return modules.StanzaError(stanza.Auth, stanza.Forbidden, "private messages are not allowed in this room")
 	}
 	payload, _, err := m.payloadOf(r, el)
 	if err != nil {
@@ -195,11 +196,11 @@ func (m *Module) invite(ctx context.Context, r *room, o *occupant, from jid.JID,
 	}
 	if r.Config.MembersOnly {
 		if r.affiliation(o.bare.String()).rank() < Admin.rank() {
-			return errorOf(stanza.Auth, stanza.Forbidden, "only admins and owners may invite to this members-only room")
+			return modules.StanzaError(stanza.Auth, stanza.Forbidden, "only admins and owners may invite to this members-only room")
 		}
 		if a := r.affiliation(invitee.String()); a.rank() < Member.rank() {
 			if len(r.Affiliations) >= m.opts.MaxAffiliations {
-				return errorOf(stanza.Wait, stanza.ResourceConstraint, "the room has too many affiliations")
+				return modules.StanzaError(stanza.Wait, stanza.ResourceConstraint, "the room has too many affiliations")
 			}
 			next := r.State
 			next.Affiliations = maps.Clone(r.Affiliations)
@@ -226,7 +227,7 @@ func (m *Module) invite(ctx context.Context, r *room, o *occupant, from jid.JID,
 	msg := stanzaOf("message", r.jid.String(), invitee.String(), "normal", "").
 		Add(wire.TextElem(stanza.NSClient, "body", body), x)
 	if err := m.h.Send(ctx, msg.Reader()); err != nil {
-		return errorOf(stanza.Cancel, stanza.ItemNotFound, "the invitation cannot reach "+invitee.String())
+		return modules.StanzaError(stanza.Cancel, stanza.ItemNotFound, "the invitation cannot reach "+invitee.String())
 	}
 	return nil
 }

@@ -72,7 +72,7 @@ type moderation struct{ id, reason string }
 
 // parseModeration reads either form of the request.
 func parseModeration(q *wire.Element) (moderation, error) {
-	bad := errorOf(stanza.Modify, stanza.BadRequest, "expected <moderate xmlns='"+nsModerate1+"' id='…'><retract xmlns='"+nsRetract1+"'/></moderate>")
+	bad := modules.StanzaError(stanza.Modify, stanza.BadRequest, "expected <moderate xmlns='"+nsModerate1+"' id='…'><retract xmlns='"+nsRetract1+"'/></moderate>")
 	var mo moderation
 	mo.id = q.Attr("id")
 	body := q
@@ -89,7 +89,7 @@ func parseModeration(q *wire.Element) (moderation, error) {
 	case mo.id == "":
 		return mo, bad
 	case len(mo.reason) > maxReasonBytes:
-		return mo, errorOf(stanza.Modify, stanza.PolicyViolation, fmt.Sprintf("the reason is longer than %d bytes", maxReasonBytes))
+		return mo, modules.StanzaError(stanza.Modify, stanza.PolicyViolation, fmt.Sprintf("the reason is longer than %d bytes", maxReasonBytes))
 	}
 	return mo, nil
 }
@@ -100,7 +100,7 @@ func (m *Module) moderate(ctx context.Context, r *room, from jid.JID, typ string
 		return nil, unsupported
 	}
 	if typ != "set" {
-		return nil, errorOf(stanza.Modify, stanza.BadRequest, "a moderation is an IQ set")
+		return nil, modules.StanzaError(stanza.Modify, stanza.BadRequest, "a moderation is an IQ set")
 	}
 	mo, err := parseModeration(q)
 	if err != nil {
@@ -108,22 +108,22 @@ func (m *Module) moderate(ctx context.Context, r *room, from jid.JID, typ string
 	}
 	actor := r.occupantOf(from)
 	if actor == nil || actor.role != Moderator {
-		return nil, errorOf(stanza.Auth, stanza.Forbidden, "only moderators may retract other occupants' messages")
+		return nil, modules.StanzaError(stanza.Auth, stanza.Forbidden, "only moderators may retract other occupants' messages")
 	}
 	msgs, _, err := m.store.QueryRoomArchive(ctx, m.domain.Domainpart(), r.jid.Localpart(), storage.ArchiveQuery{IDs: []string{mo.id}, Max: 1})
 	if err != nil {
 		return nil, m.storeError("read the archive", r, err)
 	}
 	if len(msgs) == 0 {
-		return nil, errorOf(stanza.Cancel, stanza.ItemNotFound, "the room's archive has no message of that id")
+		return nil, modules.StanzaError(stanza.Cancel, stanza.ItemNotFound, "the room's archive has no message of that id")
 	}
 	a := msgs[0]
 	el, ok := wire.ParseElement(a.XML)
 	switch {
 	case !ok:
-		return nil, errorOf(stanza.Wait, stanza.InternalServerError, "")
+		return nil, modules.StanzaError(stanza.Wait, stanza.InternalServerError, "")
 	case a.With == r.jid.String():
-		return nil, errorOf(stanza.Modify, stanza.NotAcceptable, "the room's own notices are not retracted")
+		return nil, modules.StanzaError(stanza.Modify, stanza.NotAcceptable, "the room's own notices are not retracted")
 	case el.Sub(xml.Name{Space: nsRetract1, Local: "retracted"}) != nil:
 		return nil, nil // retracted already
 	}
@@ -132,7 +132,7 @@ func (m *Module) moderate(ctx context.Context, r *room, from jid.JID, typ string
 	tomb := tombstone(el, by, actor.id, mo.reason, stamp)
 	if err := m.store.ReplaceRoomArchived(ctx, m.domain.Domainpart(), r.jid.Localpart(), a.ID, tomb); err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
-			return nil, errorOf(stanza.Cancel, stanza.ItemNotFound, "the room's archive has no message of that id")
+			return nil, modules.StanzaError(stanza.Cancel, stanza.ItemNotFound, "the room's archive has no message of that id")
 		}
 		return nil, m.storeError("retract a message", r, err)
 	}

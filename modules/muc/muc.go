@@ -283,17 +283,17 @@ func (m *Module) open(local string, creator jid.JID) (r *room, created bool, err
 		switch {
 		case len(m.rooms) >= m.opts.MaxRooms:
 			m.mu.Unlock()
-			return nil, false, errorOf(stanza.Wait, stanza.ResourceConstraint,
+			return nil, false, modules.StanzaError(stanza.Wait, stanza.ResourceConstraint,
 				fmt.Sprintf("the service has its maximum of %d rooms", m.opts.MaxRooms))
 		case m.created[c] >= m.opts.MaxRoomsPerUser:
 			m.mu.Unlock()
-			return nil, false, errorOf(stanza.Cancel, stanza.NotAllowed,
+			return nil, false, modules.StanzaError(stanza.Cancel, stanza.NotAllowed,
 				fmt.Sprintf("you may create at most %d rooms", m.opts.MaxRoomsPerUser))
 		}
 		j, err := jid.New(local, m.domain.Domainpart(), "")
 		if err != nil {
 			m.mu.Unlock()
-			return nil, false, errorOf(stanza.Modify, stanza.JIDMalformed, "")
+			return nil, false, modules.StanzaError(stanza.Modify, stanza.JIDMalformed, "")
 		}
 		r := &room{jid: j, occupants: map[string]*occupant{}, historyLoaded: true, archiveOn: m.archives(), State: State{
 			JID:          j.String(),

@@ -11,6 +11,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/storage"
 )
 
@@ -144,8 +145,8 @@ func (m *Module) forget(ctx context.Context, r *room) error {
 // internal-server-error (logged) otherwise.
 func (m *Module) storeError(what string, r *room, err error) error {
 	if errors.Is(err, syscall.ENOSPC) {
-		return errorOf(stanza.Wait, stanza.ResourceConstraint, "the server's storage is full; nothing was changed")
+		return modules.StanzaError(stanza.Wait, stanza.ResourceConstraint, "the server's storage is full; nothing was changed")
 	}
 	m.log.Warn("muc: "+what, "room", r.jid.String(), "err", err)
-	return errorOf(stanza.Wait, stanza.InternalServerError, "the room could not be stored; nothing was changed")
+	return modules.StanzaError(stanza.Wait, stanza.InternalServerError, "the room could not be stored; nothing was changed")
 }

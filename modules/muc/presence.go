@@ -38,7 +38,7 @@ func (m *Module) handlePresence(ctx context.Context, from jid.JID, el *wire.Elem
 	switch el.Attr("type") {
 	case "":
 		if to.Resourcepart() == "" {
-			return errorOf(stanza.Modify, stanza.JIDMalformed, "a room is entered with a nickname: room@service/nick")
+			return modules.StanzaError(stanza.Modify, stanza.JIDMalformed, "a room is entered with a nickname: room@service/nick")
 		}
 		return m.available(ctx, from, el, to)
 	case "unavailable":
@@ -157,20 +157,20 @@ func (m *Module) enter(ctx context.Context, r *room, from jid.JID, el *wire.Elem
 	existing := r.occupants[nick]
 	switch {
 	case r.Locked && aff != Owner:
-		return errorOf(stanza.Cancel, stanza.ItemNotFound, "the room is locked until its owner configures it")
+		return modules.StanzaError(stanza.Cancel, stanza.ItemNotFound, "the room is locked until its owner configures it")
 	case aff == Outcast:
-		return errorOf(stanza.Auth, stanza.Forbidden, "you are banned from this room")
+		return modules.StanzaError(stanza.Auth, stanza.Forbidden, "you are banned from this room")
 	case r.Config.MembersOnly && aff.rank() < Member.rank():
-		return errorOf(stanza.Auth, stanza.RegistrationRequired, "the room is members-only")
+		return modules.StanzaError(stanza.Auth, stanza.RegistrationRequired, "the room is members-only")
 	case r.Config.Password != "" && aff.rank() < Admin.rank() && !passwordOK(x, r.Config.Password):
-		return errorOf(stanza.Auth, stanza.NotAuthorized, "the room is password-protected")
+		return modules.StanzaError(stanza.Auth, stanza.NotAuthorized, "the room is password-protected")
 	case existing != nil && !existing.bare.Equal(bare):
-		return errorOf(stanza.Cancel, stanza.Conflict, "that nickname is in use in the room")
+		return modules.StanzaError(stanza.Cancel, stanza.Conflict, "that nickname is in use in the room")
 	case existing != nil && len(existing.sessions) >= maxSessions:
-		return errorOf(stanza.Wait, stanza.ResourceConstraint, "too many sessions share this nickname")
+		return modules.StanzaError(stanza.Wait, stanza.ResourceConstraint, "too many sessions share this nickname")
 	case existing == nil && len(r.occupants) >= m.opts.MaxOccupants,
 		existing == nil && len(r.occupants) >= r.Config.MaxUsers && aff.rank() < Admin.rank():
-		return errorOf(stanza.Wait, stanza.ServiceUnavailable, "the room is full")
+		return modules.StanzaError(stanza.Wait, stanza.ServiceUnavailable, "the room is full")
 	}
 	s := &occSession{jid: from, presence: without(el.Inner, mucChild)}
 	o := existing
@@ -224,10 +224,10 @@ func passwordOK(x *wire.Element, want string) bool {
 // such a request is not-acceptable.
 func (m *Module) changeNick(ctx context.Context, r *room, o *occupant, from jid.JID, nick string) error {
 	if r.occupants[nick] != nil {
-		return errorOf(stanza.Cancel, stanza.Conflict, "that nickname is in use in the room")
+		return modules.StanzaError(stanza.Cancel, stanza.Conflict, "that nickname is in use in the room")
 	}
 	if len(o.sessions) > 1 {
-		return errorOf(stanza.Modify, stanza.NotAcceptable, "leave from your other sessions before changing your nickname")
+		return modules.StanzaError(stanza.Modify, stanza.NotAcceptable, "leave from your other sessions before changing your nickname")
 	}
 	m.broadcast(ctx, r, o, presenceOpts{typ: "unavailable", codes: []string{codeNickChange}, nick: nick, inner: []xml.Token{}})
 	r.removeOccupant(o.nick)

@@ -2,6 +2,7 @@ package muc
 
 import (
 	"context"
+	"github.com/adhocd/adhocd/modules"
 	"time"
 
 	"mellium.im/xmpp/stanza"
@@ -20,7 +21,7 @@ type rateBucket struct {
 
 // tooFast is the answer to a stanza past the occupant's rate
 // (policy-violation of type wait, as Prosody's mod_muc_limits answers).
-var tooFast = errorOf(stanza.Wait, stanza.PolicyViolation, "you are sending to this room too fast; wait a moment and send again")
+var tooFast = modules.StanzaError(stanza.Wait, stanza.PolicyViolation, "you are sending to this room too fast; wait a moment and send again")
 
 // allow charges one stanza of o to its bucket and tells whether it may go
 // on. With no rate set everything goes.

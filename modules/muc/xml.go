@@ -93,12 +93,3 @@ func textOf(el *wire.Element, space, local string) (string, bool) {
 	s, ok := el.Text(xml.Name{Space: space, Local: local})
 	return strings.TrimSpace(s), ok
 }
-
-// errorOf is a stanza error with an English text.
-func errorOf(typ stanza.ErrorType, cond stanza.Condition, text string) stanza.Error {
-	se := stanza.Error{Type: typ, Condition: cond}
-	if text != "" {
-		se.Text = map[string]string{"en": text}
-	}
-	return se
-}

@@ -5,6 +5,7 @@ import (
 
 	"mellium.im/xmpp/stanza"
 
+	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/wire"
 )
 
@@ -13,7 +14,7 @@ import (
 // request that could only fail.
 func (m *Module) info(discoNode string) ([]wire.Node, error) {
 	if discoNode != "" {
-		return nil, errorOf(stanza.Cancel, stanza.ItemNotFound, "")
+		return nil, modules.StanzaError(stanza.Cancel, stanza.ItemNotFound, "")
 	}
 	q := wire.Elem(nsDiscoInfo, "query").Add(wire.Elem(nsDiscoInfo, "identity", "category", "store", "type", "file", "name", m.opts.Name))
 	for _, f := range []string{nsDiscoInfo, nsPing, NS} {
@@ -29,7 +30,7 @@ func (m *Module) info(discoNode string) ([]wire.Node, error) {
 // items is disco#items of the service: none.
 func (m *Module) items(discoNode string) ([]wire.Node, error) {
 	if discoNode != "" {
-		return nil, errorOf(stanza.Cancel, stanza.ItemNotFound, "")
+		return nil, modules.StanzaError(stanza.Cancel, stanza.ItemNotFound, "")
 	}
 	return []wire.Node{wire.Elem(nsDiscoItems, "query")}, nil
 }

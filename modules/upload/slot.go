@@ -13,6 +13,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/wire"
 )
 
@@ -27,17 +28,17 @@ type request struct {
 func parseRequest(q *wire.Element) (request, error) {
 	r := request{name: q.Attr("filename")}
 	if why := badName(r.name); why != "" {
-		return r, errorOf(stanza.Modify, stanza.BadRequest, "the file name "+why)
+		return r, modules.StanzaError(stanza.Modify, stanza.BadRequest, "the file name "+why)
 	}
 	size, err := strconv.ParseInt(strings.TrimSpace(q.Attr("size")), 10, 64)
 	if err != nil || size < 0 {
-		return r, errorOf(stanza.Modify, stanza.BadRequest, "the size must be the file's length in bytes")
+		return r, modules.StanzaError(stanza.Modify, stanza.BadRequest, "the size must be the file's length in bytes")
 	}
 	r.size = size
 	if ct := strings.TrimSpace(q.Attr("content-type")); ct != "" {
 		mt, params, err := mime.ParseMediaType(ct)
 		if err != nil || !strings.Contains(mt, "/") || len(ct) > maxNameBytes {
-			return r, errorOf(stanza.Modify, stanza.BadRequest, "the content type is not a media type")
+			return r, modules.StanzaError(stanza.Modify, stanza.BadRequest, "the content type is not a media type")
 		}
 		r.typ = mime.FormatMediaType(mt, params)
 	}
@@ -70,7 +71,7 @@ func (m *Module) slot(ctx context.Context, from jid.JID, q *wire.Element) ([]wir
 	defer func() { count(ctx, m.slots, "outcome", outcome) }()
 	if from.Localpart() == "" || from.Domainpart() != m.h.Domain().Domainpart() {
 		outcome = "not-allowed"
-		return nil, errorOf(stanza.Cancel, stanza.NotAllowed, "only accounts of "+m.h.Domain().String()+" may upload")
+		return nil, modules.StanzaError(stanza.Cancel, stanza.NotAllowed, "only accounts of "+m.h.Domain().String()+" may upload")
 	}
 	r, err := parseRequest(q)
 	if err != nil {
@@ -80,14 +81,14 @@ func (m *Module) slot(ctx context.Context, from jid.JID, q *wire.Element) ([]wir
 	if r.size > m.opts.MaxFileBytes {
 		outcome = "too-large"
 		return nil, appError{
-			se:  errorOf(stanza.Modify, stanza.NotAcceptable, fmt.Sprintf("File too large. The maximum file size is %d bytes", m.opts.MaxFileBytes)),
+			se:  modules.StanzaError(stanza.Modify, stanza.NotAcceptable, fmt.Sprintf("File too large. The maximum file size is %d bytes", m.opts.MaxFileBytes)),
 			app: wire.Elem(NS, "file-too-large").Add(wire.TextElem(NS, "max-file-size", strconv.FormatInt(m.opts.MaxFileBytes, 10))),
 		}
 	}
 	if floor := m.opts.MinFreeDiskBytes; floor > 0 {
 		if free, err := m.files.freeBytes(); err == nil && free-r.size < floor {
 			outcome = "disk"
-			return nil, errorOf(stanza.Wait, stanza.ResourceConstraint, "the server is short of disk space; try again later")
+			return nil, modules.StanzaError(stanza.Wait, stanza.ResourceConstraint, "the server is short of disk space; try again later")
 		}
 	}
 	tok, err := newToken()
@@ -135,7 +136,7 @@ func (e errQuota) Error() string { return e.text }
 // quotaError is resource-constraint with text and, when retry is known,
 // the <retry stamp/> of XEP-0363 §5: when space frees.
 func (m *Module) quotaError(text string, retry time.Time) error {
-	se := errorOf(stanza.Wait, stanza.ResourceConstraint, text)
+	se := modules.StanzaError(stanza.Wait, stanza.ResourceConstraint, text)
 	if retry.IsZero() {
 		return se
 	}

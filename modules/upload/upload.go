@@ -367,11 +367,11 @@ func (m *Module) HandleStanza(ctx context.Context, from jid.JID, el *wire.Elemen
 		return nil
 	}
 	if to.Localpart() != "" || to.Resourcepart() != "" {
-		return errorOf(stanza.Cancel, stanza.ServiceUnavailable, "")
+		return modules.StanzaError(stanza.Cancel, stanza.ServiceUnavailable, "")
 	}
 	name, n := el.Payload()
 	if n != 1 {
-		return errorOf(stanza.Modify, stanza.BadRequest, "an IQ request has one child")
+		return modules.StanzaError(stanza.Modify, stanza.BadRequest, "an IQ request has one child")
 	}
 	q := el.Sub(name)
 	var res []wire.Node
@@ -385,7 +385,7 @@ func (m *Module) HandleStanza(ctx context.Context, from jid.JID, el *wire.Elemen
 	case typ == "get" && name == xml.Name{Space: NS, Local: "request"}:
 		res, err = m.slot(ctx, from, q)
 	default:
-		err = errorOf(stanza.Cancel, stanza.ServiceUnavailable, "")
+		err = modules.StanzaError(stanza.Cancel, stanza.ServiceUnavailable, "")
 	}
 	if err != nil {
 		return err

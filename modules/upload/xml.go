@@ -18,15 +18,6 @@ const (
 	nsXData      = "jabber:x:data"
 )
 
-// errorOf is a stanza error with an English text.
-func errorOf(typ stanza.ErrorType, cond stanza.Condition, text string) stanza.Error {
-	se := stanza.Error{Type: typ, Condition: cond}
-	if text != "" {
-		se.Text = map[string]string{"en": text}
-	}
-	return se
-}
-
 // appError is a stanza error with an element of XEP-0363's namespace
 // inside it: <file-too-large/> or <retry/>.
 type appError struct {
