@@ -51,6 +51,20 @@ type IQHandler interface {
 	HandleIQ(ctx context.Context, iq IQ) (xml.TokenReader, error)
 }
 
+// RemoteIQHandler is the capability of a module whose IQ routes (its
+// Routes to the server JID, its BareJIDRoutes to local bare JIDs) entities
+// of other domains may use over federation (RFC 6120 §8, XEP-0030 disco of
+// a remote server, XEP-0050 commands run from another server). The router
+// answers a remote entity's request on a route no module lists here with
+// service-unavailable, so that a handler written for local users (one
+// that changes the requester's account, say) is never reached from
+// another domain by accident. IQ.Session is then a transient session of
+// the remote requester: it keeps no values past the request, and what is
+// delivered to it goes back over federation.
+type RemoteIQHandler interface {
+	RemoteRoutes() []Route
+}
+
 // TokenSlice is what a handler's answer may implement when it holds its
 // tokens in a slice built for that answer alone: the router then takes them
 // as they are instead of copying each one.

@@ -46,6 +46,8 @@ type Router struct {
 	// cluster is the directory and bus of the replicas (cluster.go); nil
 	// for one process.
 	cluster *cluster.Cluster
+	// remote is federation (remote.go); nil when it is off.
+	remote Remote
 
 	loginMu sync.Mutex
 	logins  map[string]int // logins per account since the start
@@ -65,6 +67,10 @@ type Options struct {
 	// too (cluster.go); the caller hands its envelopes to HandleEnvelope
 	// and its reaps to Reaped.
 	Cluster *cluster.Cluster
+	// Remote, when set, takes the stanzas for other domains (federation,
+	// remote.go); the caller hands what its streams read to Receive and
+	// what it could not deliver to Bounce.
+	Remote Remote
 }
 
 // New returns a router with no modules and no sessions.
@@ -79,6 +85,7 @@ func New(o Options) *Router {
 		sessions:   &sessions{byUser: make(map[string]map[string]*session)},
 		logins:     make(map[string]int),
 		cluster:    o.Cluster,
+		remote:     o.Remote,
 	}
 	r.sessions.maxPerUser = func() int { return r.limits().MaxSessionsPerAccount }
 	if r.cluster != nil {
@@ -109,6 +116,10 @@ type session struct {
 	// remote is set for a session bound on another replica (cluster.go):
 	// conn is nil, what is sent to it is forwarded there.
 	remote *remote
+	// peer is set for the transient session of a sender at another
+	// domain (remote.go): conn is nil, user empty, what is sent to it goes
+	// to Router.remote.
+	peer bool
 
 	// Presence state, guarded by pmu.
 	pmu        sync.Mutex
@@ -384,14 +395,15 @@ func (s *Router) bounceUndeliveredTo(addr jid.JID, gone func(*session) bool, el 
 	s.sendError(from, el, se)
 }
 
-// sendError answers el with se, addressed to its local sender from. Errors
-// are never answered; a sender that is gone is not searched for.
+// sendError answers el with se, addressed to its sender from: a local
+// session or, federating, a remote JID. Errors are never answered; a sender
+// that is gone is not searched for.
 func (s *Router) sendError(from string, el *wire.Element, se stanza.Error) {
 	fj, err := jid.Parse(from)
-	if err != nil || !s.isLocal(fj) || fj.Resourcepart() == "" {
+	if err != nil {
 		return
 	}
-	dst := s.sessions.resource(fj.Localpart(), fj.Resourcepart())
+	dst := s.sender(fj)
 	if dst == nil {
 		return
 	}
@@ -417,7 +429,8 @@ func priorityOf(el *wire.Element) int {
 }
 
 // Send delivers a stanza that the server (or a module) originates: a message
-// or presence to a local JID, an IQ to a local full JID.
+// or presence to a local JID, an IQ to a local full JID; federating, any of
+// them to a remote JID too.
 func (s *Router) Send(ctx context.Context, r xml.TokenReader) error {
 	buf := &wire.TokenBuffer{}
 	for {
@@ -457,6 +470,13 @@ func (s *Router) Send(ctx context.Context, r xml.TokenReader) error {
 		s.deliverPresence(ctx, el, to)
 		return nil
 	case "iq":
+		if s.remoteDomain(to) {
+			from, err := jid.Parse(el.Attr("from"))
+			if err != nil {
+				return fmt.Errorf("server: send: bad from %q: %w", el.Attr("from"), err)
+			}
+			return s.remote.HandleStanza(ctx, from, el, to)
+		}
 		if !s.isLocal(to) {
 			return stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}
 		}

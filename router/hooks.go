@@ -121,18 +121,23 @@ func (s *Router) AddModule(m modules.Module) error {
 	return nil
 }
 
-// service returns the module serving to's domain, or nil.
-func (s *Router) service(to jid.JID) modules.DomainHandler {
-	if len(s.hooks.services) == 0 {
-		return nil
+// service returns what takes the stanzas for to's domain when it is not
+// the server's: the module serving it, or federation (remote.go); nil for
+// none.
+func (s *Router) service(to jid.JID) Remote {
+	if h := s.served(to); h != nil {
+		return h
 	}
-	return s.hooks.services[to.Domainpart()]
+	if s.remoteDomain(to) {
+		return s.remote
+	}
+	return nil
 }
 
 // toService hands a local session's stanza to the module serving its
 // domain and answers the sender with the error it returns (a presence's
 // too: the sender is found by its from).
-func (s *Router) toService(ctx context.Context, h modules.DomainHandler, from jid.JID, el *wire.Element, to jid.JID) {
+func (s *Router) toService(ctx context.Context, h Remote, from jid.JID, el *wire.Element, to jid.JID) {
 	err := h.HandleStanza(ctx, from, el, to)
 	if err == nil {
 		return
@@ -141,7 +146,7 @@ func (s *Router) toService(ctx context.Context, h modules.DomainHandler, from ji
 	if !errors.As(err, &se) {
 		var rendered interface{ TokenReader() xml.TokenReader }
 		if errors.As(err, &rendered) {
-			if c := s.sessions.local(from.Localpart(), from.Resourcepart()); c != nil {
+			if c := s.sender(from); c != nil {
 				_ = s.bounceWith(c, el, rendered.TokenReader())
 			}
 			return

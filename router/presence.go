@@ -22,9 +22,9 @@ func (s *Router) handlePresence(ctx context.Context, c *session, el *wire.Elemen
 			return s.broadcast(ctx, c, el, typ == "unavailable")
 		}
 		if !s.isLocal(to) && s.service(to) == nil {
-			// No server-to-server yet: the sender learns that the domain
-			// cannot be reached, as Prosody and ejabberd answer a directed
-			// presence to a server they cannot connect to.
+			// Federation off: the sender learns that the domain cannot be
+			// reached, as Prosody and ejabberd answer a directed presence
+			// to a server they cannot connect to.
 			return s.bounce(c, el, stanza.Error{Type: stanza.Cancel, Condition: stanza.RemoteServerNotFound})
 		}
 		c.pmu.Lock()
@@ -61,7 +61,10 @@ func (s *Router) handlePresence(ctx context.Context, c *session, el *wire.Elemen
 		}
 		return nil
 	case "error":
-		if to.Resourcepart() != "" && s.isLocal(to) {
+		switch {
+		case s.remoteDomain(to):
+			s.toService(ctx, s.remote, c.addr, el, to)
+		case to.Resourcepart() != "" && s.isLocal(to):
 			if dst := s.sessions.resource(to.Localpart(), to.Resourcepart()); dst != nil {
 				s.deliver(dst, el)
 			}
@@ -222,8 +225,9 @@ func (s *Router) deliverPresence(ctx context.Context, el *wire.Element, to jid.J
 	if h := s.service(to); h != nil {
 		// A local session's presence to a service (a room): the service
 		// handles it, as it handles the session's unavailable presence
-		// when it ends.
-		if from, err := jid.Parse(el.Attr("from")); err == nil && s.isLocal(from) {
+		// when it ends. To a remote JID, a service's presence goes too (a
+		// room's to a remote occupant).
+		if from, err := jid.Parse(el.Attr("from")); err == nil && (s.isLocal(from) || s.remoteDomain(to) && s.served(from) != nil) {
 			s.toService(ctx, h, from, withTo(el, to.String()), to)
 		}
 		return
@@ -405,8 +409,8 @@ func (s *Router) outboundSubscription(ctx context.Context, c *session, typ strin
 func (s *Router) inboundSubscription(ctx context.Context, typ string, from, contact jid.JID, out *wire.Element) error {
 	if !s.isLocal(contact) {
 		// A contact at a service's domain (an external component) keeps
-		// its own roster: the service gets the stanza. Others are
-		// unreachable without server-to-server.
+		// its own roster: the service gets the stanza; a remote contact's
+		// server does (federation), when there is one.
 		if h := s.service(contact); h != nil {
 			s.toService(ctx, h, from, out, contact)
 		}

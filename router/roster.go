@@ -169,7 +169,7 @@ func (s *Router) rosterRemove(ctx context.Context, c *session, el *wire.Element,
 		return err
 	}
 	user := c.addr.Bare()
-	if !s.isLocal(contact) {
+	if !s.isLocal(contact) && s.service(contact) == nil {
 		return nil
 	}
 	if old.Subscription == storage.SubTo || old.Subscription == storage.SubBoth || old.AskOut {

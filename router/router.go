@@ -80,7 +80,9 @@ func (s *Router) route(ctx context.Context, c *session, el *wire.Element) error 
 		}
 	}
 	if name.Local != "presence" {
-		if h := s.service(to); h != nil {
+		// Messages to remote JIDs go through routeMessage, for the
+		// modules' hooks (carbons, the archive).
+		if h := s.served(to); h != nil {
 			s.toService(ctx, h, c.addr, el, to)
 			return nil
 		}
@@ -176,6 +178,9 @@ func (s *Router) routeIQ(ctx context.Context, c *session, el *wire.Element, to j
 		return s.serverIQ(ctx, c, el, typ)
 	case to.Equal(s.domain):
 		return s.serverIQ(ctx, c, el, typ)
+	case s.remoteDomain(to):
+		s.toService(ctx, s.remote, c.addr, el, to)
+		return nil
 	case !s.isLocal(to):
 		if request {
 			return s.bounce(c, el, stanza.Error{Type: stanza.Cancel, Condition: stanza.RemoteServerNotFound})
@@ -331,6 +336,13 @@ func (s *Router) routeMessage(ctx context.Context, c *session, el *wire.Element,
 // says why it could not be.
 func (s *Router) deliverMessage(ctx context.Context, el *wire.Element, to jid.JID) error {
 	typ := el.Attr("type")
+	if s.remoteDomain(to) {
+		from, err := jid.Parse(el.Attr("from"))
+		if err != nil {
+			return fmt.Errorf("router: message with a bad from %q: %w", el.Attr("from"), err)
+		}
+		return s.remote.HandleStanza(ctx, from, el, to)
+	}
 	if !s.isLocal(to) {
 		return stanza.Error{Type: stanza.Cancel, Condition: stanza.RemoteServerNotFound}
 	}
@@ -455,6 +467,10 @@ func (s *Router) deliver(dst *session, el *wire.Element) { s.send(dst, el, false
 func (s *Router) deliverOwn(c *session, el *wire.Element) { s.send(c, el, true) }
 
 func (s *Router) send(dst *session, el *wire.Element, own bool) {
+	if dst.peer {
+		s.toRemote(dst, el)
+		return
+	}
 	if dst.remote != nil {
 		// Its replica applies the interceptors, with what it keeps for
 		// the session.

@@ -67,6 +67,9 @@ type Server struct {
 	// for one process.
 	cluster *cluster.Cluster
 	env     *c2s.Env
+	// remote takes the stanzas for other domains (remote.go); nil:
+	// federation off.
+	remote router.Remote
 
 	lifecycle func(restart bool)
 	reload    func() (config.Config, error)
@@ -308,7 +311,8 @@ func (s *Server) loadTLS(context.Context) error {
 // startRouter makes the router and what the streams share, with the stored
 // administrators and access lists, and the XEP-0050 provider.
 func (s *Server) startRouter(ctx context.Context) error {
-	s.router = router.New(router.Options{Domain: s.domain, Store: s.store, Log: s.log, Observer: s.metrics, Limits: s.limits, Cluster: s.cluster})
+	s.router = router.New(router.Options{Domain: s.domain, Store: s.store, Log: s.log, Observer: s.metrics, Limits: s.limits, Cluster: s.cluster,
+		Remote: s.remote})
 	s.wireCluster()
 	s.env = &c2s.Env{Domain: s.domain, C2S: s.cfg.C2S, Limits: s.limits, TLS: s.tlsConfig, Auth: s.auth,
 		Backoff: &s.authBackoff, Observer: s.metrics, Router: s.router, Log: s.log, StanzasOut: &s.router.StanzasOut,

@@ -68,6 +68,11 @@ func (*Module) Routes() []modules.Route {
 // local account's bare JID.
 func (m *Module) BareJIDRoutes() []modules.Route { return m.Routes() }
 
+// RemoteRoutes implements modules.RemoteIQHandler: remote entities discover
+// the server and the accounts as local ones do (XEP-0030), each node
+// handler answering per requester.
+func (m *Module) RemoteRoutes() []modules.Route { return m.Routes() }
+
 // AccountFeatures implements modules.AccountFeatures: the bare JIDs answer
 // both queries too.
 func (*Module) AccountFeatures() []string { return []string{disco.NSInfo, disco.NSItems} }

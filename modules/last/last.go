@@ -115,6 +115,11 @@ func (m *Module) AccountRoutes() []modules.Route { return routes }
 // BareJIDRoutes implements modules.BareJIDIQHandler: a contact's.
 func (m *Module) BareJIDRoutes() []modules.Route { return routes }
 
+// RemoteRoutes implements modules.RemoteIQHandler: a remote contact asks
+// too, answered as a local one is (the server's uptime; an account's last
+// activity only to a contact subscribed to its presence, XEP-0012 §4).
+func (m *Module) RemoteRoutes() []modules.Route { return routes }
+
 // HandleIQ answers a Last Activity query.
 func (m *Module) HandleIQ(ctx context.Context, iq modules.IQ) (xml.TokenReader, error) {
 	if iq.To.Localpart() == "" {

@@ -38,6 +38,10 @@ func (Module) Routes() []modules.Route {
 	return []modules.Route{{Type: stanza.GetIQ, Payload: xml.Name{Space: ping.NS, Local: "ping"}}}
 }
 
+// RemoteRoutes implements modules.RemoteIQHandler: other servers ping this
+// one too (XEP-0199 §4.3).
+func (m Module) RemoteRoutes() []modules.Route { return m.Routes() }
+
 // HandleIQ implements modules.IQHandler: a ping gets an empty result.
 func (Module) HandleIQ(context.Context, modules.IQ) (xml.TokenReader, error) { return nil, nil }
 

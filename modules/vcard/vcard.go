@@ -115,6 +115,11 @@ func (m *Module) AccountRoutes() []modules.Route { return routes }
 // another account's bare JID.
 func (m *Module) BareJIDRoutes() []modules.Route { return routes }
 
+// RemoteRoutes implements modules.RemoteIQHandler: anyone may read a
+// vCard (XEP-0054 §3.2), remote entities included; only its account
+// changes it.
+func (m *Module) RemoteRoutes() []modules.Route { return routes[:1] }
+
 // HandleIQ answers a get or set of the vCard of the account iq.To names.
 func (m *Module) HandleIQ(ctx context.Context, iq modules.IQ) (xml.TokenReader, error) {
 	own := iq.To.Equal(iq.From.Bare())

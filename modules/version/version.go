@@ -44,6 +44,10 @@ func (Module) Routes() []modules.Route {
 	return []modules.Route{{Type: stanza.GetIQ, Payload: xml.Name{Space: version.NS, Local: "query"}}}
 }
 
+// RemoteRoutes implements modules.RemoteIQHandler: the software version is
+// what the server tells anyone (XEP-0092).
+func (m Module) RemoteRoutes() []modules.Route { return m.Routes() }
+
 // HandleIQ implements modules.IQHandler.
 func (Module) HandleIQ(context.Context, modules.IQ) (xml.TokenReader, error) {
 	return version.Query{Name: "adhocd", Version: Version(), OS: runtime.GOOS}.TokenReader(), nil
