@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -52,6 +53,9 @@ type Config struct {
 
 	// HTTPUpload is the XEP-0363 file upload service (config/upload.go).
 	HTTPUpload HTTPUpload `yaml:"http_upload"`
+
+	// S2S is federation with other servers (config/s2s.go).
+	S2S S2S `yaml:"s2s"`
 }
 
 // C2S configures the client-to-server listener.
@@ -587,18 +591,22 @@ func Default() Config {
 		Components: DefaultComponents(),
 
 		HTTPUpload: DefaultHTTPUpload(),
+
+		S2S: DefaultS2S(),
 	}
 }
 
 // Load reads the file at path over the defaults and validates the result.
 // Relative paths (storage, certificate) are made absolute against the
 // file's folder, so the server does not depend on its working directory.
+// The paths are resolved before validation, so that a file it checks
+// (s2s.ca_file) is the one the server will read.
 func Load(path string) (Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
-	cfg, err := Parse(b)
+	cfg, err := decode(b)
 	if err != nil {
 		return Config{}, fmt.Errorf("config: %s: %w", path, err)
 	}
@@ -612,19 +620,33 @@ func Load(path string) (Config, error) {
 		}
 	}
 	cfg.Components.resolve(base)
+	cfg.S2S.resolve(base)
+	if err := cfg.Validate(); err != nil {
+		return Config{}, fmt.Errorf("config: %s: %w", path, err)
+	}
 	return cfg, nil
 }
 
 // Parse decodes YAML over the defaults and validates the result. An unknown
-// key is an error naming the key and its line.
+// key is an error naming the key and its line. Relative paths stay as they
+// are (relative to the working directory).
 func Parse(b []byte) (Config, error) {
+	cfg, err := decode(b)
+	if err != nil {
+		return Config{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// decode decodes YAML over the defaults, strictly.
+func decode(b []byte) (Config, error) {
 	cfg := Default()
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, err
-	}
-	if err := cfg.Validate(); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil
@@ -635,6 +657,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
+	// domain is the server's domain once checked, empty while it is not
+	// valid (the checks against it are then skipped).
+	domain := ""
 	d, err := jid.Parse(c.Domain)
 	switch {
 	case c.Domain == "":
@@ -645,11 +670,18 @@ func (c *Config) Validate() error {
 		bad("domain %q: must be a bare domain", c.Domain)
 	default:
 		c.Domain = d.Domain().String()
+		domain = c.Domain
 	}
 	for i, a := range c.Admins {
 		j, err := jid.Parse(a)
 		if err != nil || j.Localpart() == "" || j.Resourcepart() != "" {
 			bad("admins[%d] %q: must be a bare JID user@domain", i, a)
+			continue
+		}
+		if domain != "" && j.Domainpart() != domain {
+			// An account of another server (over federation, or a
+			// service's domain) is never one the server authenticates.
+			bad("admins[%d] %q: not an account of this server's domain %s; only local accounts can be administrators", i, a, c.Domain)
 			continue
 		}
 		c.Admins[i] = j.String()
@@ -697,8 +729,16 @@ func (c *Config) Validate() error {
 	c.Cluster.validate(c.Storage.Backend, bad)
 	c.MUC.validate(c.Domain, bad)
 	c.Components.validate(c.Domain, c.MUC, bad)
-	c.HTTPUpload.validate(c.Domain, map[string]string{"c2s.listen": c.C2S.Listen, "c2s.direct_tls_listen": c.C2S.DirectTLSListen,
-		"websocket.listen": c.WebSocket.Listen, "metrics.listen": c.Metrics.Listen, "debug.pprof_listen": c.Debug.PprofListen}, bad)
+	// Every listener takes a port of its own (an empty one takes none).
+	listeners := map[string]string{"c2s.listen": c.C2S.Listen, "c2s.direct_tls_listen": c.C2S.DirectTLSListen,
+		"websocket.listen": c.WebSocket.Listen, "metrics.listen": c.Metrics.Listen, "debug.pprof_listen": c.Debug.PprofListen}
+	if len(c.Components.Services) > 0 {
+		listeners["components.listen"] = c.Components.Listen
+	}
+	others := maps.Clone(listeners)
+	others["s2s.listen"], others["s2s.direct_tls_listen"] = c.S2S.Listen, c.S2S.DirectTLSListen
+	c.HTTPUpload.validate(c.Domain, others, bad)
+	c.S2S.validate(domain, c.serviceDomains(), listeners, bad)
 	if c.Shutdown.Drain < 0 {
 		bad("shutdown.drain %s: must not be negative", c.Shutdown.Drain.D())
 	}

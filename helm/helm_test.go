@@ -258,6 +258,9 @@ func TestDefaultValues(t *testing.T) {
 	if r.ingress != nil {
 		t.Fatalf("an Ingress is rendered by default: %s", r.ingress.Name)
 	}
+	if cfg.S2S.Enabled() {
+		t.Fatalf("federation is on by default: s2s.listen %q", cfg.S2S.Listen)
+	}
 }
 
 // TestFullValues sets every value and checks that each reached its place.
@@ -505,6 +508,41 @@ func TestWebSocketPublicURL(t *testing.T) {
 				t.Fatalf("websocket.listen %q, want :5280", cfg.WebSocket.Listen)
 			}
 		})
+	}
+}
+
+// TestS2S: federation stays off unless s2s.enabled (adhocd's own default
+// would listen on :5269 after an upgrade), listens on s2s.listen when
+// enabled, and the schema refuses a listen that is not [host]:port.
+func TestS2S(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"default", nil, ""},
+		{"a listen alone does not turn it on", []string{"--set", "s2s.listen=:5270"}, ""},
+		{"enabled", []string{"--set", "s2s.enabled=true"}, ":5269"},
+		{"enabled elsewhere", []string{"--set", "s2s.enabled=true,s2s.listen=0.0.0.0:5270"}, "0.0.0.0:5270"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := decode(t, run(t, append([]string{"template", "chat", chartDir()}, tc.args...)...))
+			cfg := loadConfig(t, r.configMaps["chat-adhocd"])
+			if cfg.S2S.Listen != tc.want || cfg.S2S.Enabled() != (tc.want != "") {
+				t.Fatalf("s2s.listen %q (enabled %v), want %q", cfg.S2S.Listen, cfg.S2S.Enabled(), tc.want)
+			}
+			// The other keys are adhocd's defaults.
+			def := config.DefaultS2S()
+			if cfg.S2S.RequireTLS != def.RequireTLS || cfg.S2S.Limits != def.Limits || cfg.S2S.Hosts != nil {
+				t.Fatalf("s2s %+v, want adhocd's defaults but listen", cfg.S2S)
+			}
+		})
+	}
+	for _, bad := range []string{"s2s.listen=5269", "s2s.listen=", "s2s.listen=:port", "s2s.hosts.b=c"} {
+		if out, errOut, err := runHelm(t, "template", "chat", chartDir(), "--set", bad); err == nil ||
+			!strings.Contains(errOut, "s2s") {
+			t.Errorf("--set %s: want a refusal naming s2s, got %v\n%s%s", bad, err, out, errOut)
+		}
 	}
 }
 

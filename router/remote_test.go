@@ -64,23 +64,6 @@ func (f *fakeRemote) next(t *testing.T, what string, match func(handed) bool) ha
 	}
 }
 
-// none fails the test when federation is handed anything match accepts
-// within d.
-func (f *fakeRemote) none(t *testing.T, d time.Duration, what string, match func(handed) bool) {
-	t.Helper()
-	deadline := time.After(d)
-	for {
-		select {
-		case h := <-f.got:
-			if match(h) {
-				t.Fatalf("federation was handed %s: %s", what, h.xml)
-			}
-		case <-deadline:
-			return
-		}
-	}
-}
-
 func startFederated(t *testing.T) (*servertest.Server, *fakeRemote) {
 	t.Helper()
 	f := newFakeRemote()

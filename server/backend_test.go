@@ -27,6 +27,7 @@ func TestPostgresBackendUnreachable(t *testing.T) {
 
 	cfg := config.Default()
 	cfg.C2S.Listen = addr
+	cfg.S2S.Listen = "" // no federation listener
 	cfg.Storage.Path = t.TempDir()
 	cfg.Storage.Backend = config.BackendPostgres
 	cfg.Storage.Postgres.DSN = "postgres://adhocd@127.0.0.1:1/adhocd"

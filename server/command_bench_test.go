@@ -42,6 +42,7 @@ func benchServerCommand(b *testing.B, node string) {
 	cfg.Admins = []string{"alice@localhost"}
 	cfg.Domain = "localhost"
 	cfg.C2S.Listen = "127.0.0.1:0"
+	cfg.S2S.Listen = "" // no federation listener
 	cfg.C2S.RequireTLS = false
 	cfg.C2S.AllowPlainWithoutTLS = true
 	cfg.Storage.Path = b.TempDir()

@@ -134,6 +134,7 @@ func startFuzzServer(f *testing.F) *fuzzServer {
 	cfg := config.Default()
 	cfg.Domain = fuzzDomain
 	cfg.C2S.Listen = "127.0.0.1:0"
+	cfg.S2S.Listen = "" // no federation listener
 	cfg.C2S.RequireTLS = false
 	cfg.C2S.AllowPlainWithoutTLS = true
 	cfg.Storage.Path = fuzzStorageDir(f)

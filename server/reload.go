@@ -52,6 +52,7 @@ func (s *Server) Reload(ctx context.Context) (needRestart []string, err error) {
 		{"muc", cur.MUC, cfg.MUC},
 		{"components", cur.Components, cfg.Components},
 		{"http_upload", cur.HTTPUpload, cfg.HTTPUpload},
+		{"s2s", cur.S2S, cfg.S2S},
 	} {
 		if !reflect.DeepEqual(k.old, k.new) {
 			needRestart = append(needRestart, k.name)

@@ -45,10 +45,12 @@ type Server struct {
 type Option func(*config.Config)
 
 // Config returns a configuration for a test server in dir: loopback port 0,
-// 4096 SCRAM iterations, short timeouts.
+// 4096 SCRAM iterations, short timeouts, federation off (s2s.listen's
+// default would take :5269; WithS2S turns it on, on loopback).
 func Config(dir string) config.Config {
 	cfg := config.Default()
 	cfg.C2S.Listen = "127.0.0.1:0"
+	cfg.S2S.Listen = ""
 	cfg.Storage.Path = dir
 	cfg.Limits.PreAuthTimeout = config.Duration(10 * time.Second)
 	cfg.Limits.WriteTimeout = config.Duration(5 * time.Second)
@@ -152,6 +154,10 @@ func NoRateLimits(c *config.Config) { c.Limits.Rate = config.Rate{} }
 // WithWebSocket turns on the XMPP-over-WebSocket listener on a loopback
 // port (plain HTTP, as behind a proxy that terminates TLS).
 func WithWebSocket(c *config.Config) { c.WebSocket.Listen = "127.0.0.1:0" }
+
+// WithS2S turns federation on, its listener on a loopback port (used by the
+// federation tests; docs/design-federation.md).
+func WithS2S(c *config.Config) { c.S2S.Listen = "127.0.0.1:0" }
 
 // Stop shuts the server down gracefully (idempotent).
 func (s *Server) Stop() error {

@@ -440,7 +440,7 @@ func TestREADMETranscript(t *testing.T) {
 	t.Setenv(servertest.BackendEnv, "")
 	// Loopback port 0 and no other listener, whatever config.yaml says.
 	cfg.C2S.Listen = "127.0.0.1:0"
-	cfg.Metrics.Listen, cfg.Debug.PprofListen = "", ""
+	cfg.Metrics.Listen, cfg.Debug.PprofListen, cfg.S2S.Listen = "", "", ""
 	cfg.Log.Level = "warn"
 	srv := servertest.StartConfig(t, cfg)
 

@@ -186,7 +186,7 @@ func TestHealthcheckAndLockedStore(t *testing.T) {
 	_, portText, _ := net.SplitHostPort(servertest.FreeAddr(t))
 	port, _ := strconv.Atoi(portText)
 	cfg := filepath.Join(dir, "config.yaml")
-	yaml := fmt.Sprintf("domain: localhost\nc2s:\n  listen: 127.0.0.1:%d\nstorage:\n  path: data\nlog:\n  level: info\n", port)
+	yaml := fmt.Sprintf("domain: localhost\nc2s:\n  listen: 127.0.0.1:%d\ns2s:\n  listen: \"\"\nstorage:\n  path: data\nlog:\n  level: info\n", port)
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ import (
 func clusterConfig(t *testing.T, dir, dsn, redis, replica string, lease time.Duration, extra ...string) string {
 	t.Helper()
 	cfg := filepath.Join(dir, "config.yaml")
-	yaml := fmt.Sprintf("domain: localhost\nc2s:\n  listen: 127.0.0.1:0\nstorage:\n  path: data\n  backend: postgres\n  postgres:\n    dsn: %q\n"+
+	yaml := fmt.Sprintf("domain: localhost\nc2s:\n  listen: 127.0.0.1:0\ns2s:\n  listen: \"\"\nstorage:\n  path: data\n  backend: postgres\n  postgres:\n    dsn: %q\n"+
 		"cluster:\n  redis:\n    addr: %s\n  lease: %s\n  replica: %s\nlog:\n  level: info\n", dsn, redis, lease, replica) + strings.Join(extra, "")
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)

@@ -26,7 +26,7 @@ func TestControlSocketAtConnectionLimit(t *testing.T) {
 	cfg := filepath.Join(dir, "config.yaml")
 	// The idle connections must outlast the test on a loaded machine:
 	// limits.pre_auth_timeout would otherwise close them after 30 s.
-	yaml := "domain: localhost\nadmins: [root@localhost]\nc2s:\n  listen: 127.0.0.1:0\nstorage:\n  path: data\n" +
+	yaml := "domain: localhost\nadmins: [root@localhost]\nc2s:\n  listen: 127.0.0.1:0\ns2s:\n  listen: \"\"\nstorage:\n  path: data\n" +
 		"limits:\n  max_connections: 3\n  admin_reserved_connections: 2\n  pre_auth_timeout: 10m\nlog:\n  level: info\n"
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)

@@ -42,7 +42,7 @@ func build(t *testing.T) string {
 func writeConfig(t *testing.T, dir string) string {
 	t.Helper()
 	cfg := filepath.Join(dir, "config.yaml")
-	yaml := "domain: localhost\nadmins: [root@localhost]\nc2s:\n  listen: 127.0.0.1:0\nstorage:\n  path: data\nlog:\n  level: info\n"
+	yaml := "domain: localhost\nadmins: [root@localhost]\nc2s:\n  listen: 127.0.0.1:0\ns2s:\n  listen: \"\"\nstorage:\n  path: data\nlog:\n  level: info\n"
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +265,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	bin := build(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.yaml")
-	yaml := "c2s:\n  listen: 127.0.0.1:0\nstorage:\n  path: data\nmetrics:\n  listen: 127.0.0.1:0\ndebug:\n  pprof_listen: 127.0.0.1:0\n"
+	yaml := "c2s:\n  listen: 127.0.0.1:0\ns2s:\n  listen: \"\"\nstorage:\n  path: data\nmetrics:\n  listen: 127.0.0.1:0\ndebug:\n  pprof_listen: 127.0.0.1:0\n"
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +324,7 @@ func TestKubernetesLifecycle(t *testing.T) {
 	bin := build(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.yaml")
-	yaml := "c2s:\n  listen: 127.0.0.1:0\nstorage:\n  path: data\nmetrics:\n  listen: 127.0.0.1:0\nadhoc:\n  persist: true\n"
+	yaml := "c2s:\n  listen: 127.0.0.1:0\ns2s:\n  listen: \"\"\nstorage:\n  path: data\nmetrics:\n  listen: 127.0.0.1:0\nadhoc:\n  persist: true\n"
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -446,7 +446,7 @@ func TestMemoryBudget(t *testing.T) {
 	start := func() (int, string, string) {
 		dir := t.TempDir()
 		cfg := filepath.Join(dir, "config.yaml")
-		yaml := "c2s:\n  listen: 127.0.0.1:0\nstorage:\n  path: data\nlimits:\n  max_connections_per_address: 5000\n  pre_auth_timeout: 5m\nadhoc:\n  max_sessions: 10000\n  max_sessions_per_user: 100000\n"
+		yaml := "c2s:\n  listen: 127.0.0.1:0\ns2s:\n  listen: \"\"\nstorage:\n  path: data\nlimits:\n  max_connections_per_address: 5000\n  pre_auth_timeout: 5m\nadhoc:\n  max_sessions: 10000\n  max_sessions_per_user: 100000\n"
 		if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 			t.Fatal(err)
 		}
