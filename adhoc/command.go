@@ -56,7 +56,9 @@ type Note struct {
 // everyone: access is deny-by-default.
 type Policy func(ctx context.Context, requester jid.JID) bool
 
-// Anyone lets every requester run the command.
+// Anyone lets every requester run the command: every local one, and those
+// of other domains only when the command also sets Command.Remote. It never
+// opens a command to the whole network by itself.
 func Anyone() Policy { return func(context.Context, jid.JID) bool { return true } }
 
 // LocalUsers lets accounts of domain run the command.
@@ -82,6 +84,14 @@ type Command struct {
 	Names map[string]string
 	// Allow decides who may see and run the command; nil denies everyone.
 	Allow Policy
+	// Remote opens the command to requesters of other domains (other
+	// servers' users, over federation). Without it, a requester that the
+	// provider does not count as local (WithLocal) is refused with
+	// forbidden, and the command is left out of its disco#items and its
+	// disco#info answers forbidden, whatever Allow says; with it, Allow
+	// still decides. So Anyone() never opens a command to the network by
+	// itself: set Remote on purpose, with a policy that means it.
+	Remote bool
 	// Stages are the forms shown before completion, in order. A command
 	// without stages completes as soon as it is executed.
 	Stages []Stage
@@ -214,6 +224,12 @@ func (c *Command) language(lang string) (string, bool) {
 	return "", false
 }
 
-func (c *Command) allowed(ctx context.Context, requester jid.JID) bool {
+// allowed reports whether requester may see and run the command: a
+// requester that is not local (isLocal false) needs Remote, then Allow
+// decides. A nil isLocal counts every requester as local.
+func (c *Command) allowed(ctx context.Context, isLocal func(jid.JID) bool, requester jid.JID) bool {
+	if !c.Remote && isLocal != nil && !isLocal(requester) {
+		return false
+	}
 	return c.Allow != nil && c.Allow(ctx, requester)
 }

@@ -27,6 +27,12 @@
 // that LRU, is package storage/adhocsessions: this package and its
 // requester link no database.
 //
+// Commands are local by default: with WithLocal, a requester of another
+// domain (another server's user, over federation) neither sees nor runs a
+// command unless it sets Command.Remote, whatever its Allow says, so that
+// Anyone() never opens a command to the whole network silently; Allow
+// still decides for a Remote command.
+//
 // The requester side (Requester) lists and runs commands on any JID over a
 // mellium.im/xmpp session, in slixmpp's terms: get_commands, start_command,
 // continue_command, complete_command, cancel_command.

@@ -54,6 +54,7 @@ type Provider struct {
 	commands map[string]map[string]*Command // responder JID → node → command
 
 	store   Store
+	isLocal func(jid.JID) bool // nil: every requester is local
 	observe func(context.Context, Event)
 	log     *slog.Logger
 	locks   [256]sync.Mutex
@@ -79,6 +80,16 @@ func WithObserver(f func(context.Context, Event)) Option { return func(p *Provid
 // persistent Store) should keep its secret too, so that old ids are still
 // recognised as its own.
 func WithSecret(key []byte) Option { return func(p *Provider) { p.secret = key } }
+
+// WithLocal tells the provider which requesters are local: isLocal reports
+// whether a requester's JID is of the server's own domain or of a domain
+// it serves (its services'). A requester that is not local sees and runs
+// only the commands that set Command.Remote. Without this option every
+// requester counts as local, as for a client or bot that embeds a
+// provider, which its own server already filters.
+func WithLocal(isLocal func(requester jid.JID) bool) Option {
+	return func(p *Provider) { p.isLocal = isLocal }
+}
 
 // WithLogger sets the logger for failures of command functions.
 func WithLogger(l *slog.Logger) Option { return func(p *Provider) { p.log = l } }
@@ -141,7 +152,8 @@ func (p *Provider) command(responder jid.JID, node string) *Command {
 }
 
 // Items lists the commands at responder that requester may run, for
-// disco#items on the node http://jabber.org/protocol/commands.
+// disco#items on the node http://jabber.org/protocol/commands: for a
+// requester that is not local (WithLocal), only those that set Remote.
 func (p *Provider) Items(ctx context.Context, responder, requester jid.JID, lang string) []items.Item {
 	p.mu.RLock()
 	cmds := make([]*Command, 0, len(p.commands[responder.String()]))
@@ -157,7 +169,7 @@ func (p *Provider) Items(ctx context.Context, responder, requester jid.JID, lang
 	})
 	var out []items.Item
 	for _, c := range cmds {
-		if c.allowed(ctx, requester) {
+		if c.allowed(ctx, p.isLocal, requester) {
 			out = append(out, items.Item{JID: responder, Node: c.Node, Name: c.name(lang)})
 		}
 	}
@@ -173,7 +185,7 @@ var (
 // Info answers disco#info for a command node: identity automation/command-node
 // and the features commands and jabber:x:data. ok is false when node is not a
 // command at responder; forbidden is returned for a requester that may not
-// run it.
+// run it (a requester that is not local, for a command without Remote).
 func (p *Provider) Info(ctx context.Context, responder, requester jid.JID, node, lang string) (ids []info.Identity, features []string, ok bool, err error) {
 	if node == NS {
 		return []info.Identity{CommandListIdentity}, nil, true, nil
@@ -182,7 +194,7 @@ func (p *Provider) Info(ctx context.Context, responder, requester jid.JID, node,
 	if c == nil {
 		return nil, nil, false, nil
 	}
-	if !c.allowed(ctx, requester) {
+	if !c.allowed(ctx, p.isLocal, requester) {
 		return nil, nil, true, errForbidden()
 	}
 	return []info.Identity{{Category: "automation", Type: "command-node", Name: c.name(lang)}}, commandFeatures, true, nil
@@ -292,7 +304,7 @@ func (p *Provider) Handle(ctx context.Context, iq stanza.IQ, start xml.StartElem
 		return nil, errBadSessionID("the session belongs to another requester or command")
 	}
 	ev.Stage = s.Stage
-	if !c.allowed(ctx, iq.From) {
+	if !c.allowed(ctx, p.isLocal, iq.From) {
 		_ = p.store.End(ctx, sid)
 		return nil, errForbidden()
 	}
@@ -350,7 +362,7 @@ func (p *Provider) Handle(ctx context.Context, iq stanza.IQ, start xml.StartElem
 
 // start begins a session with execute.
 func (p *Provider) start(ctx context.Context, c *Command, iq stanza.IQ, lang string, action Action, _ []xml.Token, ev *Event) (xml.TokenReader, error) {
-	if !c.allowed(ctx, iq.From) {
+	if !c.allowed(ctx, p.isLocal, iq.From) {
 		return nil, errForbidden()
 	}
 	if action != Execute {

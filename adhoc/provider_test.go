@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -397,6 +398,101 @@ func TestAccess(t *testing.T) {
 		t.Fatalf("disco#info of the wizard: %+v %v %v %v", ids, features, ok, err)
 	}
 }
+
+// TestRemoteRequesters: with WithLocal, a requester of another domain
+// sees and runs only the commands that set Remote, Allow still deciding
+// for those; local requesters are not affected; and without WithLocal
+// every requester counts as local.
+func TestRemoteRequesters(t *testing.T) {
+	carol := jid.MustParse("carol@remote.example/pc")
+	const (
+		remoteGreeting = "urn:test:remote-greeting"
+		remoteWizard   = "urn:test:remote-wizard"
+		remoteAdmin    = "urn:test:remote-admin"
+	)
+	isLocal := func(j jid.JID) bool { return j.Domainpart() == "localhost" || j.Domainpart() == "conference.localhost" }
+	p := newProvider(t, adhoc.WithLocal(isLocal))
+	g := adhoctest.Greeting()
+	g.Node, g.Remote = remoteGreeting, true
+	w := adhoctest.Wizard()
+	w.Node, w.Remote = remoteWizard, true
+	a := adhoctest.AdminOnly(func(j jid.JID) bool { return j.Bare().Equal(bob.Bare()) })
+	a.Node, a.Remote = remoteAdmin, true
+	for _, c := range []adhoc.Command{g, w, a} {
+		if err := p.AddCommand(server, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	nodes := func(requester jid.JID) []string {
+		var out []string
+		for _, it := range p.Items(ctx, server, requester, "") {
+			out = append(out, it.Node)
+		}
+		return out
+	}
+
+	// disco#items: carol sees the Remote commands Allow lets her run, and
+	// none of the Anyone() commands without Remote.
+	if got, want := nodes(carol), []string{remoteGreeting, remoteWizard}; !slices.Equal(got, want) {
+		t.Fatalf("disco#items for a remote requester: %q, want %q", got, want)
+	}
+	if got, want := nodes(alice), []string{adhoctest.TimeNode, remoteGreeting, remoteWizard, adhoctest.WizardNode}; !slices.Equal(sorted(got), sorted(want)) {
+		t.Fatalf("disco#items for alice: %q, want %q", got, want)
+	}
+	// A served subdomain counts as local: it sees what alice sees.
+	if got := nodes(jid.MustParse("conference.localhost")); !slices.Equal(sorted(got), sorted(nodes(alice))) {
+		t.Fatalf("disco#items for the served domain: %q", got)
+	}
+
+	// Execute: a command without Remote is forbidden to carol, one-stage
+	// or multi-stage, although its Allow is Anyone().
+	for _, node := range []string{adhoctest.TimeNode, adhoctest.WizardNode} {
+		_, err := run(t, p, call{from: carol, node: node})
+		wantErr(t, err, "forbidden")
+		if _, _, ok, err := p.Info(ctx, server, carol, node, ""); !ok || adhoc.Condition(err) != "forbidden" {
+			t.Fatalf("disco#info of %s for a remote requester: %v %v", node, ok, err)
+		}
+	}
+	// A Remote command runs for her, through its stages.
+	r, err := run(t, p, call{from: carol, node: remoteGreeting})
+	if err != nil || r.Status != adhoc.Completed {
+		t.Fatalf("remote greeting: %+v %v", r, err)
+	}
+	r, err = run(t, p, call{from: carol, node: remoteWizard})
+	if err != nil || r.Status != adhoc.Executing {
+		t.Fatalf("remote wizard: %+v %v", r, err)
+	}
+	if r, err = run(t, p, call{from: carol, node: remoteWizard, sid: r.SessionID, action: "next", form: stage1}); err != nil || r.Status != adhoc.Executing {
+		t.Fatalf("remote wizard, stage 2: %+v %v", r, err)
+	}
+	if _, _, ok, err := p.Info(ctx, server, carol, remoteWizard, ""); !ok || err != nil {
+		t.Fatalf("disco#info of a Remote command for a remote requester: %v %v", ok, err)
+	}
+	// Allow still decides for a Remote command: carol is no admin, bob is.
+	_, err = run(t, p, call{from: carol, node: remoteAdmin})
+	wantErr(t, err, "forbidden")
+	if _, _, ok, err := p.Info(ctx, server, carol, remoteAdmin, ""); !ok || adhoc.Condition(err) != "forbidden" {
+		t.Fatalf("disco#info of a Remote admin command for a remote requester: %v %v", ok, err)
+	}
+	if _, err := run(t, p, call{from: bob, node: remoteAdmin}); err != nil {
+		t.Fatalf("the admin refused a Remote admin command: %v", err)
+	}
+	// A remote JID with the local one's localpart is no local account.
+	_, err = run(t, p, call{from: jid.MustParse("alice@remote.example/phone"), node: adhoctest.TimeNode})
+	wantErr(t, err, "forbidden")
+
+	// No WithLocal: every requester is local, as for an embedded provider.
+	open := newProvider(t)
+	if r, err := run(t, open, call{from: carol, node: adhoctest.TimeNode}); err != nil || r.Status != adhoc.Completed {
+		t.Fatalf("without WithLocal a remote requester was refused: %+v %v", r, err)
+	}
+	if got := len(open.Items(ctx, server, carol, "")); got != 2 {
+		t.Fatalf("without WithLocal a remote requester sees %d commands, want the 2 Anyone() ones", got)
+	}
+}
+
+func sorted(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }
 
 // TestAccessRecheckedEveryStage: a requester that loses access mid-session
 // is refused at the next stage and the session ends.

@@ -86,6 +86,11 @@ type Server struct {
 	adminCfg atomic.Pointer[config.Admin]
 	admins   *account.Admins
 
+	// served holds the domains of the modules' services
+	// (modules.DomainHandler), set as they start: with the server's own
+	// domain, what counts as local (admins.go).
+	served atomic.Pointer[map[string]bool]
+
 	authBackoff c2s.Backoff
 
 	mu       sync.Mutex
@@ -191,6 +196,9 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 	s.adminCfg.Store(&cfg.Admin)
 	for _, o := range opts {
 		o(s)
+	}
+	if b := s.bootstrap; b != nil && b.jid.Domainpart() != d.Domainpart() {
+		return nil, fmt.Errorf("server: bootstrap admin %s: not an account of the server's domain %s; only local accounts can be administrators", b.jid, d)
 	}
 	return s, nil
 }
@@ -347,6 +355,9 @@ func (s *Server) startModules(ctx context.Context) error {
 		if err := s.router.AddModule(m); err != nil {
 			return err
 		}
+		if dh, ok := m.(modules.DomainHandler); ok {
+			s.addServed(dh.Domains())
+		}
 		if f, ok := m.(modules.Features); ok {
 			s.disco.AddFeature(f.Features()...)
 		}
@@ -395,7 +406,8 @@ func (s *Server) bootstrapAdmin(ctx context.Context) error {
 func (s *Server) newProvider(ctx context.Context) (*adhoc.Provider, error) {
 	a := s.cfg.Adhoc
 	mem := adhoc.NewMemoryStore(a.MaxSessions, a.SessionTTL.D(), a.MaxSessionsPerUser)
-	opts := []adhoc.Option{adhoc.WithStore(mem), adhoc.WithLogger(s.log.With("component", "adhoc"))}
+	// Requesters of other domains run only the commands marked Remote.
+	opts := []adhoc.Option{adhoc.WithStore(mem), adhoc.WithLogger(s.log.With("component", "adhoc")), adhoc.WithLocal(s.isLocal)}
 	if s.cmdObserver != nil {
 		opts = append(opts, adhoc.WithObserver(s.cmdObserver))
 	}
@@ -671,9 +683,11 @@ func (s *Server) closeStore() error {
 	return nil
 }
 
-// IsAdmin reports whether j's bare JID is an administrator.
+// IsAdmin reports whether j's bare JID is an administrator: always false
+// for a JID of another domain (a remote server's or a service's), whatever
+// the lists hold.
 func (s *Server) IsAdmin(j jid.JID) bool {
-	return s.admins.Is(j)
+	return j.Domainpart() == s.domain.Domainpart() && s.admins.Is(j)
 }
 
 // Send delivers a stanza that the server (or a module) originates: a message

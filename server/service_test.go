@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/xml"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +11,8 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/adhoc/adhoctest"
 	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/server"
 	"github.com/adhocd/adhocd/servertest"
@@ -79,5 +82,48 @@ func TestServiceDomain(t *testing.T) {
 	})
 	if s := echo.seen(); s[0] != "alice@localhost/laptop " {
 		t.Fatalf("presence at the service: %q", s)
+	}
+}
+
+// TestCommandsForOtherDomains: the server's ad-hoc commands are for local
+// requesters: those of its domain and of the domains its modules serve (a
+// component, the group chat service). A requester of another domain sees
+// and runs only a command marked Remote, though the others' policy is
+// Anyone().
+func TestCommandsForOtherDomains(t *testing.T) {
+	remote := adhoctest.Greeting()
+	remote.Node, remote.Remote = "urn:test:remote-greeting", true
+	srv := servertest.StartWith(t, []server.Option{server.WithModules(&echoService{}), server.WithCommands(adhoctest.Greeting(), remote)})
+	ctx := context.Background()
+	nodes := func(requester string) []string {
+		var out []string
+		for _, it := range srv.Commands().Items(ctx, srv.Domain(), jid.MustParse(requester), "") {
+			out = append(out, it.Node)
+		}
+		return out
+	}
+	local := []string{adhoctest.TimeNode, remote.Node} // sorted by node
+	for _, r := range []string{"alice@localhost/phone", "echo.localhost", "bot@echo.localhost/x", "conference.localhost"} {
+		if got := nodes(r); !slices.Equal(got, local) {
+			t.Errorf("commands for %s: %q, want %q", r, got, local)
+		}
+	}
+	if got, want := nodes("eve@remote.example/pc"), []string{remote.Node}; !slices.Equal(got, want) {
+		t.Errorf("commands for a remote requester: %q, want %q", got, want)
+	}
+	execute := func(from, node string) error {
+		iq := stanza.IQ{ID: "c1", Type: stanza.SetIQ, From: jid.MustParse(from), To: srv.Domain()}
+		start := xml.StartElement{Name: xml.Name{Space: adhoc.NS, Local: "command"}, Attr: []xml.Attr{{Name: xml.Name{Local: "node"}, Value: node}}}
+		_, err := srv.Commands().Handle(ctx, iq, start, nil)
+		return err
+	}
+	if err := execute("eve@remote.example/pc", adhoctest.TimeNode); adhoc.Condition(err) != "forbidden" {
+		t.Errorf("a remote requester ran a command not marked Remote: %v", err)
+	}
+	if err := execute("eve@remote.example/pc", remote.Node); err != nil {
+		t.Errorf("a remote requester refused a Remote command: %v", err)
+	}
+	if err := execute("alice@localhost/phone", adhoctest.TimeNode); err != nil {
+		t.Errorf("a local requester refused: %v", err)
 	}
 }

@@ -83,6 +83,11 @@ func (*Module) Routes() []modules.Route {
 	return []modules.Route{{Type: stanza.SetIQ, Payload: command}, {Type: stanza.GetIQ, Payload: command}}
 }
 
+// RemoteRoutes implements modules.RemoteIQHandler: a requester of another
+// domain reaches the provider, which runs for it only the commands marked
+// adhoc.Command.Remote, and of those only what their policy allows.
+func (m *Module) RemoteRoutes() []modules.Route { return m.Routes() }
+
 // Features implements modules.Features.
 func (*Module) Features() []string { return []string{adhoc.NS} }
 
