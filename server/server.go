@@ -29,6 +29,7 @@ import (
 	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/router"
+	"github.com/adhocd/adhocd/s2s"
 	"github.com/adhocd/adhocd/storage"
 	"github.com/adhocd/adhocd/storage/adhocsessions"
 	"github.com/adhocd/adhocd/storage/backend"
@@ -70,6 +71,9 @@ type Server struct {
 	// remote takes the stanzas for other domains (remote.go); nil:
 	// federation off.
 	remote router.Remote
+	pool   *s2s.Pool       // federation, when s2s.listen is set (federation.go)
+	s2sDNS s2s.SRVLookuper // WithS2SDNS
+	s2sLn  net.Listener
 
 	lifecycle func(restart bool)
 	reload    func() (config.Config, error)
@@ -216,11 +220,14 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		for _, ln := range listeners {
 			_ = ln.Close()
 		}
+		if s.pool != nil {
+			_ = s.pool.Close(ctx)
+		}
 		s.stopModules(ctx)
 		_ = s.closeCluster()
 		_ = s.closeStore()
 	}()
-	for _, step := range []func(context.Context) error{s.openStore, s.openCluster, s.loadTLS, s.startRouter, s.startModules, s.bootstrapAdmin} {
+	for _, step := range []func(context.Context) error{s.openStore, s.openCluster, s.loadTLS, s.newPool, s.startRouter, s.startModules, s.bootstrapAdmin} {
 		if err := step(ctx); err != nil {
 			return err
 		}
@@ -246,13 +253,25 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		tlsLn = s.withSendBuffer(tlsLn)
 		listeners = append(listeners, tlsLn)
 	}
+	s2sLn, err := s.listenS2S()
+	if err != nil {
+		return err
+	}
+	if s2sLn != nil {
+		listeners = append(listeners, s2sLn)
+	}
 	ctl, err := s.listenControl()
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
-	s.ln, s.ctl, s.wsLn, s.wsHTTP, s.tlsLn = ln, ctl, wsLn, wsHTTP, tlsLn
+	s.ln, s.ctl, s.wsLn, s.wsHTTP, s.tlsLn, s.s2sLn = ln, ctl, wsLn, wsHTTP, tlsLn, s2sLn
 	s.mu.Unlock()
+	if s2sLn != nil {
+		s.log.Info("adhocd listening for servers", "s2s", s2sLn.Addr().String(), "require_tls", s.cfg.S2S.RequireTLS,
+			"require_valid_certificates", s.cfg.S2S.RequireValidCertificates)
+		s.pool.Listen(s2sLn)
+	}
 	if wsHTTP != nil {
 		s.wg.Add(1)
 		go func() {
@@ -599,6 +618,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// Sessions waiting for a resume have no connection among conns.
 	if s.env != nil {
 		s.env.EndHibernating()
+	}
+	// After the clients: their unavailable presence still reaches remote
+	// contacts; within s2s.close_timeout.
+	if s.pool != nil {
+		pctx, cancel := context.WithTimeout(ctx, s.cfg.S2S.CloseTimeout.D())
+		if err := s.pool.Close(pctx); err != nil {
+			s.log.Warn("s2s streams not all closed", "err", err)
+		}
+		cancel()
 	}
 	waited := make(chan struct{})
 	go func() { s.wg.Wait(); close(waited) }()

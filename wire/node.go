@@ -63,3 +63,29 @@ func (n Node) Tokens(dst []xml.Token) []xml.Token {
 
 // Reader is n as a token stream (for modules.Host's Send).
 func (n Node) Reader() xml.TokenReader { return &SliceReader{Toks: n.Tokens(nil)} }
+
+// SwapNS moves el from the namespace from to the namespace to: its own
+// name and those of the children that inherited the stream's default
+// namespace (a message's <body/>). It puts the stanzas of an external
+// component (jabber:component:accept) or of a remote server
+// (jabber:server) in jabber:client, the namespace of stanzas inside the
+// server, and back.
+func SwapNS(el *Element, from, to string) {
+	if el.Start.Name.Space == from {
+		el.Start.Name.Space = to
+	}
+	for i, t := range el.Inner {
+		switch t := t.(type) {
+		case xml.StartElement:
+			if t.Name.Space == from {
+				t.Name.Space = to
+				el.Inner[i] = t
+			}
+		case xml.EndElement:
+			if t.Name.Space == from {
+				t.Name.Space = to
+				el.Inner[i] = t
+			}
+		}
+	}
+}

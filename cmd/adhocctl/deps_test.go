@@ -69,6 +69,8 @@ func TestCoreImportsNoModule(t *testing.T) {
 		// streams get the router through theirs.
 		"router": {"server"},
 		"c2s":    {"server", "router", "modules"},
+		// Federation is the router's Remote and reaches it through s2s.Host.
+		"s2s":    {"server", "router", "modules", "c2s"},
 		"wire":   {"server", "router", "c2s", "modules"},
 		"config": {"server", "router", "c2s"}, "storage": {"server", "router", "c2s"},
 		"account": {"server", "router", "c2s"}, "auth": {"server", "router", "c2s"},

@@ -17,7 +17,7 @@ import (
 // fromComponent checks and routes one element the component c sent. A
 // stream error it returns ends the stream.
 func (m *Module) fromComponent(ctx context.Context, c *conn, el *wire.Element) error {
-	toClient(el)
+	wire.SwapNS(el, NS, stanza.NSClient)
 	name := el.Start.Name
 	if !wire.IsStanza(name) {
 		return wire.StreamError(stream.UnsupportedStanzaType, fmt.Sprintf("unexpected element {%s}%s", name.Space, name.Local))
@@ -129,30 +129,6 @@ func (m *Module) undelivered(qs []queued) {
 		}
 		if err != nil {
 			m.log.Debug("undelivered stanza not answered", "err", err)
-		}
-	}
-}
-
-// toClient puts the component's stanza, in jabber:component:accept, in
-// jabber:client, the namespace of stanzas inside the server: its own name
-// and those of the children that inherited the stream's namespace (a
-// message's <body/>).
-func toClient(el *wire.Element) {
-	if el.Start.Name.Space == NS {
-		el.Start.Name.Space = stanza.NSClient
-	}
-	for i, t := range el.Inner {
-		switch t := t.(type) {
-		case xml.StartElement:
-			if t.Name.Space == NS {
-				t.Name.Space = stanza.NSClient
-				el.Inner[i] = t
-			}
-		case xml.EndElement:
-			if t.Name.Space == NS {
-				t.Name.Space = stanza.NSClient
-				el.Inner[i] = t
-			}
 		}
 	}
 }

@@ -1,0 +1,103 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"os"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/adhocd/adhocd/s2s"
+	"github.com/adhocd/adhocd/wire"
+)
+
+// Federation (package s2s; docs/design-federation.md): the pool of
+// server-to-server streams is the router's Remote unless an embedder gave
+// one (WithRemote); s2s.listen empty leaves federation off.
+
+// newPool makes the pool, before the router that it is the Remote of.
+func (s *Server) newPool(context.Context) error {
+	if s.remote != nil || s.cfg.S2S.Listen == "" {
+		return nil
+	}
+	var secret []byte
+	if f := s.cfg.S2S.DialbackSecretFile; f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("server: s2s dialback secret: %w", err)
+		}
+		secret = b
+	}
+	l := s.limits()
+	p, err := s2s.New(s2s.Options{
+		Config: s.cfg.S2S,
+		Limits: s2s.Limits{MaxStanzaBytes: s.cfg.S2S.Limits.MaxStanzaBytes, MaxDepth: l.MaxDepth, MaxAttributes: l.MaxAttributes, WriteTimeout: l.WriteTimeout.D()},
+		Host:   poolHost{s},
+		Certificate: func() (*tls.Certificate, error) {
+			return &s.certs.Current().TLS, nil
+		},
+		DNS:    s.s2sDNS,
+		Secret: secret,
+		Log:    s.log.With("component", "s2s"),
+	})
+	if err != nil {
+		return fmt.Errorf("server: s2s: %w", err)
+	}
+	s.pool, s.remote = p, p
+	return nil
+}
+
+// listenS2S opens s2s.listen for the pool.
+func (s *Server) listenS2S() (net.Listener, error) {
+	if s.pool == nil {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.S2S.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("server: s2s listen: %w", err)
+	}
+	return ln, nil
+}
+
+// S2SAddr is the address of the s2s listener, or nil with federation off.
+func (s *Server) S2SAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.s2sLn == nil {
+		return nil
+	}
+	return s.s2sLn.Addr()
+}
+
+// S2S lists the server-to-server streams (none with federation off).
+func (s *Server) S2S() []s2s.Conn {
+	if s.pool == nil {
+		return nil
+	}
+	return s.pool.List()
+}
+
+// WithS2SDNS answers the s2s lookups of remote domains (tests: a DNS stub).
+func WithS2SDNS(r s2s.SRVLookuper) Option { return func(s *Server) { s.s2sDNS = r } }
+
+// poolHost is what the pool needs of the server.
+type poolHost struct{ s *Server }
+
+func (h poolHost) Receive(ctx context.Context, from, to jid.JID, el *wire.Element) error {
+	return h.s.router.Receive(ctx, from, to, el)
+}
+
+func (h poolHost) Bounce(el *wire.Element, se stanza.Error) { h.s.router.Bounce(el, se) }
+
+func (h poolHost) Served(domain string) bool {
+	j, err := jid.New("", domain, "")
+	return err == nil && h.s.isLocal(j)
+}
+
+func (h poolHost) Allowed(domain string) bool {
+	j, err := jid.New("", domain, "")
+	return err == nil && h.s.router.Access().Allowed(j)
+}
