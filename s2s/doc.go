@@ -1,10 +1,14 @@
-// Package s2s is the ground work of server-to-server federation (RFC 6120,
-// issue 20; docs/design-federation.md): how to find a remote domain's
-// server, Server Dialback's keys and elements, and the checks of a peer's
-// certificate. It is library code that nothing imports yet: the router,
-// the server and the configuration do not use it, so federation stays off.
-// The streams, the pool of connections and their queues come in later
-// increments (§10 of the design).
+// Package s2s is server-to-server federation (RFC 6120 §§4–9, issue 20;
+// docs/design-federation.md): the Pool the router hands stanzas for other
+// domains to (router.Remote), its outbound stream per domain pair with a
+// bounded queue while the stream is set up (out.go), the streams remote
+// servers open (in.go), and their shared pieces (stream.go). Streams use
+// STARTTLS (required by default), then SASL EXTERNAL when the peer's
+// certificate verifies (XEP-0178), else XEP-0220 dialback, whose keys are
+// verified over a connection of their own, as ejabberd does. Every stanza
+// received is checked against the domains its stream authenticated
+// (invalid-from) and the domains this server serves (host-unknown: no
+// relay), then handed to Host.Receive in jabber:client.
 //
 //   - resolve.go turns a remote domain into an ordered list of targets to
 //     connect to, each saying whether it is direct TLS. A static host map
