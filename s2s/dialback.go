@@ -300,6 +300,12 @@ func ParseDialback(el *wire.Element) (Dialback, error) {
 	if d.Kind == 0 {
 		return Dialback{}, fmt.Errorf("s2s: %s is not a dialback element", dbElementName(el.Start.Name))
 	}
+	if d.Kind == DialbackResult {
+		// XEP-0220 puts no 'id' on db:result, but Prosody 0.12 copies the
+		// one of the db:verify answer it got onto its verdict: ignored,
+		// not refused.
+		d.ID = ""
+	}
 	if err := d.check(); err != nil {
 		return Dialback{}, fmt.Errorf("s2s: dialback %s: %w", d.Kind, err)
 	}

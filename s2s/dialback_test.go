@@ -283,6 +283,13 @@ func TestParseDialback(t *testing.T) {
 		body:   `<db:result from='montague.example' to='capulet.example' type='valid'>` + keyR + `</db:result>`,
 		want:   s2s.Dialback{Kind: s2s.DialbackResult, From: "montague.example", To: "capulet.example", Type: s2s.DialbackValid, Key: keyR},
 	}, {
+		// Prosody 0.12 copies the id of the db:verify answer it got onto
+		// its verdict; it is dropped.
+		name:   "Prosody: valid, with the stream id and the key",
+		header: headerDB,
+		body:   `<db:result id='s1' to='capulet.example' from='montague.example' type='valid'>` + keyR + `</db:result>`,
+		want:   s2s.Dialback{Kind: s2s.DialbackResult, From: "montague.example", To: "capulet.example", Type: s2s.DialbackValid, Key: keyR},
+	}, {
 		name:   "ejabberd: error with a condition",
 		header: headerDB,
 		body: `<db:result from='montague.example' to='capulet.example' type='error'><error type='cancel'>` +
@@ -326,7 +333,6 @@ func TestParseDialbackRefuses(t *testing.T) {
 		`<db:result to='montague.example'>` + keyR + `</db:result>`,
 		`<db:result from='capulet.example'>` + keyR + `</db:result>`,
 		`<db:verify from='capulet.example' to='montague.example'>` + keyV + `</db:verify>`,
-		`<db:result from='capulet.example' to='montague.example' id='s1'>` + keyR + `</db:result>`,
 		`<db:result from='capulet.example' to='montague.example' type='maybe'/>`,
 		`<db:other from='capulet.example' to='montague.example'/>`,
 		`<result from='capulet.example' to='montague.example'/>`,

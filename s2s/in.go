@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -158,7 +159,7 @@ func (i *in) features() string {
 		}
 		f += "</starttls>"
 	}
-	if i.c.tls && len(i.authed) == 0 && i.externalOK() {
+	if i.c.tls && i.authedCount() == 0 && i.externalOK() {
 		f += "<mechanisms xmlns='" + nsSASL + "'><mechanism>EXTERNAL</mechanism></mechanisms>"
 	}
 	if !cfg.RequireValidCertificates && (i.c.tls || !cfg.RequireTLS) {
@@ -197,7 +198,7 @@ func (i *in) stream() error {
 		return err
 	}
 	for {
-		if len(i.authedSnapshot()) > 0 {
+		if i.authedCount() > 0 {
 			_ = i.c.nc.SetReadDeadline(time.Now().Add(i.p.cfg.IdleTimeout.D()))
 		}
 		el, err := i.c.dec.Next()
@@ -210,10 +211,12 @@ func (i *in) stream() error {
 	}
 }
 
-func (i *in) authedSnapshot() map[string]string {
+// authedCount is the number of domains authenticated on the stream; the
+// map is written by the dialback goroutines, under i.mu.
+func (i *in) authedCount() int {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	return i.authed
+	return len(i.authed)
 }
 
 func (i *in) handle(el *wire.Element) error {
@@ -257,10 +260,10 @@ func (i *in) saslFailure() error {
 // external answers SASL EXTERNAL: the certificate must verify for the
 // header's 'from', and the authorization identity, if any, name it.
 func (i *in) external(el *wire.Element) error {
-	if !i.c.tls || len(i.authed) > 0 || el.Attr("mechanism") != "EXTERNAL" || !i.externalOK() {
+	if !i.c.tls || i.authedCount() > 0 || el.Attr("mechanism") != "EXTERNAL" || !i.externalOK() {
 		return i.saslFailure()
 	}
-	text := wire.TextOf(el.Inner)
+	text := strings.TrimSpace(elementText(el))
 	if text != "" && text != "=" {
 		b, err := base64.StdEncoding.DecodeString(text)
 		if err != nil || string(b) != i.from {

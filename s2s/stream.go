@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -179,7 +180,7 @@ func parseFeatures(el *wire.Element) (features, error) {
 			f.tlsRequired = k.Sub(xml.Name{Space: nsTLS, Local: "required"}) != nil
 		case xml.Name{Space: nsSASL, Local: "mechanisms"}:
 			for _, m := range k.Children(xml.Name{Space: nsSASL, Local: "mechanism"}) {
-				if wire.TextOf(m.Inner) == "EXTERNAL" {
+				if strings.TrimSpace(elementText(m)) == "EXTERNAL" {
 					f.external = true
 				}
 			}
@@ -188,6 +189,12 @@ func parseFeatures(el *wire.Element) (features, error) {
 		}
 	}
 	return f, nil
+}
+
+// elementText is the character data directly inside el. wire.TextOf
+// wants the element's start tag first, which an Element's Inner lacks.
+func elementText(el *wire.Element) string {
+	return wire.TextOf(append(append([]xml.Token{el.Start}, el.Inner...), el.Start.End()))
 }
 
 // isStreamError reports whether el is <stream:error/>, and renders it.

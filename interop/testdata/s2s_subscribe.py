@@ -1,0 +1,206 @@
+#!/usr/bin/python3
+"""Two users of two federated servers subscribe to each other and chat.
+
+Run by interop/s2s_adhocd_test.go with Debian's /usr/bin/python3 and
+python3-slixmpp: user a is on adhocd, user b on a federation peer (Prosody
+or ejabberd). Each logs in as in common.py (STARTTLS, the certificate given
+the only trusted CA, the JID's domain the name checked, SCRAM) to its own
+server (a: --host, --port, --cafile; b: --b-host, --b-port, --b-cafile),
+fetches its roster and sends presence. Nothing is automatic: slixmpp's
+auto_authorize and auto_subscribe are off, and each step is the script's.
+
+Then, over the servers' server-to-server streams (RFC 6120 §4):
+
+ 1. a subscribes to b's presence (RFC 6121 §3.1); b, once it got the
+    request, approves it. a must see the approval, a roster push of b with
+    subscription "to", and b's available presence (§3.1.5: the contact's
+    server sends it once the subscription is approved).
+ 2. The same the other way: b subscribes to a, a approves. Both rosters
+    must then say "both" for the other.
+ 3. a sends --a-body to b's bare JID; b, once it got exactly that, sends
+    --b-body back; a must get exactly that.
+ 4. Each asks disco#info (XEP-0030) of the other's server JID.
+ 5. a logs out; b must get a's unavailable presence (§4.5.2), then logs
+    out.
+
+Lines on stdout the test reads, besides common.Client's:
+
+    SUBSCRIBE <role> <sender's bare JID>
+    SUBSCRIBED <role> <sender's bare JID>
+    ROSTER <role> <contact's bare JID> <subscription> <ask, or ->
+        (each roster push, and the roster fetched at login)
+    SUBSCRIPTION <role> <contact's bare JID> both
+        (once the roster says so, after both subscriptions)
+    AVAILABLE <role> <sender's full JID>
+    UNAVAILABLE <role> <sender's full JID>
+    RECEIVED <role> <sender's bare JID> <body>
+    DISCO <role> <remote server JID> <number of features> <category/type,...>
+    OK
+
+Exits 0 when every step came out as said, 1 on any error and 2 on the
+overall timeout.
+"""
+
+import asyncio
+import os
+import sys
+
+# common.py sits next to this script; leave no __pycache__ in the tree.
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import common  # noqa: E402
+from common import say  # noqa: E402
+
+STEP = 20  # seconds one step may take, the first s2s stream's set-up included
+
+
+class Watch:
+    """What one client has seen from the other user, for until()."""
+
+    def __init__(self, client, role):
+        self.client = client
+        self.role = role
+        self.other = None  # the other user's bare JID, set after login
+        self.changed = asyncio.Event()
+        self.subscribe = False
+        self.subscribed = False
+        self.available = set()
+        self.unavailable = set()
+        self.messages = []
+        client.add_event_handler("presence_subscribe", self._on_subscribe)
+        client.add_event_handler("presence_subscribed", self._on_subscribed)
+        client.add_event_handler("presence_available", self._on_available)
+        client.add_event_handler("presence_unavailable", self._on_unavailable)
+        client.add_event_handler("roster_update", self._on_roster)
+        client.add_event_handler("message", self._on_message)
+
+    def _mine(self, stanza):
+        return self.other is not None and stanza["from"].bare == self.other
+
+    def _on_subscribe(self, pres):
+        say("SUBSCRIBE", self.role, pres["from"].bare)
+        if self._mine(pres):
+            self.subscribe = True
+        self.changed.set()
+
+    def _on_subscribed(self, pres):
+        say("SUBSCRIBED", self.role, pres["from"].bare)
+        if self._mine(pres):
+            self.subscribed = True
+        self.changed.set()
+
+    def _on_available(self, pres):
+        if pres["from"].bare == self.client.boundjid.bare:
+            return  # the server's echo of our own presence
+        say("AVAILABLE", self.role, pres["from"].full)
+        if self._mine(pres):
+            self.available.add(pres["from"].full)
+        self.changed.set()
+
+    def _on_unavailable(self, pres):
+        if pres["from"].bare == self.client.boundjid.bare:
+            return
+        say("UNAVAILABLE", self.role, pres["from"].full)
+        if self._mine(pres):
+            self.unavailable.add(pres["from"].full)
+        self.changed.set()
+
+    def _on_roster(self, iq):
+        # slixmpp's own roster_update handler (registered first) has
+        # updated client_roster already.
+        for jid, item in iq["roster"]["items"].items():
+            say("ROSTER", self.role, str(jid), item["subscription"], item["ask"] or "-")
+        self.changed.set()
+
+    def _on_message(self, msg):
+        if msg["type"] not in ("chat", "normal") or not msg["body"]:
+            return
+        say("RECEIVED", self.role, msg["from"].bare, msg["body"])
+        if self._mine(msg):
+            self.messages.append(msg["body"])
+        self.changed.set()
+
+    async def until(self, test, why):
+        await common.until(self.changed, test, STEP, lambda: "%s: %s" % (self.role, why))
+
+
+def _state(item):
+    to, frm = bool(item["to"]), bool(item["from"])
+    if to and frm:
+        return "both"
+    if to:
+        return "to"
+    if frm:
+        return "from"
+    return "none"
+
+
+async def subscribe(user, contact):
+    """user subscribes to contact's presence, contact approves (RFC 6121
+    §3.1), and user sees the approval, contact in its roster with a
+    subscription to it, and contact's available presence."""
+    user.client.send_presence_subscription(pto=user.other, ptype="subscribe")
+    await contact.until(lambda: contact.subscribe, "no subscription request from " + contact.other)
+    contact.client.send_presence(pto=contact.other, ptype="subscribed")
+    await user.until(lambda: user.subscribed, "no approval from " + user.other)
+    await user.until(lambda: _state(user.client.client_roster[user.other]) in ("to", "both"),
+                     "no roster push with a subscription to " + user.other)
+    await user.until(lambda: user.available, "no available presence of " + user.other)
+
+
+async def run(args):
+    clients = {}
+    for role, jid, password, cafile in (("a", args.a_jid, args.a_password, args.cafile),
+                                        ("b", args.b_jid, args.b_password, args.b_cafile)):
+        c = common.Client(role, jid, password, cafile, plugins=("xep_0030",),
+                          tls_max=args.tls_max, roster=True)
+        # No automatic answer to a subscription request, no automatic
+        # request back: each is a step of this script.
+        c.auto_authorize = None
+        c.auto_subscribe = False
+        clients[role] = Watch(c, role)
+    a, b = clients["a"], clients["b"]
+    await asyncio.gather(a.client.login(args.host, args.port), b.client.login(args.b_host, args.b_port))
+    a.other, b.other = b.client.boundjid.bare, a.client.boundjid.bare
+
+    await subscribe(a, b)
+    await subscribe(b, a)
+    for w in (a, b):
+        await w.until(lambda w=w: _state(w.client.client_roster[w.other]) == "both",
+                      "subscription with %s is not both" % w.other)
+        say("SUBSCRIPTION", w.role, w.other, _state(w.client.client_roster[w.other]))
+
+    a.client.send_message(mto=a.other, mbody=args.a_body, mtype="chat")
+    await b.until(lambda: b.messages, "no message from " + b.other)
+    if b.messages != [args.a_body]:
+        raise RuntimeError("b got %r, want %r" % (b.messages, [args.a_body]))
+    b.client.send_message(mto=b.other, mbody=args.b_body, mtype="chat")
+    await a.until(lambda: a.messages, "no message from " + a.other)
+    if a.messages != [args.b_body]:
+        raise RuntimeError("a got %r, want %r" % (a.messages, [args.b_body]))
+
+    for w, remote in ((a, b.client.boundjid.domain), (b, a.client.boundjid.domain)):
+        info = await w.client["xep_0030"].get_info(jid=remote, timeout=STEP)
+        idents = sorted("%s/%s" % (cat, typ) for cat, typ, _lang, _name in info["disco_info"]["identities"])
+        say("DISCO", w.role, remote, len(info["disco_info"]["features"]), ",".join(idents) or "-")
+
+    await a.client.logout()
+    await b.until(lambda: b.unavailable, "no unavailable presence of " + b.other)
+    await b.client.logout()
+    say("OK")
+
+
+def main():
+    p = common.parser(__doc__, logins=("a-", "b-"), tls_max=True, timeout=90.0)
+    p.add_argument("--b-host", required=True, help="b's server address")
+    p.add_argument("--b-port", type=int, required=True)
+    p.add_argument("--b-cafile", required=True, help="the certificate b trusts alone")
+    p.add_argument("--a-body", required=True)
+    p.add_argument("--b-body", required=True)
+    args = p.parse_args()
+    common.main(run, args)
+
+
+if __name__ == "__main__":
+    main()
