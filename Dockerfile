@@ -49,8 +49,8 @@ USER 65532:65532
 # `docker exec CONTAINER adhocd user add JID` and the health check find
 # config.yaml here without --config.
 WORKDIR /etc/adhocd
-# c2s.listen and metrics.listen of image/config.yaml.
-EXPOSE 5222 9090
+# c2s.listen, s2s.listen and metrics.listen of image/config.yaml.
+EXPOSE 5222 5269 9090
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["/usr/local/bin/adhocd", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/adhocd"]

@@ -63,7 +63,7 @@ func TestImage(t *testing.T) {
 
 	// Move the listeners to free loopback ports.
 	c2sAddr, metricsAddr := servertest.FreeAddr(t), servertest.FreeAddr(t)
-	moveListeners(t, img, cfgPath, cfg, c2sAddr, metricsAddr)
+	moveListeners(t, img, cfgPath, cfg, c2sAddr, metricsAddr, servertest.FreeAddr(t))
 
 	// An account, made before the server starts, with the store on the
 	// volume: `docker run -i IMAGE user add JID` (password on stdin).
@@ -317,7 +317,7 @@ func imageConfig(t *testing.T, img *image) (string, config.Config) {
 		t.Error("metrics.listen is empty in the image's config: /metrics and the probes are off")
 	}
 	var ports []string
-	for _, l := range []string{cfg.C2S.Listen, cfg.Metrics.Listen} {
+	for _, l := range []string{cfg.C2S.Listen, cfg.S2S.Listen, cfg.Metrics.Listen} {
 		if _, port, err := net.SplitHostPort(l); err == nil {
 			ports = append(ports, port)
 		}
@@ -329,18 +329,18 @@ func imageConfig(t *testing.T, img *image) (string, config.Config) {
 	slices.Sort(ports)
 	slices.Sort(exposed)
 	if !slices.Equal(ports, exposed) {
-		t.Errorf("EXPOSE %v, but the config listens on %v (c2s.listen, metrics.listen)", exposed, ports)
+		t.Errorf("EXPOSE %v, but the config listens on %v (c2s.listen, s2s.listen, metrics.listen)", exposed, ports)
 	}
 	return p, cfg
 }
 
-// moveListeners rewrites the image's config with c2s.listen and
-// metrics.listen replaced, and checks with the loader that nothing else
-// changed.
-func moveListeners(t *testing.T, img *image, p string, cfg config.Config, c2s, metrics string) {
+// moveListeners rewrites the image's config with c2s.listen,
+// metrics.listen and s2s.listen replaced, and checks with the loader that
+// nothing else changed.
+func moveListeners(t *testing.T, img *image, p string, cfg config.Config, c2s, metrics, s2s string) {
 	t.Helper()
 	text := string(mustRead(t, img.path(p)))
-	for _, r := range [][2]string{{cfg.C2S.Listen, c2s}, {cfg.Metrics.Listen, metrics}} {
+	for _, r := range [][2]string{{cfg.C2S.Listen, c2s}, {cfg.Metrics.Listen, metrics}, {cfg.S2S.Listen, s2s}} {
 		old := strconv.Quote(r[0])
 		if n := strings.Count(text, old); n != 1 {
 			t.Fatalf("the image's config has %s %d times; the test replaces it once", old, n)
@@ -354,10 +354,10 @@ func moveListeners(t *testing.T, img *image, p string, cfg config.Config, c2s, m
 	if err != nil {
 		t.Fatal(err)
 	}
-	if moved.C2S.Listen != c2s || moved.Metrics.Listen != metrics {
-		t.Fatalf("moved config listens on %s and %s, want %s and %s", moved.C2S.Listen, moved.Metrics.Listen, c2s, metrics)
+	if moved.C2S.Listen != c2s || moved.Metrics.Listen != metrics || moved.S2S.Listen != s2s {
+		t.Fatalf("moved config listens on %s, %s and %s, want %s, %s and %s", moved.C2S.Listen, moved.Metrics.Listen, moved.S2S.Listen, c2s, metrics, s2s)
 	}
-	moved.C2S.Listen, moved.Metrics.Listen = cfg.C2S.Listen, cfg.Metrics.Listen
+	moved.C2S.Listen, moved.Metrics.Listen, moved.S2S.Listen = cfg.C2S.Listen, cfg.Metrics.Listen, cfg.S2S.Listen
 	if !reflect.DeepEqual(moved, cfg) {
 		t.Fatalf("the moved config differs in more than the listeners:\n%+v\n%+v", moved, cfg)
 	}
