@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/s2s"
 	"github.com/adhocd/adhocd/wire"
 )
@@ -78,6 +80,43 @@ func (s *Server) S2S() []s2s.Conn {
 		return nil
 	}
 	return s.pool.List()
+}
+
+// S2SStreams lists the server-to-server streams as the operator sees them
+// (modules/admin's s2s command): S2S's, in the module API's terms.
+func (s *Server) S2SStreams() []modules.S2SInfo {
+	conns := s.S2S()
+	if len(conns) == 0 {
+		return nil
+	}
+	out := make([]modules.S2SInfo, 0, len(conns))
+	for _, c := range conns {
+		out = append(out, modules.S2SInfo{Local: c.Local, Remote: c.Remote, Inbound: c.Inbound, Auth: c.Auth, TLS: c.TLS, Since: c.Since, Queued: c.Queued})
+	}
+	return out
+}
+
+func (h *host) S2SStreams() []modules.S2SInfo { return h.s.S2SStreams() }
+
+// s2sFigures counts the server-to-server streams for the status report,
+// each direction on its own, those still negotiating included; none with
+// federation off.
+func (s *Server) s2sFigures() []modules.Figure {
+	if s.pool == nil {
+		return nil
+	}
+	in, out := 0, 0
+	for _, c := range s.pool.List() {
+		if c.Inbound {
+			in++
+		} else {
+			out++
+		}
+	}
+	return []modules.Figure{
+		{Var: "s2s-outbound", Label: "Server-to-server streams out", Value: strconv.Itoa(out)},
+		{Var: "s2s-inbound", Label: "Server-to-server streams in", Value: strconv.Itoa(in)},
+	}
 }
 
 // WithS2SDNS answers the s2s lookups of remote domains (tests: a DNS stub).

@@ -16,7 +16,8 @@ import (
 // StatusFigures is the server's status report, in one place for the
 // operator's status command and `adhocd status` (through the control
 // socket): uptime, version, connections, sessions, online users, stanzas,
-// command sessions, memory and goroutines, then what the stores hold.
+// command sessions, memory and goroutines, the server-to-server streams
+// (with federation on), then what the stores hold.
 func (s *Server) StatusFigures() []modules.Figure {
 	st := s.Status()
 	uptime := time.Since(st.Started)
@@ -44,6 +45,7 @@ func (s *Server) StatusFigures() []modules.Figure {
 		{Var: "memory-sys", Label: "Memory from the OS (bytes)", Value: strconv.FormatUint(mem.Sys, 10)},
 		{Var: "goroutines", Label: "Goroutines", Value: strconv.Itoa(runtime.NumGoroutine())},
 	}
+	figures = append(figures, s.s2sFigures()...)
 	return append(figures, s.storeFigures()...)
 }
 

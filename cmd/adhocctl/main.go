@@ -22,8 +22,8 @@
 //
 // Short names resolve to XEP-0133 nodes (add-user →
 // http://jabber.org/protocol/admin#add-user) and to adhocd's operator
-// commands (status, sessions, reload, ping → urn:adhocd:admin#…); anything
-// with a colon is taken as a node as it is.
+// commands (status, sessions, s2s, reload, ping → urn:adhocd:admin#…);
+// anything with a colon is taken as a node as it is.
 //
 // The password comes from --password-file, the ADHOCCTL_PASSWORD
 // environment variable, or a prompt; ADHOCCTL_SERVER is the default of
@@ -144,7 +144,7 @@ Commands:
 
 Short names: an XEP-0133 command's name (add-user, delete-user,
 get-user-roster, get-online-users-num, ...) stands for
-http://jabber.org/protocol/admin#NAME; status, sessions, reload and ping for
+http://jabber.org/protocol/admin#NAME; status, sessions, s2s, reload and ping for
 urn:adhocd:admin#NAME; a name with a colon is a node as it is.
 
 Flags:

@@ -355,7 +355,7 @@ func TestHelp(t *testing.T) {
 			"  --ca FILE ",
 			"  --insecure ",
 			"  --to JID ",
-			"status, sessions, reload and ping",
+			"status, sessions, s2s, reload and ping",
 			"ADHOCCTL_PASSWORD",
 			"ADHOCCTL_SERVER",
 			"Exit status: 0",

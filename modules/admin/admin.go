@@ -1,6 +1,6 @@
 // Package admin provides the XEP-0133 Service Administration commands on the
 // server JID, and adhocd's own operator commands (urn:adhocd:admin#status,
-// sessions, reload, ping), built on package adhoc's XEP-0050 provider. It
+// sessions, s2s, reload, ping), built on package adhoc's XEP-0050 provider. It
 // needs more of the server than modules.Host and declares it as its own Host,
 // found by type assertion; account operations go through account.Service.
 //
@@ -55,6 +55,9 @@ type Host interface {
 	// StatusFigures is the server's status report, as the status command
 	// and `adhocd status` show it.
 	StatusFigures() []modules.Figure
+	// S2SStreams lists the server-to-server streams, outbound first, by
+	// remote domain; none with federation off.
+	S2SStreams() []modules.S2SInfo
 	// Logins returns how many times user logged in since the server started,
 	// and when it started.
 	Logins(user string) (count int, since time.Time)

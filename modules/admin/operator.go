@@ -25,11 +25,13 @@ const NSOperator = nodes.NSOperator
 func OperatorNode(name string) string { return nodes.Operator(name) }
 
 // operatorCommands: what an operator needs beyond XEP-0133: server status,
-// the connected sessions, reloading config.yaml, and ping.
+// the connected sessions, the server-to-server streams, reloading
+// config.yaml, and ping.
 func (m *Module) operatorCommands() []spec {
 	return []spec{
 		{name: "status", label: "Server Status", run: m.status},
 		{name: "sessions", label: "Connected Sessions", run: m.sessions},
+		{name: "s2s", label: "Server-to-Server Streams", run: m.s2s},
 		{name: "reload", label: "Reload Configuration", run: m.reload},
 		{name: "ping", label: "Ping", run: func(context.Context, *adhoc.Request) (*adhoc.Result, []string, error) {
 			return done("pong at %s", time.Now().UTC().Format(time.RFC3339)), nil, nil
@@ -64,6 +66,56 @@ func (m *Module) sessions(_ context.Context, _ *adhoc.Request) (*adhoc.Result, [
 		})
 	}
 	return &adhoc.Result{Table: t, Notes: []adhoc.Note{{Type: adhoc.NoteInfo, Text: plural(len(t.Rows), "session", "sessions")}}}, nil, nil
+}
+
+// s2s lists the server-to-server streams (RFC 6120 §2.5): outbound ones
+// first, each direction by remote domain, with how the remote domain was
+// authenticated (XEP-0220 dialback or SASL EXTERNAL), whether the stream is
+// encrypted, since when it is up and what waits in its queue.
+func (m *Module) s2s(_ context.Context, _ *adhoc.Request) (*adhoc.Result, []string, error) {
+	t := &adhoc.Table{Title: "Server-to-server streams", FormType: NSOperator, Columns: []adhoc.Column{
+		{Var: "remote", Label: "Remote domain"},
+		{Var: "local", Label: "Local domain"},
+		{Var: "direction", Label: "Direction"},
+		{Var: "auth", Label: "Authentication"},
+		{Var: "tls", Label: "TLS", Type: form.TypeBoolean},
+		{Var: "since", Label: "Since"},
+		{Var: "queued", Label: "Queued stanzas"},
+	}}
+	streams := m.h.S2SStreams()
+	slices.SortStableFunc(streams, func(a, b modules.S2SInfo) int {
+		if a.Inbound != b.Inbound {
+			if a.Inbound {
+				return 1
+			}
+			return -1
+		}
+		if c := strings.Compare(a.Remote, b.Remote); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Local, b.Local)
+	})
+	in := 0
+	for _, s := range streams {
+		direction, auth := "out", s.Auth
+		if s.Inbound {
+			direction = "in"
+			in++
+		}
+		if auth == "" {
+			auth = "negotiating"
+		}
+		t.Rows = append(t.Rows, []string{
+			s.Remote, s.Local, direction, auth, strconv.FormatBool(s.TLS),
+			s.Since.UTC().Format(time.RFC3339), strconv.Itoa(s.Queued),
+		})
+	}
+	res := &adhoc.Result{Table: t, Notes: []adhoc.Note{{Type: adhoc.NoteInfo,
+		Text: plural(len(streams), "stream", "streams") + ": " + strconv.Itoa(len(streams)-in) + " outbound, " + strconv.Itoa(in) + " inbound"}}}
+	if m.h.Config().S2S.Listen == "" && len(streams) == 0 {
+		res.Notes = append(res.Notes, adhoc.Note{Type: adhoc.NoteInfo, Text: "federation is off: s2s.listen is empty"})
+	}
+	return res, nil, nil
 }
 
 func (m *Module) reload(ctx context.Context, _ *adhoc.Request) (*adhoc.Result, []string, error) {

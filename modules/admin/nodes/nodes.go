@@ -19,7 +19,7 @@ const NS = "http://jabber.org/protocol/admin"
 const NSOperator = "urn:adhocd:admin"
 
 // operatorNames are the operator commands package admin registers.
-var operatorNames = []string{"status", "sessions", "reload", "ping"}
+var operatorNames = []string{"status", "sessions", "s2s", "reload", "ping"}
 
 // Admin returns the node of an XEP-0133 command name ("add-user").
 func Admin(name string) string { return NS + "#" + name }
