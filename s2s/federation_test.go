@@ -1,7 +1,6 @@
 package s2s_test
 
 import (
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -11,33 +10,10 @@ import (
 	"github.com/adhocd/adhocd/servertest"
 )
 
-// freeAddr returns a loopback address nothing listens on, for a server
-// whose peer must know its port before it starts.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// pair starts a.test and b.test, each with a static host entry for the
-// other; edit changes either configuration first.
+// pair starts a.test and b.test federated (servertest.Federated).
 func pair(t *testing.T, edit func(a, b *config.Config)) (a, b *servertest.Server) {
 	t.Helper()
-	addrA, addrB := freeAddr(t), freeAddr(t)
-	ca, cb := servertest.Config(t.TempDir()), servertest.Config(t.TempDir())
-	ca.Domain, cb.Domain = "a.test", "b.test"
-	ca.S2S.Listen, cb.S2S.Listen = addrA, addrB
-	ca.S2S.Hosts = map[string]string{"b.test": addrB}
-	cb.S2S.Hosts = map[string]string{"a.test": addrA}
-	if edit != nil {
-		edit(&ca, &cb)
-	}
-	a, b = servertest.StartConfig(t, ca), servertest.StartConfig(t, cb)
-	return a, b
+	return servertest.Federated(t, edit)
 }
 
 func isMessage(from, body string) func(servertest.Stanza) bool {

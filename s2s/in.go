@@ -372,7 +372,6 @@ func (i *in) stanza(el *wire.Element) error {
 		return wire.StreamError(stream.HostUnknown, to.Domainpart()+" is not served here")
 	}
 	wire.SwapNS(el, NSServer, stanza.NSClient)
-	i.p.log.Debug("s2s: received", "from", fromAttr, "to", toAttr, "kind", el.Start.Name.Local)
 	if err := i.p.host.Receive(i.p.ctx, from, to, el); err != nil {
 		i.p.log.Warn("s2s: inbound stanza not routed", "from", fromAttr, "to", toAttr, "err", err)
 	}

@@ -82,13 +82,19 @@ func (o *out) take() []queued {
 // answered with cond (nothing, when cond is empty: it is left to a new
 // stream).
 func (o *out) finish(cond stanza.Condition, text string) {
+	o.bounce(o.shut(), cond, text)
+}
+
+// shut takes o out of the pool and closes its queue, returning what was
+// in it.
+func (o *out) shut() []queued {
 	o.p.removeOut(o)
 	o.mu.Lock()
+	defer o.mu.Unlock()
 	o.closed = true
 	q := o.q
 	o.q, o.qbytes = nil, 0
-	o.mu.Unlock()
-	o.bounce(q, cond, text)
+	return q
 }
 
 func (o *out) bounce(q []queued, cond stanza.Condition, text string) {
@@ -189,15 +195,10 @@ func (o *out) run() {
 // meantime goes to a new stream.
 func (o *out) closeAndRequeue(c *conn) {
 	c.close(nil)
-	o.p.removeOut(o)
-	o.mu.Lock()
-	o.closed = true
-	q := o.q
-	o.q, o.qbytes = nil, 0
-	o.mu.Unlock()
+	q := o.shut()
 	if len(q) > 0 {
 		// Sent again through the pool, which opens a new stream.
-		n := &out{p: o.p, key: o.key, wake: make(chan struct{}, 1), since: time.Now()}
+		n := newOut(o.p, o.key)
 		o.p.mu.Lock()
 		if o.p.closed || o.p.outs[o.key] != nil {
 			o.p.mu.Unlock()

@@ -156,7 +156,6 @@ func (p *Pool) HandleStanza(ctx context.Context, from jid.JID, el *wire.Element,
 			Text: map[string]string{"en": "the stanza is larger than remote servers are sent"}}
 	}
 	k := pair{local: from.Domainpart(), remote: remote}
-	p.log.Debug("s2s: queued", "from", from.String(), "to", to.String(), "kind", el.Start.Name.Local)
 	for range 2 {
 		p.mu.Lock()
 		if p.closed {

@@ -175,7 +175,7 @@ func startRaw(t *testing.T, verdict s2s.DialbackType) (*servertest.Server, *auth
 	auth := startAuthority(t, verdict)
 	cfg := servertest.Config(t.TempDir())
 	cfg.Domain = "b.test"
-	cfg.S2S.Listen = freeAddr(t)
+	cfg.S2S.Listen = servertest.FreeAddr(t)
 	cfg.S2S.RequireTLS = false
 	cfg.S2S.ConnectTimeout = config.Duration(5 * time.Second)
 	cfg.S2S.Hosts = map[string]string{"c.test": auth.ln.Addr().String()}

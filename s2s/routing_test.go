@@ -113,14 +113,8 @@ func TestIQsAcrossServers(t *testing.T) {
 func TestRemoteCommands(t *testing.T) {
 	remote := adhoctest.Greeting()
 	remote.Node, remote.Remote = "urn:test:remote-greeting", true
-	addrA, addrB := freeAddr(t), freeAddr(t)
-	ca, cb := servertest.Config(t.TempDir()), servertest.Config(t.TempDir())
-	ca.Domain, cb.Domain = "a.test", "b.test"
-	ca.S2S.Listen, cb.S2S.Listen = addrA, addrB
-	ca.S2S.Hosts, cb.S2S.Hosts = map[string]string{"b.test": addrB}, map[string]string{"a.test": addrA}
-	cb.Admins = []string{"root@b.test"}
-	a := servertest.StartConfig(t, ca)
-	servertest.StartConfig(t, cb, server.WithCommands(adhoctest.Greeting(), remote))
+	a, _ := servertest.Federated(t, func(_, b *config.Config) { b.Admins = []string{"root@b.test"} },
+		server.WithCommands(adhoctest.Greeting(), remote))
 	alice := online(t, a, "alice", "wonderland")
 	ctx := servertest.Context(t, 30*time.Second)
 	items, err := alice.IQ(ctx, "<iq type='get' to='b.test' id='i1'><query xmlns='http://jabber.org/protocol/disco#items' node='http://jabber.org/protocol/commands'/></iq>")
@@ -151,7 +145,7 @@ func TestRemoteDown(t *testing.T) {
 	cfg := servertest.Config(t.TempDir())
 	cfg.Domain = "a.test"
 	cfg.S2S.Listen = "127.0.0.1:0"
-	cfg.S2S.Hosts = map[string]string{"b.test": freeAddr(t)}
+	cfg.S2S.Hosts = map[string]string{"b.test": servertest.FreeAddr(t)}
 	cfg.S2S.ConnectTimeout = config.Duration(5 * time.Second)
 	a := servertest.StartConfig(t, cfg)
 	alice := online(t, a, "alice", "wonderland")

@@ -253,3 +253,21 @@ func FreeAddr(t testing.TB) string {
 	defer l.Close()
 	return l.Addr().String()
 }
+
+// Federated starts two servers, a.test and b.test, with federation on
+// loopback and a static s2s host entry for each other (the federation
+// tests; docs/design-federation.md §9). edit, if set, changes either
+// configuration first; optsB are server options of b.test.
+func Federated(t testing.TB, edit func(a, b *config.Config), optsB ...server.Option) (a, b *Server) {
+	t.Helper()
+	addrA, addrB := FreeAddr(t), FreeAddr(t)
+	ca, cb := Config(t.TempDir()), Config(t.TempDir())
+	ca.Domain, cb.Domain = "a.test", "b.test"
+	ca.S2S.Listen, cb.S2S.Listen = addrA, addrB
+	ca.S2S.Hosts = map[string]string{"b.test": addrB}
+	cb.S2S.Hosts = map[string]string{"a.test": addrA}
+	if edit != nil {
+		edit(&ca, &cb)
+	}
+	return StartConfig(t, ca), StartConfig(t, cb, optsB...)
+}

@@ -1,7 +1,6 @@
 package admin_test
 
 import (
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -9,37 +8,20 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/config"
 	"github.com/adhocd/adhocd/modules"
 	"github.com/adhocd/adhocd/modules/admin"
 	"github.com/adhocd/adhocd/server"
 	"github.com/adhocd/adhocd/servertest"
 )
 
-// loopbackAddr returns a loopback address nothing listens on, for a
-// server whose peer must know its port before it starts.
-func loopbackAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// federated starts a.test and b.test, each with a static host entry for
-// the other and root@ its domain as administrator (as s2s's own tests pair
-// two servers).
+// federated starts a.test and b.test federated, with root@ its domain as
+// administrator of each.
 func federated(t *testing.T) (a, b *servertest.Server) {
 	t.Helper()
-	addrA, addrB := loopbackAddr(t), loopbackAddr(t)
-	ca, cb := servertest.Config(t.TempDir()), servertest.Config(t.TempDir())
-	ca.Domain, cb.Domain = "a.test", "b.test"
-	ca.Admins, cb.Admins = []string{"root@a.test"}, []string{"root@b.test"}
-	ca.S2S.Listen, cb.S2S.Listen = addrA, addrB
-	ca.S2S.Hosts = map[string]string{"b.test": addrB}
-	cb.S2S.Hosts = map[string]string{"a.test": addrA}
-	return servertest.StartConfig(t, ca), servertest.StartConfig(t, cb)
+	return servertest.Federated(t, func(a, b *config.Config) {
+		a.Admins, b.Admins = []string{"root@a.test"}, []string{"root@b.test"}
+	})
 }
 
 // s2sRows runs the s2s command on srv as root and returns its rows.
