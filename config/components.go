@@ -58,22 +58,11 @@ func (s ComponentService) Secret() (string, error) {
 	var secret string
 	switch {
 	case s.SecretFile != "":
-		f, err := os.Open(s.SecretFile)
+		v, err := readSecretFile(s.SecretFile)
 		if err != nil {
-			return "", fmt.Errorf("config: component %s: secret_file: %w", s.Domain, err)
+			return "", fmt.Errorf("config: component %s: %w", s.Domain, err)
 		}
-		defer f.Close()
-		b, err := io.ReadAll(io.LimitReader(f, maxSecretBytes+1))
-		if err != nil {
-			return "", fmt.Errorf("config: component %s: secret_file: %w", s.Domain, err)
-		}
-		if len(b) > maxSecretBytes {
-			return "", fmt.Errorf("config: component %s: secret_file %s: larger than %d bytes", s.Domain, s.SecretFile, maxSecretBytes)
-		}
-		secret = strings.TrimSpace(string(b))
-		if secret == "" {
-			return "", fmt.Errorf("config: component %s: secret_file %s is empty", s.Domain, s.SecretFile)
-		}
+		secret = v
 	case s.SecretEnv != "":
 		secret = strings.TrimSpace(os.Getenv(s.SecretEnv))
 		if secret == "" {
@@ -81,6 +70,29 @@ func (s ComponentService) Secret() (string, error) {
 		}
 	default:
 		return "", errors.New("config: component " + s.Domain + ": no secret_file or secret_env")
+	}
+	return secret, nil
+}
+
+// readSecretFile reads a secret from path: at most maxSecretBytes, white
+// space around it trimmed (a file written with echo ends in a newline),
+// and not empty. An error names the file, never the content.
+func readSecretFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("secret_file: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretBytes+1))
+	if err != nil {
+		return "", fmt.Errorf("secret_file: %w", err)
+	}
+	if len(b) > maxSecretBytes {
+		return "", fmt.Errorf("secret_file %s: larger than %d bytes", path, maxSecretBytes)
+	}
+	secret := strings.TrimSpace(string(b))
+	if secret == "" {
+		return "", fmt.Errorf("secret_file %s is empty", path)
 	}
 	return secret, nil
 }

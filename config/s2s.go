@@ -152,6 +152,22 @@ func DefaultS2S() S2S {
 	}
 }
 
+// DialbackSecret reads the dialback secret from DialbackSecretFile, as a
+// component's secret_file is read: white space around it trimmed (so that
+// the copies of a cluster's replicas agree whether or not they end in a
+// newline), at most 4096 bytes, not empty. Without the file it returns
+// nil: the pool then makes a random secret.
+func (s S2S) DialbackSecret() ([]byte, error) {
+	if s.DialbackSecretFile == "" {
+		return nil, nil
+	}
+	v, err := readSecretFile(s.DialbackSecretFile)
+	if err != nil {
+		return nil, fmt.Errorf("config: s2s.dialback_%w", err)
+	}
+	return []byte(v), nil
+}
+
 // Enabled reports whether federation is on (s2s.listen is set).
 func (s S2S) Enabled() bool { return s.Listen != "" }
 

@@ -288,3 +288,36 @@ func writeCAAt(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 }
+
+// TestDialbackSecret: the secret file is read as a component's: the same
+// secret whether or not the file ends in a newline (the replicas of a
+// cluster must agree), and a clear error for an empty, oversized or
+// missing file; no file means no secret (the pool makes a random one).
+func TestDialbackSecret(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, f := range []string{write("plain", "s3cret"), write("newline", "s3cret\n"), write("spaces", "  s3cret \r\n")} {
+		got, err := config.S2S{DialbackSecretFile: f}.DialbackSecret()
+		if err != nil || string(got) != "s3cret" {
+			t.Errorf("%s: secret %q, %v; want s3cret", filepath.Base(f), got, err)
+		}
+	}
+	if got, err := (config.S2S{}).DialbackSecret(); got != nil || err != nil {
+		t.Errorf("no file: %q, %v; want nil, nil", got, err)
+	}
+	for file, want := range map[string]string{
+		write("empty", " \n"):                   "s2s.dialback_secret_file " + filepath.Join(dir, "empty") + " is empty",
+		write("big", strings.Repeat("x", 5000)): "larger than 4096 bytes",
+		filepath.Join(dir, "missing"):           "s2s.dialback_secret_file: open",
+	} {
+		if _, err := (config.S2S{DialbackSecretFile: file}).DialbackSecret(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want one with %q", filepath.Base(file), err, want)
+		}
+	}
+}

@@ -320,25 +320,26 @@ func wantStreamError(t *testing.T, p *rawPeer, want string) {
 	}
 }
 
-// TestRawPeerInvalidFrom: after c.test is authenticated, a stanza from a
-// domain that is not (evil.test) ends the stream with invalid-from (RFC
-// 6120 §4.9.3.10).
-func TestRawPeerInvalidFrom(t *testing.T) {
-	srv, auth := startRaw(t, s2s.DialbackValid)
-	p := dialRaw(t, srv)
-	p.authenticate(srv, auth)
-	p.send("<message from='x@evil.test' to='bob@b.test' type='chat'><body>spoofed</body></message>")
-	wantStreamError(t, p, "invalid-from")
-}
-
-// TestRawPeerNoRelay: a stanza from c.test for a domain b.test does not
-// serve is not relayed: host-unknown.
-func TestRawPeerNoRelay(t *testing.T) {
-	srv, auth := startRaw(t, s2s.DialbackValid)
-	p := dialRaw(t, srv)
-	p.authenticate(srv, auth)
-	p.send("<message from='eve@c.test/x' to='bob@elsewhere.test' type='chat'><body>relay me</body></message>")
-	wantStreamError(t, p, "host-unknown")
+// TestRawPeerStreamErrors: after c.test is authenticated, a stanza that
+// breaks the rules of server-to-server streams ends the stream with the
+// stream error of RFC 6120 it earns: from a domain the stream did not
+// authenticate (invalid-from, §4.9.3.10), for a domain b.test does not
+// serve, which it does not relay (host-unknown, §4.9.3.6), and without
+// 'to' (improper-addressing, §8.1.1.1).
+func TestRawPeerStreamErrors(t *testing.T) {
+	for _, tc := range []struct{ name, stanza string }{
+		{"invalid-from", "<message from='x@evil.test' to='bob@b.test' type='chat'><body>spoofed</body></message>"},
+		{"host-unknown", "<message from='eve@c.test/x' to='bob@elsewhere.test' type='chat'><body>relay me</body></message>"},
+		{"improper-addressing", "<message from='eve@c.test/x' type='chat'><body>to whom?</body></message>"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, auth := startRaw(t, s2s.DialbackValid)
+			p := dialRaw(t, srv)
+			p.authenticate(srv, auth)
+			p.send(tc.stanza)
+			wantStreamError(t, p, tc.name)
+		})
+	}
 }
 
 // TestRawPeerDelivers: once c.test is authenticated, its message to
@@ -406,14 +407,4 @@ func TestRawPeerBlacklisted(t *testing.T) {
 	auth.none(t)
 	p.send("<message from='eve@c.test/x' to='bob@b.test' type='chat'><body>blocked</body></message>")
 	wantStreamError(t, p, "invalid-from")
-}
-
-// TestRawPeerNoTo: a stanza without 'to' between servers ends the stream
-// with improper-addressing (RFC 6120 §8.1.1.1).
-func TestRawPeerNoTo(t *testing.T) {
-	srv, auth := startRaw(t, s2s.DialbackValid)
-	p := dialRaw(t, srv)
-	p.authenticate(srv, auth)
-	p.send("<message from='eve@c.test/x' type='chat'><body>to whom?</body></message>")
-	wantStreamError(t, p, "improper-addressing")
 }
