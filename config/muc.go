@@ -12,8 +12,10 @@ type MUC struct {
 	// Enabled runs the service (on by default).
 	Enabled bool `yaml:"enabled"`
 	// Domain is the service's domain; empty: conference. and the server's
-	// domain. It must resolve to this server for clients of other servers
-	// (once federation exists); local clients reach it without DNS.
+	// domain. Users of other servers reach it through federation, so it
+	// needs DNS records of its own (an _xmpp-server._tcp SRV record for
+	// the service's domain, or a remote s2s.hosts entry); local clients
+	// reach it without DNS.
 	Domain string `yaml:"domain"`
 	// Name is the service's name in disco.
 	Name string `yaml:"name"`
