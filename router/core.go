@@ -396,15 +396,20 @@ func (s *Router) bounceUndeliveredTo(addr jid.JID, gone func(*session) bool, el 
 }
 
 // sendError answers el with se, addressed to its sender from: a local
-// session or, federating, a remote JID. Errors are never answered; a sender
-// that is gone is not searched for.
+// session, a local account (errorToAccount) or, federating, a remote JID.
+// Errors and results are never answered (RFC 6120 §8.3.1); a sender that
+// is gone is not searched for.
 func (s *Router) sendError(from string, el *wire.Element, se stanza.Error) {
+	if t := el.Attr("type"); t == "error" || t == "result" {
+		return
+	}
 	fj, err := jid.Parse(from)
 	if err != nil {
 		return
 	}
+	toAccount := s.isLocal(fj) && fj.Localpart() != "" && fj.Resourcepart() == ""
 	dst := s.sender(fj)
-	if dst == nil {
+	if dst == nil && !toAccount {
 		return
 	}
 	reply, err := modules.ErrorReply(el, se.TokenReader())
@@ -412,7 +417,46 @@ func (s *Router) sendError(from string, el *wire.Element, se stanza.Error) {
 		s.log.Warn("undeliverable stanza: no error reply", "err", err)
 		return
 	}
+	if toAccount {
+		s.errorToAccount(fj, el, reply)
+		return
+	}
 	s.deliver(dst, reply)
+}
+
+// errorToAccount delivers reply, the error answering el, to the sessions of
+// the local account bare: el went out from the bare JID, as subscription
+// stanzas and probes do (RFC 6121 §3.1.2, §4.3) and the notifications
+// modules send on the account's behalf, so no one resource asked. A
+// presence error reaches the resources that sent initial presence, or all
+// of them when none did (the request may come from a session that only
+// reads its roster); a message error reaches those a message to the bare
+// JID would (RFC 6121 §8.5.2.1.1), never offline storage, but a bounced
+// headline (a PEP notification) is not answered: the user sent none, and
+// Undeliverable answers no headline either. An IQ error has no requester
+// to go to and is dropped.
+func (s *Router) errorToAccount(bare jid.JID, el *wire.Element, reply *wire.Element) {
+	user := bare.Localpart()
+	switch el.Start.Name.Local {
+	case "presence":
+		sessions := s.sessions.of(user)
+		all := !slices.ContainsFunc(sessions, (*session).isAvailable)
+		for _, dst := range sessions {
+			if all || dst.isAvailable() {
+				s.deliver(dst, withTo(reply, dst.addr.String()))
+			}
+		}
+	case "message":
+		if el.Attr("type") == "headline" {
+			s.log.Debug("error to a bare JID for a headline dropped", "to", bare.String())
+			return
+		}
+		for _, dst := range s.available(user, true, nil) {
+			s.deliver(dst, reply)
+		}
+	default:
+		s.log.Debug("error to a bare JID dropped: no requester", "to", bare.String(), "kind", el.Start.Name.Local)
+	}
 }
 
 // priorityOf reads a presence's <priority/>, RFC 6121 §4.7.2.3 (-128..127).

@@ -138,14 +138,14 @@ func TestRemoteCommands(t *testing.T) {
 
 // TestRemoteDown: with nothing listening at b.test's address, what a user
 // addresses there comes back as remote-server-not-found: an IQ, a
-// message and a directed presence. (A subscription request's error is
-// not yet returned: it is stamped with the bare JID, which the router
-// cannot answer on; see docs/design-federation.md §12.)
+// message to a bare JID and a directed presence. A subscription request
+// to down.test, also unreachable, comes back as a presence error too,
+// though the router sends it from the user's bare JID.
 func TestRemoteDown(t *testing.T) {
 	cfg := servertest.Config(t.TempDir())
 	cfg.Domain = "a.test"
 	cfg.S2S.Listen = "127.0.0.1:0"
-	cfg.S2S.Hosts = map[string]string{"b.test": servertest.FreeAddr(t)}
+	cfg.S2S.Hosts = map[string]string{"b.test": servertest.FreeAddr(t), "down.test": servertest.FreeAddr(t)}
 	cfg.S2S.ConnectTimeout = config.Duration(5 * time.Second)
 	a := servertest.StartConfig(t, cfg)
 	alice := online(t, a, "alice", "wonderland")
@@ -172,6 +172,27 @@ func TestRemoteDown(t *testing.T) {
 		}
 		if _, ok := alice.Wait(crossing, isError(c.name)); !ok {
 			t.Errorf("%s: no remote-server-not-found error came back", c.stanza)
+		}
+	}
+	// A subscription request goes out from alice's bare JID (RFC 6121
+	// §3.1.2), so no one resource asked: the presence error reaches her
+	// available resources. To down.test, the first stanza waits for the
+	// stream, and is bounced when it cannot be set up; the second is
+	// refused at once while the failure is remembered.
+	for _, id := range []string{"s1", "s2"} {
+		if err := alice.SendRaw(ctx, "<presence to='bob@down.test' type='subscribe' id='"+id+"'/>"); err != nil {
+			t.Fatal(err)
+		}
+		e, ok := alice.Wait(crossing, func(s servertest.Stanza) bool {
+			return s.Name == "presence" && s.Attrs["type"] == "error" && s.Attrs["id"] == id
+		})
+		switch {
+		case !ok:
+			t.Errorf("subscribe %s to an unreachable domain: no error came back", id)
+		case e.Attrs["from"] != "bob@down.test":
+			t.Errorf("subscribe %s: the error is from %q: %s", id, e.Attrs["from"], e.XML)
+		case !strings.Contains(e.XML, "<remote-server-not-found") && !strings.Contains(e.XML, "<remote-server-timeout"):
+			t.Errorf("subscribe %s: the error is neither remote-server-not-found nor remote-server-timeout: %s", id, e.XML)
 		}
 	}
 	if n := len(a.S2S()); n != 0 {
