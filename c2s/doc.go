@@ -15,9 +15,8 @@
 // stream over its rate loses nothing and is not cut off: its reader
 // sleeps after the stanza for as long as the buckets need, so that the
 // client's next stanzas wait in its TCP buffer, as ejabberd's shapers
-// make them. The buckets are a few lines here rather than
-// golang.org/x/time/rate, which is not among the dependencies chosen for
-// adhocd. Failed logins are counted per address and per (address,
+// make them. The buckets are internal/tokenbucket's (shared with the
+// pacing of server-to-server streams). Failed logins are counted per address and per (address,
 // account) (backoff.go); the account is read from the client's first SASL
 // message (saslname.go), because package auth names it only once an
 // exchange succeeded.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/adhocd/adhocd/config"
+	"github.com/adhocd/adhocd/internal/tokenbucket"
 )
 
 // maxPause bounds one sleep of a paced stream: a longer debt is waited out
@@ -20,45 +21,11 @@ const maxPause = time.Second
 // per bound account; past the bound a new account is paced per stream only.
 const maxAccountBuckets = 100000
 
-// bucket is a token bucket that may go into debt: a stanza is always
-// charged in full, and the stream then waits until the bucket is no longer
-// in debt. A stanza larger than the burst therefore passes, at the rate.
-type bucket struct {
-	mu     sync.Mutex
-	tokens float64
-	last   time.Time
-}
-
-// take charges cost to the bucket, refilled at rate per second up to burst
-// (0: one second's worth), and returns how long its user must wait before
-// the bucket is out of debt. A rate of 0 is no limit: take returns 0.
-func (b *bucket) take(now time.Time, cost float64, rate, burst int) time.Duration {
-	if rate <= 0 {
-		return 0
-	}
-	r, capacity := float64(rate), float64(burst)
-	if burst <= 0 {
-		capacity = r
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.last.IsZero() {
-		b.tokens = capacity
-	} else if dt := now.Sub(b.last); dt > 0 {
-		b.tokens = min(capacity, b.tokens+dt.Seconds()*r)
-	}
-	b.last = now
-	b.tokens -= cost
-	if b.tokens >= 0 {
-		return 0
-	}
-	return time.Duration(-b.tokens / r * float64(time.Second))
-}
-
-// pacer is the buckets of one bound stream: its own stanzas and bytes, and
-// the stanzas of its account, shared with the account's other streams.
+// pacer is the buckets of one bound stream (package tokenbucket, shared
+// with s2s): its own stanzas and bytes, and the stanzas of its account,
+// shared with the account's other streams.
 type pacer struct {
-	stanzas, bytes bucket
+	stanzas, bytes tokenbucket.Bucket
 	account        *accountBucket // nil: no account bucket
 	read           *countingReader
 	charged        uint64 // bytes of read already charged
@@ -70,10 +37,10 @@ func (p *pacer) wait(now time.Time, r config.Rate, stanzas float64) time.Duratio
 	n := p.read.n.Load()
 	b := float64(n - p.charged)
 	p.charged = n
-	d := p.stanzas.take(now, stanzas, r.StanzasPerSecond, r.BurstStanzas)
-	d = max(d, p.bytes.take(now, b, r.BytesPerSecond, r.BurstBytes))
+	d := p.stanzas.Take(now, stanzas, r.StanzasPerSecond, r.BurstStanzas)
+	d = max(d, p.bytes.Take(now, b, r.BytesPerSecond, r.BurstBytes))
 	if p.account != nil {
-		d = max(d, p.account.b.take(now, stanzas, r.AccountStanzasPerSecond, r.AccountBurstStanzas))
+		d = max(d, p.account.b.Take(now, stanzas, r.AccountStanzasPerSecond, r.AccountBurstStanzas))
 	}
 	return d
 }
@@ -124,7 +91,7 @@ func (cr *countingReader) Read(p []byte) (int, error) {
 // accountBucket is the stanza bucket shared by the bound streams of one
 // account (limits.rate.account_stanzas_per_second).
 type accountBucket struct {
-	b    bucket
+	b    tokenbucket.Bucket
 	refs int // bound streams of the account; guarded by accountBuckets.mu
 }
 

@@ -56,6 +56,16 @@
 // connects a slixmpp ComponentXMPP that exchanges messages, disco and pings
 // with a slixmpp user.
 //
+// Federation (issue 20): s2speer_test.go starts Debian's Prosody 0.12 on
+// 127.0.0.2 and ejabberd 23.01 on 127.0.0.3, each as its own system user
+// with a config of its own, a DNS stub for the .test names and an
+// /etc/hosts block that is removed again. s2s_adhocd_test.go federates
+// adhocd with each of them, by dialback and by SASL EXTERNAL with a test CA,
+// and has slixmpp users on both sides subscribe to each other, exchange
+// presence and messages, query disco and log out (testdata/s2s_chat.py,
+// s2s_subscribe.py). s2s_nbxmpp_test.go does the same with an nbxmpp user
+// on adhocd, as Gajim would.
+//
 // On a developer machine without python3-slixmpp the tests are skipped. When
 // the environment variable CI is set (as .ci/run does with CI=true) a missing
 // slixmpp is a failure instead, so CI never passes by silently skipping.

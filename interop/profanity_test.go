@@ -35,6 +35,13 @@ func startProfanity(t *testing.T, srv *servertest.Server, u clientUser, user, pa
 	p.keys("Enter")
 	p.waitFor(jid+"/", 20*time.Second)
 	p.waitFor("logged in successfully", 20*time.Second)
+	// Profanity asks the server's disco#info at login and, until the
+	// answer is in, says the server "does not support ad hoc commands"
+	// to a /cmd typed at once (seen on a loaded CI machine). The server
+	// answers a stream's IQs in order: once the ping sent now is answered,
+	// so is the disco#info.
+	p.enter("/ping")
+	p.waitFor("Ping response from server", 20*time.Second)
 	return p
 }
 

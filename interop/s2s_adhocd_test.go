@@ -169,11 +169,34 @@ func direction(inbound bool) string {
 	return "outbound"
 }
 
-// federateAdhocd starts the peer of pc and adhocd for auth, publishes
-// adhocd.test in the peer's DNS stub (and, for ejabberd, in /etc/hosts),
-// and runs s2s_subscribe.py with a user on each, checking what it printed.
-// It returns adhocd, the peer and the stub.
-func federateAdhocd(t *testing.T, pc adhocdPeerCase, auth peerAuth) (*servertest.Server, *peer, *s2stest.DNS) {
+// adhocdFederation is adhocd federated with a peer, before any client has
+// logged in (startAdhocdFederation).
+type adhocdFederation struct {
+	srv  *servertest.Server
+	peer *peer
+	dns  *s2stest.DNS
+	// caFile is the PEM file a client of adhocd trusts alone: adhocd's
+	// self-signed certificate (dialback), or the test CA (EXTERNAL).
+	caFile string
+}
+
+// adhocdArgs are the flags a script's user on adhocd takes (serverArgs),
+// with the certificate it trusts alone being f.caFile.
+func (f *adhocdFederation) adhocdArgs(t *testing.T) []string {
+	t.Helper()
+	args := serverArgs(t, f.srv)
+	args[len(args)-1] = f.caFile // --cafile
+	return args
+}
+
+// startAdhocdFederation starts the peer of pc for auth, with the accounts
+// users (name to password), and adhocd serving adhocd.test with its s2s
+// listener on adhocdS2SAddr and a static host map to the peer; it
+// publishes adhocd.test in the peer's DNS stub (and, for ejabberd, in
+// /etc/hosts). With authDialback adhocd and the peer have self-signed
+// certificates; with authExternal certificates of one new test CA, which
+// each trusts.
+func startAdhocdFederation(t *testing.T, pc adhocdPeerCase, auth peerAuth, users map[string]string) *adhocdFederation {
 	t.Helper()
 	dns := newPeerDNS(t)
 	// RFC 6120 §3.2.1: the SRV record of adhocd.test's s2s service, and
@@ -181,10 +204,7 @@ func federateAdhocd(t *testing.T, pc adhocdPeerCase, auth peerAuth) (*servertest
 	dns.SetA(adhocdDomain, netip.MustParseAddr("127.0.0.1"))
 	dns.SetSRV("_xmpp-server._tcp."+adhocdDomain, []s2stest.SRV{{Target: adhocdDomain, Port: peerS2SPort}})
 
-	o := peerOptions{
-		Auth: auth, DNS: dns,
-		Users: map[string]string{"bob": "pw-" + randomHex(t, 8)},
-	}
+	o := peerOptions{Auth: auth, DNS: dns, Users: users}
 	if pc.kind.name == ejabberdKind.name {
 		// ejabberd looks the SRV target up with libc: /etc/hosts.
 		o.Hosts = map[string]string{adhocdDomain: "127.0.0.1"}
@@ -230,12 +250,23 @@ func federateAdhocd(t *testing.T, pc adhocdPeerCase, auth peerAuth) (*servertest
 		cfg.S2S.CAFile = adhocdCAFile
 	}
 	srv := servertest.StartConfig(t, cfg)
+	f := &adhocdFederation{srv: srv, peer: p, dns: dns, caFile: adhocdCAFile}
+	if f.caFile == "" {
+		f.caFile = filepath.Join(srv.Dir, "selfsigned-cert.pem")
+	}
+	return f
+}
+
+// federateAdhocd starts the peer of pc and adhocd for auth
+// (startAdhocdFederation) and runs s2s_subscribe.py with a user on each,
+// checking what it printed. It returns adhocd, the peer and the stub.
+func federateAdhocd(t *testing.T, pc adhocdPeerCase, auth peerAuth) (*servertest.Server, *peer, *s2stest.DNS) {
+	t.Helper()
+	f := startAdhocdFederation(t, pc, auth, map[string]string{"bob": "pw-" + randomHex(t, 8)})
+	srv, p, dns := f.srv, f.peer, f.dns
 	const alicePW = "wonderland"
 	alice := srv.AddUser("alice", alicePW)
-	args := serverArgs(t, srv)
-	if adhocdCAFile != "" {
-		args[len(args)-1] = adhocdCAFile // --cafile: the CA, not a self-signed certificate
-	}
+	args := f.adhocdArgs(t)
 
 	aBody, bBody := randomBody(t), randomBody(t)
 	bob := p.jid("bob")

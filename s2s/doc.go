@@ -8,7 +8,23 @@
 // verified over a connection of their own, as ejabberd does. Every stanza
 // received is checked against the domains its stream authenticated
 // (invalid-from) and the domains this server serves (host-unknown: no
-// relay), then handed to Host.Receive in jabber:client.
+// relay), then handed to Host.Receive in jabber:client. Inbound direct TLS
+// (XEP-0368, directtls.go: ListenDirectTLS) runs the TLS handshake first,
+// with ALPN xmpp-server, then the same inbound stream without STARTTLS.
+//
+// An authenticated inbound stream is paced (s2s.limits.stanzas_per_second
+// and burst_stanzas): each element it sends is charged to a token bucket
+// of its own (package internal/tokenbucket, shared with c2s), and over the
+// rate its reader sleeps until the bucket is out of debt, so that the
+// peer's next stanzas wait in its TCP buffer and none is lost. The idle
+// deadline is set again after the pause, so that a paced peer does not
+// look idle.
+//
+// The pool's metrics (metrics.go; docs/observability.md) count streams,
+// stanzas, bounces, authentications and refusals. Their domain label is
+// bounded by s2s.metrics_domains: the first domains that authenticate
+// keep a label of their own for the process's life, the others are
+// "other".
 //
 //   - resolve.go turns a remote domain into an ordered list of targets to
 //     connect to, each saying whether it is direct TLS. A static host map

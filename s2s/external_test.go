@@ -241,3 +241,40 @@ func TestExternalOneWay(t *testing.T) {
 		}
 	}
 }
+
+// TestExternalBlacklisted: b.test has a.test on its blacklist. Although
+// a.test's certificate verifies, b.test refuses its SASL EXTERNAL, as it
+// refuses its dialback: alice's message comes back as an error, bob gets
+// nothing, and b.test has no authenticated stream from a.test.
+func TestExternalBlacklisted(t *testing.T) {
+	ca := newCA(t, "adhocd s2s test CA")
+	a, b := pair(t, func(a, b *config.Config) {
+		for _, c := range []*config.Config{a, b} {
+			useCACert(t, ca, c)
+			c.S2S.RequireValidCertificates = true
+			c.S2S.ConnectTimeout = config.Duration(3 * time.Second)
+		}
+	})
+	clientTLS(a, ca)
+	clientTLS(b, ca)
+	ctx := servertest.Context(t, 20*time.Second)
+	if err := b.SetAccessLists(ctx, []string{"a.test"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	alice, bob := online(t, a, "alice", "wonderland"), online(t, b, "bob", "builder")
+	if err := alice.SendRaw(ctx, "<message to='bob@b.test' type='chat' id='m1'><body>let me in</body></message>"); err != nil {
+		t.Fatal(err)
+	}
+	got := alice.Next(crossing, func(s servertest.Stanza) bool { return s.Name == "message" && s.Attrs["type"] == "error" })
+	if cond, _, _ := stanzaError(t, got); cond != "remote-server-timeout" && cond != "remote-server-not-found" {
+		t.Fatalf("alice got %s, want remote-server-timeout or remote-server-not-found", got.XML)
+	}
+	if s, ok := bob.Wait(time.Second, isMessage("alice@a.test/", "let me in")); ok {
+		t.Fatalf("bob got a message from a blacklisted domain: %s", s.XML)
+	}
+	for _, c := range b.S2S() {
+		if c.Remote == "a.test" && c.Auth != "" {
+			t.Fatalf("b.test authenticated a blacklisted domain: %+v", c)
+		}
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 
+	"github.com/adhocd/adhocd/internal/tokenbucket"
 	"github.com/adhocd/adhocd/wire"
 )
 
@@ -33,6 +34,10 @@ type in struct {
 	authed  map[string]string // remote domain → "external" or "dialback"
 	pending bool              // counted in Pool.pending
 	dbWait  int               // dialback verifications under way
+
+	// bucket paces what the stream sends once authenticated
+	// (s2s.limits.stanzas_per_second; pace).
+	bucket tokenbucket.Bucket
 }
 
 // maxDialbackPending bounds the <db:result/> requests one stream may have
@@ -64,16 +69,27 @@ func (i *in) info() []Conn {
 	return list
 }
 
-// accept takes a new inbound connection within the limits.
-func (p *Pool) accept(nc net.Conn) {
+// accept takes a new inbound connection within the limits. A direct-TLS
+// one (directTLS) is wrapped in the TLS server side, whose handshake the
+// stream runs first (handshake); refused, it is closed at once, without
+// the handshake that a stream error would need.
+func (p *Pool) accept(nc net.Conn, directTLS bool) {
 	p.mu.Lock()
 	if p.closed || p.pending >= p.cfg.Limits.MaxPending || p.totalLocked() >= p.cfg.Limits.MaxConnections {
 		p.mu.Unlock()
+		p.m.refuse(stream.ResourceConstraint.Err)
+		if directTLS {
+			_ = nc.Close()
+			return
+		}
 		c := newConn(nc, p.limits)
 		_ = c.write(header("", "", streamID()))
 		se := wire.StreamError(stream.ResourceConstraint, "too many server-to-server streams")
 		c.close(&se)
 		return
+	}
+	if directTLS {
+		nc = tls.Server(nc, p.inboundTLS(true))
 	}
 	i := &in{p: p, c: newConn(nc, p.limits), since: time.Now(), authed: map[string]string{}, pending: true}
 	p.pending++
@@ -107,6 +123,7 @@ func (i *in) serve() {
 		i.c.close(nil)
 	case errors.As(err, &se):
 		p.log.Info("s2s: inbound stream closed", "from", i.from, "err", err)
+		p.m.refuse(se.Err)
 		i.c.close(&se)
 	default:
 		var ne net.Error
@@ -189,11 +206,18 @@ func (i *in) authenticated(domain, method string) {
 		i.p.pending--
 		i.p.mu.Unlock()
 	}
-	_ = i.c.nc.SetReadDeadline(time.Time{})
+	// idle_timeout bounds the stream from now on, connect_timeout no
+	// longer: a dialback verdict comes while the reader waits, and that
+	// wait must not be left without a deadline.
+	_ = i.c.nc.SetReadDeadline(time.Now().Add(i.p.cfg.IdleTimeout.D()))
+	i.p.m.authenticated(domain, dirIn, method, true)
 	i.p.log.Info("s2s: inbound stream authenticated", "local", i.local, "remote", domain, "auth", method, "tls", i.c.tls)
 }
 
 func (i *in) stream() error {
+	if err := i.handshake(); err != nil {
+		return err
+	}
 	if err := i.open(false); err != nil {
 		return err
 	}
@@ -208,7 +232,43 @@ func (i *in) stream() error {
 		if err := i.handle(el); err != nil {
 			return err
 		}
+		if i.authedCount() > 0 {
+			// The pause comes before the idle deadline is set again, at
+			// the top of the loop: a paced peer does not look idle.
+			i.pace()
+		}
 	}
+}
+
+// maxPause bounds one sleep of a paced stream.
+const maxPause = time.Second
+
+// pace charges the element just read to the stream's bucket
+// (s2s.limits.stanzas_per_second and burst_stanzas; 0: no pacing) and, over
+// the rate, sleeps until the bucket is out of debt, in sleeps of at most
+// maxPause: the peer's next stanzas wait in its TCP buffer, none is lost.
+// It returns early when the pool closes.
+func (i *in) pace() {
+	l := i.p.cfg.Limits
+	d := i.bucket.Take(time.Now(), 1, l.StanzasPerSecond, l.BurstStanzas)
+	for d > 0 {
+		t := time.NewTimer(min(d, maxPause))
+		select {
+		case <-i.p.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		d = i.bucket.Take(time.Now(), 0, l.StanzasPerSecond, l.BurstStanzas)
+	}
+}
+
+// domainFull reports whether one more stream with domain would pass
+// s2s.limits.max_connections_per_domain (streams both ways count).
+func (p *Pool) domainFull(domain string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.countLocked(domain) >= p.cfg.Limits.MaxConnectionsPerDomain
 }
 
 // authedCount is the number of domains authenticated on the stream; the
@@ -229,7 +289,7 @@ func (i *in) handle(el *wire.Element) error {
 		if err := i.c.write([]byte("<proceed xmlns='" + nsTLS + "'/>")); err != nil {
 			return err
 		}
-		tc := tls.Server(i.c.nc, i.p.verifier.InboundConfig(TLSOptions{Certificate: i.p.cert, RequireValid: i.p.cfg.RequireValidCertificates}))
+		tc := tls.Server(i.c.nc, i.p.inboundTLS(false))
 		ctx, cancel := context.WithTimeout(i.p.ctx, i.p.cfg.ConnectTimeout.D())
 		err := tc.HandshakeContext(ctx)
 		cancel()
@@ -254,13 +314,15 @@ func (i *in) handle(el *wire.Element) error {
 }
 
 func (i *in) saslFailure() error {
+	i.p.m.authenticated(i.from, dirIn, methodExternal, false)
 	return i.c.write([]byte("<failure xmlns='" + nsSASL + "'><not-authorized/></failure>"))
 }
 
 // external answers SASL EXTERNAL: the certificate must verify for the
-// header's 'from', and the authorization identity, if any, name it.
+// header's 'from', the authorization identity, if any, name it, and the
+// access lists allow the domain (as for dialback).
 func (i *in) external(el *wire.Element) error {
-	if !i.c.tls || i.authedCount() > 0 || el.Attr("mechanism") != "EXTERNAL" || !i.externalOK() {
+	if !i.c.tls || i.authedCount() > 0 || el.Attr("mechanism") != "EXTERNAL" || !i.externalOK() || !i.p.host.Allowed(i.from) {
 		return i.saslFailure()
 	}
 	text := strings.TrimSpace(elementText(el))
@@ -269,6 +331,9 @@ func (i *in) external(el *wire.Element) error {
 		if err != nil || string(b) != i.from {
 			return i.saslFailure()
 		}
+	}
+	if i.p.domainFull(i.from) {
+		return wire.StreamError(stream.ResourceConstraint, "too many streams with "+i.from)
 	}
 	if err := i.c.write([]byte("<success xmlns='" + nsSASL + "'/>")); err != nil {
 		return err
@@ -307,18 +372,25 @@ func (i *in) dialbackIn(el *wire.Element) error {
 		}
 		return i.c.write(b)
 	}
+	refuse := func(se *stanza.Error) error {
+		i.p.m.authenticated(d.From, dirIn, methodDialback, false)
+		i.p.m.refuse(string(se.Condition))
+		return answer(DialbackError, se)
+	}
 	switch {
 	case !i.p.host.Served(d.To) || (i.local != "" && d.To != i.local):
-		return answer(DialbackError, &stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound})
+		return refuse(&stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound})
 	case !i.p.host.Allowed(d.From):
-		return answer(DialbackError, &stanza.Error{Type: stanza.Cancel, Condition: stanza.Forbidden})
+		return refuse(&stanza.Error{Type: stanza.Cancel, Condition: stanza.Forbidden})
 	case !i.c.tls && i.p.cfg.RequireTLS, i.p.cfg.RequireValidCertificates:
-		return answer(DialbackError, &stanza.Error{Type: stanza.Cancel, Condition: stanza.PolicyViolation})
+		return refuse(&stanza.Error{Type: stanza.Cancel, Condition: stanza.PolicyViolation})
+	case !i.hasDomain(d.From) && i.p.domainFull(d.From):
+		return refuse(&stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint})
 	}
 	i.mu.Lock()
 	if i.dbWait >= maxDialbackPending {
 		i.mu.Unlock()
-		return answer(DialbackError, &stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint})
+		return refuse(&stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint})
 	}
 	i.dbWait++
 	i.mu.Unlock()
@@ -337,11 +409,14 @@ func (i *in) dialbackIn(el *wire.Element) error {
 			if errors.Is(err, errNoStream) {
 				cond = stanza.RemoteServerNotFound
 			}
+			i.p.m.authenticated(d.From, dirIn, methodDialback, false)
 			_ = answer(DialbackError, &stanza.Error{Type: errType(cond), Condition: cond})
 		case valid:
 			i.authenticated(d.From, "dialback")
 			_ = answer(DialbackValid, nil)
 		default:
+			i.p.m.authenticated(d.From, dirIn, methodDialback, false)
+			i.p.m.refuse(stream.NotAuthorized.Err)
 			_ = answer(DialbackInvalid, nil)
 			se := wire.StreamError(stream.NotAuthorized, "the dialback key is invalid")
 			i.c.close(&se)
@@ -372,6 +447,7 @@ func (i *in) stanza(el *wire.Element) error {
 		return wire.StreamError(stream.HostUnknown, to.Domainpart()+" is not served here")
 	}
 	wire.SwapNS(el, NSServer, stanza.NSClient)
+	i.p.m.stanza(from.Domainpart(), dirIn, 1)
 	if err := i.p.host.Receive(i.p.ctx, from, to, el); err != nil {
 		i.p.log.Warn("s2s: inbound stanza not routed", "from", fromAttr, "to", toAttr, "err", err)
 	}

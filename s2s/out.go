@@ -98,6 +98,7 @@ func (o *out) shut() []queued {
 }
 
 func (o *out) bounce(q []queued, cond stanza.Condition, text string) {
+	o.p.m.bounce(o.key.remote, cond, len(q))
 	for _, s := range q {
 		se := stanza.Error{Type: errType(cond), Condition: cond, By: domainJID(o.key.local)}
 		if text != "" {
@@ -167,6 +168,7 @@ func (o *out) run() {
 					o.finish(stanza.RemoteServerTimeout, "the stream to "+o.key.remote+" failed")
 					return
 				}
+				o.p.m.stanza(o.key.remote, dirOut, 1)
 			}
 			if !timer.Stop() {
 				select {
@@ -315,6 +317,7 @@ func (p *Pool) try(ctx context.Context, t Target, local, remote string, auth boo
 	}
 	if f.external && c.tls {
 		ok, err := p.external(c, local, remote)
+		p.m.authenticated(remote, dirOut, methodExternal, ok && err == nil)
 		if err != nil {
 			return fail(nil, err)
 		}
@@ -327,7 +330,9 @@ func (p *Pool) try(ctx context.Context, t Target, local, remote string, auth boo
 		se := wire.StreamError(stream.PolicyViolation, "only SASL EXTERNAL is accepted")
 		return fail(&se, errors.New("SASL EXTERNAL is not available, and dialback is off"))
 	}
-	if err := p.dialback(c, local, remote); err != nil {
+	err = p.dialback(c, local, remote)
+	p.m.authenticated(remote, dirOut, methodDialback, err == nil)
+	if err != nil {
 		return fail(nil, err)
 	}
 	_ = c.nc.SetDeadline(time.Time{})

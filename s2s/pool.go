@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
@@ -49,6 +50,8 @@ type Options struct {
 	// Secret is the dialback secret (XEP-0185); nil: a random one.
 	Secret []byte
 	Log    *slog.Logger
+	// Meter makes the pool's instruments (metrics.go); nil: none recorded.
+	Meter metric.Meter
 }
 
 // Pool holds the server's federation: the outbound stream to each remote
@@ -63,6 +66,7 @@ type Pool struct {
 	keyer    *Keyer
 	verifier *CertVerifier
 	cert     func() (*tls.Certificate, error)
+	m        *instruments
 
 	ctx    context.Context // ends at Close: every stream's
 	cancel context.CancelFunc
@@ -113,12 +117,21 @@ func New(o Options) (*Pool, error) {
 		log = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Pool{cfg: o.Config, limits: o.Limits, host: o.Host, log: log, resolver: r, keyer: k, verifier: v, cert: o.Certificate,
-		ctx: ctx, cancel: cancel, outs: map[pair]*out{}, ins: map[*in]struct{}{}, failed: map[string]failure{}}, nil
+	p := &Pool{cfg: o.Config, limits: o.Limits, host: o.Host, log: log, resolver: r, keyer: k, verifier: v, cert: o.Certificate,
+		ctx: ctx, cancel: cancel, outs: map[pair]*out{}, ins: map[*in]struct{}{}, failed: map[string]failure{}}
+	if p.m, err = newInstruments(o.Meter, o.Config.MetricsDomains, p.List); err != nil {
+		log.Warn("s2s: metrics not created", "err", err)
+		p.m, _ = newInstruments(nil, o.Config.MetricsDomains, p.List)
+	}
+	return p, nil
 }
 
 // Listen accepts remote servers' streams on ln until Close.
-func (p *Pool) Listen(ln net.Listener) {
+func (p *Pool) Listen(ln net.Listener) { p.listen(ln, false) }
+
+// listen accepts on ln until Close; directTLS: the connections begin with
+// TLS (ListenDirectTLS).
+func (p *Pool) listen(ln net.Listener, directTLS bool) {
 	p.mu.Lock()
 	p.lns = append(p.lns, ln)
 	p.mu.Unlock()
@@ -133,7 +146,7 @@ func (p *Pool) Listen(ln net.Listener) {
 				}
 				return
 			}
-			p.accept(nc)
+			p.accept(nc, directTLS)
 		}
 	}()
 }
@@ -141,8 +154,9 @@ func (p *Pool) Listen(ln net.Listener) {
 // HandleStanza queues el, from the local JID from, for the remote JID to
 // (router.Remote). It never waits on the network: what fails later is
 // answered through Host.Bounce.
-func (p *Pool) HandleStanza(ctx context.Context, from jid.JID, el *wire.Element, to jid.JID) error {
+func (p *Pool) HandleStanza(ctx context.Context, from jid.JID, el *wire.Element, to jid.JID) (err error) {
 	remote := to.Domainpart()
+	defer func() { p.m.bounceErr(remote, err) }()
 	if !p.host.Allowed(remote) {
 		return stanza.Error{Type: stanza.Cancel, Condition: stanza.Forbidden, By: from.Domain(),
 			Text: map[string]string{"en": "the server's access lists do not allow " + remote}}
@@ -351,6 +365,7 @@ func (p *Pool) Close(ctx context.Context) error {
 	}
 	p.flush(ctx)
 	p.cancel()
+	p.m.stop()
 	done := make(chan struct{})
 	go func() { p.wg.Wait(); close(done) }()
 	select {

@@ -208,9 +208,11 @@ func NewResolver(o ResolverOptions) (*Resolver, error) {
 	return r, nil
 }
 
-// parseStaticHost reads a static host entry.
+// parseStaticHost reads a static host entry: "host:port" (STARTTLS) or
+// "tls://host:port" (direct TLS, XEP-0368), as config.S2S.Hosts allows.
 func parseStaticHost(s string) (Target, error) {
-	host, port, err := net.SplitHostPort(s)
+	addr, direct := strings.CutPrefix(s, "tls://")
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return Target{}, fmt.Errorf("%q is not host:port: %w", s, err)
 	}
@@ -222,7 +224,7 @@ func parseStaticHost(s string) (Target, error) {
 	if host == "" {
 		return Target{}, fmt.Errorf("%q has no host", s)
 	}
-	return Target{Host: host, Port: uint16(n), Name: host, Source: SourceStatic}, nil
+	return Target{Host: host, Port: uint16(n), Name: host, Source: SourceStatic, DirectTLS: direct}, nil
 }
 
 // lookupName lowercases a domain and drops a trailing dot. Internationalised

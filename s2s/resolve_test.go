@@ -133,6 +133,11 @@ func TestResolve(t *testing.T) {
 		want:    []string{"127.0.0.1:5299 127.0.0.1 static"},
 		queries: []string{},
 	}, {
+		name:    "static map, direct TLS",
+		hosts:   map[string]string{"b.test": "tls://127.0.0.1:5270"},
+		want:    []string{"127.0.0.1:5270 127.0.0.1 static tls"},
+		queries: []string{},
+	}, {
 		name:    "static map, any case and a trailing dot",
 		hosts:   map[string]string{"B.Test.": "[::1]:5299"},
 		domain:  "b.TEST.",

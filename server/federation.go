@@ -5,9 +5,9 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 
+	"go.opentelemetry.io/otel/metric"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
@@ -25,15 +25,18 @@ func (s *Server) newPool(context.Context) error {
 	if s.remote != nil || s.cfg.S2S.Listen == "" {
 		return nil
 	}
-	var secret []byte
-	if f := s.cfg.S2S.DialbackSecretFile; f != "" {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return fmt.Errorf("server: s2s dialback secret: %w", err)
-		}
-		secret = b
+	secret, err := s.cfg.S2S.DialbackSecret()
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	if secret == nil && s.cfg.Cluster.Enabled() && !s.cfg.S2S.RequireValidCertificates {
+		s.log.Warn("s2s: this replica of a cluster makes dialback keys with a random secret: a remote server that checks a key with another replica is refused; set s2s.dialback_secret_file to one file shared by every replica (docs/clustering.md)")
 	}
 	l := s.limits()
+	var meter metric.Meter // nil: the pool records nothing
+	if s.meters != nil {
+		meter = s.meters.Meter("github.com/adhocd/adhocd/s2s")
+	}
 	p, err := s2s.New(s2s.Options{
 		Config: s.cfg.S2S,
 		Limits: s2s.Limits{MaxStanzaBytes: s.cfg.S2S.Limits.MaxStanzaBytes, MaxDepth: l.MaxDepth, MaxAttributes: l.MaxAttributes, WriteTimeout: l.WriteTimeout.D()},
@@ -44,6 +47,7 @@ func (s *Server) newPool(context.Context) error {
 		DNS:    s.s2sDNS,
 		Secret: secret,
 		Log:    s.log.With("component", "s2s"),
+		Meter:  meter,
 	})
 	if err != nil {
 		return fmt.Errorf("server: s2s: %w", err)
@@ -72,6 +76,31 @@ func (s *Server) S2SAddr() net.Addr {
 		return nil
 	}
 	return s.s2sLn.Addr()
+}
+
+// listenS2SDirectTLS opens s2s.direct_tls_listen, whose connections begin
+// with TLS (XEP-0368), for the pool; nil when it is empty or federation
+// is off.
+func (s *Server) listenS2SDirectTLS() (net.Listener, error) {
+	if s.pool == nil || s.cfg.S2S.DirectTLSListen == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.S2S.DirectTLSListen)
+	if err != nil {
+		return nil, fmt.Errorf("server: s2s direct TLS listen: %w", err)
+	}
+	return ln, nil
+}
+
+// S2SDirectTLSAddr is the address of the s2s direct TLS listener, or nil
+// when s2s.direct_tls_listen is empty or federation is off.
+func (s *Server) S2SDirectTLSAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.s2sTLSLn == nil {
+		return nil
+	}
+	return s.s2sTLSLn.Addr()
 }
 
 // S2S lists the server-to-server streams (none with federation off).

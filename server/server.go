@@ -74,6 +74,8 @@ type Server struct {
 	pool   *s2s.Pool       // federation, when s2s.listen is set (federation.go)
 	s2sDNS s2s.SRVLookuper // WithS2SDNS
 	s2sLn  net.Listener
+	// s2sTLSLn is s2s.direct_tls_listen's listener (XEP-0368), when set.
+	s2sTLSLn net.Listener
 
 	lifecycle func(restart bool)
 	reload    func() (config.Config, error)
@@ -260,17 +262,28 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s2sLn != nil {
 		listeners = append(listeners, s2sLn)
 	}
+	s2sTLSLn, err := s.listenS2SDirectTLS()
+	if err != nil {
+		return err
+	}
+	if s2sTLSLn != nil {
+		listeners = append(listeners, s2sTLSLn)
+	}
 	ctl, err := s.listenControl()
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
-	s.ln, s.ctl, s.wsLn, s.wsHTTP, s.tlsLn, s.s2sLn = ln, ctl, wsLn, wsHTTP, tlsLn, s2sLn
+	s.ln, s.ctl, s.wsLn, s.wsHTTP, s.tlsLn, s.s2sLn, s.s2sTLSLn = ln, ctl, wsLn, wsHTTP, tlsLn, s2sLn, s2sTLSLn
 	s.mu.Unlock()
 	if s2sLn != nil {
 		s.log.Info("adhocd listening for servers", "s2s", s2sLn.Addr().String(), "require_tls", s.cfg.S2S.RequireTLS,
 			"require_valid_certificates", s.cfg.S2S.RequireValidCertificates)
 		s.pool.Listen(s2sLn)
+	}
+	if s2sTLSLn != nil {
+		s.log.Info("adhocd listening for servers over direct TLS", "addr", s2sTLSLn.Addr().String())
+		s.pool.ListenDirectTLS(s2sTLSLn)
 	}
 	if wsHTTP != nil {
 		s.wg.Add(1)

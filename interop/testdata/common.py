@@ -7,6 +7,9 @@ command line, and SASL restricted to SCRAM (PLAIN is never used). It prints
 the mechanism it logged in with and every SASL failure. main() parses the
 common flags, runs a coroutine under an overall timeout and maps the
 outcome to the exit status: 0 on success, 1 on any error, 2 on the timeout.
+The federation scripts (s2s_*.py), with a user on each of two servers,
+share their flags (federation_parser) and logins (federation_clients,
+login_both).
 
 Lines on stdout every Client prints:
 
@@ -134,6 +137,38 @@ def parser(doc, logins=("",), jid_help=None, tls_max=False, timeout=30.0):
     if tls_max:
         p.add_argument("--tls-max", choices=sorted(TLS_VERSIONS), help="highest TLS version to offer")
     return p
+
+
+def federation_parser(doc, timeout):
+    """The parser of a script with two users on two federated servers:
+    user a on one (--host, --port, --cafile, --a-jid, --a-password), user b
+    on the other (--b-host, --b-port, --b-cafile, --b-jid, --b-password),
+    the bodies each sends (--a-body, --b-body), --tls-max, and --timeout
+    (default timeout seconds)."""
+    p = parser(doc, logins=("a-", "b-"), tls_max=True, timeout=timeout)
+    p.add_argument("--b-host", required=True, help="b's server address")
+    p.add_argument("--b-port", type=int, required=True)
+    p.add_argument("--b-cafile", required=True, help="the certificate b trusts alone")
+    p.add_argument("--a-body", required=True)
+    p.add_argument("--b-body", required=True)
+    return p
+
+
+def federation_clients(args, plugins=()):
+    """Users a and b of federation_parser's flags, as Clients with plugins,
+    args.tls_max and the roster fetched at login; not connected yet (see
+    login_both)."""
+    a = Client("a", args.a_jid, args.a_password, args.cafile, plugins=plugins,
+               tls_max=args.tls_max, roster=True)
+    b = Client("b", args.b_jid, args.b_password, args.b_cafile, plugins=plugins,
+               tls_max=args.tls_max, roster=True)
+    return a, b
+
+
+async def login_both(args, a, b):
+    """Log a in to its server (--host, --port) and b to its own (--b-host,
+    --b-port), at the same time; return once both sessions started."""
+    await asyncio.gather(a.login(args.host, args.port), b.login(args.b_host, args.b_port))
 
 
 def main(run, args):

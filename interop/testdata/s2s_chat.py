@@ -52,11 +52,8 @@ def expect(client, role, sender):
 
 
 async def run(args):
-    a = common.Client("a", args.a_jid, args.a_password, args.cafile,
-                      plugins=("xep_0030",), tls_max=args.tls_max, roster=True)
-    b = common.Client("b", args.b_jid, args.b_password, args.b_cafile,
-                      plugins=("xep_0030",), tls_max=args.tls_max, roster=True)
-    await asyncio.gather(a.login(args.host, args.port), b.login(args.b_host, args.b_port))
+    a, b = common.federation_clients(args, plugins=("xep_0030",))
+    await common.login_both(args, a, b)
     at_b = expect(b, "b", a.boundjid.bare)
     at_a = expect(a, "a", b.boundjid.bare)
 
@@ -78,13 +75,7 @@ async def run(args):
 
 
 def main():
-    p = common.parser(__doc__, logins=("a-", "b-"), tls_max=True, timeout=60.0)
-    p.add_argument("--b-host", required=True, help="b's server address")
-    p.add_argument("--b-port", type=int, required=True)
-    p.add_argument("--b-cafile", required=True, help="the certificate b trusts alone")
-    p.add_argument("--a-body", required=True)
-    p.add_argument("--b-body", required=True)
-    args = p.parse_args()
+    args = common.federation_parser(__doc__, timeout=60.0).parse_args()
     common.main(run, args)
 
 

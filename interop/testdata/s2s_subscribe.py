@@ -150,18 +150,14 @@ async def subscribe(user, contact):
 
 
 async def run(args):
-    clients = {}
-    for role, jid, password, cafile in (("a", args.a_jid, args.a_password, args.cafile),
-                                        ("b", args.b_jid, args.b_password, args.b_cafile)):
-        c = common.Client(role, jid, password, cafile, plugins=("xep_0030",),
-                          tls_max=args.tls_max, roster=True)
+    a, b = common.federation_clients(args, plugins=("xep_0030",))
+    for c in (a, b):
         # No automatic answer to a subscription request, no automatic
         # request back: each is a step of this script.
         c.auto_authorize = None
         c.auto_subscribe = False
-        clients[role] = Watch(c, role)
-    a, b = clients["a"], clients["b"]
-    await asyncio.gather(a.client.login(args.host, args.port), b.client.login(args.b_host, args.b_port))
+    a, b = Watch(a, "a"), Watch(b, "b")
+    await common.login_both(args, a.client, b.client)
     a.other, b.other = b.client.boundjid.bare, a.client.boundjid.bare
 
     await subscribe(a, b)
@@ -192,13 +188,7 @@ async def run(args):
 
 
 def main():
-    p = common.parser(__doc__, logins=("a-", "b-"), tls_max=True, timeout=90.0)
-    p.add_argument("--b-host", required=True, help="b's server address")
-    p.add_argument("--b-port", type=int, required=True)
-    p.add_argument("--b-cafile", required=True, help="the certificate b trusts alone")
-    p.add_argument("--a-body", required=True)
-    p.add_argument("--b-body", required=True)
-    args = p.parse_args()
+    args = common.federation_parser(__doc__, timeout=90.0).parse_args()
     common.main(run, args)
 
 
