@@ -1,6 +1,7 @@
 package s2s
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/xml"
@@ -308,21 +309,17 @@ func (p *Pool) List() []Conn {
 		list = append(list, i.info()...)
 	}
 	slices.SortStableFunc(list, func(a, b Conn) int {
-		if a.Inbound != b.Inbound {
-			if a.Inbound {
-				return 1
-			}
-			return -1
-		}
-		if a.Remote != b.Remote {
-			if a.Remote < b.Remote {
-				return -1
-			}
-			return 1
-		}
-		return 0
+		return cmp.Or(cmp.Compare(b2i(a.Inbound), b2i(b.Inbound)), cmp.Compare(a.Remote, b.Remote))
 	})
 	return list
+}
+
+// b2i orders false before true.
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // flush waits, within ctx, for the established streams to write what is
