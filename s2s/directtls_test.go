@@ -13,7 +13,6 @@ import (
 	"github.com/adhocd/adhocd/s2s"
 	"github.com/adhocd/adhocd/server"
 	"github.com/adhocd/adhocd/servertest"
-	"github.com/adhocd/adhocd/wire"
 )
 
 // Inbound direct TLS (XEP-0368): s2s.direct_tls_listen, whose connections
@@ -140,27 +139,6 @@ func tlsDial(t *testing.T, srv *servertest.Server, alpn ...string) (*tls.Conn, e
 	return tc, nil
 }
 
-// openDirectTLS opens c.test's stream over tc and returns it with
-// b.test's features.
-func openDirectTLS(t *testing.T, tc *tls.Conn) (*rawPeer, *wire.Element) {
-	t.Helper()
-	p := &rawPeer{t: t, nc: tc, dec: wire.NewDecoder(tc, 1<<16, 16, 32)}
-	p.send(rawHeader)
-	st, err := p.dec.StreamHeader()
-	if err != nil {
-		t.Fatalf("b.test's stream header over direct TLS: %v", err)
-	}
-	p.id = wire.AttrOf(st, "id")
-	if from, to := wire.AttrOf(st, "from"), wire.AttrOf(st, "to"); from != "b.test" || to != "c.test" || p.id == "" {
-		t.Fatalf("b.test's header: from %q, to %q, id %q", from, to, p.id)
-	}
-	f := p.next()
-	if f.Start.Name != (xml.Name{Space: nsStreams, Local: "features"}) {
-		t.Fatalf("b.test sent %s, want its features", showEl(f))
-	}
-	return p, f
-}
-
 // TestDirectTLSRaw: a raw peer's TLS connection to the direct TLS
 // listener negotiates ALPN xmpp-server; the stream that follows offers
 // no STARTTLS, TLS being on, and dialback although TLS is required; a
@@ -175,7 +153,7 @@ func TestDirectTLSRaw(t *testing.T) {
 	if got := tc.ConnectionState().NegotiatedProtocol; got != "xmpp-server" {
 		t.Fatalf("ALPN negotiated %q, want xmpp-server", got)
 	}
-	p, f := openDirectTLS(t, tc)
+	p, f := openRaw(t, tc)
 	if k := f.Sub(xml.Name{Space: "urn:ietf:params:xml:ns:xmpp-tls", Local: "starttls"}); k != nil {
 		t.Errorf("the features over direct TLS offer STARTTLS: %s", showEl(f))
 	}
@@ -199,7 +177,7 @@ func TestDirectTLSRaw(t *testing.T) {
 	if got := tc.ConnectionState().NegotiatedProtocol; got != "" {
 		t.Errorf("ALPN negotiated %q with a peer that offered none", got)
 	}
-	openDirectTLS(t, tc)
+	openRaw(t, tc)
 
 	if _, err := tlsDial(t, srv, "xmpp-client"); err == nil {
 		t.Error("a TLS handshake offering only ALPN xmpp-client succeeded on the s2s direct TLS listener")
@@ -238,7 +216,7 @@ func TestDirectTLSRawDelivers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, f := openDirectTLS(t, tc)
+	p, f := openRaw(t, tc)
 	if f.Sub(xml.Name{Space: "urn:ietf:params:xml:ns:xmpp-tls", Local: "starttls"}) != nil {
 		t.Errorf("the features over direct TLS offer STARTTLS: %s", showEl(f))
 	}
@@ -269,7 +247,7 @@ func TestDirectTLSLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	openDirectTLS(t, first)
+	openRaw(t, first)
 	if _, err := tlsDial(t, srv, "xmpp-server"); err == nil {
 		t.Fatal("a second unauthenticated direct TLS connection was taken past max_pending 1")
 	}
@@ -278,7 +256,7 @@ func TestDirectTLSLimits(t *testing.T) {
 	for {
 		tc, err := tlsDial(t, srv, "xmpp-server")
 		if err == nil {
-			openDirectTLS(t, tc)
+			openRaw(t, tc)
 			break
 		}
 		if time.Now().After(deadline) {

@@ -103,9 +103,15 @@ func (i *in) serve() {
 	p := i.p
 	defer p.wg.Done()
 	defer func() {
+		// A dialback verdict may still come (authenticated): whichever
+		// of the two takes pending first gives the slot back, once.
+		i.mu.Lock()
+		wasPending := i.pending
+		i.pending = false
+		i.mu.Unlock()
 		p.mu.Lock()
 		delete(p.ins, i)
-		if i.pending {
+		if wasPending {
 			p.pending--
 		}
 		p.mu.Unlock()

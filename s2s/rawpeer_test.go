@@ -191,6 +191,18 @@ func dialRaw(t *testing.T, srv *servertest.Server) *rawPeer {
 	}
 	t.Cleanup(func() { _ = nc.Close() })
 	_ = nc.SetDeadline(time.Now().Add(rawDeadline))
+	p, f := openRaw(t, nc)
+	if f.Sub(xml.Name{Space: s2s.NSDialbackFeature, Local: "dialback"}) == nil {
+		t.Fatalf("b.test offers no dialback without TLS: %s", showEl(f))
+	}
+	return p
+}
+
+// openRaw opens c.test's stream to b.test over nc, plain TCP or direct
+// TLS, checks b.test's header and returns the peer with b.test's
+// features.
+func openRaw(t *testing.T, nc net.Conn) (*rawPeer, *wire.Element) {
+	t.Helper()
 	p := &rawPeer{t: t, nc: nc, dec: wire.NewDecoder(nc, 1<<16, 16, 32)}
 	p.send(rawHeader)
 	st, err := p.dec.StreamHeader()
@@ -205,10 +217,7 @@ func dialRaw(t *testing.T, srv *servertest.Server) *rawPeer {
 	if f.Start.Name != (xml.Name{Space: nsStreams, Local: "features"}) {
 		t.Fatalf("b.test sent %s, want its features", showEl(f))
 	}
-	if f.Sub(xml.Name{Space: s2s.NSDialbackFeature, Local: "dialback"}) == nil {
-		t.Fatalf("b.test offers no dialback without TLS: %s", showEl(f))
-	}
-	return p
+	return p, f
 }
 
 func (p *rawPeer) send(s string) {

@@ -22,7 +22,7 @@ import (
 
 // secretConnectTimeout bounds each stream's setting up in these tests, so
 // that a verification that hangs fails fast rather than after the default.
-const secretConnectTimeout = 4 * time.Second
+const secretConnectTimeout = 10 * time.Second
 
 // writeSecret writes a new random dialback secret to a file of its own and
 // returns its path.

@@ -56,16 +56,23 @@ func (s *Server) newPool(context.Context) error {
 	return nil
 }
 
-// listenS2S opens s2s.listen for the pool.
-func (s *Server) listenS2S() (net.Listener, error) {
+// listenS2S opens s2s.listen and, when set, s2s.direct_tls_listen (whose
+// connections begin with TLS, XEP-0368) for the pool; nil listeners with
+// federation off.
+func (s *Server) listenS2S() (plain, direct net.Listener, err error) {
 	if s.pool == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
-	ln, err := net.Listen("tcp", s.cfg.S2S.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("server: s2s listen: %w", err)
+	if plain, err = net.Listen("tcp", s.cfg.S2S.Listen); err != nil {
+		return nil, nil, fmt.Errorf("server: s2s listen: %w", err)
 	}
-	return ln, nil
+	if a := s.cfg.S2S.DirectTLSListen; a != "" {
+		if direct, err = net.Listen("tcp", a); err != nil {
+			_ = plain.Close()
+			return nil, nil, fmt.Errorf("server: s2s direct TLS listen: %w", err)
+		}
+	}
+	return plain, direct, nil
 }
 
 // S2SAddr is the address of the s2s listener, or nil with federation off.
@@ -76,20 +83,6 @@ func (s *Server) S2SAddr() net.Addr {
 		return nil
 	}
 	return s.s2sLn.Addr()
-}
-
-// listenS2SDirectTLS opens s2s.direct_tls_listen, whose connections begin
-// with TLS (XEP-0368), for the pool; nil when it is empty or federation
-// is off.
-func (s *Server) listenS2SDirectTLS() (net.Listener, error) {
-	if s.pool == nil || s.cfg.S2S.DirectTLSListen == "" {
-		return nil, nil
-	}
-	ln, err := net.Listen("tcp", s.cfg.S2S.DirectTLSListen)
-	if err != nil {
-		return nil, fmt.Errorf("server: s2s direct TLS listen: %w", err)
-	}
-	return ln, nil
 }
 
 // S2SDirectTLSAddr is the address of the s2s direct TLS listener, or nil

@@ -255,19 +255,14 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		tlsLn = s.withSendBuffer(tlsLn)
 		listeners = append(listeners, tlsLn)
 	}
-	s2sLn, err := s.listenS2S()
+	s2sLn, s2sTLSLn, err := s.listenS2S()
 	if err != nil {
 		return err
 	}
-	if s2sLn != nil {
-		listeners = append(listeners, s2sLn)
-	}
-	s2sTLSLn, err := s.listenS2SDirectTLS()
-	if err != nil {
-		return err
-	}
-	if s2sTLSLn != nil {
-		listeners = append(listeners, s2sTLSLn)
+	for _, ln := range []net.Listener{s2sLn, s2sTLSLn} {
+		if ln != nil {
+			listeners = append(listeners, ln)
+		}
 	}
 	ctl, err := s.listenControl()
 	if err != nil {
