@@ -292,6 +292,15 @@ func (i *in) handle(el *wire.Element) error {
 		if i.c.tls {
 			return wire.StreamError(stream.PolicyViolation, "TLS is already on")
 		}
+		// TLS comes before authentication (RFC 6120 §5.3.1); a dialback
+		// verdict written while the connection is swapped for its TLS
+		// one would also land on the wrong layer.
+		i.mu.Lock()
+		started := i.dbWait > 0 || len(i.authed) > 0
+		i.mu.Unlock()
+		if started {
+			return wire.StreamError(stream.PolicyViolation, "STARTTLS after dialback began")
+		}
 		if err := i.c.write([]byte("<proceed xmlns='" + nsTLS + "'/>")); err != nil {
 			return err
 		}

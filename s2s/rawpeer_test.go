@@ -333,13 +333,15 @@ func wantStreamError(t *testing.T, p *rawPeer, want string) {
 // breaks the rules of server-to-server streams ends the stream with the
 // stream error of RFC 6120 it earns: from a domain the stream did not
 // authenticate (invalid-from, §4.9.3.10), for a domain b.test does not
-// serve, which it does not relay (host-unknown, §4.9.3.6), and without
-// 'to' (improper-addressing, §8.1.1.1).
+// serve, which it does not relay (host-unknown, §4.9.3.6), without 'to'
+// (improper-addressing, §8.1.1.1), and a STARTTLS after dialback, which
+// comes too late (policy-violation, §5.3.1).
 func TestRawPeerStreamErrors(t *testing.T) {
 	for _, tc := range []struct{ name, stanza string }{
 		{"invalid-from", "<message from='x@evil.test' to='bob@b.test' type='chat'><body>spoofed</body></message>"},
 		{"host-unknown", "<message from='eve@c.test/x' to='bob@elsewhere.test' type='chat'><body>relay me</body></message>"},
 		{"improper-addressing", "<message from='eve@c.test/x' type='chat'><body>to whom?</body></message>"},
+		{"policy-violation", "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, auth := startRaw(t, s2s.DialbackValid)

@@ -61,6 +61,8 @@ func newConn(nc net.Conn, l Limits) *conn {
 // upgrade replaces the connection with its TLS one, and the decoder with
 // one that reads it (RFC 6120 §5.4.3.3: a new stream follows).
 func (c *conn) upgrade(tc *tls.Conn) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	c.nc, c.tls = tc, true
 	c.dec = wire.NewDecoder(tc, c.limit.MaxStanzaBytes, c.limit.MaxDepth, c.limit.MaxAttributes)
 }
