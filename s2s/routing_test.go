@@ -12,7 +12,7 @@ import (
 )
 
 // online logs user in on srv and sends its initial presence.
-func online(t *testing.T, srv *servertest.Server, user, password string) *servertest.Client {
+func online(t testing.TB, srv *servertest.Server, user, password string) *servertest.Client {
 	t.Helper()
 	srv.AddUser(user, password)
 	c := srv.Dial(user, password, "")
