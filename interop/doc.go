@@ -64,7 +64,10 @@
 // and has slixmpp users on both sides subscribe to each other, exchange
 // presence and messages, query disco and log out (testdata/s2s_chat.py,
 // s2s_subscribe.py). s2s_nbxmpp_test.go does the same with an nbxmpp user
-// on adhocd, as Gajim would.
+// on adhocd, as Gajim would. s2s_converse_test.go has a Converse.js user on
+// adhocd, over WebSocket, add a slixmpp user of each peer in its Add Contact
+// dialog, chat with it and log out (js/s2s_converse.mjs,
+// testdata/s2s_converse_peer.py).
 //
 // On a developer machine without python3-slixmpp the tests are skipped. When
 // the environment variable CI is set (as .ci/run does with CI=true) a missing

@@ -195,8 +195,9 @@ func (f *adhocdFederation) adhocdArgs(t *testing.T) []string {
 // publishes adhocd.test in the peer's DNS stub (and, for ejabberd, in
 // /etc/hosts). With authDialback adhocd and the peer have self-signed
 // certificates; with authExternal certificates of one new test CA, which
-// each trusts.
-func startAdhocdFederation(t *testing.T, pc adhocdPeerCase, auth peerAuth, users map[string]string) *adhocdFederation {
+// each trusts. configure, if any, edits adhocd's configuration last, just
+// before it starts (a WebSocket listener for a browser client, say).
+func startAdhocdFederation(t *testing.T, pc adhocdPeerCase, auth peerAuth, users map[string]string, configure ...servertest.Option) *adhocdFederation {
 	t.Helper()
 	dns := newPeerDNS(t)
 	// RFC 6120 §3.2.1: the SRV record of adhocd.test's s2s service, and
@@ -248,6 +249,9 @@ func startAdhocdFederation(t *testing.T, pc adhocdPeerCase, auth peerAuth, users
 			t.Fatal(err)
 		}
 		cfg.S2S.CAFile = adhocdCAFile
+	}
+	for _, c := range configure {
+		c(&cfg)
 	}
 	srv := servertest.StartConfig(t, cfg)
 	f := &adhocdFederation{srv: srv, peer: p, dns: dns, caFile: adhocdCAFile}
