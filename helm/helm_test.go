@@ -512,8 +512,10 @@ func TestWebSocketPublicURL(t *testing.T) {
 }
 
 // TestS2S: federation stays off unless s2s.enabled (adhocd's own default
-// would listen on :5269 after an upgrade), listens on s2s.listen when
-// enabled, and the schema refuses a listen that is not [host]:port.
+// would listen on :5269 after an upgrade), listens on ":<s2s.port>" when
+// enabled, or on the deprecated s2s.listen when set, and the schema
+// refuses a listen that is not [host]:port and a host that is not
+// host:port (s2s_test.go checks the rest).
 func TestS2S(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -538,7 +540,7 @@ func TestS2S(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []string{"s2s.listen=5269", "s2s.listen=", "s2s.listen=:port", "s2s.hosts.b=c"} {
+	for _, bad := range []string{"s2s.listen=5269", "s2s.listen=:", "s2s.listen=:port", "s2s.hosts.b=c"} {
 		if out, errOut, err := runHelm(t, "template", "chat", chartDir(), "--set", bad); err == nil ||
 			!strings.Contains(errOut, "s2s") {
 			t.Errorf("--set %s: want a refusal naming s2s, got %v\n%s%s", bad, err, out, errOut)

@@ -302,3 +302,44 @@ existingSecret, as the file "secret" of a folder named after the domain.
 {{- define "adhocd.componentSecretFile" -}}
 {{- printf "/etc/adhocd/components/%s/secret" . -}}
 {{- end -}}
+
+{{/*
+config.yaml's s2s.listen when federation is on: s2s.listen, deprecated but
+kept for values files of earlier versions of the chart, else ":<s2s.port>".
+*/}}
+{{- define "adhocd.s2sListen" -}}
+{{- .Values.s2s.listen | default (printf ":%d" (int .Values.s2s.port)) -}}
+{{- end -}}
+
+{{/* The port of s2s.listen: the container and Service port xmpp-server. */}}
+{{- define "adhocd.s2sPort" -}}
+{{- regexReplaceAll "^.*:" (include "adhocd.s2sListen" .) "" | int -}}
+{{- end -}}
+
+{{/*
+The Secret holding the dialback secret: s2s.dialbackSecret.existingSecret,
+else the one the chart renders (secret.yaml).
+*/}}
+{{- define "adhocd.s2sDialbackSecret" -}}
+{{- .Values.s2s.dialbackSecret.existingSecret | default (printf "%s-s2s-dialback" (include "adhocd.fullname" .)) -}}
+{{- end -}}
+
+{{/* The key of the dialback secret in that Secret. */}}
+{{- define "adhocd.s2sDialbackKey" -}}
+{{- ternary .Values.s2s.dialbackSecret.key "secret" (not (empty .Values.s2s.dialbackSecret.existingSecret)) -}}
+{{- end -}}
+
+{{/* Where the dialback secret is mounted (config.yaml: s2s.dialback_secret_file). */}}
+{{- define "adhocd.s2sDialbackFile" -}}
+/etc/adhocd/s2s-dialback/secret
+{{- end -}}
+
+{{/*
+Where the CA bundle of s2s.caSecret or s2s.caConfigMap is mounted
+(config.yaml: s2s.ca_file); empty without either.
+*/}}
+{{- define "adhocd.s2sCAFile" -}}
+{{- if or .Values.s2s.caSecret .Values.s2s.caConfigMap -}}
+/etc/adhocd/s2s-ca/ca.crt
+{{- end -}}
+{{- end -}}

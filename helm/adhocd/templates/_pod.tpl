@@ -13,6 +13,8 @@ for their place under the workload's spec: include it right after
 {{- $pgCA := and $deploy .Values.postgres.caSecret }}
 {{- $redisPassword := and $cluster .Values.redis.existingSecret }}
 {{- $redisCA := and $cluster .Values.redis.caSecret }}
+{{- $s2s := .Values.s2s }}
+{{- $s2sCA := and $s2s.enabled (include "adhocd.s2sCAFile" .) }}
 {{- $affinity := .Values.affinity }}
 {{- if and $deploy (not (hasKey .Values.affinity "podAntiAffinity")) }}
 {{- /* Beside the user's node affinity, if any: replicas on other nodes where they can be. */}}
@@ -118,6 +120,17 @@ for their place under the workload's spec: include it right after
               containerPort: {{ int .Values.components.port }}
               protocol: TCP
             {{- end }}
+            {{- if $s2s.enabled }}
+            # Federation (RFC 6120 server-to-server), and XEP-0368 direct TLS.
+            - name: xmpp-server
+              containerPort: {{ include "adhocd.s2sPort" . }}
+              protocol: TCP
+            {{- if $s2s.directTLS.enabled }}
+            - name: xmpps-server
+              containerPort: {{ int $s2s.directTLS.port }}
+              protocol: TCP
+            {{- end }}
+            {{- end }}
           {{- if .Values.probes.startup.enabled }}
           startupProbe:
             {{- include "adhocd.probe" (list . "startup" "/readyz") | nindent 12 }}
@@ -181,6 +194,18 @@ for their place under the workload's spec: include it right after
               readOnly: true
             {{- end }}
             {{- end }}
+            {{- if $s2s.enabled }}
+            # The dialback secret every replica shares (s2s.dialback_secret_file).
+            - name: s2s-dialback
+              mountPath: {{ dir (include "adhocd.s2sDialbackFile" .) }}
+              readOnly: true
+            {{- if $s2sCA }}
+            # The CAs remote certificates are verified against (s2s.ca_file).
+            - name: s2s-ca
+              mountPath: {{ dir $s2sCA }}
+              readOnly: true
+            {{- end }}
+            {{- end }}
             {{- with .Values.extraVolumeMounts }}
             {{- toYaml . | nindent 12 }}
             {{- end }}
@@ -232,6 +257,27 @@ for their place under the workload's spec: include it right after
             items:
               - key: {{ $c.key | default "secret" }}
                 path: {{ base (include "adhocd.componentSecretFile" $c.domain) }}
+        {{- end }}
+        {{- end }}
+        {{- if $s2s.enabled }}
+        - name: s2s-dialback
+          secret:
+            secretName: {{ include "adhocd.s2sDialbackSecret" . }}
+            items:
+              - key: {{ include "adhocd.s2sDialbackKey" . }}
+                path: {{ base (include "adhocd.s2sDialbackFile" .) }}
+        {{- if $s2sCA }}
+        - name: s2s-ca
+          {{- if $s2s.caSecret }}
+          secret:
+            secretName: {{ $s2s.caSecret }}
+          {{- else }}
+          configMap:
+            name: {{ $s2s.caConfigMap }}
+          {{- end }}
+            items:
+              - key: {{ $s2s.caKey }}
+                path: {{ base $s2sCA }}
         {{- end }}
         {{- end }}
         {{- if and (include "adhocd.uploadVolume" .) .Values.httpUpload.persistence.existingClaim }}
