@@ -259,6 +259,16 @@ func (p *Pool) try(ctx context.Context, t Target, local, remote string, auth boo
 	if err != nil {
 		return nil, "", false, err
 	}
+	// A small kernel send buffer (limits.socket_send_buffer): Linux would
+	// otherwise grow it to 4 MiB for a peer that stops reading; stanzas
+	// there count as written, no write blocks, so the write timeout never
+	// drops the stream, queue_bytes never fills, and nothing comes back to
+	// the senders. Small, the backlog stays in the queue, whose bounds
+	// answer the senders, and a write blocked past the write timeout drops
+	// the stream and bounces what it held.
+	if tc, ok := nc.(*net.TCPConn); ok && p.limits.SendBuffer > 0 {
+		_ = tc.SetWriteBuffer(p.limits.SendBuffer)
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
 	}

@@ -49,6 +49,9 @@ type Limits struct {
 	MaxDepth       int
 	MaxAttributes  int
 	WriteTimeout   time.Duration
+	// SendBuffer is the kernel send buffer (SO_SNDBUF) of outbound
+	// connections; 0 leaves the kernel's.
+	SendBuffer int
 }
 
 func newConn(nc net.Conn, l Limits) *conn {

@@ -39,7 +39,7 @@ func (s *Server) newPool(context.Context) error {
 	}
 	p, err := s2s.New(s2s.Options{
 		Config: s.cfg.S2S,
-		Limits: s2s.Limits{MaxStanzaBytes: s.cfg.S2S.Limits.MaxStanzaBytes, MaxDepth: l.MaxDepth, MaxAttributes: l.MaxAttributes, WriteTimeout: l.WriteTimeout.D()},
+		Limits: s2s.Limits{MaxStanzaBytes: s.cfg.S2S.Limits.MaxStanzaBytes, MaxDepth: l.MaxDepth, MaxAttributes: l.MaxAttributes, WriteTimeout: l.WriteTimeout.D(), SendBuffer: l.SocketSendBuffer},
 		Host:   poolHost{s},
 		Certificate: func() (*tls.Certificate, error) {
 			return &s.certs.Current().TLS, nil
@@ -66,11 +66,13 @@ func (s *Server) listenS2S() (plain, direct net.Listener, err error) {
 	if plain, err = net.Listen("tcp", s.cfg.S2S.Listen); err != nil {
 		return nil, nil, fmt.Errorf("server: s2s listen: %w", err)
 	}
+	plain = s.withSendBuffer(plain)
 	if a := s.cfg.S2S.DirectTLSListen; a != "" {
 		if direct, err = net.Listen("tcp", a); err != nil {
 			_ = plain.Close()
 			return nil, nil, fmt.Errorf("server: s2s direct TLS listen: %w", err)
 		}
+		direct = s.withSendBuffer(direct)
 	}
 	return plain, direct, nil
 }
