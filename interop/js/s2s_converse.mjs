@@ -73,6 +73,10 @@ async function drive(page) {
   // approved (subscription to or both).
   const item = roster.locator(`a.open-chat[data-jid="${opts.contact}"]`);
   await item.waitFor();
+  // Converse may draw the item from the first roster push or presence
+  // before the item's name is in; a user sees the name a moment later.
+  // Wait for it (bounded), and print what is there either way.
+  await item.locator(".contact-name", { hasText: opts["contact-name"] }).waitFor({ timeout: 10_000 }).catch(() => {});
   console.log(`ADDED ${await item.getAttribute("data-jid")} ${(await item.locator(".contact-name").innerText()).trim()}`);
   await page.waitForFunction(
     (jid) => {
