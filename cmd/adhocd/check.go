@@ -6,8 +6,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -54,6 +56,7 @@ func checkConfigCmd(args []string, _ io.Reader, stdout, stderr io.Writer) error 
 		}
 		w("websocket", "%s, %s://…%s", cfg.WebSocket.Listen, scheme, cfg.WebSocket.Path)
 	}
+	w("s2s", "%s", s2sSummary(cfg.S2S))
 	if cfg.Metrics.Listen == "" {
 		w("metrics", "off")
 	} else {
@@ -106,6 +109,36 @@ func checkConfigCmd(args []string, _ io.Reader, stdout, stderr io.Writer) error 
 	}
 	w("admins", "%s", admins)
 	return nil
+}
+
+// s2sSummary says how the server federates: its listeners, whether TLS
+// is required, how remote servers authenticate, and where the static host
+// map sends which domains.
+func s2sSummary(c config.S2S) string {
+	if !c.Enabled() {
+		return "off (federation with other servers)"
+	}
+	var b strings.Builder
+	b.WriteString(c.Listen)
+	if c.DirectTLSListen != "" {
+		b.WriteString(", direct TLS " + c.DirectTLSListen)
+	}
+	switch {
+	case c.RequireValidCertificates:
+		b.WriteString(" (TLS required, SASL EXTERNAL with verified certificates only")
+	case c.RequireTLS:
+		b.WriteString(" (TLS required, SASL EXTERNAL or dialback")
+	default:
+		b.WriteString(" (TLS offered, SASL EXTERNAL or dialback")
+	}
+	if c.CAFile != "" {
+		b.WriteString(", CAs of " + c.CAFile)
+	}
+	b.WriteString(")")
+	if len(c.Hosts) > 0 {
+		b.WriteString("; static hosts: " + strings.Join(slices.Sorted(maps.Keys(c.Hosts)), ", "))
+	}
+	return b.String()
 }
 
 // healthcheckCmd exits 0 when the server of the configuration answers an

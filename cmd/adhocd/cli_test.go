@@ -105,7 +105,8 @@ func TestCheckConfig(t *testing.T) {
 	}
 	for _, want := range []string{"the configuration is valid", "domain:    chat.example", "c2s:       127.0.0.1:15299 (STARTTLS required)",
 		"metrics:   127.0.0.1:19099", "storage:   " + filepath.Join(dir, "data"), "admins:    root@chat.example", "websocket: off", "cluster:   off (one process)",
-		"muc:       conference.chat.example", "upload:    off", "components: off"} {
+		"muc:       conference.chat.example", "upload:    off", "components: off",
+		"s2s:       :5269 (TLS required, SASL EXTERNAL or dialback)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("check-config does not say %q:\n%s", want, out)
 		}
