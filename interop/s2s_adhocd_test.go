@@ -103,6 +103,20 @@ var (
 	}
 )
 
+// eachPeer runs test once per peer server, Prosody then ejabberd, as a
+// subtest named after it that is skipped (failed under CI) when the peer
+// is not installed, and logs how long it took.
+func eachPeer(t *testing.T, test func(*testing.T, adhocdPeerCase)) {
+	for _, pc := range []adhocdPeerCase{adhocdWithProsody, adhocdWithEjabberd} {
+		t.Run(pc.kind.name, func(t *testing.T) {
+			requirePeer(t, pc.kind)
+			begin := time.Now()
+			test(t, pc)
+			t.Logf("took %v", time.Since(begin).Round(time.Millisecond))
+		})
+	}
+}
+
 // TestS2SAdhocdProsody federates adhocd.test with Prosody's prosody.test,
 // by dialback and by SASL EXTERNAL.
 func TestS2SAdhocdProsody(t *testing.T) {

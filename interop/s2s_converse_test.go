@@ -43,14 +43,7 @@ import (
 // Converse user go offline when it logs out.
 func TestS2SConverse(t *testing.T) {
 	requireSlixmpp(t)
-	for _, pc := range []adhocdPeerCase{adhocdWithProsody, adhocdWithEjabberd} {
-		t.Run(pc.kind.name, func(t *testing.T) {
-			requirePeer(t, pc.kind)
-			begin := time.Now()
-			testS2SConverse(t, pc)
-			t.Logf("took %v", time.Since(begin).Round(time.Millisecond))
-		})
-	}
+	eachPeer(t, testS2SConverse)
 }
 
 func testS2SConverse(t *testing.T, pc adhocdPeerCase) {

@@ -39,14 +39,7 @@ import (
 // offline.
 func TestS2SNbxmpp(t *testing.T) {
 	requireNbxmpp(t)
-	for _, pc := range []adhocdPeerCase{adhocdWithProsody, adhocdWithEjabberd} {
-		t.Run(pc.kind.name, func(t *testing.T) {
-			requirePeer(t, pc.kind)
-			begin := time.Now()
-			testS2SNbxmpp(t, pc)
-			t.Logf("took %v", time.Since(begin).Round(time.Millisecond))
-		})
-	}
+	eachPeer(t, testS2SNbxmpp)
 }
 
 func testS2SNbxmpp(t *testing.T, pc adhocdPeerCase) {

@@ -85,15 +85,7 @@ func TestDirectTLSDialback(t *testing.T) {
 // stream to b.test with SASL EXTERNAL: b.test asked for a.test's
 // certificate in the direct TLS handshake.
 func TestDirectTLSExternal(t *testing.T) {
-	ca := newCA(t, "adhocd s2s test CA")
-	a, b := directTLSPair(t, func(a, b *config.Config) {
-		for _, c := range []*config.Config{a, b} {
-			useCACert(t, ca, c)
-			c.S2S.RequireValidCertificates = true
-		}
-	})
-	clientTLS(a, ca)
-	clientTLS(b, ca)
+	a, b := verifiedPair(t, directTLSPair, nil)
 	exchange(t, a, b)
 	for _, c := range []s2s.Conn{conn(t, a, "b.test", false), conn(t, b, "a.test", true)} {
 		if c.Auth != "external" || !c.TLS {

@@ -75,19 +75,32 @@ func exchange(t *testing.T, a, b *servertest.Server) {
 	alice.Next(crossing, isMessage("bob@b.test/", "hello from b"))
 }
 
-// TestExternalBothWays: a.test and b.test with certificates of one test
-// CA, each trusting it and requiring valid certificates, authenticate
-// their streams with SASL EXTERNAL both ways, over TLS.
-func TestExternalBothWays(t *testing.T) {
+// verifiedPair starts a.test and b.test with start (pair, or
+// directTLSPair) holding certificates of one test CA, each trusting it and
+// requiring valid certificates, and their clients trusting it too; edit,
+// if not nil, changes both configurations further.
+func verifiedPair(t *testing.T, start func(*testing.T, func(a, b *config.Config)) (*servertest.Server, *servertest.Server), edit func(a, b *config.Config)) (a, b *servertest.Server) {
+	t.Helper()
 	ca := newCA(t, "adhocd s2s test CA")
-	a, b := pair(t, func(a, b *config.Config) {
+	a, b = start(t, func(a, b *config.Config) {
 		for _, c := range []*config.Config{a, b} {
 			useCACert(t, ca, c)
 			c.S2S.RequireValidCertificates = true
 		}
+		if edit != nil {
+			edit(a, b)
+		}
 	})
 	clientTLS(a, ca)
 	clientTLS(b, ca)
+	return a, b
+}
+
+// TestExternalBothWays: a.test and b.test with certificates of one test
+// CA, each trusting it and requiring valid certificates, authenticate
+// their streams with SASL EXTERNAL both ways, over TLS.
+func TestExternalBothWays(t *testing.T) {
+	a, b := verifiedPair(t, pair, nil)
 	exchange(t, a, b)
 	for _, c := range []s2s.Conn{conn(t, a, "b.test", false), conn(t, a, "b.test", true), conn(t, b, "a.test", false), conn(t, b, "a.test", true)} {
 		if c.Auth != "external" || !c.TLS {
@@ -247,16 +260,9 @@ func TestExternalOneWay(t *testing.T) {
 // refuses its dialback: alice's message comes back as an error, bob gets
 // nothing, and b.test has no authenticated stream from a.test.
 func TestExternalBlacklisted(t *testing.T) {
-	ca := newCA(t, "adhocd s2s test CA")
-	a, b := pair(t, func(a, b *config.Config) {
-		for _, c := range []*config.Config{a, b} {
-			useCACert(t, ca, c)
-			c.S2S.RequireValidCertificates = true
-			c.S2S.ConnectTimeout = config.Duration(3 * time.Second)
-		}
+	a, b := verifiedPair(t, pair, func(a, b *config.Config) {
+		a.S2S.ConnectTimeout, b.S2S.ConnectTimeout = config.Duration(3*time.Second), config.Duration(3*time.Second)
 	})
-	clientTLS(a, ca)
-	clientTLS(b, ca)
 	ctx := servertest.Context(t, 20*time.Second)
 	if err := b.SetAccessLists(ctx, []string{"a.test"}, nil); err != nil {
 		t.Fatal(err)

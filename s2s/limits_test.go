@@ -27,20 +27,6 @@ import (
 // before anything is read from it.
 const limRefusedWithin = 2 * time.Second
 
-// startRawWith is startRaw with edit applied to b.test's s2s section first.
-func startRawWith(t *testing.T, verdict s2s.DialbackType, edit func(*config.S2S)) (*servertest.Server, *authority) {
-	t.Helper()
-	auth := startAuthority(t, verdict)
-	cfg := servertest.Config(t.TempDir())
-	cfg.Domain = "b.test"
-	cfg.S2S.Listen = servertest.FreeAddr(t)
-	cfg.S2S.RequireTLS = false
-	cfg.S2S.ConnectTimeout = config.Duration(5 * time.Second)
-	cfg.S2S.Hosts = map[string]string{"c.test": auth.ln.Addr().String()}
-	edit(&cfg.S2S)
-	return servertest.StartConfig(t, cfg), auth
-}
-
 // limDial opens a TCP connection to srv's s2s listener, closed when the
 // test ends, every read and write bounded by within.
 func limDial(t *testing.T, srv *servertest.Server, within time.Duration) *rawPeer {
@@ -663,14 +649,7 @@ func startGatedAuthority(t *testing.T) *gatedAuthority {
 // is held and the next one is still refused with resource-constraint.
 func TestLimitMaxPendingAbandonedDialback(t *testing.T) {
 	auth := startGatedAuthority(t)
-	cfg := servertest.Config(t.TempDir())
-	cfg.Domain = "b.test"
-	cfg.S2S.Listen = servertest.FreeAddr(t)
-	cfg.S2S.RequireTLS = false
-	cfg.S2S.ConnectTimeout = config.Duration(5 * time.Second)
-	cfg.S2S.Hosts = map[string]string{"c.test": auth.ln.Addr().String()}
-	cfg.S2S.Limits.MaxPending = 1
-	srv := servertest.StartConfig(t, cfg)
+	srv := rawServer(t, auth.ln.Addr().String(), func(c *config.S2S) { c.Limits.MaxPending = 1 })
 
 	for n := range 3 {
 		p := dialRaw(t, srv)

@@ -172,14 +172,32 @@ type rawPeer struct {
 // authoritative server answering verdict.
 func startRaw(t *testing.T, verdict s2s.DialbackType) (*servertest.Server, *authority) {
 	t.Helper()
+	return startRawWith(t, verdict, nil)
+}
+
+// startRawWith is startRaw with edit, if not nil, applied to b.test's s2s
+// section first.
+func startRawWith(t *testing.T, verdict s2s.DialbackType, edit func(*config.S2S)) (*servertest.Server, *authority) {
+	t.Helper()
 	auth := startAuthority(t, verdict)
+	return rawServer(t, auth.ln.Addr().String(), edit), auth
+}
+
+// rawServer starts b.test for raw peers: no TLS required, c.test's
+// authoritative server at authAddr, edit (if not nil) applied to its s2s
+// section.
+func rawServer(t *testing.T, authAddr string, edit func(*config.S2S)) *servertest.Server {
+	t.Helper()
 	cfg := servertest.Config(t.TempDir())
 	cfg.Domain = "b.test"
 	cfg.S2S.Listen = servertest.FreeAddr(t)
 	cfg.S2S.RequireTLS = false
 	cfg.S2S.ConnectTimeout = config.Duration(5 * time.Second)
-	cfg.S2S.Hosts = map[string]string{"c.test": auth.ln.Addr().String()}
-	return servertest.StartConfig(t, cfg), auth
+	cfg.S2S.Hosts = map[string]string{"c.test": authAddr}
+	if edit != nil {
+		edit(&cfg.S2S)
+	}
+	return servertest.StartConfig(t, cfg)
 }
 
 // dialRaw opens c.test's stream to srv and reads its header and features.
