@@ -173,6 +173,12 @@ func TestEndUserSession(t *testing.T) {
 	}
 	// A kicked user may log in again (kicking is not banning).
 	e.srv.Dial("alice", "wonderland", "")
+	// Sessions on another server are not this one's to end (XEP-0133 is
+	// local only, federation or not).
+	r = e.run(t, "end-user-session", adhoc.Values{"accountjids": {"bob@b.example/home"}})
+	if !strings.Contains(note(r, adhoc.NoteError), "not on this server") {
+		t.Fatalf("a remote JID: %+v", r.Notes)
+	}
 }
 
 func TestChangeUserPassword(t *testing.T) {
