@@ -22,9 +22,10 @@
 //
 // The pool's metrics (metrics.go; docs/observability.md) count streams,
 // stanzas, bounces, authentications and refusals. Their domain label is
-// bounded by s2s.metrics_domains: the first domains that authenticate
-// keep a label of their own for the process's life, the others are
-// "other".
+// bounded by s2s.metrics_domains: the busiest domains that authenticated
+// (a decayed rate, ranked at most once a minute) have a label of their
+// own, the others are "other", and every series only grows while it is
+// reported.
 //
 //   - resolve.go turns a remote domain into an ordered list of targets to
 //     connect to, each saying whether it is direct TLS. A static host map

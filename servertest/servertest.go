@@ -10,9 +10,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -243,9 +245,22 @@ func (s *Server) EventuallyDial(t testing.TB, user, password string) {
 }
 
 // FreeAddr returns a 127.0.0.1 address whose port was free a moment ago, for
-// a process the test starts itself.
+// a listener the test opens later (a server whose address another's
+// configuration must name before either starts). The port is drawn at
+// random below Linux's ephemeral range (32768–60999), where the kernel
+// never puts the local end of an outgoing connection nor a listener on
+// port 0: a port taken from that range, freed, and bound again moments
+// later may meanwhile have become some connection's source port (seen
+// as "address already in use" on a busy machine).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
+	for range 100 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePortLow+rand.IntN(freePortHigh-freePortLow)))
+		if l, err := net.Listen("tcp", addr); err == nil {
+			_ = l.Close()
+			return addr
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -253,6 +268,10 @@ func FreeAddr(t testing.TB) string {
 	defer l.Close()
 	return l.Addr().String()
 }
+
+// The ports FreeAddr draws from: below the ephemeral range, above the
+// usual services'.
+const freePortLow, freePortHigh = 20000, 32768
 
 // Federated starts two servers, a.test and b.test, with federation on
 // loopback and a static s2s host entry for each other (the federation
