@@ -9,7 +9,8 @@ common flags, runs a coroutine under an overall timeout and maps the
 outcome to the exit status: 0 on success, 1 on any error, 2 on the timeout.
 The federation scripts (s2s_*.py), with a user on each of two servers,
 share their flags (federation_parser) and logins (federation_clients,
-login_both).
+login_both); ContactWatch follows one contact's subscription, presence,
+roster items and messages.
 
 Lines on stdout every Client prints:
 
@@ -123,6 +124,129 @@ class Client(slixmpp.ClientXMPP):
         self.del_event_handler("disconnected", self._on_disconnected)
         self.disconnect()
         await self.disconnected
+
+
+class ContactWatch:
+    """What a Client has seen of one contact, for until().
+
+    It prints, as they come, every subscription request and approval,
+    roster push (and the roster fetched at login), available and
+    unavailable presence (but the server's echo of the client's own) and
+    chat or normal message with a body, whoever sent it. Of those it keeps
+    only what came from contact, a bare JID: subscribe and subscribed
+    (bools), available and unavailable (sets of full JIDs) and messages
+    (bodies, in order). contact may be None, and set later (after login,
+    say): until then nothing is kept. role, when given, starts every line
+    printed and every until() error; step is until()'s time limit, in
+    seconds. Create it before login, so it sees the roster fetched then.
+
+    Lines on stdout (with role first, when given):
+
+        SUBSCRIBE <subscribe_words>     (by default the sender's bare JID)
+        SUBSCRIBED <sender's bare JID>
+        ROSTER <contact's bare JID> <subscription> <ask, or ->
+        AVAILABLE <sender's full JID>
+        UNAVAILABLE <sender's full JID>
+        RECEIVED <received_words>       (by default the sender's bare JID
+                                         and the body)
+
+    A subclass changes what SUBSCRIBE and RECEIVED say by overriding
+    subscribe_words and received_words.
+    """
+
+    def __init__(self, client, contact=None, role=None, step=20.0):
+        self.client = client
+        self.contact = contact
+        self.role = role
+        self.step = step
+        self.changed = asyncio.Event()
+        self.subscribe = False
+        self.subscribed = False
+        self.available = set()
+        self.unavailable = set()
+        self.messages = []
+        client.add_event_handler("presence_subscribe", self._on_subscribe)
+        client.add_event_handler("presence_subscribed", self._on_subscribed)
+        client.add_event_handler("presence_available", self._on_available)
+        client.add_event_handler("presence_unavailable", self._on_unavailable)
+        client.add_event_handler("roster_update", self._on_roster)
+        client.add_event_handler("message", self._on_message)
+
+    def say(self, *words):
+        """Print one line, role first when there is one."""
+        if self.role is not None:
+            words = (words[0], self.role) + words[1:]
+        say(*words)
+
+    def subscribe_words(self, pres):
+        """What the SUBSCRIBE line says of a subscription request."""
+        return (pres["from"].bare,)
+
+    def received_words(self, msg):
+        """What the RECEIVED line says of a message with a body."""
+        return msg["from"].bare, msg["body"]
+
+    def _mine(self, stanza):
+        return self.contact is not None and stanza["from"].bare == self.contact
+
+    def _on_subscribe(self, pres):
+        self.say("SUBSCRIBE", *self.subscribe_words(pres))
+        if self._mine(pres):
+            self.subscribe = True
+        self.changed.set()
+
+    def _on_subscribed(self, pres):
+        self.say("SUBSCRIBED", pres["from"].bare)
+        if self._mine(pres):
+            self.subscribed = True
+        self.changed.set()
+
+    def _on_available(self, pres):
+        if pres["from"].bare == self.client.boundjid.bare:
+            return  # the server's echo of our own presence
+        self.say("AVAILABLE", pres["from"].full)
+        if self._mine(pres):
+            self.available.add(pres["from"].full)
+        self.changed.set()
+
+    def _on_unavailable(self, pres):
+        if pres["from"].bare == self.client.boundjid.bare:
+            return
+        self.say("UNAVAILABLE", pres["from"].full)
+        if self._mine(pres):
+            self.unavailable.add(pres["from"].full)
+        self.changed.set()
+
+    def _on_roster(self, iq):
+        # slixmpp's own roster_update handler (registered first) has
+        # updated client_roster already.
+        for jid, item in iq["roster"]["items"].items():
+            self.say("ROSTER", str(jid), item["subscription"], item["ask"] or "-")
+        self.changed.set()
+
+    def _on_message(self, msg):
+        # Chat states and receipts come without a body.
+        if msg["type"] not in ("chat", "normal") or not msg["body"]:
+            return
+        self.say("RECEIVED", *self.received_words(msg))
+        if self._mine(msg):
+            self.messages.append(msg["body"])
+        self.changed.set()
+
+    def subscription(self):
+        """The contact's subscription in the client's roster: both, to,
+        from or none."""
+        item = self.client.client_roster[self.contact]
+        to, frm = bool(item["to"]), bool(item["from"])
+        return {(True, True): "both", (True, False): "to", (False, True): "from"}.get((to, frm), "none")
+
+    async def until(self, test, why):
+        """until() on what this watch saw, within step seconds; the error
+        says why (a string or a function), after role when given."""
+        if self.role is not None:
+            reason = why
+            why = lambda: "%s: %s" % (self.role, reason() if callable(reason) else reason)  # noqa: E731
+        await until(self.changed, test, self.step, why)
 
 
 def parser(doc, logins=("",), jid_help=None, tls_max=False, timeout=30.0):

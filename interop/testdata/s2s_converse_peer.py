@@ -42,7 +42,6 @@ Exits 0 when every step came out as said, 1 on any error and 2 on the
 overall timeout.
 """
 
-import asyncio
 import os
 import sys
 
@@ -58,85 +57,24 @@ from common import say  # noqa: E402
 STEP = 60
 
 
-class Watch:
-    """What b has seen of the contact, for until()."""
+class Watch(common.ContactWatch):
+    """What b has seen of the contact, for until(): common.ContactWatch
+    without a role, whose SUBSCRIBE line adds the nickname and whose
+    RECEIVED line has the sender's full JID."""
 
-    def __init__(self, client, contact):
-        self.client = client
-        self.contact = contact
-        self.changed = asyncio.Event()
-        self.subscribe = False
-        self.subscribed = False
-        self.available = set()
-        self.unavailable = set()
-        self.messages = []
-        client.add_event_handler("presence_subscribe", self._on_subscribe)
-        client.add_event_handler("presence_subscribed", self._on_subscribed)
-        client.add_event_handler("presence_available", self._on_available)
-        client.add_event_handler("presence_unavailable", self._on_unavailable)
-        client.add_event_handler("roster_update", self._on_roster)
-        client.add_event_handler("message", self._on_message)
-
-    def _mine(self, stanza):
-        return stanza["from"].bare == self.contact
-
-    def _on_subscribe(self, pres):
+    def subscribe_words(self, pres):
         # Converse sends subscribe again when it gets b's approval (its
         # acknowledgement, RFC 6121 §3.1.5); Prosody answers that one
         # itself, so b may see more than one request.
-        say("SUBSCRIBE", pres["from"].bare, pres["nick"]["nick"] or "-")
-        if self._mine(pres):
-            self.subscribe = True
-        self.changed.set()
+        return pres["from"].bare, pres["nick"]["nick"] or "-"
 
-    def _on_subscribed(self, pres):
-        say("SUBSCRIBED", pres["from"].bare)
-        if self._mine(pres):
-            self.subscribed = True
-        self.changed.set()
-
-    def _on_available(self, pres):
-        if pres["from"].bare == self.client.boundjid.bare:
-            return  # the server's echo of our own presence
-        say("AVAILABLE", pres["from"].full)
-        if self._mine(pres):
-            self.available.add(pres["from"].full)
-        self.changed.set()
-
-    def _on_unavailable(self, pres):
-        if pres["from"].bare == self.client.boundjid.bare:
-            return
-        say("UNAVAILABLE", pres["from"].full)
-        if self._mine(pres):
-            self.unavailable.add(pres["from"].full)
-        self.changed.set()
-
-    def _on_roster(self, iq):
-        # slixmpp's own roster_update handler (registered first) has
-        # updated client_roster already.
-        for jid, item in iq["roster"]["items"].items():
-            say("ROSTER", str(jid), item["subscription"], item["ask"] or "-")
-        self.changed.set()
-
-    def _on_message(self, msg):
-        # Chat states and receipts come without a body.
-        if msg["type"] not in ("chat", "normal") or not msg["body"]:
-            return
-        say("RECEIVED", msg["from"].full, msg["body"])
-        if self._mine(msg):
-            self.messages.append(msg["body"])
-        self.changed.set()
+    def received_words(self, msg):
+        return msg["from"].full, msg["body"]
 
     def state(self):
         """The contact's subscription in b's roster, and whether b's own
         request is still pending."""
-        item = self.client.client_roster[self.contact]
-        to, frm = bool(item["to"]), bool(item["from"])
-        sub = {(True, True): "both", (True, False): "to", (False, True): "from"}.get((to, frm), "none")
-        return sub, bool(item["pending_out"])
-
-    async def until(self, test, why):
-        await common.until(self.changed, test, STEP, why)
+        return self.subscription(), bool(self.client.client_roster[self.contact]["pending_out"])
 
 
 async def run(args):
@@ -144,7 +82,7 @@ async def run(args):
                            tls_max=args.tls_max, roster=True)
     client.auto_authorize = None
     client.auto_subscribe = False
-    w = Watch(client, args.contact)
+    w = Watch(client, args.contact, step=STEP)
     await client.login(args.host, args.port)
     say("READY", client.boundjid.full)
 

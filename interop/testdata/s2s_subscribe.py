@@ -41,7 +41,6 @@ Exits 0 when every step came out as said, 1 on any error and 2 on the
 overall timeout.
 """
 
-import asyncio
 import os
 import sys
 
@@ -55,98 +54,18 @@ from common import say  # noqa: E402
 STEP = 20  # seconds one step may take, the first s2s stream's set-up included
 
 
-class Watch:
-    """What one client has seen from the other user, for until()."""
-
-    def __init__(self, client, role):
-        self.client = client
-        self.role = role
-        self.other = None  # the other user's bare JID, set after login
-        self.changed = asyncio.Event()
-        self.subscribe = False
-        self.subscribed = False
-        self.available = set()
-        self.unavailable = set()
-        self.messages = []
-        client.add_event_handler("presence_subscribe", self._on_subscribe)
-        client.add_event_handler("presence_subscribed", self._on_subscribed)
-        client.add_event_handler("presence_available", self._on_available)
-        client.add_event_handler("presence_unavailable", self._on_unavailable)
-        client.add_event_handler("roster_update", self._on_roster)
-        client.add_event_handler("message", self._on_message)
-
-    def _mine(self, stanza):
-        return self.other is not None and stanza["from"].bare == self.other
-
-    def _on_subscribe(self, pres):
-        say("SUBSCRIBE", self.role, pres["from"].bare)
-        if self._mine(pres):
-            self.subscribe = True
-        self.changed.set()
-
-    def _on_subscribed(self, pres):
-        say("SUBSCRIBED", self.role, pres["from"].bare)
-        if self._mine(pres):
-            self.subscribed = True
-        self.changed.set()
-
-    def _on_available(self, pres):
-        if pres["from"].bare == self.client.boundjid.bare:
-            return  # the server's echo of our own presence
-        say("AVAILABLE", self.role, pres["from"].full)
-        if self._mine(pres):
-            self.available.add(pres["from"].full)
-        self.changed.set()
-
-    def _on_unavailable(self, pres):
-        if pres["from"].bare == self.client.boundjid.bare:
-            return
-        say("UNAVAILABLE", self.role, pres["from"].full)
-        if self._mine(pres):
-            self.unavailable.add(pres["from"].full)
-        self.changed.set()
-
-    def _on_roster(self, iq):
-        # slixmpp's own roster_update handler (registered first) has
-        # updated client_roster already.
-        for jid, item in iq["roster"]["items"].items():
-            say("ROSTER", self.role, str(jid), item["subscription"], item["ask"] or "-")
-        self.changed.set()
-
-    def _on_message(self, msg):
-        if msg["type"] not in ("chat", "normal") or not msg["body"]:
-            return
-        say("RECEIVED", self.role, msg["from"].bare, msg["body"])
-        if self._mine(msg):
-            self.messages.append(msg["body"])
-        self.changed.set()
-
-    async def until(self, test, why):
-        await common.until(self.changed, test, STEP, lambda: "%s: %s" % (self.role, why))
-
-
-def _state(item):
-    to, frm = bool(item["to"]), bool(item["from"])
-    if to and frm:
-        return "both"
-    if to:
-        return "to"
-    if frm:
-        return "from"
-    return "none"
-
-
 async def subscribe(user, contact):
     """user subscribes to contact's presence, contact approves (RFC 6121
     §3.1), and user sees the approval, contact in its roster with a
-    subscription to it, and contact's available presence."""
-    user.client.send_presence_subscription(pto=user.other, ptype="subscribe")
-    await contact.until(lambda: contact.subscribe, "no subscription request from " + contact.other)
-    contact.client.send_presence(pto=contact.other, ptype="subscribed")
-    await user.until(lambda: user.subscribed, "no approval from " + user.other)
-    await user.until(lambda: _state(user.client.client_roster[user.other]) in ("to", "both"),
-                     "no roster push with a subscription to " + user.other)
-    await user.until(lambda: user.available, "no available presence of " + user.other)
+    subscription to it, and contact's available presence. Both are
+    common.ContactWatch, each watching the other."""
+    user.client.send_presence_subscription(pto=user.contact, ptype="subscribe")
+    await contact.until(lambda: contact.subscribe, "no subscription request from " + contact.contact)
+    contact.client.send_presence(pto=contact.contact, ptype="subscribed")
+    await user.until(lambda: user.subscribed, "no approval from " + user.contact)
+    await user.until(lambda: user.subscription() in ("to", "both"),
+                     "no roster push with a subscription to " + user.contact)
+    await user.until(lambda: user.available, "no available presence of " + user.contact)
 
 
 async def run(args):
@@ -156,23 +75,24 @@ async def run(args):
         # request back: each is a step of this script.
         c.auto_authorize = None
         c.auto_subscribe = False
-    a, b = Watch(a, "a"), Watch(b, "b")
+    # Each watches the other, whose bare JID is known after login.
+    a, b = common.ContactWatch(a, role="a", step=STEP), common.ContactWatch(b, role="b", step=STEP)
     await common.login_both(args, a.client, b.client)
-    a.other, b.other = b.client.boundjid.bare, a.client.boundjid.bare
+    a.contact, b.contact = b.client.boundjid.bare, a.client.boundjid.bare
 
     await subscribe(a, b)
     await subscribe(b, a)
     for w in (a, b):
-        await w.until(lambda w=w: _state(w.client.client_roster[w.other]) == "both",
-                      "subscription with %s is not both" % w.other)
-        say("SUBSCRIPTION", w.role, w.other, _state(w.client.client_roster[w.other]))
+        await w.until(lambda w=w: w.subscription() == "both",
+                      "subscription with %s is not both" % w.contact)
+        say("SUBSCRIPTION", w.role, w.contact, w.subscription())
 
-    a.client.send_message(mto=a.other, mbody=args.a_body, mtype="chat")
-    await b.until(lambda: b.messages, "no message from " + b.other)
+    a.client.send_message(mto=a.contact, mbody=args.a_body, mtype="chat")
+    await b.until(lambda: b.messages, "no message from " + b.contact)
     if b.messages != [args.a_body]:
         raise RuntimeError("b got %r, want %r" % (b.messages, [args.a_body]))
-    b.client.send_message(mto=b.other, mbody=args.b_body, mtype="chat")
-    await a.until(lambda: a.messages, "no message from " + a.other)
+    b.client.send_message(mto=b.contact, mbody=args.b_body, mtype="chat")
+    await a.until(lambda: a.messages, "no message from " + a.contact)
     if a.messages != [args.b_body]:
         raise RuntimeError("a got %r, want %r" % (a.messages, [args.b_body]))
 
@@ -182,7 +102,7 @@ async def run(args):
         say("DISCO", w.role, remote, len(info["disco_info"]["features"]), ",".join(idents) or "-")
 
     await a.client.logout()
-    await b.until(lambda: b.unavailable, "no unavailable presence of " + b.other)
+    await b.until(lambda: b.unavailable, "no unavailable presence of " + b.contact)
     await b.client.logout()
     say("OK")
 
