@@ -47,21 +47,41 @@ func instrumented(t *testing.T, opts []metrics.Option, extra []server.Option, cf
 // instrumentedWith is instrumented with the telemetry configured by tcfg.
 func instrumentedWith(t *testing.T, tcfg config.Config, opts []metrics.Option, extra []server.Option, cfgOpts ...servertest.Option) (*servertest.Server, *metrics.Telemetry) {
 	t.Helper()
+	tel := newTelemetry(t, tcfg, opts...)
+	srv := servertest.StartWith(t, append(instrumentation(tel), extra...), cfgOpts...)
+	serveMetrics(t, tel, srv)
+	return srv, tel
+}
+
+// newTelemetry returns the telemetry configured by tcfg, logging to the
+// test and shut down at its cleanup.
+func newTelemetry(t *testing.T, tcfg config.Config, opts ...metrics.Option) *metrics.Telemetry {
+	t.Helper()
 	tel, err := metrics.New(context.Background(), tcfg, slog.New(slog.NewTextHandler(t.Output(), nil)), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
-	srvOpts := append([]server.Option{server.WithObserver(tel.Server()), server.WithCommandObserver(tel.Commands()),
-		server.WithMeterProvider(tel.MeterProvider()), server.WithCommands(adhoctest.Wizard(), adhoctest.Greeting())}, extra...)
-	srv := servertest.StartWith(t, srvOpts, cfgOpts...)
+	return tel
+}
+
+// instrumentation is the server options that give a server tel and the
+// demo commands.
+func instrumentation(tel *metrics.Telemetry) []server.Option {
+	return []server.Option{server.WithObserver(tel.Server()), server.WithCommandObserver(tel.Commands()),
+		server.WithMeterProvider(tel.MeterProvider()), server.WithCommands(adhoctest.Wizard(), adhoctest.Greeting())}
+}
+
+// serveMetrics has tel observe srv's command session store and starts
+// the metrics listener on loopback.
+func serveMetrics(t *testing.T, tel *metrics.Telemetry, srv *servertest.Server) {
+	t.Helper()
 	if err := tel.ObserveStore(srv.Commands().Store().(adhoc.StatsReporter)); err != nil {
 		t.Fatal(err)
 	}
 	if err := tel.Start("127.0.0.1:0", srv.Ready); err != nil {
 		t.Fatal(err)
 	}
-	return srv, tel
 }
 
 // scrape reads /metrics over HTTP and parses it.
@@ -469,20 +489,111 @@ func TestReadyzDuringShutdown(t *testing.T) {
 	wg.Wait()
 }
 
-// TestDashboardMetricsExist: every metric the Grafana dashboard queries is
-// one adhocd exports (checked against a real scrape).
+// TestDashboardMetricsExist: every metric the Grafana dashboard queries,
+// its Federation row's included, is one adhocd exports, with the labels
+// the panel groups by (checked against a real scrape). The server is
+// b.test of a federated pair, with the traffic that gives each family a
+// series: a command and a client stream error, messages to and from
+// a.test (stanzas, streams and authentications both ways), a message to a
+// domain whose server cannot be reached (bounced) and a server-to-server
+// stream for a domain b.test does not serve (refused, host-unknown).
 func TestDashboardMetricsExist(t *testing.T) {
-	srv, tel := instrumented(t, nil, nil)
-	srv.AddUser("alice", "wonderland")
-	req := adhoc.NewRequester(srv.Dial("alice", "wonderland", "").Session)
-	if _, err := req.Start(ctx(t), domain, adhoctest.TimeNode); err != nil {
+	const unreachable = "nowhere.test"
+	tel := newTelemetry(t, config.Default())
+	var s2sAddr string
+	a, b := servertest.Federated(t, func(_, b *config.Config) {
+		s2sAddr = b.S2S.Listen
+		b.S2S.Hosts[unreachable] = servertest.FreeAddr(t) // nothing listens there
+	}, instrumentation(tel)...)
+	serveMetrics(t, tel, b)
+	alice, bob := online(t, a, "alice", "wonderland"), online(t, b, "bob", "builder")
+
+	// Client traffic on b.test.
+	if _, err := adhoc.NewRequester(bob.Session).Start(ctx(t), jid.MustParse("b.test"), adhoctest.TimeNode); err != nil {
 		t.Fatal(err)
 	}
-	raw := srv.RawDial()
-	raw.Write(servertest.Header + `<message><body></message>`) // a stream error
+	raw := b.RawDial()
+	raw.Write(strings.Replace(servertest.Header, "to='localhost'", "to='b.test'", 1) + `<message><body></message>`) // a stream error
 	raw.ClosedByServer(5 * time.Second)
+
+	// Federation: a message each way, one bounced, one stream refused.
+	send := func(c *servertest.Client, s string) {
+		t.Helper()
+		if err := c.SendRaw(ctx(t), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(bob, `<message to='alice@a.test' type='chat' id='m1'><body>from b</body></message>`)
+	alice.Next(crossing, isMessage("bob@b.test/", "from b"))
+	send(alice, `<message to='bob@b.test' type='chat' id='m2'><body>from a</body></message>`)
+	bob.Next(crossing, isMessage("alice@a.test/", "from a"))
+	send(bob, `<message to='x@`+unreachable+`' type='chat' id='m3'><body>anyone?</body></message>`)
+	bob.Next(crossing, func(s servertest.Stanza) bool {
+		return s.Name == "message" && s.Attrs["id"] == "m3" && s.Attrs["type"] == "error" && strings.Contains(s.XML, "remote-server-not-found")
+	})
+	peer := servertest.DialRaw(t, s2sAddr)
+	peer.Write(`<?xml version='1.0'?><stream:stream from='c.test' to='elsewhere.test' version='1.0' xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams'>`)
+	if out, _ := peer.ClosedByServer(5 * time.Second); !strings.Contains(out, "host-unknown") {
+		t.Fatalf("b.test answered a stream for a domain it does not serve with %q, want host-unknown", out)
+	}
 	mfs := scrape(t, tel)
 
+	for _, w := range []struct {
+		name   string
+		labels map[string]string
+	}{
+		{"adhocd_s2s_streams", map[string]string{"domain": "a.test", "direction": "out"}},
+		{"adhocd_s2s_streams", map[string]string{"domain": "a.test", "direction": "in"}},
+		{"adhocd_s2s_stanzas_total", map[string]string{"domain": "a.test", "direction": "out"}},
+		{"adhocd_s2s_stanzas_total", map[string]string{"domain": "a.test", "direction": "in"}},
+		{"adhocd_s2s_bounced_total", map[string]string{"domain": "other", "condition": "remote-server-not-found"}},
+		{"adhocd_s2s_auth_total", map[string]string{"direction": "out", "method": "dialback", "outcome": "success"}},
+		{"adhocd_s2s_auth_total", map[string]string{"direction": "in", "method": "dialback", "outcome": "success"}},
+		{"adhocd_s2s_refused_total", map[string]string{"reason": "host-unknown"}},
+	} {
+		if got := metricstest.Value(mfs, w.name, w.labels); got < 1 {
+			t.Errorf("%s%v = %v after the traffic, want at least 1", w.name, w.labels, got)
+		}
+	}
+
+	refs := dashboardQueries(t)
+	s2sRefs := 0
+	for _, r := range refs {
+		if strings.HasPrefix(r.metric, "adhocd_s2s_") {
+			s2sRefs++
+		}
+		family := strings.TrimSuffix(r.metric, "_bucket")
+		mf := mfs[family]
+		if mf == nil {
+			t.Errorf("panel %q queries %s, which adhocd does not export", r.panel, r.metric)
+			continue
+		}
+		for _, label := range r.by {
+			if label == "le" && family != r.metric {
+				continue // a histogram's bucket bound
+			}
+			if !hasLabel(mf, label) {
+				t.Errorf("panel %q groups %s by %q, a label it does not have", r.panel, r.metric, label)
+			}
+		}
+	}
+	if len(refs) < 15 {
+		t.Fatalf("only %d metric references found in the dashboard", len(refs))
+	}
+	if s2sRefs < 6 {
+		t.Fatalf("only %d adhocd_s2s_ references found in the dashboard's Federation row", s2sRefs)
+	}
+}
+
+// query is one metric a dashboard panel queries.
+type query struct {
+	panel, metric string
+	by            []string // the labels of the query's "by (...)" clauses
+}
+
+// dashboardQueries reads the metrics the Grafana dashboard's panels query.
+func dashboardQueries(t *testing.T) []query {
+	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "helm", "adhocd", "dashboards", "adhocd.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -496,21 +607,58 @@ func TestDashboardMetricsExist(t *testing.T) {
 	if err := json.Unmarshal(b, &dash); err != nil {
 		t.Fatal(err)
 	}
-	names := regexp.MustCompile(`adhocd_[a-z_]+`)
-	n := 0
+	names := regexp.MustCompile(`adhocd_[a-z0-9_]+`)
+	byClause := regexp.MustCompile(`by \(([^)]*)\)`)
+	var qs []query
 	for _, p := range dash.Panels {
 		for _, tg := range p.Targets {
-			for _, name := range names.FindAllString(tg.Expr, -1) {
-				n++
-				family := strings.TrimSuffix(name, "_bucket")
-				if mfs[family] == nil {
-					t.Errorf("panel %q queries %s, which adhocd does not export", p.Title, name)
+			var by []string
+			for _, m := range byClause.FindAllStringSubmatch(tg.Expr, -1) {
+				for _, l := range strings.Split(m[1], ",") {
+					by = append(by, strings.TrimSpace(l))
 				}
+			}
+			for _, name := range names.FindAllString(tg.Expr, -1) {
+				qs = append(qs, query{panel: p.Title, metric: name, by: by})
 			}
 		}
 	}
-	if n < 10 {
-		t.Fatalf("only %d metric references found in the dashboard", n)
+	return qs
+}
+
+// hasLabel reports whether a series of mf has the label name.
+func hasLabel(mf *dto.MetricFamily, name string) bool {
+	for _, m := range mf.GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// crossing is how long a stanza may take to reach the other server of a
+// federated pair, the first one setting up the streams.
+const crossing = 15 * time.Second
+
+// online logs user in on srv, a new account, and sends its initial
+// presence.
+func online(t *testing.T, srv *servertest.Server, user, password string) *servertest.Client {
+	t.Helper()
+	srv.AddUser(user, password)
+	c := srv.Dial(user, password, "")
+	if err := c.SendRaw(ctx(t), "<presence/>"); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// isMessage matches a message from a JID that begins with from, whose
+// body is body.
+func isMessage(from, body string) func(servertest.Stanza) bool {
+	return func(s servertest.Stanza) bool {
+		return s.Name == "message" && strings.HasPrefix(s.Attrs["from"], from) && strings.Contains(s.XML, ">"+body+"</body>")
 	}
 }
 
