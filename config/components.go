@@ -58,7 +58,7 @@ func (s ComponentService) Secret() (string, error) {
 	var secret string
 	switch {
 	case s.SecretFile != "":
-		v, err := readSecretFile(s.SecretFile)
+		v, err := readSecretFile("secret_file", s.SecretFile)
 		if err != nil {
 			return "", fmt.Errorf("config: component %s: %w", s.Domain, err)
 		}
@@ -74,25 +74,26 @@ func (s ComponentService) Secret() (string, error) {
 	return secret, nil
 }
 
-// readSecretFile reads a secret from path: at most maxSecretBytes, white
-// space around it trimmed (a file written with echo ends in a newline),
-// and not empty. An error names the file, never the content.
-func readSecretFile(path string) (string, error) {
+// readSecretFile reads a secret from path, the value of the key named
+// key: at most maxSecretBytes, white space around it trimmed (a file
+// written with echo ends in a newline), and not empty. An error names the
+// key and the file, never the content.
+func readSecretFile(key, path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", fmt.Errorf("secret_file: %w", err)
+		return "", fmt.Errorf("%s: %w", key, err)
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, maxSecretBytes+1))
 	if err != nil {
-		return "", fmt.Errorf("secret_file: %w", err)
+		return "", fmt.Errorf("%s: %w", key, err)
 	}
 	if len(b) > maxSecretBytes {
-		return "", fmt.Errorf("secret_file %s: larger than %d bytes", path, maxSecretBytes)
+		return "", fmt.Errorf("%s %s: larger than %d bytes", key, path, maxSecretBytes)
 	}
 	secret := strings.TrimSpace(string(b))
 	if secret == "" {
-		return "", fmt.Errorf("secret_file %s is empty", path)
+		return "", fmt.Errorf("%s %s is empty", key, path)
 	}
 	return secret, nil
 }

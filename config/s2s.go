@@ -161,9 +161,9 @@ func (s S2S) DialbackSecret() ([]byte, error) {
 	if s.DialbackSecretFile == "" {
 		return nil, nil
 	}
-	v, err := readSecretFile(s.DialbackSecretFile)
+	v, err := readSecretFile("s2s.dialback_secret_file", s.DialbackSecretFile)
 	if err != nil {
-		return nil, fmt.Errorf("config: s2s.dialback_%w", err)
+		return nil, fmt.Errorf("config: %w", err)
 	}
 	return []byte(v), nil
 }
